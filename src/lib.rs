@@ -1,0 +1,1 @@
+//! lvsup: build whole Linux Virtual Server (LVS/IPVS) clusters from one `cluster.toml`.
