@@ -1,1 +1,7 @@
 //! lvsup: build whole Linux Virtual Server (LVS/IPVS) clusters from one `cluster.toml`.
+
+pub mod cli;
+pub mod config;
+pub mod desired;
+pub mod director;
+pub mod plan;

@@ -1,0 +1,140 @@
+//! Command line: parse arguments, run one command, map the outcome to an exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError};
+use crate::{desired, plan};
+
+/// Exit codes, as in the README. Terraform's conventions for `plan`.
+pub mod exit {
+    /// Success (for `plan --detailed-exitcode`: success and no changes).
+    pub const OK: u8 = 0;
+    /// An error: invalid configuration, a host or step that failed.
+    pub const ERROR: u8 = 1;
+    /// `plan --detailed-exitcode` only: success, and there are changes to apply.
+    pub const CHANGES: u8 = 2;
+    /// The command line itself is wrong (unknown flag, missing argument).
+    pub const USAGE: u8 = 64;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lvsup",
+    version,
+    about = "Build whole LVS/IPVS load-balancing clusters from one cluster.toml",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a cluster file and print a one-line summary
+    Validate(FileArg),
+    /// Show what apply would change on every host
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+struct FileArg {
+    /// The cluster file
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "cluster.toml",
+        value_name = "FILE"
+    )]
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    file: FileArg,
+    /// Do not contact any host: plan against fresh hosts
+    #[arg(long)]
+    offline: bool,
+    /// Print the plan as JSON
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn report(e: &anyhow::Error) {
+    let mut stderr = std::io::stderr().lock();
+    if let Some(ce) = e.downcast_ref::<ConfigError>() {
+        let _ = write!(stderr, "{}", ce.render(color_stderr()));
+    } else {
+        let _ = writeln!(stderr, "error: {e:#}");
+    }
+}
+
+fn color_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+/// Run one parsed command; the returned number is the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Validate(a) => {
+            let spec = config::load(&a.file)?;
+            println!("{}", spec.summary());
+            Ok(exit::OK)
+        }
+        Command::Plan(a) => {
+            let spec = config::load(&a.file.file)?;
+            if !a.offline {
+                anyhow::bail!(
+                    "live plan (looking at the hosts over SSH) is not available in this build; \
+                     run `lvsup plan -f {} --offline` to plan against fresh hosts",
+                    a.file.file.display()
+                );
+            }
+            let desired = desired::desired_cluster(&spec)?;
+            let plan = plan::offline(&spec, &desired);
+            let mut out = std::io::stdout().lock();
+            if a.json {
+                serde_json::to_writer_pretty(&mut out, &plan)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", plan.render_text())?;
+            }
+            Ok(if a.detailed_exitcode && plan.has_changes() {
+                exit::CHANGES
+            } else {
+                exit::OK
+            })
+        }
+    }
+}

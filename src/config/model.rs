@@ -1,0 +1,330 @@
+//! The validated, typed model of a cluster: what every other module works from.
+//! Defaults of the contract are resolved here (vrid from the name, priorities
+//! from director order, health defaults); facts only a host can tell (which
+//! interface holds the VIP) stay `None` until apply time.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub vip: Ipv4Addr,
+    pub mode: Mode,
+    /// Director interface for VRRP and the VIP; `None` = the interface whose
+    /// subnet holds the VIP, found on each director at apply time.
+    pub interface: Option<String>,
+    pub vrid: u8,
+    #[serde(serialize_with = "ser_duration")]
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub ssh: SshSettings,
+    pub services: Vec<Service>,
+    pub directors: Vec<Director>,
+    pub real_servers: Vec<RealServer>,
+    pub nat: Option<Nat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Dr,
+    Tun,
+    Nat,
+}
+
+impl Mode {
+    pub const ALL: &'static [&'static str] = &["dr", "tun", "nat"];
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "dr" => Some(Mode::Dr),
+            "tun" => Some(Mode::Tun),
+            "nat" => Some(Mode::Nat),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Dr => "dr",
+            Mode::Tun => "tun",
+            Mode::Nat => "nat",
+        }
+    }
+
+    /// IPVS forwarding method of the destinations in this mode.
+    pub fn forward(self) -> Forward {
+        match self {
+            Mode::Dr => Forward::Route,
+            Mode::Tun => Forward::Tunnel,
+            Mode::Nat => Forward::Masq,
+        }
+    }
+
+    /// Whether real servers may listen on a port other than the service's.
+    pub fn can_remap_ports(self) -> bool {
+        self == Mode::Nat
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Dr => "DR",
+            Mode::Tun => "TUN",
+            Mode::Nat => "NAT",
+        })
+    }
+}
+
+/// IPVS forwarding method, named as `ipvsadm -Ln` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forward {
+    /// `-m`, masquerading (NAT)
+    Masq,
+    /// `-i`, IP-in-IP tunnelling
+    Tunnel,
+    /// `-g`, direct routing (gatewaying)
+    Route,
+}
+
+impl fmt::Display for Forward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Forward::Masq => "Masq",
+            Forward::Tunnel => "Tunnel",
+            Forward::Route => "Route",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub const ALL: &'static [&'static str] = &["tcp", "udp"];
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        })
+    }
+}
+
+/// IPVS scheduler names exactly as ipvsadm spells them (kernel module `ip_vs_<name>`).
+pub const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub port: u16,
+    pub protocol: Protocol,
+    /// One of [`SCHEDULERS`].
+    pub scheduler: String,
+    /// Client affinity timeout (`ipvsadm -p`), whole seconds; `None` = off.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub persistence: Option<Duration>,
+    pub health: Health,
+}
+
+impl Service {
+    /// `TCP 192.168.0.100:80`
+    pub fn label(&self, vip: Ipv4Addr) -> String {
+        format!("{} {}:{}", self.protocol, vip, self.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub check: Check,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub fall: u32,
+    pub rise: u32,
+    /// Checked port; `None` = the real server's port.
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Check {
+    Tcp,
+    Http { path: String, expect_status: u16 },
+    None,
+}
+
+impl Check {
+    pub const ALL: &'static [&'static str] = &["tcp", "http", "none"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Check::Tcp => "tcp",
+            Check::Http { .. } => "http",
+            Check::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Director {
+    pub name: String,
+    /// Management address (SSH) and VRRP source, with its prefix (default /24).
+    pub address: Ipv4Net,
+    /// VRRP priority 1..=254; default 150 for the first, 10 less for each next.
+    pub priority: u8,
+    pub ssh_host: Option<String>,
+    /// NAT only: the director's own address on the real servers' subnet.
+    pub internal_address: Option<Ipv4Net>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RealServer {
+    pub name: String,
+    pub address: Ipv4Net,
+    /// IPVS weight 0..=65535; 0 = quiesced (no new connections).
+    pub weight: u32,
+    /// NAT only: the port the real server listens on (port remapping).
+    pub port: Option<u16>,
+    pub ssh_host: Option<String>,
+}
+
+impl RealServer {
+    /// The port this real server listens on for `service`.
+    pub fn port_for(&self, service: &Service) -> u16 {
+        self.port.unwrap_or(service.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nat {
+    /// Floating internal address the real servers route through.
+    pub gateway: Ipv4Net,
+    /// `None` = the director interface on the real servers' subnet (found at apply).
+    pub internal_interface: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<String>,
+    /// Like `ssh -F`; relative paths are resolved against the cluster file's directory.
+    pub config: Option<String>,
+    pub become_sudo: bool,
+    pub host_key_checking: HostKeyChecking,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyChecking {
+    #[default]
+    Strict,
+    AcceptNew,
+}
+
+impl ClusterSpec {
+    /// "web: DR, 1 service, 2 directors, 2 real servers"
+    pub fn summary(&self) -> String {
+        fn n(count: usize, what: &str) -> String {
+            format!("{count} {what}{}", if count == 1 { "" } else { "s" })
+        }
+        format!(
+            "{}: {}, {}, {}, {}",
+            self.name,
+            self.mode,
+            n(self.services.len(), "service"),
+            n(self.directors.len(), "director"),
+            n(self.real_servers.len(), "real server")
+        )
+    }
+
+    /// Directors ordered by priority, highest first: the first is the intended master.
+    pub fn directors_by_priority(&self) -> Vec<&Director> {
+        let mut d: Vec<&Director> = self.directors.iter().collect();
+        d.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
+        d
+    }
+
+    /// Kernel modules a director needs: ip_vs and one per scheduler in use.
+    pub fn director_modules(&self) -> Vec<String> {
+        let mut m = vec!["ip_vs".to_string()];
+        for s in &self.services {
+            let name = format!("ip_vs_{}", s.scheduler);
+            if !m.contains(&name) {
+                m.push(name);
+            }
+        }
+        m[1..].sort();
+        m
+    }
+}
+
+/// `"100ms"`, `"2s"`, `"2m"`: the form used in files lvsup writes and in its output.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_in_the_largest_whole_unit() {
+        assert_eq!(format_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(6)), "6s");
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,712 @@
+//! Desired state (pure): for every host of a cluster, what lvsup will put
+//! there — files rendered from `templates/`, addresses, routes, sysctls,
+//! kernel modules, systemd units, and on directors the IPVS table their
+//! daemon keeps. `plan` diffs this against what a host has (nothing, offline).
+//!
+//! Decisions an LVS operator will look for, each with its reason:
+//! - DR real servers: VIP/32 on `lo`; `arp_ignore=1` and `arp_announce=2` on
+//!   `all` and `lo` (the kernel uses the max of `all` and the receiving
+//!   interface, so `all` covers the interface that faces the directors).
+//! - TUN real servers: module `ipip`, VIP/32 on `tunl0`, the same ARP settings
+//!   on `all` and `tunl0`, and `rp_filter` 0 on `tunl0` with at most loose (2)
+//!   on `all`: strict reverse-path filtering drops decapsulated requests
+//!   because the reply route to the client is not via `tunl0`.
+//! - NAT real servers: default route via `nat.gateway` (replies must pass the
+//!   director to be rewritten). NAT directors: `ip_forward=1`.
+//! - Every director: `net.ipv4.vs.expire_nodest_conn=1` (drop connection
+//!   entries of a removed real server at once instead of black-holing clients
+//!   that reuse a source port) and `expire_quiescent_template=1` (persistence
+//!   templates of a weight-0 server expire, so draining works with persistence).
+//!   These keys exist once `ip_vs` is loaded: the modules-load.d file loads it
+//!   before systemd-sysctl runs at boot.
+//! - Units and files carry the cluster name (`lvsup-director-web.service`,
+//!   `/etc/sysctl.d/90-lvsup-web.conf`), so one real server can serve several
+//!   clusters.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
+
+use crate::config::{ClusterSpec, Director, Forward, Mode, Protocol, RealServer};
+use crate::director::config::DirectorConfig;
+
+/// Where lvsup installs its own binary on directors.
+pub const BINARY_PATH: &str = "/usr/local/bin/lvsup";
+
+pub fn director_unit(cluster: &str) -> String {
+    format!("lvsup-director-{cluster}.service")
+}
+pub fn realserver_unit(cluster: &str) -> String {
+    format!("lvsup-realserver-{cluster}.service")
+}
+pub fn director_config_path(cluster: &str) -> String {
+    format!("/etc/lvsup/{cluster}/director.toml")
+}
+pub fn sysctl_path(cluster: &str) -> String {
+    format!("/etc/sysctl.d/90-lvsup-{cluster}.conf")
+}
+pub fn modules_path(cluster: &str) -> String {
+    format!("/etc/modules-load.d/lvsup-{cluster}.conf")
+}
+pub fn unit_path(unit: &str) -> String {
+    format!("/etc/systemd/system/{unit}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredCluster {
+    pub cluster: String,
+    pub mode: Mode,
+    pub vip: Ipv4Addr,
+    /// In apply order: real servers, then backup directors (lowest priority
+    /// first), then the intended master.
+    pub hosts: Vec<HostState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostState {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub ssh_host: Option<String>,
+    pub role: Role,
+    pub files: Vec<FileSpec>,
+    pub addresses: Vec<AddressSpec>,
+    pub routes: Vec<RouteSpec>,
+    pub sysctls: Vec<SysctlSpec>,
+    pub modules: Vec<String>,
+    pub units: Vec<UnitSpec>,
+    /// Directors: the IPVS table the daemon keeps (identical on every director).
+    pub ipvs: Vec<VirtualService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Role {
+    Director {
+        priority: u8,
+        /// The highest priority: VRRP master when all directors are healthy.
+        master: bool,
+    },
+    RealServer,
+}
+
+impl Role {
+    pub fn describe(&self) -> String {
+        match self {
+            Role::Director {
+                priority,
+                master: true,
+            } => {
+                format!("director, master, priority {priority}")
+            }
+            Role::Director { priority, .. } => format!("director, backup, priority {priority}"),
+            Role::RealServer => "real server".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSpec {
+    pub path: String,
+    /// Octal permission bits, e.g. 0o644.
+    pub mode: u32,
+    pub content: String,
+    /// What the file is for, in a few words.
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressSpec {
+    pub address: Ipv4Net,
+    pub interface: Interface,
+    pub holder: Holder,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Interface {
+    Named(String),
+    /// Not set in the file: the interface whose subnet holds this address,
+    /// found on the host at apply time.
+    HoldingSubnetOf(Ipv4Addr),
+}
+
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interface::Named(n) => f.write_str(n),
+            Interface::HoldingSubnetOf(a) => write!(f, "the interface on {a}'s subnet"),
+        }
+    }
+}
+
+/// Who puts an address in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holder {
+    /// Added by the host's lvsup unit at boot, always present.
+    Unit(String),
+    /// Floating: held by the VRRP master's daemon only.
+    Vrrp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteSpec {
+    /// "default" or a prefix.
+    pub destination: String,
+    pub via: Ipv4Addr,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SysctlSpec {
+    pub key: String,
+    pub value: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitSpec {
+    pub name: String,
+    pub enabled: bool,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualService {
+    pub protocol: Protocol,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub scheduler: String,
+    /// Persistence timeout in seconds (`ipvsadm -p`); `None` = off.
+    pub persistence_secs: Option<u32>,
+    pub destinations: Vec<Destination>,
+}
+
+impl VirtualService {
+    /// `TCP 192.168.0.100:80`
+    pub fn label(&self) -> String {
+        format!("{} {}:{}", self.protocol, self.vip, self.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Destination {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("rendering template {template}: {source}")]
+pub struct RenderError {
+    template: &'static str,
+    #[source]
+    source: minijinja::Error,
+}
+
+/// The templates, compiled into the binary so a director needs nothing else.
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "director.toml.j2",
+        include_str!("../../templates/director.toml.j2"),
+    ),
+    (
+        "lvsup-director.service.j2",
+        include_str!("../../templates/lvsup-director.service.j2"),
+    ),
+    (
+        "lvsup-realserver.service.j2",
+        include_str!("../../templates/lvsup-realserver.service.j2"),
+    ),
+    (
+        "sysctl.conf.j2",
+        include_str!("../../templates/sysctl.conf.j2"),
+    ),
+    (
+        "modules-load.conf.j2",
+        include_str!("../../templates/modules-load.conf.j2"),
+    ),
+];
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    for (name, source) in TEMPLATES {
+        // The templates are part of the binary and covered by tests: a syntax
+        // error is a build defect, reported at render time like any other.
+        let _ = env.add_template(name, source);
+    }
+    // `q`: a TOML basic string literal, escaped as TOML requires.
+    env.add_filter("q", |v: Value| -> String {
+        toml::Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_string)).to_string()
+    });
+    env
+}
+
+fn render(
+    env: &Environment<'_>,
+    template: &'static str,
+    ctx: Value,
+) -> Result<String, RenderError> {
+    env.get_template(template)
+        .and_then(|t| t.render(ctx))
+        .map_err(|source| RenderError { template, source })
+}
+
+/// The desired state of every host of `spec`.
+pub fn desired_cluster(spec: &ClusterSpec) -> Result<DesiredCluster, RenderError> {
+    let env = environment();
+    let ipvs = ipvs_table(spec);
+    let mut hosts = Vec::new();
+    for rs in &spec.real_servers {
+        hosts.push(real_server(&env, spec, rs)?);
+    }
+    let mut by_priority = spec.directors_by_priority();
+    by_priority.reverse();
+    let max = spec.directors.iter().map(|d| d.priority).max().unwrap_or(0);
+    for d in by_priority {
+        hosts.push(director(&env, spec, d, max, &ipvs)?);
+    }
+    Ok(DesiredCluster {
+        cluster: spec.name.clone(),
+        mode: spec.mode,
+        vip: spec.vip,
+        hosts,
+    })
+}
+
+/// The IPVS table every director keeps: one virtual service per `[[services]]`,
+/// every real server a destination with the mode's forwarding method.
+pub fn ipvs_table(spec: &ClusterSpec) -> Vec<VirtualService> {
+    spec.services
+        .iter()
+        .map(|s| VirtualService {
+            protocol: s.protocol,
+            vip: spec.vip,
+            port: s.port,
+            scheduler: s.scheduler.clone(),
+            persistence_secs: s.persistence.map(|d| d.as_secs() as u32),
+            destinations: spec
+                .real_servers
+                .iter()
+                .map(|r| Destination {
+                    name: r.name.clone(),
+                    address: r.address.addr(),
+                    port: r.port_for(s),
+                    forward: spec.mode.forward(),
+                    weight: r.weight,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn sysctl(key: &str, value: &str, why: &str) -> SysctlSpec {
+    SysctlSpec {
+        key: key.into(),
+        value: value.into(),
+        why: why.into(),
+    }
+}
+
+fn director(
+    env: &Environment<'_>,
+    spec: &ClusterSpec,
+    d: &Director,
+    max_priority: u8,
+    ipvs: &[VirtualService],
+) -> Result<HostState, RenderError> {
+    let cluster = &spec.name;
+    let cfg = DirectorConfig::from_spec(spec, d);
+    let config_path = director_config_path(cluster);
+    let unit = director_unit(cluster);
+    let modules = spec.director_modules();
+
+    let mut sysctls = vec![
+        sysctl(
+            "net.ipv4.vs.expire_nodest_conn",
+            "1",
+            "drop connection entries of a removed real server at once (no black-holed clients)",
+        ),
+        sysctl(
+            "net.ipv4.vs.expire_quiescent_template",
+            "1",
+            "persistence templates of a weight-0 real server expire, so draining works",
+        ),
+    ];
+    if spec.mode == Mode::Nat {
+        sysctls.insert(
+            0,
+            sysctl(
+                "net.ipv4.ip_forward",
+                "1",
+                "NAT: the director routes the real servers' replies",
+            ),
+        );
+    }
+
+    let files = vec![
+        FileSpec {
+            path: config_path.clone(),
+            mode: 0o644,
+            content: render(
+                env,
+                "director.toml.j2",
+                context! { max_priority => max_priority, ..Value::from(Serde(&cfg)) },
+            )?,
+            purpose: "director daemon configuration".into(),
+        },
+        FileSpec {
+            path: unit_path(&unit),
+            mode: 0o644,
+            content: render(
+                env,
+                "lvsup-director.service.j2",
+                context! { cluster, binary => BINARY_PATH, config => config_path },
+            )?,
+            purpose: "systemd unit of the director daemon".into(),
+        },
+        sysctl_file(env, spec, "director", &sysctls)?,
+        modules_file(env, spec, "director", &modules)?,
+    ];
+
+    let vip_iface = match &spec.interface {
+        Some(i) => Interface::Named(i.clone()),
+        None => Interface::HoldingSubnetOf(spec.vip),
+    };
+    let mut addresses = vec![AddressSpec {
+        address: Ipv4Net::from(spec.vip),
+        interface: vip_iface,
+        holder: Holder::Vrrp,
+    }];
+    if let Some(nat) = &spec.nat {
+        addresses.push(AddressSpec {
+            address: nat.gateway,
+            interface: match &nat.internal_interface {
+                Some(i) => Interface::Named(i.clone()),
+                None => Interface::HoldingSubnetOf(nat.gateway.addr()),
+            },
+            holder: Holder::Vrrp,
+        });
+    }
+
+    Ok(HostState {
+        name: d.name.clone(),
+        address: d.address.addr(),
+        ssh_host: d.ssh_host.clone(),
+        role: Role::Director {
+            priority: d.priority,
+            master: d.priority == max_priority,
+        },
+        files,
+        addresses,
+        routes: vec![],
+        sysctls,
+        modules,
+        units: vec![UnitSpec {
+            name: unit,
+            enabled: true,
+            active: true,
+        }],
+        ipvs: ipvs.to_vec(),
+    })
+}
+
+fn real_server(
+    env: &Environment<'_>,
+    spec: &ClusterSpec,
+    rs: &RealServer,
+) -> Result<HostState, RenderError> {
+    let cluster = &spec.name;
+    let unit = realserver_unit(cluster);
+    let vip = spec.vip;
+    let mut sysctls = Vec::new();
+    let mut modules = Vec::new();
+    let mut addresses = Vec::new();
+    let mut routes = Vec::new();
+    let (start, stop, what): (Vec<String>, Vec<String>, &str) = match spec.mode {
+        Mode::Dr => {
+            for i in ["all", "lo"] {
+                sysctls.push(sysctl(
+                    &format!("net.ipv4.conf.{i}.arp_ignore"),
+                    "1",
+                    "answer ARP only for addresses of the receiving interface: never for the VIP on lo",
+                ));
+                sysctls.push(sysctl(
+                    &format!("net.ipv4.conf.{i}.arp_announce"),
+                    "2",
+                    "never use the VIP as the source of ARP requests",
+                ));
+            }
+            addresses.push(AddressSpec {
+                address: Ipv4Net::from(vip),
+                interface: Interface::Named("lo".into()),
+                holder: Holder::Unit(unit.clone()),
+            });
+            (
+                vec![format!("ip addr replace {vip}/32 dev lo")],
+                vec![format!("ip addr del {vip}/32 dev lo")],
+                "VIP on lo, ARP suppression",
+            )
+        }
+        Mode::Tun => {
+            modules.push("ipip".to_string());
+            for i in ["all", "tunl0"] {
+                sysctls.push(sysctl(
+                    &format!("net.ipv4.conf.{i}.arp_ignore"),
+                    "1",
+                    "answer ARP only for addresses of the receiving interface: never for the VIP on tunl0",
+                ));
+                sysctls.push(sysctl(
+                    &format!("net.ipv4.conf.{i}.arp_announce"),
+                    "2",
+                    "never use the VIP as the source of ARP requests",
+                ));
+            }
+            sysctls.push(sysctl(
+                "net.ipv4.conf.tunl0.rp_filter",
+                "0",
+                "accept decapsulated requests: the route back to the client is not via tunl0",
+            ));
+            sysctls.push(sysctl(
+                "net.ipv4.conf.all.rp_filter",
+                "2",
+                "the kernel uses the max of all and tunl0: strict (1) would drop tunnelled requests, loose (2) keeps spoofing protection",
+            ));
+            addresses.push(AddressSpec {
+                address: Ipv4Net::from(vip),
+                interface: Interface::Named("tunl0".into()),
+                holder: Holder::Unit(unit.clone()),
+            });
+            (
+                vec![
+                    "ip link set tunl0 up".to_string(),
+                    format!("ip addr replace {vip}/32 dev tunl0"),
+                ],
+                vec![format!("ip addr del {vip}/32 dev tunl0")],
+                "VIP on tunl0, ARP suppression",
+            )
+        }
+        Mode::Nat => {
+            let gw = spec.nat.as_ref().map_or(vip, |n| n.gateway.addr());
+            routes.push(RouteSpec {
+                destination: "default".into(),
+                via: gw,
+                unit: unit.clone(),
+            });
+            (
+                vec![format!("ip route replace default via {gw}")],
+                vec![format!("ip route del default via {gw}")],
+                "default route via the directors",
+            )
+        }
+    };
+
+    let mut files = Vec::new();
+    if !sysctls.is_empty() {
+        files.push(sysctl_file(env, spec, "real server", &sysctls)?);
+    }
+    if !modules.is_empty() {
+        files.push(modules_file(env, spec, "real server", &modules)?);
+    }
+    let sysctl_file_path = (!sysctls.is_empty()).then(|| sysctl_path(cluster));
+    files.push(FileSpec {
+        path: unit_path(&unit),
+        mode: 0o644,
+        content: render(
+            env,
+            "lvsup-realserver.service.j2",
+            context! { cluster, what, start, stop, sysctl_file => sysctl_file_path },
+        )?,
+        purpose: format!("systemd unit: {what}, at every boot"),
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+
+    Ok(HostState {
+        name: rs.name.clone(),
+        address: rs.address.addr(),
+        ssh_host: rs.ssh_host.clone(),
+        role: Role::RealServer,
+        files,
+        addresses,
+        routes,
+        sysctls,
+        modules,
+        units: vec![UnitSpec {
+            name: unit,
+            enabled: true,
+            active: true,
+        }],
+        ipvs: vec![],
+    })
+}
+
+fn sysctl_file(
+    env: &Environment<'_>,
+    spec: &ClusterSpec,
+    role: &str,
+    sysctls: &[SysctlSpec],
+) -> Result<FileSpec, RenderError> {
+    Ok(FileSpec {
+        path: sysctl_path(&spec.name),
+        mode: 0o644,
+        content: render(
+            env,
+            "sysctl.conf.j2",
+            context! { cluster => &spec.name, role, sysctls => Value::from(Serde(sysctls)) },
+        )?,
+        purpose: "kernel settings, kept across reboots".into(),
+    })
+}
+
+fn modules_file(
+    env: &Environment<'_>,
+    spec: &ClusterSpec,
+    role: &str,
+    modules: &[String],
+) -> Result<FileSpec, RenderError> {
+    Ok(FileSpec {
+        path: modules_path(&spec.name),
+        mode: 0o644,
+        content: render(
+            env,
+            "modules-load.conf.j2",
+            context! { cluster => &spec.name, role, modules => Value::from(Serde(modules)) },
+        )?,
+        purpose: "kernel modules loaded at boot".into(),
+    })
+}
+
+/// Sysctls of a host as a map, for diffing.
+pub fn sysctl_map(h: &HostState) -> BTreeMap<&str, &str> {
+    h.sysctls
+        .iter()
+        .map(|s| (s.key.as_str(), s.value.as_str()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn example(name: &str) -> ClusterSpec {
+        let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        match config::load(std::path::Path::new(&path)) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn rendered_director_config_reads_back_as_the_same_config() {
+        for ex in ["dr.toml", "tun.toml", "nat.toml", "minimal.toml"] {
+            let spec = example(ex);
+            let desired = desired_cluster(&spec).expect("render");
+            for d in &spec.directors {
+                let host = desired
+                    .hosts
+                    .iter()
+                    .find(|h| h.name == d.name)
+                    .expect("host");
+                let file = host
+                    .files
+                    .iter()
+                    .find(|f| f.path == director_config_path(&spec.name))
+                    .expect("director.toml");
+                let parsed = DirectorConfig::parse(&file.content)
+                    .unwrap_or_else(|e| panic!("{ex}/{}: {e}\n{}", d.name, file.content));
+                assert_eq!(
+                    parsed,
+                    DirectorConfig::from_spec(&spec, d),
+                    "{ex}/{}",
+                    d.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn apply_order_is_real_servers_then_backups_then_master() {
+        let spec = example("dr.toml");
+        let d = desired_cluster(&spec).expect("render");
+        let names: Vec<&str> = d.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["node1", "node2", "lvs192", "lvs191"]);
+        assert_eq!(
+            d.hosts[3].role,
+            Role::Director {
+                priority: 150,
+                master: true
+            }
+        );
+    }
+
+    #[test]
+    fn ipvs_table_uses_the_modes_forwarding_and_nat_port_remap() {
+        let nat = example("nat.toml");
+        let t = ipvs_table(&nat);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].scheduler, "sh");
+        assert!(
+            t[0].destinations
+                .iter()
+                .all(|d| d.forward == Forward::Masq && d.port == 8080)
+        );
+        let tun = example("tun.toml");
+        let t = ipvs_table(&tun);
+        assert_eq!(t[0].persistence_secs, Some(300));
+        assert_eq!(
+            t[0].destinations
+                .iter()
+                .map(|d| d.weight)
+                .collect::<Vec<_>>(),
+            [3, 1]
+        );
+        assert!(
+            t[0].destinations
+                .iter()
+                .all(|d| d.forward == Forward::Tunnel)
+        );
+    }
+
+    #[test]
+    fn real_server_settings_per_mode() {
+        let dr = desired_cluster(&example("dr.toml")).expect("render");
+        let node1 = &dr.hosts[0];
+        let s = sysctl_map(node1);
+        assert_eq!(s.get("net.ipv4.conf.all.arp_ignore"), Some(&"1"));
+        assert_eq!(s.get("net.ipv4.conf.lo.arp_announce"), Some(&"2"));
+        assert_eq!(node1.addresses[0].interface, Interface::Named("lo".into()));
+
+        let tun = desired_cluster(&example("tun.toml")).expect("render");
+        let rs1 = &tun.hosts[0];
+        assert_eq!(rs1.modules, ["ipip"]);
+        assert_eq!(
+            sysctl_map(rs1).get("net.ipv4.conf.tunl0.rp_filter"),
+            Some(&"0")
+        );
+        assert_eq!(rs1.addresses[0].interface, Interface::Named("tunl0".into()));
+
+        let nat = desired_cluster(&example("nat.toml")).expect("render");
+        let app1 = &nat.hosts[0];
+        assert!(app1.sysctls.is_empty());
+        assert_eq!(
+            app1.routes[0].via,
+            "192.168.10.254".parse::<Ipv4Addr>().expect("ip")
+        );
+        let nat1 = nat.hosts.iter().find(|h| h.name == "nat1").expect("nat1");
+        assert_eq!(sysctl_map(nat1).get("net.ipv4.ip_forward"), Some(&"1"));
+        assert_eq!(nat1.addresses.len(), 2, "VIP and gateway float");
+    }
+}

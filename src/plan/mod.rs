@@ -1,0 +1,632 @@
+//! Plans: the difference between the desired state of each host and what the
+//! host has (pure). Offline, a host is taken to hold nothing of lvsup's; the
+//! live plan (later) fills [`Observed`] from facts gathered over SSH and uses
+//! the same diff. Rendering: one plain sentence per change, unified diffs for
+//! files (via `similar`), or JSON. Order is stable: hosts in apply order, and
+//! within a host the order apply works in (files, binary, modules, sysctls,
+//! units, addresses, routes, IPVS).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::{ClusterSpec, Mode};
+use crate::desired::{
+    BINARY_PATH, DesiredCluster, Destination, Holder, HostState, Role, VirtualService,
+};
+
+/// What a host has of the things lvsup manages. `Default` is a fresh host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Path → content of the files lvsup manages that exist.
+    pub files: BTreeMap<String, String>,
+    /// Whether `/usr/local/bin/lvsup` is there and is this very version.
+    pub binary_current: bool,
+    pub modules_loaded: BTreeSet<String>,
+    pub sysctls: BTreeMap<String, String>,
+    /// Unit → (enabled, active).
+    pub units: BTreeMap<String, (bool, bool)>,
+    /// (interface, address/prefix) pairs present on the host.
+    pub addresses: BTreeSet<(String, String)>,
+    /// Routes as `ip route` prints them, e.g. `default via 192.168.10.254`.
+    pub routes: BTreeSet<String>,
+    /// The kernel's IPVS table (directors).
+    pub ipvs: Vec<VirtualService>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Plan {
+    pub cluster: String,
+    pub mode: Mode,
+    pub vip: String,
+    /// True when no host was contacted.
+    pub offline: bool,
+    pub hosts: Vec<HostPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostPlan {
+    pub host: String,
+    pub address: String,
+    pub role: Role,
+    pub changes: Vec<Change>,
+    /// Things worth knowing that are not changes (floating addresses, unowned IPVS services).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    fn sign(self) -> char {
+        match self {
+            Action::Create => '+',
+            Action::Update => '~',
+            Action::Delete => '-',
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    pub action: Action,
+    #[serde(flatten)]
+    pub item: Item,
+    /// The change in one plain sentence.
+    pub summary: String,
+    /// Files: a unified diff from what the host has to what lvsup will write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Item {
+    File {
+        path: String,
+        mode: String,
+    },
+    Binary {
+        path: String,
+        version: String,
+    },
+    Module {
+        name: String,
+    },
+    Sysctl {
+        key: String,
+        value: String,
+        previous: Option<String>,
+    },
+    Unit {
+        name: String,
+    },
+    Address {
+        address: String,
+        interface: String,
+    },
+    Route {
+        destination: String,
+        via: String,
+    },
+    IpvsService {
+        service: String,
+        scheduler: String,
+        persistence: Option<u32>,
+    },
+    IpvsDestination {
+        service: String,
+        destination: String,
+        forward: String,
+        weight: u32,
+    },
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.hosts.iter().any(|h| !h.changes.is_empty())
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.hosts
+            .iter()
+            .flat_map(|h| &h.changes)
+            .filter(|c| c.action == action)
+            .count()
+    }
+
+    /// The human form.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "Plan for cluster \"{}\" ({}, VIP {}){}",
+            self.cluster,
+            self.mode,
+            self.vip,
+            if self.offline {
+                " — offline: no host was contacted, every host is shown as fresh"
+            } else {
+                ""
+            }
+        );
+        for h in &self.hosts {
+            let n = h.changes.len();
+            let _ = writeln!(
+                o,
+                "\n{} ({}, {}): {}",
+                h.host,
+                h.role.describe(),
+                h.address,
+                match n {
+                    0 => "no changes".to_string(),
+                    1 => "1 change".to_string(),
+                    n => format!("{n} changes"),
+                }
+            );
+            for c in &h.changes {
+                let _ = writeln!(o, "  {} {}", c.action.sign(), c.summary);
+                if let Some(d) = &c.diff {
+                    for line in d.lines() {
+                        let _ = writeln!(o, "      {line}");
+                    }
+                }
+            }
+            for note in &h.notes {
+                let _ = writeln!(o, "  = {note}");
+            }
+        }
+        let order: Vec<&str> = self.hosts.iter().map(|h| h.host.as_str()).collect();
+        if self.has_changes() {
+            let _ = writeln!(
+                o,
+                "\nPlan: {} to create, {} to update, {} to delete on {} of {} hosts. Apply order: {}.",
+                self.count(Action::Create),
+                self.count(Action::Update),
+                self.count(Action::Delete),
+                self.hosts.iter().filter(|h| !h.changes.is_empty()).count(),
+                self.hosts.len(),
+                order.join(", ")
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "\nNo changes: every host matches cluster \"{}\".",
+                self.cluster
+            );
+        }
+        o
+    }
+}
+
+/// The plan against fresh hosts, without contacting any.
+pub fn offline(spec: &ClusterSpec, desired: &DesiredCluster) -> Plan {
+    let fresh = Observed::default();
+    plan(spec, desired, |_| Some(&fresh), true)
+}
+
+/// The plan of `desired` against what `observed` says each host has.
+pub fn plan<'a>(
+    spec: &ClusterSpec,
+    desired: &DesiredCluster,
+    observed: impl Fn(&str) -> Option<&'a Observed>,
+    offline: bool,
+) -> Plan {
+    let fresh = Observed::default();
+    Plan {
+        cluster: spec.name.clone(),
+        mode: spec.mode,
+        vip: spec.vip.to_string(),
+        offline,
+        hosts: desired
+            .hosts
+            .iter()
+            .map(|h| diff_host(h, observed(&h.name).unwrap_or(&fresh)))
+            .collect(),
+    }
+}
+
+/// Every change that brings host `obs` to `want`.
+pub fn diff_host(want: &HostState, obs: &Observed) -> HostPlan {
+    let mut changes = Vec::new();
+    let mut notes = Vec::new();
+
+    for f in &want.files {
+        let old = obs.files.get(&f.path);
+        if old == Some(&f.content) {
+            continue;
+        }
+        let (action, verb) = match old {
+            None => (Action::Create, "create"),
+            Some(_) => (Action::Update, "update"),
+        };
+        let old_text = old.map_or("", String::as_str);
+        let diff = similar::TextDiff::from_lines(old_text, &f.content)
+            .unified_diff()
+            .context_radius(3)
+            .header(
+                &if old.is_some() {
+                    f.path.clone()
+                } else {
+                    "/dev/null".to_string()
+                },
+                &f.path,
+            )
+            .to_string();
+        changes.push(Change {
+            action,
+            item: Item::File {
+                path: f.path.clone(),
+                mode: format!("{:04o}", f.mode),
+            },
+            summary: format!(
+                "{verb} file {} ({}, mode {:04o})",
+                f.path, f.purpose, f.mode
+            ),
+            diff: Some(diff),
+        });
+    }
+
+    if matches!(want.role, Role::Director { .. }) && !obs.binary_current {
+        let version = env!("CARGO_PKG_VERSION").to_string();
+        changes.push(Change {
+            action: Action::Create,
+            item: Item::Binary {
+                path: BINARY_PATH.into(),
+                version: version.clone(),
+            },
+            summary: format!("install the director daemon {BINARY_PATH} (lvsup {version})"),
+            diff: None,
+        });
+    }
+
+    for m in &want.modules {
+        if !obs.modules_loaded.contains(m) {
+            changes.push(Change {
+                action: Action::Create,
+                item: Item::Module { name: m.clone() },
+                summary: format!("load kernel module {m} (now, and at boot)"),
+                diff: None,
+            });
+        }
+    }
+
+    for s in &want.sysctls {
+        let prev = obs.sysctls.get(&s.key);
+        if prev == Some(&s.value) {
+            continue;
+        }
+        let summary = match prev {
+            Some(p) => format!("set {} = {} (now {p})", s.key, s.value),
+            None => format!("set {} = {}", s.key, s.value),
+        };
+        changes.push(Change {
+            action: if prev.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            item: Item::Sysctl {
+                key: s.key.clone(),
+                value: s.value.clone(),
+                previous: prev.cloned(),
+            },
+            summary,
+            diff: None,
+        });
+    }
+
+    for u in &want.units {
+        let (enabled, active) = obs.units.get(&u.name).copied().unwrap_or((false, false));
+        let verb = match (u.enabled && !enabled, u.active && !active) {
+            (true, true) => "enable and start",
+            (true, false) => "enable",
+            (false, true) => "start",
+            (false, false) => continue,
+        };
+        changes.push(Change {
+            action: if enabled || active {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            item: Item::Unit {
+                name: u.name.clone(),
+            },
+            summary: format!("{verb} unit {}", u.name),
+            diff: None,
+        });
+    }
+
+    for a in &want.addresses {
+        let iface = a.interface.to_string();
+        match &a.holder {
+            Holder::Vrrp => notes.push(format!(
+                "{} floats on {iface}: held by the VRRP master's daemon, not by this host alone",
+                a.address
+            )),
+            Holder::Unit(unit) => {
+                if !obs
+                    .addresses
+                    .contains(&(iface.clone(), a.address.to_string()))
+                {
+                    changes.push(Change {
+                        action: Action::Create,
+                        item: Item::Address {
+                            address: a.address.to_string(),
+                            interface: iface.clone(),
+                        },
+                        summary: format!("add address {} on {iface} (by {unit})", a.address),
+                        diff: None,
+                    });
+                }
+            }
+        }
+    }
+
+    for r in &want.routes {
+        let text = format!("{} via {}", r.destination, r.via);
+        if !obs.routes.contains(&text) {
+            changes.push(Change {
+                action: Action::Create,
+                item: Item::Route {
+                    destination: r.destination.clone(),
+                    via: r.via.to_string(),
+                },
+                summary: format!("route {text} (by {}; replies pass the director)", r.unit),
+                diff: None,
+            });
+        }
+    }
+
+    diff_ipvs(&want.ipvs, &obs.ipvs, &mut changes, &mut notes);
+
+    HostPlan {
+        host: want.name.clone(),
+        address: want.address.to_string(),
+        role: want.role.clone(),
+        changes,
+        notes,
+    }
+}
+
+fn service_detail(s: &VirtualService) -> String {
+    match s.persistence_secs {
+        Some(p) => format!("scheduler {}, persistent {p}s", s.scheduler),
+        None => format!("scheduler {}", s.scheduler),
+    }
+}
+
+fn dest_detail(d: &Destination) -> String {
+    format!(
+        "{} {}:{}, weight {}",
+        d.forward, d.address, d.port, d.weight
+    )
+}
+
+fn diff_ipvs(
+    want: &[VirtualService],
+    have: &[VirtualService],
+    changes: &mut Vec<Change>,
+    notes: &mut Vec<String>,
+) {
+    let key = |s: &VirtualService| (s.protocol, s.vip, s.port);
+    for w in want {
+        let label = w.label();
+        let h = have.iter().find(|h| key(h) == key(w));
+        let service_item = Item::IpvsService {
+            service: label.clone(),
+            scheduler: w.scheduler.clone(),
+            persistence: w.persistence_secs,
+        };
+        match h {
+            None => changes.push(Change {
+                action: Action::Create,
+                item: service_item,
+                summary: format!("add IPVS service {label} ({})", service_detail(w)),
+                diff: None,
+            }),
+            Some(h) if h.scheduler != w.scheduler || h.persistence_secs != w.persistence_secs => {
+                changes.push(Change {
+                    action: Action::Update,
+                    item: service_item,
+                    summary: format!(
+                        "change IPVS service {label}: {} → {}",
+                        service_detail(h),
+                        service_detail(w)
+                    ),
+                    diff: None,
+                })
+            }
+            Some(_) => {}
+        }
+        let have_dests: &[Destination] = h.map_or(&[], |h| &h.destinations);
+        for d in &w.destinations {
+            let dest = format!("{}:{}", d.address, d.port);
+            let item = Item::IpvsDestination {
+                service: label.clone(),
+                destination: dest.clone(),
+                forward: d.forward.to_string(),
+                weight: d.weight,
+            };
+            match have_dests
+                .iter()
+                .find(|x| x.address == d.address && x.port == d.port)
+            {
+                None => changes.push(Change {
+                    action: Action::Create,
+                    item,
+                    summary: format!(
+                        "add IPVS destination {label} -> {} ({}: {})",
+                        dest,
+                        d.name,
+                        dest_detail(d)
+                    ),
+                    diff: None,
+                }),
+                Some(x) if x.weight != d.weight || x.forward != d.forward => changes.push(Change {
+                    action: Action::Update,
+                    item,
+                    summary: format!(
+                        "change IPVS destination {label} -> {dest} ({}): {} → {}",
+                        d.name,
+                        dest_detail(x),
+                        dest_detail(d)
+                    ),
+                    diff: None,
+                }),
+                Some(_) => {}
+            }
+        }
+        for x in have_dests {
+            if !w
+                .destinations
+                .iter()
+                .any(|d| d.address == x.address && d.port == x.port)
+            {
+                changes.push(Change {
+                    action: Action::Delete,
+                    item: Item::IpvsDestination {
+                        service: label.clone(),
+                        destination: format!("{}:{}", x.address, x.port),
+                        forward: x.forward.to_string(),
+                        weight: x.weight,
+                    },
+                    summary: format!(
+                        "remove IPVS destination {label} -> {}:{} (not in cluster.toml)",
+                        x.address, x.port
+                    ),
+                    diff: None,
+                });
+            }
+        }
+    }
+    for h in have {
+        if !want.iter().any(|w| key(w) == key(h)) {
+            notes.push(format!(
+                "IPVS service {} is not lvsup's: left alone",
+                h.label()
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::desired::desired_cluster;
+
+    fn spec() -> ClusterSpec {
+        let path = format!("{}/examples/dr.toml", env!("CARGO_MANIFEST_DIR"));
+        config::load(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What a host that `apply` converged would report.
+    fn converged(h: &HostState) -> Observed {
+        Observed {
+            files: h
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.content.clone()))
+                .collect(),
+            binary_current: true,
+            modules_loaded: h.modules.iter().cloned().collect(),
+            sysctls: h
+                .sysctls
+                .iter()
+                .map(|s| (s.key.clone(), s.value.clone()))
+                .collect(),
+            units: h
+                .units
+                .iter()
+                .map(|u| (u.name.clone(), (true, true)))
+                .collect(),
+            addresses: h
+                .addresses
+                .iter()
+                .map(|a| (a.interface.to_string(), a.address.to_string()))
+                .collect(),
+            routes: h
+                .routes
+                .iter()
+                .map(|r| format!("{} via {}", r.destination, r.via))
+                .collect(),
+            ipvs: h.ipvs.clone(),
+        }
+    }
+
+    #[test]
+    fn converged_hosts_have_no_changes() {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let obs: BTreeMap<String, Observed> = d
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), converged(h)))
+            .collect();
+        let p = plan(&spec, &d, |n| obs.get(n), false);
+        assert!(!p.has_changes(), "{}", p.render_text());
+        assert!(p.render_text().contains("No changes"));
+    }
+
+    #[test]
+    fn drift_by_hand_shows_as_precise_changes() {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let lvs191 = d.hosts.iter().find(|h| h.name == "lvs191").expect("host");
+        let mut obs = converged(lvs191);
+        // someone ran `ipvsadm -e ... -w 5` and `ipvsadm -d ... -r node2`, added a service of
+        // their own, and edited the sysctl file by hand
+        obs.ipvs[0].destinations[0].weight = 5;
+        obs.ipvs[0].destinations.remove(1);
+        let mut foreign = obs.ipvs[0].clone();
+        foreign.port = 443;
+        obs.ipvs.push(foreign);
+        obs.sysctls
+            .insert("net.ipv4.vs.expire_nodest_conn".into(), "0".into());
+        let hp = diff_host(lvs191, &obs);
+        let summaries: Vec<&str> = hp.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            [
+                "set net.ipv4.vs.expire_nodest_conn = 1 (now 0)",
+                "change IPVS destination TCP 192.168.0.100:80 -> 192.168.0.171:80 (node1): Route 192.168.0.171:80, weight 5 → Route 192.168.0.171:80, weight 100",
+                "add IPVS destination TCP 192.168.0.100:80 -> 192.168.0.172:80 (node2: Route 192.168.0.172:80, weight 100)",
+            ]
+        );
+        assert!(
+            hp.notes
+                .iter()
+                .any(|n| n.contains("TCP 192.168.0.100:443 is not lvsup's"))
+        );
+    }
+
+    #[test]
+    fn changed_file_is_an_update_with_a_unified_diff() {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let node1 = &d.hosts[0];
+        let mut obs = converged(node1);
+        let path = node1.files[0].path.clone();
+        obs.files
+            .insert(path.clone(), "net.ipv4.conf.all.arp_ignore = 0\n".into());
+        let hp = diff_host(node1, &obs);
+        assert_eq!(hp.changes.len(), 1);
+        let c = &hp.changes[0];
+        assert_eq!(c.action, Action::Update);
+        let diff = c.diff.as_deref().expect("diff");
+        assert!(
+            diff.starts_with(&format!("--- {path}\n+++ {path}\n")),
+            "{diff}"
+        );
+        assert!(diff.contains("-net.ipv4.conf.all.arp_ignore = 0"));
+        assert!(diff.contains("+net.ipv4.conf.all.arp_ignore = 1"));
+    }
+}
