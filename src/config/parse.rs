@@ -27,7 +27,11 @@ pub fn parse_raw(text: &str) -> (RawFile, Vec<Problem>) {
             }
             problems.push(p);
         }
-        return (RawFile::default(), problems);
+        let file = RawFile {
+            syntax_failed: true,
+            ..RawFile::default()
+        };
+        return (file, problems);
     }
     let mut file = RawFile::default();
     let names: Vec<&str> = raw::SECTIONS.iter().map(|(n, _)| *n).collect();
@@ -55,6 +59,7 @@ pub fn parse_raw(text: &str) -> (RawFile, Vec<Problem>) {
                     .at(key.span())
                     .hint(format!("write each element as `[[{name}]]`")),
                 );
+                file.poisoned.insert(name.to_string());
                 continue;
             };
             let elems: Vec<&Spanned<DeValue>> = array.iter().collect();
@@ -83,6 +88,7 @@ pub fn parse_raw(text: &str) -> (RawFile, Vec<Problem>) {
                     .at(key.span())
                     .hint(format!("write it as a `[{name}]` section")),
                 );
+                file.poisoned.insert(name.to_string());
                 continue;
             }
             match name {

@@ -107,6 +107,8 @@ pub struct RawFile {
     /// Keys (full paths) that were present but unreadable (unknown or of the
     /// wrong type): already reported, and not to be called "missing".
     pub poisoned: std::collections::BTreeSet<String>,
+    /// The text is not valid TOML: nothing else was checked.
+    pub syntax_failed: bool,
 }
 
 /// Top-level sections of the file: (name, is an array of tables).

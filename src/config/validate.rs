@@ -251,6 +251,9 @@ pub fn validate(
     raw: &RawFile,
     problems: Vec<Problem>,
 ) -> Result<ClusterSpec, Vec<Problem>> {
+    if raw.syntax_failed {
+        return Err(problems);
+    }
     let mut v = V {
         text,
         problems,
@@ -290,6 +293,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut advert_interval = Some(Duration::from_secs(1));
     let mut preempt = true;
     match &raw.cluster {
+        None if v.poisoned.contains("cluster") => {}
         None => {
             v.problems.push(
                 Problem::new("cluster", "missing required section `[cluster]`")
@@ -645,7 +649,8 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         }
     }
 
-    // ---- addresses are unique, and none is the VIP
+    // ---- addresses are unique, and none is the VIP; the error is at the later one
+    addrs.sort_by_key(|u| u.span.start);
     let mut seen: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
     for (i, u) in addrs.iter().enumerate() {
         if let Some(&first) = seen.get(&u.addr) {
@@ -690,7 +695,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
 
 /// "at least one" — only when every element of the section could be read.
 fn count_rule<T>(v: &mut V<'_>, name: &str, elems: Option<&[Elem<T>]>, header: &str) {
-    if elems.is_none_or(|e| e.is_empty()) {
+    if elems.is_none_or(|e| e.is_empty()) && !v.poisoned.contains(name) {
         v.problems.push(
             Problem::new(name, format!("at least one `{header}` is required"))
                 .at(0..0)

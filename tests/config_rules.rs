@@ -1,0 +1,211 @@
+//! Every validation rule of cluster.toml has a file under `fixtures/invalid/`
+//! that breaks it. Each file ends with `# expect: KEY @ LINE ~ TEXT` lines;
+//! the problems reported for the file must be exactly those (key and line),
+//! and each message must contain its TEXT.
+
+use std::path::{Path, PathBuf};
+
+use lvsup::config;
+
+struct Expect {
+    key: String,
+    line: usize,
+    text: String,
+}
+
+fn expectations(text: &str) -> Vec<Expect> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# expect: "))
+        .map(|l| {
+            let (key, rest) = l.split_once(" @ ").expect("`KEY @ LINE ~ TEXT`");
+            let (line, text) = rest.split_once(" ~ ").expect("`LINE ~ TEXT`");
+            Expect {
+                key: key.trim().to_string(),
+                line: line.trim().parse().expect("line number"),
+                text: text.trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_invalid_fixture_reports_exactly_its_expected_problems() {
+    let files = fixtures("tests/fixtures/invalid");
+    assert!(files.len() >= 70, "fixtures missing: {}", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("read");
+        let expected = expectations(&text);
+        assert!(
+            !expected.is_empty(),
+            "{}: no `# expect:` line",
+            path.display()
+        );
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let err = match config::parse_str(name, &text) {
+            Ok(_) => {
+                failures.push(format!("{name}: validated, but should fail"));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let got: Vec<(String, usize)> = err
+            .problems
+            .iter()
+            .map(|p| (p.key.clone(), p.line))
+            .collect();
+        let want: Vec<(String, usize)> = expected.iter().map(|e| (e.key.clone(), e.line)).collect();
+        let mut g = got.clone();
+        let mut w = want.clone();
+        g.sort();
+        w.sort();
+        if g != w {
+            failures.push(format!("{name}: expected {want:?}, got:\n{err}"));
+            continue;
+        }
+        for e in &expected {
+            let p = err
+                .problems
+                .iter()
+                .find(|p| p.key == e.key && p.line == e.line)
+                .expect("matched above");
+            let full = format!("{} {}", p.message, p.hint.as_deref().unwrap_or(""));
+            if !full.contains(&e.text) {
+                failures.push(format!(
+                    "{name}: `{}` message {full:?} lacks {:?}",
+                    e.key, e.text
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_example_validates() {
+    let files = fixtures("examples");
+    assert!(files.len() >= 3);
+    for path in files {
+        if let Err(e) = config::load(&path) {
+            panic!("{}:\n{e}", path.display());
+        }
+    }
+}
+
+#[test]
+fn defaults_of_the_contract_are_applied() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml");
+    let spec = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.vrid, config::validate::derived_vrid("web"));
+    assert_eq!(spec.advert_interval, std::time::Duration::from_secs(1));
+    assert!(spec.preempt);
+    assert_eq!(spec.interface, None, "found on the host at apply time");
+    let prios: Vec<u8> = spec.directors.iter().map(|d| d.priority).collect();
+    assert_eq!(prios, [150, 140]);
+    let s = &spec.services[0];
+    assert_eq!(s.protocol, config::Protocol::Tcp);
+    assert_eq!(s.persistence, None);
+    let h = &s.health;
+    assert_eq!(h.check, config::Check::Tcp);
+    assert_eq!(
+        (
+            h.interval.as_secs(),
+            h.timeout.as_secs(),
+            h.fall,
+            h.rise,
+            h.port
+        ),
+        (2, 1, 3, 2, None)
+    );
+    assert_eq!(spec.real_servers[0].weight, 1);
+    assert_eq!(
+        spec.directors[0].address.prefix_len(),
+        24,
+        "default prefix /24"
+    );
+    assert_eq!(
+        spec.summary(),
+        "web: DR, 1 service, 2 directors, 2 real servers"
+    );
+}
+
+#[test]
+fn scheduler_default_is_wlc_and_udp_defaults_to_no_check() {
+    let text = r#"
+[cluster]
+name = "dns"
+vip = "10.0.0.53"
+mode = "tun"
+
+[[services]]
+port = 53
+protocol = "udp"
+
+[[directors]]
+name = "d1"
+address = "10.0.0.2"
+
+[[real_servers]]
+name = "r1"
+address = "10.9.0.2"
+"#;
+    let spec = config::parse_str("dns.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.services[0].scheduler, "wlc");
+    assert_eq!(spec.services[0].health.check, config::Check::None);
+}
+
+#[test]
+fn derived_vrid_is_stable_and_in_range() {
+    // Changing the derivation would split running clusters: pin some values.
+    use config::validate::derived_vrid;
+    let v: Vec<u8> = ["web", "natweb", "tunnel", "a"]
+        .iter()
+        .map(|n| derived_vrid(n))
+        .collect();
+    // 1 + FNV-1a-32(name) % 255, computed independently
+    assert_eq!(v, [56, 228, 191, 71]);
+    for name in ["web", "x", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"] {
+        assert!((1..=255).contains(&derived_vrid(name)));
+    }
+}
+
+#[test]
+fn garbage_input_never_panics() {
+    // Arbitrary bytes, truncations of a valid file, and odd TOML must produce
+    // errors (or a spec), never a panic.
+    let valid =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dr.toml"))
+            .expect("read");
+    for cut in (0..valid.len()).step_by(7) {
+        if valid.is_char_boundary(cut) {
+            let _ = config::parse_str("cut.toml", &valid[..cut]);
+        }
+    }
+    let odd = [
+        "",
+        "=",
+        "[[cluster]]\nname=1",
+        "[cluster]\nname = \"web\"\n[cluster]\n",
+        "services = 3",
+        "[[services]]\nhealth = 1",
+        "[[services]]\n[services.health]\ncheck = [1]",
+        "[cluster]\nvrid = 99999999999999999999",
+        "[cluster]\nadvert_interval = \"9999999999999999999999s\"",
+        "\u{feff}[cluster]",
+        "[cluster]\nname = \"\u{1F600}\"",
+    ];
+    for t in odd {
+        let _ = config::parse_str("odd.toml", t);
+    }
+}
