@@ -115,7 +115,7 @@ impl ConfigError {
         } else {
             miette::GraphicalTheme::unicode_nocolor()
         };
-        let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+        let handler = miette::GraphicalReportHandler::new_themed(theme).with_wrap_lines(false);
         let mut out = String::new();
         for d in self.diagnostics() {
             if handler.render_report(&mut out, &d).is_err() {

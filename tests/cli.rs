@@ -1,0 +1,159 @@
+//! The `lvsup` binary as a user runs it: exit codes, messages, and golden
+//! snapshots of `plan --offline` (text and JSON) for every example.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A small fluent runner: `Run::new(&["validate"]).code(0).stdout()`.
+struct Run {
+    out: Output,
+    args: String,
+}
+
+impl Run {
+    fn new(args: &[&str]) -> Run {
+        Run::in_dir(env!("CARGO_MANIFEST_DIR"), args)
+    }
+
+    fn in_dir(dir: impl AsRef<Path>, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
+            .args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run lvsup");
+        Run {
+            out,
+            args: args.join(" "),
+        }
+    }
+
+    fn code(self, want: i32) -> Run {
+        assert_eq!(
+            self.out.status.code(),
+            Some(want),
+            "lvsup {}\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+}
+
+const EXAMPLES: &[&str] = &["dr", "tun", "nat", "minimal"];
+
+#[test]
+fn validate_prints_a_one_line_summary() {
+    let out = Run::new(&["validate", "-f", "examples/dr.toml"]).code(0).stdout();
+    assert_eq!(out, "web: DR, 1 service, 2 directors, 2 real servers\n");
+    let out = Run::new(&["validate", "--file", "examples/nat.toml"]).code(0).stdout();
+    assert_eq!(out, "natweb: NAT, 1 service, 2 directors, 2 real servers\n");
+}
+
+#[test]
+fn validate_reads_cluster_toml_in_the_current_directory_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tun.toml");
+    std::fs::copy(src, dir.path().join("cluster.toml")).expect("copy");
+    let out = Run::in_dir(dir.path(), &["validate"]).code(0).stdout();
+    assert!(out.starts_with("tunnel: TUN"), "{out}");
+}
+
+#[test]
+fn validate_reports_every_problem_with_file_line_col_and_exits_1() {
+    let r = Run::new(&["validate", "-f", "tests/fixtures/invalid/many-problems-at-once.toml"])
+        .code(1);
+    let err = r.stderr();
+    assert!(r.stdout().is_empty());
+    for want in [
+        "many-problems-at-once.toml:8:13: `services[0].scheduler`: unknown scheduler \"round-robin\"",
+        "many-problems-at-once.toml:16:1: `directors[1].colour`: unknown key `colour`",
+        "many-problems-at-once.toml:26:10: `real_servers[1].weight`: weight must be 0..=65535, got -1",
+        "has 3 problems",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn validate_hint_suggests_the_key_meant() {
+    let err = Run::new(&[
+        "validate",
+        "-f",
+        "tests/fixtures/invalid/unknown-key-service-did-you-mean.toml",
+    ])
+    .code(1)
+    .stderr();
+    assert!(err.contains("did you mean `scheduler`?"), "{err}");
+}
+
+#[test]
+fn missing_file_is_an_error_naming_it() {
+    let err = Run::new(&["validate", "-f", "does/not/exist.toml"]).code(1).stderr();
+    assert!(err.contains("cannot read does/not/exist.toml"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    Run::new(&["validate", "--bogus"]).code(64);
+    Run::new(&["frobnicate"]).code(64);
+    let help = Run::new(&["--help"]).code(0).stdout();
+    assert!(help.contains("validate") && help.contains("plan"), "{help}");
+}
+
+#[test]
+fn plan_without_offline_says_how_to_proceed() {
+    let err = Run::new(&["plan", "-f", "examples/dr.toml"]).code(1).stderr();
+    assert!(err.contains("--offline"), "{err}");
+}
+
+#[test]
+fn plan_detailed_exitcode_is_2_when_there_are_changes() {
+    Run::new(&["plan", "-f", "examples/dr.toml", "--offline", "--detailed-exitcode"]).code(2);
+    Run::new(&["plan", "-f", "examples/dr.toml", "--offline"]).code(0);
+}
+
+#[test]
+fn plan_of_an_invalid_file_fails_before_planning() {
+    let r = Run::new(&["plan", "-f", "tests/fixtures/invalid/dr-port-remap.toml", "--offline"])
+        .code(1);
+    assert!(r.stdout().is_empty());
+    assert!(r.stderr().contains("DR cannot remap ports: real servers must listen on 80"));
+}
+
+#[test]
+fn golden_offline_plan_text() {
+    for ex in EXAMPLES {
+        let out = Run::new(&["plan", "-f", &format!("examples/{ex}.toml"), "--offline"])
+            .code(0)
+            .stdout();
+        insta::assert_snapshot!(format!("plan_offline_text_{ex}"), out);
+    }
+}
+
+#[test]
+fn golden_offline_plan_json() {
+    for ex in EXAMPLES {
+        let out = Run::new(&["plan", "-f", &format!("examples/{ex}.toml"), "--offline", "--json"])
+            .code(0)
+            .stdout();
+        let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+        insta::assert_json_snapshot!(format!("plan_offline_json_{ex}"), v);
+    }
+}
+
+#[test]
+fn plan_output_is_stable_across_runs() {
+    let a = Run::new(&["plan", "-f", "examples/tun.toml", "--offline", "--json"]).stdout();
+    let b = Run::new(&["plan", "-f", "examples/tun.toml", "--offline", "--json"]).stdout();
+    assert_eq!(a, b);
+}
