@@ -53,9 +53,13 @@ const EXAMPLES: &[&str] = &["dr", "tun", "nat", "minimal"];
 
 #[test]
 fn validate_prints_a_one_line_summary() {
-    let out = Run::new(&["validate", "-f", "examples/dr.toml"]).code(0).stdout();
+    let out = Run::new(&["validate", "-f", "examples/dr.toml"])
+        .code(0)
+        .stdout();
     assert_eq!(out, "web: DR, 1 service, 2 directors, 2 real servers\n");
-    let out = Run::new(&["validate", "--file", "examples/nat.toml"]).code(0).stdout();
+    let out = Run::new(&["validate", "--file", "examples/nat.toml"])
+        .code(0)
+        .stdout();
     assert_eq!(out, "natweb: NAT, 1 service, 2 directors, 2 real servers\n");
 }
 
@@ -70,8 +74,12 @@ fn validate_reads_cluster_toml_in_the_current_directory_by_default() {
 
 #[test]
 fn validate_reports_every_problem_with_file_line_col_and_exits_1() {
-    let r = Run::new(&["validate", "-f", "tests/fixtures/invalid/many-problems-at-once.toml"])
-        .code(1);
+    let r = Run::new(&[
+        "validate",
+        "-f",
+        "tests/fixtures/invalid/many-problems-at-once.toml",
+    ])
+    .code(1);
     let err = r.stderr();
     assert!(r.stdout().is_empty());
     for want in [
@@ -98,7 +106,9 @@ fn validate_hint_suggests_the_key_meant() {
 
 #[test]
 fn missing_file_is_an_error_naming_it() {
-    let err = Run::new(&["validate", "-f", "does/not/exist.toml"]).code(1).stderr();
+    let err = Run::new(&["validate", "-f", "does/not/exist.toml"])
+        .code(1)
+        .stderr();
     assert!(err.contains("cannot read does/not/exist.toml"), "{err}");
 }
 
@@ -112,22 +122,39 @@ fn usage_errors_exit_64_and_help_exits_0() {
 
 #[test]
 fn plan_without_offline_says_how_to_proceed() {
-    let err = Run::new(&["plan", "-f", "examples/dr.toml"]).code(1).stderr();
+    let err = Run::new(&["plan", "-f", "examples/dr.toml"])
+        .code(1)
+        .stderr();
     assert!(err.contains("--offline"), "{err}");
 }
 
 #[test]
 fn plan_detailed_exitcode_is_2_when_there_are_changes() {
-    Run::new(&["plan", "-f", "examples/dr.toml", "--offline", "--detailed-exitcode"]).code(2);
+    Run::new(&[
+        "plan",
+        "-f",
+        "examples/dr.toml",
+        "--offline",
+        "--detailed-exitcode",
+    ])
+    .code(2);
     Run::new(&["plan", "-f", "examples/dr.toml", "--offline"]).code(0);
 }
 
 #[test]
 fn plan_of_an_invalid_file_fails_before_planning() {
-    let r = Run::new(&["plan", "-f", "tests/fixtures/invalid/dr-port-remap.toml", "--offline"])
-        .code(1);
+    let r = Run::new(&[
+        "plan",
+        "-f",
+        "tests/fixtures/invalid/dr-port-remap.toml",
+        "--offline",
+    ])
+    .code(1);
     assert!(r.stdout().is_empty());
-    assert!(r.stderr().contains("DR cannot remap ports: real servers must listen on 80"));
+    assert!(
+        r.stderr()
+            .contains("DR cannot remap ports: real servers must listen on 80")
+    );
 }
 
 #[test]
@@ -143,9 +170,15 @@ fn golden_offline_plan_text() {
 #[test]
 fn golden_offline_plan_json() {
     for ex in EXAMPLES {
-        let out = Run::new(&["plan", "-f", &format!("examples/{ex}.toml"), "--offline", "--json"])
-            .code(0)
-            .stdout();
+        let out = Run::new(&[
+            "plan",
+            "-f",
+            &format!("examples/{ex}.toml"),
+            "--offline",
+            "--json",
+        ])
+        .code(0)
+        .stdout();
         let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
         insta::assert_json_snapshot!(format!("plan_offline_json_{ex}"), v);
     }
