@@ -209,3 +209,41 @@ fn garbage_input_never_panics() {
         let _ = config::parse_str("odd.toml", t);
     }
 }
+
+#[test]
+fn random_mutations_of_a_valid_file_never_panic() {
+    // A deterministic mutation fuzzer (xorshift): replace, delete or insert
+    // bytes of examples/*.toml and parse the result. Any outcome but a panic is fine.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet = b"[]=\"'.,#\n 0123456789abcdefz/-_{}";
+    for name in ["dr.toml", "nat.toml", "tun.toml"] {
+        let base = std::fs::read(dir.join(name)).expect("read");
+        for _ in 0..400 {
+            let mut b = base.clone();
+            for _ in 0..(1 + next() % 4) {
+                let at = (next() as usize) % b.len().max(1);
+                let c = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if at < b.len() => b[at] = c,
+                    1 if at < b.len() => {
+                        b.remove(at);
+                    }
+                    _ => b.insert(at.min(b.len()), c),
+                }
+            }
+            let text = String::from_utf8_lossy(&b);
+            if let Err(e) = config::parse_str(name, &text) {
+                // Rendering must not panic either.
+                let _ = e.render(false);
+                let _ = e.to_string();
+            }
+        }
+    }
+}
