@@ -4,4 +4,5 @@ pub mod cli;
 pub mod config;
 pub mod desired;
 pub mod director;
+pub mod lab;
 pub mod plan;
