@@ -190,3 +190,39 @@ fn plan_output_is_stable_across_runs() {
     let b = Run::new(&["plan", "-f", "examples/tun.toml", "--offline", "--json"]).stdout();
     assert_eq!(a, b);
 }
+
+#[test]
+fn lab_up_checks_the_kernel_before_creating_anything() {
+    // On this project's machines the kernel has no ip_vs: `lab up` must say so
+    // up front and say how to proceed. Where ip_vs is available the VM lab
+    // tests cover `lab up` instead.
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let r = Run::new(&["lab", "up", "-f", "examples/dr.toml"]);
+    if !root {
+        assert!(r.code(1).stderr().contains("needs root"));
+        return;
+    }
+    let _ = Command::new("modprobe").arg("ip_vs").output();
+    if Path::new("/proc/net/ip_vs").exists() {
+        eprintln!("this kernel has ip_vs: covered by tests/lab.rs in the VM lab");
+        let _ = Run::new(&["lab", "down", "-f", "examples/dr.toml"]);
+        return;
+    }
+    let err = r.code(1).stderr();
+    assert!(err.contains("has no ip_vs"), "{err}");
+    assert!(
+        err.contains("tests/lab/in-vm"),
+        "says how to proceed: {err}"
+    );
+    let netns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip");
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains("lvsup-web-"),
+        "nothing created"
+    );
+}
