@@ -14,7 +14,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, 
 use netlink_packet_generic::GenlMessage;
 use serde::Serialize;
 
-use super::daemon::{DaemonAttr, DaemonState, SyncDaemon};
+use super::daemon::{DaemonState, SyncDaemon};
 use super::dest::Destination;
 use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use super::service::{Service, ServiceId};
@@ -181,9 +181,7 @@ impl IpvsClient {
     /// Version and connection table size (`IPVS_CMD_GET_INFO`, reply `IPVS_CMD_SET_INFO`).
     pub async fn info(&mut self) -> Result<IpvsInfo, IpvsError> {
         let op = "get IPVS info";
-        let replies = self
-            .request(IpvsMessage::new(IpvsCmd::GetInfo, vec![]), false, op)
-            .await?;
+        let replies = self.request(IpvsMessage::get_info(), false, op).await?;
         let (mut version, mut size) = (None, None);
         for m in replies.iter().filter(|m| m.cmd == IpvsCmd::SetInfo) {
             for a in &m.attrs {
@@ -210,7 +208,7 @@ impl IpvsClient {
     pub async fn services_only(&mut self) -> Result<Vec<Service>, IpvsError> {
         let op = "list services";
         let replies = self
-            .request(IpvsMessage::new(IpvsCmd::GetService, vec![]), true, op)
+            .request(IpvsMessage::get_service(None), true, op)
             .await?;
         let mut out = Vec::with_capacity(replies.len());
         for m in &replies {
@@ -236,7 +234,7 @@ impl IpvsClient {
     /// One service (`IPVS_CMD_GET_SERVICE` doit) with its destinations, or `None`.
     pub async fn service(&mut self, id: &ServiceId) -> Result<Option<Service>, IpvsError> {
         let op = format!("get service {id}");
-        let msg = IpvsMessage::new(IpvsCmd::GetService, vec![IpvsAttr::Service(id.to_attrs())]);
+        let msg = IpvsMessage::get_service(Some(id));
         let replies = match self
             .request_ctx(
                 msg,
@@ -263,7 +261,7 @@ impl IpvsClient {
     /// Destinations of one service (dump of `IPVS_CMD_GET_DEST`), sorted by address.
     pub async fn destinations(&mut self, id: &ServiceId) -> Result<Vec<Destination>, IpvsError> {
         let op = format!("list destinations of {id}");
-        let msg = IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(id.to_attrs())]);
+        let msg = IpvsMessage::get_dest(id);
         let replies = self
             .request_ctx(
                 msg,
@@ -286,72 +284,69 @@ impl IpvsClient {
         Ok(out)
     }
 
-    async fn service_cmd(
+    async fn send_service(
         &mut self,
-        cmd: IpvsCmd,
-        svc: &Service,
-        verb: &str,
+        msg: IpvsMessage,
+        id: &ServiceId,
+        scheduler: Option<&str>,
+        op: String,
     ) -> Result<(), IpvsError> {
-        let op = format!("{verb} service {}", svc.id);
-        let msg = IpvsMessage::new(cmd, vec![IpvsAttr::Service(svc.to_attrs())]);
-        let ctx = Ctx::Service {
-            id: &svc.id,
-            scheduler: Some(&svc.scheduler),
-        };
-        self.request_ctx(msg, false, &op, ctx).await.map(drop)
+        self.request_ctx(msg, false, &op, Ctx::Service { id, scheduler })
+            .await
+            .map(drop)
     }
 
     /// Add a virtual service (its `destinations` are not added: see [`Self::add_destination`]).
     pub async fn add_service(&mut self, svc: &Service) -> Result<(), IpvsError> {
-        self.service_cmd(IpvsCmd::NewService, svc, "add").await
+        let op = format!("add service {}", svc.id);
+        self.send_service(
+            IpvsMessage::new_service(svc),
+            &svc.id,
+            Some(&svc.scheduler),
+            op,
+        )
+        .await
     }
 
     /// Change scheduler, flags, persistence, netmask of an existing service in place.
     pub async fn edit_service(&mut self, svc: &Service) -> Result<(), IpvsError> {
-        self.service_cmd(IpvsCmd::SetService, svc, "edit").await
+        let op = format!("edit service {}", svc.id);
+        self.send_service(
+            IpvsMessage::set_service(svc),
+            &svc.id,
+            Some(&svc.scheduler),
+            op,
+        )
+        .await
     }
 
     /// Delete a virtual service and its destinations.
     pub async fn delete_service(&mut self, id: &ServiceId) -> Result<(), IpvsError> {
         let op = format!("delete service {id}");
-        let msg = IpvsMessage::new(IpvsCmd::DelService, vec![IpvsAttr::Service(id.to_attrs())]);
-        self.request_ctx(
-            msg,
-            false,
-            &op,
-            Ctx::Service {
-                id,
-                scheduler: None,
-            },
-        )
-        .await
-        .map(drop)
+        self.send_service(IpvsMessage::del_service(id), id, None, op)
+            .await
     }
 
-    async fn dest_cmd(
+    async fn send_dest(
         &mut self,
-        cmd: IpvsCmd,
+        msg: IpvsMessage,
         id: &ServiceId,
         dest: SocketAddr,
-        attrs: Vec<super::dest::DestAttr>,
         verb: &str,
     ) -> Result<(), IpvsError> {
         let op = format!("{verb} destination {dest} of {id}");
-        let msg = IpvsMessage::new(
-            cmd,
-            vec![IpvsAttr::Service(id.to_attrs()), IpvsAttr::Dest(attrs)],
-        );
         self.request_ctx(msg, false, &op, Ctx::Dest { id, dest })
             .await
             .map(drop)
     }
 
+    /// Add a real server to service `id`.
     pub async fn add_destination(
         &mut self,
         id: &ServiceId,
         d: &Destination,
     ) -> Result<(), IpvsError> {
-        self.dest_cmd(IpvsCmd::NewDest, id, d.socket_addr(), d.to_attrs(), "add")
+        self.send_dest(IpvsMessage::new_dest(id, d), id, d.socket_addr(), "add")
             .await
     }
 
@@ -361,28 +356,23 @@ impl IpvsClient {
         id: &ServiceId,
         d: &Destination,
     ) -> Result<(), IpvsError> {
-        self.dest_cmd(IpvsCmd::SetDest, id, d.socket_addr(), d.to_attrs(), "edit")
+        self.send_dest(IpvsMessage::set_dest(id, d), id, d.socket_addr(), "edit")
             .await
     }
 
+    /// Remove a real server from service `id`.
     pub async fn delete_destination(
         &mut self,
         id: &ServiceId,
         dest: SocketAddr,
     ) -> Result<(), IpvsError> {
-        self.dest_cmd(
-            IpvsCmd::DelDest,
-            id,
-            dest,
-            Destination::id_attrs(dest),
-            "delete",
-        )
-        .await
+        self.send_dest(IpvsMessage::del_dest(id, dest), id, dest, "delete")
+            .await
     }
 
     /// Remove every virtual service (`ipvsadm -C`).
     pub async fn flush(&mut self) -> Result<(), IpvsError> {
-        self.request(IpvsMessage::new(IpvsCmd::Flush, vec![]), false, "flush")
+        self.request(IpvsMessage::flush(), false, "flush")
             .await
             .map(drop)
     }
@@ -391,27 +381,13 @@ impl IpvsClient {
     pub async fn zero(&mut self, id: Option<&ServiceId>) -> Result<(), IpvsError> {
         match id {
             None => self
-                .request(
-                    IpvsMessage::new(IpvsCmd::Zero, vec![]),
-                    false,
-                    "zero counters",
-                )
+                .request(IpvsMessage::zero(None), false, "zero counters")
                 .await
                 .map(drop),
             Some(id) => {
                 let op = format!("zero counters of {id}");
-                let msg = IpvsMessage::new(IpvsCmd::Zero, vec![IpvsAttr::Service(id.to_attrs())]);
-                self.request_ctx(
-                    msg,
-                    false,
-                    &op,
-                    Ctx::Service {
-                        id,
-                        scheduler: None,
-                    },
-                )
-                .await
-                .map(drop)
+                self.send_service(IpvsMessage::zero(Some(id)), id, None, op)
+                    .await
             }
         }
     }
@@ -419,11 +395,7 @@ impl IpvsClient {
     /// Connection timeouts (`IPVS_CMD_GET_CONFIG`, reply `IPVS_CMD_SET_CONFIG`).
     pub async fn timeouts(&mut self) -> Result<Timeouts, IpvsError> {
         let replies = self
-            .request(
-                IpvsMessage::new(IpvsCmd::GetConfig, vec![]),
-                false,
-                "get timeouts",
-            )
+            .request(IpvsMessage::get_config(), false, "get timeouts")
             .await?;
         let mut t = Timeouts::default();
         for a in replies.iter().flat_map(|m| m.attrs.iter()) {
@@ -439,48 +411,31 @@ impl IpvsClient {
 
     /// Set connection timeouts; zero fields are left unchanged.
     pub async fn set_timeouts(&mut self, t: &Timeouts) -> Result<(), IpvsError> {
-        let mut attrs = Vec::new();
-        if t.tcp != 0 {
-            attrs.push(IpvsAttr::TimeoutTcp(t.tcp));
-        }
-        if t.tcp_fin != 0 {
-            attrs.push(IpvsAttr::TimeoutTcpFin(t.tcp_fin));
-        }
-        if t.udp != 0 {
-            attrs.push(IpvsAttr::TimeoutUdp(t.udp));
-        }
-        self.request(
-            IpvsMessage::new(IpvsCmd::SetConfig, attrs),
-            false,
-            "set timeouts",
-        )
-        .await
-        .map(drop)
+        self.request(IpvsMessage::set_config(t), false, "set timeouts")
+            .await
+            .map(drop)
     }
 
     /// Start a connection-sync daemon (`IPVS_CMD_NEW_DAEMON`).
     pub async fn start_daemon(&mut self, d: &SyncDaemon) -> Result<(), IpvsError> {
         let op = format!("start {:?} sync daemon on {}", d.state, d.mcast_ifn);
-        let msg = IpvsMessage::new(IpvsCmd::NewDaemon, vec![IpvsAttr::Daemon(d.to_attrs())]);
-        self.request(msg, false, &op).await.map(drop)
+        self.request(IpvsMessage::new_daemon(d), false, &op)
+            .await
+            .map(drop)
     }
 
     /// Stop the master or backup sync daemon (`IPVS_CMD_DEL_DAEMON`).
     pub async fn stop_daemon(&mut self, state: DaemonState) -> Result<(), IpvsError> {
         let op = format!("stop {state:?} sync daemon");
-        let msg = IpvsMessage::new(
-            IpvsCmd::DelDaemon,
-            vec![IpvsAttr::Daemon(vec![DaemonAttr::State(state.to_u32())])],
-        );
-        self.request(msg, false, &op).await.map(drop)
+        self.request(IpvsMessage::del_daemon(state), false, &op)
+            .await
+            .map(drop)
     }
 
     /// Running sync daemons (dump of `IPVS_CMD_GET_DAEMON`).
     pub async fn daemons(&mut self) -> Result<Vec<SyncDaemon>, IpvsError> {
         let op = "list sync daemons";
-        let replies = self
-            .request(IpvsMessage::new(IpvsCmd::GetDaemon, vec![]), true, op)
-            .await?;
+        let replies = self.request(IpvsMessage::get_daemon(), true, op).await?;
         let mut out = Vec::new();
         for m in &replies {
             if let Some(attrs) = m.daemon() {

@@ -257,3 +257,109 @@ impl ParseableParametrized<[u8], GenlHeader> for IpvsMessage {
         Ok(IpvsMessage { cmd, attrs })
     }
 }
+
+/// Request builders: exactly what [`super::IpvsClient`] sends for each operation.
+impl IpvsMessage {
+    /// `IPVS_CMD_NEW_SERVICE` with the full service attribute set.
+    pub fn new_service(svc: &super::Service) -> Self {
+        Self::new(IpvsCmd::NewService, vec![IpvsAttr::Service(svc.to_attrs())])
+    }
+    /// `IPVS_CMD_SET_SERVICE` with the full service attribute set.
+    pub fn set_service(svc: &super::Service) -> Self {
+        Self::new(IpvsCmd::SetService, vec![IpvsAttr::Service(svc.to_attrs())])
+    }
+    /// `IPVS_CMD_DEL_SERVICE` with the identifying attributes.
+    pub fn del_service(id: &super::ServiceId) -> Self {
+        Self::new(IpvsCmd::DelService, vec![IpvsAttr::Service(id.to_attrs())])
+    }
+    /// `IPVS_CMD_GET_SERVICE`: a dump of all services (send with `NLM_F_DUMP`) when
+    /// `id` is `None`, else one service.
+    pub fn get_service(id: Option<&super::ServiceId>) -> Self {
+        let attrs = id
+            .map(|id| vec![IpvsAttr::Service(id.to_attrs())])
+            .unwrap_or_default();
+        Self::new(IpvsCmd::GetService, attrs)
+    }
+    /// `IPVS_CMD_NEW_DEST`: service identity + full destination.
+    pub fn new_dest(id: &super::ServiceId, d: &super::Destination) -> Self {
+        Self::new(
+            IpvsCmd::NewDest,
+            vec![
+                IpvsAttr::Service(id.to_attrs()),
+                IpvsAttr::Dest(d.to_attrs()),
+            ],
+        )
+    }
+    /// `IPVS_CMD_SET_DEST`: service identity + full destination.
+    pub fn set_dest(id: &super::ServiceId, d: &super::Destination) -> Self {
+        Self::new(
+            IpvsCmd::SetDest,
+            vec![
+                IpvsAttr::Service(id.to_attrs()),
+                IpvsAttr::Dest(d.to_attrs()),
+            ],
+        )
+    }
+    /// `IPVS_CMD_DEL_DEST`: service identity + destination identity.
+    pub fn del_dest(id: &super::ServiceId, dest: std::net::SocketAddr) -> Self {
+        Self::new(
+            IpvsCmd::DelDest,
+            vec![
+                IpvsAttr::Service(id.to_attrs()),
+                IpvsAttr::Dest(super::Destination::id_attrs(dest)),
+            ],
+        )
+    }
+    /// `IPVS_CMD_GET_DEST` (dump only) for one service.
+    pub fn get_dest(id: &super::ServiceId) -> Self {
+        Self::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(id.to_attrs())])
+    }
+    /// `IPVS_CMD_NEW_DAEMON`.
+    pub fn new_daemon(d: &super::SyncDaemon) -> Self {
+        Self::new(IpvsCmd::NewDaemon, vec![IpvsAttr::Daemon(d.to_attrs())])
+    }
+    /// `IPVS_CMD_DEL_DAEMON`: only the state is needed.
+    pub fn del_daemon(state: super::DaemonState) -> Self {
+        Self::new(
+            IpvsCmd::DelDaemon,
+            vec![IpvsAttr::Daemon(vec![DaemonAttr::State(state.to_u32())])],
+        )
+    }
+    /// `IPVS_CMD_GET_DAEMON` (dump only).
+    pub fn get_daemon() -> Self {
+        Self::new(IpvsCmd::GetDaemon, vec![])
+    }
+    /// `IPVS_CMD_SET_CONFIG`: zero timeouts are left out (and so left unchanged).
+    pub fn set_config(t: &super::Timeouts) -> Self {
+        let mut attrs = Vec::new();
+        if t.tcp != 0 {
+            attrs.push(IpvsAttr::TimeoutTcp(t.tcp));
+        }
+        if t.tcp_fin != 0 {
+            attrs.push(IpvsAttr::TimeoutTcpFin(t.tcp_fin));
+        }
+        if t.udp != 0 {
+            attrs.push(IpvsAttr::TimeoutUdp(t.udp));
+        }
+        Self::new(IpvsCmd::SetConfig, attrs)
+    }
+    /// `IPVS_CMD_GET_CONFIG` (reply: `IPVS_CMD_SET_CONFIG`).
+    pub fn get_config() -> Self {
+        Self::new(IpvsCmd::GetConfig, vec![])
+    }
+    /// `IPVS_CMD_GET_INFO` (reply: `IPVS_CMD_SET_INFO`).
+    pub fn get_info() -> Self {
+        Self::new(IpvsCmd::GetInfo, vec![])
+    }
+    /// `IPVS_CMD_ZERO` for one service or, with `None`, for everything.
+    pub fn zero(id: Option<&super::ServiceId>) -> Self {
+        let attrs = id
+            .map(|id| vec![IpvsAttr::Service(id.to_attrs())])
+            .unwrap_or_default();
+        Self::new(IpvsCmd::Zero, attrs)
+    }
+    /// `IPVS_CMD_FLUSH`.
+    pub fn flush() -> Self {
+        Self::new(IpvsCmd::Flush, vec![])
+    }
+}
