@@ -446,7 +446,11 @@ async fn info_timeouts_zero_flush_and_sync_daemon() {
     );
     c.flush().await.unwrap();
     assert!(c.services().await.unwrap().is_empty());
-    assert!(!ipvsadm_ln().contains("->"));
+    assert_eq!(
+        ipvsadm_ln().lines().count(),
+        3,
+        "only the three header lines after flush"
+    );
 
     // Sync daemon on a veth inside this namespace.
     sh(
