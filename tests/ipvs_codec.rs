@@ -488,3 +488,50 @@ fn kernel_captured_fixtures_round_trip() {
         }
     }
 }
+
+/// Values in the captured replies: the table `examples/ipvs_capture.rs` programs.
+#[test]
+fn kernel_captured_values() {
+    let dir = fixture_dir();
+    if !dir.join("kernel_get_info_reply_0.hex").exists() {
+        return; // not captured in this checkout
+    }
+    let m = parse(&fixture("kernel_get_info_reply_0")).unwrap();
+    assert_eq!(m.attrs[0], IpvsAttr::InfoVersion(0x010201));
+    let mut services = Vec::new();
+    for i in 0..4 {
+        let m = parse(&fixture(&format!("kernel_get_service_dump_{i}"))).unwrap();
+        services.push(Service::from_attrs(m.service().unwrap()).unwrap());
+    }
+    let fwm = services
+        .iter()
+        .find(|s| s.id == ServiceId::fwmark(7))
+        .expect("FWM 7");
+    // The real kernel reports PERSISTENT|HASHED (0x3): HASHED must not leak into the model.
+    assert_eq!(
+        (fwm.persistence, fwm.netmask, fwm.flags),
+        (Some(300), 24, 0)
+    );
+    let v6 = services
+        .iter()
+        .find(|s| s.id == ServiceId::tcp(sa("[2001:db8::1]:443")))
+        .expect("IPv6 service");
+    assert_eq!((v6.scheduler.as_str(), v6.netmask), ("sh", 128));
+    let m = parse(&fixture("kernel_get_dest_udp53_1")).unwrap();
+    let d = Destination::from_attrs(m.dest().unwrap(), Family::Inet).unwrap();
+    assert_eq!(
+        (d.socket_addr(), d.fwd, d.weight),
+        (sa("10.0.3.1:53"), Forward::Tunnel, 2)
+    );
+    assert_eq!((d.u_thresh, d.l_thresh), (100, 10));
+    let m = parse(&fixture("kernel_get_dest_v6_0")).unwrap();
+    let d = Destination::from_attrs(m.dest().unwrap(), Family::Inet6).unwrap();
+    assert_eq!(d.socket_addr(), sa("[2001:db8::2]:443"));
+    let m = parse(&fixture("kernel_get_daemon_dump_0")).unwrap();
+    let d = SyncDaemon::from_attrs(m.daemon().unwrap()).unwrap();
+    assert_eq!(
+        (d.state, d.mcast_ifn.as_str(), d.sync_id),
+        (DaemonState::Master, "cap0", 9)
+    );
+    assert_eq!(d.mcast_group, Some("224.0.0.81".parse().unwrap()));
+}
