@@ -139,7 +139,6 @@ fn main() -> Res<()> {
         "get_daemon_dump",
         request(&sock, family, IpvsMessage::get_daemon(), true)?,
     )?;
-    drop(save);
     println!("{n} fixtures written to {}", dir.display());
     Ok(())
 }

@@ -227,7 +227,7 @@ impl IpvsClient {
         for svc in &mut services {
             svc.destinations = self.destinations(&svc.id).await?;
         }
-        services.sort_by(|a, b| a.id.cmp(&b.id));
+        services.sort_by_key(|s| s.id);
         Ok(services)
     }
 

@@ -2,15 +2,15 @@
 //! reconciliation and an `ipvsadm -Ln` renderer.
 //!
 //! Layers, from the wire up:
-//! - [`constants`]: uapi names and values from `include/uapi/linux/ip_vs.h`.
+//! - [`constants`] module: uapi names and values from `include/uapi/linux/ip_vs.h`.
 //! - [`message`], [`service`], [`dest`], [`daemon`], [`stats`]: attribute codecs
 //!   (`Nla` + `Parseable`) and [`IpvsMessage`] (`GenlFamily` + `Emitable` +
 //!   `ParseableParametrized<[u8], GenlHeader>`), pure and byte-tested.
 //! - the typed model: [`Service`], [`ServiceId`], [`Destination`], [`Forward`], [`Stats`],
 //!   [`SyncDaemon`] (serde `Serialize` for `--json`).
-//! - [`client`]: [`IpvsClient`], async over genetlink (tokio).
-//! - [`reconcile`]: desired vs. kernel table → minimal ordered [`reconcile::Op`] list.
-//! - [`render`]: [`render_ipvsadm_ln`].
+//! - [`client`] module: [`IpvsClient`], async over genetlink (tokio).
+//! - [`reconcile`] module: desired vs. kernel table → minimal ordered [`reconcile::Op`] list.
+//! - [`render`]: the `ipvsadm -Ln` text, [`render_ipvsadm_ln`].
 
 pub mod client;
 pub mod constants;

@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn persistence_toggle_is_one_service_edit_each_way() {
         let on = web().persistent(50);
-        let p = plan(&[on.clone()], &[kernel_view(&web())]);
+        let p = plan(std::slice::from_ref(&on), &[kernel_view(&web())]);
         assert!(
             matches!(&p.ops[..], [Op::EditService { service }] if service.persistence == Some(50))
         );
