@@ -120,6 +120,10 @@ fn sample_table() -> Vec<Service> {
             1,
         )),
         Service::new(ServiceId::tcp(sa("10.0.0.3:8082")), "dh"),
+        Service::new(ServiceId::tcp(sa("[2001:db8::1]:443")), "nq")
+            .persistent(30)
+            .with_destination(dest("[2001:db8::2]:443", Forward::Masq, 1))
+            .with_destination(dest("[2001:db8::3]:443", Forward::Route, 2)),
     ]
 }
 
@@ -167,6 +171,14 @@ async fn lvsup_programs_table_and_ipvsadm_reads_it_back() {
     // The exact lines ipvsadm prints for a few of them.
     let ln = ipvsadm_ln();
     assert!(ln.contains("\nTCP  10.0.0.1:80 rr persistent 50\n"), "{ln}");
+    assert!(
+        ln.contains("\nTCP  [2001:db8::1]:443 nq persistent 30\n"),
+        "{ln}"
+    );
+    assert!(
+        ln.contains("\n  -> [2001:db8::3]:443            Route   2 "),
+        "{ln}"
+    );
     assert!(
         ln.contains("\n  -> 10.0.1.1:80                  Route   1      0          0         \n"),
         "{ln}"

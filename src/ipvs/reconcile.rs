@@ -128,7 +128,8 @@ fn service_differs(want: &Service, have: &Service) -> bool {
     let mask = !(IP_VS_SVC_F_HASHED | IP_VS_SVC_F_PERSISTENT);
     want.scheduler != have.scheduler
         || want.persistence != have.persistence
-        || want.netmask != have.netmask
+        // The netmask only matters for persistence; some tools leave it 0 otherwise.
+        || (want.persistence.is_some() && want.netmask != have.netmask)
         || (want.flags & mask) != (have.flags & mask)
         || want.pe_name != have.pe_name
 }
@@ -334,6 +335,32 @@ mod tests {
         );
         let p = plan(&[web().persistent(300)], &[kernel_view(&on)]);
         assert_eq!(p.ops.len(), 1);
+    }
+
+    #[test]
+    fn netmask_only_compared_when_persistent() {
+        // Symptom guarded: a service created by another tool with netmask 0 and no
+        // persistence was edited on every run.
+        let mut k = kernel_view(&web());
+        k.netmask = 0;
+        assert!(plan(&[web()], &[k.clone()]).is_empty());
+        k.persistence = Some(50);
+        let p = plan(&[web().persistent(50)], &[k]);
+        assert!(matches!(&p.ops[..], [Op::EditService { service }] if service.netmask == 32));
+    }
+
+    #[test]
+    fn plan_serializes_to_json() {
+        let p = plan(&[web()], &[]);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["ops"][0]["op"], "add_service");
+        assert_eq!(v["ops"][0]["service"]["id"]["kind"], "addr");
+        assert_eq!(v["ops"][0]["service"]["id"]["protocol"], "tcp");
+        assert_eq!(v["ops"][0]["service"]["id"]["addr"], "10.0.0.1:80");
+        assert_eq!(v["ops"][0]["service"]["scheduler"], "rr");
+        assert_eq!(v["ops"][1]["dest"]["fwd"], "route");
+        assert_eq!(v["ops"][1]["dest"]["addr"], "10.0.0.2");
+        assert_eq!(v["ops"][1]["dest"]["port"], 80);
     }
 
     #[test]
