@@ -512,3 +512,111 @@ async fn ipvs_is_present() {
     assert_eq!(t[0].destinations.len(), 1);
     c.flush().await.unwrap();
 }
+
+#[tokio::test]
+#[ignore = "needs root + ip_vs: run in the lab VM"]
+async fn ipvsadm_scheduler_flags_tunnels_pe_and_one_packet_round_trip() {
+    isolate();
+    let mut c = client().await;
+    sh("ipvsadm -C");
+    sh("ipvsadm -A -t 10.0.0.1:80 -s mh -b mh-port \
+        && ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 5555 --tun-nocsum \
+        && ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.3 -i --tun-type gre --tun-csum \
+        && ipvsadm -A -u 10.0.0.1:81 -s rr -o \
+        && ipvsadm -A -u 10.0.0.1:82 -s sh -b sh-fallback,sh-port -p 10 -o --pe sip");
+    let t = normalize(c.services().await.unwrap());
+    assert_eq!(t.len(), 3);
+    let mh = &t[0];
+    assert_eq!(
+        (mh.scheduler.as_str(), mh.flags),
+        ("mh", lvsup::ipvs::constants::IP_VS_SVC_F_SCHED2)
+    );
+    let gue = &mh.destinations[0];
+    assert_eq!(
+        gue.tunnel,
+        Tunnel {
+            kind: TunnelType::Gue,
+            port: 5555,
+            flags: 0
+        }
+    );
+    let gre = &mh.destinations[1];
+    assert_eq!((gre.tunnel.kind, gre.tunnel.flags), (TunnelType::Gre, 1));
+    let sip = t
+        .iter()
+        .find(|s| s.pe_name.is_some())
+        .expect("pe sip service");
+    assert_eq!(sip.persistence, Some(10));
+    assert_eq!(sip.pe_name.as_deref(), Some("sip"));
+    assert_referee_agrees(&mut c).await;
+
+    // Writing the same model back with lvsup gives the same rules as ipvsadm wrote.
+    let before = sh("ipvsadm -Sn");
+    c.flush().await.unwrap();
+    program(&mut c, &t).await;
+    assert_eq!(sh("ipvsadm -Sn"), before);
+    c.flush().await.unwrap();
+}
+
+/// Drop CAP_NET_ADMIN from the calling thread's effective set (capset on pid 0).
+fn drop_net_admin() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut h = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data structs, as capabilities(7) says.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()),
+            0
+        );
+        d[0].effective &= !(1 << CAP_NET_ADMIN);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()),
+            0
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root + ip_vs: run in the lab VM"]
+fn without_cap_net_admin_the_error_says_so() {
+    // Own thread: the capability drop must not leak into other tests.
+    let r = std::thread::spawn(|| {
+        isolate();
+        drop_net_admin();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = client().await;
+            c.info().await
+        })
+    })
+    .join()
+    .expect("test thread");
+    match r {
+        Err(IpvsError::PermissionDenied) => {}
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    assert_eq!(
+        IpvsError::PermissionDenied.to_string(),
+        "permission denied: IPVS needs CAP_NET_ADMIN (run as root)"
+    );
+}

@@ -2,7 +2,8 @@
 //!
 //! Layout from ipvsadm's `ipvsadm.c` (`list_all`, `print_title`, `print_service_entry`
 //! with `FMT_NUMERIC`): header line, title lines, then per service
-//! `"%s %s"` (name, scheduler) + `" persistent %u"` [+ `" mask %s"`] [+ `" pe %s"`],
+//! `"%s %s"` (name, scheduler) [+ `" (sched-flags)"`] [+ `" persistent %u"` [+ `" mask %s"`]
+//! [+ `" pe %s"`]] [+ `" ops"`] (flag and ops placement as ipvsadm 1.31 prints them),
 //! the name being `"TCP  addr:port"` (two spaces, cut at 33 chars for IPv4) or
 //! `"FWM  %d"`; per destination `"  -> %-28s %-7s %-6d %-10u %-10u"` (name cut at 28
 //! chars for IPv4). Services are sorted by (fwmark, af, protocol, addr, port),
@@ -13,7 +14,9 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::client::IpvsInfo;
-use super::constants::IP_VS_SVC_F_ONEPACKET;
+use super::constants::{
+    IP_VS_SVC_F_ONEPACKET, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3,
+};
 use super::service::{Family, Service, ServiceId};
 
 fn addrport(addr: &SocketAddr) -> String {
@@ -43,6 +46,23 @@ fn svc_sort_key(a: &Service, b: &Service) -> Ordering {
 fn truncate(mut s: String, n: usize) -> String {
     s.truncate(n);
     s
+}
+
+/// Scheduler flags as ipvsadm 1.31 names them (`-b`): sh/mh have their own names.
+fn sched_flags(scheduler: &str, flags: u32) -> Option<String> {
+    let names: [&str; 3] = match scheduler {
+        "sh" => ["sh-fallback", "sh-port", "flag-3"],
+        "mh" => ["mh-fallback", "mh-port", "flag-3"],
+        _ => ["flag-1", "flag-2", "flag-3"],
+    };
+    let bits = [IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3];
+    let set: Vec<&str> = bits
+        .iter()
+        .zip(names)
+        .filter(|(b, _)| flags & **b != 0)
+        .map(|(_, n)| n)
+        .collect();
+    (!set.is_empty()).then(|| set.join(","))
 }
 
 /// Render `table` as `ipvsadm -Ln` prints it.
@@ -76,6 +96,9 @@ pub fn render_ipvsadm_ln(table: &[Service], info: &IpvsInfo) -> String {
             } => format!("FWM  {mark} IPv6"),
         };
         let _ = write!(out, "{} {}", name, s.scheduler);
+        if let Some(f) = sched_flags(&s.scheduler, s.flags) {
+            let _ = write!(out, " ({f})");
+        }
         if let Some(timeout) = s.persistence {
             let _ = write!(out, " persistent {timeout}");
             if v4 && s.netmask != 32 {
@@ -152,6 +175,32 @@ UDP  10.0.0.1:53 wrr
 FWM  7 sh
 ";
         assert_eq!(render_ipvsadm_ln(&t, &info), want);
+    }
+
+    #[test]
+    fn scheduler_flags_persistence_engine_and_one_packet() {
+        // Lines as ipvsadm 1.31 printed them on Linux 6.1 for the same rules.
+        let info = IpvsInfo {
+            version: 0x010201,
+            conn_tab_size: 4096,
+        };
+        let mut mh = Service::new(ServiceId::tcp(sa("10.0.0.1:80")), "mh");
+        mh.flags = IP_VS_SVC_F_SCHED2;
+        let mut ops = Service::new(ServiceId::udp(sa("10.0.0.1:81")), "rr");
+        ops.flags = IP_VS_SVC_F_ONEPACKET;
+        let mut sip = Service::new(ServiceId::udp(sa("10.0.0.1:82")), "sh").persistent(10);
+        sip.flags = IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2 | IP_VS_SVC_F_ONEPACKET;
+        sip.pe_name = Some("sip".into());
+        let out = render_ipvsadm_ln(&[sip, ops, mh], &info);
+        let lines: Vec<&str> = out.lines().skip(3).collect();
+        assert_eq!(
+            lines,
+            [
+                "TCP  10.0.0.1:80 mh (mh-port)",
+                "UDP  10.0.0.1:81 rr ops",
+                "UDP  10.0.0.1:82 sh (sh-fallback,sh-port) persistent 10 pe sip ops",
+            ]
+        );
     }
 
     #[test]
