@@ -14,6 +14,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, 
 use netlink_packet_generic::GenlMessage;
 use serde::Serialize;
 
+use super::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use super::daemon::{DaemonState, SyncDaemon};
 use super::dest::Destination;
 use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
@@ -59,6 +60,8 @@ pub enum IpvsError {
         #[source]
         source: io::Error,
     },
+    #[error("service {service}: {reason}")]
+    InvalidService { service: ServiceId, reason: String },
     #[error("cannot open a generic netlink socket: {0}")]
     Socket(#[source] io::Error),
     #[error("malformed IPVS reply from the kernel ({op}): {msg}")]
@@ -298,6 +301,7 @@ impl IpvsClient {
 
     /// Add a virtual service (its `destinations` are not added: see [`Self::add_destination`]).
     pub async fn add_service(&mut self, svc: &Service) -> Result<(), IpvsError> {
+        check_names(svc)?;
         let op = format!("add service {}", svc.id);
         self.send_service(
             IpvsMessage::new_service(svc),
@@ -310,6 +314,7 @@ impl IpvsClient {
 
     /// Change scheduler, flags, persistence, netmask of an existing service in place.
     pub async fn edit_service(&mut self, svc: &Service) -> Result<(), IpvsError> {
+        check_names(svc)?;
         let op = format!("edit service {}", svc.id);
         self.send_service(
             IpvsMessage::set_service(svc),
@@ -446,6 +451,30 @@ impl IpvsClient {
     }
 }
 
+/// Scheduler and PE names are NUL-terminated strings of at most 15 characters
+/// (`IP_VS_SCHEDNAME_MAXLEN`/`IP_VS_PENAME_MAXLEN` = 16); say so before the kernel's EINVAL.
+fn check_names(svc: &Service) -> Result<(), IpvsError> {
+    let bad = |what: &str, name: &str, max: usize| {
+        (name.is_empty() || name.len() >= max || name.contains('\0')).then(|| {
+            IpvsError::InvalidService {
+                service: svc.id,
+                reason: format!("{what} name {name:?} must be 1 to {} characters", max - 1),
+            }
+        })
+    };
+    if let Some(e) = bad("scheduler", &svc.scheduler, IP_VS_SCHEDNAME_MAXLEN) {
+        return Err(e);
+    }
+    if let Some(e) = svc
+        .pe_name
+        .as_deref()
+        .and_then(|p| bad("persistence engine", p, IP_VS_PENAME_MAXLEN))
+    {
+        return Err(e);
+    }
+    Ok(())
+}
+
 fn malformed(op: &str, msg: impl ToString) -> IpvsError {
     IpvsError::Malformed {
         op: op.to_string(),
@@ -564,6 +593,17 @@ mod tests {
         );
         let e = errno_error("flush", 22, Ctx::Plain);
         assert!(e.to_string().starts_with("flush: kernel refused"), "{e}");
+    }
+
+    #[test]
+    fn overlong_scheduler_name_is_refused_before_the_kernel() {
+        let svc = Service::new(id(), "a-scheduler-name-too-long");
+        let e = check_names(&svc).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "service TCP 10.0.0.1:80: scheduler name \"a-scheduler-name-too-long\" must be 1 to 15 characters"
+        );
+        assert!(check_names(&Service::new(id(), "wlc")).is_ok());
     }
 
     #[test]
