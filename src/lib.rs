@@ -4,5 +4,6 @@ pub mod cli;
 pub mod config;
 pub mod desired;
 pub mod director;
+pub mod ipvs;
 pub mod lab;
 pub mod plan;

@@ -1,0 +1,160 @@
+//! Programming speed: lvsup's IPVS client vs. `ipvsadm -R` with the same rules.
+//!
+//! ```text
+//! ipvs_bench SERVICES DESTS_PER_SERVICE      # e.g. 100 10  (1,000 dests), 100 100 (10,000)
+//! ```
+//! Needs root and ip_vs; runs in its own network namespace. For each tool: flush, program
+//! the whole table from empty, and time it; then check both produced the same table
+//! (`ipvsadm -Sn` output compared). Prints one line per tool and the ratio.
+//! `benches/ipvs_bench.sh` runs it for 100×10 and 100×100 (in the lab VM if needed).
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lvsup::ipvs::*;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn svc_addr(i: usize) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250 + 1) as u8),
+        80,
+    ))
+}
+fn dest_addr(i: usize, j: usize) -> SocketAddr {
+    let n = i * 1000 + j;
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(
+            10,
+            (2 + n / 62500) as u8,
+            ((n / 250) % 250) as u8,
+            (n % 250 + 1) as u8,
+        ),
+        80,
+    ))
+}
+
+fn table(services: usize, dests: usize) -> Vec<Service> {
+    (0..services)
+        .map(|i| {
+            let mut s = Service::new(ServiceId::tcp(svc_addr(i)), "wrr");
+            for j in 0..dests {
+                s.destinations.push(Destination::new(
+                    dest_addr(i, j),
+                    Forward::Route,
+                    1 + (j % 5) as u32,
+                ));
+            }
+            s
+        })
+        .collect()
+}
+
+fn ipvsadm_rules(t: &[Service]) -> String {
+    let mut r = String::new();
+    for s in t {
+        let ServiceId::Addr { addr, .. } = s.id else {
+            continue;
+        };
+        r.push_str(&format!("-A -t {addr} -s {}\n", s.scheduler));
+        for d in &s.destinations {
+            r.push_str(&format!(
+                "-a -t {addr} -r {} -g -w {}\n",
+                d.socket_addr(),
+                d.weight
+            ));
+        }
+    }
+    r
+}
+
+fn run(cmd: &str) -> Res<String> {
+    let out = Command::new("sh").arg("-c").arg(cmd).output()?;
+    if !out.status.success() {
+        return Err(format!("`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
+    let services = args.next().unwrap_or(Ok(100))?;
+    let dests = args.next().unwrap_or(Ok(10))?;
+    // SAFETY: plain syscall on this (only) thread before any other is started.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "unshare(CLONE_NEWNET): {} (run as root)",
+            std::io::Error::last_os_error()
+        )
+        .into());
+    }
+    // Without lo up the kernel refuses destinations (EINVAL from the address-type check).
+    run("ip link set lo up")?;
+    let t = table(services, dests);
+    let n = services * dests;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (lvsup_time, read_time, lvsup_rules) = rt.block_on(async {
+        let mut c = IpvsClient::connect().await?;
+        c.flush().await?;
+        let start = Instant::now();
+        let plan = reconcile(&t, &[], &ReconcileOptions::default());
+        apply(&mut c, &plan.ops).await?;
+        let programmed = start.elapsed();
+        let start = Instant::now();
+        let back = c.services().await?;
+        let read = start.elapsed();
+        let got: usize = back.iter().map(|s| s.destinations.len()).sum();
+        if got != n {
+            return Err(format!("lvsup programmed {got} destinations, expected {n}").into());
+        }
+        let rules = run("ipvsadm -Sn")?;
+        c.flush().await?;
+        Ok::<_, Box<dyn std::error::Error>>((programmed, read, rules))
+    })?;
+
+    let rules = ipvsadm_rules(&t);
+    let start = Instant::now();
+    let mut child = Command::new("ipvsadm")
+        .arg("-R")
+        .stdin(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(rules.as_bytes())?;
+    if !child.wait()?.success() {
+        return Err("ipvsadm -R failed".into());
+    }
+    let ipvsadm_time = start.elapsed();
+    let start = Instant::now();
+    let _ = run("ipvsadm -Ln")?;
+    let ipvsadm_read = start.elapsed();
+    let ipvsadm_table = run("ipvsadm -Sn")?;
+    run("ipvsadm -C")?;
+    if ipvsadm_table != lvsup_rules {
+        return Err("lvsup and ipvsadm -R produced different tables (ipvsadm -Sn differs)".into());
+    }
+
+    println!(
+        "ipvs_bench: {services} services x {dests} destinations = {n} destinations (tables identical)"
+    );
+    println!("  program  lvsup        {:>8.3} s", secs(lvsup_time));
+    println!("  program  ipvsadm -R   {:>8.3} s", secs(ipvsadm_time));
+    println!(
+        "  ratio    lvsup/ipvsadm {:>7.2}",
+        secs(lvsup_time) / secs(ipvsadm_time)
+    );
+    println!("  read     lvsup        {:>8.3} s", secs(read_time));
+    println!("  read     ipvsadm -Ln  {:>8.3} s", secs(ipvsadm_read));
+    Ok(())
+}

@@ -1,0 +1,617 @@
+//! Async IPVS client over generic netlink (tokio), on genetlink's connection which
+//! resolves the "IPVS" family id.
+//!
+//! Every command needs `CAP_NET_ADMIN`, reads included (`ip_vs_ctl.c` registers all
+//! ops with `GENL_ADMIN_PERM`). Kernel errnos are turned into plain words by
+//! [`IpvsError`]; a malformed reply is an error value, never a panic.
+
+use std::io;
+use std::net::SocketAddr;
+
+use futures::StreamExt;
+use genetlink::{GenetlinkError, GenetlinkHandle};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_generic::GenlMessage;
+use serde::Serialize;
+
+use super::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
+use super::daemon::{DaemonState, SyncDaemon};
+use super::dest::Destination;
+use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
+use super::service::{Service, ServiceId};
+
+// errno values (asm-generic/errno-base.h)
+const EPERM: i32 = 1;
+const ENOENT: i32 = 2;
+const ESRCH: i32 = 3;
+const EEXIST: i32 = 17;
+
+/// What went wrong, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum IpvsError {
+    #[error("kernel module ip_vs is not loaded (modprobe ip_vs)")]
+    ModuleNotLoaded,
+    #[error("permission denied: IPVS needs CAP_NET_ADMIN (run as root)")]
+    PermissionDenied,
+    #[error("service {0} already exists")]
+    ServiceExists(ServiceId),
+    #[error("service {0} does not exist")]
+    NoSuchService(ServiceId),
+    #[error(
+        "scheduler {scheduler:?} for service {service} is not available (modprobe ip_vs_{scheduler})"
+    )]
+    UnknownScheduler {
+        service: ServiceId,
+        scheduler: String,
+    },
+    #[error("destination {dest} already exists in service {service}")]
+    DestinationExists {
+        service: ServiceId,
+        dest: SocketAddr,
+    },
+    #[error("destination {dest} does not exist in service {service}")]
+    NoSuchDestination {
+        service: ServiceId,
+        dest: SocketAddr,
+    },
+    #[error("{op}: kernel refused: {source}")]
+    Kernel {
+        op: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("service {service}: {reason}")]
+    InvalidService { service: ServiceId, reason: String },
+    #[error("cannot open a generic netlink socket: {0}")]
+    Socket(#[source] io::Error),
+    #[error("malformed IPVS reply from the kernel ({op}): {msg}")]
+    Malformed { op: String, msg: String },
+    #[error("netlink transport error ({op}): {msg}")]
+    Transport { op: String, msg: String },
+}
+
+/// Result of `IPVS_CMD_GET_INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IpvsInfo {
+    /// `IP_VS_VERSION_CODE`, e.g. 0x010201.
+    pub version: u32,
+    /// Size of the connection hash table.
+    pub conn_tab_size: u32,
+}
+
+impl IpvsInfo {
+    /// "1.2.1"
+    pub fn version_string(&self) -> String {
+        let v = self.version;
+        format!("{}.{}.{}", (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff)
+    }
+}
+
+/// Connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`). When setting,
+/// 0 leaves that value unchanged (kernel semantics of `ip_vs_set_timeout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
+/// Context for turning an errno into an [`IpvsError`].
+enum Ctx<'a> {
+    Plain,
+    Service {
+        id: &'a ServiceId,
+        scheduler: Option<&'a str>,
+    },
+    Dest {
+        id: &'a ServiceId,
+        dest: SocketAddr,
+    },
+}
+
+/// Async IPVS client. Cheap to clone (clones share one netlink connection).
+#[derive(Clone, Debug)]
+pub struct IpvsClient {
+    handle: GenetlinkHandle,
+}
+
+impl IpvsClient {
+    /// Open a generic netlink connection (spawned on the current tokio runtime) and
+    /// resolve the "IPVS" family. Fails with [`IpvsError::ModuleNotLoaded`] when the
+    /// family does not exist.
+    pub async fn connect() -> Result<Self, IpvsError> {
+        let (conn, handle, _unsolicited) =
+            genetlink::new_connection().map_err(IpvsError::Socket)?;
+        tokio::spawn(conn);
+        handle
+            .resolve_family::<IpvsMessage>()
+            .await
+            .map_err(|e| genl_error("resolve generic netlink family IPVS", e))?;
+        Ok(IpvsClient { handle })
+    }
+
+    /// Send one message and collect the reply messages. `dump` selects `NLM_F_DUMP`,
+    /// otherwise the request asks for an ACK.
+    pub async fn request(
+        &mut self,
+        msg: IpvsMessage,
+        dump: bool,
+        op: &str,
+    ) -> Result<Vec<IpvsMessage>, IpvsError> {
+        self.request_ctx(msg, dump, op, Ctx::Plain).await
+    }
+
+    async fn request_ctx(
+        &mut self,
+        msg: IpvsMessage,
+        dump: bool,
+        op: &str,
+        ctx: Ctx<'_>,
+    ) -> Result<Vec<IpvsMessage>, IpvsError> {
+        let mut nl = NetlinkMessage::from(GenlMessage::from_payload(msg));
+        nl.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
+        nl.finalize();
+        let mut stream = self
+            .handle
+            .request(nl)
+            .await
+            .map_err(|e| genl_error(op, e))?;
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            let reply = item.map_err(|e| IpvsError::Malformed {
+                op: op.to_string(),
+                msg: e.to_string(),
+            })?;
+            match reply.payload {
+                NetlinkPayload::InnerMessage(genl) => out.push(genl.payload),
+                NetlinkPayload::Error(e) => {
+                    if let Some(code) = e.code {
+                        return Err(errno_error(op, -code.get(), ctx));
+                    }
+                }
+                NetlinkPayload::Overrun(_) => {
+                    return Err(IpvsError::Transport {
+                        op: op.to_string(),
+                        msg: "netlink overrun".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Version and connection table size (`IPVS_CMD_GET_INFO`, reply `IPVS_CMD_SET_INFO`).
+    pub async fn info(&mut self) -> Result<IpvsInfo, IpvsError> {
+        let op = "get IPVS info";
+        let replies = self.request(IpvsMessage::get_info(), false, op).await?;
+        let (mut version, mut size) = (None, None);
+        for m in replies.iter().filter(|m| m.cmd == IpvsCmd::SetInfo) {
+            for a in &m.attrs {
+                match a {
+                    IpvsAttr::InfoVersion(v) => version = Some(*v),
+                    IpvsAttr::InfoConnTabSize(v) => size = Some(*v),
+                    _ => {}
+                }
+            }
+        }
+        match (version, size) {
+            (Some(version), Some(conn_tab_size)) => Ok(IpvsInfo {
+                version,
+                conn_tab_size,
+            }),
+            _ => Err(malformed(
+                op,
+                "SET_INFO reply without VERSION and CONN_TAB_SIZE",
+            )),
+        }
+    }
+
+    /// All virtual services (dump of `IPVS_CMD_GET_SERVICE`) without destinations.
+    pub async fn services_only(&mut self) -> Result<Vec<Service>, IpvsError> {
+        let op = "list services";
+        let replies = self
+            .request(IpvsMessage::get_service(None), true, op)
+            .await?;
+        let mut out = Vec::with_capacity(replies.len());
+        for m in &replies {
+            let attrs = m
+                .service()
+                .ok_or_else(|| malformed(op, "reply without a service nest"))?;
+            out.push(Service::from_attrs(attrs).map_err(|e| malformed(op, e))?);
+        }
+        Ok(out)
+    }
+
+    /// All virtual services with their destinations and counters, sorted like
+    /// `ipvsadm -Ln` (services by id, destinations by address).
+    pub async fn services(&mut self) -> Result<Vec<Service>, IpvsError> {
+        let mut services = self.services_only().await?;
+        for svc in &mut services {
+            svc.destinations = self.destinations(&svc.id).await?;
+        }
+        services.sort_by_key(|s| s.id);
+        Ok(services)
+    }
+
+    /// One service (`IPVS_CMD_GET_SERVICE` doit) with its destinations, or `None`.
+    pub async fn service(&mut self, id: &ServiceId) -> Result<Option<Service>, IpvsError> {
+        let op = format!("get service {id}");
+        let msg = IpvsMessage::get_service(Some(id));
+        let replies = match self
+            .request_ctx(
+                msg,
+                false,
+                &op,
+                Ctx::Service {
+                    id,
+                    scheduler: None,
+                },
+            )
+            .await
+        {
+            Err(IpvsError::NoSuchService(_)) => return Ok(None),
+            other => other?,
+        };
+        let Some(attrs) = replies.iter().find_map(|m| m.service()) else {
+            return Ok(None);
+        };
+        let mut svc = Service::from_attrs(attrs).map_err(|e| malformed(&op, e))?;
+        svc.destinations = self.destinations(id).await?;
+        Ok(Some(svc))
+    }
+
+    /// Destinations of one service (dump of `IPVS_CMD_GET_DEST`), sorted by address.
+    pub async fn destinations(&mut self, id: &ServiceId) -> Result<Vec<Destination>, IpvsError> {
+        let op = format!("list destinations of {id}");
+        let msg = IpvsMessage::get_dest(id);
+        let replies = self
+            .request_ctx(
+                msg,
+                true,
+                &op,
+                Ctx::Service {
+                    id,
+                    scheduler: None,
+                },
+            )
+            .await?;
+        let mut out = Vec::with_capacity(replies.len());
+        for m in &replies {
+            let attrs = m
+                .dest()
+                .ok_or_else(|| malformed(&op, "reply without a dest nest"))?;
+            out.push(Destination::from_attrs(attrs, id.family()).map_err(|e| malformed(&op, e))?);
+        }
+        out.sort_by_key(|d| d.socket_addr());
+        Ok(out)
+    }
+
+    async fn send_service(
+        &mut self,
+        msg: IpvsMessage,
+        id: &ServiceId,
+        scheduler: Option<&str>,
+        op: String,
+    ) -> Result<(), IpvsError> {
+        self.request_ctx(msg, false, &op, Ctx::Service { id, scheduler })
+            .await
+            .map(drop)
+    }
+
+    /// Add a virtual service (its `destinations` are not added: see [`Self::add_destination`]).
+    pub async fn add_service(&mut self, svc: &Service) -> Result<(), IpvsError> {
+        check_names(svc)?;
+        let op = format!("add service {}", svc.id);
+        self.send_service(
+            IpvsMessage::new_service(svc),
+            &svc.id,
+            Some(&svc.scheduler),
+            op,
+        )
+        .await
+    }
+
+    /// Change scheduler, flags, persistence, netmask of an existing service in place.
+    pub async fn edit_service(&mut self, svc: &Service) -> Result<(), IpvsError> {
+        check_names(svc)?;
+        let op = format!("edit service {}", svc.id);
+        self.send_service(
+            IpvsMessage::set_service(svc),
+            &svc.id,
+            Some(&svc.scheduler),
+            op,
+        )
+        .await
+    }
+
+    /// Delete a virtual service and its destinations.
+    pub async fn delete_service(&mut self, id: &ServiceId) -> Result<(), IpvsError> {
+        let op = format!("delete service {id}");
+        self.send_service(IpvsMessage::del_service(id), id, None, op)
+            .await
+    }
+
+    async fn send_dest(
+        &mut self,
+        msg: IpvsMessage,
+        id: &ServiceId,
+        dest: SocketAddr,
+        verb: &str,
+    ) -> Result<(), IpvsError> {
+        let op = format!("{verb} destination {dest} of {id}");
+        self.request_ctx(msg, false, &op, Ctx::Dest { id, dest })
+            .await
+            .map(drop)
+    }
+
+    /// Add a real server to service `id`.
+    pub async fn add_destination(
+        &mut self,
+        id: &ServiceId,
+        d: &Destination,
+    ) -> Result<(), IpvsError> {
+        self.send_dest(IpvsMessage::new_dest(id, d), id, d.socket_addr(), "add")
+            .await
+    }
+
+    /// Change forwarding method, weight, thresholds, tunnel options in place.
+    pub async fn edit_destination(
+        &mut self,
+        id: &ServiceId,
+        d: &Destination,
+    ) -> Result<(), IpvsError> {
+        self.send_dest(IpvsMessage::set_dest(id, d), id, d.socket_addr(), "edit")
+            .await
+    }
+
+    /// Remove a real server from service `id`.
+    pub async fn delete_destination(
+        &mut self,
+        id: &ServiceId,
+        dest: SocketAddr,
+    ) -> Result<(), IpvsError> {
+        self.send_dest(IpvsMessage::del_dest(id, dest), id, dest, "delete")
+            .await
+    }
+
+    /// Remove every virtual service (`ipvsadm -C`).
+    pub async fn flush(&mut self) -> Result<(), IpvsError> {
+        self.request(IpvsMessage::flush(), false, "flush")
+            .await
+            .map(drop)
+    }
+
+    /// Zero the counters of one service, or of all when `id` is `None` (`ipvsadm -Z`).
+    pub async fn zero(&mut self, id: Option<&ServiceId>) -> Result<(), IpvsError> {
+        match id {
+            None => self
+                .request(IpvsMessage::zero(None), false, "zero counters")
+                .await
+                .map(drop),
+            Some(id) => {
+                let op = format!("zero counters of {id}");
+                self.send_service(IpvsMessage::zero(Some(id)), id, None, op)
+                    .await
+            }
+        }
+    }
+
+    /// Connection timeouts (`IPVS_CMD_GET_CONFIG`, reply `IPVS_CMD_SET_CONFIG`).
+    pub async fn timeouts(&mut self) -> Result<Timeouts, IpvsError> {
+        let replies = self
+            .request(IpvsMessage::get_config(), false, "get timeouts")
+            .await?;
+        let mut t = Timeouts::default();
+        for a in replies.iter().flat_map(|m| m.attrs.iter()) {
+            match a {
+                IpvsAttr::TimeoutTcp(v) => t.tcp = *v,
+                IpvsAttr::TimeoutTcpFin(v) => t.tcp_fin = *v,
+                IpvsAttr::TimeoutUdp(v) => t.udp = *v,
+                _ => {}
+            }
+        }
+        Ok(t)
+    }
+
+    /// Set connection timeouts; zero fields are left unchanged.
+    pub async fn set_timeouts(&mut self, t: &Timeouts) -> Result<(), IpvsError> {
+        self.request(IpvsMessage::set_config(t), false, "set timeouts")
+            .await
+            .map(drop)
+    }
+
+    /// Start a connection-sync daemon (`IPVS_CMD_NEW_DAEMON`).
+    pub async fn start_daemon(&mut self, d: &SyncDaemon) -> Result<(), IpvsError> {
+        let op = format!("start {:?} sync daemon on {}", d.state, d.mcast_ifn);
+        self.request(IpvsMessage::new_daemon(d), false, &op)
+            .await
+            .map(drop)
+    }
+
+    /// Stop the master or backup sync daemon (`IPVS_CMD_DEL_DAEMON`).
+    pub async fn stop_daemon(&mut self, state: DaemonState) -> Result<(), IpvsError> {
+        let op = format!("stop {state:?} sync daemon");
+        self.request(IpvsMessage::del_daemon(state), false, &op)
+            .await
+            .map(drop)
+    }
+
+    /// Running sync daemons (dump of `IPVS_CMD_GET_DAEMON`).
+    pub async fn daemons(&mut self) -> Result<Vec<SyncDaemon>, IpvsError> {
+        let op = "list sync daemons";
+        let replies = self.request(IpvsMessage::get_daemon(), true, op).await?;
+        let mut out = Vec::new();
+        for m in &replies {
+            if let Some(attrs) = m.daemon() {
+                out.push(SyncDaemon::from_attrs(attrs).map_err(|e| malformed(op, e))?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Scheduler and PE names are NUL-terminated strings of at most 15 characters
+/// (`IP_VS_SCHEDNAME_MAXLEN`/`IP_VS_PENAME_MAXLEN` = 16); say so before the kernel's EINVAL.
+fn check_names(svc: &Service) -> Result<(), IpvsError> {
+    let bad = |what: &str, name: &str, max: usize| {
+        (name.is_empty() || name.len() >= max || name.contains('\0')).then(|| {
+            IpvsError::InvalidService {
+                service: svc.id,
+                reason: format!("{what} name {name:?} must be 1 to {} characters", max - 1),
+            }
+        })
+    };
+    if let Some(e) = bad("scheduler", &svc.scheduler, IP_VS_SCHEDNAME_MAXLEN) {
+        return Err(e);
+    }
+    if let Some(e) = svc
+        .pe_name
+        .as_deref()
+        .and_then(|p| bad("persistence engine", p, IP_VS_PENAME_MAXLEN))
+    {
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn malformed(op: &str, msg: impl ToString) -> IpvsError {
+    IpvsError::Malformed {
+        op: op.to_string(),
+        msg: msg.to_string(),
+    }
+}
+
+fn genl_error(op: &str, e: GenetlinkError) -> IpvsError {
+    match e {
+        GenetlinkError::NetlinkError(io) => match io.raw_os_error() {
+            // CTRL_CMD_GETFAMILY answers ENOENT for an unknown family.
+            Some(ENOENT) if op.starts_with("resolve") => IpvsError::ModuleNotLoaded,
+            Some(code) => errno_error(op, code, Ctx::Plain),
+            None => IpvsError::Kernel {
+                op: op.to_string(),
+                source: io,
+            },
+        },
+        GenetlinkError::AttributeNotFound(a) => malformed(op, format!("family reply without {a}")),
+        GenetlinkError::DecodeError(d) => malformed(op, d),
+        other => IpvsError::Transport {
+            op: op.to_string(),
+            msg: other.to_string(),
+        },
+    }
+}
+
+/// Map a positive errno to an error in plain words, using what the request was about.
+/// Codes as `ip_vs_ctl.c` returns them: ESRCH = service not found, EEXIST = already
+/// there, ENOENT = destination not found (or, on NEW/SET_SERVICE, unknown scheduler).
+fn errno_error(op: &str, code: i32, ctx: Ctx<'_>) -> IpvsError {
+    match (code, ctx) {
+        (EPERM, _) => IpvsError::PermissionDenied,
+        (ESRCH, Ctx::Service { id, .. } | Ctx::Dest { id, .. }) => IpvsError::NoSuchService(*id),
+        (EEXIST, Ctx::Service { id, .. }) => IpvsError::ServiceExists(*id),
+        (
+            ENOENT,
+            Ctx::Service {
+                id,
+                scheduler: Some(s),
+            },
+        ) => IpvsError::UnknownScheduler {
+            service: *id,
+            scheduler: s.to_string(),
+        },
+        (EEXIST, Ctx::Dest { id, dest }) => IpvsError::DestinationExists { service: *id, dest },
+        (ENOENT, Ctx::Dest { id, dest }) => IpvsError::NoSuchDestination { service: *id, dest },
+        (code, _) => IpvsError::Kernel {
+            op: op.to_string(),
+            source: io::Error::from_raw_os_error(code),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn id() -> ServiceId {
+        ServiceId::tcp("10.0.0.1:80".parse().unwrap())
+    }
+
+    #[test]
+    fn errors_read_as_plain_words() {
+        let id = id();
+        let e = errno_error(
+            "add",
+            EEXIST,
+            Ctx::Service {
+                id: &id,
+                scheduler: Some("rr"),
+            },
+        );
+        assert_eq!(e.to_string(), "service TCP 10.0.0.1:80 already exists");
+        let e = errno_error(
+            "x",
+            ESRCH,
+            Ctx::Service {
+                id: &id,
+                scheduler: None,
+            },
+        );
+        assert_eq!(e.to_string(), "service TCP 10.0.0.1:80 does not exist");
+        let dest: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let e = errno_error("x", ENOENT, Ctx::Dest { id: &id, dest });
+        assert_eq!(
+            e.to_string(),
+            "destination 10.0.0.2:80 does not exist in service TCP 10.0.0.1:80"
+        );
+        let e = errno_error("x", EEXIST, Ctx::Dest { id: &id, dest });
+        assert_eq!(
+            e.to_string(),
+            "destination 10.0.0.2:80 already exists in service TCP 10.0.0.1:80"
+        );
+        let e = errno_error("x", ESRCH, Ctx::Dest { id: &id, dest });
+        assert!(matches!(e, IpvsError::NoSuchService(_)));
+        let e = errno_error("x", EPERM, Ctx::Plain);
+        assert!(e.to_string().contains("CAP_NET_ADMIN"));
+        let e = errno_error(
+            "add service",
+            ENOENT,
+            Ctx::Service {
+                id: &id,
+                scheduler: Some("foo"),
+            },
+        );
+        assert!(e.to_string().contains("modprobe ip_vs_foo"), "{e}");
+        let e = genl_error(
+            "resolve generic netlink family IPVS",
+            GenetlinkError::NetlinkError(io::Error::from_raw_os_error(ENOENT)),
+        );
+        assert_eq!(
+            e.to_string(),
+            "kernel module ip_vs is not loaded (modprobe ip_vs)"
+        );
+        let e = errno_error("flush", 22, Ctx::Plain);
+        assert!(e.to_string().starts_with("flush: kernel refused"), "{e}");
+    }
+
+    #[test]
+    fn overlong_scheduler_name_is_refused_before_the_kernel() {
+        let svc = Service::new(id(), "a-scheduler-name-too-long");
+        let e = check_names(&svc).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "service TCP 10.0.0.1:80: scheduler name \"a-scheduler-name-too-long\" must be 1 to 15 characters"
+        );
+        assert!(check_names(&Service::new(id(), "wlc")).is_ok());
+    }
+
+    #[test]
+    fn info_version_string() {
+        let i = IpvsInfo {
+            version: 0x010201,
+            conn_tab_size: 4096,
+        };
+        assert_eq!(i.version_string(), "1.2.1");
+    }
+}
