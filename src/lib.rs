@@ -4,4 +4,6 @@ pub mod cli;
 pub mod config;
 pub mod desired;
 pub mod director;
+pub mod health;
 pub mod plan;
+pub mod vrrp;
