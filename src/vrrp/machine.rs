@@ -235,7 +235,7 @@ impl fmt::Display for Reason {
             Reason::Startup => f.write_str("startup"),
             Reason::AddressOwner => f.write_str("startup as address owner (priority 255)"),
             Reason::MasterDown => f.write_str("master down timer expired"),
-            Reason::HealthKnown => f.write_str("health known, master down"),
+            Reason::HealthKnown => f.write_str("health of the real servers known"),
             Reason::Preempted { by, priority } => {
                 write!(f, "preempted by {by} priority {priority}")
             }
