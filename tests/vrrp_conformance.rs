@@ -213,32 +213,72 @@ fn run_case(input: &str) -> String {
     format!("{header}{}", run.log)
 }
 
-#[test]
-fn conformance_cases() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vrrp_conformance");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/vrrp_conformance")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_dir())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 15, "cases: {}", cases.len());
-    let bless = std::env::var_os("VRRP_CONFORMANCE_BLESS").is_some();
-    let mut failed = Vec::new();
-    for case in &cases {
-        let input = std::fs::read_to_string(case.join("input")).expect("input");
-        let got = run_case(&input);
-        let expected_path = case.join("expected");
-        if bless {
-            std::fs::write(&expected_path, &got).expect("write expected");
-            continue;
-        }
-        let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if got != want {
-            let name = case.file_name().unwrap_or_default().to_string_lossy();
-            eprintln!("--- {name}: expected\n{want}\n+++ {name}: got\n{got}");
-            failed.push(name.into_owned());
-        }
+fn check(name: &str) {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vrrp_conformance")
+        .join(name);
+    let input = std::fs::read_to_string(case.join("input")).expect("input");
+    let got = run_case(&input);
+    let expected_path = case.join("expected");
+    if std::env::var_os("VRRP_CONFORMANCE_BLESS").is_some() {
+        std::fs::write(&expected_path, &got).expect("write expected");
+        return;
     }
-    assert!(failed.is_empty(), "conformance cases differ: {failed:?}");
+    let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
+    assert!(
+        got == want,
+        "{name}: outputs differ\n--- expected\n{want}\n+++ got\n{got}"
+    );
+}
+
+macro_rules! cases {
+    ($($test:ident: $dir:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check($dir);
+            }
+        )*
+
+        /// Every case directory has its test above.
+        #[test]
+        fn every_case_directory_is_listed() {
+            let listed = [$($dir),*];
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vrrp_conformance");
+            let mut found: Vec<String> = std::fs::read_dir(&dir)
+                .expect("tests/vrrp_conformance")
+                .map(|e| e.expect("dir entry").path())
+                .filter(|p| p.is_dir())
+                .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                .collect();
+            found.sort();
+            assert_eq!(found, listed);
+        }
+    };
+}
+
+cases! {
+    c01_startup_backup_then_master_after_master_down: "01-startup-backup-then-master-after-master-down",
+    c02_startup_owner_master_at_once: "02-startup-owner-master-at-once",
+    c03_backup_higher_priority_stays_backup_learns_interval: "03-backup-higher-priority-stays-backup-learns-interval",
+    c04_backup_equal_priority_stays_backup: "04-backup-equal-priority-stays-backup",
+    c05_backup_preempt_lower_priority_ignored_takes_over: "05-backup-preempt-lower-priority-ignored-takes-over",
+    c06_backup_no_preempt_does_not_preempt: "06-backup-no-preempt-does-not-preempt",
+    c07_master_higher_priority_becomes_backup: "07-master-higher-priority-becomes-backup",
+    c08_master_equal_priority_higher_address_yields: "08-master-equal-priority-higher-address-yields",
+    c09_master_equal_priority_lower_address_keeps: "09-master-equal-priority-lower-address-keeps",
+    c10_master_lower_priority_discarded: "10-master-lower-priority-discarded",
+    c11_backup_priority_zero_takes_over_after_skew: "11-backup-priority-zero-takes-over-after-skew",
+    c12_master_receives_priority_zero_sends_advert_now: "12-master-receives-priority-zero-sends-advert-now",
+    c13_shutdown_master_rfc_mode: "13-shutdown-master-rfc-mode",
+    c14_shutdown_master_graceful_handover: "14-shutdown-master-graceful-handover",
+    c15_shutdown_master_graceful_handover_timeout: "15-shutdown-master-graceful-handover-timeout",
+    c16_shutdown_backup: "16-shutdown-backup",
+    c17_health_gate_closed_no_mastership: "17-health-gate-closed-no-mastership",
+    c18_health_gate_closed_master_present_stays_backup: "18-health-gate-closed-master-present-stays-backup",
+    c19_health_gate_delays_preemption: "19-health-gate-delays-preemption",
+    c20_health_gate_closing_does_not_demote_master: "20-health-gate-closing-does-not-demote-master",
+    c21_health_gate_owner_waits_then_master_at_once: "21-health-gate-owner-waits-then-master-at-once",
+    c22_skew_priority_100_advert_1s: "22-skew-priority-100-advert-1s",
+    c23_own_advert_ignored: "23-own-advert-ignored",
 }
