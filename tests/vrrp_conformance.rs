@@ -42,6 +42,7 @@ fn parse_config(line: &str) -> MachineConfig {
             "graceful" => cfg.graceful_handover = v == "on",
             // "closed": wait for health (the gate starts closed)
             "health" => cfg.wait_for_health = v == "closed",
+            "lower-prio-advert" => cfg.advert_on_lower_priority = v == "on",
             _ => panic!("unknown config key {k}"),
         }
     }
@@ -281,4 +282,5 @@ cases! {
     c21_health_gate_owner_waits_then_master_at_once: "21-health-gate-owner-waits-then-master-at-once",
     c22_skew_priority_100_advert_1s: "22-skew-priority-100-advert-1s",
     c23_own_advert_ignored: "23-own-advert-ignored",
+    c24_master_lower_priority_answered_keepalived_style: "24-master-lower-priority-answered-keepalived-style",
 }

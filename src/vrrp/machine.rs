@@ -5,6 +5,9 @@
 //! returned [`Output`]s in order (send an advert, add the VIP, arm a timer…).
 //! No sockets, no clock: tests drive it with a fake clock.
 //!
+//! Section numbers are RFC 5798's, as keepalived's and holo's comments use
+//! them; RFC 9568 (2024) obsoletes 5798 and calls Master "Active".
+//!
 //! On top of the RFC, two refinements, both from what keepalived did in our
 //! lab (`/work/shared/design/protocols.md`):
 //!
@@ -65,6 +68,13 @@ pub struct MachineConfig {
     pub garp_repeat: u32,
     /// Delay of the second gratuitous-ARP burst; zero = no second burst.
     pub garp_master_delay: Duration,
+    /// As Master, answer a lower-priority advert with an advert of our own
+    /// at once (and restart the Adver_Timer) instead of only discarding it.
+    /// keepalived does this by default ("forcing new election", off with
+    /// `lower_prio_no_advert`): after a partition heals, the other master
+    /// yields within one packet instead of up to one advert interval.
+    /// Default off: RFC 5798 §6.4.3 says discard.
+    pub advert_on_lower_priority: bool,
 }
 
 impl MachineConfig {
@@ -88,6 +98,7 @@ impl MachineConfig {
             wait_for_health: true,
             garp_repeat: DEFAULT_GARP_REPEAT,
             garp_master_delay: DEFAULT_GARP_MASTER_DELAY,
+            advert_on_lower_priority: false,
         }
     }
 
@@ -117,7 +128,13 @@ pub fn duration_to_centis(d: Duration) -> u16 {
 }
 
 /// RFC 5798 §6.1: Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256,
-/// in centiseconds, integer division as written.
+/// in centiseconds, integer division as written: priority 100 at 100 cs →
+/// 60 cs (60.9 truncated).
+///
+/// keepalived computes the same formula in microseconds (`VRRP_TIMER_SKEW`
+/// in `vrrp.h`: 609 375 µs here, so its Master_Down_Interval is 3.609 s
+/// against our 3.60 s). The 9 ms difference only means an lvsup backup gives
+/// up on a silent master a few ms sooner than a keepalived one would.
 pub fn skew_time(priority: u8, master_adver_interval: u16) -> Centis {
     (256 - Centis::from(priority)) * Centis::from(master_adver_interval) / 256
 }
@@ -518,6 +535,14 @@ impl Machine {
                 } else {
                     // Lower priority: discard; our Adver_Timer keeps running.
                     self.stats.adverts_discarded += 1;
+                    if self.cfg.advert_on_lower_priority {
+                        self.send_advert(ours, out);
+                        self.arm(
+                            TimerKind::Adver,
+                            now + centis(Centis::from(self.cfg.advert_interval)),
+                            out,
+                        );
+                    }
                 }
             }
         }
