@@ -210,6 +210,8 @@ struct Lab {
     vip_log: Vec<(Instant, usize, bool)>,
     queue: Vec<(Instant, usize, Input)>,
     stopped: Vec<bool>,
+    /// Lose the next advert sent by node `.0` with priority `.1`.
+    drop_next: Vec<(usize, u8)>,
 }
 
 impl Lab {
@@ -222,6 +224,7 @@ impl Lab {
             vip_log: Vec::new(),
             queue: Vec::new(),
             stopped: vec![false; n],
+            drop_next: Vec::new(),
         }
     }
 
@@ -239,6 +242,10 @@ impl Lab {
         for o in out {
             match o {
                 Output::SendAdvert { priority } => {
+                    if let Some(i) = self.drop_next.iter().position(|d| *d == (node, priority)) {
+                        self.drop_next.remove(i);
+                        continue;
+                    }
                     let c = self.nodes[node].config();
                     let advert = Input::Advert {
                         from: c.address,
@@ -365,6 +372,27 @@ fn planned_stop_graceful_mode_has_no_unowned_window() {
         .find(|(_, n, holds)| *n == 0 && !holds)
         .map(|(t, _, _)| (*t - lab.t0).as_millis());
     assert_eq!(release, Some(10_600));
+}
+
+// Graceful handover when the first priority-0 advert is lost: the repeat one
+// interval later still hands over with no unowned window.
+#[test]
+fn graceful_handover_survives_a_lost_priority_zero_advert() {
+    let mut lab = pair(true);
+    lab.drop_next.push((0, 0));
+    lab.input(10_000, 0, Input::Shutdown);
+    lab.run(20_000);
+    assert!(lab.stopped[0]);
+    assert_eq!(lab.nodes[1].state(), State::Master);
+    assert_eq!(lab.longest_gap_after(9_000), 0);
+    // Repeat at 11.0 s, B's skew 0.6 s: handed over at 11.6 s, well before
+    // B's own Master_Down_Interval (9.41 + 3.6 = 13.01 s).
+    let release = lab
+        .vip_log
+        .iter()
+        .find(|(_, n, holds)| *n == 0 && !holds)
+        .map(|(t, _, _)| (*t - lab.t0).as_millis());
+    assert_eq!(release, Some(11_600));
 }
 
 // protocols.md "failback onto an empty service": the returning higher-priority

@@ -14,9 +14,10 @@
 //!
 //! Why:
 //! * A new (or restarted-director) real server gets no traffic before it has
-//!   answered once. keepalived instead starts servers as up (unless
-//!   `inhibit_on_failure`/`alpha`), so for the first `fall × interval` it
-//!   sends clients to servers it has never checked.
+//!   answered once. keepalived instead starts servers as up (unless its
+//!   `alpha` option is set, which starts them failed and needs a success),
+//!   so for up to `fall × interval` it sends clients to servers it has never
+//!   checked.
 //! * Waiting for `rise` successes at start would delay the moment "health
 //!   state is known" — which gates VRRP mastership — by `rise × interval`
 //!   although no flapping has been seen yet: `rise` is there to distrust a

@@ -25,10 +25,10 @@
 //!   on). RFC §6.4.3 has a leaving Master send priority 0 and stop at once;
 //!   the Backup only takes over after its Skew_Time, so nobody owns the VIP
 //!   for up to one advert interval (~0.6 s at 1 s, priority 100). In graceful
-//!   mode the Master still sends priority 0 right away, but keeps the VIP
-//!   until it sees an advert from the new master (or Master_Down_Interval
-//!   passes, if nobody takes over), then releases it and reports
-//!   [`Output::Stopped`].
+//!   mode the Master still sends priority 0 right away (and again every
+//!   advert interval, against packet loss), but keeps the VIP until it sees
+//!   an advert from the new master (or Master_Down_Interval passes, if nobody
+//!   takes over), then releases it and reports [`Output::Stopped`].
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -439,16 +439,25 @@ impl Machine {
             }
             // §6.4.3: cancel Adver_Timer, send priority 0, go Initialize.
             State::Master => {
-                self.cancel(TimerKind::Adver, out);
                 self.cancel(TimerKind::GarpRepeat, out);
                 self.send_advert(0, out);
                 if self.cfg.graceful_handover {
                     self.leaving = true;
+                    // Repeat priority 0 every advert interval while waiting, so
+                    // one lost packet costs a backup one interval, not a whole
+                    // Master_Down_Interval. A repeat never delays a takeover:
+                    // Skew_Time < Master_Adver_Interval at any priority.
+                    self.arm(
+                        TimerKind::Adver,
+                        now + centis(Centis::from(self.cfg.advert_interval)),
+                        out,
+                    );
                     let mdi = master_down_interval(self.cfg.priority(), self.cfg.advert_interval);
                     self.arm(TimerKind::Handover, now + centis(mdi), out);
                     // Stopped comes with the release.
                     return;
                 }
+                // release() cancels the Adver_Timer.
                 self.release(Reason::Shutdown, out);
                 return;
             }
@@ -458,6 +467,7 @@ impl Machine {
 
     /// Master → Initialize: drop the VIP and report Stopped.
     fn release(&mut self, reason: Reason, out: &mut Vec<Output>) {
+        self.cancel(TimerKind::Adver, out);
         self.cancel(TimerKind::Handover, out);
         self.leaving = false;
         self.master = None;
@@ -572,6 +582,15 @@ impl Machine {
             // §6.4.3: Adver_Timer fires → send, re-arm.
             (State::Master, TimerKind::Adver) if !self.leaving => {
                 self.send_advert(self.cfg.priority(), out);
+                self.arm(
+                    TimerKind::Adver,
+                    now + centis(Centis::from(self.cfg.advert_interval)),
+                    out,
+                );
+            }
+            // Graceful handover: priority 0 again (see on_shutdown).
+            (State::Master, TimerKind::Adver) => {
+                self.send_advert(0, out);
                 self.arm(
                     TimerKind::Adver,
                     now + centis(Centis::from(self.cfg.advert_interval)),
