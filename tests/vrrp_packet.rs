@@ -679,3 +679,32 @@ fn mutated_packets_never_panic() {
         }
     }
 }
+
+#[test]
+fn real_keepalived_unicast_exchange_with_lvsup_adverts() {
+    // keepalived's unicast adverts (pseudo-header dst = the peer, not the
+    // group) and adverts our encoder produced, which keepalived accepted.
+    let packets = pcap_ip_packets(&format!("{FIX}keepalived-v3-unicast-vs-lvsup.pcap"));
+    let decoded: Vec<(Ipv4Header, Advert)> = packets
+        .iter()
+        .map(|p| decode_ipv4(p).expect("valid"))
+        .collect();
+    let ka = ip("10.77.0.1");
+    let lvsup = ip("10.77.0.2");
+    let summary: Vec<(Ipv4Addr, Ipv4Addr, u8)> = decoded
+        .iter()
+        .map(|(h, a)| (h.src, h.dst, a.priority))
+        .collect();
+    let mut want = vec![(ka, lvsup, 100); 3];
+    want.extend(vec![(lvsup, ka, 200); 5]);
+    want.extend(vec![(ka, lvsup, 100); 4]);
+    want.push((ka, lvsup, 0));
+    assert_eq!(summary, want);
+    for (h, a) in &decoded {
+        assert_eq!(a.vrid, 51);
+        assert_eq!(a.addresses, vec![ip("10.77.0.100")]);
+        // Re-encoding reproduces every packet, keepalived's and ours.
+        let again = encode_ipv4(a, h.src, h.dst, h.id);
+        assert!(packets.contains(&again));
+    }
+}
