@@ -113,6 +113,20 @@ fn stale_timer_is_ignored_and_early_timer_rearmed() {
 }
 
 #[test]
+fn zero_advert_interval_is_clamped() {
+    let mut c = cfg(255, 1);
+    c.advert_interval = 0;
+    let t0 = Instant::now();
+    let mut m = Machine::new(c);
+    assert_eq!(m.config().advert_interval, 1);
+    let out = m.handle(t0, Input::Startup);
+    assert!(out.contains(&Output::ArmTimer {
+        kind: TimerKind::Adver,
+        at: t0 + Duration::from_millis(10)
+    }));
+}
+
+#[test]
 fn startup_twice_and_shutdown_when_stopped_are_harmless() {
     let t0 = Instant::now();
     let mut m = Machine::new(cfg(100, 1));

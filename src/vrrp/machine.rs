@@ -323,9 +323,12 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn new(cfg: MachineConfig) -> Machine {
+    /// An `advert_interval` outside 1..=4095 cs is clamped into it (0 would
+    /// make the Adver_Timer fire in a loop).
+    pub fn new(mut cfg: MachineConfig) -> Machine {
+        cfg.advert_interval = cfg.advert_interval.clamp(1, MAX_ADVER_INT_CS);
         let gate_open = !cfg.wait_for_health;
-        let master_adver_interval = cfg.advert_interval.clamp(1, MAX_ADVER_INT_CS);
+        let master_adver_interval = cfg.advert_interval;
         Machine {
             cfg,
             state: State::Initialize,
@@ -417,7 +420,7 @@ impl Machine {
         // Set Master_Adver_Interval to Advertisement_Interval, Master_Down_Timer
         // to Master_Down_Interval, go Backup. (An owner waiting for health
         // goes here too and takes over when the gate opens.)
-        self.master_adver_interval = self.cfg.advert_interval.clamp(1, MAX_ADVER_INT_CS);
+        self.master_adver_interval = self.cfg.advert_interval;
         self.transition(State::Backup, Reason::Startup, out);
         let mdi = master_down_interval(self.cfg.priority(), self.master_adver_interval);
         self.arm(TimerKind::MasterDown, now + centis(mdi), out);
