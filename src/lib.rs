@@ -4,6 +4,8 @@ pub mod cli;
 pub mod config;
 pub mod desired;
 pub mod director;
+pub mod health;
 pub mod ipvs;
 pub mod lab;
 pub mod plan;
+pub mod vrrp;
