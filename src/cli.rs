@@ -42,6 +42,19 @@ enum Command {
     /// Build the cluster's hosts on this machine (root): containers, networks, sshd
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Debugging aid: the kernel's IPVS table as lvsup reads it over netlink
+    #[command(subcommand, hide = true)]
+    Ipvs(IpvsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IpvsCommand {
+    /// Print the table in the `ipvsadm -Ln` layout (or as JSON)
+    List {
+        /// Print JSON instead
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +186,32 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Lab(cmd) => run_lab(cmd),
+        Command::Ipvs(IpvsCommand::List { json }) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (table, info) = rt.block_on(async {
+                let mut c = crate::ipvs::IpvsClient::connect().await?;
+                let info = c.info().await?;
+                let table = c.services().await?;
+                Ok::<_, crate::ipvs::IpvsError>((table, info))
+            })?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(
+                    &mut out,
+                    &serde_json::json!({
+                        "version": info.version,
+                        "conn_tab_size": info.conn_tab_size,
+                        "services": table,
+                    }),
+                )?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", crate::ipvs::render_ipvsadm_ln(&table, &info))?;
+            }
+            Ok(exit::OK)
+        }
     }
 }
 
