@@ -42,6 +42,9 @@ enum Command {
     /// Build the cluster's hosts on this machine (root): containers, networks, sshd
     #[command(subcommand)]
     Lab(LabCommand),
+    /// On a director: run the daemon, or ask it for its status
+    #[command(subcommand)]
+    Director(crate::director::cmd::DirectorCommand),
     /// Debugging aid: the kernel's IPVS table as lvsup reads it over netlink
     #[command(subcommand, hide = true)]
     Ipvs(IpvsCommand),
@@ -186,6 +189,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Lab(cmd) => run_lab(cmd),
+        Command::Director(cmd) => crate::director::cmd::run(cmd),
         Command::Ipvs(IpvsCommand::List { json }) => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -60,6 +60,8 @@ fn config_from_director_toml() {
         preempt: false,
         address: Ipv4Addr::new(192, 0, 2, 11),
         peers: vec![Ipv4Addr::new(192, 0, 2, 12)],
+        unicast: false,
+        sync_daemon: false,
     };
     let c = MachineConfig::from_director(&v);
     assert_eq!(c.vrid, 51);

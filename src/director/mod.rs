@@ -1,4 +1,30 @@
-//! The director role: the daemon `apply` installs on every director.
-//! For now: the daemon's configuration file, which `desired` renders.
+//! The director role: the daemon `apply` installs on every director
+//! (`lvsup director run`), its configuration file (which `desired` renders)
+//! and its status (`lvsup director status`).
+//!
+//! Pure pieces: [`config`], [`status`] (the JSON schema), [`table`] (config ×
+//! health → IPVS table), the tagging rules of [`addr`], the frames of [`net`],
+//! the HTTP status parsing of [`probe`]. I/O at the edges: [`daemon`] (the
+//! loop), [`control`] (unix socket), sockets in [`net`], rtnetlink in [`addr`].
 
+pub mod cmd;
 pub mod config;
+pub mod status;
+pub mod table;
+
+#[cfg(target_os = "linux")]
+pub mod addr;
+#[cfg(target_os = "linux")]
+pub mod control;
+#[cfg(target_os = "linux")]
+pub mod daemon;
+#[cfg(target_os = "linux")]
+pub mod net;
+#[cfg(target_os = "linux")]
+pub mod probe;
+
+/// The daemon's control socket: `/run/lvsup/<cluster>/director.sock` (the
+/// unit's `RuntimeDirectory=lvsup/<cluster>`, mode 0700; the socket 0600).
+pub fn socket_path(cluster: &str) -> String {
+    format!("/run/lvsup/{cluster}/director.sock")
+}

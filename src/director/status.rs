@@ -1,0 +1,380 @@
+//! The director daemon's status, as the control socket answers it.
+//!
+//! Protocol: connect to `/run/lvsup/<cluster>/director.sock` (root only,
+//! mode 0600); the daemon writes one JSON document ([`Status`]) followed by a
+//! newline and closes the connection. No request is read. `lvsup director
+//! status [--json]` is the client; `lvsup status` runs it over SSH.
+//!
+//! The schema is versioned by [`Status::schema`]: fields are only ever added
+//! under the same number; a rename or removal bumps it. Times are RFC 3339
+//! UTC with milliseconds (`2026-11-21T07:12:03.123Z`); durations are
+//! milliseconds. Lists are in config order, maps sorted.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// Current [`Status::schema`].
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub schema: u32,
+    /// lvsup version of the daemon.
+    pub version: String,
+    pub pid: u32,
+    pub cluster: String,
+    pub director: String,
+    pub started_at: String,
+    pub config: ConfigStatus,
+    pub vrrp: VrrpStatus,
+    pub ipvs: IpvsStatus,
+    pub services: Vec<ServiceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigStatus {
+    pub path: String,
+    /// SHA-256 of the file's bytes as loaded (hex): compare with the file
+    /// `apply` uploaded to know whether the daemon runs it.
+    pub sha256: String,
+    pub loaded_at: String,
+    /// The last SIGHUP, successful or refused.
+    pub last_reload: Option<ReloadStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    pub at: String,
+    pub ok: bool,
+    /// Why a reload was refused (the old config keeps running).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    /// "Initialize" | "Backup" | "Master"
+    pub state: String,
+    pub vrid: u8,
+    pub priority: u8,
+    pub interface: String,
+    pub vip: Ipv4Addr,
+    /// The addresses this daemon holds right now (VIP, NAT gateway), as `a.b.c.d/len`.
+    pub addresses_held: Vec<String>,
+    /// The current master as far as this director knows.
+    pub master: Option<Ipv4Addr>,
+    pub advert_interval_ms: u64,
+    /// Learned from the master's adverts (RFC 5798 Master_Adver_Interval).
+    pub master_advert_interval_ms: u64,
+    pub preempt: bool,
+    pub unicast: bool,
+    pub peers: Vec<Ipv4Addr>,
+    /// Health of every real server known: mastership allowed.
+    pub health_gate_open: bool,
+    /// Most recent last, at most [`MAX_TRANSITIONS`].
+    pub transitions: Vec<TransitionRecord>,
+    pub counters: VrrpCounters,
+}
+
+/// How many VRRP transitions the status keeps.
+pub const MAX_TRANSITIONS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    pub at: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpCounters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub priority_zero_received: u64,
+    pub adverts_discarded: u64,
+    /// Valid adverts for another VRID on the same link (ignored).
+    pub other_vrid: u64,
+    /// Unicast mode: adverts from an address that is not a configured peer.
+    pub unknown_peer: u64,
+    /// Malformed packets, by reason (`ttl`, `checksum`, `vrrpv2`, ...).
+    pub bad_packets: BTreeMap<String, u64>,
+    pub send_errors: u64,
+    pub gratuitous_arps_sent: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpvsStatus {
+    /// false: the daemon runs without IPVS (`--no-ipvs`, labs only).
+    pub enabled: bool,
+    pub last_reconcile: Option<ReconcileStatus>,
+    /// "master" | "backup" | null: the connection-sync daemon this director runs.
+    pub sync_daemon: Option<String>,
+    /// Why the kernel counters below are missing, if they are.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileStatus {
+    pub at: String,
+    /// "start" | "health" | "reload" | "periodic"
+    pub trigger: String,
+    pub ok: bool,
+    /// Netlink operations applied (0 = kernel already matched).
+    pub ops: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// "tcp" | "udp"
+    pub protocol: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub scheduler: String,
+    /// "tcp" | "http" | "none"
+    pub check: String,
+    /// The kernel's counters for this virtual service, when IPVS is readable.
+    pub kernel: Option<ServiceCounters>,
+    pub real_servers: Vec<RealServerStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCounters {
+    pub conns: u64,
+    pub in_pkts: u64,
+    pub out_pkts: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub cps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerStatus {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    /// "unknown" | "up" | "down"
+    pub health: String,
+    /// Weight from the config.
+    pub weight: u32,
+    /// Weight the daemon wants in the kernel: `weight` when up, 0 when down.
+    pub effective_weight: u32,
+    pub last_check: Option<CheckRecord>,
+    /// Health flips since the daemon started.
+    pub flips: u64,
+    pub kernel: Option<DestCounters>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub at: String,
+    pub ok: bool,
+    /// "connected", "HTTP 200", "connection refused", "timeout after 3s", ...
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestCounters {
+    /// The weight the kernel has.
+    pub weight: u32,
+    pub active_conns: u32,
+    pub inact_conns: u32,
+    pub persist_conns: u32,
+    pub conns: u64,
+    pub in_pkts: u64,
+    pub out_pkts: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+}
+
+impl Status {
+    /// Fill the `kernel` fields from a read of the kernel's IPVS table.
+    pub fn attach_kernel(&mut self, table: &[crate::ipvs::Service]) {
+        use crate::ipvs::ServiceId;
+        for s in &mut self.services {
+            let proto = if s.protocol == "udp" {
+                crate::ipvs::Protocol::Udp
+            } else {
+                crate::ipvs::Protocol::Tcp
+            };
+            let want = ServiceId::Addr {
+                protocol: proto,
+                addr: std::net::SocketAddr::from((s.vip, s.port)),
+            };
+            let Some(k) = table.iter().find(|k| k.id == want) else {
+                continue;
+            };
+            let st = k.stats.unwrap_or_default();
+            s.kernel = Some(ServiceCounters {
+                conns: st.conns,
+                in_pkts: st.in_pkts,
+                out_pkts: st.out_pkts,
+                in_bytes: st.in_bytes,
+                out_bytes: st.out_bytes,
+                cps: st.cps,
+            });
+            for r in &mut s.real_servers {
+                let addr = std::net::SocketAddr::from((r.address, r.port));
+                if let Some(d) = k.destinations.iter().find(|d| d.socket_addr() == addr) {
+                    let ds = d.stats.unwrap_or_default();
+                    r.kernel = Some(DestCounters {
+                        weight: d.weight,
+                        active_conns: d.active_conns,
+                        inact_conns: d.inact_conns,
+                        persist_conns: d.persist_conns,
+                        conns: ds.conns,
+                        in_pkts: ds.in_pkts,
+                        out_pkts: ds.out_pkts,
+                        in_bytes: ds.in_bytes,
+                        out_bytes: ds.out_bytes,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The human-readable form `lvsup director status` prints.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let v = &self.vrrp;
+        let _ = writeln!(
+            o,
+            "director {} of cluster {} (pid {}, lvsup {}, up since {})",
+            self.director, self.cluster, self.pid, self.version, self.started_at
+        );
+        let _ = writeln!(
+            o,
+            "config   {} sha256 {} loaded {}",
+            self.config.path,
+            short(&self.config.sha256),
+            self.config.loaded_at
+        );
+        if let Some(r) = &self.config.last_reload {
+            match &r.error {
+                None => {
+                    let _ = writeln!(o, "         last reload {} ok", r.at);
+                }
+                Some(e) => {
+                    let _ = writeln!(o, "         last reload {} REFUSED: {e}", r.at);
+                }
+            }
+        }
+        let _ = writeln!(
+            o,
+            "vrrp     {} vrid {} priority {} on {} ({}), vip {}{}",
+            v.state,
+            v.vrid,
+            v.priority,
+            v.interface,
+            if v.unicast { "unicast" } else { "multicast" },
+            v.vip,
+            if v.addresses_held.is_empty() {
+                String::new()
+            } else {
+                format!(", holding {}", v.addresses_held.join(" "))
+            }
+        );
+        let _ = writeln!(
+            o,
+            "         master {}, advert {} ms, health gate {}",
+            v.master.map_or("unknown".to_string(), |m| m.to_string()),
+            v.master_advert_interval_ms,
+            if v.health_gate_open { "open" } else { "closed" }
+        );
+        let c = &v.counters;
+        let bad: u64 = c.bad_packets.values().sum();
+        let _ = writeln!(
+            o,
+            "         adverts sent {} received {} (priority 0: {}), bad packets {}{}",
+            c.adverts_sent,
+            c.adverts_received,
+            c.priority_zero_received,
+            bad,
+            if bad == 0 {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    c.bad_packets
+                        .iter()
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        for t in v.transitions.iter().rev().take(5) {
+            let _ = writeln!(o, "         {} {} -> {}: {}", t.at, t.from, t.to, t.reason);
+        }
+        match (&self.ipvs.enabled, &self.ipvs.last_reconcile) {
+            (false, _) => {
+                let _ = writeln!(o, "ipvs     disabled (--no-ipvs)");
+            }
+            (true, Some(r)) => {
+                let _ = writeln!(
+                    o,
+                    "ipvs     last reconcile {} ({}): {}",
+                    r.at,
+                    r.trigger,
+                    match &r.error {
+                        None => format!("ok, {} ops", r.ops),
+                        Some(e) => format!("FAILED: {e}"),
+                    }
+                );
+            }
+            (true, None) => {
+                let _ = writeln!(o, "ipvs     not reconciled yet");
+            }
+        }
+        if let Some(sd) = &self.ipvs.sync_daemon {
+            let _ = writeln!(o, "         sync daemon: {sd}");
+        }
+        for s in &self.services {
+            let _ = writeln!(
+                o,
+                "{} {}:{} {} (check {}){}",
+                s.protocol.to_uppercase(),
+                s.vip,
+                s.port,
+                s.scheduler,
+                s.check,
+                s.kernel
+                    .as_ref()
+                    .map_or(String::new(), |k| format!(", {} conns", k.conns))
+            );
+            for r in &s.real_servers {
+                let _ = writeln!(
+                    o,
+                    "  -> {:<12} {}:{:<5} {:<7} weight {}/{}{}{}",
+                    r.name,
+                    r.address,
+                    r.port,
+                    r.health,
+                    r.effective_weight,
+                    r.weight,
+                    r.kernel.as_ref().map_or(String::new(), |k| format!(
+                        ", kernel weight {} active {} inactive {}",
+                        k.weight, k.active_conns, k.inact_conns
+                    )),
+                    r.last_check
+                        .as_ref()
+                        .map_or(String::new(), |c| format!(", last check: {}", c.detail))
+                );
+            }
+        }
+        o
+    }
+}
+
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn timestamp(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
