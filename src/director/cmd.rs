@@ -113,7 +113,32 @@ pub fn socket_for(config: Option<&Path>) -> anyhow::Result<PathBuf> {
     };
     let text = std::fs::read_to_string(&config)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", config.display()))?;
-    let cfg = super::config::DirectorConfig::parse(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
-    Ok(PathBuf::from(super::socket_path(&cfg.cluster)))
+    let cluster = cluster_of(&text)
+        .ok_or_else(|| anyhow::anyhow!("{}: no `cluster = \"...\"` line", config.display()))?;
+    Ok(PathBuf::from(super::socket_path(&cluster)))
+}
+
+/// The `cluster = "name"` of a director.toml, read line by line rather than
+/// parsed: status must work while the file on disk is broken (that is when
+/// an operator asks whether the daemon refused it).
+pub fn cluster_of(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("cluster")?.trim_start();
+        let v = rest.strip_prefix('=')?.trim();
+        let v = v.strip_prefix('"')?;
+        let end = v.find('"')?;
+        Some(v[..end].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_of_a_broken_file() {
+        assert_eq!(
+            super::cluster_of("# x\ncluster = \"web\"\nbogus = [\n").as_deref(),
+            Some("web")
+        );
+        assert_eq!(super::cluster_of("clusters = 1\n"), None);
+    }
 }

@@ -104,7 +104,16 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text =
         String::from_utf8(bytes.clone()).map_err(|_| anyhow!("{} is not UTF-8", path.display()))?;
-    let cfg = DirectorConfig::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let cfg = DirectorConfig::parse(&text).map_err(|e| {
+        // One line (journald splits multi-line messages): message + position.
+        let pos = e.span().map_or(String::new(), |sp| {
+            let before = &text[..sp.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {col}")
+        });
+        anyhow!("{}{pos}: {}", path.display(), e.message().trim())
+    })?;
     check(&cfg).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(Loaded {
         cfg,
@@ -179,8 +188,6 @@ struct RsKey {
     check: String,
     check_port: Option<u16>,
     path: Option<String>,
-    rise: u32,
-    fall: u32,
 }
 
 struct RsState {
@@ -555,14 +562,16 @@ impl Daemon {
                             check: s.health.check.clone(),
                             check_port: s.health.port,
                             path: s.health.path.clone(),
-                            rise: s.health.rise,
-                            fall: s.health.fall,
                         };
                         if let Some(pos) = carried.iter().position(|o| o.key == key) {
                             let o = carried.remove(pos);
+                            // Same server and check: keep its health, new thresholds.
+                            let mut damper = o.damper.clone();
+                            damper.rise = s.health.rise.max(1);
+                            damper.fall = s.health.fall.max(1);
                             return RsState {
                                 key,
-                                damper: o.damper.clone(),
+                                damper,
                                 last: o.last.clone(),
                                 flips: o.flips,
                             };
