@@ -245,15 +245,20 @@ fn up() -> Lab {
         let director = matches!(h.role, lvsup::desired::Role::Director { .. });
         if !director {
             if ipvs {
-                // apply's real-server part, by hand: VIP on lo, ARP suppression.
-                lab.sh(
-                    &h.name,
-                    &format!(
-                        "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-                         net.ipv4.conf.lo.arp_ignore=1 net.ipv4.conf.lo.arp_announce=2 && \
-                         ip addr add {VIP}/32 dev lo"
-                    ),
-                );
+                // apply's real-server part, by hand: VIP on lo, ARP
+                // suppression. From the host's namespace: the lab's containers
+                // see /proc/sys/net read-only.
+                let ns = &t.host(&h.name).expect("lab host").node.netns;
+                let o = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "ip netns exec {ns} sh -c 'sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
+                         net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.lo.arp_ignore=1 \
+                         net.ipv4.conf.lo.arp_announce=2 && ip addr add {VIP}/32 dev lo'"
+                    ))
+                    .output()
+                    .expect("sh");
+                ok(o, &format!("{}: VIP on lo", h.name));
             }
             continue;
         }

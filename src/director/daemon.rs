@@ -43,6 +43,10 @@ use crate::vrrp::packet::{self, Advert, PacketError, VRRP_MULTICAST_V4};
 /// (repairs drift: someone ran `ipvsadm -C`, a module reload...).
 pub const PERIODIC_RECONCILE: Duration = Duration::from_secs(30);
 
+/// How often the floating addresses are compared with what the VRRP state
+/// says (someone ran `ip addr del` on the Master, or a failed add): repaired.
+pub const ADDRESS_CHECK: Duration = Duration::from_secs(5);
+
 /// Options of `lvsup director run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -398,6 +402,8 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+    let mut addr_check = tokio::time::interval(ADDRESS_CHECK);
+    addr_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     while !d.stopped {
         let timer = d.machine.poll_timeout();
@@ -412,6 +418,7 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
                     d.feed(Input::Timer(kind)).await;
                 }
             }
+            _ = addr_check.tick() => d.check_addresses().await,
             _ = hup.recv() => d.reload().await,
             _ = term.recv() => d.begin_shutdown("SIGTERM", &mut shutdown_deadline).await,
             _ = int.recv() => d.begin_shutdown("SIGINT", &mut shutdown_deadline).await,
@@ -866,6 +873,37 @@ impl Daemon {
         }
     }
 
+    /// Address drift repair: Master (not leaving) must hold every floating
+    /// address, anyone else none of ours.
+    async fn check_addresses(&mut self) {
+        let Ok(found) = self.addrs.dump().await else {
+            return;
+        };
+        let vrid = self.cfg().vrrp.vrid;
+        let master = self.machine.state() == State::Master && !self.machine.is_leaving();
+        let mut repaired = false;
+        for (link, net) in self.wanted() {
+            let present = found.iter().any(|a| {
+                a.index == link.index && a.net == net && addr::is_ours(a.label.as_deref(), vrid)
+            });
+            if master && !present {
+                warn!(address = %net, interface = %link.name, "Master without its address: re-adding");
+                self.held.retain(|(_, n)| *n != net);
+                repaired = true;
+            } else if !master && present && !self.machine.is_leaving() {
+                warn!(address = %net, interface = %link.name, "not Master but holding the address: removing");
+                if let Err(e) = self.addrs.remove(link.index, net).await {
+                    error!(address = %net, "removing address: {e}");
+                }
+                self.held.retain(|(_, n)| *n != net);
+            }
+        }
+        if repaired {
+            self.add_vips().await;
+            self.send_garp(machine::DEFAULT_GARP_REPEAT);
+        }
+    }
+
     fn send_garp(&mut self, count: u32) {
         for (link, net) in &self.held {
             let Some(mac) = link.mac else {
@@ -1079,5 +1117,101 @@ impl Daemon {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DirectorConfig {
+        DirectorConfig::parse(
+            r#"
+cluster = "web"
+director = "a"
+mode = "dr"
+vip = "192.0.2.100"
+[vrrp]
+vrid = 51
+priority = 150
+advert_interval = "1s"
+preempt = true
+address = "192.0.2.1"
+peers = ["192.0.2.2"]
+[[services]]
+protocol = "tcp"
+port = 80
+scheduler = "rr"
+[services.health]
+check = "http"
+interval = "2s"
+timeout = "1s"
+fall = 3
+rise = 2
+path = "/health"
+[[services.real_servers]]
+name = "n1"
+address = "192.0.2.11"
+port = 80
+weight = 1
+forward = "route"
+"#,
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn check_refuses_what_serde_cannot() {
+        assert_eq!(check(&cfg()), Ok(()));
+        let mut c = cfg();
+        c.services[0].health.check = "icmp".into();
+        assert!(check(&c).is_err_and(|e| e.contains("unknown check")));
+        let mut c = cfg();
+        c.vrrp.unicast = true;
+        c.vrrp.peers.clear();
+        assert!(check(&c).is_err_and(|e| e.contains("peers")));
+        let mut c = cfg();
+        c.vrrp.advert_interval = Duration::from_millis(1);
+        assert!(check(&c).is_err());
+    }
+
+    #[test]
+    fn reload_needs_restart_only_for_vrrp_identity() {
+        let old = cfg();
+        let mut new = cfg();
+        new.services[0].health.fall = 5;
+        new.services[0].real_servers[0].weight = 7;
+        assert_eq!(restart_needed(&old, &new), None);
+        let mut new = cfg();
+        new.vrrp.priority = 100;
+        assert_eq!(restart_needed(&old, &new), Some("[vrrp]"));
+        let mut new = cfg();
+        new.vip = Ipv4Addr::new(192, 0, 2, 101);
+        assert_eq!(restart_needed(&old, &new), Some("vip"));
+    }
+
+    #[test]
+    fn load_reports_a_broken_file_on_one_line() {
+        let dir = std::env::temp_dir().join(format!("lvsup-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("director.toml");
+        std::fs::write(&p, "cluster = \"web\"\nbogus = [\n").expect("write");
+        let e = format!("{:#}", load(&p).expect_err("broken"));
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn packet_errors_have_short_keys() {
+        assert_eq!(packet_error_key(&PacketError::Ttl(64)), "ttl");
+        assert_eq!(packet_error_key(&PacketError::Vrrpv2), "vrrpv2");
+        assert_eq!(
+            packet_error_key(&PacketError::Checksum {
+                found: 1,
+                computed: 2
+            }),
+            "checksum"
+        );
     }
 }

@@ -378,3 +378,147 @@ fn short(h: &str) -> &str {
 pub fn timestamp(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Status {
+        Status {
+            schema: SCHEMA,
+            version: "0.1.0".into(),
+            pid: 42,
+            cluster: "web".into(),
+            director: "lvs191".into(),
+            started_at: "2026-11-21T07:00:00.000Z".into(),
+            config: ConfigStatus {
+                path: "/etc/lvsup/web/director.toml".into(),
+                sha256: "ab".repeat(32),
+                loaded_at: "2026-11-21T07:00:00.000Z".into(),
+                last_reload: Some(ReloadStatus {
+                    at: "2026-11-21T07:05:00.000Z".into(),
+                    ok: false,
+                    error: Some("TOML parse error at line 46".into()),
+                }),
+            },
+            vrrp: VrrpStatus {
+                state: "Master".into(),
+                vrid: 51,
+                priority: 150,
+                interface: "eth0".into(),
+                vip: Ipv4Addr::new(192, 168, 0, 100),
+                addresses_held: vec!["192.168.0.100/32".into()],
+                master: Some(Ipv4Addr::new(192, 168, 0, 191)),
+                advert_interval_ms: 1000,
+                master_advert_interval_ms: 1000,
+                preempt: true,
+                unicast: false,
+                peers: vec![Ipv4Addr::new(192, 168, 0, 192)],
+                health_gate_open: true,
+                transitions: vec![TransitionRecord {
+                    at: "2026-11-21T07:00:03.400Z".into(),
+                    from: "Backup".into(),
+                    to: "Master".into(),
+                    reason: "master down timer expired".into(),
+                }],
+                counters: VrrpCounters {
+                    bad_packets: [("ttl".to_string(), 2)].into_iter().collect(),
+                    ..Default::default()
+                },
+            },
+            ipvs: IpvsStatus {
+                enabled: true,
+                last_reconcile: None,
+                sync_daemon: Some("master".into()),
+                error: None,
+            },
+            services: vec![ServiceStatus {
+                protocol: "tcp".into(),
+                vip: Ipv4Addr::new(192, 168, 0, 100),
+                port: 80,
+                scheduler: "rr".into(),
+                check: "tcp".into(),
+                kernel: None,
+                real_servers: vec![RealServerStatus {
+                    name: "node1".into(),
+                    address: Ipv4Addr::new(192, 168, 0, 171),
+                    port: 80,
+                    health: "down".into(),
+                    weight: 100,
+                    effective_weight: 0,
+                    last_check: None,
+                    flips: 1,
+                    kernel: None,
+                }],
+            }],
+        }
+    }
+
+    /// The keys `lvsup status` (over SSH) and scripts read: renaming one is a
+    /// schema change (bump SCHEMA).
+    #[test]
+    fn json_shape_is_stable() {
+        let v = serde_json::to_value(sample()).expect("json");
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys(&v),
+            [
+                "cluster",
+                "config",
+                "director",
+                "ipvs",
+                "pid",
+                "schema",
+                "services",
+                "started_at",
+                "version",
+                "vrrp"
+            ]
+        );
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["vrrp"]["state"], "Master");
+        assert_eq!(v["vrrp"]["vip"], "192.168.0.100");
+        assert_eq!(v["vrrp"]["master"], "192.168.0.191");
+        assert_eq!(v["vrrp"]["transitions"][0]["to"], "Master");
+        assert_eq!(v["vrrp"]["counters"]["bad_packets"]["ttl"], 2);
+        assert_eq!(v["config"]["last_reload"]["ok"], false);
+        let rs = &v["services"][0]["real_servers"][0];
+        assert_eq!(rs["health"], "down");
+        assert_eq!(rs["effective_weight"], 0);
+        assert!(rs["kernel"].is_null());
+        // And it reads back (the client side).
+        let back: Status = serde_json::from_value(v).expect("read back");
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn kernel_counters_attach_by_service_and_destination() {
+        use crate::ipvs::{Destination, Forward, Service, ServiceId};
+        let mut st = sample();
+        let mut d = Destination::new("192.168.0.171:80".parse().expect("addr"), Forward::Route, 0);
+        d.active_conns = 3;
+        d.inact_conns = 4;
+        let svc = Service::new(
+            ServiceId::tcp("192.168.0.100:80".parse().expect("addr")),
+            "rr",
+        )
+        .with_destination(d);
+        st.attach_kernel(&[svc]);
+        let k = st.services[0].real_servers[0]
+            .kernel
+            .as_ref()
+            .expect("kernel");
+        assert_eq!((k.weight, k.active_conns, k.inact_conns), (0, 3, 4));
+        assert!(st.services[0].kernel.is_some());
+        let text = st.render_text();
+        assert!(text.contains("REFUSED"), "{text}");
+        assert!(
+            text.contains("kernel weight 0 active 3 inactive 4"),
+            "{text}"
+        );
+    }
+}
