@@ -249,6 +249,9 @@ struct Daemon {
     recon_status: Arc<Mutex<Option<ReconcileStatus>>>,
     sync_state: Arc<Mutex<Option<String>>>,
     stopped: bool,
+    /// Addresses of a crashed earlier run, kept until a master is heard.
+    stale: Vec<(Link, Ipv4Net)>,
+    stale_deadline: Option<tokio::time::Instant>,
 }
 
 async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
@@ -285,9 +288,33 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
 
     // Stale addresses from an earlier run (kill -9, crash): ours by label.
     let floating = floating(&cfg);
+    let mut wanted = vec![(link.clone(), Ipv4Net::from(cfg.vip))];
+    if let (Some(n), Some(l)) = (&cfg.nat, &nat_link) {
+        wanted.push((l.clone(), n.gateway));
+    }
+    // Our own addresses of a run that died (kill -9, crash) while Master. If
+    // they are still the ones we would hold, keep them until another master
+    // is heard (or Master_Down_Interval passes): with the unit's restart
+    // after 1 s, the old VIP keeps forwarding (the IPVS table survives the
+    // process) until the backup takes over, so a crash leaves no gap. Any
+    // other address of ours goes at once.
+    let mut stale = Vec::new();
     for a in addrs.dump().await? {
         match addr::classify(&a, cfg.vrrp.vrid, &floating) {
             Found::Stale => {
+                if let Some((l, n)) = wanted
+                    .iter()
+                    .find(|(l, n)| l.index == a.index && *n == a.net)
+                {
+                    warn!(
+                        address = %a.net,
+                        label = a.label.as_deref().unwrap_or(""),
+                        "found a stale lvsup address left by an earlier run: kept until a master \
+                         is heard or Master_Down_Interval passes"
+                    );
+                    stale.push((l.clone(), *n));
+                    continue;
+                }
                 let removed = addrs.remove(a.index, a.net).await?;
                 warn!(
                     address = %a.net,
@@ -391,6 +418,14 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         recon_status,
         sync_state: Arc::new(Mutex::new(None)),
         stopped: false,
+        stale_deadline: (!stale.is_empty()).then(|| {
+            let mdi = machine::master_down_interval(
+                cfg.vrrp.priority.max(1),
+                machine::duration_to_centis(cfg.vrrp.advert_interval),
+            );
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(mdi) * 10)
+        }),
+        stale,
     };
     d.rs = d.fresh_health(&[]);
     d.start_probes();
@@ -419,6 +454,9 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
                 }
             }
             _ = addr_check.tick() => d.check_addresses().await,
+            _ = async { tokio::time::sleep_until(d.stale_deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if d.stale_deadline.is_some() => {
+                d.drop_stale("no master heard within Master_Down_Interval").await;
+            }
             _ = hup.recv() => d.reload().await,
             _ = term.recv() => d.begin_shutdown("SIGTERM", &mut shutdown_deadline).await,
             _ = int.recv() => d.begin_shutdown("SIGINT", &mut shutdown_deadline).await,
@@ -433,6 +471,9 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
 
     // Whatever is left: release it.
     d.release_all().await;
+    if !d.stale.is_empty() {
+        d.drop_stale("shutting down").await;
+    }
     for p in d.probes.drain(..) {
         p.abort();
     }
@@ -726,6 +767,9 @@ impl Daemon {
             return;
         }
         debug!(from = %ip.src, priority = adv.priority, interval_cs = adv.max_adver_int, "advert");
+        if adv.priority > 0 && !self.stale.is_empty() {
+            self.drop_stale(&format!("{} is master", ip.src)).await;
+        }
         self.feed(Input::Advert {
             from: ip.src,
             priority: adv.priority,
@@ -844,9 +888,33 @@ impl Daemon {
         v
     }
 
+    /// Remove the kept addresses of a crashed earlier run.
+    async fn drop_stale(&mut self, why: &str) {
+        self.stale_deadline = None;
+        for (link, net) in std::mem::take(&mut self.stale) {
+            let removed = self.addrs.remove(link.index, net).await;
+            warn!(
+                address = %net,
+                interface = %link.name,
+                removed = removed.is_ok(),
+                "removed a stale lvsup address left by an earlier run ({why})"
+            );
+        }
+    }
+
     async fn add_vips(&mut self) {
         for (link, net) in self.wanted() {
             if self.held.iter().any(|(_, n)| *n == net) {
+                continue;
+            }
+            if let Some(pos) = self.stale.iter().position(|(_, n)| *n == net) {
+                // Master again before anyone else: the address never left.
+                let (l, n) = self.stale.remove(pos);
+                info!(address = %n, interface = %l.name, "kept the address of the earlier run");
+                self.held.push((l, n));
+                if self.stale.is_empty() {
+                    self.stale_deadline = None;
+                }
                 continue;
             }
             match self.addrs.add(&link, net, self.cfg().vrrp.vrid).await {
@@ -890,7 +958,11 @@ impl Daemon {
                 warn!(address = %net, interface = %link.name, "Master without its address: re-adding");
                 self.held.retain(|(_, n)| *n != net);
                 repaired = true;
-            } else if !master && present && !self.machine.is_leaving() {
+            } else if !master
+                && present
+                && !self.machine.is_leaving()
+                && !self.stale.iter().any(|(_, n)| *n == net)
+            {
                 warn!(address = %net, interface = %link.name, "not Master but holding the address: removing");
                 if let Err(e) = self.addrs.remove(link.index, net).await {
                     error!(address = %net, "removing address: {e}");
