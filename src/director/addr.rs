@@ -101,6 +101,8 @@ pub struct Link {
     pub index: u32,
     pub name: String,
     pub mac: Option<[u8; 6]>,
+    /// Administratively up and running (carrier): IFF_UP and IFF_RUNNING.
+    pub up: bool,
 }
 
 /// rtnetlink for the daemon's address work.
@@ -248,10 +250,12 @@ fn link_of(m: &netlink_packet_route::link::LinkMessage) -> Link {
             _ => {}
         }
     }
+    use netlink_packet_route::link::LinkFlags;
     Link {
         index: m.header.index,
         name,
         mac,
+        up: m.header.flags.contains(LinkFlags::Up) && m.header.flags.contains(LinkFlags::Running),
     }
 }
 

@@ -47,6 +47,10 @@ pub const PERIODIC_RECONCILE: Duration = Duration::from_secs(30);
 /// says (someone ran `ip addr del` on the Master, or a failed add): repaired.
 pub const ADDRESS_CHECK: Duration = Duration::from_secs(5);
 
+/// How often the VRRP interface's state is read (keepalived's FAULT state:
+/// link down → release and stop advertising; link up → start over).
+pub const LINK_CHECK: Duration = Duration::from_millis(500);
+
 /// Options of `lvsup director run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -252,6 +256,14 @@ struct Daemon {
     /// Addresses of a crashed earlier run, kept until a master is heard.
     stale: Vec<(Link, Ipv4Net)>,
     stale_deadline: Option<tokio::time::Instant>,
+    last_reannounce: Option<Instant>,
+    /// A Shutdown fed to step down or for a fault: its Stopped does not end
+    /// the daemon; with `restart_vrrp` the machine starts again at once.
+    swallow_stop: bool,
+    restart_vrrp: bool,
+    pending_startup: bool,
+    /// The VRRP interface is down: the machine is held in Initialize.
+    fault: bool,
 }
 
 async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
@@ -426,6 +438,11 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
             tokio::time::Instant::now() + Duration::from_millis(u64::from(mdi) * 10)
         }),
         stale,
+        last_reannounce: None,
+        swallow_stop: false,
+        restart_vrrp: false,
+        pending_startup: false,
+        fault: false,
     };
     d.rs = d.fresh_health(&[]);
     d.start_probes();
@@ -437,6 +454,8 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+    let mut link_check = tokio::time::interval(LINK_CHECK);
+    link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut addr_check = tokio::time::interval(ADDRESS_CHECK);
     addr_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -445,7 +464,13 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         let sleep_to = timer.map(|(at, _)| tokio::time::Instant::from_std(at));
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(ev) => d.on_event(ev).await,
+                Some(ev) => {
+                    d.on_event(ev).await;
+                    if d.pending_startup {
+                        d.pending_startup = false;
+                        d.feed(Input::Startup).await;
+                    }
+                }
                 None => bail!("internal channel closed"),
             },
             _ = async { tokio::time::sleep_until(sleep_to.unwrap_or_else(tokio::time::Instant::now)).await }, if sleep_to.is_some() => {
@@ -454,6 +479,13 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
                 }
             }
             _ = addr_check.tick() => d.check_addresses().await,
+            _ = link_check.tick(), if shutdown_deadline.is_none() => {
+                d.check_link().await;
+                if d.pending_startup {
+                    d.pending_startup = false;
+                    d.feed(Input::Startup).await;
+                }
+            }
             _ = async { tokio::time::sleep_until(d.stale_deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if d.stale_deadline.is_some() => {
                 d.drop_stale("no master heard within Master_Down_Interval").await;
             }
@@ -770,12 +802,46 @@ impl Daemon {
         if adv.priority > 0 && !self.stale.is_empty() {
             self.drop_stale(&format!("{} is master", ip.src)).await;
         }
+        let was_master = self.machine.state() == State::Master && !self.machine.is_leaving();
         self.feed(Input::Advert {
             from: ip.src,
             priority: adv.priority,
             max_adver_int: adv.max_adver_int,
         })
         .await;
+        // Still Master after another router's advert (priority > 0): it
+        // thinks it is master too — split brain after a partition (our link
+        // was down, its master-down timer fired). It yields on our next
+        // advert, but the clients' ARP caches point at it: re-announce the
+        // VIP now (at most once a second) instead of leaving them to time out.
+        let split_brain = was_master && adv.priority > 0 && self.machine.state() == State::Master;
+        if split_brain && self.all_down() {
+            // We were cut off (every probe failed: our link, not the real
+            // servers) and the other router took over meanwhile. Taking the
+            // VIP back now would point it at weight-0 destinations until our
+            // probes rise again — keepalived's "failback onto an empty
+            // service". Step down instead (graceful: the other router is
+            // already advertising) and start over as Backup: we preempt back
+            // after Master_Down_Interval, with health known by then.
+            warn!(
+                other = %ip.src,
+                "another router took over while every real server looked down from here: \
+                 stepping down, back as Backup"
+            );
+            self.swallow_stop = true;
+            self.restart_vrrp = true;
+            self.feed(Input::Shutdown).await;
+            return;
+        }
+        if split_brain
+            && self
+                .last_reannounce
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_reannounce = Some(Instant::now());
+            info!(other = %ip.src, priority = adv.priority, "another router advertises as master: re-announcing the VIP");
+            self.send_garp(machine::DEFAULT_GARP_REPEAT);
+        }
     }
 
     async fn on_probe(&mut self, i: usize, j: usize, r: ProbeResult, at: SystemTime) {
@@ -822,7 +888,24 @@ impl Daemon {
     /// Feed the machine and carry out what it says.
     async fn feed(&mut self, input: Input) {
         let outs = self.machine.handle(Instant::now(), input);
+        // The machine reports Stopped twice for a second Shutdown during a
+        // handover (release() and on_shutdown both push it): one batch, one stop.
+        let mut swallowed = false;
         for o in outs {
+            if o == Output::Stopped {
+                if swallowed {
+                    continue;
+                }
+                if self.swallow_stop {
+                    // A step-down or fault, not the end of the daemon.
+                    swallowed = true;
+                    self.swallow_stop = false;
+                    if std::mem::take(&mut self.restart_vrrp) {
+                        self.pending_startup = true;
+                    }
+                    continue;
+                }
+            }
             self.execute(o).await;
         }
     }
@@ -886,6 +969,68 @@ impl Daemon {
             v.push((l.clone(), n.gateway));
         }
         v
+    }
+
+    /// FAULT handling. Interface down: release the addresses at once and
+    /// hold the machine in Initialize (no adverts, no mastership). Interface
+    /// up again: forget the health seen while cut off (every probe failed:
+    /// that was our link, not the real servers), so the health gate closes
+    /// until fresh results arrive, and start over as Backup — the director
+    /// never takes the VIP back before its real servers answer again
+    /// (keepalived's "failback onto an empty service").
+    async fn check_link(&mut self) {
+        let Ok(l) = self.addrs.link_by_index(self.link.index).await else {
+            return;
+        };
+        if !l.up && !self.fault {
+            warn!(interface = %l.name, state = %self.machine.state(), "interface down: VRRP fault, releasing the addresses");
+            self.fault = true;
+            self.swallow_stop = true;
+            self.restart_vrrp = false;
+            self.feed(Input::Shutdown).await;
+            if self.machine.is_leaving() {
+                // Nobody can hear us: no handover to wait for.
+                self.swallow_stop = true;
+                self.feed(Input::Shutdown).await;
+            }
+            self.transitions_note("fault: interface down");
+        } else if l.up && self.fault {
+            info!(interface = %l.name, "interface up: leaving fault, fresh health checks, Backup");
+            self.fault = false;
+            self.rs = self.fresh_health(&[]);
+            self.start_probes();
+            self.check_gate().await;
+            self.pending_startup = true;
+            self.transitions_note("fault cleared: interface up");
+        }
+    }
+
+    fn transitions_note(&mut self, what: &str) {
+        let st = self.machine.state().to_string();
+        self.transitions.push_back(TransitionRecord {
+            at: status::timestamp(SystemTime::now()),
+            from: st.clone(),
+            to: st,
+            reason: what.into(),
+        });
+        while self.transitions.len() > MAX_TRANSITIONS {
+            self.transitions.pop_front();
+        }
+    }
+
+    /// Every real server of every checked service is down (none = false).
+    fn all_down(&self) -> bool {
+        let mut any = false;
+        for st in self.rs.iter().flatten() {
+            if st.key.check == "none" {
+                continue;
+            }
+            any = true;
+            if st.damper.state != Health::Down {
+                return false;
+            }
+        }
+        any
     }
 
     /// Remove the kept addresses of a crashed earlier run.
@@ -1093,6 +1238,9 @@ impl Daemon {
 
     async fn begin_shutdown(&mut self, why: &str, deadline: &mut Option<tokio::time::Instant>) {
         info!(signal = why, state = %self.machine.state(), "shutting down");
+        self.swallow_stop = false;
+        self.restart_vrrp = false;
+        self.pending_startup = false;
         if deadline.is_none() {
             let mdi = machine::master_down_interval(
                 self.machine.config().priority.max(1),
