@@ -79,6 +79,8 @@ struct Lab {
     client_netns: String,
     state_dir: String,
     ipvs: bool,
+    /// Network namespace of each lab host.
+    netns: std::collections::BTreeMap<String, String>,
 }
 
 fn lvsup(args: &[&str]) -> Output {
@@ -230,6 +232,11 @@ fn up() -> Lab {
         client_netns: t.client.netns.clone(),
         state_dir: t.state_dir(),
         ipvs,
+        netns: t
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.node.netns.clone()))
+            .collect(),
     };
     eprintln!(
         "director e2e: {} mode",
@@ -451,4 +458,40 @@ fn director_failover_health_reload() {
         "Master",
         "a reload does not move the VIP"
     );
+
+    // 6. The master's link goes down for 6 s (the box is cut off): the
+    //    backup takes over within Master_Down_Interval; the master releases
+    //    the VIP (fault) and, when its link is back, does not take the VIP
+    //    back before fresh health checks (no failed probes at failback).
+    let ns = lab.netns["lvs1"].clone();
+    let link = |state: &str| {
+        let o = Command::new("ip")
+            .args(["-n", &ns, "link", "set", "eth0", state])
+            .output()
+            .expect("ip link");
+        ok(o, &format!("link {state}"));
+    };
+    let probe = lab.probe(16.0);
+    std::thread::sleep(Duration::from_millis(1000));
+    link("down");
+    std::thread::sleep(Duration::from_secs(6));
+    link("up");
+    std::thread::sleep(Duration::from_secs(3));
+    lab.wait_state("lvs1", "Master", Duration::from_secs(10));
+    let r = finish(probe);
+    eprintln!("link down/up probe: {r}");
+    let gaps: Vec<u64> = r["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["gap_ms"].as_u64())
+        .collect();
+    assert!(
+        !gaps.is_empty(),
+        "the cut-off master's VIP was unreachable for a while: {r}"
+    );
+    assert!(gaps[0] <= 4200, "takeover gap {} ms", gaps[0]);
+    assert_eq!(gaps.len(), 1, "failback cost probes: {r}");
+    let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
+    assert!(log.contains("VRRP fault"), "{log}");
 }
