@@ -10,6 +10,8 @@
 #      priority): lvsup Master again, keepalived back to BACKUP;
 #   3. lvsup with priority 50 (below keepalived): keepalived MASTER, lvsup
 #      Backup with master = keepalived's address.
+# UNICAST=1: both sides send unicast to each other instead of multicast
+# (lvsup `unicast = true`, keepalived `unicast_peer`).
 # Prints PASS/FAIL per step; exit status 0 when all pass. KEEP=1 keeps the
 # namespaces and logs (in /tmp/lvsup-ka.*) for a look afterwards.
 set -uo pipefail
@@ -33,6 +35,15 @@ ip -n $A link set kaveth0 name eth0; ip -n $B link set kaveth1 name eth0
 ip -n $A addr add 10.79.0.1/24 dev eth0; ip -n $B addr add 10.79.0.2/24 dev eth0
 for n in $A $B; do ip -n $n link set lo up; ip -n $n link set eth0 up; done
 
+if [ -n "${UNICAST:-}" ]; then
+  UNI=true
+  KAUNI="  unicast_src_ip 10.79.0.2
+  unicast_peer {
+    10.79.0.1
+  }"
+else
+  UNI=false; KAUNI=""
+fi
 lvconf() { # priority
 cat > "$D/director.toml" <<T
 cluster = "kaint"
@@ -47,6 +58,7 @@ advert_interval = "1s"
 preempt = true
 address = "10.79.0.1"
 peers = ["10.79.0.2"]
+unicast = ${UNI}
 [[services]]
 protocol = "tcp"
 port = 80
@@ -76,6 +88,7 @@ vrrp_instance VI_79 {
   virtual_router_id 79
   priority 100
   advert_int 1
+${KAUNI}
   virtual_ipaddress {
     10.79.0.100/32
   }
