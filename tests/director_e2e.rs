@@ -169,7 +169,15 @@ impl Lab {
         Command::new("ip")
             .args(["netns", "exec", &self.client_netns, "python3"])
             .arg(script)
-            .args([&format!("http://{VIP}/"), &secs.to_string()])
+            // Per-probe timeout: 0.2 s natively; 1 s in the VM lab, where
+            // software emulation (and other VMs on the machine) stall a
+            // healthy request for several hundred ms now and then.
+            .args([
+                format!("http://{VIP}/"),
+                secs.to_string(),
+                "0.01".into(),
+                if self.ipvs { "1.0" } else { "0.2" }.into(),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .expect("probe")
@@ -480,6 +488,9 @@ fn director_failover_health_reload() {
     lab.wait_state("lvs1", "Master", Duration::from_secs(10));
     let r = finish(probe);
     eprintln!("link down/up probe: {r}");
+    for h in ["lvs1", "lvs2"] {
+        eprintln!("{h} transitions: {}", lab.status(h)["vrrp"]["transitions"]);
+    }
     let gaps: Vec<u64> = r["events"]
         .as_array()
         .expect("events")
