@@ -115,7 +115,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let cfg = DirectorConfig::parse(&text).map_err(|e| {
         // One line (journald splits multi-line messages): message + position.
         let pos = e.span().map_or(String::new(), |sp| {
-            let before = &text[..sp.start.min(text.len())];
+            let before = text.get(..sp.start).unwrap_or(&text);
             let line = before.matches('\n').count() + 1;
             let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             format!(" at line {line}, column {col}")
