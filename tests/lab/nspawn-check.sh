@@ -59,12 +59,13 @@ start=$SECONDS
 ) >"$D/nspawn.log" 2>&1 &
 npid=$!
 
-# The container's PID 1: nspawn's child (the subshell exec'd nspawn, so $npid is nspawn).
+# The container's PID 1: nspawn's child running systemd (the subshell exec'd nspawn,
+# so $npid is nspawn). nspawn's first child is a transient "outer child": skip it.
 leader=""
 state=""
 for _ in $(seq 240); do
     if [ -z "$leader" ]; then
-        leader=$(ps -o pid= --ppid "$npid" | tr -d ' ' | head -n1)
+        leader=$(ps -o pid=,comm= --ppid "$npid" | awk '$2 == "systemd" { print $1; exit }')
     fi
     if [ -n "$leader" ]; then
         state=$(nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null || true)
