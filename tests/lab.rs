@@ -134,7 +134,8 @@ fn lab_example(file: &str) {
             ssh(
                 &cfg,
                 &h.address,
-                "hostname; cat /etc/ssh/ssh_host_ed25519_key.pub; systemctl is-system-running --wait",
+                "hostname; cat /etc/ssh/ssh_host_ed25519_key.pub; systemctl is-system-running --wait; \
+             for t in ip ipvsadm curl arping ss; do command -v $t >/dev/null || echo missing $t; done",
             ),
             &format!("ssh {}", h.address),
         );

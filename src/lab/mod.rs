@@ -634,8 +634,9 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@".contains(&b))
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@".contains(&b))
     {
         s.to_string()
     } else {
@@ -946,12 +947,15 @@ pub fn exec(spec: &ClusterSpec, host: &str, cmd: &[String]) -> Result<i32> {
             names.join(", ")
         );
     }
+    // ssh joins its arguments with spaces for the remote shell: quote each one
+    // so the host runs exactly the argv given (`lab exec HOST -- sh -c 'a; b'`).
+    let remote: Vec<String> = cmd.iter().map(|a| shell_quote(a)).collect();
     let status = Command::new("ssh")
         .arg("-F")
         .arg(&cfg)
         .arg(host)
         .arg("--")
-        .args(cmd)
+        .arg(remote.join(" "))
         .status()
         .context("running ssh")?;
     Ok(status.code().unwrap_or(1))
@@ -976,4 +980,18 @@ pub fn describe(state: &LabState, elapsed: Duration) -> String {
     let _ = writeln!(s, "ssh: ssh -F {} HOST", state.ssh_config);
     let _ = std::io::stdout().flush();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_quote_keeps_argv_intact() {
+        assert_eq!(shell_quote("plain-arg_1.0/x=y"), "plain-arg_1.0/x=y");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("$HOME;rm"), "'$HOME;rm'");
+    }
 }
