@@ -1,12 +1,17 @@
 //! Async IPVS client over generic netlink (tokio), on genetlink's connection which
 //! resolves the "IPVS" family id.
 //!
+//! Bulk writes go through [`IpvsClient::batch`] instead: many requests per datagram on
+//! a second, dedicated netlink socket (see [`super::batch`] for why and how).
+//!
 //! Every command needs `CAP_NET_ADMIN`, reads included (`ip_vs_ctl.c` registers all
 //! ops with `GENL_ADMIN_PERM`). Kernel errnos are turned into plain words by
 //! [`IpvsError`]; a malformed reply is an error value, never a panic.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use genetlink::{GenetlinkError, GenetlinkHandle};
@@ -14,6 +19,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, 
 use netlink_packet_generic::GenlMessage;
 use serde::Serialize;
 
+use super::batch::{Acks, BATCH_BYTES, Chunk, ChunkAcks, Request, encode_chunks, parse_acks};
 use super::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use super::daemon::{DaemonState, SyncDaemon};
 use super::dest::Destination;
@@ -97,7 +103,7 @@ pub struct Timeouts {
 }
 
 /// Context for turning an errno into an [`IpvsError`].
-enum Ctx<'a> {
+pub(super) enum Ctx<'a> {
     Plain,
     Service {
         id: &'a ServiceId,
@@ -109,11 +115,41 @@ enum Ctx<'a> {
     },
 }
 
-/// Async IPVS client. Cheap to clone (clones share one netlink connection).
+/// Async IPVS client. Cheap to clone (clones share one netlink connection, and the
+/// batch socket).
 #[derive(Clone, Debug)]
 pub struct IpvsClient {
     handle: GenetlinkHandle,
+    /// The resolved generic netlink family id of "IPVS" (for hand-built batches).
+    family_id: u16,
+    /// The dedicated socket of [`Self::batch`], opened on first use; `None` again
+    /// after a transport error (a fresh socket has no stale acks queued).
+    batch_sock: Arc<Mutex<Option<netlink_sys::Socket>>>,
+    batch_acks: Acks,
+    batch_bytes: usize,
 }
+
+/// What [`IpvsClient::batch`] did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Requests the kernel applied.
+    pub applied: usize,
+    /// Requests the kernel refused (or, after a transport error, whose fate is unknown
+    /// or that were not sent).
+    pub failed: usize,
+    /// The first failure: index into the requests, and the error.
+    pub first_error: Option<(usize, IpvsError)>,
+}
+
+/// Receive buffer asked for on the batch socket (the kernel doubles it). Every ack is
+/// its own skb (~0.5–1 KiB of truesize however small), and all acks of a datagram are
+/// queued during our `send`, before we can read any: if they do not fit, the kernel
+/// drops them (ENOBUFS). 4 MiB holds the acks of thousands of messages, far more than
+/// one 64 KiB datagram carries. Needs `SO_RCVBUFFORCE` (CAP_NET_ADMIN, which IPVS needs
+/// anyway) to exceed `net.core.rmem_max`; plain `SO_RCVBUF` is the fallback.
+const BATCH_RCVBUF: libc::c_int = 4 << 20;
+/// A kernel that never acks (it always does) must not hang us for ever.
+const BATCH_RECV_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl IpvsClient {
     /// Open a generic netlink connection (spawned on the current tokio runtime) and
@@ -123,11 +159,98 @@ impl IpvsClient {
         let (conn, handle, _unsolicited) =
             genetlink::new_connection().map_err(IpvsError::Socket)?;
         tokio::spawn(conn);
-        handle
+        let family_id = handle
             .resolve_family::<IpvsMessage>()
             .await
-            .map_err(|e| genl_error("resolve generic netlink family IPVS", e))?;
-        Ok(IpvsClient { handle })
+            .map_err(|e| genl_error("resolve generic netlink family IPVS", e))?
+            .id;
+        Ok(IpvsClient {
+            handle,
+            family_id,
+            batch_sock: Arc::new(Mutex::new(None)),
+            batch_acks: Acks::default(),
+            batch_bytes: BATCH_BYTES,
+        })
+    }
+
+    /// The generic netlink family id the kernel gave "IPVS".
+    pub fn family_id(&self) -> u16 {
+        self.family_id
+    }
+
+    /// Tune [`Self::batch`]: which messages ask for an ack, and the datagram size
+    /// limit (default [`Acks::ErrorsAndLast`], [`BATCH_BYTES`]).
+    pub fn set_batch_options(&mut self, acks: Acks, max_bytes: usize) {
+        self.batch_acks = acks;
+        self.batch_bytes = max_bytes.max(1);
+    }
+
+    /// Apply many writes with few syscalls: the requests are encoded back to back into
+    /// datagrams of up to 64 KiB, each sent with one `send` on a dedicated netlink
+    /// socket, and the acks are matched to the requests by sequence number. The kernel
+    /// runs them in order and carries on after a failed one (like the pipelined
+    /// one-at-a-time path), so `applied` counts every success and `first_error` is
+    /// the earliest failure, worded as the single-request method would word it.
+    ///
+    /// Scheduler/PE names are checked first: if one is bad nothing is sent. A transport
+    /// error stops the batch (the requests of that datagram and later are `failed`).
+    pub async fn batch(&mut self, reqs: &[Request<'_>]) -> BatchOutcome {
+        let mut out = BatchOutcome::default();
+        for (i, r) in reqs.iter().enumerate() {
+            if let Request::AddService(s) | Request::EditService(s) = r
+                && let Err(e) = check_names(s)
+            {
+                out.failed = reqs.len();
+                out.first_error = Some((i, e));
+                return out;
+            }
+        }
+        if reqs.is_empty() {
+            return out;
+        }
+        let chunks = encode_chunks(
+            self.family_id,
+            reqs.iter().map(Request::message),
+            1,
+            self.batch_bytes,
+            self.batch_acks,
+        );
+        // A blocking socket on the blocking pool rather than `TokioSocket`: the kernel
+        // processes the whole datagram inside our `send` and has queued every ack before
+        // it returns, so a blocking `recv` never really waits. `TokioSocket` would add
+        // epoll registration and a would-block probe around every `recv` — syscalls
+        // being the cost this path exists to cut (they are dear under emulation). One
+        // hop to the blocking pool per batch, not per request.
+        let sock = Arc::clone(&self.batch_sock);
+        let run = tokio::task::spawn_blocking(move || run_batch(&sock, &chunks)).await;
+        let (acks, failure) = match run {
+            Ok(r) => r,
+            Err(e) => (Vec::new(), Some(format!("batch task failed: {e}"))),
+        };
+        let mut done = 0;
+        for (chunk_first, a) in &acks {
+            out.applied += a.applied();
+            out.failed += a.errors.len();
+            done += a.applied() + a.errors.len();
+            if out.first_error.is_none()
+                && let Some(&(k, errno)) = a.errors.first()
+            {
+                let i = chunk_first + k;
+                out.first_error = Some((i, reqs[i].error(errno)));
+            }
+        }
+        if let Some(msg) = failure {
+            out.failed += reqs.len() - done;
+            let e = IpvsError::Transport {
+                op: format!("batch of {} IPVS requests", reqs.len()),
+                msg,
+            };
+            // A kernel refusal earlier in the batch stays the first error.
+            if out.first_error.is_none() {
+                out.first_error = Some((done, e));
+            }
+        }
+        out
     }
 
     /// Send one message and collect the reply messages. `dump` selects `NLM_F_DUMP`,
@@ -451,6 +574,105 @@ impl IpvsClient {
     }
 }
 
+/// Send each chunk and collect its acks, on a blocking thread. Returns, per fully
+/// acknowledged chunk, (index of its first request, acks), and the transport failure
+/// that stopped the run, if any (the socket is then dropped).
+fn run_batch(
+    slot: &Mutex<Option<netlink_sys::Socket>>,
+    chunks: &[Chunk],
+) -> (Vec<(usize, ChunkAcks)>, Option<String>) {
+    let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = Vec::with_capacity(chunks.len());
+    if guard.is_none() {
+        match open_batch_socket() {
+            Ok(s) => *guard = Some(s),
+            Err(e) => return (out, Some(format!("cannot open the batch socket: {e}"))),
+        }
+    }
+    let sock = guard.as_ref().expect("just set");
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut failure = None;
+    'chunks: for c in chunks {
+        match sock.send(&c.bytes, 0) {
+            Ok(n) if n == c.bytes.len() => {}
+            Ok(n) => {
+                failure = Some(format!("short send: {n} of {} bytes", c.bytes.len()));
+                break;
+            }
+            Err(e) => {
+                failure = Some(format!("send: {e}"));
+                break;
+            }
+        }
+        let mut acks = ChunkAcks::new(c);
+        while !acks.done {
+            buf.clear();
+            match sock.recv(&mut buf, 0) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    failure =
+                        Some("acks were dropped: the socket's receive buffer overflowed".into());
+                    break 'chunks;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    failure = Some(format!("recv: {e}"));
+                    break 'chunks;
+                }
+            }
+            let parsed =
+                parse_acks(&buf).and_then(|v| v.into_iter().try_for_each(|a| acks.feed(a)));
+            if let Err(e) = parsed {
+                failure = Some(format!("bad ack: {e}"));
+                break 'chunks;
+            }
+        }
+        out.push((c.first, acks));
+    }
+    if failure.is_some() {
+        *guard = None;
+    }
+    (out, failure)
+}
+
+fn open_batch_socket() -> io::Result<netlink_sys::Socket> {
+    use std::os::fd::AsRawFd;
+    let mut s = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_GENERIC)?;
+    s.bind_auto()?;
+    s.connect(&netlink_sys::SocketAddr::new(0, 0))?;
+    // Error acks carry only the request's header, not the whole request (kernel >= 4.3;
+    // harmless to lack, so best effort). NETLINK_EXT_ACK is not asked for: the IPVS
+    // handlers set no extack message, and the errno is all the wording needs.
+    let _ = s.set_cap_ack(true);
+    let fd = s.as_raw_fd();
+    let setopt = |name: libc::c_int, val: *const libc::c_void, len: usize| {
+        // SAFETY: fd is a live socket; val points to `len` readable bytes.
+        let r =
+            unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, name, val, len as libc::socklen_t) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let rcvbuf = BATCH_RCVBUF;
+    let p = &rcvbuf as *const libc::c_int as *const libc::c_void;
+    let n = std::mem::size_of::<libc::c_int>();
+    if setopt(libc::SO_RCVBUFFORCE, p, n).is_err() {
+        setopt(libc::SO_RCVBUF, p, n)?;
+    }
+    let tv = libc::timeval {
+        tv_sec: BATCH_RECV_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    setopt(
+        libc::SO_RCVTIMEO,
+        &tv as *const libc::timeval as *const libc::c_void,
+        std::mem::size_of::<libc::timeval>(),
+    )?;
+    Ok(s)
+}
+
 /// Scheduler and PE names are NUL-terminated strings of at most 15 characters
 /// (`IP_VS_SCHEDNAME_MAXLEN`/`IP_VS_PENAME_MAXLEN` = 16); say so before the kernel's EINVAL.
 fn check_names(svc: &Service) -> Result<(), IpvsError> {
@@ -505,7 +727,7 @@ fn genl_error(op: &str, e: GenetlinkError) -> IpvsError {
 /// Map a positive errno to an error in plain words, using what the request was about.
 /// Codes as `ip_vs_ctl.c` returns them: ESRCH = service not found, EEXIST = already
 /// there, ENOENT = destination not found (or, on NEW/SET_SERVICE, unknown scheduler).
-fn errno_error(op: &str, code: i32, ctx: Ctx<'_>) -> IpvsError {
+pub(super) fn errno_error(op: &str, code: i32, ctx: Ctx<'_>) -> IpvsError {
     match (code, ctx) {
         (EPERM, _) => IpvsError::PermissionDenied,
         (ESRCH, Ctx::Service { id, .. } | Ctx::Dest { id, .. }) => IpvsError::NoSuchService(*id),
