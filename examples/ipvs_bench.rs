@@ -7,6 +7,7 @@
 //! the whole table from empty, and time it; then check both produced the same table
 //! (`ipvsadm -Sn` output compared). Prints one line per tool and the ratio.
 //! `benches/ipvs_bench.sh` runs it for 100×10 and 100×100 (in the lab VM if needed).
+//! `LVSUP_BENCH_ACKS=every` / `LVSUP_BENCH_BYTES=N` select batch variants.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -104,6 +105,17 @@ fn main() -> Res<()> {
         .build()?;
     let (lvsup_time, read_time, lvsup_rules) = rt.block_on(async {
         let mut c = IpvsClient::connect().await?;
+        // Knobs to measure the batch path's variants (passed into the lab VM as LVSUP_*):
+        // LVSUP_BENCH_ACKS=every (an ack per request) | last (default), LVSUP_BENCH_BYTES.
+        let acks = match std::env::var("LVSUP_BENCH_ACKS").as_deref() {
+            Ok("every") => Acks::Every,
+            _ => Acks::ErrorsAndLast,
+        };
+        let bytes = std::env::var("LVSUP_BENCH_BYTES")
+            .ok()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(lvsup::ipvs::batch::BATCH_BYTES);
+        c.set_batch_options(acks, bytes);
         c.flush().await?;
         let start = Instant::now();
         let plan = reconcile(&t, &[], &ReconcileOptions::default());

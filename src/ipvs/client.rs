@@ -164,10 +164,14 @@ impl IpvsClient {
             .await
             .map_err(|e| genl_error("resolve generic netlink family IPVS", e))?
             .id;
+        // Opened here, on the caller's thread, so it lives in the same network namespace
+        // as the genetlink connection (a socket's namespace is fixed at creation; the
+        // blocking-pool thread that later uses it may have been started elsewhere).
+        let batch_sock = open_batch_socket().map_err(IpvsError::Socket)?;
         Ok(IpvsClient {
             handle,
             family_id,
-            batch_sock: Arc::new(Mutex::new(None)),
+            batch_sock: Arc::new(Mutex::new(Some(batch_sock))),
             batch_acks: Acks::default(),
             batch_bytes: BATCH_BYTES,
         })
@@ -221,8 +225,15 @@ impl IpvsClient {
         // epoll registration and a would-block probe around every `recv` — syscalls
         // being the cost this path exists to cut (they are dear under emulation). One
         // hop to the blocking pool per batch, not per request.
+        // After a transport error the socket was dropped: open the next one here (same
+        // namespace reasoning as in `connect`). `try_lock` so the runtime thread never
+        // blocks on a concurrent batch (that one then reopens it if it must).
+        let fresh = match self.batch_sock.try_lock() {
+            Ok(g) if g.is_none() => open_batch_socket().ok(),
+            _ => None,
+        };
         let sock = Arc::clone(&self.batch_sock);
-        let run = tokio::task::spawn_blocking(move || run_batch(&sock, &chunks)).await;
+        let run = tokio::task::spawn_blocking(move || run_batch(&sock, fresh, &chunks)).await;
         let (acks, failure) = match run {
             Ok(r) => r,
             Err(e) => (Vec::new(), Some(format!("batch task failed: {e}"))),
@@ -579,10 +590,14 @@ impl IpvsClient {
 /// that stopped the run, if any (the socket is then dropped).
 fn run_batch(
     slot: &Mutex<Option<netlink_sys::Socket>>,
+    fresh: Option<netlink_sys::Socket>,
     chunks: &[Chunk],
 ) -> (Vec<(usize, ChunkAcks)>, Option<String>) {
     let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
     let mut out = Vec::with_capacity(chunks.len());
+    if guard.is_none() {
+        *guard = fresh;
+    }
     if guard.is_none() {
         match open_batch_socket() {
             Ok(s) => *guard = Some(s),
