@@ -103,7 +103,7 @@ fn main() -> Res<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (lvsup_time, read_time, lvsup_rules) = rt.block_on(async {
+    let (lvsup_time, read_time, lvsup_rules, detail) = rt.block_on(async {
         let mut c = IpvsClient::connect().await?;
         // Knobs to measure the batch path's variants (passed into the lab VM as LVSUP_*):
         // LVSUP_BENCH_ACKS=every (an ack per request) | last (default), LVSUP_BENCH_BYTES.
@@ -130,7 +130,39 @@ fn main() -> Res<()> {
         }
         let rules = run("ipvsadm -Sn")?;
         c.flush().await?;
-        Ok::<_, Box<dyn std::error::Error>>((programmed, read, rules))
+        // Where lvsup's time goes (second, untimed-above run): encoding alone, then
+        // the services phase and the destinations phase as separate batches.
+        let start = Instant::now();
+        let chunks = lvsup::ipvs::batch::encode_chunks(
+            c.family_id(),
+            plan.ops.iter().map(|op| lvsup::ipvs::reconcile::request(op).message()),
+            1,
+            bytes,
+            acks,
+        );
+        let encode = start.elapsed();
+        let (svc_ops, dest_ops): (Vec<Op>, Vec<Op>) = plan
+            .ops
+            .iter()
+            .cloned()
+            .partition(|o| matches!(o, Op::AddService { .. }));
+        let start = Instant::now();
+        apply(&mut c, &svc_ops).await?;
+        let svc_phase = start.elapsed();
+        let start = Instant::now();
+        apply(&mut c, &dest_ops).await?;
+        let dest_phase = start.elapsed();
+        c.flush().await?;
+        let detail = format!(
+            "  detail   lvsup: encode {:.3} s ({} datagrams), {} services {:.3} s, {} destinations {:.3} s",
+            secs(encode),
+            chunks.len(),
+            svc_ops.len(),
+            secs(svc_phase),
+            dest_ops.len(),
+            secs(dest_phase)
+        );
+        Ok::<_, Box<dyn std::error::Error>>((programmed, read, rules, detail))
     })?;
 
     let rules = ipvsadm_rules(&t);
@@ -168,5 +200,6 @@ fn main() -> Res<()> {
     );
     println!("  read     lvsup        {:>8.3} s", secs(read_time));
     println!("  read     ipvsadm -Ln  {:>8.3} s", secs(ipvsadm_read));
+    println!("{detail}");
     Ok(())
 }

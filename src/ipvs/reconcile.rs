@@ -258,7 +258,8 @@ fn phase(op: &Op) -> u8 {
     }
 }
 
-fn request(op: &Op) -> Request<'_> {
+/// The batch request for `op`.
+pub fn request(op: &Op) -> Request<'_> {
     match op {
         Op::AddService { service } => Request::AddService(service),
         Op::EditService { service } => Request::EditService(service),
