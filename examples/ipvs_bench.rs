@@ -133,13 +133,8 @@ fn main() -> Res<()> {
         // Where lvsup's time goes (second, untimed-above run): encoding alone, then
         // the services phase and the destinations phase as separate batches.
         let start = Instant::now();
-        let chunks = lvsup::ipvs::batch::encode_chunks(
-            c.family_id(),
-            plan.ops.iter().map(|op| lvsup::ipvs::reconcile::request(op).message()),
-            1,
-            bytes,
-            acks,
-        );
+        let reqs: Vec<Request> = plan.ops.iter().map(lvsup::ipvs::reconcile::request).collect();
+        let chunks = lvsup::ipvs::batch::encode_requests(c.family_id(), &reqs, 1, bytes, acks);
         let encode = start.elapsed();
         let (svc_ops, dest_ops): (Vec<Op>, Vec<Op>) = plan
             .ops

@@ -28,8 +28,9 @@ use netlink_packet_core::{
 use netlink_packet_generic::GenlMessage;
 
 use super::client::{Ctx, IpvsError, errno_error};
+use super::constants::IPVS_GENL_VERSION;
 use super::dest::Destination;
-use super::message::IpvsMessage;
+use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use super::service::{Service, ServiceId};
 
 /// Default upper bound of one datagram. The kernel refuses a datagram larger than the
@@ -178,6 +179,114 @@ pub fn encode_chunks(
         chunks.push(done);
     }
     chunks
+}
+
+/// [`encode_chunks`] for requests, faster: destination requests of the same service
+/// reuse its identity nest's bytes (consecutive requests usually share the service),
+/// and messages are written straight into the datagram, with no intermediate
+/// `IpvsMessage` for destinations. Byte for byte the same output (unit-tested).
+/// Encoding was a third of lvsup's time for 10k destinations under TCG before this.
+pub fn encode_requests(
+    family: u16,
+    reqs: &[Request<'_>],
+    seq0: u32,
+    max_bytes: usize,
+    acks: Acks,
+) -> Vec<Chunk> {
+    let flags = NLM_F_REQUEST
+        | match acks {
+            Acks::Every => NLM_F_ACK,
+            Acks::ErrorsAndLast => 0,
+        };
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut cur = Chunk {
+        bytes: Vec::with_capacity(max_bytes.min(1 << 20) + 1024),
+        first: 0,
+        count: 0,
+        first_seq: seq0,
+    };
+    let mut msg: Vec<u8> = Vec::with_capacity(1024);
+    let mut svc_nest: Option<(ServiceId, Vec<u8>)> = None;
+    for (i, r) in reqs.iter().enumerate() {
+        let seq = seq0.wrapping_add(i as u32);
+        msg.clear();
+        msg.extend_from_slice(&[0; 4]); // length, patched below
+        msg.extend_from_slice(&family.to_ne_bytes());
+        msg.extend_from_slice(&flags.to_ne_bytes());
+        msg.extend_from_slice(&seq.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+        let dest = match *r {
+            Request::AddDestination(id, d) => {
+                Some((IpvsCmd::NewDest, id, IpvsAttr::Dest(d.to_attrs())))
+            }
+            Request::EditDestination(id, d) => {
+                Some((IpvsCmd::SetDest, id, IpvsAttr::Dest(d.to_attrs())))
+            }
+            Request::DeleteDestination(id, a) => Some((
+                IpvsCmd::DelDest,
+                id,
+                IpvsAttr::Dest(Destination::id_attrs(a)),
+            )),
+            _ => None,
+        };
+        match dest {
+            Some((cmd, id, dest)) => {
+                msg.extend_from_slice(&[u8::from(cmd), IPVS_GENL_VERSION, 0, 0]);
+                if svc_nest.as_ref().is_none_or(|(k, _)| k != id) {
+                    svc_nest = Some((*id, emitted(&IpvsAttr::Service(id.to_attrs()))));
+                }
+                msg.extend_from_slice(&svc_nest.as_ref().expect("just set").1);
+                emit_into(&mut msg, &dest);
+            }
+            None => {
+                let m = r.message();
+                msg.extend_from_slice(&[u8::from(m.cmd), IPVS_GENL_VERSION, 0, 0]);
+                for a in &m.attrs {
+                    emit_into(&mut msg, a);
+                }
+            }
+        }
+        let len = msg.len() as u32;
+        msg[0..4].copy_from_slice(&len.to_ne_bytes());
+        if cur.count > 0 && cur.bytes.len() + msg.len() > max_bytes {
+            let next = Chunk {
+                bytes: Vec::with_capacity(cur.bytes.capacity()),
+                first: i,
+                count: 0,
+                first_seq: seq,
+            };
+            chunks.push(std::mem::replace(&mut cur, next));
+        }
+        cur.bytes.extend_from_slice(&msg);
+        cur.count += 1;
+    }
+    if cur.count > 0 {
+        chunks.push(cur);
+    }
+    // The last message of every datagram asks for an ack (offsets recomputed: cheap).
+    for c in &mut chunks {
+        let mut at = 0;
+        let mut last = 0;
+        while at < c.bytes.len() {
+            last = at;
+            let len = u32::from_ne_bytes(c.bytes[at..at + 4].try_into().expect("4 bytes"));
+            at += len as usize;
+        }
+        set_ack(&mut c.bytes, last + 6);
+    }
+    chunks
+}
+
+fn emitted(a: &IpvsAttr) -> Vec<u8> {
+    let mut v = Vec::with_capacity(a.buffer_len());
+    emit_into(&mut v, a);
+    v
+}
+
+fn emit_into(buf: &mut Vec<u8>, a: &IpvsAttr) {
+    let at = buf.len();
+    buf.resize(at + a.buffer_len(), 0);
+    a.emit(&mut buf[at..]);
 }
 
 fn set_ack(bytes: &mut [u8], flags_at: usize) {
@@ -376,6 +485,43 @@ mod tests {
         assert_eq!(msgs[0].4, fixture("new_service_request.hex"));
         assert_eq!(msgs[1].4, fixture("new_dest_request.hex"));
         assert_eq!(msgs[2].4, fixture("del_dest_request.hex"));
+    }
+
+    #[test]
+    fn fast_encoder_is_byte_identical_to_the_generic_one() {
+        let a = svc().persistent(50);
+        let b = Service::new(ServiceId::fwmark(7), "wlc");
+        let v6 = Service::new(ServiceId::udp(sa("[2001:db8::1]:53")), "sh");
+        let mut d: Vec<Destination> = (0..30)
+            .map(|i| Destination::new(sa(&format!("10.0.1.{}:80", i + 1)), Forward::Route, i))
+            .collect();
+        d[3].fwd = Forward::Tunnel;
+        d[4].u_thresh = 100;
+        let d6 = Destination::new(sa("[2001:db8::2]:53"), Forward::Masq, 2);
+        let mut reqs = vec![
+            Request::AddService(&a),
+            Request::AddService(&b),
+            Request::EditService(&v6),
+            Request::DeleteService(&b.id),
+        ];
+        for (k, x) in d.iter().enumerate() {
+            let id = [&a.id, &b.id][k % 3 / 2];
+            reqs.push(match k % 3 {
+                0 => Request::AddDestination(id, x),
+                1 => Request::EditDestination(id, x),
+                _ => Request::DeleteDestination(id, x.socket_addr()),
+            });
+        }
+        reqs.push(Request::AddDestination(&v6.id, &d6));
+        reqs.push(Request::DeleteDestination(&v6.id, d6.socket_addr()));
+        for acks in [Acks::ErrorsAndLast, Acks::Every] {
+            for max in [BATCH_BYTES, 700, 1] {
+                let slow = encode_chunks(FAMILY, reqs.iter().map(Request::message), 5, max, acks);
+                let fast = encode_requests(FAMILY, &reqs, 5, max, acks);
+                assert_eq!(fast, slow, "{acks:?} {max}");
+            }
+        }
+        assert!(encode_requests(FAMILY, &[], 1, BATCH_BYTES, Acks::Every).is_empty());
     }
 
     #[test]

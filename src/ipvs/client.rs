@@ -19,7 +19,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, 
 use netlink_packet_generic::GenlMessage;
 use serde::Serialize;
 
-use super::batch::{Acks, BATCH_BYTES, Chunk, ChunkAcks, Request, encode_chunks, parse_acks};
+use super::batch::{Acks, BATCH_BYTES, Chunk, ChunkAcks, Request, encode_requests, parse_acks};
 use super::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use super::daemon::{DaemonState, SyncDaemon};
 use super::dest::Destination;
@@ -222,13 +222,7 @@ impl IpvsClient {
         if reqs.is_empty() {
             return out;
         }
-        let chunks = encode_chunks(
-            self.family_id,
-            reqs.iter().map(Request::message),
-            1,
-            self.batch_bytes,
-            self.batch_acks,
-        );
+        let chunks = encode_requests(self.family_id, reqs, 1, self.batch_bytes, self.batch_acks);
         // A blocking socket on the blocking pool rather than `TokioSocket`: the kernel
         // processes the whole datagram inside our `send` and has queued every ack before
         // it returns, so a blocking `recv` never really waits. `TokioSocket` would add
