@@ -368,13 +368,19 @@ impl IpvsClient {
     pub async fn services(&mut self) -> Result<Vec<Service>, IpvsError> {
         let family = self.family_id;
         let fresh = self.fresh_batch_socket();
+        // A second socket for a second reader thread (opened here: same namespace).
+        let second = open_batch_socket().ok();
         let slot = Arc::clone(&self.batch_sock);
         let run = tokio::task::spawn_blocking(move || {
             let mut guard = lock_socket(&slot, fresh).map_err(|msg| IpvsError::Transport {
                 op: "list services".into(),
                 msg,
             })?;
-            let r = read_table(guard.as_ref().expect("locked with a socket"), family);
+            let r = read_table(
+                guard.as_ref().expect("locked with a socket"),
+                second.as_ref(),
+                family,
+            );
             if matches!(
                 r,
                 Err(IpvsError::Transport { .. } | IpvsError::Malformed { .. })
@@ -685,8 +691,18 @@ fn lock_socket(
     Ok(guard)
 }
 
-/// The whole table, blocking: service dump, then a destination dump per service.
-fn read_table(sock: &netlink_sys::Socket, family: u16) -> Result<Vec<Service>, IpvsError> {
+/// Services from which [`read_table`] splits the destination dumps over two threads
+/// and sockets (the kernel builds dump skbs inside our `recv`, so one thread
+/// alternates kernel work and parsing; two overlap them on a 2-CPU machine).
+const PARALLEL_READ_MIN_SERVICES: usize = 8;
+
+/// The whole table, blocking: service dump, then a destination dump per service
+/// (split over `second` in another thread when there are many services).
+fn read_table(
+    sock: &netlink_sys::Socket,
+    second: Option<&netlink_sys::Socket>,
+    family: u16,
+) -> Result<Vec<Service>, IpvsError> {
     let mut buf = Vec::with_capacity(64 * 1024);
     let op = "list services";
     let replies = dump_blocking(sock, family, IpvsMessage::get_service(None), &mut buf)
@@ -698,11 +714,42 @@ fn read_table(sock: &netlink_sys::Socket, family: u16) -> Result<Vec<Service>, I
             .ok_or_else(|| malformed(op, "reply without a service nest"))?;
         services.push(Service::from_attrs(attrs).map_err(|e| malformed(op, e))?);
     }
-    for svc in &mut services {
+    match second {
+        Some(second) if services.len() >= PARALLEL_READ_MIN_SERVICES => {
+            let half = services.len() / 2;
+            let (left, right) = services.split_at_mut(half);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(move || {
+                    let mut buf = Vec::with_capacity(64 * 1024);
+                    read_dests(second, family, right, &mut buf)
+                });
+                let mine = read_dests(sock, family, left, &mut buf);
+                let theirs = other.join().unwrap_or_else(|_| {
+                    Err(IpvsError::Transport {
+                        op: op.into(),
+                        msg: "reader thread panicked".into(),
+                    })
+                });
+                mine.and(theirs)
+            })?;
+        }
+        _ => read_dests(sock, family, &mut services, &mut buf)?,
+    }
+    Ok(services)
+}
+
+/// Fill in the destinations of `services`, one dump each.
+fn read_dests(
+    sock: &netlink_sys::Socket,
+    family: u16,
+    services: &mut [Service],
+    buf: &mut Vec<u8>,
+) -> Result<(), IpvsError> {
+    for svc in services {
         let id = svc.id;
         let op = format!("list destinations of {id}");
         let replies =
-            dump_blocking(sock, family, IpvsMessage::get_dest(&id), &mut buf).map_err(|e| {
+            dump_blocking(sock, family, IpvsMessage::get_dest(&id), buf).map_err(|e| {
                 e.into_error(
                     &op,
                     Ctx::Service {
@@ -721,7 +768,7 @@ fn read_table(sock: &netlink_sys::Socket, family: u16) -> Result<Vec<Service>, I
         dests.sort_by_key(|d| d.socket_addr());
         svc.destinations = dests;
     }
-    Ok(services)
+    Ok(())
 }
 
 enum DumpError {
