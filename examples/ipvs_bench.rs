@@ -7,6 +7,7 @@
 //! the whole table from empty, and time it; then check both produced the same table
 //! (`ipvsadm -Sn` output compared). Prints one line per tool and the ratio.
 //! `benches/ipvs_bench.sh` runs it for 100×10 and 100×100 (in the lab VM if needed).
+//! `LVSUP_BENCH_ACKS=every` / `LVSUP_BENCH_BYTES=N` select batch variants.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -102,9 +103,30 @@ fn main() -> Res<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (lvsup_time, read_time, lvsup_rules) = rt.block_on(async {
+    let (lvsup_time, read_time, lvsup_rules, detail) = rt.block_on(async {
         let mut c = IpvsClient::connect().await?;
+        // Knobs to measure the batch path's variants (passed into the lab VM as LVSUP_*):
+        // LVSUP_BENCH_ACKS=every (an ack per request) | last (default), LVSUP_BENCH_BYTES.
+        let acks = match std::env::var("LVSUP_BENCH_ACKS").as_deref() {
+            Ok("every") => Acks::Every,
+            _ => Acks::ErrorsAndLast,
+        };
+        let bytes = std::env::var("LVSUP_BENCH_BYTES")
+            .ok()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(lvsup::ipvs::batch::BATCH_BYTES);
+        c.set_batch_options(acks, bytes);
         c.flush().await?;
+        // Warm-up, untimed: program and remove a one-destination table first. The first
+        // batch of a fresh process pays one-off costs (code pages faulted in over the
+        // VM's 9p root, the blocking-pool thread) that ipvsadm -R never pays in this
+        // bench: `ipvsadm -Sn` below runs before it and warms its binary and libraries.
+        let start = Instant::now();
+        let warm = reconcile(&table(1, 1), &[], &ReconcileOptions::default());
+        apply(&mut c, &warm.ops).await?;
+        c.services().await?;
+        c.flush().await?;
+        let warmup = start.elapsed();
         let start = Instant::now();
         let plan = reconcile(&t, &[], &ReconcileOptions::default());
         apply(&mut c, &plan.ops).await?;
@@ -118,7 +140,35 @@ fn main() -> Res<()> {
         }
         let rules = run("ipvsadm -Sn")?;
         c.flush().await?;
-        Ok::<_, Box<dyn std::error::Error>>((programmed, read, rules))
+        // Where lvsup's time goes (second, untimed-above run): encoding alone, then
+        // the services phase and the destinations phase as separate batches.
+        let start = Instant::now();
+        let reqs: Vec<Request> = plan.ops.iter().map(lvsup::ipvs::reconcile::request).collect();
+        let chunks = lvsup::ipvs::batch::encode_requests(c.family_id(), &reqs, 1, bytes, acks);
+        let encode = start.elapsed();
+        let (svc_ops, dest_ops): (Vec<Op>, Vec<Op>) = plan
+            .ops
+            .iter()
+            .cloned()
+            .partition(|o| matches!(o, Op::AddService { .. }));
+        let start = Instant::now();
+        apply(&mut c, &svc_ops).await?;
+        let svc_phase = start.elapsed();
+        let start = Instant::now();
+        apply(&mut c, &dest_ops).await?;
+        let dest_phase = start.elapsed();
+        c.flush().await?;
+        let detail = format!(
+            "  detail   lvsup: encode {:.3} s ({} datagrams), {} services {:.3} s, {} destinations {:.3} s",
+            secs(encode),
+            chunks.len(),
+            svc_ops.len(),
+            secs(svc_phase),
+            dest_ops.len(),
+            secs(dest_phase)
+        );
+        let detail = format!("{detail}\n  detail   lvsup: warm-up (1 destination, then flush) {:.3} s", secs(warmup));
+        Ok::<_, Box<dyn std::error::Error>>((programmed, read, rules, detail))
     })?;
 
     let rules = ipvsadm_rules(&t);
@@ -156,5 +206,6 @@ fn main() -> Res<()> {
     );
     println!("  read     lvsup        {:>8.3} s", secs(read_time));
     println!("  read     ipvsadm -Ln  {:>8.3} s", secs(ipvsadm_read));
+    println!("{detail}");
     Ok(())
 }

@@ -392,6 +392,94 @@ async fn kernel_errors_come_back_in_plain_words() {
     ));
 }
 
+/// The batched path: a failure in the middle of a datagram is reported with the
+/// one-at-a-time wording, the requests after it are still applied (the kernel carries
+/// on, in order), and the count says so; tables bigger than one datagram arrive whole,
+/// with either ack mode.
+#[tokio::test]
+#[ignore = "needs root + ip_vs: run in the lab VM"]
+async fn batch_reports_the_first_failure_and_counts_the_rest() {
+    isolate();
+    let mut c = client().await;
+    c.flush().await.unwrap();
+    let svc = Service::new(ServiceId::tcp(sa("10.0.0.1:80")), "rr");
+    let missing = ServiceId::tcp(sa("10.0.0.1:81"));
+    let (d1, d2, d3) = (
+        dest("10.0.1.1:80", Forward::Route, 1),
+        dest("10.0.1.2:80", Forward::Route, 2),
+        dest("10.0.1.3:80", Forward::Route, 3),
+    );
+    let reqs = [
+        Request::AddService(&svc),
+        Request::AddDestination(&svc.id, &d1),
+        Request::AddDestination(&svc.id, &d1),  // EEXIST
+        Request::AddDestination(&missing, &d2), // ESRCH
+        Request::AddDestination(&svc.id, &d2),
+        Request::AddDestination(&svc.id, &d3),
+    ];
+    let out = c.batch(&reqs).await;
+    assert_eq!((out.applied, out.failed), (4, 2), "{out:?}");
+    let (i, e) = out.first_error.expect("a failure");
+    assert_eq!(i, 2);
+    assert_eq!(
+        e.to_string(),
+        "destination 10.0.1.1:80 already exists in service TCP 10.0.0.1:80"
+    );
+    let got = c.service(&svc.id).await.unwrap().expect("service");
+    let addrs: Vec<SocketAddr> = got.destinations.iter().map(|d| d.socket_addr()).collect();
+    assert_eq!(
+        addrs,
+        [sa("10.0.1.1:80"), sa("10.0.1.2:80"), sa("10.0.1.3:80")]
+    );
+
+    // apply: the failing phase is finished, later phases are not started.
+    c.flush().await.unwrap();
+    let plan = reconcile(
+        &[svc.clone().with_destination(d1.clone())],
+        &[],
+        &Default::default(),
+    );
+    let mut ops = plan.ops.clone();
+    ops.push(Op::DeleteDestination {
+        service: svc.id,
+        addr: sa("10.0.1.9:80"),
+    });
+    ops.push(Op::DeleteService { id: svc.id });
+    let r = apply_report(&mut c, &ops).await;
+    assert_eq!((r.applied, r.failed), (2, 2), "{r:?}");
+    assert_eq!(
+        r.error.expect("an error").to_string(),
+        "destination 10.0.1.9:80 does not exist in service TCP 10.0.0.1:80"
+    );
+    assert!(c.service(&svc.id).await.unwrap().is_some());
+
+    // Several datagrams (2 × 600 destinations ≈ 180 KiB), both ack modes.
+    for acks in [Acks::ErrorsAndLast, Acks::Every] {
+        c.flush().await.unwrap();
+        c.set_batch_options(acks, 64 * 1024);
+        let table: Vec<Service> = (0..2u8)
+            .map(|s| {
+                let mut svc =
+                    Service::new(ServiceId::tcp(sa(&format!("10.0.0.{}:80", s + 1))), "wrr");
+                for j in 0..600u32 {
+                    let a =
+                        SocketAddr::from(([10, 2 + s, (j / 250) as u8, (j % 250 + 1) as u8], 80));
+                    svc.destinations
+                        .push(Destination::new(a, Forward::Route, 1 + j % 5));
+                }
+                svc
+            })
+            .collect();
+        let plan = reconcile(&table, &[], &Default::default());
+        assert_eq!(apply(&mut c, &plan.ops).await.unwrap(), 1202, "{acks:?}");
+        let back = c.services().await.unwrap();
+        let again = reconcile(&table, &back, &Default::default());
+        assert!(again.is_empty(), "{acks:?}: not converged: {:?}", again.ops);
+        assert_eq!(sh("ipvsadm -Ln | grep -c Route").trim(), "1200");
+    }
+    c.flush().await.unwrap();
+}
+
 #[tokio::test]
 #[ignore = "needs root + ip_vs: run in the lab VM"]
 async fn info_timeouts_zero_flush_and_sync_daemon() {

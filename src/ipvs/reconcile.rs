@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use super::batch::Request;
 use super::client::{IpvsClient, IpvsError};
 use super::constants::{IP_VS_SVC_F_HASHED, IP_VS_SVC_F_PERSISTENT};
 use super::dest::{Destination, Forward};
@@ -238,64 +239,71 @@ fn clean_dest(d: &Destination) -> Destination {
     d
 }
 
-/// How many requests `apply` keeps in flight on the one netlink socket.
-pub const PIPELINE_DEPTH: usize = 128;
+/// What [`apply_report`] did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Operations the kernel applied.
+    pub applied: usize,
+    /// Operations refused (or not attempted after a transport error or a failed phase).
+    pub failed: usize,
+    /// The first failure (it names the operation).
+    pub error: Option<IpvsError>,
+}
 
-/// Execute `ops`, pipelined: requests go out without waiting for each ack
-/// (the kernel answers them in order on one socket), which is what makes a
-/// large table program several times faster than `ipvsadm -R`, which waits
-/// for every ack. Order is kept where it matters, in three phases: services
-/// are added and edited first, then destinations are changed, then services
-/// are deleted. The first failure stops the run after its phase (the error
-/// names the operation); returns how many operations were applied.
-pub async fn apply(client: &mut IpvsClient, ops: &[Op]) -> Result<usize, IpvsError> {
-    use futures::stream::{self, StreamExt};
-
-    let phase = |op: &Op| match op {
+fn phase(op: &Op) -> u8 {
+    match op {
         Op::AddService { .. } | Op::EditService { .. } => 0,
         Op::AddDestination { .. } | Op::EditDestination { .. } | Op::DeleteDestination { .. } => 1,
         Op::DeleteService { .. } => 2,
-    };
-    let mut applied = 0;
+    }
+}
+
+/// The batch request for `op`.
+pub fn request(op: &Op) -> Request<'_> {
+    match op {
+        Op::AddService { service } => Request::AddService(service),
+        Op::EditService { service } => Request::EditService(service),
+        Op::DeleteService { id } => Request::DeleteService(id),
+        Op::AddDestination { service, dest } => Request::AddDestination(service, dest),
+        Op::EditDestination { service, dest } => Request::EditDestination(service, dest),
+        Op::DeleteDestination { service, addr } => Request::DeleteDestination(service, *addr),
+    }
+}
+
+/// Execute `ops`; returns how many were applied, or the first failure (which names
+/// the operation). See [`apply_report`] for the count when something fails.
+pub async fn apply(client: &mut IpvsClient, ops: &[Op]) -> Result<usize, IpvsError> {
+    let r = apply_report(client, ops).await;
+    match r.error {
+        Some(e) => Err(e),
+        None => Ok(r.applied),
+    }
+}
+
+/// Execute `ops` batched ([`IpvsClient::batch`]: hundreds of requests per datagram,
+/// acks matched by sequence number), which is what makes a large table program
+/// several times faster than `ipvsadm -R`, which pays a send and a receive per rule.
+/// Order is kept where it matters, in three phases, each its own batch: services are
+/// added and edited first, then destinations are changed, then services are deleted
+/// (within a phase the kernel runs the requests in order). A failure stops the run
+/// after its phase: the rest of that phase is still applied, later phases are not.
+pub async fn apply_report(client: &mut IpvsClient, ops: &[Op]) -> ApplyReport {
+    let mut report = ApplyReport::default();
     for p in 0..3 {
-        let results: Vec<Result<(), IpvsError>> =
-            stream::iter(ops.iter().filter(|o| phase(o) == p))
-                .map(|op| {
-                    let mut c = client.clone();
-                    async move {
-                        match op {
-                            Op::AddService { service } => c.add_service(service).await,
-                            Op::EditService { service } => c.edit_service(service).await,
-                            Op::DeleteService { id } => c.delete_service(id).await,
-                            Op::AddDestination { service, dest } => {
-                                c.add_destination(service, dest).await
-                            }
-                            Op::EditDestination { service, dest } => {
-                                c.edit_destination(service, dest).await
-                            }
-                            Op::DeleteDestination { service, addr } => {
-                                c.delete_destination(service, *addr).await
-                            }
-                        }
-                    }
-                })
-                .buffered(PIPELINE_DEPTH)
-                .collect()
-                .await;
-        let mut first_err = None;
-        for r in results {
-            match r {
-                Ok(()) => applied += 1,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
+        let reqs: Vec<Request> = ops.iter().filter(|o| phase(o) == p).map(request).collect();
+        if reqs.is_empty() {
+            continue;
         }
-        if let Some(e) = first_err {
-            return Err(e);
+        let out = client.batch(&reqs).await;
+        report.applied += out.applied;
+        report.failed += out.failed;
+        if let Some((_, e)) = out.first_error {
+            report.failed += ops.iter().filter(|o| phase(o) > p).count();
+            report.error = Some(e);
+            break;
         }
     }
-    Ok(applied)
+    report
 }
 
 #[cfg(test)]
