@@ -328,6 +328,13 @@ pub async fn gather(
                     );
                 }
             };
+            // Debugging and fixtures: LVSUP_FACTS_DUMP=DIR keeps each host's raw facts.
+            if let Some(dir) = std::env::var_os("LVSUP_FACTS_DUMP") {
+                let _ = std::fs::write(
+                    Path::new(&dir).join(format!("{}.facts", want.name)),
+                    &out.stdout,
+                );
+            }
             let f = match facts::parse(&spec, &want, &out.stdout, &local_sha) {
                 Ok(f) => f,
                 Err(e) => {
@@ -421,6 +428,12 @@ pub fn cli_plan(file: &Path, args: &LiveArgs, json: bool, detailed: bool) -> Res
         let live = gather(file, args, Some(&binary), true).await?;
         let p = live_plan(&live);
         print_plan(&p, json)?;
+        if p.hosts.is_empty() && !p.errors.is_empty() {
+            eprintln!(
+                "no host could be planned; `lvsup plan -f {} --offline` plans against fresh hosts",
+                file.display()
+            );
+        }
         live.close().await;
         Ok(plan_exit(&p, detailed))
     })

@@ -212,7 +212,7 @@ pub async fn run_steps(
     let mut done = Vec::new();
     for (i, st) in steps.iter().enumerate() {
         line.step(i + 1, steps.len(), &st.what);
-        let r = run_one(conn, st, ctx).await;
+        let r = run_one(conn, st, ctx).await.map_err(|e| last_lines(&e, 4));
         if let Err(e) = r {
             line.finish(format!("FAILED at \"{}\": {e}", st.what));
             return HostReport {
@@ -236,6 +236,18 @@ pub async fn run_steps(
         not_done: vec![],
         seconds: start.elapsed().as_secs_f64(),
     }
+}
+
+/// The last `n` non-empty lines of a (multi-line) error, joined: what went
+/// wrong is at the end of a command's stderr.
+fn last_lines(e: &str, n: usize) -> String {
+    let lines: Vec<&str> = e.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let skip = lines.len().saturating_sub(n);
+    let mut s = lines[skip..].join(" | ");
+    if skip > 0 {
+        s.insert_str(0, "… ");
+    }
+    s
 }
 
 async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {

@@ -584,6 +584,10 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
         "-b".into(),
         format!("--network-namespace-path=/run/netns/{}", h.node.netns),
         "--console=passive".into(),
+        // A joined namespace (unlike --private-network) does not give the
+        // container CAP_NET_ADMIN; root on a real host has it, and the director
+        // daemon (addresses, IPVS) and apply (VIP on lo) need it.
+        "--capability=CAP_NET_ADMIN".into(),
     ];
     // Modules are loaded by the lab's kernel; modprobe inside a host must find
     // them (a no-op then), so the resolved module directory and /sys/module are
@@ -621,6 +625,10 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
     let log = fs::File::create(host_dir(t, h).join("console.log"))?;
     Command::new("setsid")
         .args(["sh", "-c", &script, &launcher_tag(&h.machine)])
+        // /proc/sys/net writable, as with --private-network (a joined namespace
+        // leaves it read-only): real servers set arp_ignore/arp_announce, NAT
+        // directors ip_forward, every director net.ipv4.vs.*.
+        .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
