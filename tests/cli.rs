@@ -136,7 +136,10 @@ fn live_plan_with_unreachable_hosts_names_each_host_and_step() {
     let run = Run::new(&["plan", "-f", "examples/dr.toml", "--ssh-config", &cfg]).code(1);
     let out = run.stdout();
     for h in ["lvs191", "lvs192", "node1", "node2"] {
-        assert!(out.contains(&format!("{h}: ERROR at step \"connect\"")), "{out}");
+        assert!(
+            out.contains(&format!("{h}: ERROR at step \"connect\"")),
+            "{out}"
+        );
     }
     assert!(out.contains("4 of 4 hosts could not be planned"), "{out}");
     assert!(run.stderr().contains("--offline"), "{}", run.stderr());

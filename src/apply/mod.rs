@@ -259,6 +259,34 @@ fn host_error(host: &str, step: &str, message: impl std::fmt::Display) -> HostEr
     }
 }
 
+/// Parse a host's facts output and check its prerequisites (pure).
+pub fn host_facts(
+    spec: &ClusterSpec,
+    want: &HostState,
+    out: &[u8],
+    local_sha: &str,
+    binary: Option<&BinarySource>,
+    check: bool,
+) -> Result<Facts, HostError> {
+    let f = facts::parse(spec, want, out, local_sha)
+        .map_err(|e| host_error(&want.name, "gather facts", e))?;
+    let mut problems = facts::prerequisites(spec, want, &f);
+    if let (Some(b), Role::Director { .. }) = (binary, &want.role)
+        && !f.observed.binary_current
+        && let Some(p) = b.incompatible(&f)
+    {
+        problems.push(p);
+    }
+    if check && !problems.is_empty() {
+        return Err(host_error(
+            &want.name,
+            "check prerequisites",
+            problems.join("; "),
+        ));
+    }
+    Ok(f)
+}
+
 /// A host's connection (if one was made) and facts (or why there are none).
 type Gathered = (Option<Arc<Host>>, Result<Facts, HostError>);
 
@@ -335,35 +363,15 @@ pub async fn gather(
                     &out.stdout,
                 );
             }
-            let f = match facts::parse(&spec, &want, &out.stdout, &local_sha) {
-                Ok(f) => f,
-                Err(e) => {
-                    return (
-                        i,
-                        Some(conn),
-                        Err(host_error(&want.name, "gather facts", e)),
-                    );
-                }
-            };
-            let mut problems = facts::prerequisites(&spec, &want, &f);
-            if let (Some(b), Role::Director { .. }) = (&binary, &want.role)
-                && !f.observed.binary_current
-                && let Some(p) = b.incompatible(&f)
-            {
-                problems.push(p);
-            }
-            if check && !problems.is_empty() {
-                return (
-                    i,
-                    Some(conn),
-                    Err(host_error(
-                        &want.name,
-                        "check prerequisites",
-                        problems.join("; "),
-                    )),
-                );
-            }
-            (i, Some(conn), Ok(f))
+            let f = host_facts(
+                &spec,
+                &want,
+                &out.stdout,
+                &local_sha,
+                binary.as_ref(),
+                check,
+            );
+            (i, Some(conn), f)
         });
     }
     let mut results: BTreeMap<usize, Gathered> = BTreeMap::new();
@@ -393,22 +401,38 @@ pub async fn gather(
 
 /// The live plan of the gathered hosts: hosts with errors go to `errors`.
 pub fn live_plan(live: &Live) -> Plan {
-    let obs: BTreeMap<&str, &plan::Observed> = live
+    let facts: Vec<(&str, &Result<Facts, HostError>)> = live
+        .hosts
+        .iter()
+        .map(|h| (h.want.name.as_str(), &h.facts))
+        .collect();
+    plan_from_facts(&live.spec, &live.desired, &facts)
+}
+
+/// The plan for hosts with `facts` (pure: the golden tests call it on
+/// recorded facts). Hosts not in `facts` are not planned; hosts whose facts
+/// are an error are listed in `errors`.
+pub fn plan_from_facts(
+    spec: &ClusterSpec,
+    desired: &DesiredCluster,
+    facts: &[(&str, &Result<Facts, HostError>)],
+) -> Plan {
+    let obs: BTreeMap<&str, &plan::Observed> = facts
+        .iter()
+        .filter_map(|(n, f)| f.as_ref().ok().map(|f| (*n, &f.observed)))
+        .collect();
+    let mut p = plan::plan(spec, desired, |n| obs.get(n).copied(), false);
+    p.hosts.retain(|h| obs.contains_key(h.host.as_str()));
+    // errors in apply order, like the hosts
+    p.errors = desired
         .hosts
         .iter()
         .filter_map(|h| {
-            h.facts
-                .as_ref()
-                .ok()
-                .map(|f| (h.want.name.as_str(), &f.observed))
+            facts
+                .iter()
+                .find(|(n, _)| *n == h.name)
+                .and_then(|(_, f)| f.as_ref().err().cloned())
         })
-        .collect();
-    let mut p = plan::plan(&live.spec, &live.desired, |n| obs.get(n).copied(), false);
-    p.hosts.retain(|h| obs.contains_key(h.host.as_str()));
-    p.errors = live
-        .hosts
-        .iter()
-        .filter_map(|h| h.facts.as_ref().err().cloned())
         .collect();
     p
 }
