@@ -335,3 +335,40 @@ fn facts_of_a_recorded_real_server() {
         Some(&Some("0".to_string()))
     );
 }
+
+/// The daemon's status (schema 1 of `lvsup director status --json`, the
+/// fields `lvsup status` reads), as a director would print it.
+fn daemon_json(state: &str, node2_health: &str) -> String {
+    format!(
+        r#"{{"schema":1,"version":"0.1.0","pid":412,"cluster":"web","director":"x","started_at":"2026-11-21T07:00:00.000Z",
+"vrrp":{{"state":"{state}","vrid":51,"priority":150,"transitions":[{{"at":"2026-11-21T07:00:03.612Z","from":"Backup","to":"{state}","reason":"master down timer"}}]}},
+"services":[{{"protocol":"tcp","vip":"192.168.0.100","port":80,"scheduler":"rr","check":"tcp","real_servers":[
+{{"name":"node1","address":"192.168.0.171","port":80,"health":"up","weight":100,"effective_weight":100}},
+{{"name":"node2","address":"192.168.0.172","port":80,"health":"{node2_health}","weight":100,"effective_weight":0}}]}}]}}"#
+    )
+    .replace('\n', "")
+}
+
+#[test]
+fn status_master_since_health_weights_connections() {
+    use lvsup::apply::status::{build, render};
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let with_daemon = |host: &str, state: &str| {
+        let t = director_with(&d, host, Director::Converged);
+        let t = t.strip_suffix("### end\n").expect("end").to_string();
+        format!("{t}### daemon\n{}\n### end\n", daemon_json(state, "down"))
+    };
+    let f191 = facts(&spec, &d, "lvs191", &with_daemon("lvs191", "Master"));
+    let f192 = unreachable("lvs192");
+    let w191 = d.hosts.iter().find(|h| h.name == "lvs191").expect("host");
+    let w192 = d.hosts.iter().find(|h| h.name == "lvs192").expect("host");
+    let s = build(&spec, &[(w192, &f192), (w191, &f191)]);
+    assert_eq!(s.master.as_deref(), Some("lvs191"));
+    let text = render(&s);
+    assert!(
+        text.contains("MASTER since 2026-11-21T07:00:03.612Z"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}

@@ -12,8 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{LiveArgs, StatusArgs, gather, runtime};
-use crate::desired::Role;
-use crate::remote::facts::LiveService;
+use crate::config::ClusterSpec;
+use crate::desired::{HostState, Role};
+use crate::plan::HostError;
+use crate::remote::facts::{Facts, LiveService};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterStatus {
@@ -100,6 +102,18 @@ pub async fn collect(file: &std::path::Path, args: &LiveArgs) -> Result<ClusterS
         args.targets = spec.directors.iter().map(|d| d.name.clone()).collect();
     }
     let live = gather(file, &args, None, false).await?;
+    let hosts: Vec<(&HostState, &Result<Facts, HostError>)> =
+        live.hosts.iter().map(|h| (&h.want, &h.facts)).collect();
+    let s = build(&spec, &hosts);
+    live.close().await;
+    Ok(s)
+}
+
+/// The cluster's status from its directors' facts (pure), master first.
+pub fn build(
+    spec: &ClusterSpec,
+    hosts: &[(&HostState, &Result<Facts, HostError>)],
+) -> ClusterStatus {
     let names: std::collections::BTreeMap<String, String> = spec
         .real_servers
         .iter()
@@ -109,12 +123,12 @@ pub async fn collect(file: &std::path::Path, args: &LiveArgs) -> Result<ClusterS
     let mut master = None;
     let mut table: Option<(String, Vec<LiveService>, Option<Value>)> = None;
     // master first: the order of `desired` is backups, then master
-    for h in live.hosts.iter().rev() {
-        if !matches!(h.want.role, Role::Director { .. }) {
+    for (want, facts) in hosts.iter().rev() {
+        if !matches!(want.role, Role::Director { .. }) {
             continue;
         }
-        let name = h.want.name.clone();
-        match &h.facts {
+        let name = want.name.clone();
+        match facts {
             Err(e) => directors.push(DirectorStatus {
                 name,
                 reachable: false,
@@ -193,16 +207,14 @@ pub async fn collect(file: &std::path::Path, args: &LiveArgs) -> Result<ClusterS
         ),
         None => (None, vec![]),
     };
-    live.close().await;
-    directors.reverse();
-    Ok(ClusterStatus {
+    ClusterStatus {
         cluster: spec.name.clone(),
         vip: spec.vip.to_string(),
         master,
         directors,
         services,
         table_from,
-    })
+    }
 }
 
 pub fn render(s: &ClusterStatus) -> String {
