@@ -235,10 +235,11 @@ pub fn render(s: &ClusterStatus) -> String {
             (None, _) if !d.reachable => "UNREACHABLE".into(),
             (None, _) => "state unknown".into(),
         };
-        let vip = d.holds_vip.as_ref().map_or_else(
-            || "does not hold the VIP".to_string(),
-            |i| format!("holds the VIP on {i}"),
-        );
+        let vip = match (&d.holds_vip, d.reachable) {
+            (Some(i), _) => format!("holds the VIP on {i}"),
+            (None, true) => "does not hold the VIP".to_string(),
+            (None, false) => String::new(),
+        };
         let _ = writeln!(o, "  {:<14} {:<40} {vip}", d.name, state);
         if let Some(e) = &d.error {
             let _ = writeln!(o, "  {:<14} {e}", "");
