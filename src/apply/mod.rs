@@ -421,6 +421,21 @@ pub fn plan_from_facts(
         .iter()
         .filter_map(|(n, f)| f.as_ref().ok().map(|f| (*n, &f.observed)))
         .collect();
+    // "the interface on the VIP's subnet" becomes the one the host has
+    let mut desired = desired.clone();
+    for h in &mut desired.hosts {
+        let Some((_, Ok(f))) = facts.iter().find(|(n, _)| *n == h.name) else {
+            continue;
+        };
+        for a in &mut h.addresses {
+            if let desired::Interface::HoldingSubnetOf(ip) = a.interface
+                && let Some(i) = f.interface_on_subnet_of(ip)
+            {
+                a.interface = desired::Interface::Named(i.name.clone());
+            }
+        }
+    }
+    let desired = &desired;
     let mut p = plan::plan(spec, desired, |n| obs.get(n).copied(), false);
     p.hosts.retain(|h| obs.contains_key(h.host.as_str()));
     // errors in apply order, like the hosts
