@@ -189,6 +189,31 @@ fn run_example(ex: &str) {
     assert!(out.contains("apply summary"), "{out}");
     let apply_cold = t.elapsed();
 
+    // With directors (the VM): `status` names a master once VRRP settled,
+    // and shows lvsup's virtual service with every real server.
+    if !no_kernel() {
+        let mut seen = String::new();
+        for _ in 0..30 {
+            let o = lvsup(&["status", "-f", &f, "--json"]);
+            seen = String::from_utf8_lossy(&o.stdout).into_owned();
+            let v: serde_json::Value = serde_json::from_str(&seen).unwrap_or_default();
+            if v["master"].is_string() && v["services"].as_array().is_some_and(|s| !s.is_empty()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        let v: serde_json::Value = serde_json::from_str(&seen).expect("status JSON");
+        assert!(v["master"].is_string(), "no master: {seen}");
+        let dests = v["services"][0]["destinations"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(dests, spec.real_servers.len(), "{seen}");
+        eprintln!(
+            "{}",
+            String::from_utf8_lossy(&lvsup(&["status", "-f", &f]).stdout)
+        );
+    }
+
     let t = Instant::now();
     expect(
         &run(&["plan", "--detailed-exitcode"]),
