@@ -372,3 +372,38 @@ fn status_master_since_health_weights_connections() {
     );
     insta::assert_snapshot!(text);
 }
+
+/// Regression (found in the VM e2e): with a real server down, the daemon
+/// sets its kernel weight to 0; plan called that drift and apply sent SIGHUP.
+/// Health-driven weights are the daemon's doing: a note, not a change.
+#[test]
+fn weight_zero_of_an_unhealthy_real_server_is_not_drift() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let t = director_with(&d, "lvs191", Director::Converged).replace(
+        "-> C0A800AC:0050      Route   100",
+        "-> C0A800AC:0050      Route   0  ",
+    );
+    let t = t.strip_suffix("### end\n").expect("end").to_string();
+    let t = format!(
+        "{t}### daemon\n{}\n### end\n",
+        daemon_json("Master", "down")
+    );
+    let hosts = vec![("lvs191", facts(&spec, &d, "lvs191", &t))];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(!plan.has_changes(), "{text}");
+    assert!(
+        text.contains(
+            "192.168.0.172:80 (node2) is at weight 0 in the kernel because its health is down"
+        ),
+        "{text}"
+    );
+    // without the daemon's word, weight 0 is drift
+    let t = director_with(&d, "lvs191", Director::Converged).replace(
+        "-> C0A800AC:0050      Route   100",
+        "-> C0A800AC:0050      Route   0  ",
+    );
+    let hosts = vec![("lvs191", facts(&spec, &d, "lvs191", &t))];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(plan.has_changes(), "{text}");
+}

@@ -33,6 +33,9 @@ pub struct Observed {
     pub routes: BTreeSet<String>,
     /// The kernel's IPVS table (directors).
     pub ipvs: Vec<VirtualService>,
+    /// Facts worth showing with the host's plan that are not changes (e.g. a
+    /// real server at weight 0 because its health checks fail).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -421,6 +424,7 @@ pub fn diff_host(want: &HostState, obs: &Observed) -> HostPlan {
     }
 
     diff_ipvs(&want.ipvs, &obs.ipvs, &mut changes, &mut notes);
+    notes.extend(obs.notes.iter().cloned());
 
     HostPlan {
         host: want.name.clone(),
@@ -594,6 +598,7 @@ mod tests {
                 .map(|r| format!("{} via {}", r.destination, r.via))
                 .collect(),
             ipvs: h.ipvs.clone(),
+            notes: vec![],
         }
     }
 

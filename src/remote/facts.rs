@@ -389,7 +389,59 @@ pub fn parse(
         }
     }
     let _ = want;
+    health_weights(&mut f);
     Ok(f)
+}
+
+/// The daemon sets a real server whose health checks fail to weight 0 in
+/// the kernel (desired IPVS = config × health). That is not drift: where the
+/// daemon's status says a destination is down and the kernel has the weight
+/// the daemon wants, compare with the configured weight, and say so.
+fn health_weights(f: &mut Facts) {
+    let Some(Ok(status)) = &f.daemon else { return };
+    let Some(services) = status.get("services").and_then(|s| s.as_array()) else {
+        return;
+    };
+    for svc in &mut f.observed.ipvs {
+        let Some(st) = services.iter().find(|s| {
+            s.get("port").and_then(|p| p.as_u64()) == Some(u64::from(svc.port))
+                && s.get("protocol")
+                    .and_then(|p| p.as_str())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(svc.protocol.as_str()))
+        }) else {
+            continue;
+        };
+        let Some(rs) = st.get("real_servers").and_then(|r| r.as_array()) else {
+            continue;
+        };
+        let label = svc.label();
+        for d in &mut svc.destinations {
+            let Some(r) = rs.iter().find(|r| {
+                r.get("address").and_then(|a| a.as_str()) == Some(&d.address.to_string())
+                    && r.get("port").and_then(|p| p.as_u64()) == Some(u64::from(d.port))
+            }) else {
+                continue;
+            };
+            let num = |k: &str| r.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
+            let health = r
+                .get("health")
+                .and_then(|h| h.as_str())
+                .unwrap_or("unknown");
+            if let (Some(weight), Some(effective)) = (num("weight"), num("effective_weight"))
+                && effective != weight
+                && d.weight == effective
+            {
+                f.observed.notes.push(format!(
+                    "{} {}:{} ({}) is at weight {effective} in the kernel because its health is {health}                      (the daemon's doing, not drift; configured weight {weight})",
+                    label,
+                    d.address,
+                    d.port,
+                    d.name
+                ));
+                d.weight = weight;
+            }
+        }
+    }
 }
 
 fn to_virtual(s: &LiveService, names: &BTreeMap<Ipv4Addr, &str>) -> VirtualService {
