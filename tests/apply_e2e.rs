@@ -286,6 +286,13 @@ fn run_example(ex: &str) {
     let apply_down = t.elapsed();
     let o = sh(&netns, "ip link set eth0 up");
     assert!(o.status.success(), "link up: {}", text(&o));
+    // Re-running converges: the host that was down gets its changes (for
+    // NAT, the link going down also took its default route via the gateway).
+    expect(
+        &run(&["apply", "--yes"]),
+        0,
+        "apply after the host came back",
+    );
     expect(
         &run(&["plan", "--detailed-exitcode"]),
         0,
