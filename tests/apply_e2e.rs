@@ -184,6 +184,15 @@ fn run_example(ex: &str) {
     assert!(out.contains("enable and start unit"), "{out}");
     let plan_cold = t.elapsed();
 
+    // No terminal to ask on and no --yes: refuse, touch nothing.
+    let o = run(&["apply"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("pass --yes"),
+        "{}",
+        text(&o)
+    );
+
     let t = Instant::now();
     let out = expect(&run(&["apply", "--yes"]), 0, "apply");
     assert!(out.contains("apply summary"), "{out}");
