@@ -110,9 +110,12 @@ impl Transport {
             })
             .connect_timeout(self.opts.connect_timeout)
             .server_alive_interval(Duration::from_secs(10))
-            // A master we could not close (a killed lvsup) goes away on its own.
+            // A master we could not close (a killed lvsup) goes away on its own,
+            // but only after an hour: a director's master sits idle while the real
+            // servers and the other directors are applied (a 120 s limit killed
+            // it mid-apply in the VM lab, where every step is slow).
             .control_persist(ControlPersist::IdleFor(
-                std::num::NonZeroUsize::new(120).unwrap_or(std::num::NonZeroUsize::MIN),
+                std::num::NonZeroUsize::new(3600).unwrap_or(std::num::NonZeroUsize::MIN),
             ));
         if let Some(c) = &self.opts.config_file {
             b.config_file(c);
