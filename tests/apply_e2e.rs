@@ -295,6 +295,15 @@ fn run_example(ex: &str) {
     let apply_down = t.elapsed();
     let o = sh(&netns, "ip link set eth0 up");
     assert!(o.status.success(), "link up: {}", text(&o));
+    // Wait until it answers SSH again (immediate natively; under TCG in the VM
+    // the first connections after link up were seen to time out).
+    for _ in 0..30 {
+        let o = lvsup(&["lab", "exec", "-f", &f, &down, "--", "true"]);
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
     // Re-running converges: the host that was down gets its changes (for
     // NAT, the link going down also took its default route via the gateway).
     expect(
