@@ -39,6 +39,12 @@ enum Command {
     Validate(FileArg),
     /// Show what apply would change on every host
     Plan(PlanArgs),
+    /// Converge every host to the cluster file over SSH (shows the plan, asks)
+    Apply(crate::apply::ApplyArgs),
+    /// The live cluster: master director, real servers' health, weights, connections
+    Status(crate::apply::StatusArgs),
+    /// Remove everything lvsup added on every host, restore sysctls
+    Destroy(crate::apply::DestroyArgs),
     /// Build the cluster's hosts on this machine (root): containers, networks, sshd
     #[command(subcommand)]
     Lab(LabCommand),
@@ -118,6 +124,8 @@ struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error
     #[arg(long)]
     detailed_exitcode: bool,
+    #[command(flatten)]
+    live: crate::apply::LiveArgs,
 }
 
 /// Entry point of the binary.
@@ -167,11 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(a) => {
             let spec = config::load(&a.file.file)?;
             if !a.offline {
-                anyhow::bail!(
-                    "live plan (looking at the hosts over SSH) is not available in this build; \
-                     run `lvsup plan -f {} --offline` to plan against fresh hosts",
-                    a.file.file.display()
-                );
+                return crate::apply::cli_plan(&a.file.file, &a.live, a.json, a.detailed_exitcode);
             }
             let desired = desired::desired_cluster(&spec)?;
             let plan = plan::offline(&spec, &desired);
@@ -188,6 +192,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 exit::OK
             })
         }
+        Command::Apply(a) => crate::apply::cli_apply(a),
+        Command::Status(a) => crate::apply::status::cli_status(a),
+        Command::Destroy(a) => crate::apply::destroy::cli_destroy(a),
         Command::Lab(cmd) => run_lab(cmd),
         Command::Director(cmd) => crate::director::cmd::run(cmd),
         Command::Ipvs(IpvsCommand::List { json }) => {

@@ -1,5 +1,6 @@
 //! lvsup: build whole Linux Virtual Server (LVS/IPVS) clusters from one `cluster.toml`.
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod desired;
@@ -8,4 +9,5 @@ pub mod health;
 pub mod ipvs;
 pub mod lab;
 pub mod plan;
+pub mod remote;
 pub mod vrrp;

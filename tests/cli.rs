@@ -120,12 +120,29 @@ fn usage_errors_exit_64_and_help_exits_0() {
     assert!(help.contains("validate") && help.contains("plan"), "{help}");
 }
 
+/// Live plan against hosts that refuse SSH (every name mapped to a closed
+/// port on loopback): every host is an error naming the step, exit 1, and
+/// the hint to plan offline. No traffic leaves the machine.
 #[test]
-fn plan_without_offline_says_how_to_proceed() {
-    let err = Run::new(&["plan", "-f", "examples/dr.toml"])
-        .code(1)
-        .stderr();
-    assert!(err.contains("--offline"), "{err}");
+fn live_plan_with_unreachable_hosts_names_each_host_and_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ssh_config");
+    std::fs::write(
+        &cfg,
+        "Host *\n  HostName 127.0.0.1\n  Port 1\n  UserKnownHostsFile /dev/null\n  ConnectTimeout 5\n",
+    )
+    .expect("write");
+    let cfg = cfg.to_string_lossy().into_owned();
+    let run = Run::new(&["plan", "-f", "examples/dr.toml", "--ssh-config", &cfg]).code(1);
+    let out = run.stdout();
+    for h in ["lvs191", "lvs192", "node1", "node2"] {
+        assert!(
+            out.contains(&format!("{h}: ERROR at step \"connect\"")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("4 of 4 hosts could not be planned"), "{out}");
+    assert!(run.stderr().contains("--offline"), "{}", run.stderr());
 }
 
 #[test]

@@ -625,6 +625,10 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
     let log = fs::File::create(host_dir(t, h).join("console.log"))?;
     Command::new("setsid")
         .args(["sh", "-c", &script, &launcher_tag(&h.machine)])
+        // /proc/sys/net writable, as with --private-network (a joined namespace
+        // leaves it read-only): real servers set arp_ignore/arp_announce, NAT
+        // directors ip_forward, every director net.ipv4.vs.*.
+        .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

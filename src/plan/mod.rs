@@ -33,6 +33,9 @@ pub struct Observed {
     pub routes: BTreeSet<String>,
     /// The kernel's IPVS table (directors).
     pub ipvs: Vec<VirtualService>,
+    /// Facts worth showing with the host's plan that are not changes (e.g. a
+    /// real server at weight 0 because its health checks fail).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -43,6 +46,19 @@ pub struct Plan {
     /// True when no host was contacted.
     pub offline: bool,
     pub hosts: Vec<HostPlan>,
+    /// Live plans: hosts that could not be planned (unreachable, missing
+    /// prerequisites), each with the step that failed. They are not in `hosts`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<HostError>,
+}
+
+/// A host that could not be planned or applied, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostError {
+    pub host: String,
+    /// The step that failed: `connect`, `gather facts`, `check prerequisites`, ...
+    pub step: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -182,7 +198,22 @@ impl Plan {
                 let _ = writeln!(o, "  = {note}");
             }
         }
+        for e in &self.errors {
+            let _ = writeln!(
+                o,
+                "\n{}: ERROR at step \"{}\": {}",
+                e.host, e.step, e.message
+            );
+        }
         let order: Vec<&str> = self.hosts.iter().map(|h| h.host.as_str()).collect();
+        if !self.errors.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n{} of {} hosts could not be planned (see above).",
+                self.errors.len(),
+                self.errors.len() + self.hosts.len()
+            );
+        }
         if self.has_changes() {
             let _ = writeln!(
                 o,
@@ -194,11 +225,17 @@ impl Plan {
                 self.hosts.len(),
                 order.join(", ")
             );
-        } else {
+        } else if self.errors.is_empty() {
             let _ = writeln!(
                 o,
                 "\nNo changes: every host matches cluster \"{}\".",
                 self.cluster
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "\nNo changes on the {} hosts that could be planned.",
+                self.hosts.len()
             );
         }
         o
@@ -224,6 +261,7 @@ pub fn plan<'a>(
         mode: spec.mode,
         vip: spec.vip.to_string(),
         offline,
+        errors: Vec::new(),
         hosts: desired
             .hosts
             .iter()
@@ -386,6 +424,7 @@ pub fn diff_host(want: &HostState, obs: &Observed) -> HostPlan {
     }
 
     diff_ipvs(&want.ipvs, &obs.ipvs, &mut changes, &mut notes);
+    notes.extend(obs.notes.iter().cloned());
 
     HostPlan {
         host: want.name.clone(),
@@ -559,6 +598,7 @@ mod tests {
                 .map(|r| format!("{} via {}", r.destination, r.via))
                 .collect(),
             ipvs: h.ipvs.clone(),
+            notes: vec![],
         }
     }
 

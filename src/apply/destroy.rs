@@ -1,0 +1,315 @@
+//! `lvsup destroy`: remove exactly what lvsup added, per host, from what the
+//! facts show is there (so a second destroy finds nothing and does nothing):
+//! units stopped and disabled (the director daemon hands the VIP over and
+//! removes its IPVS services on SIGTERM; a real server's ExecStop removes its
+//! VIP or route), leftovers of lvsup's own IPVS services and floating
+//! addresses removed, files removed, sysctls restored to the values recorded
+//! before apply changed them. Kernel modules stay loaded (other users may
+//! need them); modules-load.d no longer loads them at boot.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use anyhow::Result;
+
+use super::run::{HostReport, Outcome, Progress, Report, StepCtx, not_contacted, run_steps};
+use super::steps::{Step, StepAction};
+use super::{DestroyArgs, Live, confirm, gather, runtime};
+use crate::config::{ClusterSpec, Protocol};
+use crate::desired::{self, HostState, Role};
+use crate::remote::facts::{Facts, managed_paths, previous_sysctl_path};
+use crate::remote::shell_quote;
+
+fn script(what: impl Into<String>, s: String) -> Step {
+    Step {
+        what: what.into(),
+        action: StepAction::Script { script: s },
+    }
+}
+
+/// The steps that remove cluster `spec`'s traces from a host with `facts` (pure).
+pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec<Step> {
+    let c = &spec.name;
+    let mut steps = Vec::new();
+    let director = matches!(want.role, Role::Director { .. });
+    for unit in [desired::director_unit(c), desired::realserver_unit(c)] {
+        let present = facts.observed.units.contains_key(&unit)
+            || facts
+                .observed
+                .files
+                .contains_key(&desired::unit_path(&unit));
+        if present {
+            let why = if unit == desired::director_unit(c) {
+                "the daemon hands the VIP over and removes its IPVS services"
+            } else {
+                "its ExecStop removes the VIP or route"
+            };
+            let q = shell_quote(&unit);
+            steps.push(script(
+                format!("stop and disable {unit} ({why})"),
+                format!("systemctl disable --now {q} 2>&1 || systemctl stop {q}\n"),
+            ));
+        }
+    }
+    if director {
+        // lvsup's own virtual services only, re-checked after the daemon stopped.
+        let own: Vec<String> = spec
+            .services
+            .iter()
+            .filter(|s| {
+                facts.ipvs.as_ref().is_some_and(|t| {
+                    t.iter().any(|l| {
+                        l.vip == spec.vip
+                            && l.port == s.port
+                            && l.protocol.eq_ignore_ascii_case(s.protocol.as_str())
+                    })
+                })
+            })
+            .map(|s| {
+                let flag = if s.protocol == Protocol::Udp { "-u" } else { "-t" };
+                let hexkey = format!(
+                    "{} {:08X}:{:04X}",
+                    if s.protocol == Protocol::Udp {
+                        "UDP"
+                    } else {
+                        "TCP"
+                    },
+                    u32::from(spec.vip),
+                    s.port
+                );
+                format!(
+                    "if tr -s ' ' < /proc/net/ip_vs | grep -q '^{hexkey} '; then \
+                       command -v ipvsadm >/dev/null || {{ echo 'ipvsadm is not installed: remove IPVS service {} {}:{} by hand' >&2; exit 1; }}; \
+                       ipvsadm -D {flag} {}:{}; fi\n",
+                    s.protocol, spec.vip, s.port, spec.vip, s.port
+                )
+            })
+            .collect();
+        if !own.is_empty() {
+            steps.push(script(
+                format!(
+                    "remove lvsup's IPVS services left behind ({} of them; others untouched)",
+                    own.len()
+                ),
+                own.concat(),
+            ));
+        }
+        let floating: Vec<std::net::Ipv4Addr> = want
+            .addresses
+            .iter()
+            .map(|a| a.address.addr())
+            .filter(|a| facts.holds(*a).is_some())
+            .collect();
+        if !floating.is_empty() {
+            let s: String = floating
+                .iter()
+                .map(|a| {
+                    format!(
+                        "ip -o -4 addr show | awk '{{ split($4, p, \"/\"); if (p[1] == \"{a}\") print $2, $4 }}' | \
+                         while read dev cidr; do ip addr del \"$cidr\" dev \"$dev\"; done\n"
+                    )
+                })
+                .collect();
+            let list: Vec<String> = floating.iter().map(|a| a.to_string()).collect();
+            steps.push(script(
+                format!("release floating addresses still held: {}", list.join(", ")),
+                s,
+            ));
+        }
+    }
+    let prev = previous_sysctl_path(c);
+    let files: Vec<String> = managed_paths(c)
+        .into_iter()
+        .filter(|p| *p != prev && facts.observed.files.contains_key(p))
+        .collect();
+    if !files.is_empty() {
+        let units_removed = files.iter().any(|f| f.starts_with("/etc/systemd/"));
+        let q: Vec<String> = files.iter().map(|f| shell_quote(f)).collect();
+        let mut s = format!(
+            "rm -f {}\nrmdir /etc/lvsup/{c} /etc/lvsup 2>/dev/null || true\n",
+            q.join(" ")
+        );
+        if units_removed {
+            s.push_str("systemctl daemon-reload\n");
+        }
+        steps.push(script(format!("remove {}", files.join(", ")), s));
+    }
+    if director && facts.binary_sha256.is_some() {
+        steps.push(script(
+            format!(
+                "remove {} unless another cluster's config is left in /etc/lvsup",
+                desired::BINARY_PATH
+            ),
+            format!(
+                "if [ -z \"$(ls -A /etc/lvsup 2>/dev/null)\" ]; then rm -f {}; fi\n",
+                desired::BINARY_PATH
+            ),
+        ));
+    }
+    if facts.observed.files.contains_key(&prev) {
+        let restore: BTreeMap<&String, &String> = facts
+            .previous_sysctls
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
+        let mut s = String::new();
+        for (k, v) in &restore {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            s.push_str(&format!(
+                "if [ -w {p} ]; then echo {v} > {p}; fi\n",
+                p = shell_quote(&path),
+                v = shell_quote(v)
+            ));
+        }
+        s.push_str(&format!(
+            "rm -f {}\nrmdir /var/lib/lvsup/{c} /var/lib/lvsup 2>/dev/null || true\n",
+            shell_quote(&prev)
+        ));
+        steps.push(script(
+            format!(
+                "restore {} sysctls to their values before lvsup, forget them",
+                restore.len()
+            ),
+            s,
+        ));
+    }
+    steps
+}
+
+/// `lvsup destroy`.
+pub fn cli_destroy(a: DestroyArgs) -> Result<u8> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let live = gather(&a.file, &a.live, None, false).await?;
+        let plans: Vec<(usize, Vec<Step>)> = live
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                h.facts
+                    .as_ref()
+                    .ok()
+                    .map(|f| (i, destroy_steps(&live.spec, &h.want, f)))
+            })
+            .collect();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Destroy cluster \"{}\":", live.spec.name)?;
+        for h in &live.hosts {
+            if let Err(e) = &h.facts {
+                writeln!(
+                    out,
+                    "\n{}: ERROR at step \"{}\": {}",
+                    e.host, e.step, e.message
+                )?;
+            }
+        }
+        let mut any = false;
+        for (i, st) in &plans {
+            let name = &live.hosts[*i].want.name;
+            if st.is_empty() {
+                writeln!(
+                    out,
+                    "\n{name}: nothing of cluster \"{}\" here",
+                    live.spec.name
+                )?;
+            } else {
+                any = true;
+                writeln!(out, "\n{name}: {} steps", st.len())?;
+                for s in st {
+                    writeln!(out, "  - {}", s.what)?;
+                }
+            }
+        }
+        drop(out);
+        let errors = live.hosts.iter().any(|h| h.facts.is_err());
+        if !any {
+            println!("\nNothing to destroy: no host was touched.");
+            live.close().await;
+            return Ok(if errors {
+                crate::cli::exit::ERROR
+            } else {
+                crate::cli::exit::OK
+            });
+        }
+        if !confirm("\nDestroy these?", a.yes)? {
+            println!("Destroy cancelled: no host was touched.");
+            live.close().await;
+            return Ok(crate::cli::exit::ERROR);
+        }
+        let report = run_destroy(&live, plans).await;
+        print!("{}", report.render());
+        let ok = report.ok();
+        live.close().await;
+        Ok(if ok {
+            crate::cli::exit::OK
+        } else {
+            crate::cli::exit::ERROR
+        })
+    })
+}
+
+/// Destroy in the reverse of apply order: the master first hands over...
+/// then backups, then real servers (no director forwards to a bare host).
+async fn run_destroy(live: &Live, plans: Vec<(usize, Vec<Step>)>) -> Report {
+    let progress = Progress::new();
+    let mut reports: BTreeMap<String, HostReport> = BTreeMap::new();
+    for h in &live.hosts {
+        if let Err(e) = &h.facts {
+            reports.insert(h.want.name.clone(), not_contacted(e));
+        }
+    }
+    let by_index: BTreeMap<usize, Vec<Step>> = plans.into_iter().collect();
+    for directors in [true, false] {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, h) in live.hosts.iter().enumerate() {
+            if matches!(h.want.role, Role::Director { .. }) != directors {
+                continue;
+            }
+            let (Some(steps), Some(conn)) = (by_index.get(&i), h.conn.clone()) else {
+                continue;
+            };
+            let name = h.want.name.clone();
+            if steps.is_empty() {
+                reports.insert(
+                    name.clone(),
+                    HostReport {
+                        host: name,
+                        outcome: Outcome::Unchanged,
+                        done: vec![],
+                        not_done: vec![],
+                        seconds: 0.0,
+                    },
+                );
+                continue;
+            }
+            let steps = steps.clone();
+            let line = progress.host(&name);
+            let ctx = StepCtx {
+                binary: None,
+                previous: BTreeMap::new(),
+                cluster: live.spec.name.clone(),
+                limit: live.step_timeout,
+            };
+            let parallel = live.parallel.clone();
+            tasks.spawn(async move {
+                let _permit = parallel.acquire_owned().await;
+                run_steps(&conn, &name, &steps, &line, &ctx).await
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(rep) = r {
+                reports.insert(rep.host.clone(), rep);
+            }
+        }
+    }
+    Report {
+        verb: "destroy".into(),
+        hosts: live
+            .hosts
+            .iter()
+            .rev()
+            .filter_map(|h| reports.remove(&h.want.name))
+            .collect(),
+    }
+}

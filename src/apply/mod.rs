@@ -1,0 +1,548 @@
+//! The live commands: `plan` (against the hosts), `apply`, `status`,
+//! `destroy`. Observe (SSH, one facts round trip per host, in parallel) →
+//! diff (pure, [`crate::plan`]) → steps (pure, [`steps`]) → run (SSH, hosts
+//! in parallel within each apply group: real servers, then backup directors,
+//! then the master; steps in order within a host, stopping at the first
+//! failure).
+
+pub mod destroy;
+pub mod run;
+pub mod status;
+pub mod steps;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::config::{self, ClusterSpec};
+use crate::desired::{self, DesiredCluster, HostState, Role};
+use crate::plan::{self, HostError, Plan};
+use crate::remote::facts::{self, Facts};
+use crate::remote::{Host, SshOptions, Transport};
+
+/// Options shared by every command that contacts the hosts.
+#[derive(Debug, Clone, Args)]
+pub struct LiveArgs {
+    /// SSH client configuration, like `ssh -F` (overrides `[ssh] config` and a running lab's)
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Only this host (repeatable); the others are neither contacted nor changed
+    #[arg(long = "target", value_name = "HOST")]
+    pub targets: Vec<String>,
+    /// How many hosts are worked on at once
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub parallel: usize,
+    /// Seconds to wait for a host's SSH connection
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Seconds one step on one host may take
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub step_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The cluster file
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "cluster.toml",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The binary to install on directors (default: this lvsup, when the
+    /// directors' OS, arch and glibc can run it)
+    #[arg(long, value_name = "PATH")]
+    pub director_binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The cluster file
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "cluster.toml",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The cluster file
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "cluster.toml",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Print JSON instead
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The binary apply installs on directors.
+#[derive(Debug, Clone)]
+pub struct BinarySource {
+    pub path: PathBuf,
+    pub sha256: String,
+    /// Set for the running binary: (arch, highest GLIBC_2.x symbol version it needs).
+    pub needs: Option<(String, Option<(u32, u32)>)>,
+    pub explicit: bool,
+}
+
+impl BinarySource {
+    pub fn resolve(explicit: Option<&Path>) -> Result<BinarySource> {
+        let (path, explicit) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (
+                std::env::current_exe().context("finding the running lvsup binary")?,
+                false,
+            ),
+        };
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let needs = (!explicit).then(|| (std::env::consts::ARCH.to_string(), max_glibc(&bytes)));
+        Ok(BinarySource {
+            path,
+            sha256,
+            needs,
+            explicit,
+        })
+    }
+
+    /// Why this binary cannot run on a host with `facts`, if it cannot.
+    pub fn incompatible(&self, f: &Facts) -> Option<String> {
+        let (arch, glibc) = self.needs.as_ref()?;
+        let ver = |s: &str| -> Option<(u32, u32)> {
+            let (a, b) = s.split_once('.')?;
+            Some((a.parse().ok()?, b.split('.').next()?.parse().ok()?))
+        };
+        let host_glibc = f.glibc.as_deref().and_then(ver);
+        let problem = if f.os != "Linux" || &f.arch != arch {
+            Some(format!("the host is {} {}", f.os, f.arch))
+        } else {
+            match (glibc, host_glibc) {
+                (Some(need), Some(have)) if have < *need => Some(format!(
+                    "it needs glibc ≥ {}.{}, the host has {}.{}",
+                    need.0, need.1, have.0, have.1
+                )),
+                (Some(_), None) => Some("the host has no glibc".to_string()),
+                _ => None,
+            }
+        };
+        problem.map(|p| {
+            format!(
+                "the running lvsup ({} Linux, glibc) cannot run on this director: {p}; \
+                 pass --director-binary PATH (e.g. a static musl build)",
+                arch
+            )
+        })
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The highest `GLIBC_2.N` symbol version named in an ELF binary.
+pub fn max_glibc(bytes: &[u8]) -> Option<(u32, u32)> {
+    let pat = b"GLIBC_2.";
+    let mut best: Option<(u32, u32)> = None;
+    let mut i = 0;
+    while i + pat.len() < bytes.len() {
+        if &bytes[i..i + pat.len()] == pat {
+            let mut j = i + pat.len();
+            let mut minor = 0u32;
+            let mut digits = 0;
+            while j < bytes.len() && bytes[j].is_ascii_digit() && digits < 3 {
+                minor = minor * 10 + u32::from(bytes[j] - b'0');
+                j += 1;
+                digits += 1;
+            }
+            if digits > 0 && best.is_none_or(|b| (2, minor) > b) {
+                best = Some((2, minor));
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    best
+}
+
+/// A host as the live commands see it after gathering facts.
+pub struct LiveHost {
+    pub want: HostState,
+    pub conn: Option<Arc<Host>>,
+    pub facts: Result<Facts, HostError>,
+}
+
+/// Everything a live command works with.
+pub struct Live {
+    pub spec: ClusterSpec,
+    pub desired: DesiredCluster,
+    pub transport: Arc<Transport>,
+    /// In apply order, targeted hosts only.
+    pub hosts: Vec<LiveHost>,
+    pub parallel: Arc<Semaphore>,
+    pub step_timeout: Duration,
+}
+
+impl Live {
+    pub async fn close(self) {
+        for h in self.hosts {
+            if let Some(c) = h.conn.and_then(|c| Arc::try_unwrap(c).ok()) {
+                c.close().await;
+            }
+        }
+    }
+}
+
+/// SSH options for `spec` from the file, the CLI and a running lab; prints
+/// one line when the lab's configuration is used.
+pub fn ssh_options(spec: &ClusterSpec, file: &Path, args: &LiveArgs) -> SshOptions {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut o = SshOptions::from_spec(spec, dir);
+    o.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
+    if let Some(c) = &args.ssh_config {
+        o.config_file = Some(c.clone());
+    } else if let Some(lab) = crate::lab::ssh_config_for(&spec.name) {
+        eprintln!(
+            "lab \"{}\" is up: using its SSH config {} (--ssh-config overrides)",
+            spec.name,
+            lab.display()
+        );
+        o.config_file = Some(lab);
+        o.user = None;
+        o.port = None;
+        o.identity_file = None;
+        o.use_names = true;
+    }
+    o
+}
+
+fn destination(o: &SshOptions, h: &HostState) -> String {
+    if o.use_names {
+        h.name.clone()
+    } else {
+        h.ssh_host.clone().unwrap_or_else(|| h.address.to_string())
+    }
+}
+
+fn host_error(host: &str, step: &str, message: impl std::fmt::Display) -> HostError {
+    HostError {
+        host: host.to_string(),
+        step: step.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Parse a host's facts output and check its prerequisites (pure).
+pub fn host_facts(
+    spec: &ClusterSpec,
+    want: &HostState,
+    out: &[u8],
+    local_sha: &str,
+    binary: Option<&BinarySource>,
+    check: bool,
+) -> Result<Facts, HostError> {
+    let f = facts::parse(spec, want, out, local_sha)
+        .map_err(|e| host_error(&want.name, "gather facts", e))?;
+    let mut problems = facts::prerequisites(spec, want, &f);
+    if let (Some(b), Role::Director { .. }) = (binary, &want.role)
+        && !f.observed.binary_current
+        && let Some(p) = b.incompatible(&f)
+    {
+        problems.push(p);
+    }
+    if check && !problems.is_empty() {
+        return Err(host_error(
+            &want.name,
+            "check prerequisites",
+            problems.join("; "),
+        ));
+    }
+    Ok(f)
+}
+
+/// A host's connection (if one was made) and facts (or why there are none).
+type Gathered = (Option<Arc<Host>>, Result<Facts, HostError>);
+
+/// Load, render, connect to every targeted host in parallel and gather its
+/// facts. `binary`: check director binary compatibility (apply and plan).
+/// `check`: missing prerequisites make a host an error (plan, apply; not
+/// status and destroy, which work on whatever is there).
+pub async fn gather(
+    file: &Path,
+    args: &LiveArgs,
+    binary: Option<&BinarySource>,
+    check: bool,
+) -> Result<Live> {
+    let spec = config::load(file)?;
+    let desired = desired::desired_cluster(&spec)?;
+    for t in &args.targets {
+        if !desired.hosts.iter().any(|h| &h.name == t) {
+            let names: Vec<&str> = desired.hosts.iter().map(|h| h.name.as_str()).collect();
+            bail!(
+                "--target {t}: no such host in {}; hosts: {}",
+                file.display(),
+                names.join(", ")
+            );
+        }
+    }
+    let opts = ssh_options(&spec, file, args);
+    let transport = Arc::new(Transport::new(opts).context("creating the SSH control directory")?);
+    let parallel = Arc::new(Semaphore::new(args.parallel.max(1)));
+    let step_timeout = Duration::from_secs(args.step_timeout.max(1));
+    let local_sha = binary.map(|b| b.sha256.clone()).unwrap_or_default();
+
+    let wanted: Vec<HostState> = desired
+        .hosts
+        .iter()
+        .filter(|h| args.targets.is_empty() || args.targets.contains(&h.name))
+        .cloned()
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, want) in wanted.iter().enumerate() {
+        let transport = transport.clone();
+        let parallel = parallel.clone();
+        let spec = spec.clone();
+        let want = want.clone();
+        let local_sha = local_sha.clone();
+        let binary = binary.cloned();
+        tasks.spawn(async move {
+            let _permit = parallel.acquire_owned().await;
+            let dest = destination(transport.options(), &want);
+            let conn = match transport.connect(&dest).await {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    return (
+                        i,
+                        None,
+                        Err(host_error(&want.name, "connect", format!("{dest}: {e}"))),
+                    );
+                }
+            };
+            let script = facts::script(&spec, &want);
+            let out = match conn.run_script(&script, step_timeout).await {
+                Ok(o) => o,
+                Err(e) => {
+                    return (
+                        i,
+                        Some(conn),
+                        Err(host_error(&want.name, "gather facts", e)),
+                    );
+                }
+            };
+            // Debugging and fixtures: LVSUP_FACTS_DUMP=DIR keeps each host's raw facts.
+            if let Some(dir) = std::env::var_os("LVSUP_FACTS_DUMP") {
+                let _ = std::fs::write(
+                    Path::new(&dir).join(format!("{}.facts", want.name)),
+                    &out.stdout,
+                );
+            }
+            let f = host_facts(
+                &spec,
+                &want,
+                &out.stdout,
+                &local_sha,
+                binary.as_ref(),
+                check,
+            );
+            (i, Some(conn), f)
+        });
+    }
+    let mut results: BTreeMap<usize, Gathered> = BTreeMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let (i, conn, f) = r.context("a host task panicked")?;
+        results.insert(i, (conn, f));
+    }
+    let hosts = wanted
+        .into_iter()
+        .enumerate()
+        .map(|(i, want)| {
+            let (conn, facts) = results
+                .remove(&i)
+                .unwrap_or_else(|| (None, Err(host_error(&want.name, "connect", "task lost"))));
+            LiveHost { want, conn, facts }
+        })
+        .collect();
+    Ok(Live {
+        spec,
+        desired,
+        transport,
+        hosts,
+        parallel,
+        step_timeout,
+    })
+}
+
+/// The live plan of the gathered hosts: hosts with errors go to `errors`.
+pub fn live_plan(live: &Live) -> Plan {
+    let facts: Vec<(&str, &Result<Facts, HostError>)> = live
+        .hosts
+        .iter()
+        .map(|h| (h.want.name.as_str(), &h.facts))
+        .collect();
+    plan_from_facts(&live.spec, &live.desired, &facts)
+}
+
+/// The plan for hosts with `facts` (pure: the golden tests call it on
+/// recorded facts). Hosts not in `facts` are not planned; hosts whose facts
+/// are an error are listed in `errors`.
+pub fn plan_from_facts(
+    spec: &ClusterSpec,
+    desired: &DesiredCluster,
+    facts: &[(&str, &Result<Facts, HostError>)],
+) -> Plan {
+    let obs: BTreeMap<&str, &plan::Observed> = facts
+        .iter()
+        .filter_map(|(n, f)| f.as_ref().ok().map(|f| (*n, &f.observed)))
+        .collect();
+    // "the interface on the VIP's subnet" becomes the one the host has
+    let mut desired = desired.clone();
+    for h in &mut desired.hosts {
+        let Some((_, Ok(f))) = facts.iter().find(|(n, _)| *n == h.name) else {
+            continue;
+        };
+        for a in &mut h.addresses {
+            if let desired::Interface::HoldingSubnetOf(ip) = a.interface
+                && let Some(i) = f.interface_on_subnet_of(ip)
+            {
+                a.interface = desired::Interface::Named(i.name.clone());
+            }
+        }
+    }
+    let desired = &desired;
+    let mut p = plan::plan(spec, desired, |n| obs.get(n).copied(), false);
+    p.hosts.retain(|h| obs.contains_key(h.host.as_str()));
+    // errors in apply order, like the hosts
+    p.errors = desired
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            facts
+                .iter()
+                .find(|(n, _)| *n == h.name)
+                .and_then(|(_, f)| f.as_ref().err().cloned())
+        })
+        .collect();
+    p
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// `lvsup plan` without `--offline`.
+pub fn cli_plan(file: &Path, args: &LiveArgs, json: bool, detailed: bool) -> Result<u8> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let binary = BinarySource::resolve(None)?;
+        let live = gather(file, args, Some(&binary), true).await?;
+        let p = live_plan(&live);
+        print_plan(&p, json)?;
+        if p.hosts.is_empty() && !p.errors.is_empty() {
+            eprintln!(
+                "no host could be planned; `lvsup plan -f {} --offline` plans against fresh hosts",
+                file.display()
+            );
+        }
+        live.close().await;
+        Ok(plan_exit(&p, detailed))
+    })
+}
+
+fn print_plan(p: &Plan, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, p)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", p.render_text())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn plan_exit(p: &Plan, detailed: bool) -> u8 {
+    use crate::cli::exit;
+    if !p.errors.is_empty() {
+        exit::ERROR
+    } else if detailed && p.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}
+
+/// Ask on the terminal; without one, refuse unless `--yes`.
+pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to change hosts without confirmation: no terminal to ask on; pass --yes");
+    }
+    eprint!("{question} Only 'yes' is accepted: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+/// `lvsup apply`.
+pub fn cli_apply(a: ApplyArgs) -> Result<u8> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let binary = BinarySource::resolve(a.director_binary.as_deref())?;
+        let live = gather(&a.file, &a.live, Some(&binary), true).await?;
+        let p = live_plan(&live);
+        print_plan(&p, false)?;
+        if !p.has_changes() {
+            println!("Nothing to apply: no host was touched.");
+            let code = plan_exit(&p, false);
+            live.close().await;
+            return Ok(code);
+        }
+        if !confirm("Apply these changes?", a.yes)? {
+            println!("Apply cancelled: no host was touched.");
+            live.close().await;
+            return Ok(crate::cli::exit::ERROR);
+        }
+        let report = run::apply(&live, &p, &binary).await;
+        print!("{}", report.render());
+        let ok = report.ok() && p.errors.is_empty();
+        live.close().await;
+        Ok(if ok {
+            crate::cli::exit::OK
+        } else {
+            crate::cli::exit::ERROR
+        })
+    })
+}

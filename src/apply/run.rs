@@ -1,0 +1,399 @@
+//! Running steps on hosts: one indicatif line per host with its current step,
+//! hosts in parallel (bounded) within an apply group, groups in order (real
+//! servers → backup directors → master), and a summary that says per host
+//! what was done, what failed and what was not done.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::steps::{self, Step, StepAction};
+use super::{BinarySource, Live};
+use crate::desired::Role;
+use crate::plan::{HostError, Plan};
+use crate::remote::Host;
+use crate::remote::facts::previous_sysctl_path;
+use crate::remote::shell_quote;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// Every step ran.
+    Done,
+    /// Nothing to do on this host.
+    Unchanged,
+    /// Stopped at `failed`.
+    Failed { step: String, error: String },
+    /// Never worked on: unreachable or missing prerequisites.
+    NotContacted { step: String, error: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub done: Vec<String>,
+    pub not_done: Vec<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub verb: String,
+    pub hosts: Vec<HostReport>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.hosts
+            .iter()
+            .all(|h| matches!(h.outcome, Outcome::Done | Outcome::Unchanged))
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let count = |f: fn(&Outcome) -> bool| self.hosts.iter().filter(|h| f(&h.outcome)).count();
+        let done = count(|o| matches!(o, Outcome::Done));
+        let unchanged = count(|o| matches!(o, Outcome::Unchanged));
+        let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+        let missed = count(|o| matches!(o, Outcome::NotContacted { .. }));
+        let _ = writeln!(
+            s,
+            "\n{} summary: {done} changed, {unchanged} unchanged, {failed} failed, {missed} not contacted.",
+            self.verb
+        );
+        for h in &self.hosts {
+            match &h.outcome {
+                Outcome::Done => {
+                    let _ = writeln!(
+                        s,
+                        "  {}: done in {:.1}s ({} steps: {})",
+                        h.host,
+                        h.seconds,
+                        h.done.len(),
+                        h.done.join("; ")
+                    );
+                }
+                Outcome::Unchanged => {
+                    let _ = writeln!(s, "  {}: nothing to do, not touched", h.host);
+                }
+                Outcome::Failed { step, error } => {
+                    let _ = writeln!(s, "  {}: FAILED at \"{step}\": {error}", h.host);
+                    let _ = writeln!(
+                        s,
+                        "    done: {}",
+                        if h.done.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            h.done.join("; ")
+                        }
+                    );
+                    let _ = writeln!(
+                        s,
+                        "    not done: {}",
+                        if h.not_done.is_empty() {
+                            "nothing else".to_string()
+                        } else {
+                            h.not_done.join("; ")
+                        }
+                    );
+                }
+                Outcome::NotContacted { step, error } => {
+                    let _ = writeln!(
+                        s,
+                        "  {}: NOT CHANGED — failed at \"{step}\": {error}",
+                        h.host
+                    );
+                }
+            }
+        }
+        if !self.ok() {
+            let _ = writeln!(
+                s,
+                "Every step is idempotent: fix the cause and run {} again to converge.",
+                self.verb
+            );
+        }
+        s
+    }
+}
+
+/// Progress lines: indicatif on a terminal, plain lines otherwise (logs, CI).
+pub struct Progress {
+    multi: MultiProgress,
+    tty: bool,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        Progress { multi, tty }
+    }
+
+    pub fn host(&self, name: &str) -> HostLine {
+        let pb = self.multi.add(ProgressBar::new_spinner());
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.set_prefix(name.to_string());
+        if self.tty {
+            pb.enable_steady_tick(Duration::from_millis(120));
+        }
+        HostLine {
+            pb,
+            tty: self.tty,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct HostLine {
+    pb: ProgressBar,
+    tty: bool,
+    name: String,
+}
+
+impl HostLine {
+    pub fn step(&self, i: usize, n: usize, what: &str) {
+        let msg = format!("[{i}/{n}] {what}");
+        if !self.tty {
+            eprintln!("{}: {msg}", self.name);
+        }
+        self.pb.set_message(msg);
+    }
+
+    pub fn finish(&self, msg: String) {
+        if !self.tty {
+            eprintln!("{}: {msg}", self.name);
+        }
+        self.pb.finish_with_message(msg);
+    }
+}
+
+/// What steps may need besides the connection.
+#[derive(Clone)]
+pub struct StepCtx {
+    /// The director binary, when a step uploads it.
+    pub binary: Option<Arc<Vec<u8>>>,
+    /// Sysctl values recorded before lvsup changed them.
+    pub previous: BTreeMap<String, Option<String>>,
+    pub cluster: String,
+    /// Per-step time limit.
+    pub limit: Duration,
+}
+
+/// Run `steps` on `conn` in order; stop at the first failure.
+pub async fn run_steps(
+    conn: &Host,
+    host: &str,
+    steps: &[Step],
+    line: &HostLine,
+    ctx: &StepCtx,
+) -> HostReport {
+    let start = Instant::now();
+    let mut done = Vec::new();
+    for (i, st) in steps.iter().enumerate() {
+        line.step(i + 1, steps.len(), &st.what);
+        let r = run_one(conn, st, ctx).await.map_err(|e| last_lines(&e, 4));
+        if let Err(e) = r {
+            line.finish(format!("FAILED at \"{}\": {e}", st.what));
+            return HostReport {
+                host: host.to_string(),
+                outcome: Outcome::Failed {
+                    step: st.what.clone(),
+                    error: e,
+                },
+                done,
+                not_done: steps[i + 1..].iter().map(|s| s.what.clone()).collect(),
+                seconds: start.elapsed().as_secs_f64(),
+            };
+        }
+        done.push(st.what.clone());
+    }
+    line.finish(format!("done ({} steps)", steps.len()));
+    HostReport {
+        host: host.to_string(),
+        outcome: Outcome::Done,
+        done,
+        not_done: vec![],
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// The last `n` non-empty lines of a (multi-line) error, joined: what went
+/// wrong is at the end of a command's stderr.
+fn last_lines(e: &str, n: usize) -> String {
+    let lines: Vec<&str> = e.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let skip = lines.len().saturating_sub(n);
+    let mut s = lines[skip..].join(" | ");
+    if skip > 0 {
+        s.insert_str(0, "… ");
+    }
+    s
+}
+
+async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
+    let limit = ctx.limit;
+    match &st.action {
+        StepAction::Script { script } => conn
+            .run_script(script, limit)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        StepAction::UploadBinary { path } => {
+            let data = ctx.binary.as_ref().ok_or("no binary to upload")?;
+            // Slow links: allow 1 s per MB on top of the step limit.
+            let limit = limit + Duration::from_secs((data.len() / 1_000_000) as u64);
+            conn.run_with_stdin(&steps::upload_script(path), data, limit)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        StepAction::RecordSysctls { keys } => {
+            let list: Vec<String> = keys.iter().map(|k| shell_quote(k)).collect();
+            let read = format!(
+                "for k in {}; do f=/proc/sys/$(echo \"$k\" | tr . /); \
+                 if [ -r \"$f\" ]; then echo \"$k=$(cat \"$f\")\"; else echo \"$k\"; fi; done\n",
+                list.join(" ")
+            );
+            let out = conn
+                .run_script(&read, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut merged = ctx.previous.clone();
+            for l in String::from_utf8_lossy(&out.stdout).lines() {
+                let (k, v) = match l.split_once('=') {
+                    Some((k, v)) => (k.trim(), Some(v.trim().to_string())),
+                    None => (l.trim(), None),
+                };
+                if !k.is_empty() {
+                    merged.entry(k.to_string()).or_insert(v);
+                }
+            }
+            let json = serde_json::to_string_pretty(&merged).map_err(|e| e.to_string())? + "\n";
+            conn.run_script(
+                &steps::write_file_script(&previous_sysctl_path(&ctx.cluster), 0o644, &json),
+                limit,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Which apply group a host is in: 0 real servers, 1 backups, 2 master.
+fn group(role: &Role) -> u8 {
+    match role {
+        Role::RealServer => 0,
+        Role::Director { master: false, .. } => 1,
+        Role::Director { master: true, .. } => 2,
+    }
+}
+
+pub fn not_contacted(e: &HostError) -> HostReport {
+    HostReport {
+        host: e.host.clone(),
+        outcome: Outcome::NotContacted {
+            step: e.step.clone(),
+            error: e.message.clone(),
+        },
+        done: vec![],
+        not_done: vec![],
+        seconds: 0.0,
+    }
+}
+
+/// Converge every host of `plan` that could be planned.
+pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
+    let progress = Progress::new();
+    let needs_binary = plan.hosts.iter().any(|h| {
+        h.changes
+            .iter()
+            .any(|c| matches!(c.item, crate::plan::Item::Binary { .. }))
+    });
+    let data: Option<Arc<Vec<u8>>> = if needs_binary {
+        std::fs::read(&binary.path).ok().map(Arc::new)
+    } else {
+        None
+    };
+    let mut reports: BTreeMap<String, HostReport> = BTreeMap::new();
+    for g in 0..=2u8 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for lh in &live.hosts {
+            if group(&lh.want.role) != g {
+                continue;
+            }
+            let name = lh.want.name.clone();
+            let (facts, conn) = match (&lh.facts, &lh.conn) {
+                (Ok(f), Some(c)) => (f, c.clone()),
+                (Err(e), _) => {
+                    reports.insert(name, not_contacted(e));
+                    continue;
+                }
+                (Ok(_), None) => continue,
+            };
+            let Some(hp) = plan.hosts.iter().find(|h| h.host == name) else {
+                continue;
+            };
+            let steps = steps::steps_for(&live.spec, &lh.want, hp, facts);
+            if steps.is_empty() {
+                reports.insert(
+                    name.clone(),
+                    HostReport {
+                        host: name,
+                        outcome: Outcome::Unchanged,
+                        done: vec![],
+                        not_done: vec![],
+                        seconds: 0.0,
+                    },
+                );
+                continue;
+            }
+            let line = progress.host(&name);
+            let ctx = StepCtx {
+                binary: data.clone(),
+                previous: facts.previous_sysctls.clone().unwrap_or_default(),
+                cluster: live.spec.name.clone(),
+                limit: live.step_timeout,
+            };
+            let parallel = live.parallel.clone();
+            tasks.spawn(async move {
+                let _permit = parallel.acquire_owned().await;
+                run_steps(&conn, &name, &steps, &line, &ctx).await
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(rep) = r {
+                reports.insert(rep.host.clone(), rep);
+            }
+        }
+    }
+    let _ = progress.multi.clear();
+    Report {
+        verb: "apply".into(),
+        hosts: live
+            .hosts
+            .iter()
+            .filter_map(|h| reports.remove(&h.want.name))
+            .collect(),
+    }
+}

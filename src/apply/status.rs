@@ -1,0 +1,308 @@
+//! `lvsup status`: the live cluster in one view — which director is master
+//! (and since when), and per virtual service each real server's health,
+//! weight and active/inactive connections, laid out like `ipvsadm -Ln`.
+//! Sources: the daemon's status (`lvsup director status --json` over SSH)
+//! and the kernel's table (`/proc/net/ip_vs`); without the daemon the master
+//! is the director holding the VIP, and health shows as unknown.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{LiveArgs, StatusArgs, gather, runtime};
+use crate::config::ClusterSpec;
+use crate::desired::{HostState, Role};
+use crate::plan::HostError;
+use crate::remote::facts::{Facts, LiveService};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    pub cluster: String,
+    pub vip: String,
+    /// The director that is master (by its daemon, else by holding the VIP).
+    pub master: Option<String>,
+    pub directors: Vec<DirectorStatus>,
+    /// The master's table (else the first director's that answered).
+    pub services: Vec<ServiceView>,
+    /// From which director `services` comes.
+    pub table_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectorStatus {
+    pub name: String,
+    pub reachable: bool,
+    /// "Master", "Backup", "Initialize", or null when the daemon did not say.
+    pub state: Option<String>,
+    /// When it entered that state (RFC 3339), when known.
+    pub since: Option<String>,
+    pub holds_vip: Option<String>,
+    pub daemon: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub service: String,
+    pub scheduler: String,
+    pub persistence: Option<u32>,
+    pub destinations: Vec<DestView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestView {
+    pub name: Option<String>,
+    pub destination: String,
+    pub forward: String,
+    pub weight: u32,
+    pub active: u64,
+    pub inactive: u64,
+    /// "up" | "down" | "unknown"
+    pub health: String,
+}
+
+fn daemon_view(v: &Value) -> (Option<String>, Option<String>) {
+    let state = v
+        .pointer("/vrrp/state")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let since = v
+        .pointer("/vrrp/transitions")
+        .and_then(Value::as_array)
+        .and_then(|t| t.last())
+        .and_then(|t| t.get("at"))
+        .and_then(Value::as_str)
+        .or_else(|| v.get("started_at").and_then(Value::as_str))
+        .map(str::to_string);
+    (state, since)
+}
+
+/// Health of `addr:port` in `service` per the daemon's status, if it said.
+fn health_of(v: Option<&Value>, svc: &LiveService, addr: &str, port: u16) -> Option<String> {
+    let services = v?.get("services")?.as_array()?;
+    let s = services.iter().find(|s| {
+        s.get("port").and_then(Value::as_u64) == Some(u64::from(svc.port))
+            && s.get("protocol")
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.eq_ignore_ascii_case(&svc.protocol))
+    })?;
+    let r = s.get("real_servers")?.as_array()?.iter().find(|r| {
+        r.get("address").and_then(Value::as_str) == Some(addr)
+            && r.get("port").and_then(Value::as_u64) == Some(u64::from(port))
+    })?;
+    r.get("health").and_then(Value::as_str).map(str::to_string)
+}
+
+pub async fn collect(file: &std::path::Path, args: &LiveArgs) -> Result<ClusterStatus> {
+    let mut args = args.clone();
+    let spec = crate::config::load(file)?;
+    if args.targets.is_empty() {
+        args.targets = spec.directors.iter().map(|d| d.name.clone()).collect();
+    }
+    let live = gather(file, &args, None, false).await?;
+    let hosts: Vec<(&HostState, &Result<Facts, HostError>)> =
+        live.hosts.iter().map(|h| (&h.want, &h.facts)).collect();
+    let s = build(&spec, &hosts);
+    live.close().await;
+    Ok(s)
+}
+
+/// The cluster's status from its directors' facts (pure), master first.
+pub fn build(
+    spec: &ClusterSpec,
+    hosts: &[(&HostState, &Result<Facts, HostError>)],
+) -> ClusterStatus {
+    let names: std::collections::BTreeMap<String, String> = spec
+        .real_servers
+        .iter()
+        .map(|r| (r.address.addr().to_string(), r.name.clone()))
+        .collect();
+    let mut directors = Vec::new();
+    let mut master = None;
+    let mut table: Option<(String, Vec<LiveService>, Option<Value>)> = None;
+    // master first: the order of `desired` is backups, then master
+    for (want, facts) in hosts.iter().rev() {
+        if !matches!(want.role, Role::Director { .. }) {
+            continue;
+        }
+        let name = want.name.clone();
+        match facts {
+            Err(e) => directors.push(DirectorStatus {
+                name,
+                reachable: false,
+                state: None,
+                since: None,
+                holds_vip: None,
+                daemon: "unreachable".into(),
+                error: Some(format!("{}: {}", e.step, e.message)),
+            }),
+            Ok(f) => {
+                let holds = f.holds(spec.vip).map(|i| i.name.clone());
+                let (state, since, daemon, dv) = match &f.daemon {
+                    Some(Ok(v)) => {
+                        let (s, t) = daemon_view(v);
+                        (s, t, "running".to_string(), Some(v.clone()))
+                    }
+                    Some(Err(e)) => (None, None, format!("daemon status unavailable: {e}"), None),
+                    None => (
+                        None,
+                        None,
+                        "daemon status unavailable: lvsup or its config is not installed".into(),
+                        None,
+                    ),
+                };
+                let is_master = state
+                    .as_deref()
+                    .map_or(holds.is_some(), |s| s.eq_ignore_ascii_case("master"));
+                if is_master && master.is_none() {
+                    master = Some(name.clone());
+                }
+                if let Some(t) = &f.ipvs
+                    && (table.is_none() || (is_master && master.as_deref() == Some(&name)))
+                    && table.as_ref().is_none_or(|(n, _, _)| n != &name)
+                {
+                    table = Some((name.clone(), t.clone(), dv.clone()));
+                }
+                directors.push(DirectorStatus {
+                    name,
+                    reachable: true,
+                    state,
+                    since,
+                    holds_vip: holds,
+                    daemon,
+                    error: None,
+                });
+            }
+        }
+    }
+    let (table_from, services) = match table {
+        Some((from, t, dv)) => (
+            Some(from),
+            t.iter()
+                .map(|s| ServiceView {
+                    service: s.label(),
+                    scheduler: s.scheduler.clone(),
+                    persistence: s.persistence,
+                    destinations: s
+                        .destinations
+                        .iter()
+                        .map(|d| {
+                            let a = d.address.to_string();
+                            DestView {
+                                name: names.get(&a).cloned(),
+                                destination: format!("{a}:{}", d.port),
+                                forward: d.forward.clone(),
+                                weight: d.weight,
+                                active: d.active,
+                                inactive: d.inactive,
+                                health: health_of(dv.as_ref(), s, &a, d.port)
+                                    .unwrap_or_else(|| "unknown".into()),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        ),
+        None => (None, vec![]),
+    };
+    ClusterStatus {
+        cluster: spec.name.clone(),
+        vip: spec.vip.to_string(),
+        master,
+        directors,
+        services,
+        table_from,
+    }
+}
+
+pub fn render(s: &ClusterStatus) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Cluster \"{}\", VIP {}: master {}",
+        s.cluster,
+        s.vip,
+        s.master
+            .as_deref()
+            .unwrap_or("none (no director holds the VIP)")
+    );
+    for d in &s.directors {
+        let state = match (&d.state, &d.since) {
+            (Some(st), Some(t)) => format!("{} since {t}", st.to_uppercase()),
+            (Some(st), None) => st.to_uppercase(),
+            (None, _) if !d.reachable => "UNREACHABLE".into(),
+            (None, _) => "state unknown".into(),
+        };
+        let vip = match (&d.holds_vip, d.reachable) {
+            (Some(i), _) => format!("holds the VIP on {i}"),
+            (None, true) => "does not hold the VIP".to_string(),
+            (None, false) => String::new(),
+        };
+        let _ = writeln!(o, "  {:<14} {:<40} {vip}", d.name, state);
+        if let Some(e) = &d.error {
+            let _ = writeln!(o, "  {:<14} {e}", "");
+        } else if d.daemon != "running" {
+            let _ = writeln!(o, "  {:<14} {}", "", d.daemon);
+        }
+    }
+    match &s.table_from {
+        None => {
+            let _ = writeln!(o, "\nNo IPVS table could be read on any director.");
+        }
+        Some(from) => {
+            let _ = writeln!(o, "\nIPVS table on {from}:");
+            let _ = writeln!(o, "Prot LocalAddress:Port Scheduler Flags");
+            let _ = writeln!(
+                o,
+                "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health  Name"
+            );
+            for v in &s.services {
+                let flags = v
+                    .persistence
+                    .map(|p| format!(" persistent {p}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "{}  {}{}",
+                    v.service.replacen(' ', "  ", 1),
+                    v.scheduler,
+                    flags
+                );
+                for d in &v.destinations {
+                    let _ = writeln!(
+                        o,
+                        "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {:<7} {}",
+                        d.destination,
+                        d.forward,
+                        d.weight,
+                        d.active,
+                        d.inactive,
+                        d.health,
+                        d.name.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    o
+}
+
+pub fn cli_status(a: StatusArgs) -> Result<u8> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let s = collect(&a.file, &a.live).await?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        } else {
+            print!("{}", render(&s));
+        }
+        let ok = s.directors.iter().all(|d| d.reachable);
+        Ok(if ok {
+            crate::cli::exit::OK
+        } else {
+            crate::cli::exit::ERROR
+        })
+    })
+}

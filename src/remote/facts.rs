@@ -1,0 +1,672 @@
+//! Facts: everything `plan`, `apply`, `status` and `destroy` need to know
+//! about a host, gathered in ONE round trip — a POSIX shell script on stdin
+//! printing `### section` blocks — and parsed (pure, tested on outputs
+//! recorded from lab hosts) into [`plan::Observed`] plus host facts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ClusterSpec, Forward, Mode, Protocol};
+use crate::desired::{self, Destination, HostState, Interface, Role, VirtualService};
+use crate::plan::Observed;
+
+use super::shell_quote;
+
+/// Where apply records the values sysctls had before lvsup changed them.
+pub fn previous_sysctl_path(cluster: &str) -> String {
+    format!("/var/lib/lvsup/{cluster}/previous-sysctl.json")
+}
+
+/// Every file lvsup may have put on a host of `cluster`, whatever its role.
+pub fn managed_paths(cluster: &str) -> Vec<String> {
+    vec![
+        desired::director_config_path(cluster),
+        desired::unit_path(&desired::director_unit(cluster)),
+        desired::unit_path(&desired::realserver_unit(cluster)),
+        desired::sysctl_path(cluster),
+        desired::modules_path(cluster),
+        previous_sysctl_path(cluster),
+    ]
+}
+
+/// Modules whose presence the facts report.
+fn modules_of_interest(spec: &ClusterSpec) -> Vec<String> {
+    let mut m = spec.director_modules();
+    m.push("ipip".into());
+    m
+}
+
+/// The facts script for one host of `spec`.
+pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
+    let cluster = &spec.name;
+    let q = |v: &[String]| {
+        v.iter()
+            .map(|s| shell_quote(s))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let keys: Vec<String> = want.sysctls.iter().map(|s| s.key.clone()).collect();
+    let units = vec![
+        desired::director_unit(cluster),
+        desired::realserver_unit(cluster),
+    ];
+    let mut s = String::from(
+        "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+         echo '### os'\n\
+         uname -s; uname -m; uname -r\n\
+         ( . /etc/os-release 2>/dev/null; echo \"${PRETTY_NAME:-unknown}\" )\n\
+         getconf GNU_LIBC_VERSION 2>/dev/null || echo none\n\
+         id -u\n\
+         echo '### init'\n\
+         if [ -d /run/systemd/system ]; then echo systemd; else cat /proc/1/comm 2>/dev/null || echo unknown; fi\n\
+         echo '### addr'\n\
+         ip -j addr 2>/dev/null || echo '[]'\n\
+         echo '### route'\n\
+         ip -4 route show 2>/dev/null\n",
+    );
+    let _ = write!(
+        s,
+        "echo '### sysctl'\n\
+         for k in {}; do f=/proc/sys/$(echo \"$k\" | tr . /); [ -r \"$f\" ] && echo \"$k=$(cat \"$f\")\"; done\n\
+         echo '### modules'\n\
+         for m in {}; do\n  \
+           if [ -d /sys/module/$m ]; then echo \"$m loaded\"\n  \
+           elif modprobe -n -q $m 2>/dev/null; then echo \"$m available\"\n  \
+           else echo \"$m missing\"; fi\n\
+         done\n",
+        q(&keys),
+        q(&modules_of_interest(spec)),
+    );
+    let _ = write!(
+        s,
+        "for f in {}; do if [ -f \"$f\" ]; then echo \"### file $(wc -c < \"$f\") $f\"; cat \"$f\"; echo; fi; done\n\
+         echo '### binary'\n\
+         if [ -x {bin} ]; then sha256sum {bin} | cut -d' ' -f1; fi\n\
+         echo '### units'\n\
+         for u in {}; do echo \"$u $(systemctl is-enabled $u 2>/dev/null || true) $(systemctl is-active $u 2>/dev/null || true)\"; done\n",
+        q(&managed_paths(cluster)),
+        q(&units),
+        bin = desired::BINARY_PATH,
+    );
+    if matches!(want.role, Role::Director { .. }) {
+        let cfg = desired::director_config_path(cluster);
+        let _ = write!(
+            s,
+            "echo '### ipvs'\n\
+             cat /proc/net/ip_vs 2>/dev/null\n\
+             echo '### daemon'\n\
+             if [ -x {bin} ] && [ -f {cfg} ]; then timeout 5 {bin} director status --config {cfg} --json 2>&1 || echo \"(exit status $?)\"; fi\n",
+            bin = desired::BINARY_PATH,
+        );
+    }
+    s.push_str("echo '### end'\n");
+    s
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleState {
+    Loaded,
+    Available,
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Iface {
+    pub name: String,
+    pub up: bool,
+    pub addresses: Vec<Ipv4Net>,
+}
+
+/// One IPVS destination as `/proc/net/ip_vs` shows it, with its counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveDest {
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub forward: String,
+    pub weight: u32,
+    pub active: u64,
+    pub inactive: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveService {
+    pub protocol: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub scheduler: String,
+    pub persistence: Option<u32>,
+    pub destinations: Vec<LiveDest>,
+}
+
+impl LiveService {
+    pub fn label(&self) -> String {
+        format!("{} {}:{}", self.protocol, self.vip, self.port)
+    }
+}
+
+/// What one round trip told about a host.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub os: String,
+    pub arch: String,
+    pub kernel: String,
+    pub distro: String,
+    /// `2.36`; `None` when not glibc.
+    pub glibc: Option<String>,
+    pub uid: Option<u32>,
+    pub systemd: bool,
+    pub init: String,
+    pub interfaces: Vec<Iface>,
+    pub modules: BTreeMap<String, ModuleState>,
+    pub binary_sha256: Option<String>,
+    /// `None` when the host is not a director or the daemon is not installed;
+    /// `Err` with what it said when it did not answer with JSON.
+    pub daemon: Option<Result<serde_json::Value, String>>,
+    /// `None` when `/proc/net/ip_vs` is absent (no ip_vs loaded) or not a director.
+    pub ipvs: Option<Vec<LiveService>>,
+    /// Previous values recorded by an earlier apply.
+    pub previous_sysctls: Option<BTreeMap<String, Option<String>>>,
+    pub observed: Observed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    #[error("facts output is incomplete (no end marker): the script was cut short")]
+    Truncated,
+    #[error("facts: {0}")]
+    Malformed(String),
+}
+
+#[derive(Deserialize)]
+struct IpAddrJson {
+    ifname: String,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    addr_info: Vec<AddrInfoJson>,
+}
+
+#[derive(Deserialize)]
+struct AddrInfoJson {
+    family: String,
+    local: Option<String>,
+    prefixlen: Option<u8>,
+}
+
+/// Split the raw output into sections; `### file N PATH` sections carry N raw bytes.
+fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+    let mut res: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    let mut ended = false;
+    while i < out.len() {
+        let end = out[i..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(out.len(), |p| i + p);
+        let line = String::from_utf8_lossy(&out[i..end]).into_owned();
+        let next = (end + 1).min(out.len());
+        if let Some(head) = line.strip_prefix("### ") {
+            if let Some(rest) = head.strip_prefix("file ") {
+                let (n, path) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| FactsError::Malformed(format!("bad file header {line:?}")))?;
+                let n: usize = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| FactsError::Malformed(format!("bad file length {line:?}")))?;
+                let stop = next + n;
+                if stop > out.len() {
+                    return Err(FactsError::Truncated);
+                }
+                res.push((format!("file {path}"), out[next..stop].to_vec()));
+                // the `echo` after the content
+                i = (stop + 1).min(out.len());
+                continue;
+            }
+            if head == "end" {
+                ended = true;
+                break;
+            }
+            res.push((head.to_string(), Vec::new()));
+        } else if let Some(last) = res.last_mut() {
+            last.1.extend_from_slice(&out[i..next]);
+        }
+        i = next;
+    }
+    if !ended {
+        return Err(FactsError::Truncated);
+    }
+    Ok(res)
+}
+
+/// Parse the output of [`script`] for host `want` of `spec`. `local_sha256`
+/// is the hash of the binary apply would install.
+pub fn parse(
+    spec: &ClusterSpec,
+    want: &HostState,
+    out: &[u8],
+    local_sha256: &str,
+) -> Result<Facts, FactsError> {
+    let mut f = Facts::default();
+    let names: BTreeMap<Ipv4Addr, &str> = spec
+        .real_servers
+        .iter()
+        .map(|r| (r.address.addr(), r.name.as_str()))
+        .collect();
+    for (name, body) in sections(out)? {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        match name.as_str() {
+            "os" => {
+                let l: Vec<&str> = text.lines().collect();
+                let get = |i: usize| l.get(i).map(|s| s.trim().to_string()).unwrap_or_default();
+                f.os = get(0);
+                f.arch = get(1);
+                f.kernel = get(2);
+                f.distro = get(3);
+                f.glibc = get(4).strip_prefix("glibc ").map(|v| v.trim().to_string());
+                f.uid = get(5).parse().ok();
+            }
+            "init" => {
+                let t = text.trim();
+                f.systemd = t == "systemd";
+                f.init = t.to_string();
+            }
+            "addr" => {
+                let list: Vec<IpAddrJson> = serde_json::from_str(text.trim())
+                    .map_err(|e| FactsError::Malformed(format!("ip -j addr: {e}")))?;
+                for i in list {
+                    let addresses: Vec<Ipv4Net> = i
+                        .addr_info
+                        .iter()
+                        .filter(|a| a.family == "inet")
+                        .filter_map(|a| {
+                            let ip: Ipv4Addr = a.local.as_deref()?.parse().ok()?;
+                            Ipv4Net::new(ip, a.prefixlen?).ok()
+                        })
+                        .collect();
+                    for a in &addresses {
+                        f.observed
+                            .addresses
+                            .insert((i.ifname.clone(), a.to_string()));
+                    }
+                    f.interfaces.push(Iface {
+                        up: i.flags.iter().any(|x| x == "UP"),
+                        name: i.ifname,
+                        addresses,
+                    });
+                }
+            }
+            "route" => {
+                for l in text.lines() {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    if w.len() >= 3 && w[1] == "via" {
+                        f.observed.routes.insert(format!("{} via {}", w[0], w[2]));
+                    }
+                }
+            }
+            "sysctl" => {
+                for l in text.lines() {
+                    if let Some((k, v)) = l.split_once('=') {
+                        f.observed
+                            .sysctls
+                            .insert(k.trim().to_string(), v.trim().to_string());
+                    }
+                }
+            }
+            "modules" => {
+                for l in text.lines() {
+                    let mut w = l.split_whitespace();
+                    if let (Some(m), Some(st)) = (w.next(), w.next()) {
+                        let st = match st {
+                            "loaded" => ModuleState::Loaded,
+                            "available" => ModuleState::Available,
+                            _ => ModuleState::Missing,
+                        };
+                        if st == ModuleState::Loaded {
+                            f.observed.modules_loaded.insert(m.to_string());
+                        }
+                        f.modules.insert(m.to_string(), st);
+                    }
+                }
+            }
+            "binary" => {
+                let h = text.trim();
+                if !h.is_empty() {
+                    f.binary_sha256 = Some(h.to_string());
+                    f.observed.binary_current = h == local_sha256;
+                }
+            }
+            "units" => {
+                for l in text.lines() {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    // `UNIT [is-enabled] is-active`: is-enabled prints nothing for a unit
+                    // without a unit file, is-active prints `inactive` for it
+                    let (state, activity) = match w.as_slice() {
+                        [_, e, a, ..] => (Some(*e), *a),
+                        [_, a] => (None, *a),
+                        _ => continue,
+                    };
+                    let active = activity == "active" || activity == "reloading";
+                    if state.is_some() || active {
+                        f.observed
+                            .units
+                            .insert(w[0].to_string(), (state == Some("enabled"), active));
+                    }
+                }
+            }
+            "ipvs" => {
+                if !text.trim().is_empty() {
+                    let live = parse_proc_ip_vs(&text)?;
+                    f.observed.ipvs = live.iter().map(|s| to_virtual(s, &names)).collect();
+                    f.ipvs = Some(live);
+                }
+            }
+            "daemon" => {
+                let t = text.trim();
+                if !t.is_empty() {
+                    f.daemon =
+                        Some(serde_json::from_str(t).map_err(|_| {
+                            t.lines().last().unwrap_or("no output").trim().to_string()
+                        }));
+                }
+            }
+            other => {
+                if let Some(path) = other.strip_prefix("file ") {
+                    if path == previous_sysctl_path(&spec.name) {
+                        f.previous_sysctls = serde_json::from_slice(&body).ok();
+                    }
+                    f.observed.files.insert(
+                        path.to_string(),
+                        String::from_utf8_lossy(&body).into_owned(),
+                    );
+                }
+            }
+        }
+    }
+    let _ = want;
+    health_weights(&mut f);
+    Ok(f)
+}
+
+/// The daemon sets a real server whose health checks fail to weight 0 in
+/// the kernel (desired IPVS = config × health). That is not drift: where the
+/// daemon's status says a destination is down and the kernel has the weight
+/// the daemon wants, compare with the configured weight, and say so.
+fn health_weights(f: &mut Facts) {
+    let Some(Ok(status)) = &f.daemon else { return };
+    let Some(services) = status.get("services").and_then(|s| s.as_array()) else {
+        return;
+    };
+    for svc in &mut f.observed.ipvs {
+        let Some(st) = services.iter().find(|s| {
+            s.get("port").and_then(|p| p.as_u64()) == Some(u64::from(svc.port))
+                && s.get("protocol")
+                    .and_then(|p| p.as_str())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(svc.protocol.as_str()))
+        }) else {
+            continue;
+        };
+        let Some(rs) = st.get("real_servers").and_then(|r| r.as_array()) else {
+            continue;
+        };
+        let label = svc.label();
+        for d in &mut svc.destinations {
+            let Some(r) = rs.iter().find(|r| {
+                r.get("address").and_then(|a| a.as_str()) == Some(&d.address.to_string())
+                    && r.get("port").and_then(|p| p.as_u64()) == Some(u64::from(d.port))
+            }) else {
+                continue;
+            };
+            let num = |k: &str| r.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
+            let health = r
+                .get("health")
+                .and_then(|h| h.as_str())
+                .unwrap_or("unknown");
+            if let (Some(weight), Some(effective)) = (num("weight"), num("effective_weight"))
+                && effective != weight
+                && d.weight == effective
+            {
+                f.observed.notes.push(format!(
+                    "{} {}:{} ({}) is at weight {effective} in the kernel because its health is {health}                      (the daemon's doing, not drift; configured weight {weight})",
+                    label,
+                    d.address,
+                    d.port,
+                    d.name
+                ));
+                d.weight = weight;
+            }
+        }
+    }
+}
+
+fn to_virtual(s: &LiveService, names: &BTreeMap<Ipv4Addr, &str>) -> VirtualService {
+    VirtualService {
+        protocol: if s.protocol == "UDP" {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        },
+        vip: s.vip,
+        port: s.port,
+        scheduler: s.scheduler.clone(),
+        persistence_secs: s.persistence,
+        destinations: s
+            .destinations
+            .iter()
+            .map(|d| Destination {
+                name: names
+                    .get(&d.address)
+                    .map_or_else(|| d.address.to_string(), |n| n.to_string()),
+                address: d.address,
+                port: d.port,
+                forward: match d.forward.as_str() {
+                    "Masq" => Forward::Masq,
+                    "Tunnel" => Forward::Tunnel,
+                    // Local (a director's own address) compares as Route: the plan shows weight/kind
+                    _ => Forward::Route,
+                },
+                weight: d.weight,
+            })
+            .collect(),
+    }
+}
+
+fn hex_endpoint(s: &str) -> Option<(Ipv4Addr, u16)> {
+    let (a, p) = s.split_once(':')?;
+    let a = u32::from_str_radix(a, 16).ok()?;
+    let p = u16::from_str_radix(p, 16).ok()?;
+    Some((Ipv4Addr::from(a), p))
+}
+
+/// `/proc/net/ip_vs` (IPv4 services; fwmark and IPv6 services are skipped):
+/// ```text
+/// IP Virtual Server version 1.2.1 (size=4096)
+/// Prot LocalAddress:Port Scheduler Flags
+///   -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+/// TCP  C0A80064:0050 rr persistent 300
+///   -> C0A800AC:0050      Route   100    0          0
+/// ```
+pub fn parse_proc_ip_vs(text: &str) -> Result<Vec<LiveService>, FactsError> {
+    let mut out: Vec<LiveService> = Vec::new();
+    let mut skipping = false;
+    for l in text.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w.first() {
+            Some(&"TCP") | Some(&"UDP") | Some(&"SCTP") => {
+                let Some((vip, port)) = w.get(1).and_then(|e| hex_endpoint(e)) else {
+                    skipping = true; // IPv6 ([..]:port)
+                    continue;
+                };
+                skipping = false;
+                let persistence = w
+                    .iter()
+                    .position(|x| *x == "persistent")
+                    .and_then(|i| w.get(i + 1))
+                    .and_then(|t| t.parse().ok());
+                out.push(LiveService {
+                    protocol: w[0].to_string(),
+                    vip,
+                    port,
+                    scheduler: w.get(2).unwrap_or(&"?").to_string(),
+                    persistence,
+                    destinations: vec![],
+                });
+            }
+            Some(&"FWM") => skipping = true,
+            Some(&"->") if w.get(1) != Some(&"RemoteAddress:Port") => {
+                if skipping {
+                    continue;
+                }
+                let Some(svc) = out.last_mut() else { continue };
+                let (address, port) = w
+                    .get(1)
+                    .and_then(|e| hex_endpoint(e))
+                    .ok_or_else(|| FactsError::Malformed(format!("/proc/net/ip_vs: {l:?}")))?;
+                let num = |i: usize| w.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+                svc.destinations.push(LiveDest {
+                    address,
+                    port,
+                    forward: w.get(2).unwrap_or(&"?").to_string(),
+                    weight: num(3) as u32,
+                    active: num(4),
+                    inactive: num(5),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+impl Facts {
+    /// The interface holding `addr`'s subnet, if any (first match).
+    pub fn interface_on_subnet_of(&self, addr: Ipv4Addr) -> Option<&Iface> {
+        self.interfaces.iter().find(|i| {
+            i.name != "lo"
+                && i.addresses
+                    .iter()
+                    .any(|n| n.contains(&addr) && n.prefix_len() < 32)
+        })
+    }
+
+    /// Whether some interface holds `addr` itself.
+    pub fn holds(&self, addr: Ipv4Addr) -> Option<&Iface> {
+        self.interfaces
+            .iter()
+            .find(|i| i.addresses.iter().any(|n| n.addr() == addr))
+    }
+}
+
+/// Missing prerequisites of `want` on a host with `facts`: each a sentence.
+pub fn prerequisites(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec<String> {
+    let mut p = Vec::new();
+    if facts.os != "Linux" {
+        p.push(format!("not Linux (uname -s: {})", facts.os));
+    }
+    if !facts.systemd {
+        p.push(format!(
+            "no systemd (PID 1 is {}): lvsup installs systemd units",
+            facts.init
+        ));
+    }
+    let missing = |m: &str| facts.modules.get(m) == Some(&ModuleState::Missing);
+    match want.role {
+        Role::Director { .. } => {
+            for m in &want.modules {
+                if missing(m) {
+                    p.push(format!(
+                        "kernel module {m} is neither loaded nor available (kernel {}): a director needs IPVS",
+                        facts.kernel
+                    ));
+                }
+            }
+            for a in &want.addresses {
+                match &a.interface {
+                    Interface::Named(n) => {
+                        if !facts.interfaces.iter().any(|i| &i.name == n) {
+                            p.push(format!("no interface {n} (from cluster.toml) on this host"));
+                        }
+                    }
+                    Interface::HoldingSubnetOf(ip) => {
+                        if facts.interface_on_subnet_of(*ip).is_none() {
+                            p.push(format!(
+                                "no interface has an address on {ip}'s subnet, so none can hold it \
+                                 (set `interface` in cluster.toml, or give the host an address there)"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Role::RealServer => {
+            for m in &want.modules {
+                if missing(m) {
+                    p.push(format!(
+                        "kernel module {m} is neither loaded nor available (kernel {}): TUN real servers need it",
+                        facts.kernel
+                    ));
+                }
+            }
+            if spec.mode == Mode::Dr && facts.interface_on_subnet_of(spec.vip).is_none() {
+                p.push(format!(
+                    "DR needs real servers on the VIP's subnet ({}), but no interface of this host has an address there",
+                    spec.vip
+                ));
+            }
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_ip_vs_parses_services_destinations_and_counters() {
+        let t = "IP Virtual Server version 1.2.1 (size=4096)\n\
+                 Prot LocalAddress:Port Scheduler Flags\n  \
+                 -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n\
+                 TCP  C0A80064:0050 rr \n  \
+                 -> C0A800AC:0050      Route   100    2          7         \n  \
+                 -> C0A800AB:0050      Route   100    0          0         \n\
+                 FWM  00000001 wlc \n  \
+                 -> C0A800AB:0000      Route   1      0          0         \n\
+                 UDP  C0A80064:0035 wrr persistent 300\n";
+        let s = parse_proc_ip_vs(t).expect("parse");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].label(), "TCP 192.168.0.100:80");
+        assert_eq!(s[0].destinations.len(), 2);
+        assert_eq!(
+            s[0].destinations[0].address,
+            Ipv4Addr::new(192, 168, 0, 172)
+        );
+        assert_eq!(
+            (s[0].destinations[0].active, s[0].destinations[0].inactive),
+            (2, 7)
+        );
+        assert_eq!(s[1].persistence, Some(300));
+        assert_eq!(s[1].port, 53);
+    }
+
+    #[test]
+    fn file_sections_are_byte_exact_even_without_a_final_newline() {
+        let out = b"### os\nLinux\n### file 5 /etc/a\nab\ncd\n### file 3 /etc/b\n###\n### end\n";
+        let s = sections(out).expect("sections");
+        assert_eq!(s[1], ("file /etc/a".to_string(), b"ab\ncd".to_vec()));
+        assert_eq!(s[2], ("file /etc/b".to_string(), b"###".to_vec()));
+    }
+
+    #[test]
+    fn output_without_end_marker_is_truncated() {
+        assert!(matches!(
+            sections(b"### os\nLinux\n"),
+            Err(FactsError::Truncated)
+        ));
+    }
+}

@@ -1,0 +1,278 @@
+//! SSH transport: the system's OpenSSH through the `openssh` crate (one
+//! ControlMaster per host, commands multiplexed over it natively), so
+//! `~/.ssh/config`, the agent and ProxyJump work as they do for `ssh`.
+//!
+//! Every remote step is a shell script sent on stdin to `sh -s` (or
+//! `sudo -n sh -s` with `become = "sudo"`): one round trip, no quoting of
+//! arguments through ssh's command line, and the same text an operator can
+//! read in `--debug` output or run by hand.
+//!
+//! Host keys are checked strictly unless the cluster file opts into
+//! `accept-new`. The control directory is a short `/tmp/lvsup-XXXXXX`
+//! (socket paths must fit 108 bytes), removed when the [`Transport`] drops.
+
+pub mod facts;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{ClusterSpec, HostKeyChecking};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("cannot connect over SSH: {0}")]
+    Connect(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("ssh: {0}")]
+    Ssh(String),
+    #[error("exit status {code}: {stderr}")]
+    Failed { code: i32, stderr: String },
+    #[error("control directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to reach the hosts: from `[ssh]` of the cluster file, the CLI and the lab.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// Like `ssh -F`.
+    pub config_file: Option<PathBuf>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub host_key_checking: HostKeyChecking,
+    /// Run scripts through `sudo -n`.
+    pub become_sudo: bool,
+    pub connect_timeout: Duration,
+    /// Give ssh host names (the lab's ssh_config knows them) instead of addresses.
+    pub use_names: bool,
+}
+
+impl SshOptions {
+    /// From the cluster file; `cluster_dir` resolves a relative `[ssh] config`.
+    pub fn from_spec(spec: &ClusterSpec, cluster_dir: &Path) -> SshOptions {
+        SshOptions {
+            config_file: spec.ssh.config.as_deref().map(|c| {
+                let p = expand_tilde(c);
+                if p.is_relative() {
+                    cluster_dir.join(p)
+                } else {
+                    p
+                }
+            }),
+            user: spec.ssh.user.clone(),
+            port: spec.ssh.port,
+            identity_file: spec.ssh.identity_file.as_deref().map(expand_tilde),
+            host_key_checking: spec.ssh.host_key_checking,
+            become_sudo: spec.ssh.become_sudo,
+            connect_timeout: Duration::from_secs(20),
+            use_names: false,
+        }
+    }
+}
+
+fn expand_tilde(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// A short control directory for every master of one run.
+pub struct Transport {
+    opts: SshOptions,
+    control_dir: tempfile::TempDir,
+}
+
+impl Transport {
+    pub fn new(opts: SshOptions) -> Result<Transport, RemoteError> {
+        // /tmp/lvsup-XXXXXX/.ssh-connectionXXXXXX/master: well under 108 bytes.
+        let control_dir = tempfile::Builder::new()
+            .prefix("lvsup-")
+            .tempdir_in("/tmp")?;
+        Ok(Transport { opts, control_dir })
+    }
+
+    pub fn options(&self) -> &SshOptions {
+        &self.opts
+    }
+
+    /// Open the master connection to `destination` (host name or address).
+    pub async fn connect(&self, destination: &str) -> Result<Host, RemoteError> {
+        let mut b = SessionBuilder::default();
+        b.control_directory(self.control_dir.path())
+            .known_hosts_check(match self.opts.host_key_checking {
+                HostKeyChecking::Strict => KnownHosts::Strict,
+                HostKeyChecking::AcceptNew => KnownHosts::Add,
+            })
+            .connect_timeout(self.opts.connect_timeout)
+            .server_alive_interval(Duration::from_secs(10))
+            // A master we could not close (a killed lvsup) goes away on its own,
+            // but only after an hour: a director's master sits idle while the real
+            // servers and the other directors are applied (a 120 s limit killed
+            // it mid-apply in the VM lab, where every step is slow).
+            .control_persist(ControlPersist::IdleFor(
+                std::num::NonZeroUsize::new(3600).unwrap_or(std::num::NonZeroUsize::MIN),
+            ));
+        if let Some(c) = &self.opts.config_file {
+            b.config_file(c);
+        }
+        if let Some(u) = &self.opts.user {
+            b.user(u.clone());
+        }
+        if let Some(p) = self.opts.port {
+            b.port(p);
+        }
+        if let Some(k) = &self.opts.identity_file {
+            b.keyfile(k);
+        }
+        // One more second than ssh's own ConnectTimeout: ssh reports first.
+        let limit = self.opts.connect_timeout + Duration::from_secs(5);
+        let session = tokio::time::timeout(limit, b.connect_mux(destination))
+            .await
+            .map_err(|_| RemoteError::Timeout(limit))?
+            .map_err(|e| RemoteError::Connect(error_chain(&e)))?;
+        Ok(Host {
+            session,
+            become_sudo: self.opts.become_sudo,
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(t.trim());
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// One connected host.
+pub struct Host {
+    session: Session,
+    become_sudo: bool,
+}
+
+/// What a script printed.
+#[derive(Debug, Clone)]
+pub struct ScriptOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Host {
+    /// Run `script` with `sh -s` (privileged via `sudo -n` when configured),
+    /// `input` following the script on stdin is not supported: use
+    /// [`Host::run_with_stdin`] for data. Fails on a non-zero exit status.
+    pub async fn run_script(
+        &self,
+        script: &str,
+        limit: Duration,
+    ) -> Result<ScriptOutput, RemoteError> {
+        self.run(&["sh", "-s"], script.as_bytes(), limit).await
+    }
+
+    /// Run `sh -c SCRIPT` with `data` on its stdin (uploads).
+    pub async fn run_with_stdin(
+        &self,
+        script: &str,
+        data: &[u8],
+        limit: Duration,
+    ) -> Result<ScriptOutput, RemoteError> {
+        self.run(&["sh", "-c", &shell_quote(script)], data, limit)
+            .await
+    }
+
+    async fn run(
+        &self,
+        argv: &[&str],
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<ScriptOutput, RemoteError> {
+        let fut = async {
+            let mut cmd = if self.become_sudo {
+                let mut c = self.session.raw_command("sudo");
+                c.raw_arg("-n");
+                c.raw_args(argv);
+                c
+            } else {
+                let mut c = self.session.raw_command(argv[0]);
+                c.raw_args(&argv[1..]);
+                c
+            };
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = cmd
+                .spawn()
+                .await
+                .map_err(|e| RemoteError::Ssh(error_chain(&e)))?;
+            if let Some(mut input) = child.stdin().take() {
+                input.write_all(stdin).await?;
+                input.shutdown().await?;
+                drop(input);
+            }
+            let out = child
+                .wait_with_output()
+                .await
+                .map_err(|e| RemoteError::Ssh(error_chain(&e)))?;
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if !out.status.success() {
+                return Err(RemoteError::Failed {
+                    code: out.status.code().unwrap_or(-1),
+                    stderr: if stderr.is_empty() {
+                        "(no message)".into()
+                    } else {
+                        stderr
+                    },
+                });
+            }
+            Ok(ScriptOutput {
+                stdout: out.stdout,
+                stderr,
+            })
+        };
+        tokio::time::timeout(limit, fut)
+            .await
+            .map_err(|_| RemoteError::Timeout(limit))?
+    }
+
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+/// `'text'` for sh, with embedded single quotes closed and escaped.
+pub fn shell_quote(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            o.push_str("'\\''");
+        } else {
+            o.push(c);
+        }
+    }
+    o.push('\'');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_survives_quotes_and_newlines() {
+        assert_eq!(shell_quote("a'b\nc"), "'a'\\''b\nc'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

@@ -1,0 +1,409 @@
+//! Golden plans (and the apply/destroy steps they lead to) on facts recorded
+//! from real lab hosts: `tests/fixtures/facts/dr-*/HOST.facts` is exactly
+//! what the facts script printed on that host (`LVSUP_FACTS_DUMP=DIR lvsup
+//! plan ...`), for DR real servers fresh, converged by `lvsup apply`, and
+//! after hand-made drift (sysctl file edited, VIP deleted from lo, a sysctl
+//! reset, the unit disabled).
+//!
+//! The lab that recorded them ran on a kernel without ip_vs, so its directors
+//! are recorded only as fresh hosts missing the module (the partial-failure
+//! case). Directors with IPVS are those recordings plus the sections a
+//! director with ip_vs prints (`director_with`), written out below so the
+//! change is visible: modules available/loaded, lvsup's files, the unit,
+//! `/proc/net/ip_vs` in the kernel's format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use lvsup::apply::destroy::destroy_steps;
+use lvsup::apply::steps::{describe, steps_for};
+use lvsup::apply::{host_facts, plan_from_facts};
+use lvsup::config::{self, ClusterSpec};
+use lvsup::desired::{DesiredCluster, desired_cluster};
+use lvsup::plan::{HostError, Plan};
+use lvsup::remote::facts::Facts;
+
+const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn spec() -> ClusterSpec {
+    let p = format!("{}/examples/dr.toml", env!("CARGO_MANIFEST_DIR"));
+    config::load(Path::new(&p)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn recorded(set: &str, host: &str) -> String {
+    let p = format!(
+        "{}/tests/fixtures/facts/{set}/{host}.facts",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// How a director's facts differ from a recorded fresh director.
+#[derive(Clone, Copy, PartialEq)]
+enum Director {
+    /// ip_vs available (not loaded), nothing of lvsup's.
+    Fresh,
+    /// What apply leaves: files, binary, modules, sysctls, unit, IPVS table.
+    Converged,
+    /// Converged, then `ipvsadm -d -t VIP:80 -r node2`, `ipvsadm -e ... -w 5`
+    /// for node1, `ipvsadm -A -t VIP:443` (not lvsup's), and the director
+    /// config edited by hand.
+    Drifted,
+}
+
+fn director_with(d: &DesiredCluster, host: &str, how: Director) -> String {
+    let base = recorded("dr-fresh", host);
+    let mut s = base
+        .strip_suffix("### end\n")
+        .expect("end marker")
+        .to_string();
+    let want = d.hosts.iter().find(|h| h.name == host).expect("host");
+    if how == Director::Fresh {
+        s.push_str("### modules\nip_vs available\nip_vs_rr available\n### end\n");
+        return s;
+    }
+    s.push_str("### sysctl\n");
+    for k in &want.sysctls {
+        let _ = writeln!(s, "{}={}", k.key, k.value);
+    }
+    s.push_str("### modules\nip_vs loaded\nip_vs_rr loaded\n");
+    for f in &want.files {
+        let mut content = f.content.clone();
+        if how == Director::Drifted && f.path.ends_with("director.toml") {
+            content = content.replace("advert_interval = \"1s\"", "advert_interval = \"3s\"");
+        }
+        let _ = write!(s, "### file {} {}\n{}\n", content.len(), f.path, content);
+    }
+    let _ = write!(
+        s,
+        "### binary\n{SHA}\n### units\nlvsup-director-web.service enabled active\nlvsup-realserver-web.service  inactive\n"
+    );
+    s.push_str(
+        "### ipvs\nIP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n\
+         TCP  C0A80064:0050 rr \n",
+    );
+    if how == Director::Drifted {
+        s.push_str("  -> C0A800AB:0050      Route   5      0          0         \n");
+        s.push_str("TCP  C0A80064:01BB rr \n  -> C0A800AB:01BB      Route   1      0          0         \n");
+    } else {
+        s.push_str("  -> C0A800AC:0050      Route   100    3          12        \n");
+        s.push_str("  -> C0A800AB:0050      Route   100    2          9         \n");
+    }
+    s.push_str("### end\n");
+    s
+}
+
+fn facts(
+    spec: &ClusterSpec,
+    d: &DesiredCluster,
+    host: &str,
+    text: &str,
+) -> Result<Facts, HostError> {
+    let want = d.hosts.iter().find(|h| h.name == host).expect("host");
+    host_facts(spec, want, text.as_bytes(), SHA, None, true)
+}
+
+fn unreachable(host: &str) -> Result<Facts, HostError> {
+    Err(HostError {
+        host: host.into(),
+        step: "connect".into(),
+        message: format!(
+            "{host}: cannot connect over SSH: failed to connect to the remote host: \
+             connect to host 192.168.0.192 port 22: No route to host"
+        ),
+    })
+}
+
+/// The plan, then every planned host's apply steps: one golden text.
+fn golden(
+    spec: &ClusterSpec,
+    d: &DesiredCluster,
+    hosts: &[(&str, Result<Facts, HostError>)],
+) -> (Plan, String) {
+    let refs: Vec<(&str, &Result<Facts, HostError>)> = hosts.iter().map(|(n, f)| (*n, f)).collect();
+    let plan = plan_from_facts(spec, d, &refs);
+    let mut out = plan.render_text();
+    out.push_str("\n--- apply steps ---\n");
+    let by_name: BTreeMap<&str, &Result<Facts, HostError>> = refs.iter().copied().collect();
+    for hp in &plan.hosts {
+        let want = d.hosts.iter().find(|h| h.name == hp.host).expect("host");
+        let Some(Ok(f)) = by_name.get(hp.host.as_str()) else {
+            continue;
+        };
+        let steps = steps_for(spec, want, hp, f);
+        let _ = writeln!(out, "{}:", hp.host);
+        out.push_str(if steps.is_empty() { "(nothing)\n" } else { "" });
+        out.push_str(&describe(&steps));
+    }
+    (plan, out)
+}
+
+#[test]
+fn fresh_hosts() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let hosts = vec![
+        (
+            "node1",
+            facts(&spec, &d, "node1", &recorded("dr-fresh", "node1")),
+        ),
+        (
+            "node2",
+            facts(&spec, &d, "node2", &recorded("dr-fresh", "node2")),
+        ),
+        (
+            "lvs192",
+            facts(
+                &spec,
+                &d,
+                "lvs192",
+                &director_with(&d, "lvs192", Director::Fresh),
+            ),
+        ),
+        (
+            "lvs191",
+            facts(
+                &spec,
+                &d,
+                "lvs191",
+                &director_with(&d, "lvs191", Director::Fresh),
+            ),
+        ),
+    ];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(plan.errors.is_empty(), "{text}");
+    assert!(plan.hosts.iter().all(|h| !h.changes.is_empty()));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn converged_hosts_plan_no_changes_and_apply_no_steps() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let hosts = vec![
+        (
+            "node1",
+            facts(&spec, &d, "node1", &recorded("dr-converged", "node1")),
+        ),
+        (
+            "node2",
+            facts(&spec, &d, "node2", &recorded("dr-converged", "node2")),
+        ),
+        (
+            "lvs192",
+            facts(
+                &spec,
+                &d,
+                "lvs192",
+                &director_with(&d, "lvs192", Director::Converged),
+            ),
+        ),
+        (
+            "lvs191",
+            facts(
+                &spec,
+                &d,
+                "lvs191",
+                &director_with(&d, "lvs191", Director::Converged),
+            ),
+        ),
+    ];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(!plan.has_changes(), "{text}");
+    assert!(plan.errors.is_empty(), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn drift_by_hand() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let hosts = vec![
+        (
+            "node1",
+            facts(&spec, &d, "node1", &recorded("dr-drift", "node1")),
+        ),
+        (
+            "node2",
+            facts(&spec, &d, "node2", &recorded("dr-drift", "node2")),
+        ),
+        (
+            "lvs192",
+            facts(
+                &spec,
+                &d,
+                "lvs192",
+                &director_with(&d, "lvs192", Director::Converged),
+            ),
+        ),
+        (
+            "lvs191",
+            facts(
+                &spec,
+                &d,
+                "lvs191",
+                &director_with(&d, "lvs191", Director::Drifted),
+            ),
+        ),
+    ];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    // the director whose config changed is reloaded (SIGHUP), not restarted
+    assert!(
+        text.contains("reload lvsup-director-web.service (config changed"),
+        "{text}"
+    );
+    assert!(!text.contains("restart lvsup-director-web"), "{text}");
+    assert!(plan.has_changes());
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn partial_failure_unreachable_and_missing_ip_vs() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let hosts = vec![
+        (
+            "node1",
+            facts(&spec, &d, "node1", &recorded("dr-converged", "node1")),
+        ),
+        (
+            "node2",
+            facts(&spec, &d, "node2", &recorded("dr-fresh", "node2")),
+        ),
+        ("lvs192", unreachable("lvs192")),
+        // recorded on a kernel without ip_vs
+        (
+            "lvs191",
+            facts(&spec, &d, "lvs191", &recorded("dr-fresh", "lvs191")),
+        ),
+    ];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert_eq!(plan.errors.len(), 2, "{text}");
+    assert_eq!(plan.errors[1].step, "check prerequisites");
+    assert!(plan.errors[1].message.contains("ip_vs"), "{text}");
+    insta::assert_snapshot!(text);
+    let json = serde_json::to_value(&plan).expect("json");
+    assert_eq!(json["errors"][0]["host"], "lvs192");
+}
+
+#[test]
+fn destroy_steps_from_converged_and_fresh_hosts() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let mut out = String::new();
+    for (host, text) in [
+        ("node1", recorded("dr-converged", "node1")),
+        ("lvs191", director_with(&d, "lvs191", Director::Drifted)),
+        ("node2", recorded("dr-fresh", "node2")),
+    ] {
+        let want = d.hosts.iter().find(|h| h.name == host).expect("host");
+        let f = host_facts(&spec, want, text.as_bytes(), SHA, None, false).expect("facts");
+        let steps = destroy_steps(&spec, want, &f);
+        let _ = writeln!(out, "{host}:");
+        out.push_str(if steps.is_empty() { "(nothing)\n" } else { "" });
+        out.push_str(&describe(&steps));
+    }
+    // only lvsup's IPVS service (port 80) is removed, never the foreign 443
+    assert!(out.contains("1 of them; others untouched"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn facts_of_a_recorded_real_server() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let f = facts(&spec, &d, "node1", &recorded("dr-converged", "node1")).expect("facts");
+    assert_eq!(f.arch, "x86_64");
+    assert_eq!(f.glibc.as_deref(), Some("2.36"));
+    assert!(f.systemd);
+    assert!(
+        f.observed
+            .addresses
+            .contains(&("lo".to_string(), "192.168.0.100/32".to_string()))
+    );
+    assert_eq!(
+        f.observed.units.get("lvsup-realserver-web.service"),
+        Some(&(true, true))
+    );
+    assert!(!f.observed.units.contains_key("lvsup-director-web.service"));
+    let prev = f.previous_sysctls.expect("previous values");
+    assert_eq!(
+        prev.get("net.ipv4.conf.all.arp_ignore"),
+        Some(&Some("0".to_string()))
+    );
+}
+
+/// The daemon's status (schema 1 of `lvsup director status --json`, the
+/// fields `lvsup status` reads), as a director would print it.
+fn daemon_json(state: &str, node2_health: &str) -> String {
+    format!(
+        r#"{{"schema":1,"version":"0.1.0","pid":412,"cluster":"web","director":"x","started_at":"2026-11-21T07:00:00.000Z",
+"vrrp":{{"state":"{state}","vrid":51,"priority":150,"transitions":[{{"at":"2026-11-21T07:00:03.612Z","from":"Backup","to":"{state}","reason":"master down timer"}}]}},
+"services":[{{"protocol":"tcp","vip":"192.168.0.100","port":80,"scheduler":"rr","check":"tcp","real_servers":[
+{{"name":"node1","address":"192.168.0.171","port":80,"health":"up","weight":100,"effective_weight":100}},
+{{"name":"node2","address":"192.168.0.172","port":80,"health":"{node2_health}","weight":100,"effective_weight":0}}]}}]}}"#
+    )
+    .replace('\n', "")
+}
+
+#[test]
+fn status_master_since_health_weights_connections() {
+    use lvsup::apply::status::{build, render};
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let with_daemon = |host: &str, state: &str| {
+        let t = director_with(&d, host, Director::Converged);
+        let t = t.strip_suffix("### end\n").expect("end").to_string();
+        format!("{t}### daemon\n{}\n### end\n", daemon_json(state, "down"))
+    };
+    let f191 = facts(&spec, &d, "lvs191", &with_daemon("lvs191", "Master"));
+    let f192 = unreachable("lvs192");
+    let w191 = d.hosts.iter().find(|h| h.name == "lvs191").expect("host");
+    let w192 = d.hosts.iter().find(|h| h.name == "lvs192").expect("host");
+    let s = build(&spec, &[(w192, &f192), (w191, &f191)]);
+    assert_eq!(s.master.as_deref(), Some("lvs191"));
+    let text = render(&s);
+    assert!(
+        text.contains("MASTER since 2026-11-21T07:00:03.612Z"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+/// Regression (found in the VM e2e): with a real server down, the daemon
+/// sets its kernel weight to 0; plan called that drift and apply sent SIGHUP.
+/// Health-driven weights are the daemon's doing: a note, not a change.
+#[test]
+fn weight_zero_of_an_unhealthy_real_server_is_not_drift() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let t = director_with(&d, "lvs191", Director::Converged).replace(
+        "-> C0A800AC:0050      Route   100",
+        "-> C0A800AC:0050      Route   0  ",
+    );
+    let t = t.strip_suffix("### end\n").expect("end").to_string();
+    let t = format!(
+        "{t}### daemon\n{}\n### end\n",
+        daemon_json("Master", "down")
+    );
+    let hosts = vec![("lvs191", facts(&spec, &d, "lvs191", &t))];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(!plan.has_changes(), "{text}");
+    assert!(
+        text.contains(
+            "192.168.0.172:80 (node2) is at weight 0 in the kernel because its health is down"
+        ),
+        "{text}"
+    );
+    // without the daemon's word, weight 0 is drift
+    let t = director_with(&d, "lvs191", Director::Converged).replace(
+        "-> C0A800AC:0050      Route   100",
+        "-> C0A800AC:0050      Route   0  ",
+    );
+    let hosts = vec![("lvs191", facts(&spec, &d, "lvs191", &t))];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(plan.has_changes(), "{text}");
+}
