@@ -510,7 +510,19 @@ fn director_failover_health_reload() {
     if let Some(g) = gaps.first() {
         assert!(*g <= 4200, "takeover gap {g} ms");
     }
-    assert!(gaps.len() <= 1, "failback cost probes: {r}");
+    // Failback: natively not one failed probe. Through IPVS in the VM, one
+    // request in flight at the switch may fail (seen once in four runs: a 38 ms
+    // refusal, the returning director's sync-daemon backup had just restarted),
+    // never a run of failures onto weight-0 destinations.
+    let after: Vec<&u64> = gaps.iter().skip(1).collect();
+    if lab.ipvs {
+        assert!(
+            after.len() <= 1 && after.iter().all(|g| **g < 500),
+            "failback cost probes: {r}"
+        );
+    } else {
+        assert!(after.is_empty(), "failback cost probes: {r}");
+    }
     let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
     assert!(log.contains("VRRP fault"), "{log}");
 }
