@@ -82,9 +82,18 @@ fn on(lab: &Lab, host: &str, cmd: &str) -> String {
         &lab.file.to_string_lossy(),
         host,
         "--",
-        // one argument: ssh hands it to the remote user's shell as is
+        // `lab exec` keeps argv intact on the host (each argument quoted for
+        // the remote shell), so the shell command goes through `sh -c`
+        "sh",
+        "-c",
         cmd,
     ]);
+    // A command that silently failed would make a drift or a snapshot vacuous.
+    assert!(
+        o.status.success(),
+        "on {host}: `{cmd}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
