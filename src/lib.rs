@@ -8,4 +8,5 @@ pub mod health;
 pub mod ipvs;
 pub mod lab;
 pub mod plan;
+pub mod verify;
 pub mod vrrp;
