@@ -49,7 +49,10 @@ fn rr_even_split_passes() {
         vec![d("rs1", 100, Some(100), 50), d("rs2", 100, Some(100), 50)],
     ));
     assert!(v.passed, "{}", reasons(&v));
-    assert!(v.property.starts_with("rr: every server in the pool gets an equal share"));
+    assert!(
+        v.property
+            .starts_with("rr: every server in the pool gets an equal share")
+    );
     assert_eq!(v.expected, "rs1 50±5, rs2 50±5");
 }
 
@@ -114,7 +117,9 @@ fn rr_ignores_weights_but_weight_zero_gets_nothing() {
     ));
     assert!(!bad.passed);
     assert!(
-        reasons(&bad).contains("q got 10 connections but has weight 0 / is out of the pool: it must get none"),
+        reasons(&bad).contains(
+            "q got 10 connections but has weight 0 / is out of the pool: it must get none"
+        ),
         "{}",
         reasons(&bad)
     );
@@ -161,7 +166,10 @@ fn broken_wrong_weight_is_caught() {
     ));
     assert!(!v.passed);
     let r = reasons(&v);
-    assert!(r.contains("rs1 has weight 1 in the director's table, 3 in the file"), "{r}");
+    assert!(
+        r.contains("rs1 has weight 1 in the director's table, 3 in the file"),
+        "{r}"
+    );
     assert!(
         r.contains("rs1 got 50 of 100 connections, expected 75.0 ± 8 (weight 3 of 4): shares do not follow the configured weights"),
         "{r}"
@@ -185,7 +193,13 @@ fn wrong_weight_in_shares_only_is_caught_too() {
 
 #[test]
 fn persistence_and_hashing_schedulers_need_one_server() {
-    for (sched, persistent) in [("wrr", true), ("rr", true), ("sh", false), ("dh", false), ("mh", false)] {
+    for (sched, persistent) in [
+        ("wrr", true),
+        ("rr", true),
+        ("sh", false),
+        ("dh", false),
+        ("mh", false),
+    ] {
         let ok = analyse_batch(&batch(
             sched,
             persistent,
@@ -194,7 +208,10 @@ fn persistence_and_hashing_schedulers_need_one_server() {
         ));
         assert!(ok.passed, "{sched}: {}", reasons(&ok));
         assert_eq!(property_for(sched, persistent), Property::Affinity);
-        assert!(ok.property.contains("the same client always lands on one real server"));
+        assert!(
+            ok.property
+                .contains("the same client always lands on one real server")
+        );
         let bad = analyse_batch(&batch(
             sched,
             persistent,
@@ -203,7 +220,9 @@ fn persistence_and_hashing_schedulers_need_one_server() {
         ));
         assert!(!bad.passed, "{sched}");
         assert!(
-            reasons(&bad).contains("connections from one client went to 2 servers (a 60, b 40): no client affinity"),
+            reasons(&bad).contains(
+                "connections from one client went to 2 servers (a 60, b 40): no client affinity"
+            ),
             "{}",
             reasons(&bad)
         );
@@ -255,7 +274,10 @@ fn fo_and_ovf_use_the_highest_weight_server_in_the_pool() {
     ));
     assert_eq!(v.expected, "all on small");
     assert_eq!(v.reasons.len(), 1, "{}", reasons(&v));
-    assert!(reasons(&v).contains("big (weight 10) is not in the director's table: failing its health check?"));
+    assert!(
+        reasons(&v)
+            .contains("big (weight 10) is not in the director's table: failing its health check?")
+    );
 }
 
 #[test]
@@ -269,9 +291,17 @@ fn connection_count_schedulers_check_acceptance_and_pool() {
             vec![d("a", 1, Some(1), 70), d("b", 1, Some(1), 30)],
         ));
         assert!(ok.passed, "{sched}: {}", reasons(&ok));
-        assert!(ok.property.contains("every connection accepted and on a server in the pool"));
+        assert!(
+            ok.property
+                .contains("every connection accepted and on a server in the pool")
+        );
     }
-    let mut b = batch("wlc", false, 100, vec![d("a", 1, Some(1), 97), d("b", 1, Some(1), 0)]);
+    let mut b = batch(
+        "wlc",
+        false,
+        100,
+        vec![d("a", 1, Some(1), 97), d("b", 1, Some(1), 0)],
+    );
     b.accepted = 97;
     let v = analyse_batch(&b);
     assert!(!v.passed);
@@ -345,7 +375,10 @@ fn longest_of_several_gaps_and_unordered_input() {
 #[test]
 fn no_failure_is_gap_zero_and_never_recovered_runs_to_the_end() {
     let o = outage(&timeline("......"));
-    assert_eq!((o.failed, o.longest_gap_ms, o.first_failure_ms), (0, 0, None));
+    assert_eq!(
+        (o.failed, o.longest_gap_ms, o.first_failure_ms),
+        (0, 0, None)
+    );
     assert_eq!(o.describe(), "gap 0 ms (6 probes, none failed)");
     let o = outage(&timeline("...xxxx"));
     assert!(!o.recovered);
@@ -375,7 +408,10 @@ fn vip_on_exactly_one_director() {
     let v = check_vip_holder(
         &s,
         &[
-            dir("lvs191", &[("eth0", "192.168.0.191"), ("eth0", "192.168.0.100")]),
+            dir(
+                "lvs191",
+                &[("eth0", "192.168.0.191"), ("eth0", "192.168.0.100")],
+            ),
             dir("lvs192", &[("eth0", "192.168.0.192")]),
         ],
     );
@@ -425,7 +461,10 @@ fn nat_gateway_must_follow_the_vip() {
     let v = check_vip_holder(
         &s,
         &[
-            dir("nat1", &[("eth0", "10.0.0.100"), ("eth1", "192.168.10.254")]),
+            dir(
+                "nat1",
+                &[("eth0", "10.0.0.100"), ("eth1", "192.168.10.254")],
+            ),
             dir("nat2", &[]),
         ],
     );
@@ -437,7 +476,10 @@ fn nat_gateway_must_follow_the_vip() {
             dir("nat2", &[("eth1", "192.168.10.254")]),
         ],
     );
-    assert!(reasons(&v).contains("the NAT gateway 192.168.10.254 is on [nat2], not with the VIP on nat1"));
+    assert!(
+        reasons(&v)
+            .contains("the NAT gateway 192.168.10.254 is on [nat2], not with the VIP on nat1")
+    );
 }
 
 fn rs(name: &str, addrs: &[(&str, &str)], sysctls: &[(&str, &str, i64)]) -> RealServerFacts {
@@ -461,8 +503,16 @@ fn dr_real_server_set_up() {
     let s = spec("dr");
     let f = rs(
         "node1",
-        &[("lo", "127.0.0.1"), ("lo", "192.168.0.100"), ("eth0", "192.168.0.171")],
-        &[("all", "arp_ignore", 1), ("all", "arp_announce", 2), ("eth0", "arp_ignore", 0)],
+        &[
+            ("lo", "127.0.0.1"),
+            ("lo", "192.168.0.100"),
+            ("eth0", "192.168.0.171"),
+        ],
+        &[
+            ("all", "arp_ignore", 1),
+            ("all", "arp_announce", 2),
+            ("eth0", "arp_ignore", 0),
+        ],
     );
     let v = check_real_server(&s, &f);
     assert!(v.passed, "{}", reasons(&v));
@@ -501,7 +551,11 @@ fn real_server_without_vip_or_vip_on_wrong_interface() {
     assert!(reasons(&v).contains("node1 does not have the VIP 192.168.0.100 (expected on lo)"));
     let v = check_real_server(
         &s,
-        &rs("node1", &[("eth0", "192.168.0.171"), ("eth0", "192.168.0.100")], &ok_arp),
+        &rs(
+            "node1",
+            &[("eth0", "192.168.0.171"), ("eth0", "192.168.0.100")],
+            &ok_arp,
+        ),
     );
     assert!(reasons(&v).contains("has the VIP on eth0 instead of lo"));
 }
@@ -515,7 +569,11 @@ fn tun_real_server_needs_tunl0_and_loose_rp_filter() {
         ("all", "rp_filter", 2),
         ("tunl0", "rp_filter", 0),
     ];
-    let f = rs("rs1", &[("eth0", "192.168.0.1"), ("tunl0", "192.168.0.254")], &good);
+    let f = rs(
+        "rs1",
+        &[("eth0", "192.168.0.1"), ("tunl0", "192.168.0.254")],
+        &good,
+    );
     let v = check_real_server(&s, &f);
     assert!(v.passed, "{}", reasons(&v));
     let strict = [
@@ -523,7 +581,11 @@ fn tun_real_server_needs_tunl0_and_loose_rp_filter() {
         ("all", "arp_announce", 2),
         ("tunl0", "rp_filter", 1),
     ];
-    let f = rs("rs1", &[("eth0", "192.168.0.1"), ("tunl0", "192.168.0.254")], &strict);
+    let f = rs(
+        "rs1",
+        &[("eth0", "192.168.0.1"), ("tunl0", "192.168.0.254")],
+        &strict,
+    );
     assert!(reasons(&check_real_server(&s, &f)).contains("rp_filter 1"));
 }
 
@@ -554,7 +616,13 @@ fn unreadable_real_server_fails() {
 
 #[test]
 fn answers_wording() {
-    let v = check_answers("TCP 10.0.0.100:80", 10, 7, "HTTP GETs", Some("connect: Connection refused"));
+    let v = check_answers(
+        "TCP 10.0.0.100:80",
+        10,
+        7,
+        "HTTP GETs",
+        Some("connect: Connection refused"),
+    );
     assert!(!v.passed);
     assert_eq!(
         reasons(&v),
@@ -609,7 +677,10 @@ fn director_failover_with_preemption() {
         ..f
     });
     let r = reasons(&v);
-    assert!(r.contains("no director took the VIP: the backup lvs192 did not become master"), "{r}");
+    assert!(
+        r.contains("no director took the VIP: the backup lvs192 did not become master"),
+        "{r}"
+    );
     assert!(r.contains("never answered again"), "{r}");
 }
 
@@ -638,7 +709,10 @@ fn real_server_failover_verdicts() {
         ..f.clone()
     });
     let r = reasons(&v);
-    assert!(r.contains("node1 failed its health checks but was still in the pool after 32000 ms"), "{r}");
+    assert!(
+        r.contains("node1 failed its health checks but was still in the pool after 32000 ms"),
+        "{r}"
+    );
     assert!(r.contains("not back in the pool after 26000 ms"), "{r}");
     assert!(r.contains("the VIP did not answer 20 of 500 probes"), "{r}");
     // a custom fail command may drop probes until the server is out, not after

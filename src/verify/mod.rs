@@ -492,7 +492,6 @@ async fn wait_holder(
 async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
     let spec = cx.spec;
     let unit = director_unit(&spec.name);
-    let subject = format!("{master} → backup");
     let Some(backup) = spec
         .directors_by_priority()
         .into_iter()
@@ -501,6 +500,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
     else {
         return;
     };
+    let subject = format!("{master} → {backup}");
     let fail = |why: String| {
         CheckRow::from_verdict(
             "director-failover",

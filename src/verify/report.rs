@@ -150,6 +150,9 @@ impl Report {
         line(&mut s, &head.map(String::from));
         for (c, r) in self.checks.iter().zip(&rows) {
             line(&mut s, r);
+            if c.check == "scheduling" && !c.property.is_empty() {
+                let _ = writeln!(s, "    = {}", c.property);
+            }
             if c.result != Outcome::Pass {
                 for reason in &c.reasons {
                     let _ = writeln!(s, "    - {reason}");
