@@ -570,7 +570,7 @@ pub fn check_real_server(spec: &ClusterSpec, f: &RealServerFacts) -> Verdict {
                 format!(
                     "VIP on {}; {}",
                     if on.is_empty() {
-                        "-".into()
+                        "nowhere".into()
                     } else {
                         on.join(",")
                     },
