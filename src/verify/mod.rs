@@ -156,10 +156,18 @@ impl Ctx<'_> {
         if o.success() {
             Ok(o.stdout)
         } else {
+            // Long scripts (the table command) are not worth repeating; the
+            // first lines of stderr say what went wrong.
+            let what = if cmd.len() <= 60 {
+                format!("`{cmd}`")
+            } else {
+                "the command".into()
+            };
+            let err: Vec<&str> = o.stderr.trim().lines().take(2).collect();
             Err(format!(
-                "`{cmd}` on {host} exited {}: {}",
+                "{what} on {host} exited {}: {}",
                 o.code.map_or("by signal".into(), |c| c.to_string()),
-                o.stderr.trim()
+                err.join(" / ")
             ))
         }
     }
