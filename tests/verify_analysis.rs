@@ -653,10 +653,22 @@ fn director_failover_with_preemption() {
         outage: gap(610, true),
         holder_after_start: Some("lvs191".into()),
         preempt: true,
+        backup_state: Some("Master".into()),
     };
     let v = analyse_director_failover(&f);
     assert!(v.passed, "{}", reasons(&v));
     assert!(v.measured.starts_with("gap 610 ms"));
+    assert!(v.measured.contains("then lvs192 (Master), back on lvs191"));
+    // The backup holds the VIP but its daemon says it is not master.
+    let v = analyse_director_failover(&DirectorFailover {
+        backup_state: Some("Backup".into()),
+        ..f.clone()
+    });
+    assert!(
+        reasons(&v).contains(
+            "lvs192's daemon reports VRRP state Backup after the takeover, expected Master"
+        )
+    );
     // preempt = true but the master did not come back
     let v = analyse_director_failover(&DirectorFailover {
         holder_after_start: Some("lvs192".into()),

@@ -176,6 +176,14 @@ fn parses_what_lvsup_ipvs_list_json_prints() {
 }
 
 #[test]
+fn parses_the_director_status_vrrp_state() {
+    let j = r#"{"schema":1,"cluster":"web","vrrp":{"state":"Master","vrid":51},"services":[]}"#;
+    assert_eq!(parse_vrrp_state(j).as_deref(), Some("Master"));
+    assert_eq!(parse_vrrp_state("error: no such command"), None);
+    assert_eq!(parse_vrrp_state("{}"), None);
+}
+
+#[test]
 fn parses_the_ipvsadm_fallback() {
     let out = "#lvsup-verify:ipvsadm\n\
 IP Virtual Server version 1.2.1 (size=4096)\n\

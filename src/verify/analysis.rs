@@ -640,6 +640,9 @@ pub struct DirectorFailover {
     /// VIP holder a while after the master's daemon started again.
     pub holder_after_start: Option<String>,
     pub preempt: bool,
+    /// VRRP state the backup's daemon reported after the takeover
+    /// (`lvsup director status --json`); None: not readable.
+    pub backup_state: Option<String>,
 }
 
 pub fn analyse_director_failover(f: &DirectorFailover) -> Verdict {
@@ -654,6 +657,14 @@ pub fn analyse_director_failover(f: &DirectorFailover) -> Verdict {
             "after {}'s daemon stopped, no director took the VIP: the backup {} did not become master",
             f.master, f.backup
         )),
+    }
+    if let Some(st) = &f.backup_state
+        && !st.eq_ignore_ascii_case("master")
+    {
+        reasons.push(format!(
+            "{}'s daemon reports VRRP state {st} after the takeover, expected Master",
+            f.backup
+        ));
     }
     if !f.outage.recovered {
         reasons.push(format!(
@@ -677,9 +688,13 @@ pub fn analyse_director_failover(f: &DirectorFailover) -> Verdict {
             f.master, f.backup, f.preempt
         ),
         format!(
-            "{}; then {}, back on {}",
+            "{}; then {}{}, back on {}",
             f.outage.describe(),
             f.holder_after_stop.as_deref().unwrap_or("nobody"),
+            f.backup_state
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default(),
             f.holder_after_start.as_deref().unwrap_or("nobody")
         ),
         format!(

@@ -269,3 +269,10 @@ pub fn parse_table_output(out: &str) -> Result<(Vec<SvcSnap>, &'static str), Par
 pub fn sections<'a>(out: &'a str, marker: &str) -> Vec<&'a str> {
     out.split(marker).collect()
 }
+
+/// `vrrp.state` of `lvsup director status --json` ("Initialize" | "Backup" |
+/// "Master"); None when the output is not that JSON.
+pub fn parse_vrrp_state(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
+    v.get("vrrp")?.get("state")?.as_str().map(String::from)
+}

@@ -238,6 +238,9 @@ impl Ctx<'_> {
     }
 }
 
+/// Where apply installs lvsup on a director.
+const LVSUP_PATH: &str = "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH";
+
 const SEP: &str = "#lvsup-verify:section";
 
 fn rs_facts_command() -> String {
@@ -553,6 +556,15 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         return;
     }
     let (after_stop, _) = wait_holder(cx, takeover_limit, |h| h == Some(backup.as_str())).await;
+    // The daemon's own view, where its status command exists (best effort).
+    let backup_state = cx
+        .sh(
+            &backup,
+            &format!("{LVSUP_PATH}; lvsup director status --json"),
+        )
+        .await
+        .ok()
+        .and_then(|o| facts::parse_vrrp_state(&o));
     sleep_ms(1000).await;
     let timeline: Vec<analysis::ProbeResult> = prober
         .finish()
@@ -596,6 +608,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         outage,
         holder_after_start: after_start.clone(),
         preempt: spec.preempt,
+        backup_state,
     });
     if let Err(e) = start_res {
         v.passed = false;
