@@ -707,6 +707,14 @@ async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
                         .any(|l| l.split_whitespace().nth(1) == Some(&a.to_string()))
                 })
                 .collect();
+            if srcs.is_empty() {
+                cx.add(CheckRow::skipped(
+                    "real-server-failover",
+                    &rs.name,
+                    "the prohibit routes verify would add exist already; use --rs-fail-cmd",
+                ));
+                return;
+            }
             let add: Vec<String> = srcs
                 .iter()
                 .map(|a| format!("ip route add prohibit {a}/32"))
