@@ -39,14 +39,14 @@ enum Command {
     Validate(FileArg),
     /// Show what apply would change on every host
     Plan(PlanArgs),
-    /// Prove a running cluster works: VIP, scheduling, director and real-server failover, timed
-    Verify(VerifyArgs),
     /// Build the cluster's hosts on this machine (root): containers, networks, sshd
     #[command(subcommand)]
     Lab(LabCommand),
     /// Debugging aid: the kernel's IPVS table as lvsup reads it over netlink
     #[command(subcommand, hide = true)]
     Ipvs(IpvsCommand),
+    /// Prove a running cluster works: VIP, scheduling, director and real-server failover, timed
+    Verify(crate::verify::cli::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,31 +102,6 @@ struct FileArg {
         value_name = "FILE"
     )]
     file: PathBuf,
-}
-
-#[derive(Debug, Args)]
-struct VerifyArgs {
-    #[command(flatten)]
-    file: FileArg,
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
-    /// Only reachability and scheduling: stop no daemon, fail no real server
-    #[arg(long)]
-    skip_failover: bool,
-    /// ssh_config for the hosts (default: the lab's when a lab is up, else the file's [ssh])
-    #[arg(long, value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
-    /// Command run on a real server to make it fail its health checks
-    /// (default: prohibit routes to the directors, removed afterwards)
-    #[arg(long, value_name = "CMD", requires = "rs_recover_cmd")]
-    rs_fail_cmd: Option<String>,
-    /// Command that undoes --rs-fail-cmd
-    #[arg(long, value_name = "CMD", requires = "rs_fail_cmd")]
-    rs_recover_cmd: Option<String>,
-    /// Connections per scheduling batch (default 100; wrr: whole weight cycles)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    batch: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -213,7 +188,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Lab(cmd) => run_lab(cmd),
-        Command::Verify(a) => run_verify(a),
         Command::Ipvs(IpvsCommand::List { json }) => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -240,34 +214,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Verify(a) => crate::verify::cli::run(a),
     }
-}
-
-fn run_verify(a: VerifyArgs) -> anyhow::Result<u8> {
-    let spec = config::load(&a.file.file)?;
-    let base = a
-        .file
-        .file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let ssh = crate::verify::exec::SystemSsh::for_cluster(&spec, a.ssh_config, &base);
-    let opts = crate::verify::Options {
-        skip_failover: a.skip_failover,
-        rs_fail_cmd: a.rs_fail_cmd,
-        rs_recover_cmd: a.rs_recover_cmd,
-        batch: a.batch,
-    };
-    eprintln!("verify \"{}\" over {}", spec.name, ssh.describe());
-    let report = crate::verify::run(&spec, std::sync::Arc::new(ssh), &opts)?;
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", report.render_text())?;
-    }
-    Ok(if report.passed { exit::OK } else { exit::ERROR })
 }
 
 fn run_lab(cmd: LabCommand) -> anyhow::Result<u8> {

@@ -9,6 +9,7 @@
 //! found it.
 
 pub mod analysis;
+pub mod cli;
 pub mod exec;
 pub mod facts;
 pub mod probe;
