@@ -653,6 +653,7 @@ fn director_failover_with_preemption() {
         outage: gap(610, true),
         holder_after_start: Some("lvs191".into()),
         preempt: true,
+        preferred: "lvs191".into(),
         backup_state: Some("Master".into()),
     };
     let v = analyse_director_failover(&f);
@@ -697,6 +698,32 @@ fn director_failover_with_preemption() {
 }
 
 #[test]
+fn preemption_expects_the_higher_priority_director_not_the_stopped_one() {
+    // Found in the VM lab: verify started while the backup lvs192 still held
+    // the VIP; stopping it and starting it again must leave the VIP on lvs191.
+    let f = DirectorFailover {
+        master: "lvs192".into(),
+        backup: "lvs191".into(),
+        holder_after_stop: Some("lvs191".into()),
+        outage: gap(0, true),
+        holder_after_start: Some("lvs191".into()),
+        preempt: true,
+        preferred: "lvs191".into(),
+        backup_state: None,
+    };
+    let v = analyse_director_failover(&f);
+    assert!(v.passed, "{}", reasons(&v));
+    let v = check_preempt_owner("lvs191", Some("lvs192"), 25_000, false);
+    assert!(!v.passed);
+    assert!(reasons(&v).starts_with(
+        "the VIP is on lvs192 after 25000 ms; with preempt = true it belongs on lvs191"
+    ));
+    let v = check_preempt_owner("lvs191", Some("lvs191"), 4200, true);
+    assert!(v.passed);
+    assert_eq!(v.measured, "on lvs191 (after 4200 ms)");
+}
+
+#[test]
 fn real_server_failover_verdicts() {
     let f = RealServerFailover {
         server: "node1".into(),
@@ -717,7 +744,7 @@ fn real_server_failover_verdicts() {
     let v = analyse_rs_failover(&RealServerFailover {
         out_ms: None,
         back_ms: None,
-        outage: gap(200, true),
+        outage: gap(1500, true),
         ..f.clone()
     });
     let r = reasons(&v);
@@ -726,7 +753,18 @@ fn real_server_failover_verdicts() {
         "{r}"
     );
     assert!(r.contains("not back in the pool after 26000 ms"), "{r}");
-    assert!(r.contains("the VIP did not answer 20 of 500 probes"), "{r}");
+    assert!(
+        r.contains("the VIP did not answer for 1500 ms (150 of 500 probes failed)"),
+        "{r}"
+    );
+    // In-flight connections dying with a removed server (VM lab: 5 probes,
+    // 52 ms) are counted, not failed on.
+    let v = analyse_rs_failover(&RealServerFailover {
+        outage: gap(50, true),
+        ..f.clone()
+    });
+    assert!(v.passed, "{}", reasons(&v));
+    assert!(v.measured.ends_with("gap 50 ms (5/500 probes failed)"));
     // a custom fail command may drop probes until the server is out, not after
     let v = analyse_rs_failover(&RealServerFailover {
         outage: gap(200, true),

@@ -541,6 +541,12 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
     let takeover_limit = advert * 3 + Duration::from_secs(10);
     let addr = vip_addr(spec, svc);
     let kind = probe_kind(svc);
+    // Preemption puts the VIP on the higher priority of the two.
+    let preferred = spec
+        .directors_by_priority()
+        .into_iter()
+        .find(|d| d.name == master || d.name == backup)
+        .map_or_else(|| master.to_string(), |d| d.name.clone());
 
     // Stop the master's daemon (undo recorded first).
     let start_cmd = format!("systemctl start {unit}");
@@ -590,7 +596,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         wait_holder(
             cx,
             advert * 3 + health_known + Duration::from_secs(10),
-            |x| x == Some(master),
+            |x| x == Some(preferred.as_str()),
         )
         .await
         .0
@@ -609,6 +615,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         outage,
         holder_after_start: after_start.clone(),
         preempt: spec.preempt,
+        preferred: preferred.clone(),
         backup_state,
     });
     if let Err(e) = start_res {
@@ -810,10 +817,35 @@ async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
 
 async fn all_checks(cx: &Ctx<'_>) {
     let dirs = check_static(cx).await;
-    let holder = match analysis::holders(&dirs, cx.spec.vip).as_slice() {
+    let mut holder = match analysis::holders(&dirs, cx.spec.vip).as_slice() {
         [one] => Some(one.clone()),
         _ => None,
     };
+    // Right after apply the preferred director may not have taken over yet
+    // (its health gate opens after `rise` checks): wait for it, so every
+    // later check sees the cluster in its steady state.
+    let by_prio = cx.spec.directors_by_priority();
+    if cx.spec.preempt
+        && by_prio.len() >= 2
+        && let (Some(h), Some(top)) = (holder.clone(), by_prio.first())
+    {
+        let t0 = Instant::now();
+        let (now, settled) = if h == top.name {
+            (Some(h), true)
+        } else {
+            let hl = cx.spec.services.first().map_or(Duration::ZERO, |s| {
+                s.health.interval * s.health.rise.max(s.health.fall) + s.health.timeout
+            });
+            let limit = cx.spec.advert_interval * 3 + hl + Duration::from_secs(10);
+            wait_holder(cx, limit, |x| x == Some(top.name.as_str())).await
+        };
+        cx.add(CheckRow::from_verdict(
+            "vip-preempt",
+            &top.name,
+            analysis::check_preempt_owner(&top.name, now.as_deref(), ms_since(t0), settled),
+        ));
+        holder = now;
+    }
     check_scheduling(cx, holder.as_deref()).await;
     let tcp = cx
         .spec
