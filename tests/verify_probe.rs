@@ -94,11 +94,11 @@ fn timeline_probes_every_10ms_and_sees_an_outage() {
     rx.recv().expect("listener closed");
     let o = outage(&timeline);
     // ~60 probes in 600 ms (10 ms apart), the later ones refused.
-    assert!((40..=70).contains(&o.probes), "{o:?}");
+    assert!((25..=70).contains(&o.probes), "{o:?}");
     assert!(o.failed > 10 && o.failed < o.probes, "{o:?}");
     assert!(!o.recovered, "{o:?}");
     let first = o.first_failure_ms.expect("a failure");
-    assert!((250..=450).contains(&first), "{o:?}");
+    assert!((250..=600).contains(&first), "{o:?}");
     // Probes are spaced by the 10 ms tick (a loaded machine may skip a tick).
     let mut gaps: Vec<u64> = timeline
         .windows(2)
@@ -106,7 +106,7 @@ fn timeline_probes_every_10ms_and_sees_an_outage() {
         .collect();
     gaps.sort_unstable();
     let median = gaps[gaps.len() / 2];
-    assert!((8..=13).contains(&median), "{gaps:?}");
+    assert!((8..=20).contains(&median), "{gaps:?}");
     assert!(gaps.iter().all(|g| *g <= 150), "{gaps:?}");
 }
 
