@@ -134,5 +134,5 @@ fn prober_is_bounded_in_count_and_time() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         p.finish().await.len()
     });
-    assert!((5..=15).contains(&n), "{n}");
+    assert!((2..=15).contains(&n), "{n}");
 }
