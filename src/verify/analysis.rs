@@ -763,7 +763,7 @@ pub fn analyse_rs_failover(f: &RealServerFailover) -> Verdict {
             "the VIP did not answer for {} ms ({} of {} probes failed) while {} was failing its checks",
             f.outage.longest_gap_ms, f.outage.failed, f.outage.probes, f.server
         ));
-    } else if f.failed_after_out > 0 {
+    } else if !f.serving_while_failed && f.failed_after_out > 0 {
         reasons.push(format!(
             "{} probes failed after {} was out of the pool",
             f.failed_after_out, f.server
