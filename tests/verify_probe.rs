@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use lvsup::verify::analysis::outage;
-use lvsup::verify::probe::{ProbeKind, Prober, ProberLimits, batch, batch_ports, probe_once};
+use lvsup::verify::probe::{ProbeKind, Prober, ProberLimits, batch, probe_once};
 
 /// A tiny HTTP server answering every request with `status`.
 fn http_server(status: u16) -> SocketAddr {
@@ -135,19 +135,4 @@ fn prober_is_bounded_in_count_and_time() {
         p.finish().await.len()
     });
     assert!((2..=15).contains(&n), "{n}");
-}
-
-#[test]
-fn batch_source_ports_stay_below_the_ephemeral_range() {
-    // Regression: batch connections from reused ephemeral ports hit IPVS
-    // TIME_WAIT entries and were not counted (23 of 100 in the VM lab).
-    for seed in [0u64, 1, 9_899, 19_899, 123_456_789, u64::MAX] {
-        let base = batch_ports(100, seed);
-        assert!(
-            base >= 10_000 && u32::from(base) + 100 <= 30_000,
-            "{seed}: {base}"
-        );
-    }
-    let big = batch_ports(1000, 7);
-    assert!(u32::from(big) + 1000 <= 30_000);
 }

@@ -35,30 +35,8 @@ pub async fn probe_once(
     kind: &ProbeKind,
     timeout: Duration,
 ) -> Result<(), String> {
-    probe_from(addr, kind, timeout, None).await
-}
-
-/// Connect from an explicit local port when given (falls back to an
-/// ephemeral one when that port cannot be bound).
-async fn connect_from(addr: SocketAddr, port: Option<u16>) -> std::io::Result<TcpStream> {
-    if let Some(p) = port {
-        let sock = tokio::net::TcpSocket::new_v4()?;
-        sock.set_reuseaddr(true)?;
-        if sock.bind(SocketAddr::from(([0, 0, 0, 0], p))).is_ok() {
-            return sock.connect(addr).await;
-        }
-    }
-    TcpStream::connect(addr).await
-}
-
-async fn probe_from(
-    addr: SocketAddr,
-    kind: &ProbeKind,
-    timeout: Duration,
-    port: Option<u16>,
-) -> Result<(), String> {
     let work = async {
-        let mut s = connect_from(addr, port)
+        let mut s = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         if let ProbeKind::Http {
@@ -113,32 +91,15 @@ pub struct BatchResult {
     pub first_error: Option<String>,
 }
 
-/// First source port of a batch: a run of `n` ports below the usual
-/// ephemeral range (32768–60999), starting at a place that changes from run to
-/// run. IPVS keeps a connection entry for minutes after a connection closed
-/// (TIME_WAIT); a SYN from a source port that still has one reuses it instead
-/// of counting a new connection. The VM lab showed it: after thousands of
-/// failover probes from ephemeral ports only 23 of 100 batch connections were
-/// counted. Ports nobody used lately make every connection count.
-pub fn batch_ports(n: u32, seed: u64) -> u16 {
-    let span = 20_000u64.saturating_sub(u64::from(n)).max(1);
-    u16::try_from(10_000 + seed % span).unwrap_or(10_000)
-}
-
 pub async fn batch(addr: SocketAddr, kind: &ProbeKind, n: u32, timeout: Duration) -> BatchResult {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let base = batch_ports(n, seed);
     let mut r = BatchResult {
         sent: 0,
         ok: 0,
         first_error: None,
     };
-    for i in 0..n {
+    for _ in 0..n {
         r.sent += 1;
-        let port = u16::try_from(u32::from(base) + i).ok();
-        match probe_from(addr, kind, timeout, port).await {
+        match probe_once(addr, kind, timeout).await {
             Ok(()) => r.ok += 1,
             Err(e) => {
                 r.first_error.get_or_insert(e);
