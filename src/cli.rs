@@ -54,6 +54,8 @@ enum Command {
     /// Debugging aid: the kernel's IPVS table as lvsup reads it over netlink
     #[command(subcommand, hide = true)]
     Ipvs(IpvsCommand),
+    /// Prove a running cluster works: VIP, scheduling, director and real-server failover, timed
+    Verify(crate::verify::cli::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +225,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Verify(a) => crate::verify::cli::run(a),
     }
 }
 

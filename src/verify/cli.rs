@@ -1,0 +1,67 @@
+//! `lvsup verify` on the command line (kept here so `src/cli.rs` only names it).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The cluster file
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "cluster.toml",
+        value_name = "FILE"
+    )]
+    file: PathBuf,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+    /// Only reachability and scheduling: stop no daemon, fail no real server
+    #[arg(long)]
+    skip_failover: bool,
+    /// ssh_config for the hosts (default: the lab's when a lab is up, else the file's [ssh])
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Command run on a real server to make it fail its health checks
+    /// (default: prohibit routes to the directors, removed afterwards)
+    #[arg(long, value_name = "CMD", requires = "rs_recover_cmd")]
+    rs_fail_cmd: Option<String>,
+    /// Command that undoes --rs-fail-cmd
+    #[arg(long, value_name = "CMD", requires = "rs_fail_cmd")]
+    rs_recover_cmd: Option<String>,
+    /// Connections per scheduling batch (default 100; wrr: whole weight cycles)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch: Option<u32>,
+}
+
+pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
+    let spec = crate::config::load(&a.file)?;
+    let base = a
+        .file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let ssh = crate::verify::exec::SystemSsh::for_cluster(&spec, a.ssh_config, &base);
+    let opts = crate::verify::Options {
+        skip_failover: a.skip_failover,
+        rs_fail_cmd: a.rs_fail_cmd,
+        rs_recover_cmd: a.rs_recover_cmd,
+        batch: a.batch,
+    };
+    eprintln!("verify \"{}\" over {}", spec.name, ssh.describe());
+    let report = crate::verify::run(&spec, std::sync::Arc::new(ssh), &opts)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", report.render_text())?;
+    }
+    Ok(if report.passed {
+        crate::cli::exit::OK
+    } else {
+        crate::cli::exit::ERROR
+    })
+}

@@ -1,0 +1,278 @@
+//! Parsing what hosts print (pure): `ip -j addr`, `ip -j route`, sysctl
+//! listings, `lvsup ipvs list --json`, `ipvsadm -Ln` / `ipvsadm -Ln --stats`.
+//! Malformed input is an error with context, never a panic.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{what}: {why}")]
+pub struct ParseError {
+    pub what: String,
+    pub why: String,
+}
+
+fn perr(what: &str, why: impl ToString) -> ParseError {
+    ParseError {
+        what: what.into(),
+        why: why.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct IpAddrIface {
+    ifname: String,
+    #[serde(default)]
+    addr_info: Vec<IpAddrInfo>,
+}
+
+#[derive(Deserialize)]
+struct IpAddrInfo {
+    family: String,
+    local: String,
+}
+
+/// `ip -j addr show` → (interface, IPv4 address) pairs.
+pub fn parse_ip_addr(json: &str) -> Result<Vec<(String, Ipv4Addr)>, ParseError> {
+    let v: Vec<IpAddrIface> =
+        serde_json::from_str(json.trim()).map_err(|e| perr("ip -j addr", e))?;
+    let mut out = Vec::new();
+    for i in v {
+        for a in i.addr_info {
+            if a.family == "inet"
+                && let Ok(ip) = a.local.parse::<Ipv4Addr>()
+            {
+                out.push((i.ifname.clone(), ip));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct IpRoute {
+    #[serde(default)]
+    dst: String,
+    gateway: Option<String>,
+}
+
+/// `ip -j route show default` → the default route's gateway.
+pub fn parse_default_gateway(json: &str) -> Result<Option<Ipv4Addr>, ParseError> {
+    let t = json.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let v: Vec<IpRoute> = serde_json::from_str(t).map_err(|e| perr("ip -j route", e))?;
+    Ok(v.iter()
+        .find(|r| r.dst == "default" || r.dst.is_empty())
+        .and_then(|r| r.gateway.as_deref())
+        .and_then(|g| g.parse().ok()))
+}
+
+/// `grep -H . /proc/sys/net/ipv4/conf/*/KEY` → {(iface, key): value}.
+pub fn parse_sysctls(text: &str) -> BTreeMap<(String, String), i64> {
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let Some((path, val)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(rest) = path.strip_prefix("/proc/sys/net/ipv4/conf/") else {
+            continue;
+        };
+        let Some((iface, key)) = rest.split_once('/') else {
+            continue;
+        };
+        if let Ok(v) = val.trim().parse::<i64>() {
+            m.insert((iface.to_string(), key.to_string()), v);
+        }
+    }
+    m
+}
+
+/// One virtual service of a director's table, reduced to what verify reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SvcSnap {
+    /// "tcp" / "udp"
+    pub protocol: String,
+    pub addr: Option<SocketAddr>,
+    pub scheduler: String,
+    pub dests: Vec<DestSnap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestSnap {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    /// Connections scheduled to it since it was added (stats.conns).
+    pub conns: u64,
+}
+
+/// Where a table snapshot came from.
+pub const FROM_LVSUP: &str = "lvsup ipvs list --json";
+pub const FROM_IPVSADM: &str = "ipvsadm -Ln --exact + ipvsadm -Ln --stats --exact";
+
+#[derive(Deserialize)]
+struct JTable {
+    services: Vec<JService>,
+}
+#[derive(Deserialize)]
+struct JService {
+    id: JId,
+    #[serde(default)]
+    scheduler: String,
+    #[serde(default)]
+    destinations: Vec<JDest>,
+}
+#[derive(Deserialize)]
+struct JId {
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    addr: Option<SocketAddr>,
+}
+#[derive(Deserialize)]
+struct JDest {
+    addr: IpAddr,
+    port: u16,
+    weight: u32,
+    #[serde(default)]
+    stats: Option<JStats>,
+}
+#[derive(Deserialize)]
+struct JStats {
+    conns: u64,
+}
+
+/// `lvsup ipvs list --json`.
+pub fn parse_ipvs_json(json: &str) -> Result<Vec<SvcSnap>, ParseError> {
+    let t: JTable = serde_json::from_str(json.trim()).map_err(|e| perr(FROM_LVSUP, e))?;
+    Ok(t.services
+        .into_iter()
+        .map(|s| SvcSnap {
+            protocol: s.id.protocol.unwrap_or_default(),
+            addr: s.id.addr,
+            scheduler: s.scheduler,
+            dests: s
+                .destinations
+                .into_iter()
+                .map(|d| DestSnap {
+                    addr: d.addr,
+                    port: d.port,
+                    weight: d.weight,
+                    conns: d.stats.map_or(0, |s| s.conns),
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+fn parse_sockaddr(s: &str) -> Option<SocketAddr> {
+    s.parse().ok()
+}
+
+/// Both ipvsadm listings: `-Ln --exact` (weights) and `-Ln --stats --exact` (conns).
+pub fn parse_ipvsadm(list: &str, stats: &str) -> Result<Vec<SvcSnap>, ParseError> {
+    let mut svcs: Vec<SvcSnap> = Vec::new();
+    for line in list.lines() {
+        let tok: Vec<&str> = line.split_whitespace().collect();
+        match tok.as_slice() {
+            [p, a, sched, ..] if *p == "TCP" || *p == "UDP" => svcs.push(SvcSnap {
+                protocol: p.to_ascii_lowercase(),
+                addr: Some(
+                    parse_sockaddr(a)
+                        .ok_or_else(|| perr("ipvsadm -Ln", format!("bad address {a}")))?,
+                ),
+                scheduler: (*sched).to_string(),
+                dests: vec![],
+            }),
+            ["->", a, _fwd, w, ..] if *a != "RemoteAddress:Port" => {
+                let sa = parse_sockaddr(a)
+                    .ok_or_else(|| perr("ipvsadm -Ln", format!("bad address {a}")))?;
+                let weight = w
+                    .parse()
+                    .map_err(|_| perr("ipvsadm -Ln", format!("bad weight {w}")))?;
+                let s = svcs
+                    .last_mut()
+                    .ok_or_else(|| perr("ipvsadm -Ln", "destination before any service"))?;
+                s.dests.push(DestSnap {
+                    addr: sa.ip(),
+                    port: sa.port(),
+                    weight,
+                    conns: 0,
+                });
+            }
+            _ => {}
+        }
+    }
+    let mut cur: Option<usize> = None;
+    for line in stats.lines() {
+        let tok: Vec<&str> = line.split_whitespace().collect();
+        match tok.as_slice() {
+            [p, a, ..] if *p == "TCP" || *p == "UDP" => {
+                let sa = parse_sockaddr(a);
+                let proto = p.to_ascii_lowercase();
+                cur = svcs
+                    .iter()
+                    .position(|s| s.addr == sa && s.protocol == proto);
+            }
+            ["->", a, conns, ..] if *a != "RemoteAddress:Port" => {
+                let (Some(i), Some(sa)) = (cur, parse_sockaddr(a)) else {
+                    continue;
+                };
+                let n: u64 = conns.parse().map_err(|_| {
+                    perr(
+                        "ipvsadm -Ln --stats",
+                        format!("bad count {conns} (need --exact)"),
+                    )
+                })?;
+                if let Some(d) = svcs[i]
+                    .dests
+                    .iter_mut()
+                    .find(|d| d.addr == sa.ip() && d.port == sa.port())
+                {
+                    d.conns = n;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(svcs)
+}
+
+/// The marker a host prints before the ipvsadm fallback sections.
+pub const IPVSADM_MARK: &str = "#lvsup-verify:ipvsadm";
+pub const STATS_MARK: &str = "#lvsup-verify:stats";
+
+/// The shell command that prints a table snapshot: lvsup's JSON when the
+/// director has lvsup, else both ipvsadm listings after a marker.
+pub fn table_command() -> String {
+    format!(
+        "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH; \
+         lvsup ipvs list --json 2>/dev/null || {{ echo '{IPVSADM_MARK}'; ipvsadm -Ln --exact && \
+         echo '{STATS_MARK}' && ipvsadm -Ln --stats --exact; }}"
+    )
+}
+
+/// Parse what [`table_command`] printed; returns the table and its source.
+pub fn parse_table_output(out: &str) -> Result<(Vec<SvcSnap>, &'static str), ParseError> {
+    if let Some(rest) = out.split_once(IPVSADM_MARK).map(|(_, r)| r) {
+        let (list, stats) = rest.split_once(STATS_MARK).unwrap_or((rest, ""));
+        return Ok((parse_ipvsadm(list, stats)?, FROM_IPVSADM));
+    }
+    Ok((parse_ipvs_json(out)?, FROM_LVSUP))
+}
+
+/// Split the output of a command made of sections separated by `marker` lines.
+pub fn sections<'a>(out: &'a str, marker: &str) -> Vec<&'a str> {
+    out.split(marker).collect()
+}
+
+/// `vrrp.state` of `lvsup director status --json` ("Initialize" | "Backup" |
+/// "Master"); None when the output is not that JSON.
+pub fn parse_vrrp_state(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
+    v.get("vrrp")?.get("state")?.as_str().map(String::from)
+}

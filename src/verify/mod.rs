@@ -1,0 +1,938 @@
+//! `lvsup verify`: prove a running cluster works — VIP, scheduling, director
+//! and real-server failover — and measure it, from the operator's machine.
+//!
+//! Shape: observe (I/O: [`exec::HostExec`] for hosts, [`probe`] for the VIP)
+//! → decide (pure: [`analysis`]) → render ([`report`]). Every change verify
+//! makes to the cluster (a stopped daemon, a prohibit route) is recorded in an
+//! [`UndoLog`] *before* it is made; the log is replayed when verify ends,
+//! fails, is interrupted (Ctrl-C) or panics, so the cluster is left as verify
+//! found it.
+
+pub mod analysis;
+pub mod cli;
+pub mod exec;
+pub mod facts;
+pub mod probe;
+pub mod report;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{Check, ClusterSpec, Protocol, Service};
+use analysis::{
+    Batch, DestSample, DirectorFacts, DirectorFailover, RealServerFacts, RealServerFailover,
+};
+use exec::{ExecOutput, HostExec};
+use probe::{ProbeKind, Prober, ProberLimits};
+use report::{CheckRow, Report};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub skip_failover: bool,
+    /// Instead of prohibit routes: a command run on the real server to make it
+    /// fail its health checks, and one to recover it.
+    pub rs_fail_cmd: Option<String>,
+    pub rs_recover_cmd: Option<String>,
+    /// Connections per scheduling batch (default: 100, wrr: whole weight cycles).
+    pub batch: Option<u32>,
+}
+
+/// The systemd unit of the director daemon of `cluster`.
+pub fn director_unit(cluster: &str) -> String {
+    format!("lvsup-director-{cluster}.service")
+}
+
+// ------------------------------------------------------------ undo
+
+#[derive(Debug, Clone)]
+struct UndoStep {
+    id: u64,
+    host: String,
+    cmd: String,
+    what: String,
+}
+
+/// Steps that put the cluster back; replayed newest first.
+#[derive(Clone, Default)]
+pub struct UndoLog {
+    steps: Arc<Mutex<(u64, Vec<UndoStep>)>>,
+}
+
+impl UndoLog {
+    /// Record an undo step before making the change it undoes.
+    pub fn push(&self, host: &str, cmd: &str, what: &str) -> u64 {
+        let Ok(mut g) = self.steps.lock() else {
+            return 0;
+        };
+        g.0 += 1;
+        let id = g.0;
+        g.1.push(UndoStep {
+            id,
+            host: host.into(),
+            cmd: cmd.into(),
+            what: what.into(),
+        });
+        id
+    }
+
+    /// The change was undone by the check itself.
+    pub fn done(&self, id: u64) {
+        if let Ok(mut g) = self.steps.lock() {
+            g.1.retain(|s| s.id != id);
+        }
+    }
+
+    pub fn pending(&self) -> Vec<String> {
+        self.steps
+            .lock()
+            .map(|g| g.1.iter().map(|s| s.what.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Run every pending step (newest first); returns the ones that failed.
+    pub fn run_all(&self, exec: &dyn HostExec) -> Vec<String> {
+        let steps: Vec<UndoStep> = match self.steps.lock() {
+            Ok(mut g) => std::mem::take(&mut g.1),
+            Err(_) => return vec!["undo log poisoned".into()],
+        };
+        let mut failed = Vec::new();
+        for s in steps.iter().rev() {
+            match exec.run(&s.host, &s.cmd) {
+                Ok(o) if o.success() => {}
+                Ok(o) => failed.push(format!(
+                    "{} ({} on {}: exit {:?}: {})",
+                    s.what,
+                    s.cmd,
+                    s.host,
+                    o.code,
+                    o.stderr.trim()
+                )),
+                Err(e) => failed.push(format!("{} ({} on {}: {e})", s.what, s.cmd, s.host)),
+            }
+        }
+        failed
+    }
+}
+
+/// Replays the undo log when dropped (panic path); the normal path replays it
+/// explicitly first, so this then finds nothing left.
+struct UndoGuard {
+    log: UndoLog,
+    exec: Arc<dyn HostExec>,
+}
+
+impl Drop for UndoGuard {
+    fn drop(&mut self) {
+        for f in self.log.run_all(self.exec.as_ref()) {
+            eprintln!("lvsup verify: UNDO FAILED: {f}");
+        }
+    }
+}
+
+// ------------------------------------------------------------ context
+
+struct Ctx<'a> {
+    spec: &'a ClusterSpec,
+    exec: Arc<dyn HostExec>,
+    undo: UndoLog,
+    opts: &'a Options,
+    rows: Arc<Mutex<Vec<CheckRow>>>,
+    counters_from: Arc<Mutex<Option<String>>>,
+    inflight: Arc<AtomicUsize>,
+}
+
+impl Ctx<'_> {
+    fn add(&self, row: CheckRow) {
+        if let Ok(mut r) = self.rows.lock() {
+            r.push(row);
+        }
+    }
+
+    /// Run a command on a host (blocking ssh off the runtime). Err: ssh failed or exit ≠ 0.
+    async fn sh(&self, host: &str, cmd: &str) -> Result<String, String> {
+        let o = self.sh_raw(host, cmd).await?;
+        if o.success() {
+            Ok(o.stdout)
+        } else {
+            // Long scripts (the table command) are not worth repeating; the
+            // first lines of stderr say what went wrong.
+            let what = if cmd.len() <= 60 {
+                format!("`{cmd}`")
+            } else {
+                "the command".into()
+            };
+            let err: Vec<&str> = o.stderr.trim().lines().take(2).collect();
+            Err(format!(
+                "{what} on {host} exited {}: {}",
+                o.code.map_or("by signal".into(), |c| c.to_string()),
+                err.join(" / ")
+            ))
+        }
+    }
+
+    async fn sh_raw(&self, host: &str, cmd: &str) -> Result<ExecOutput, String> {
+        let exec = self.exec.clone();
+        let (h, c) = (host.to_string(), cmd.to_string());
+        let inflight = self.inflight.clone();
+        inflight.fetch_add(1, Ordering::SeqCst);
+        let r = tokio::task::spawn_blocking(move || {
+            let r = exec.run(&h, &c);
+            inflight.fetch_sub(1, Ordering::SeqCst);
+            r
+        })
+        .await;
+        match r {
+            Ok(Ok(o)) => Ok(o),
+            Ok(Err(e)) => Err(format!("{host}: {e}")),
+            Err(e) => Err(format!("{host}: {e}")),
+        }
+    }
+
+    fn directors(&self) -> Vec<String> {
+        self.spec.directors.iter().map(|d| d.name.clone()).collect()
+    }
+
+    async fn director_facts(&self) -> Vec<DirectorFacts> {
+        let futs = self.spec.directors.iter().map(|d| async move {
+            match self.sh(&d.name, "ip -j addr show").await {
+                Ok(out) => match facts::parse_ip_addr(&out) {
+                    Ok(addrs) => DirectorFacts {
+                        name: d.name.clone(),
+                        addrs,
+                        error: None,
+                    },
+                    Err(e) => DirectorFacts {
+                        name: d.name.clone(),
+                        addrs: vec![],
+                        error: Some(e.to_string()),
+                    },
+                },
+                Err(e) => DirectorFacts {
+                    name: d.name.clone(),
+                    addrs: vec![],
+                    error: Some(e),
+                },
+            }
+        });
+        futures::future::join_all(futs).await
+    }
+
+    /// The single director holding the VIP, if exactly one does.
+    async fn vip_holder(&self) -> Option<String> {
+        let f = self.director_facts().await;
+        match analysis::holders(&f, self.spec.vip).as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
+    async fn table(&self, director: &str) -> Result<Vec<facts::SvcSnap>, String> {
+        let out = self.sh(director, &facts::table_command()).await?;
+        let (t, from) = facts::parse_table_output(&out).map_err(|e| format!("{director}: {e}"))?;
+        if let Ok(mut c) = self.counters_from.lock() {
+            *c = Some(from.to_string());
+        }
+        Ok(t)
+    }
+}
+
+/// Where apply installs lvsup on a director.
+const LVSUP_PATH: &str = "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH";
+
+const SEP: &str = "#lvsup-verify:section";
+
+fn rs_facts_command() -> String {
+    format!(
+        "ip -j addr show; echo '{SEP}'; ip -j route show default; echo '{SEP}'; \
+         grep -H . /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce \
+         /proc/sys/net/ipv4/conf/*/rp_filter 2>/dev/null; true"
+    )
+}
+
+fn parse_rs_facts(name: &str, out: &str) -> RealServerFacts {
+    let parts = facts::sections(out, SEP);
+    let mut f = RealServerFacts {
+        name: name.into(),
+        ..Default::default()
+    };
+    match parts.as_slice() {
+        [addr, route, sysctls] => {
+            match facts::parse_ip_addr(addr) {
+                Ok(a) => f.addrs = a,
+                Err(e) => f.error = Some(e.to_string()),
+            }
+            f.default_gateway = facts::parse_default_gateway(route).ok().flatten();
+            f.sysctls = facts::parse_sysctls(sysctls);
+        }
+        _ => f.error = Some("unexpected output of the fact commands".into()),
+    }
+    f
+}
+
+pub fn probe_kind(svc: &Service) -> ProbeKind {
+    match &svc.health.check {
+        Check::Http {
+            path,
+            expect_status,
+        } => ProbeKind::Http {
+            path: path.clone(),
+            expect_status: *expect_status,
+        },
+        _ => ProbeKind::Tcp,
+    }
+}
+
+fn vip_addr(spec: &ClusterSpec, svc: &Service) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(spec.vip), svc.port)
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+fn find_service<'a>(
+    t: &'a [facts::SvcSnap],
+    spec: &ClusterSpec,
+    svc: &Service,
+) -> Option<&'a facts::SvcSnap> {
+    t.iter()
+        .find(|s| s.addr == Some(vip_addr(spec, svc)) && s.protocol == svc.protocol.as_str())
+}
+
+/// Join a table's destinations with the file's real servers.
+fn samples(
+    spec: &ClusterSpec,
+    svc: &Service,
+    before: Option<&facts::SvcSnap>,
+    after: Option<&facts::SvcSnap>,
+) -> Vec<DestSample> {
+    let conns = |s: Option<&facts::SvcSnap>, a: IpAddr, p: u16| {
+        s.and_then(|s| s.dests.iter().find(|d| d.addr == a && d.port == p))
+            .map(|d| (d.weight, d.conns))
+    };
+    let mut out: Vec<DestSample> = spec
+        .real_servers
+        .iter()
+        .map(|r| {
+            let a = IpAddr::V4(r.address.addr());
+            let p = r.port_for(svc);
+            let b = conns(before, a, p);
+            let af = conns(after, a, p);
+            DestSample {
+                name: r.name.clone(),
+                configured_weight: Some(r.weight),
+                kernel_weight: af.map(|x| x.0),
+                delta: match (b, af) {
+                    (Some(b), Some(a)) => a.1.saturating_sub(b.1),
+                    (None, Some(a)) => a.1,
+                    _ => 0,
+                },
+            }
+        })
+        .collect();
+    if let Some(after) = after {
+        for d in &after.dests {
+            let known = spec
+                .real_servers
+                .iter()
+                .any(|r| IpAddr::V4(r.address.addr()) == d.addr && r.port_for(svc) == d.port);
+            if !known {
+                let b = conns(before, d.addr, d.port).map_or(0, |x| x.1);
+                out.push(DestSample {
+                    name: format!("{}:{}", d.addr, d.port),
+                    configured_weight: None,
+                    kernel_weight: Some(d.weight),
+                    delta: d.conns.saturating_sub(b),
+                });
+            }
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------ checks
+
+async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
+    let spec = cx.spec;
+    let dirs = cx.director_facts().await;
+    cx.add(CheckRow::from_verdict(
+        "vip-holder",
+        &spec.vip.to_string(),
+        analysis::check_vip_holder(spec, &dirs),
+    ));
+    let rs_futs = spec.real_servers.iter().map(|r| async move {
+        match cx.sh(&r.name, &rs_facts_command()).await {
+            Ok(out) => parse_rs_facts(&r.name, &out),
+            Err(e) => RealServerFacts {
+                name: r.name.clone(),
+                error: Some(e),
+                ..Default::default()
+            },
+        }
+    });
+    for f in futures::future::join_all(rs_futs).await {
+        cx.add(CheckRow::from_verdict(
+            "real-server",
+            &f.name,
+            analysis::check_real_server(spec, &f),
+        ));
+    }
+    for svc in &spec.services {
+        let label = svc.label(spec.vip);
+        if svc.protocol == Protocol::Udp {
+            cx.add(CheckRow::skipped(
+                "reachability",
+                &label,
+                "UDP: no generic probe (an answer depends on the application)",
+            ));
+            continue;
+        }
+        let kind = probe_kind(svc);
+        let b = probe::batch(vip_addr(spec, svc), &kind, 10, PROBE_TIMEOUT).await;
+        cx.add(
+            CheckRow::from_verdict(
+                "reachability",
+                &label,
+                analysis::check_answers(
+                    &label,
+                    b.sent,
+                    b.ok,
+                    kind.describe(),
+                    b.first_error.as_deref(),
+                ),
+            )
+            .figure("answered", u64::from(b.ok)),
+        );
+    }
+    dirs
+}
+
+async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
+    let spec = cx.spec;
+    for svc in spec.services.iter() {
+        let label = svc.label(spec.vip);
+        let Some(active) = active else {
+            cx.add(CheckRow::skipped(
+                "scheduling",
+                &label,
+                "no single active director (see vip-holder)",
+            ));
+            continue;
+        };
+        if svc.protocol == Protocol::Udp {
+            cx.add(CheckRow::skipped("scheduling", &label, "UDP: not probed"));
+            continue;
+        }
+        let weights: Vec<u32> = spec.real_servers.iter().map(|r| r.weight).collect();
+        let n = cx
+            .opts
+            .batch
+            .unwrap_or_else(|| analysis::batch_size(&svc.scheduler, &weights));
+        let before = match cx.table(active).await {
+            Ok(t) => t,
+            Err(e) => {
+                cx.add(CheckRow::from_verdict(
+                    "scheduling",
+                    &label,
+                    analysis::Verdict {
+                        passed: false,
+                        property: "read the active director's IPVS counters".into(),
+                        measured: "-".into(),
+                        expected: "-".into(),
+                        reasons: vec![format!("cannot read the IPVS table of {active}: {e}")],
+                    },
+                ));
+                continue;
+            }
+        };
+        let kind = probe_kind(svc);
+        let b = probe::batch(vip_addr(spec, svc), &kind, n, PROBE_TIMEOUT).await;
+        let after = cx.table(active).await.unwrap_or_default();
+        let sb = find_service(&before, spec, svc);
+        let sa = find_service(&after, spec, svc);
+        let mut v = analysis::analyse_batch(&Batch {
+            scheduler: svc.scheduler.clone(),
+            persistent: svc.persistence.is_some(),
+            sent: b.sent,
+            accepted: b.ok,
+            one_source: true,
+            dests: samples(spec, svc, sb, sa),
+        });
+        if sa.is_none() {
+            v.passed = false;
+            v.reasons.insert(
+                0,
+                format!("the active director {active} has no virtual service {label}"),
+            );
+        }
+        cx.add(
+            CheckRow::from_verdict("scheduling", &label, v)
+                .figure("sent", u64::from(b.sent))
+                .figure("accepted", u64::from(b.ok)),
+        );
+    }
+}
+
+async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn ms_since(t0: Instant) -> u64 {
+    u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Poll the VIP holder until `want(holder)` or the deadline; returns the last holder.
+async fn wait_holder(
+    cx: &Ctx<'_>,
+    deadline: Duration,
+    want: impl Fn(Option<&str>) -> bool,
+) -> (Option<String>, bool) {
+    let end = Instant::now() + deadline;
+    loop {
+        let h = cx.vip_holder().await;
+        if want(h.as_deref()) {
+            return (h, true);
+        }
+        if Instant::now() >= end {
+            return (h, false);
+        }
+        sleep_ms(200).await;
+    }
+}
+
+async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
+    let spec = cx.spec;
+    let unit = director_unit(&spec.name);
+    let Some(backup) = spec
+        .directors_by_priority()
+        .into_iter()
+        .find(|d| d.name != master)
+        .map(|d| d.name.clone())
+    else {
+        return;
+    };
+    let subject = format!("{master} → {backup}");
+    let fail = |why: String| {
+        CheckRow::from_verdict(
+            "director-failover",
+            &subject,
+            analysis::Verdict {
+                passed: false,
+                property: "the backup takes over when the master's daemon stops".into(),
+                measured: "-".into(),
+                expected: "-".into(),
+                reasons: vec![why],
+            },
+        )
+    };
+    for d in [master, backup.as_str()] {
+        if let Err(e) = cx
+            .sh(d, &format!("systemctl is-active --quiet {unit}"))
+            .await
+        {
+            cx.add(fail(format!(
+                "the director daemon {unit} is not active on {d}: {e}"
+            )));
+            return;
+        }
+    }
+    let advert = spec.advert_interval;
+    let takeover_limit = advert * 3 + Duration::from_secs(10);
+    let addr = vip_addr(spec, svc);
+    let kind = probe_kind(svc);
+    // Preemption puts the VIP on the higher priority of the two.
+    let preferred = spec
+        .directors_by_priority()
+        .into_iter()
+        .find(|d| d.name == master || d.name == backup)
+        .map_or_else(|| master.to_string(), |d| d.name.clone());
+
+    // Stop the master's daemon (undo recorded first).
+    let start_cmd = format!("systemctl start {unit}");
+    let undo_id = cx
+        .undo
+        .push(master, &start_cmd, &format!("start {unit} on {master}"));
+    let t0 = Instant::now();
+    let prober = Prober::start(addr, kind.clone(), t0, ProberLimits::default());
+    sleep_ms(200).await;
+    let t_stop = ms_since(t0);
+    if let Err(e) = cx.sh(master, &format!("systemctl stop {unit}")).await {
+        let _ = prober.finish().await;
+        cx.add(fail(format!("cannot stop {unit} on {master}: {e}")));
+        return;
+    }
+    let (after_stop, _) = wait_holder(cx, takeover_limit, |h| h == Some(backup.as_str())).await;
+    // The daemon's own view, where its status command exists (best effort).
+    let backup_state = cx
+        .sh(
+            &backup,
+            &format!("{LVSUP_PATH}; lvsup director status --json"),
+        )
+        .await
+        .ok()
+        .and_then(|o| facts::parse_vrrp_state(&o));
+    sleep_ms(1000).await;
+    let timeline: Vec<analysis::ProbeResult> = prober
+        .finish()
+        .await
+        .into_iter()
+        .filter(|p| p.at_ms >= t_stop)
+        .map(|p| analysis::ProbeResult {
+            at_ms: p.at_ms - t_stop,
+            ok: p.ok,
+        })
+        .collect();
+    let outage = analysis::outage(&timeline);
+
+    // Start it again and watch preemption.
+    let t1 = Instant::now();
+    let prober2 = Prober::start(addr, kind.clone(), t1, ProberLimits::default());
+    let start_res = cx.sh(master, &start_cmd).await;
+    cx.undo.done(undo_id);
+    let h = &svc.health;
+    let health_known = h.interval * h.rise.max(h.fall) + h.timeout;
+    let after_start = if spec.preempt {
+        wait_holder(
+            cx,
+            advert * 3 + health_known + Duration::from_secs(10),
+            |x| x == Some(preferred.as_str()),
+        )
+        .await
+        .0
+    } else {
+        // Preempt off: the VIP must stay on the backup for a while.
+        let window = advert * 3 + health_known + Duration::from_secs(2);
+        let (h, moved) = wait_holder(cx, window, |x| x != Some(backup.as_str())).await;
+        if moved { h } else { Some(backup.clone()) }
+    };
+    sleep_ms(500).await;
+    let failback = analysis::outage(&prober2.finish().await);
+    let mut v = analysis::analyse_director_failover(&DirectorFailover {
+        master: master.into(),
+        backup: backup.clone(),
+        holder_after_stop: after_stop,
+        outage,
+        holder_after_start: after_start.clone(),
+        preempt: spec.preempt,
+        preferred: preferred.clone(),
+        backup_state,
+    });
+    if let Err(e) = start_res {
+        v.passed = false;
+        v.reasons
+            .push(format!("cannot start {unit} on {master} again: {e}"));
+    }
+    let mut row = CheckRow::from_verdict("director-failover", &subject, v)
+        .figure("gap_ms", outage.longest_gap_ms)
+        .figure("failed_probes", u64::from(outage.failed))
+        .figure("probes", u64::from(outage.probes))
+        .figure("failback_gap_ms", failback.longest_gap_ms)
+        .figure("failback_failed_probes", u64::from(failback.failed));
+    row.measured
+        .push_str(&format!("; failback {}", failback.describe()));
+
+    // preempt = false leaves the VIP on the backup: hand it back so the
+    // cluster is as verify found it (stop the backup's daemon until the
+    // master holds the VIP, then start it again).
+    if after_start.as_deref() == Some(backup.as_str()) && !spec.preempt {
+        let id = cx
+            .undo
+            .push(&backup, &start_cmd, &format!("start {unit} on {backup}"));
+        let restored = match cx.sh(&backup, &format!("systemctl stop {unit}")).await {
+            Ok(_) => {
+                wait_holder(cx, takeover_limit, |x| x == Some(master))
+                    .await
+                    .1
+            }
+            Err(_) => false,
+        };
+        let started = cx.sh(&backup, &start_cmd).await.is_ok();
+        if started {
+            cx.undo.done(id);
+        }
+        if !restored {
+            row.result = report::Outcome::Fail;
+            row.reasons.push(format!(
+                "could not hand the VIP back to {master} (preempt = false): it is on {backup} now"
+            ));
+        } else {
+            row.measured
+                .push_str(&format!("; VIP handed back to {master}"));
+        }
+    }
+    cx.add(row);
+}
+
+async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
+    let spec = cx.spec;
+    let table = cx.table(active).await.unwrap_or_default();
+    let in_pool = |t: &[facts::SvcSnap], r: &crate::config::RealServer| {
+        find_service(t, spec, svc).and_then(|s| {
+            s.dests
+                .iter()
+                .find(|d| d.addr == IpAddr::V4(r.address.addr()) && d.port == r.port_for(svc))
+                .map(|d| d.weight)
+        })
+    };
+    let live: Vec<&crate::config::RealServer> = spec
+        .real_servers
+        .iter()
+        .filter(|r| r.weight > 0 && in_pool(&table, r).unwrap_or(0) > 0)
+        .collect();
+    let Some(rs) = live.first().copied() else {
+        cx.add(CheckRow::skipped(
+            "real-server-failover",
+            &svc.label(spec.vip),
+            "no real server in the pool",
+        ));
+        return;
+    };
+    if live.len() < 2 {
+        cx.add(CheckRow::skipped(
+            "real-server-failover",
+            &rs.name,
+            "needs two real servers in the pool (the VIP must keep answering)",
+        ));
+        return;
+    }
+    // How to make it fail: prohibit routes to the directors' check sources.
+    let (fail_cmd, recover_cmd, serving) = match (&cx.opts.rs_fail_cmd, &cx.opts.rs_recover_cmd) {
+        (Some(f), Some(r)) => (f.clone(), r.clone(), false),
+        _ => {
+            let existing = cx
+                .sh(&rs.name, "ip route show type prohibit")
+                .await
+                .unwrap_or_default();
+            let srcs: Vec<Ipv4Addr> = spec
+                .directors
+                .iter()
+                .flat_map(|d| [Some(d.address.addr()), d.internal_address.map(|i| i.addr())])
+                .flatten()
+                .filter(|a| {
+                    !existing
+                        .lines()
+                        .any(|l| l.split_whitespace().nth(1) == Some(&a.to_string()))
+                })
+                .collect();
+            if srcs.is_empty() {
+                cx.add(CheckRow::skipped(
+                    "real-server-failover",
+                    &rs.name,
+                    "the prohibit routes verify would add exist already; use --rs-fail-cmd",
+                ));
+                return;
+            }
+            let add: Vec<String> = srcs
+                .iter()
+                .map(|a| format!("ip route add prohibit {a}/32"))
+                .collect();
+            let del: Vec<String> = srcs
+                .iter()
+                .map(|a| format!("ip route del prohibit {a}/32"))
+                .collect();
+            (add.join(" && "), del.join("; "), true)
+        }
+    };
+    let h = &svc.health;
+    let out_limit = h.interval * (h.fall + 1) + h.timeout + Duration::from_secs(5);
+    let back_limit = h.interval * (h.rise + 1) + h.timeout + Duration::from_secs(5);
+    let undo_id = cx.undo.push(
+        &rs.name,
+        &recover_cmd,
+        &format!("recover {} ({recover_cmd})", rs.name),
+    );
+    let t0 = Instant::now();
+    let prober = Prober::start(
+        vip_addr(spec, svc),
+        probe_kind(svc),
+        t0,
+        ProberLimits::default(),
+    );
+    sleep_ms(200).await;
+    let t_fail = ms_since(t0);
+    let mut errors = Vec::new();
+    if let Err(e) = cx.sh(&rs.name, &fail_cmd).await {
+        errors.push(format!("cannot make {} fail: {e}", rs.name));
+    }
+    let mut out_ms = None;
+    while errors.is_empty() && ms_since(t0) - t_fail <= out_limit.as_millis() as u64 {
+        if let Ok(t) = cx.table(active).await
+            && in_pool(&t, rs).unwrap_or(0) == 0
+        {
+            out_ms = Some(ms_since(t0) - t_fail);
+            break;
+        }
+        sleep_ms(250).await;
+    }
+    let t_rec = ms_since(t0);
+    if let Err(e) = cx.sh(&rs.name, &recover_cmd).await {
+        errors.push(format!("cannot recover {}: {e}", rs.name));
+    } else {
+        cx.undo.done(undo_id);
+    }
+    let mut back_ms = None;
+    while ms_since(t0) - t_rec <= back_limit.as_millis() as u64 {
+        if let Ok(t) = cx.table(active).await
+            && in_pool(&t, rs) == Some(rs.weight)
+        {
+            back_ms = Some(ms_since(t0) - t_rec);
+            break;
+        }
+        sleep_ms(250).await;
+    }
+    sleep_ms(500).await;
+    let timeline = prober.finish().await;
+    let out_at = out_ms.map(|o| o + t_fail);
+    let failed_after_out = timeline
+        .iter()
+        .filter(|p| !p.ok && out_at.is_some_and(|o| p.at_ms >= o))
+        .count();
+    let outage = analysis::outage(&timeline);
+    let mut v = analysis::analyse_rs_failover(&RealServerFailover {
+        server: rs.name.clone(),
+        out_ms,
+        back_ms,
+        out_limit_ms: out_limit.as_millis() as u64,
+        back_limit_ms: back_limit.as_millis() as u64,
+        outage,
+        failed_after_out: u32::try_from(failed_after_out).unwrap_or(u32::MAX),
+        serving_while_failed: serving,
+    });
+    if !errors.is_empty() {
+        v.passed = false;
+        v.reasons.splice(0..0, errors);
+    }
+    let mut row = CheckRow::from_verdict("real-server-failover", &rs.name, v)
+        .figure("failed_probes", u64::from(outage.failed))
+        .figure("probes", u64::from(outage.probes));
+    if let Some(o) = out_ms {
+        row = row.figure("out_ms", o);
+    }
+    if let Some(b) = back_ms {
+        row = row.figure("back_ms", b);
+    }
+    cx.add(row);
+}
+
+async fn all_checks(cx: &Ctx<'_>) {
+    let dirs = check_static(cx).await;
+    let mut holder = match analysis::holders(&dirs, cx.spec.vip).as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    };
+    // Right after apply the preferred director may not have taken over yet
+    // (its health gate opens after `rise` checks): wait for it, so every
+    // later check sees the cluster in its steady state.
+    let by_prio = cx.spec.directors_by_priority();
+    if cx.spec.preempt
+        && by_prio.len() >= 2
+        && let (Some(h), Some(top)) = (holder.clone(), by_prio.first())
+    {
+        let t0 = Instant::now();
+        let (now, settled) = if h == top.name {
+            (Some(h), true)
+        } else {
+            let hl = cx.spec.services.first().map_or(Duration::ZERO, |s| {
+                s.health.interval * s.health.rise.max(s.health.fall) + s.health.timeout
+            });
+            let limit = cx.spec.advert_interval * 3 + hl + Duration::from_secs(10);
+            wait_holder(cx, limit, |x| x == Some(top.name.as_str())).await
+        };
+        cx.add(CheckRow::from_verdict(
+            "vip-preempt",
+            &top.name,
+            analysis::check_preempt_owner(&top.name, now.as_deref(), ms_since(t0), settled),
+        ));
+        holder = now;
+    }
+    check_scheduling(cx, holder.as_deref()).await;
+    let tcp = cx
+        .spec
+        .services
+        .iter()
+        .find(|s| s.protocol == Protocol::Tcp);
+    if cx.opts.skip_failover {
+        cx.add(CheckRow::skipped(
+            "director-failover",
+            "-",
+            "--skip-failover",
+        ));
+        cx.add(CheckRow::skipped(
+            "real-server-failover",
+            "-",
+            "--skip-failover",
+        ));
+        return;
+    }
+    let (Some(holder), Some(svc)) = (holder, tcp) else {
+        let why = if tcp.is_none() {
+            "no TCP service to probe"
+        } else {
+            "no single active director (see vip-holder)"
+        };
+        cx.add(CheckRow::skipped("director-failover", "-", why));
+        cx.add(CheckRow::skipped("real-server-failover", "-", why));
+        return;
+    };
+    if cx.directors().len() >= 2 {
+        check_director_failover(cx, &holder, svc).await;
+    } else {
+        cx.add(CheckRow::skipped(
+            "director-failover",
+            &holder,
+            "one director: nothing to fail over to",
+        ));
+    }
+    // The active director may have changed back (preempt) or been handed back.
+    let active = cx.vip_holder().await.unwrap_or(holder);
+    check_rs_failover(cx, &active, svc).await;
+}
+
+/// Run every check and put the cluster back; the report says what was found.
+pub fn run(spec: &ClusterSpec, exec: Arc<dyn HostExec>, opts: &Options) -> anyhow::Result<Report> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let undo = UndoLog::default();
+    let _guard = UndoGuard {
+        log: undo.clone(),
+        exec: exec.clone(),
+    };
+    let cx = Ctx {
+        spec,
+        exec: exec.clone(),
+        undo: undo.clone(),
+        opts,
+        rows: Arc::default(),
+        counters_from: Arc::default(),
+        inflight: Arc::default(),
+    };
+    let interrupted = rt.block_on(async {
+        tokio::select! {
+            _ = all_checks(&cx) => false,
+            _ = tokio::signal::ctrl_c() => true,
+        }
+    });
+    if interrupted {
+        eprintln!(
+            "lvsup verify: interrupted; putting the cluster back ({})",
+            undo.pending().join(", ")
+        );
+        // Let host commands already running finish, so a `systemctl stop`
+        // in flight cannot land after the undo's `systemctl start`.
+        let end = Instant::now() + Duration::from_secs(60);
+        while cx.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let undo_failures = undo.run_all(exec.as_ref());
+    let rows = cx.rows.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut report = Report::new(&spec.name, rows);
+    report.counters_from = cx.counters_from.lock().ok().and_then(|c| c.clone());
+    report.interrupted = interrupted;
+    report.undo_failures = undo_failures;
+    report.settle();
+    drop(rt);
+    Ok(report)
+}

@@ -1,0 +1,180 @@
+//! Probes from the operator's machine to VIP:port: a TCP connect, or an HTTP
+//! GET when the service's health check is http. A timeline prober starts one
+//! probe every 10 ms (without waiting for the previous one), bounded in count
+//! and time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, watch};
+
+use super::analysis::ProbeResult;
+
+/// What a probe asks of the VIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    Tcp,
+    Http { path: String, expect_status: u16 },
+}
+
+impl ProbeKind {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ProbeKind::Tcp => "TCP connects",
+            ProbeKind::Http { .. } => "HTTP GETs",
+        }
+    }
+}
+
+/// One probe; Err carries a short reason ("connect: Connection refused").
+pub async fn probe_once(
+    addr: SocketAddr,
+    kind: &ProbeKind,
+    timeout: Duration,
+) -> Result<(), String> {
+    let work = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        if let ProbeKind::Http {
+            path,
+            expect_status,
+        } = kind
+        {
+            let req = format!(
+                "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: lvsup-verify\r\nConnection: close\r\n\r\n",
+                addr.ip()
+            );
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| format!("send: {e}"))?;
+            let mut buf = vec![0u8; 256];
+            let mut n = 0;
+            while n < 12 {
+                let r = s
+                    .read(&mut buf[n..])
+                    .await
+                    .map_err(|e| format!("read: {e}"))?;
+                if r == 0 {
+                    break;
+                }
+                n += r;
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok());
+            if status != Some(*expect_status) {
+                return Err(format!(
+                    "HTTP status {}, expected {expect_status}",
+                    status.map_or("none".into(), |s| s.to_string())
+                ));
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
+/// A sequential batch of `n` new connections (new source port each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchResult {
+    pub sent: u32,
+    pub ok: u32,
+    pub first_error: Option<String>,
+}
+
+pub async fn batch(addr: SocketAddr, kind: &ProbeKind, n: u32, timeout: Duration) -> BatchResult {
+    let mut r = BatchResult {
+        sent: 0,
+        ok: 0,
+        first_error: None,
+    };
+    for _ in 0..n {
+        r.sent += 1;
+        match probe_once(addr, kind, timeout).await {
+            Ok(()) => r.ok += 1,
+            Err(e) => {
+                r.first_error.get_or_insert(e);
+            }
+        }
+    }
+    r
+}
+
+/// Probing every `every` in the background until stopped or a bound is hit.
+pub struct Prober {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Vec<ProbeResult>>,
+}
+
+/// Bounds of a timeline prober.
+#[derive(Debug, Clone, Copy)]
+pub struct ProberLimits {
+    pub every: Duration,
+    pub timeout: Duration,
+    pub max_probes: u32,
+    pub max_time: Duration,
+}
+
+impl Default for ProberLimits {
+    fn default() -> Self {
+        ProberLimits {
+            every: Duration::from_millis(10),
+            timeout: Duration::from_millis(500),
+            max_probes: 20_000,
+            max_time: Duration::from_secs(180),
+        }
+    }
+}
+
+impl Prober {
+    /// Start probing; results are in ms after `t0`.
+    pub fn start(addr: SocketAddr, kind: ProbeKind, t0: Instant, lim: ProberLimits) -> Prober {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let results = Arc::new(Mutex::new(Vec::new()));
+            let mut tick = tokio::time::interval(lim.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut inflight = tokio::task::JoinSet::new();
+            let end = Instant::now() + lim.max_time;
+            let mut n = 0u32;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                if n >= lim.max_probes || Instant::now() >= end {
+                    break;
+                }
+                n += 1;
+                let at_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let kind = kind.clone();
+                let results = results.clone();
+                inflight.spawn(async move {
+                    let ok = probe_once(addr, &kind, lim.timeout).await.is_ok();
+                    results.lock().await.push(ProbeResult { at_ms, ok });
+                });
+                while inflight.try_join_next().is_some() {}
+            }
+            while inflight.join_next().await.is_some() {}
+            let mut v = results.lock().await.clone();
+            v.sort_by_key(|p| p.at_ms);
+            v
+        });
+        Prober { stop, task }
+    }
+
+    /// Stop and collect the timeline (probes still in flight finish first).
+    pub async fn finish(self) -> Vec<ProbeResult> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}

@@ -1,0 +1,409 @@
+//! The whole `verify` flow against a simulated cluster: a fake [`HostExec`]
+//! that answers the commands verify sends (addresses, IPVS table, systemctl,
+//! prohibit routes) from a small state machine, and a VIP on 127.0.0.1 whose
+//! listener plays the IPVS round robin into the fake's counters. Proves the
+//! order of the steps, the measured figures, that the cluster is put back as
+//! found, and that broken clusters fail with their reason. Loopback only.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::{Arc, Mutex};
+
+use lvsup::config::{self, ClusterSpec};
+use lvsup::verify::exec::{ExecError, ExecOutput, HostExec};
+use lvsup::verify::report::Outcome;
+use lvsup::verify::{self, Options, UndoLog};
+
+#[derive(Debug, Default)]
+struct State {
+    /// director → daemon running
+    running: BTreeMap<String, bool>,
+    holder: Option<String>,
+    /// real server → prohibit routes it has
+    prohibit: BTreeMap<String, Vec<String>>,
+    /// connections per real server (index in the file)
+    conns: Vec<u64>,
+    next: usize,
+    log: Vec<String>,
+    /// ARP suppression off on this real server
+    no_arp: Option<String>,
+    preempt: bool,
+}
+
+struct Fake {
+    spec: ClusterSpec,
+    st: Arc<Mutex<State>>,
+}
+
+fn ok(s: impl Into<String>) -> Result<ExecOutput, ExecError> {
+    Ok(ExecOutput {
+        stdout: s.into(),
+        stderr: String::new(),
+        code: Some(0),
+    })
+}
+
+fn fail(code: i32) -> Result<ExecOutput, ExecError> {
+    Ok(ExecOutput {
+        stdout: String::new(),
+        stderr: "failed".into(),
+        code: Some(code),
+    })
+}
+
+impl Fake {
+    fn elect(&self, st: &mut State) {
+        // Highest priority running daemon; without preempt the holder stays.
+        if let Some(h) = &st.holder
+            && !st.preempt
+            && st.running.get(h) == Some(&true)
+        {
+            return;
+        }
+        st.holder = self
+            .spec
+            .directors_by_priority()
+            .into_iter()
+            .find(|d| st.running.get(&d.name) == Some(&true))
+            .map(|d| d.name.clone());
+    }
+}
+
+impl HostExec for Fake {
+    fn run(&self, host: &str, cmd: &str) -> Result<ExecOutput, ExecError> {
+        if cmd.contains("lvsup ipvs list") {
+            // IPVS counts a connection at its SYN; the fake's listener only
+            // at accept(): give it time to catch up with the last probes.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let mut st = self.st.lock().expect("state");
+        st.log.push(format!("{host}: {cmd}"));
+        let spec = &self.spec;
+        let is_dir = spec.directors.iter().any(|d| d.name == host);
+        let ri = spec.real_servers.iter().position(|r| r.name == host);
+        if cmd == "ip -j addr show" && is_dir {
+            let mut a = vec![format!(
+                r#"{{"family":"inet","local":"{}"}}"#,
+                spec.directors
+                    .iter()
+                    .find(|d| d.name == host)
+                    .map(|d| d.address.addr())
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED)
+            )];
+            if st.holder.as_deref() == Some(host) {
+                a.push(format!(r#"{{"family":"inet","local":"{}"}}"#, spec.vip));
+            }
+            return ok(format!(
+                r#"[{{"ifname":"eth0","addr_info":[{}]}}]"#,
+                a.join(",")
+            ));
+        }
+        if let Some(i) = ri {
+            let r = &spec.real_servers[i];
+            if cmd.starts_with("ip -j addr show; echo") {
+                let arp = if st.no_arp.as_deref() == Some(host) {
+                    0
+                } else {
+                    1
+                };
+                return ok(format!(
+                    "[{{\"ifname\":\"lo\",\"addr_info\":[{{\"family\":\"inet\",\"local\":\"{}\"}}]}},\
+                     {{\"ifname\":\"eth0\",\"addr_info\":[{{\"family\":\"inet\",\"local\":\"{}\"}}]}}]\n\
+                     #lvsup-verify:section\n[]\n#lvsup-verify:section\n\
+                     /proc/sys/net/ipv4/conf/all/arp_ignore:{arp}\n\
+                     /proc/sys/net/ipv4/conf/all/arp_announce:{}\n",
+                    spec.vip,
+                    r.address.addr(),
+                    arp * 2
+                ));
+            }
+            if cmd == "ip route show type prohibit" {
+                return ok("");
+            }
+            if cmd.starts_with("ip route add prohibit") {
+                let routes: Vec<String> = cmd.split(" && ").map(String::from).collect();
+                st.prohibit.insert(host.into(), routes);
+                return ok("");
+            }
+            if cmd.starts_with("ip route del prohibit") {
+                st.prohibit.remove(host);
+                return ok("");
+            }
+        }
+        if is_dir {
+            let unit = verify::director_unit(&spec.name);
+            if cmd == format!("systemctl is-active --quiet {unit}") {
+                return if st.running.get(host) == Some(&true) {
+                    ok("")
+                } else {
+                    fail(3)
+                };
+            }
+            if cmd == format!("systemctl stop {unit}") {
+                st.running.insert(host.into(), false);
+                if st.holder.as_deref() == Some(host) {
+                    st.holder = None;
+                }
+                self.elect(&mut st);
+                return ok("");
+            }
+            if cmd == format!("systemctl start {unit}") {
+                st.running.insert(host.into(), true);
+                self.elect(&mut st);
+                return ok("");
+            }
+            if cmd.contains("lvsup ipvs list --json") {
+                let svc = &spec.services[0];
+                let dests: Vec<String> = spec
+                    .real_servers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !st.prohibit.contains_key(&r.name))
+                    .map(|(i, r)| {
+                        format!(
+                            r#"{{"addr":"{}","port":{},"fwd":"route","weight":{},"stats":{{"conns":{}}}}}"#,
+                            r.address.addr(),
+                            r.port_for(svc),
+                            r.weight,
+                            st.conns[i]
+                        )
+                    })
+                    .collect();
+                return ok(format!(
+                    r#"{{"version":"1.2.1","conn_tab_size":4096,"services":[{{"id":{{"kind":"addr","protocol":"tcp","addr":"{}:{}"}},"scheduler":"{}","destinations":[{}]}}]}}"#,
+                    spec.vip,
+                    svc.port,
+                    svc.scheduler,
+                    dests.join(",")
+                ));
+            }
+        }
+        fail(127)
+    }
+}
+
+/// A DR cluster (examples/dr.toml) whose VIP is 127.0.0.1:<free port>, with a
+/// listener that assigns each accepted connection round robin over the
+/// real servers that are in the pool.
+fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
+    let path = format!("{}/examples/dr.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("example");
+    let mut spec = config::parse_str(&path, &text).expect("valid");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    spec.vip = Ipv4Addr::LOCALHOST;
+    spec.services[0].port = listener.local_addr().expect("addr").port();
+    spec.preempt = preempt;
+    // Short timers keep the waits (preempt-off observation window) short.
+    spec.advert_interval = std::time::Duration::from_millis(100);
+    spec.services[0].health.interval = std::time::Duration::from_millis(100);
+    spec.services[0].health.timeout = std::time::Duration::from_millis(50);
+    let st = Arc::new(Mutex::new(State {
+        running: spec
+            .directors
+            .iter()
+            .map(|d| (d.name.clone(), true))
+            .collect(),
+        holder: Some(spec.directors_by_priority()[0].name.clone()),
+        conns: vec![0; spec.real_servers.len()],
+        preempt,
+        ..State::default()
+    }));
+    let names: Vec<String> = spec.real_servers.iter().map(|r| r.name.clone()).collect();
+    let st2 = st.clone();
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            let Ok(c) = c else { continue };
+            let mut st = st2.lock().expect("state");
+            let live: Vec<usize> = (0..names.len())
+                .filter(|i| !st.prohibit.contains_key(&names[*i]))
+                .collect();
+            if !live.is_empty() {
+                let i = live[st.next % live.len()];
+                st.next += 1;
+                st.conns[i] += 1;
+            }
+            drop(c);
+        }
+    });
+    (spec, st)
+}
+
+fn run(spec: &ClusterSpec, st: &Arc<Mutex<State>>, opts: &Options) -> verify::report::Report {
+    let fake = Fake {
+        spec: spec.clone(),
+        st: st.clone(),
+    };
+    verify::run(spec, Arc::new(fake), opts).expect("verify runs")
+}
+
+fn row<'a>(r: &'a verify::report::Report, check: &str) -> &'a verify::report::CheckRow {
+    r.checks
+        .iter()
+        .find(|c| c.check == check)
+        .unwrap_or_else(|| panic!("no {check} row in\n{}", r.render_text()))
+}
+
+#[test]
+fn healthy_cluster_passes_every_check_and_is_left_as_found() {
+    let (spec, st) = cluster(true);
+    let r = run(&spec, &st, &Options::default());
+    let text = r.render_text();
+    eprintln!("{text}");
+    assert!(r.passed, "{text}");
+    assert_eq!(r.counters_from.as_deref(), Some("lvsup ipvs list --json"));
+    let s = row(&r, "scheduling");
+    assert_eq!(s.figures["accepted"], 100, "{text}");
+    // The fake's listener may account the reachability probes late (accept
+    // lags the handshake), so the shares are equal but not necessarily 50.
+    assert_eq!(s.result, Outcome::Pass, "{text}");
+    assert!(
+        s.measured.contains("node1 ") && s.measured.contains("node2 "),
+        "{text}"
+    );
+    let d = row(&r, "director-failover");
+    assert_eq!(d.result, Outcome::Pass, "{text}");
+    assert_eq!(d.figures["gap_ms"], 0, "{text}");
+    assert!(d.figures["probes"] > 50, "{text}");
+    let f = row(&r, "real-server-failover");
+    assert_eq!(f.result, Outcome::Pass, "{text}");
+    assert!(f.figures.contains_key("out_ms") && f.figures.contains_key("back_ms"));
+    let st = st.lock().expect("state");
+    assert_eq!(st.holder.as_deref(), Some("lvs191"));
+    assert!(st.running.values().all(|r| *r));
+    assert!(st.prohibit.is_empty());
+    // The failed real server got prohibit routes to both directors.
+    assert!(
+        st.log.iter().any(|l| l
+            == "node1: ip route add prohibit 192.168.0.191/32 && ip route add prohibit 192.168.0.192/32"),
+        "{:#?}",
+        st.log
+    );
+}
+
+#[test]
+fn preempt_off_hands_the_vip_back_to_the_master() {
+    let (spec, st) = cluster(false);
+    let r = run(&spec, &st, &Options::default());
+    let text = r.render_text();
+    assert!(r.passed, "{text}");
+    assert!(
+        row(&r, "director-failover")
+            .measured
+            .contains("VIP handed back to lvs191"),
+        "{text}"
+    );
+    let st = st.lock().expect("state");
+    assert_eq!(st.holder.as_deref(), Some("lvs191"));
+    assert!(st.running.values().all(|r| *r));
+}
+
+#[test]
+fn broken_both_daemons_stopped_fails_with_reason() {
+    let (spec, st) = cluster(true);
+    {
+        let mut s = st.lock().expect("state");
+        s.running.values_mut().for_each(|r| *r = false);
+        s.holder = None;
+    }
+    let r = run(&spec, &st, &Options::default());
+    assert!(!r.passed);
+    let v = row(&r, "vip-holder");
+    assert_eq!(v.result, Outcome::Fail);
+    assert!(v.reasons[0].starts_with("no director holds the VIP 127.0.0.1"));
+    assert_eq!(row(&r, "scheduling").result, Outcome::Skip);
+    assert!(r.render_text().contains("FAIL: "));
+    // verify changed nothing
+    assert!(
+        st.lock()
+            .expect("state")
+            .log
+            .iter()
+            .all(|l| !l.contains("systemctl st"))
+    );
+}
+
+#[test]
+fn broken_real_server_without_arp_suppression_fails_with_reason() {
+    let (spec, st) = cluster(true);
+    st.lock().expect("state").no_arp = Some("node2".into());
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    assert!(!r.passed);
+    let bad: Vec<_> = r
+        .checks
+        .iter()
+        .filter(|c| c.result == Outcome::Fail)
+        .collect();
+    assert_eq!(bad.len(), 1, "{}", r.render_text());
+    assert_eq!(bad[0].subject, "node2");
+    assert!(bad[0].reasons[0].contains("node2 has no ARP suppression on eth0"));
+    assert_eq!(row(&r, "director-failover").result, Outcome::Skip);
+}
+
+#[test]
+fn broken_wrong_weight_fails_with_reason() {
+    let (mut spec, st) = cluster(true);
+    // The file says 3:1 with wrr; the fake director schedules round robin
+    // and reports the file's weights: the shares give it away.
+    spec.services[0].scheduler = "wrr".into();
+    spec.real_servers[0].weight = 300;
+    spec.real_servers[1].weight = 100;
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    assert!(!r.passed);
+    let s = row(&r, "scheduling");
+    assert_eq!(s.result, Outcome::Fail);
+    assert!(
+        s.reasons
+            .iter()
+            .any(|x| x.contains("shares do not follow the configured weights")),
+        "{}",
+        r.render_text()
+    );
+}
+
+#[test]
+fn undo_log_replays_newest_first_and_reports_failures() {
+    let (spec, st) = cluster(true);
+    let fake = Fake {
+        spec: spec.clone(),
+        st: st.clone(),
+    };
+    let u = UndoLog::default();
+    let a = u.push(
+        "lvs191",
+        "systemctl start lvsup-director-web.service",
+        "start on lvs191",
+    );
+    u.push(
+        "node1",
+        "ip route del prohibit 192.168.0.191/32",
+        "remove route",
+    );
+    u.push("node1", "no-such-command", "broken step");
+    u.done(a);
+    let failed = u.run_all(&fake);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].starts_with("broken step (no-such-command on node1: exit Some(127)"));
+    let log = st.lock().expect("state").log.clone();
+    assert_eq!(
+        log,
+        vec![
+            "node1: no-such-command",
+            "node1: ip route del prohibit 192.168.0.191/32"
+        ]
+    );
+    assert!(u.pending().is_empty());
+}

@@ -1,0 +1,138 @@
+//! verify's probes against listeners on 127.0.0.1 (loopback only): TCP and
+//! HTTP verdicts, failure wording, the 10 ms timeline prober and its bounds.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use lvsup::verify::analysis::outage;
+use lvsup::verify::probe::{ProbeKind, Prober, ProberLimits, batch, probe_once};
+
+/// A tiny HTTP server answering every request with `status`.
+fn http_server(status: u16) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf);
+            let _ = write!(c, "HTTP/1.0 {status} X\r\nContent-Length: 3\r\n\r\nok\n");
+        }
+    });
+    addr
+}
+
+fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn tcp_and_http_probes() {
+    let rt = rt();
+    let ok = http_server(200);
+    let bad = http_server(503);
+    let t = Duration::from_secs(2);
+    let get = ProbeKind::Http {
+        path: "/".into(),
+        expect_status: 200,
+    };
+    rt.block_on(async {
+        assert_eq!(probe_once(ok, &ProbeKind::Tcp, t).await, Ok(()));
+        assert_eq!(probe_once(ok, &get, t).await, Ok(()));
+        assert_eq!(
+            probe_once(bad, &get, t).await,
+            Err("HTTP status 503, expected 200".into())
+        );
+        let refused = probe_once(closed_port(), &ProbeKind::Tcp, t).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.starts_with("connect: ")),
+            "{refused:?}"
+        );
+        let b = batch(ok, &get, 20, t).await;
+        assert_eq!((b.sent, b.ok, b.first_error), (20, 20, None));
+        let b = batch(bad, &get, 3, t).await;
+        assert_eq!(b.ok, 0);
+        assert_eq!(
+            b.first_error.as_deref(),
+            Some("HTTP status 503, expected 200")
+        );
+    });
+}
+
+#[test]
+fn timeline_probes_every_10ms_and_sees_an_outage() {
+    let rt = rt();
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    // Accept for ~300 ms, then close the port for good.
+    std::thread::spawn(move || {
+        l.set_nonblocking(true).expect("nonblocking");
+        let end = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < end {
+            let _ = l.accept();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(l);
+        let _ = tx.send(());
+    });
+    let t0 = Instant::now();
+    let timeline = rt.block_on(async {
+        let p = Prober::start(addr, ProbeKind::Tcp, t0, ProberLimits::default());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        p.finish().await
+    });
+    rx.recv().expect("listener closed");
+    let o = outage(&timeline);
+    // ~60 probes in 600 ms (10 ms apart), the later ones refused.
+    assert!((25..=70).contains(&o.probes), "{o:?}");
+    assert!(o.failed > 10 && o.failed < o.probes, "{o:?}");
+    assert!(!o.recovered, "{o:?}");
+    let first = o.first_failure_ms.expect("a failure");
+    assert!((250..=600).contains(&first), "{o:?}");
+    // Probes are spaced by the 10 ms tick (a loaded machine may skip a tick).
+    let mut gaps: Vec<u64> = timeline
+        .windows(2)
+        .map(|w| w[1].at_ms - w[0].at_ms)
+        .collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    assert!((8..=20).contains(&median), "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g <= 150), "{gaps:?}");
+}
+
+#[test]
+fn prober_is_bounded_in_count_and_time() {
+    let rt = rt();
+    let ok = http_server(200);
+    let t0 = Instant::now();
+    let lim = ProberLimits {
+        max_probes: 5,
+        ..ProberLimits::default()
+    };
+    let n = rt.block_on(async {
+        let p = Prober::start(ok, ProbeKind::Tcp, t0, lim);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        p.finish().await.len()
+    });
+    assert_eq!(n, 5);
+    let lim = ProberLimits {
+        max_time: Duration::from_millis(100),
+        ..ProberLimits::default()
+    };
+    let n = rt.block_on(async {
+        let p = Prober::start(ok, ProbeKind::Tcp, Instant::now(), lim);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        p.finish().await.len()
+    });
+    assert!((2..=15).contains(&n), "{n}");
+}

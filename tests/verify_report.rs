@@ -1,0 +1,220 @@
+//! verify's report (table and JSON, insta snapshots of a canned result) and
+//! the parsers of what hosts print (ip -j, sysctls, lvsup ipvs list --json,
+//! ipvsadm -Ln [--stats] --exact).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use lvsup::ipvs::{Destination, Forward, Service, ServiceId, Stats};
+use lvsup::verify::analysis::*;
+use lvsup::verify::facts::*;
+use lvsup::verify::report::{CheckRow, Report};
+
+fn canned() -> Report {
+    let ok = |p: &str, m: &str, e: &str| Verdict {
+        passed: true,
+        property: p.into(),
+        measured: m.into(),
+        expected: e.into(),
+        reasons: vec![],
+    };
+    let mut r = Report::new(
+        "web",
+        vec![
+            CheckRow::from_verdict(
+                "vip-holder",
+                "192.168.0.100",
+                ok("the VIP is held by exactly one director", "held by lvs191", "exactly one"),
+            ),
+            CheckRow::from_verdict(
+                "real-server",
+                "node2",
+                Verdict {
+                    passed: false,
+                    property: "DR real server: VIP on lo, ARP suppressed".into(),
+                    measured: "VIP on lo; eth0 arp_ignore=0 arp_announce=0".into(),
+                    expected: "VIP on lo, arp_ignore≥1, arp_announce≥2".into(),
+                    reasons: vec!["node2 has no ARP suppression on eth0 (arp_ignore 0, arp_announce 0; need ≥1 and ≥2): it answers ARP for the VIP and steals traffic from the director".into()],
+                },
+            ),
+            CheckRow::from_verdict(
+                "scheduling",
+                "TCP 192.168.0.100:80",
+                ok(
+                    "rr: every server in the pool gets an equal share (± max(1, 10%))",
+                    "100/100 accepted; node1 50, node2 50",
+                    "node1 50±5, node2 50±5",
+                ),
+            )
+            .figure("sent", 100)
+            .figure("accepted", 100),
+            CheckRow::from_verdict(
+                "director-failover",
+                "lvs191 → lvs192",
+                ok(
+                    "stop lvs191's daemon: lvs192 takes the VIP; restart: preempt = true",
+                    "gap 610 ms (61/912 probes failed); then lvs192, back on lvs191",
+                    "lvs192 takes over, VIP answers again; then on lvs191",
+                ),
+            )
+            .figure("gap_ms", 610)
+            .figure("failed_probes", 61),
+            CheckRow::skipped("real-server-failover", "-", "--skip-failover"),
+        ],
+    );
+    r.counters_from = Some(FROM_LVSUP.into());
+    r.settle();
+    r
+}
+
+#[test]
+fn report_table_snapshot() {
+    let r = canned();
+    assert!(!r.passed);
+    insta::assert_snapshot!(r.render_text());
+}
+
+#[test]
+fn report_json_snapshot() {
+    insta::assert_json_snapshot!(canned());
+}
+
+#[test]
+fn report_passes_only_without_failures_interruption_or_undo_failures() {
+    let mut r = canned();
+    r.checks.remove(1);
+    r.settle();
+    assert!(r.passed);
+    r.interrupted = true;
+    r.settle();
+    assert!(!r.passed);
+    r.interrupted = false;
+    r.undo_failures
+        .push("start lvsup-director-web.service on lvs191".into());
+    r.settle();
+    assert!(!r.passed);
+    assert!(
+        r.render_text()
+            .contains("UNDO FAILED: start lvsup-director-web.service on lvs191")
+    );
+    assert!(!Report::new("empty", vec![]).passed);
+}
+
+#[test]
+fn parses_ip_addr_json() {
+    let j = r#"[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8},{"family":"inet","local":"192.168.0.100","prefixlen":32},{"family":"inet6","local":"::1"}]},
+               {"ifindex":2,"ifname":"eth0","addr_info":[{"family":"inet","local":"192.168.0.171","prefixlen":24}]},
+               {"ifindex":3,"ifname":"tunl0"}]"#;
+    let a = parse_ip_addr(j).expect("parses");
+    assert_eq!(
+        a,
+        vec![
+            ("lo".to_string(), Ipv4Addr::new(127, 0, 0, 1)),
+            ("lo".to_string(), Ipv4Addr::new(192, 168, 0, 100)),
+            ("eth0".to_string(), Ipv4Addr::new(192, 168, 0, 171)),
+        ]
+    );
+    assert!(parse_ip_addr("ssh: banner exchange").is_err());
+}
+
+#[test]
+fn parses_default_route_and_sysctls() {
+    let g = parse_default_gateway(
+        r#"[{"dst":"default","gateway":"192.168.10.254","dev":"eth0","flags":[]}]"#,
+    );
+    assert_eq!(g, Ok(Some(Ipv4Addr::new(192, 168, 10, 254))));
+    assert_eq!(parse_default_gateway("[]"), Ok(None));
+    assert_eq!(parse_default_gateway(""), Ok(None));
+    let s = parse_sysctls(
+        "/proc/sys/net/ipv4/conf/all/arp_ignore:1\n/proc/sys/net/ipv4/conf/eth0/arp_announce:2\ngarbage\n\
+         /proc/sys/net/ipv4/conf/tunl0/rp_filter:0\n",
+    );
+    assert_eq!(s.len(), 3);
+    assert_eq!(s[&("all".to_string(), "arp_ignore".to_string())], 1);
+    assert_eq!(s[&("tunl0".to_string(), "rp_filter".to_string())], 0);
+}
+
+#[test]
+fn parses_what_lvsup_ipvs_list_json_prints() {
+    // Serialize the real model the way `lvsup ipvs list --json` does.
+    let vip: SocketAddr = "192.168.0.100:80".parse().expect("addr");
+    let mut d1 = Destination::new("192.168.0.171:80".parse().expect("a"), Forward::Route, 100);
+    d1.stats = Some(Stats {
+        conns: 42,
+        ..Stats::default()
+    });
+    let d2 = Destination::new("192.168.0.172:80".parse().expect("a"), Forward::Route, 0);
+    let svc = Service::new(ServiceId::tcp(vip), "rr")
+        .with_destination(d1)
+        .with_destination(d2);
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "version": "1.2.1", "conn_tab_size": 4096, "services": [svc],
+    }))
+    .expect("json");
+    let (t, from) = parse_table_output(&json).expect("parses");
+    assert_eq!(from, FROM_LVSUP);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].addr, Some(vip));
+    assert_eq!(t[0].protocol, "tcp");
+    assert_eq!(t[0].scheduler, "rr");
+    assert_eq!(
+        t[0].dests,
+        vec![
+            DestSnap {
+                addr: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 171)),
+                port: 80,
+                weight: 100,
+                conns: 42
+            },
+            DestSnap {
+                addr: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 172)),
+                port: 80,
+                weight: 0,
+                conns: 0
+            },
+        ]
+    );
+}
+
+#[test]
+fn parses_the_director_status_vrrp_state() {
+    let j = r#"{"schema":1,"cluster":"web","vrrp":{"state":"Master","vrid":51},"services":[]}"#;
+    assert_eq!(parse_vrrp_state(j).as_deref(), Some("Master"));
+    assert_eq!(parse_vrrp_state("error: no such command"), None);
+    assert_eq!(parse_vrrp_state("{}"), None);
+}
+
+#[test]
+fn parses_the_ipvsadm_fallback() {
+    let out = "#lvsup-verify:ipvsadm\n\
+IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+TCP  10.0.0.100:80 sh\n\
+  -> 192.168.10.11:8080           Masq    1      0          3\n\
+  -> 192.168.10.12:8080           Masq    0      0          0\n\
+UDP  10.0.0.100:53 rr\n\
+  -> 192.168.10.11:53             Masq    1      0          0\n\
+#lvsup-verify:stats\n\
+IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n\
+  -> RemoteAddress:Port\n\
+TCP  10.0.0.100:80                    1234567     9000     8000   400000   300000\n\
+  -> 192.168.10.11:8080               1234560     8000     7000   300000   200000\n\
+  -> 192.168.10.12:8080                     7     1000     1000   100000   100000\n\
+UDP  10.0.0.100:53                          5        5        5      300      300\n\
+  -> 192.168.10.11:53                       5        5        5      300      300\n";
+    let (t, from) = parse_table_output(out).expect("parses");
+    assert_eq!(from, FROM_IPVSADM);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0].scheduler, "sh");
+    assert_eq!(t[0].dests[0].weight, 1);
+    assert_eq!(t[0].dests[0].conns, 1_234_560);
+    assert_eq!(t[0].dests[1].weight, 0);
+    assert_eq!(t[0].dests[1].conns, 7);
+    assert_eq!(t[1].protocol, "udp");
+    assert_eq!(t[1].dests[0].conns, 5);
+    // Without --exact ipvsadm abbreviates (1234K): refused, not misread.
+    let abbreviated = out.replace("1234560", "1234K");
+    assert!(parse_table_output(&abbreviated).is_err());
+    assert!(parse_table_output("not json").is_err());
+}
