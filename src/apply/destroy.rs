@@ -12,7 +12,7 @@ use std::io::Write as _;
 
 use anyhow::Result;
 
-use super::run::{HostReport, Outcome, Progress, Report, StepCtx, not_contacted, run_steps};
+use super::run::{HostReport, Progress, Report, StepCtx, not_contacted, run_steps};
 use super::steps::{Step, StepAction};
 use super::{DestroyArgs, Live, confirm, gather, runtime};
 use crate::config::{ClusterSpec, Protocol};
@@ -271,16 +271,7 @@ async fn run_destroy(live: &Live, plans: Vec<(usize, Vec<Step>)>) -> Report {
             };
             let name = h.want.name.clone();
             if steps.is_empty() {
-                reports.insert(
-                    name.clone(),
-                    HostReport {
-                        host: name,
-                        outcome: Outcome::Unchanged,
-                        done: vec![],
-                        not_done: vec![],
-                        seconds: 0.0,
-                    },
-                );
+                reports.insert(name.clone(), HostReport::unchanged(name));
                 continue;
             }
             let steps = steps.clone();

@@ -43,6 +43,19 @@ pub struct HostReport {
     pub seconds: f64,
 }
 
+impl HostReport {
+    /// A host that needed nothing: no step was run on it.
+    pub fn unchanged(host: String) -> HostReport {
+        HostReport {
+            host,
+            outcome: Outcome::Unchanged,
+            done: vec![],
+            not_done: vec![],
+            seconds: 0.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub verb: String,
@@ -356,16 +369,7 @@ pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
             };
             let steps = steps::steps_for(&live.spec, &lh.want, hp, facts);
             if steps.is_empty() {
-                reports.insert(
-                    name.clone(),
-                    HostReport {
-                        host: name,
-                        outcome: Outcome::Unchanged,
-                        done: vec![],
-                        not_done: vec![],
-                        seconds: 0.0,
-                    },
-                );
+                reports.insert(name.clone(), HostReport::unchanged(name));
                 continue;
             }
             let line = progress.host(&name);
