@@ -552,22 +552,35 @@ fn real_server(
     })
 }
 
+/// A root-owned 0644 file rendered from `template`.
+fn rendered_file(
+    env: &Environment<'_>,
+    template: &'static str,
+    path: String,
+    purpose: &str,
+    ctx: Value,
+) -> Result<FileSpec, RenderError> {
+    Ok(FileSpec {
+        path,
+        mode: 0o644,
+        content: render(env, template, ctx)?,
+        purpose: purpose.into(),
+    })
+}
+
 fn sysctl_file(
     env: &Environment<'_>,
     spec: &ClusterSpec,
     role: &str,
     sysctls: &[SysctlSpec],
 ) -> Result<FileSpec, RenderError> {
-    Ok(FileSpec {
-        path: sysctl_path(&spec.name),
-        mode: 0o644,
-        content: render(
-            env,
-            "sysctl.conf.j2",
-            context! { cluster => &spec.name, role, sysctls => Value::from(Serde(sysctls)) },
-        )?,
-        purpose: "kernel settings, kept across reboots".into(),
-    })
+    rendered_file(
+        env,
+        "sysctl.conf.j2",
+        sysctl_path(&spec.name),
+        "kernel settings, kept across reboots",
+        context! { cluster => &spec.name, role, sysctls => Value::from(Serde(sysctls)) },
+    )
 }
 
 fn modules_file(
@@ -576,16 +589,13 @@ fn modules_file(
     role: &str,
     modules: &[String],
 ) -> Result<FileSpec, RenderError> {
-    Ok(FileSpec {
-        path: modules_path(&spec.name),
-        mode: 0o644,
-        content: render(
-            env,
-            "modules-load.conf.j2",
-            context! { cluster => &spec.name, role, modules => Value::from(Serde(modules)) },
-        )?,
-        purpose: "kernel modules loaded at boot".into(),
-    })
+    rendered_file(
+        env,
+        "modules-load.conf.j2",
+        modules_path(&spec.name),
+        "kernel modules loaded at boot",
+        context! { cluster => &spec.name, role, modules => Value::from(Serde(modules)) },
+    )
 }
 
 /// Sysctls of a host as a map, for diffing.
