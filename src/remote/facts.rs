@@ -98,6 +98,10 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             s,
             "echo '### ipvs'\n\
              cat /proc/net/ip_vs 2>/dev/null\n\
+             echo '### ipvs-netlink'\n\
+             if [ -x {bin} ] && [ -r /proc/net/ip_vs ]; then timeout 5 {bin} ipvs list --json 2>/dev/null; fi\n\
+             echo '### hz'\n\
+             {{ grep -h '^CONFIG_HZ=' /boot/config-$(uname -r) 2>/dev/null || zcat /proc/config.gz 2>/dev/null | grep '^CONFIG_HZ='; }} | head -n1\n\
              echo '### daemon'\n\
              if [ -x {bin} ] && [ -f {cfg} ]; then timeout 5 {bin} director status --config {cfg} --json 2>&1 || echo \"(exit status $?)\"; fi\n",
             bin = desired::BINARY_PATH,
@@ -253,6 +257,10 @@ pub fn parse(
     local_sha256: &str,
 ) -> Result<Facts, FactsError> {
     let mut f = Facts::default();
+    // Persistence timeouts from the kernel over netlink (our binary on the host) and
+    // the kernel's HZ: /proc/net/ip_vs prints the timeout in jiffies.
+    let mut netlink_persistence: Option<BTreeMap<(String, Ipv4Addr, u16), Option<u32>>> = None;
+    let mut hz: Option<u32> = None;
     let names: BTreeMap<Ipv4Addr, &str> = spec
         .real_servers
         .iter()
@@ -361,10 +369,16 @@ pub fn parse(
             }
             "ipvs" => {
                 if !text.trim().is_empty() {
-                    let live = parse_proc_ip_vs(&text)?;
-                    f.observed.ipvs = live.iter().map(|s| to_virtual(s, &names)).collect();
-                    f.ipvs = Some(live);
+                    f.ipvs = Some(parse_proc_ip_vs(&text)?);
                 }
+            }
+            "ipvs-netlink" => netlink_persistence = parse_ipvs_list_persistence(&text),
+            "hz" => {
+                hz = text
+                    .trim()
+                    .strip_prefix("CONFIG_HZ=")
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|v| *v > 0);
             }
             "daemon" => {
                 let t = text.trim();
@@ -389,6 +403,11 @@ pub fn parse(
         }
     }
     let _ = want;
+    if let Some(live) = &mut f.ipvs {
+        let note = persistence_in_seconds(live, netlink_persistence.as_ref(), hz);
+        f.observed.notes.extend(note);
+        f.observed.ipvs = live.iter().map(|s| to_virtual(s, &names)).collect();
+    }
     health_weights(&mut f);
     Ok(f)
 }
@@ -481,6 +500,71 @@ fn hex_endpoint(s: &str) -> Option<(Ipv4Addr, u16)> {
     let a = u32::from_str_radix(a, 16).ok()?;
     let p = u16::from_str_radix(p, 16).ok()?;
     Some((Ipv4Addr::from(a), p))
+}
+
+/// HZ assumed when neither netlink nor the kernel config tell: Debian's and
+/// Ubuntu's stock kernels are built with CONFIG_HZ=250.
+const ASSUMED_HZ: u32 = 250;
+
+/// Persistence timeouts per (protocol, VIP, port) from `lvsup ipvs list --json`
+/// (seconds, as netlink gives them). `None` when the output is absent or not
+/// understood (e.g. an older binary on the host): then HZ is used.
+pub fn parse_ipvs_list_persistence(
+    text: &str,
+) -> Option<BTreeMap<(String, Ipv4Addr, u16), Option<u32>>> {
+    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+    let mut out = BTreeMap::new();
+    for s in v.get("services")?.as_array()? {
+        let id = s.get("id")?;
+        if id.get("kind").and_then(|k| k.as_str()) != Some("addr") {
+            continue;
+        }
+        let proto = id.get("protocol")?.as_str()?.to_ascii_uppercase();
+        let addr: std::net::SocketAddr = id.get("addr")?.as_str()?.parse().ok()?;
+        let std::net::IpAddr::V4(vip) = addr.ip() else {
+            continue;
+        };
+        let persistence = match s.get("persistence") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(p) => Some(u32::try_from(p.as_u64()?).ok()?),
+        };
+        out.insert((proto, vip, addr.port()), persistence);
+    }
+    Some(out)
+}
+
+/// `/proc/net/ip_vs` prints a persistent service's timeout in jiffies
+/// (`svc->timeout`, i.e. seconds × HZ; 75000 for 300 s at HZ=250) while
+/// ipvsadm and netlink give seconds. Turn the parsed values into seconds:
+/// from netlink when the host could answer, else by the kernel's HZ, else
+/// by [`ASSUMED_HZ`] with a note saying so.
+pub fn persistence_in_seconds(
+    live: &mut [LiveService],
+    netlink: Option<&BTreeMap<(String, Ipv4Addr, u16), Option<u32>>>,
+    hz: Option<u32>,
+) -> Option<String> {
+    let mut assumed = false;
+    for s in live.iter_mut() {
+        let Some(jiffies) = s.persistence else {
+            continue;
+        };
+        let key = (s.protocol.to_ascii_uppercase(), s.vip, s.port);
+        if let Some(Some(secs)) = netlink.and_then(|m| m.get(&key)) {
+            s.persistence = Some(*secs);
+            continue;
+        }
+        let h = hz.unwrap_or_else(|| {
+            assumed = true;
+            ASSUMED_HZ
+        });
+        s.persistence = Some(jiffies / h);
+    }
+    assumed.then(|| {
+        format!(
+            "IPVS persistence timeouts read from /proc/net/ip_vs (in jiffies) assuming HZ={ASSUMED_HZ}: \
+             the kernel config was not readable and lvsup is not installed yet"
+        )
+    })
 }
 
 /// `/proc/net/ip_vs` (IPv4 services; fwmark and IPv6 services are skipped):
@@ -652,6 +736,44 @@ mod tests {
         );
         assert_eq!(s[1].persistence, Some(300));
         assert_eq!(s[1].port, 53);
+    }
+
+    fn persistent_udp_53(jiffies: u32) -> Vec<LiveService> {
+        let t = "TCP  C0A80064:0050 rr \nUDP  C0A80064:0035 wrr persistent ".to_string()
+            + &jiffies.to_string()
+            + " FFFFFFFF\n";
+        parse_proc_ip_vs(&t).expect("parse")
+    }
+
+    #[test]
+    fn persistence_comes_from_netlink_when_the_host_has_lvsup() {
+        // The JSON exactly as `lvsup ipvs list --json` writes it.
+        let svc = crate::ipvs::Service::new(
+            crate::ipvs::ServiceId::udp("192.168.0.100:53".parse().expect("addr")),
+            "wrr",
+        )
+        .persistent(300);
+        let json = serde_json::json!({ "version": "1.2.1", "services": [svc] }).to_string();
+        let netlink = parse_ipvs_list_persistence(&json).expect("understood");
+        let mut live = persistent_udp_53(75000);
+        let note = persistence_in_seconds(&mut live, Some(&netlink), Some(1000));
+        assert_eq!(note, None);
+        assert_eq!(live[0].persistence, None);
+        assert_eq!(live[1].persistence, Some(300));
+    }
+
+    #[test]
+    fn persistence_in_jiffies_is_divided_by_the_kernels_hz() {
+        let mut live = persistent_udp_53(300_000);
+        assert_eq!(persistence_in_seconds(&mut live, None, Some(1000)), None);
+        assert_eq!(live[1].persistence, Some(300));
+        // Unknown HZ: Debian's 250, and the plan says it assumed so.
+        let mut live = persistent_udp_53(75000);
+        let note = persistence_in_seconds(&mut live, None, None).expect("a note");
+        assert!(note.contains("HZ=250"), "{note}");
+        assert_eq!(live[1].persistence, Some(300));
+        // Output from another version of lvsup that is not understood: HZ again.
+        assert_eq!(parse_ipvs_list_persistence("usage: lvsup ..."), None);
     }
 
     #[test]
