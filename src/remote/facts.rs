@@ -259,7 +259,7 @@ pub fn parse(
     let mut f = Facts::default();
     // Persistence timeouts from the kernel over netlink (our binary on the host) and
     // the kernel's HZ: /proc/net/ip_vs prints the timeout in jiffies.
-    let mut netlink_persistence: Option<BTreeMap<(String, Ipv4Addr, u16), Option<u32>>> = None;
+    let mut netlink_persistence: Option<PersistenceByService> = None;
     let mut hz: Option<u32> = None;
     let names: BTreeMap<Ipv4Addr, &str> = spec
         .real_servers
@@ -502,6 +502,9 @@ fn hex_endpoint(s: &str) -> Option<(Ipv4Addr, u16)> {
     Some((Ipv4Addr::from(a), p))
 }
 
+/// Persistence timeout (seconds) per (protocol, VIP, port), `None` = not persistent.
+pub type PersistenceByService = BTreeMap<(String, Ipv4Addr, u16), Option<u32>>;
+
 /// HZ assumed when neither netlink nor the kernel config tell: Debian's and
 /// Ubuntu's stock kernels are built with CONFIG_HZ=250.
 const ASSUMED_HZ: u32 = 250;
@@ -509,9 +512,7 @@ const ASSUMED_HZ: u32 = 250;
 /// Persistence timeouts per (protocol, VIP, port) from `lvsup ipvs list --json`
 /// (seconds, as netlink gives them). `None` when the output is absent or not
 /// understood (e.g. an older binary on the host): then HZ is used.
-pub fn parse_ipvs_list_persistence(
-    text: &str,
-) -> Option<BTreeMap<(String, Ipv4Addr, u16), Option<u32>>> {
+pub fn parse_ipvs_list_persistence(text: &str) -> Option<PersistenceByService> {
     let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
     let mut out = BTreeMap::new();
     for s in v.get("services")?.as_array()? {
@@ -540,7 +541,7 @@ pub fn parse_ipvs_list_persistence(
 /// by [`ASSUMED_HZ`] with a note saying so.
 pub fn persistence_in_seconds(
     live: &mut [LiveService],
-    netlink: Option<&BTreeMap<(String, Ipv4Addr, u16), Option<u32>>>,
+    netlink: Option<&PersistenceByService>,
     hz: Option<u32>,
 ) -> Option<String> {
     let mut assumed = false;
