@@ -504,6 +504,14 @@ fn provision(
     write(root, "/etc/hostname", &format!("{}\n", h.name), 0o644)?;
     write(root, "/etc/hosts", etc_hosts, 0o644)?;
     write(root, "/root/.ssh/authorized_keys", operator_pub, 0o600)?;
+    // The same key for every user (the image has "lvs", a sudoer): sshd reads
+    // this second file as the user, so it must be world-readable and root's.
+    write(
+        root,
+        "/etc/ssh/lvsup-lab-authorized_keys",
+        operator_pub,
+        0o644,
+    )?;
     write(
         root,
         "/etc/ssh/ssh_host_ed25519_key",
@@ -521,6 +529,7 @@ fn provision(
         "/etc/ssh/sshd_config.d/lvsup-lab.conf",
         "# lvsup lab: key-only root login, no PAM/DNS (fast logins under emulation)\n\
          HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\n\
+         AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/lvsup-lab-authorized_keys\n\
          PasswordAuthentication no\nUsePAM no\nUseDNS no\nMaxStartups 100\nMaxSessions 64\n",
         0o644,
     )?;
