@@ -346,3 +346,91 @@ fn run_example(ex: &str) {
     );
     drop(lab);
 }
+
+/// A non-root login: without `become` every host is refused at plan time
+/// (naming the uid), with `become = "sudo"` apply converges through `sudo -n`
+/// and the files it wrote belong to root; destroy works the same way. The lab
+/// image has a user `lvs` with passwordless sudo. With LVSUP_E2E_NO_KERNEL=1
+/// only the real servers are targeted (no IPVS for the directors natively).
+#[test]
+#[ignore = "needs root and the lab (see the module docs)"]
+fn become_sudo_for_a_non_root_login() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml");
+    let spec = lvsup::config::load(&src).unwrap_or_else(|e| panic!("{e}"));
+    let name = "e2esudo";
+    let original = std::fs::read_to_string(&src).expect("read example");
+    let renamed = original.replacen(
+        &format!("name = \"{}\"", spec.name),
+        &format!("name = \"{name}\""),
+        1,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, format!("{renamed}\n[ssh]\nuser = \"lvs\"\n")).expect("write");
+    let file = dir.path().join("sudo.toml");
+    std::fs::write(
+        &file,
+        format!("{renamed}\n[ssh]\nuser = \"lvs\"\nbecome = \"sudo\"\n"),
+    )
+    .expect("write");
+    let f = file.to_string_lossy().into_owned();
+    let p = plain.to_string_lossy().into_owned();
+
+    let mut up = vec!["lab", "up", "-f", &f];
+    if no_kernel() {
+        up.push("--no-kernel-check");
+    }
+    let lab = Lab {
+        file: file.clone(),
+        _dir: dir,
+    };
+    expect(&lvsup(&up), 0, "lab up");
+    let mut hosts: Vec<&str> = spec.real_servers.iter().map(|r| r.name.as_str()).collect();
+    if !no_kernel() {
+        hosts.extend(spec.directors.iter().map(|d| d.name.as_str()));
+    }
+    // With the lab's ssh_config given explicitly the file's `[ssh] user` is
+    // kept (picked up implicitly, the lab's config logs in as root).
+    let cfg = format!("/run/lvsup-lab/{name}/ssh_config");
+    let run = |file: &str, base: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["-f", file, "--ssh-config", &cfg]);
+        for h in &hosts {
+            args.extend(["--target", h]);
+        }
+        lvsup(&args)
+    };
+
+    let o = run(&p, &["plan"]);
+    let out = expect(&o, 1, "plan as lvs without become");
+    let all = format!("{out}{}", String::from_utf8_lossy(&o.stderr));
+    for h in &hosts {
+        assert!(
+            all.contains(h) && all.contains("not root"),
+            "{h} not named: {all}"
+        );
+    }
+
+    expect(&run(&f, &["apply", "--yes"]), 0, "apply through sudo");
+    expect(
+        &run(&f, &["plan", "--detailed-exitcode"]),
+        0,
+        "plan after apply through sudo",
+    );
+    let owner = on(
+        &lab,
+        hosts[0],
+        &format!("stat -c %U /etc/sysctl.d/90-lvsup-{name}.conf; id -un"),
+    );
+    assert_eq!(
+        owner, "root\nroot\n",
+        "lab exec runs as root; files are root's"
+    );
+    expect(&run(&f, &["destroy", "--yes"]), 0, "destroy through sudo");
+    let left = on(
+        &lab,
+        hosts[0],
+        &format!("ls /etc/sysctl.d/90-lvsup-{name}.conf 2>/dev/null || echo gone"),
+    );
+    assert_eq!(left, "gone\n");
+}

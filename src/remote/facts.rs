@@ -650,6 +650,14 @@ impl Facts {
 /// Missing prerequisites of `want` on a host with `facts`: each a sentence.
 pub fn prerequisites(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec<String> {
     let mut p = Vec::new();
+    // The facts script runs through `sudo -n` when `become` is set, so uid is
+    // then 0 whenever sudo let us in (a refused sudo fails the facts step).
+    if let Some(uid) = facts.uid.filter(|u| *u != 0) {
+        p.push(format!(
+            "logged in as uid {uid}, not root, and [ssh] become is not set: lvsup writes \
+             system files and units (set `become = \"sudo\"` or log in as root)"
+        ));
+    }
     if facts.os != "Linux" {
         p.push(format!("not Linux (uname -s: {})", facts.os));
     }
@@ -737,6 +745,37 @@ mod tests {
         );
         assert_eq!(s[1].persistence, Some(300));
         assert_eq!(s[1].port, 53);
+    }
+
+    #[test]
+    fn non_root_login_without_become_is_a_prerequisite_error() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/minimal.toml"
+        ))
+        .expect("example");
+        let spec = crate::config::parse_str("minimal.toml", &text).expect("valid");
+        let desired = crate::desired::desired_cluster(&spec).expect("render");
+        let want = desired.hosts.iter().find(|h| h.name == "rs1").expect("rs1");
+        let mut f = Facts {
+            os: "Linux".into(),
+            systemd: true,
+            uid: Some(1000),
+            ..Facts::default()
+        };
+        f.interfaces.push(Iface {
+            name: "eth0".into(),
+            up: true,
+            addresses: vec!["172.18.250.77/24".parse().expect("net")],
+        });
+        let p = prerequisites(&spec, want, &f);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("uid 1000") && p[0].contains("become = \"sudo\""),
+            "{p:?}"
+        );
+        f.uid = Some(0);
+        assert!(prerequisites(&spec, want, &f).is_empty());
     }
 
     fn persistent_udp_53(jiffies: u32) -> Vec<LiveService> {
