@@ -182,6 +182,18 @@ fn run_example(ex: &str) {
         lvsup(&refs)
     };
 
+    // NAT: real servers usually have a default route of their own before
+    // lvsup points it at the gateway; destroy must put it back (the snapshot
+    // comparison at the end checks it).
+    if spec.mode == lvsup::config::Mode::Nat {
+        let router = spec.directors[0]
+            .internal_address
+            .expect("NAT example gives directors an internal address")
+            .addr();
+        for h in &rs {
+            on(&lab, h, &format!("ip route replace default via {router}"));
+        }
+    }
     let before: Vec<String> = hosts.iter().map(|h| on(&lab, h, SNAPSHOT)).collect();
 
     let t = Instant::now();

@@ -126,7 +126,8 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
         let units_removed = files.iter().any(|f| f.starts_with("/etc/systemd/"));
         let q: Vec<String> = files.iter().map(|f| shell_quote(f)).collect();
         let mut s = format!(
-            "rm -f {}\nrmdir /etc/lvsup/{c} /etc/lvsup 2>/dev/null || true\n",
+            "rm -f {}\nrmdir /etc/lvsup/{c} /etc/lvsup 2>/dev/null || true\n\
+             rmdir /var/lib/lvsup/{c} /var/lib/lvsup 2>/dev/null || true\n",
             q.join(" ")
         );
         if units_removed {

@@ -46,6 +46,11 @@ pub fn realserver_unit(cluster: &str) -> String {
 pub fn director_config_path(cluster: &str) -> String {
     format!("/etc/lvsup/{cluster}/director.toml")
 }
+/// Where a NAT real server's unit records the default route(s) it replaced.
+pub fn previous_route_path(cluster: &str) -> String {
+    format!("/var/lib/lvsup/{cluster}/previous-default-route")
+}
+
 pub fn sysctl_path(cluster: &str) -> String {
     format!("/etc/sysctl.d/90-lvsup-{cluster}.conf")
 }
@@ -505,9 +510,23 @@ fn real_server(
                 via: gw,
                 unit: unit.clone(),
             });
+            // The host's own default route (e.g. via its usual router) is
+            // recorded before it is first replaced, and put back when the unit
+            // stops (destroy, shutdown), so destroying a NAT cluster does not
+            // leave a real server without a default route. `$$` is systemd's
+            // escape for a literal `$`; flags `ip route` prints but does not
+            // take back (linkdown, dead) are dropped.
+            let rec = previous_route_path(cluster);
             (
-                vec![format!("ip route replace default via {gw}")],
-                vec![format!("ip route del default via {gw}")],
+                vec![format!(
+                    "/bin/sh -c '[ -e {rec} ] || {{ mkdir -p /var/lib/lvsup/{cluster} && \
+                     ip -4 route show default > {rec}; }}; \
+                     ip route replace default via {gw}'"
+                )],
+                vec![format!(
+                    "/bin/sh -c 'ip route del default via {gw}; if [ -s {rec} ]; then \
+                     sed \"s/ linkdown//; s/ dead//\" {rec} | while read -r r; do ip route replace $$r; done; fi; true'"
+                )],
                 "default route via the directors",
             )
         }

@@ -30,6 +30,7 @@ pub fn managed_paths(cluster: &str) -> Vec<String> {
         desired::sysctl_path(cluster),
         desired::modules_path(cluster),
         previous_sysctl_path(cluster),
+        desired::previous_route_path(cluster),
     ]
 }
 
