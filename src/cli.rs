@@ -101,8 +101,9 @@ enum LabCommand {
     },
 }
 
+/// `-f FILE`, shared by every command that reads a cluster file.
 #[derive(Debug, Args)]
-struct FileArg {
+pub struct FileArg {
     /// The cluster file
     #[arg(
         short = 'f',
@@ -110,7 +111,7 @@ struct FileArg {
         default_value = "cluster.toml",
         value_name = "FILE"
     )]
-    file: PathBuf,
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -182,7 +182,7 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
 pub fn cli_destroy(a: DestroyArgs) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
-        let live = gather(&a.file, &a.live, None, false).await?;
+        let live = gather(&a.file.file, &a.live, None, false).await?;
         let plans: Vec<(usize, Vec<Step>)> = live
             .hosts
             .iter()

@@ -49,14 +49,8 @@ pub struct LiveArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The cluster file
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "cluster.toml",
-        value_name = "FILE"
-    )]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub file: crate::cli::FileArg,
     #[command(flatten)]
     pub live: LiveArgs,
     /// Do not ask for confirmation
@@ -70,14 +64,8 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    /// The cluster file
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "cluster.toml",
-        value_name = "FILE"
-    )]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub file: crate::cli::FileArg,
     #[command(flatten)]
     pub live: LiveArgs,
     /// Do not ask for confirmation
@@ -87,14 +75,8 @@ pub struct DestroyArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The cluster file
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "cluster.toml",
-        value_name = "FILE"
-    )]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub file: crate::cli::FileArg,
     #[command(flatten)]
     pub live: LiveArgs,
     /// Print JSON instead
@@ -521,7 +503,7 @@ pub fn cli_apply(a: ApplyArgs) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
         let binary = BinarySource::resolve(a.director_binary.as_deref())?;
-        let live = gather(&a.file, &a.live, Some(&binary), true).await?;
+        let live = gather(&a.file.file, &a.live, Some(&binary), true).await?;
         let p = live_plan(&live);
         print_plan(&p, false)?;
         if !p.has_changes() {

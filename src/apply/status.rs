@@ -292,7 +292,7 @@ pub fn render(s: &ClusterStatus) -> String {
 pub fn cli_status(a: StatusArgs) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
-        let s = collect(&a.file, &a.live).await?;
+        let s = collect(&a.file.file, &a.live).await?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
         } else {
