@@ -266,7 +266,37 @@ pub fn up(spec: &ClusterSpec, file: &Path, opts: &UpOptions) -> Result<LabState>
     result
 }
 
+/// `fs.inotify.max_user_instances` a lab of `hosts` containers needs: each
+/// container's systemd and its services hold a few inotify instances, all
+/// counted against root; at the kernel default (128) the 30-odd-th container's
+/// systemd dies at boot with "Failed to allocate manager object: Too many open
+/// files". 16 per host leaves room for the host's own users.
+pub fn inotify_instances_needed(hosts: usize) -> u64 {
+    128 + 16 * hosts as u64
+}
+
+/// Raise (never lower) the inotify instance limit for a lab of `hosts`
+/// containers; says so on stderr when it changes it. The raised value stays
+/// after `lab down` (it is a limit, not a resource).
+fn raise_inotify_limit(hosts: usize) -> Result<()> {
+    const KEY: &str = "/proc/sys/fs/inotify/max_user_instances";
+    let need = inotify_instances_needed(hosts);
+    let now: u64 = fs::read_to_string(KEY)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if now < need {
+        fs::write(KEY, need.to_string())
+            .with_context(|| format!("raising fs.inotify.max_user_instances to {need}"))?;
+        eprintln!(
+            "lab: raised fs.inotify.max_user_instances from {now} to {need} for {hosts} containers"
+        );
+    }
+    Ok(())
+}
+
 fn build(t: &Topology, file: &Path, opts: &UpOptions) -> Result<LabState> {
+    raise_inotify_limit(t.hosts.len())?;
     let (base, mounted_base) = resolve_base(opts.base.as_deref())?;
     let dir = PathBuf::from(t.state_dir());
     fs::create_dir_all(&dir)?;
