@@ -28,6 +28,9 @@ struct State {
     /// ARP suppression off on this real server
     no_arp: Option<String>,
     preempt: bool,
+    /// Counters as the kernel publishes them (its estimator copies the live
+    /// per-CPU counts every 2 s); None: the table shows the live counts.
+    published: Option<Vec<u64>>,
 }
 
 struct Fake {
@@ -165,7 +168,7 @@ impl HostExec for Fake {
                             r.address.addr(),
                             r.port_for(svc),
                             r.weight,
-                            st.conns[i]
+                            st.published.as_ref().unwrap_or(&st.conns)[i]
                         )
                     })
                     .collect();
@@ -278,6 +281,41 @@ fn healthy_cluster_passes_every_check_and_is_left_as_found() {
         "{:#?}",
         st.log
     );
+}
+
+/// The kernel's per-destination `conns` lag the traffic by up to one
+/// estimator pass (2 s): verify must wait for them and then count exactly the
+/// batch — neither a part of it (the VM lab's "23 of 100") nor the
+/// reachability probes sent just before it.
+#[test]
+fn counters_published_every_2s_are_waited_for() {
+    let (spec, st) = cluster(true);
+    st.lock().expect("state").published = Some(vec![0; spec.real_servers.len()]);
+    let weak = Arc::downgrade(&st);
+    std::thread::spawn(move || {
+        while let Some(st) = weak.upgrade() {
+            {
+                let mut g = st.lock().expect("state");
+                g.published = Some(g.conns.clone());
+            }
+            drop(st);
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    });
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    let text = r.render_text();
+    let s = row(&r, "scheduling");
+    assert_eq!(s.result, Outcome::Pass, "{text}");
+    assert_eq!(s.figures["accepted"], 100, "{text}");
+    assert_eq!(s.figures["counted"], 100, "{text}");
+    assert!(s.measured.contains("node1 50, node2 50"), "{text}");
 }
 
 #[test]

@@ -183,6 +183,56 @@ fn parses_the_director_status_vrrp_state() {
     assert_eq!(parse_vrrp_state("{}"), None);
 }
 
+/// What the daemon really emits (its own `Status` type, serialized as
+/// `lvsup director status --json` does) is what verify reads: a rename on
+/// either side breaks this test rather than silently dropping the state.
+#[test]
+fn reads_the_state_the_director_daemon_emits() {
+    use lvsup::director::status::*;
+    for state in ["Backup", "Master"] {
+        let st = Status {
+            schema: SCHEMA,
+            version: "0.1.0".into(),
+            pid: 7,
+            cluster: "web".into(),
+            director: "lvs192".into(),
+            started_at: "2026-11-21T07:00:00.000Z".into(),
+            config: ConfigStatus {
+                path: "/etc/lvsup/web/director.toml".into(),
+                sha256: "00".repeat(32),
+                loaded_at: "2026-11-21T07:00:00.000Z".into(),
+                last_reload: None,
+            },
+            vrrp: VrrpStatus {
+                state: state.into(),
+                vrid: 51,
+                priority: 100,
+                interface: "eth0".into(),
+                vip: "192.168.0.100".parse().expect("ip"),
+                addresses_held: vec![],
+                master: None,
+                advert_interval_ms: 1000,
+                master_advert_interval_ms: 1000,
+                preempt: true,
+                unicast: false,
+                peers: vec![],
+                health_gate_open: true,
+                transitions: vec![],
+                counters: VrrpCounters::default(),
+            },
+            ipvs: IpvsStatus {
+                enabled: true,
+                last_reconcile: None,
+                sync_daemon: None,
+                error: None,
+            },
+            services: vec![],
+        };
+        let json = serde_json::to_string_pretty(&st).expect("json");
+        assert_eq!(parse_vrrp_state(&json).as_deref(), Some(state));
+    }
+}
+
 #[test]
 fn parses_the_ipvsadm_fallback() {
     let out = "#lvsup-verify:ipvsadm\n\

@@ -43,7 +43,18 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    let ssh = crate::verify::exec::SystemSsh::for_cluster(&spec, a.ssh_config, &base);
+    let lab = crate::lab::ssh_config_for(&spec.name);
+    if a.ssh_config.is_none()
+        && let Some(l) = &lab
+    {
+        eprintln!(
+            "lab \"{}\" is up: using its SSH config {} (--ssh-config overrides)",
+            spec.name,
+            l.display()
+        );
+    }
+    let opts = crate::verify::exec::ssh_options(&spec, &base, a.ssh_config, lab);
+    let ssh = crate::verify::exec::RemoteExec::new(&spec, opts)?;
     let opts = crate::verify::Options {
         skip_failover: a.skip_failover,
         rs_fail_cmd: a.rs_fail_cmd,

@@ -1,13 +1,19 @@
 //! Host access for verify: run a shell command on a named host as root.
 //!
-//! Kept behind [`HostExec`] so the SSH transport of `src/remote/` (openssh
-//! crate) can take over at merge; [`SystemSsh`] shells out to the system
-//! `ssh` meanwhile.
+//! [`HostExec`] is the seam (tests script it); [`RemoteExec`] is the real one:
+//! the project's SSH transport ([`crate::remote`]: OpenSSH through the
+//! `openssh` crate, one ControlMaster per host with commands multiplexed over
+//! it, `[ssh]` of the cluster file, `--ssh-config`, a running lab's
+//! ssh_config, `become = "sudo"`), the same way `apply` and `status` reach
+//! the hosts.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::config::ClusterSpec;
+use crate::remote::{Host, RemoteError, SshOptions, Transport};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
@@ -29,6 +35,8 @@ pub enum ExecError {
     UnknownHost(String),
     #[error("cannot run ssh: {0}")]
     Spawn(#[from] std::io::Error),
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// Run `cmd` (a shell command line) on `host` (a director or real server
@@ -37,77 +45,89 @@ pub trait HostExec: Send + Sync {
     fn run(&self, host: &str, cmd: &str) -> Result<ExecOutput, ExecError>;
 }
 
-/// The system `ssh`: `ssh [-F CONFIG] [options] TARGET -- CMD`.
-#[derive(Debug, Clone)]
-pub struct SystemSsh {
-    config: Option<PathBuf>,
-    /// host name → ssh destination.
-    targets: Vec<(String, String)>,
-    opts: Vec<String>,
-    sudo: bool,
+/// How verify reaches the hosts: the file's `[ssh]`, replaced by
+/// `ssh_config` when given, else by a running lab's ssh_config (whose Host
+/// entries are the host names). Pure; `lab` is the lab's ssh_config if up.
+pub fn ssh_options(
+    spec: &ClusterSpec,
+    cluster_dir: &Path,
+    ssh_config: Option<PathBuf>,
+    lab: Option<PathBuf>,
+) -> SshOptions {
+    let mut o = SshOptions::from_spec(spec, cluster_dir);
+    if let Some(c) = ssh_config {
+        o.config_file = Some(c);
+    } else if let Some(lab) = lab {
+        o.config_file = Some(lab);
+        o.user = None;
+        o.port = None;
+        o.identity_file = None;
+        o.use_names = true;
+    }
+    o
 }
 
-impl SystemSsh {
-    /// The lab's ssh_config when a lab is up for the cluster (its Host entries
-    /// are the host names), else `ssh_config` given, else the file's `[ssh]`
-    /// settings with `ssh_host` or the address as the destination.
-    pub fn for_cluster(
-        spec: &ClusterSpec,
-        ssh_config: Option<PathBuf>,
-        base_dir: &std::path::Path,
-    ) -> Self {
-        let lab = crate::lab::ssh_config_for(&spec.name);
-        let names = spec
-            .directors
-            .iter()
-            .map(|d| (d.name.clone(), d.ssh_host.clone(), d.address.addr()))
-            .chain(
-                spec.real_servers
-                    .iter()
-                    .map(|r| (r.name.clone(), r.ssh_host.clone(), r.address.addr())),
-            );
-        if let (None, Some(cfg)) = (&ssh_config, lab) {
-            return SystemSsh {
-                config: Some(cfg),
-                targets: names.map(|(n, _, _)| (n.clone(), n)).collect(),
-                opts: vec![],
-                sudo: false,
-            };
+/// Host name → SSH destination (the name itself with a lab's ssh_config,
+/// else `ssh_host` or the address).
+pub fn destinations(spec: &ClusterSpec, use_names: bool) -> Vec<(String, String)> {
+    let dest = |name: &str, ssh_host: &Option<String>, addr: std::net::Ipv4Addr| {
+        if use_names {
+            name.to_string()
+        } else {
+            ssh_host.clone().unwrap_or_else(|| addr.to_string())
         }
-        let s = &spec.ssh;
-        let mut opts = vec!["-o".to_string(), "BatchMode=yes".to_string()];
-        if let Some(u) = &s.user {
-            opts.extend(["-l".into(), u.clone()]);
-        }
-        if let Some(p) = s.port {
-            opts.extend(["-p".into(), p.to_string()]);
-        }
-        if let Some(i) = &s.identity_file {
-            opts.extend(["-i".into(), base_dir.join(i).display().to_string()]);
-        }
-        if s.host_key_checking == crate::config::HostKeyChecking::AcceptNew {
-            opts.extend(["-o".into(), "StrictHostKeyChecking=accept-new".into()]);
-        }
-        let config = ssh_config.or_else(|| s.config.as_ref().map(|c| base_dir.join(c)));
-        SystemSsh {
-            config,
-            targets: names
-                .map(|(n, h, a)| (n, h.unwrap_or_else(|| a.to_string())))
-                .collect(),
-            opts,
-            sudo: s.become_sudo,
-        }
+    };
+    spec.directors
+        .iter()
+        .map(|d| (d.name.clone(), dest(&d.name, &d.ssh_host, d.address.addr())))
+        .chain(
+            spec.real_servers
+                .iter()
+                .map(|r| (r.name.clone(), dest(&r.name, &r.ssh_host, r.address.addr()))),
+        )
+        .collect()
+}
+
+/// Longest a single verify command may take (a `systemctl stop` of a daemon
+/// that hands over its addresses, on a slow lab VM, is the long one).
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+/// [`HostExec`] over [`crate::remote::Transport`]. It owns a small runtime
+/// because verify calls [`HostExec::run`] from blocking threads (and from
+/// the undo log when its own runtime is gone); one connection per host is
+/// made on first use and closed when this is dropped.
+pub struct RemoteExec {
+    rt: tokio::runtime::Runtime,
+    transport: Transport,
+    targets: Vec<(String, String)>,
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Host>>>>,
+}
+
+impl RemoteExec {
+    pub fn new(spec: &ClusterSpec, opts: SshOptions) -> Result<RemoteExec, ExecError> {
+        let targets = destinations(spec, opts.use_names);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let transport = Transport::new(opts).map_err(|e| ExecError::Remote(e.to_string()))?;
+        Ok(RemoteExec {
+            rt,
+            transport,
+            targets,
+            hosts: Mutex::default(),
+        })
     }
 
     pub fn describe(&self) -> String {
-        match &self.config {
+        match &self.transport.options().config_file {
             Some(c) => format!("ssh -F {}", c.display()),
             None => "ssh".into(),
         }
     }
 }
 
-impl HostExec for SystemSsh {
+impl HostExec for RemoteExec {
     fn run(&self, host: &str, cmd: &str) -> Result<ExecOutput, ExecError> {
         let target = self
             .targets
@@ -115,26 +135,51 @@ impl HostExec for SystemSsh {
             .find(|(n, _)| n == host)
             .map(|(_, t)| t.clone())
             .ok_or_else(|| ExecError::UnknownHost(host.into()))?;
-        let mut c = Command::new("ssh");
-        if let Some(cfg) = &self.config {
-            c.arg("-F").arg(cfg);
-        }
-        c.args(&self.opts).arg(target).arg("--");
-        if self.sudo {
-            c.arg(format!("sudo -n sh -c {}", quote(cmd)));
-        } else {
-            c.arg(cmd);
-        }
-        let out = c.stdin(Stdio::null()).output()?;
-        Ok(ExecOutput {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code(),
+        let cell = self
+            .hosts
+            .lock()
+            .map_err(|_| ExecError::Remote("connection table poisoned".into()))?
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        self.rt.block_on(async {
+            let h = cell
+                .get_or_try_init(|| self.transport.connect(&target))
+                .await
+                .map_err(|e| ExecError::Remote(format!("{target}: {e}")))?;
+            match h.run_script(cmd, COMMAND_LIMIT).await {
+                Ok(o) => Ok(ExecOutput {
+                    stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                    stderr: o.stderr,
+                    code: Some(0),
+                }),
+                Err(RemoteError::Failed { code, stderr }) => Ok(ExecOutput {
+                    stdout: String::new(),
+                    stderr,
+                    code: Some(code),
+                }),
+                Err(e) => Err(ExecError::Remote(e.to_string())),
+            }
         })
     }
 }
 
-/// Single-quote for a POSIX shell.
-pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+impl Drop for RemoteExec {
+    fn drop(&mut self) {
+        let cells: Vec<_> = self
+            .hosts
+            .lock()
+            .map(|mut m| m.drain().map(|(_, c)| c).collect())
+            .unwrap_or_default();
+        // Closing needs the runtime; from inside another one it cannot block
+        // (the masters then exit on their own after ControlPersist).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        for c in cells {
+            if let Some(h) = Arc::try_unwrap(c).ok().and_then(|c| c.into_inner()) {
+                self.rt.block_on(h.close());
+            }
+        }
+    }
 }
