@@ -292,6 +292,8 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut vrid = None;
     let mut advert_interval = Some(Duration::from_secs(1));
     let mut preempt = true;
+    let mut vrrp_unicast = None;
+    let mut sync_daemon = false;
     match &raw.cluster {
         None if v.poisoned.contains("cluster") => {}
         None => {
@@ -360,6 +362,12 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             }
             if let Some(p) = &c.preempt {
                 preempt = *p.get_ref();
+            }
+            if let Some(u) = &c.vrrp_unicast {
+                vrrp_unicast = Some((*u.get_ref(), u.span()));
+            }
+            if let Some(s) = &c.sync_daemon {
+                sync_daemon = *s.get_ref();
             }
         }
     }
@@ -483,6 +491,18 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     // ---- [[directors]]
     let mut directors = Vec::new();
     count_rule(v, "directors", raw.directors.as_deref(), "[[directors]]");
+    // Unicast adverts go to the other directors: with one there is nobody to
+    // send to (and the daemon refuses a unicast config without peers).
+    if let Some((true, span)) = &vrrp_unicast
+        && raw.directors.as_ref().is_some_and(|d| d.len() == 1)
+    {
+        v.err(
+            "cluster.vrrp_unicast",
+            span.clone(),
+            "vrrp_unicast = true needs at least two [[directors]]: adverts go to the other directors' addresses".into(),
+        )
+        .hint = Some("add the second director, or leave vrrp_unicast out (multicast)".into());
+    }
     let mut priorities: BTreeMap<u8, (String, Range<usize>)> = BTreeMap::new();
     for (i, e) in raw.directors.iter().flatten().enumerate() {
         let Some(d) = &e.value else { continue };
@@ -685,6 +705,8 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         interface,
         advert_interval,
         preempt,
+        vrrp_unicast: vrrp_unicast.is_some_and(|(u, _)| u),
+        sync_daemon,
         ssh,
         services,
         directors: directors.into_iter().map(|d| d.item).collect(),
