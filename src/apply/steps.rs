@@ -11,7 +11,7 @@
 //! run, `reload` (SIGHUP, no VIP movement) when only the director's config or
 //! the IPVS table differs, `restart` when its unit file or binary changed, or
 //! its config changed in what the daemon only reads at start (`[vrrp]`, `vip`,
-//! `interface`, `[nat]`), or a real server's address/route drifted (the
+//! `interface`, `[nat]`, `metrics`), or a real server's address/route drifted (the
 //! oneshot unit re-adds them).
 
 use std::fmt::Write as _;
@@ -249,7 +249,7 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
 
 /// Why a changed director.toml needs a restart, not a reload: the running
 /// daemon refuses a SIGHUP that changes `[vrrp]` (priority, interval,
-/// `vrrp_unicast`, `sync_daemon`…), `vip`, `interface` or `[nat]`
+/// `vrrp_unicast`, `sync_daemon`…), `vip`, `interface`, `[nat]` or `metrics`
 /// ([`restart_needed`]) and keeps the old config, so a reload would leave the
 /// change on disk but not in force. A restart hands the VIP over gracefully
 /// first. An old file that is missing or unreadable: the running config is

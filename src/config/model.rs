@@ -28,6 +28,8 @@ pub struct ClusterSpec {
     /// The kernel's IPVS connection-sync daemon: master on the active
     /// director, backup on the others, on the VRRP interface, sync id = vrid.
     pub sync_daemon: bool,
+    /// Prometheus metrics listener of every director's daemon; `None` = off.
+    pub metrics: Option<std::net::SocketAddr>,
     pub ssh: SshSettings,
     pub services: Vec<Service>,
     pub directors: Vec<Director>,

@@ -25,6 +25,7 @@ pub struct RawCluster {
     pub preempt: S<bool>,
     pub vrrp_unicast: S<bool>,
     pub sync_daemon: S<bool>,
+    pub metrics: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

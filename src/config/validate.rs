@@ -294,6 +294,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut preempt = true;
     let mut vrrp_unicast = None;
     let mut sync_daemon = false;
+    let mut metrics = None;
     match &raw.cluster {
         None if v.poisoned.contains("cluster") => {}
         None => {
@@ -368,6 +369,35 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             }
             if let Some(s) = &c.sync_daemon {
                 sync_daemon = *s.get_ref();
+            }
+            if let Some(m) = &c.metrics {
+                match m.get_ref().parse::<std::net::SocketAddr>() {
+                    Ok(a) if a.port() >= 1024 => metrics = Some(a),
+                    Ok(a) => {
+                        v.err(
+                            "cluster.metrics",
+                            m.span(),
+                            format!("metrics port {} is below 1024", a.port()),
+                        )
+                        .hint = Some(
+                            "the director unit keeps only CAP_NET_ADMIN and CAP_NET_RAW, so it \
+                             cannot bind a privileged port: use e.g. 9100"
+                                .into(),
+                        );
+                    }
+                    Err(_) => {
+                        v.err(
+                            "cluster.metrics",
+                            m.span(),
+                            format!("metrics must be ADDRESS:PORT, got \"{}\"", m.get_ref()),
+                        )
+                        .hint = Some(
+                            "e.g. \"127.0.0.1:9100\" (a local agent) or a management address; \
+                             leave it out for no metrics listener"
+                                .into(),
+                        );
+                    }
+                }
             }
         }
     }
@@ -707,6 +737,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         preempt,
         vrrp_unicast: vrrp_unicast.is_some_and(|(u, _)| u),
         sync_daemon,
+        metrics,
         ssh,
         services,
         directors: directors.into_iter().map(|d| d.item).collect(),

@@ -685,6 +685,14 @@ mod tests {
             ["192.168.0.192".parse::<Ipv4Addr>().expect("ip")]
         );
         assert_eq!(crate::director::daemon::check(&c), Ok(()));
+        assert_eq!(c.metrics, None);
+        // The metrics listener: the same address on every director.
+        let text = text.replace("vrid = 51\n", "vrid = 51\nmetrics = \"127.0.0.1:9100\"\n");
+        let spec = config::parse_str("dr.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        for d in &spec.directors {
+            let c = director_toml(&spec, &d.name);
+            assert_eq!(c.metrics, Some("127.0.0.1:9100".parse().expect("addr")));
+        }
     }
 
     #[test]

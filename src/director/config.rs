@@ -26,6 +26,10 @@ pub struct DirectorConfig {
     pub vrrp: VrrpConfig,
     #[serde(default)]
     pub nat: Option<NatConfig>,
+    /// Prometheus metrics listener (`GET /metrics`), off when `None`.
+    /// cluster.toml: `[cluster] metrics`.
+    #[serde(default)]
+    pub metrics: Option<std::net::SocketAddr>,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -166,6 +170,7 @@ impl DirectorConfig {
                 unicast: spec.vrrp_unicast,
                 sync_daemon: spec.sync_daemon,
             },
+            metrics: spec.metrics,
             nat: spec.nat.as_ref().map(|n| NatConfig {
                 gateway: n.gateway,
                 internal_interface: n.internal_interface.clone(),
