@@ -110,6 +110,9 @@ fn defaults_of_the_contract_are_applied() {
     assert_eq!(spec.vrid, config::validate::derived_vrid("web"));
     assert_eq!(spec.advert_interval, std::time::Duration::from_secs(1));
     assert!(spec.preempt);
+    assert!(!spec.vrrp_unicast, "multicast unless asked");
+    assert!(!spec.sync_daemon, "no connection sync unless asked");
+    assert_eq!(spec.metrics, None, "no metrics listener unless asked");
     assert_eq!(spec.interface, None, "found on the host at apply time");
     let prios: Vec<u8> = spec.directors.iter().map(|d| d.priority).collect();
     assert_eq!(prios, [150, 140]);

@@ -10,7 +10,8 @@
 //! Two modes, chosen by the kernel:
 //! - **with ip_vs** (the VM lab): DR for real — the real servers get the VIP
 //!   on `lo` and ARP suppression (what apply would do), the daemons program
-//!   IPVS with the connection-sync daemon on, and the client is answered by
+//!   IPVS with the connection-sync daemon on (`[cluster] sync_daemon`), and
+//!   the client is answered by
 //!   node1/node2 through the VIP; the IPVS weights are checked in the kernel.
 //! - **without ip_vs** (this kind of build machine): the daemons run with
 //!   `--no-ipvs` and each director serves its own name on port 80, so the
@@ -39,6 +40,7 @@ mode = "dr"
 vrid = 78
 advert_interval = "1s"
 preempt = true
+sync_daemon = true
 
 [[services]]
 port = 80
@@ -252,7 +254,8 @@ fn up() -> Lab {
     );
 
     // What apply would install on each director: the binary, director.toml
-    // (with the connection-sync daemon on in IPVS mode), the systemd unit.
+    // (the connection-sync daemon on from cluster.toml's `sync_daemon`; the
+    // daemon ignores it under --no-ipvs), the systemd unit.
     let desired = lvsup::desired::desired_cluster(&spec).expect("desired");
     let bin = std::fs::read(env!("CARGO_BIN_EXE_lvsup")).expect("binary");
     for h in &desired.hosts {
@@ -279,8 +282,8 @@ fn up() -> Lab {
         }
         for f in &h.files {
             let mut content = f.content.clone();
-            if f.path.ends_with("director.toml") && ipvs {
-                content = content.replace("\npeers = ", "\nsync_daemon = true\npeers = ");
+            if f.path.ends_with("director.toml") {
+                assert!(content.contains("\nsync_daemon = true\n"), "{content}");
             }
             if f.path.ends_with(".service") && !ipvs {
                 content = content.replace("director.toml\n", "director.toml --no-ipvs\n");

@@ -48,8 +48,11 @@ enum Director {
     Converged,
     /// Converged, then `ipvsadm -d -t VIP:80 -r node2`, `ipvsadm -e ... -w 5`
     /// for node1, `ipvsadm -A -t VIP:443` (not lvsup's), and the director
-    /// config edited by hand.
+    /// config edited by hand (a real server's weight: a reload applies it).
     Drifted,
+    /// Converged, then `sync_daemon = true` added to director.toml's
+    /// `[vrrp]` by hand (cluster.toml says nothing of it).
+    VrrpEdited,
 }
 
 fn director_with(d: &DesiredCluster, host: &str, how: Director) -> String {
@@ -71,7 +74,10 @@ fn director_with(d: &DesiredCluster, host: &str, how: Director) -> String {
     for f in &want.files {
         let mut content = f.content.clone();
         if how == Director::Drifted && f.path.ends_with("director.toml") {
-            content = content.replace("advert_interval = \"1s\"", "advert_interval = \"3s\"");
+            content = content.replacen("weight = 100", "weight = 7", 1);
+        }
+        if how == Director::VrrpEdited && f.path.ends_with("director.toml") {
+            content = content.replace("\npeers = ", "\nsync_daemon = true\npeers = ");
         }
         let _ = write!(s, "### file {} {}\n{}\n", content.len(), f.path, content);
     }
@@ -258,6 +264,34 @@ fn drift_by_hand() {
     assert!(!text.contains("restart lvsup-director-web"), "{text}");
     assert!(plan.has_changes());
     insta::assert_snapshot!(text);
+}
+
+// A hand edit of what the daemon only reads at start ([vrrp]): a SIGHUP would
+// be refused and leave the file's change out of force, so apply restarts the
+// daemon (graceful handover) instead of reloading it.
+#[test]
+fn vrrp_change_in_director_config_restarts_the_daemon() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let hosts = vec![(
+        "lvs191",
+        facts(
+            &spec,
+            &d,
+            "lvs191",
+            &director_with(&d, "lvs191", Director::VrrpEdited),
+        ),
+    )];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(plan.has_changes(), "{text}");
+    assert!(text.contains("-sync_daemon = true"), "{text}");
+    assert!(
+        text.contains(
+            "restart lvsup-director-web.service ([vrrp] changed in its config: a reload cannot apply that)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("reload lvsup-director-web"), "{text}");
 }
 
 #[test]

@@ -228,6 +228,15 @@ struct Lab {
     stopped: Vec<bool>,
     /// Lose the next advert sent by node `.0` with priority `.1`.
     drop_next: Vec<(usize, u8)>,
+    /// Deliver an advert to the other routers at once, before the sender
+    /// carries out its next output (the worst case on a busy host: the
+    /// sender stalls right after `sendto`). Default: queued, delivered after.
+    adverts_overtake: bool,
+    /// The node the clients' ARP caches point the VIP at: the last one that
+    /// sent gratuitous ARP.
+    clients_point_at: Option<usize>,
+    /// (time, node): a node dropped the VIP while the clients still sent to it.
+    blackholes: Vec<(Instant, usize)>,
 }
 
 impl Lab {
@@ -241,6 +250,9 @@ impl Lab {
             queue: Vec::new(),
             stopped: vec![false; n],
             drop_next: Vec::new(),
+            adverts_overtake: false,
+            clients_point_at: None,
+            blackholes: Vec::new(),
         }
     }
 
@@ -269,7 +281,12 @@ impl Lab {
                         max_adver_int: c.advert_interval,
                     };
                     for other in 0..self.nodes.len() {
-                        if other != node {
+                        if other == node {
+                            continue;
+                        }
+                        if self.adverts_overtake {
+                            self.deliver(now, other, advert);
+                        } else {
                             self.queue.push((now, other, advert));
                         }
                     }
@@ -277,7 +294,11 @@ impl Lab {
                 Output::AddVip | Output::RemoveVip => {
                     let holds = o == Output::AddVip;
                     self.vip_log.push((now, node, holds));
+                    if !holds && self.clients_point_at == Some(node) {
+                        self.blackholes.push((now, node));
+                    }
                 }
+                Output::SendGratuitousArp { .. } => self.clients_point_at = Some(node),
                 Output::ArmTimer { kind, at } => {
                     self.timers[node].insert(kind, at);
                 }
@@ -285,7 +306,7 @@ impl Lab {
                     self.timers[node].remove(&kind);
                 }
                 Output::Stopped => self.stopped[node] = true,
-                Output::SendGratuitousArp { .. } | Output::StateChanged { .. } => {}
+                Output::StateChanged { .. } => {}
             }
         }
     }
@@ -433,6 +454,54 @@ fn failback_waits_for_health() {
     assert_eq!(lab.nodes[0].state(), State::Master);
     assert_eq!(lab.nodes[1].state(), State::Backup);
     assert_eq!(lab.longest_gap_after(0), 0);
+}
+
+// Failback as the clients see it (director_e2e lost a SYN here in the VM lab):
+// the master being preempted drops the VIP the moment the new master's first
+// advert arrives, so the new master must have announced the VIP (gratuitous
+// ARP) before that advert, or clients keep sending to a director without it
+// until the ARP arrives. Checked with the advert overtaking everything the
+// sender does after it.
+#[test]
+fn preemption_announces_the_vip_before_the_old_master_lets_go() {
+    let mut a = cfg(150, 1);
+    a.wait_for_health = true;
+    let b = cfg(100, 2);
+    let mut lab = Lab::new(vec![a, b]);
+    lab.adverts_overtake = true;
+    lab.input(0, 1, Input::Startup);
+    lab.run(5_000);
+    assert_eq!(lab.clients_point_at, Some(1));
+    lab.input(5_000, 0, Input::Startup);
+    lab.input(6_000, 0, Input::HealthGate(true));
+    lab.run(12_000);
+    assert_eq!(lab.nodes[0].state(), State::Master);
+    assert_eq!(lab.nodes[1].state(), State::Backup);
+    assert_eq!(lab.clients_point_at, Some(0));
+    assert_eq!(
+        lab.blackholes,
+        vec![],
+        "a director dropped the VIP under the clients"
+    );
+    assert_eq!(lab.longest_gap_after(0), 0);
+}
+
+// The same for a planned stop (graceful handover): the leaving master lets
+// go on the new master's first advert, after the clients have moved.
+#[test]
+fn graceful_handover_announces_the_vip_before_the_old_master_lets_go() {
+    let mut lab = pair(true);
+    lab.adverts_overtake = true;
+    assert_eq!(lab.clients_point_at, Some(0));
+    lab.input(10_000, 0, Input::Shutdown);
+    lab.run(20_000);
+    assert!(lab.stopped[0]);
+    assert_eq!(lab.clients_point_at, Some(1));
+    assert_eq!(
+        lab.blackholes,
+        vec![],
+        "a director dropped the VIP under the clients"
+    );
 }
 
 // RFC 5798 §6.4.2: a dead master (no priority 0) is replaced after Master_Down_Interval.

@@ -9,8 +9,10 @@
 //! (`systemd-sysctl FILE`: the same code path as boot), `daemon-reload` only
 //! when a unit file changed, then the unit: `enable --now` when it does not
 //! run, `reload` (SIGHUP, no VIP movement) when only the director's config or
-//! the IPVS table differs, `restart` when its unit file or binary changed (or
-//! a real server's address/route drifted: the oneshot unit re-adds them).
+//! the IPVS table differs, `restart` when its unit file or binary changed, or
+//! its config changed in what the daemon only reads at start (`[vrrp]`, `vip`,
+//! `interface`, `[nat]`, `metrics`), or a real server's address/route drifted (the
+//! oneshot unit re-adds them).
 
 use std::fmt::Write as _;
 
@@ -18,6 +20,8 @@ use serde::Serialize;
 
 use crate::config::ClusterSpec;
 use crate::desired::{self, HostState, Role};
+use crate::director::config::DirectorConfig;
+use crate::director::daemon::restart_needed;
 use crate::plan::{HostPlan, Item};
 use crate::remote::facts::{Facts, previous_sysctl_path};
 use crate::remote::shell_quote;
@@ -208,13 +212,21 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
                 format!("systemctl enable {q}\n"),
             ));
         }
-        if unit_file_changed || binary || (!director && net_drift) {
+        let config_needs_restart = if config_changed {
+            director_restart_reason(cluster, want, facts)
+        } else {
+            None
+        };
+        if unit_file_changed || binary || (!director && net_drift) || config_needs_restart.is_some()
+        {
             let why = if unit_file_changed {
-                "its unit file changed"
+                "its unit file changed".to_string()
             } else if binary {
-                "its binary changed"
+                "its binary changed".to_string()
+            } else if let Some(what) = config_needs_restart {
+                format!("{what} changed in its config: a reload cannot apply that")
             } else {
-                "to put its addresses and routes back"
+                "to put its addresses and routes back".to_string()
             };
             steps.push(script(
                 format!("restart {} ({why})", u.name),
@@ -233,6 +245,26 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
         }
     }
     steps
+}
+
+/// Why a changed director.toml needs a restart, not a reload: the running
+/// daemon refuses a SIGHUP that changes `[vrrp]` (priority, interval,
+/// `vrrp_unicast`, `sync_daemon`…), `vip`, `interface`, `[nat]` or `metrics`
+/// ([`restart_needed`]) and keeps the old config, so a reload would leave the
+/// change on disk but not in force. A restart hands the VIP over gracefully
+/// first. An old file that is missing or unreadable: the running config is
+/// unknown, restart.
+fn director_restart_reason(cluster: &str, want: &HostState, facts: &Facts) -> Option<&'static str> {
+    let path = desired::director_config_path(cluster);
+    let new = want.files.iter().find(|f| f.path == path)?;
+    let new = DirectorConfig::parse(&new.content).ok()?;
+    let Some(old) = facts.observed.files.get(&path) else {
+        return Some("the whole file (it was missing)");
+    };
+    match DirectorConfig::parse(old) {
+        Ok(old) => restart_needed(&old, &new),
+        Err(_) => Some("the whole file (the old one does not parse)"),
+    }
 }
 
 /// One line per step, for `--dry-run`-like output and golden tests.

@@ -22,6 +22,14 @@ pub struct ClusterSpec {
     #[serde(serialize_with = "ser_duration")]
     pub advert_interval: Duration,
     pub preempt: bool,
+    /// VRRP adverts go unicast to the other directors' `address`es instead of
+    /// the multicast group 224.0.0.18 (networks that drop multicast).
+    pub vrrp_unicast: bool,
+    /// The kernel's IPVS connection-sync daemon: master on the active
+    /// director, backup on the others, on the VRRP interface, sync id = vrid.
+    pub sync_daemon: bool,
+    /// Prometheus metrics listener of every director's daemon; `None` = off.
+    pub metrics: Option<std::net::SocketAddr>,
     pub ssh: SshSettings,
     pub services: Vec<Service>,
     pub directors: Vec<Director>,

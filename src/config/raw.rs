@@ -23,6 +23,9 @@ pub struct RawCluster {
     pub vrid: S<i64>,
     pub advert_interval: S<String>,
     pub preempt: S<bool>,
+    pub vrrp_unicast: S<bool>,
+    pub sync_daemon: S<bool>,
+    pub metrics: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

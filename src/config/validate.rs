@@ -292,6 +292,9 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut vrid = None;
     let mut advert_interval = Some(Duration::from_secs(1));
     let mut preempt = true;
+    let mut vrrp_unicast = None;
+    let mut sync_daemon = false;
+    let mut metrics = None;
     match &raw.cluster {
         None if v.poisoned.contains("cluster") => {}
         None => {
@@ -360,6 +363,41 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             }
             if let Some(p) = &c.preempt {
                 preempt = *p.get_ref();
+            }
+            if let Some(u) = &c.vrrp_unicast {
+                vrrp_unicast = Some((*u.get_ref(), u.span()));
+            }
+            if let Some(s) = &c.sync_daemon {
+                sync_daemon = *s.get_ref();
+            }
+            if let Some(m) = &c.metrics {
+                match m.get_ref().parse::<std::net::SocketAddr>() {
+                    Ok(a) if a.port() >= 1024 => metrics = Some(a),
+                    Ok(a) => {
+                        v.err(
+                            "cluster.metrics",
+                            m.span(),
+                            format!("metrics port {} is below 1024", a.port()),
+                        )
+                        .hint = Some(
+                            "the director unit keeps only CAP_NET_ADMIN and CAP_NET_RAW, so it \
+                             cannot bind a privileged port: use e.g. 9100"
+                                .into(),
+                        );
+                    }
+                    Err(_) => {
+                        v.err(
+                            "cluster.metrics",
+                            m.span(),
+                            format!("metrics must be ADDRESS:PORT, got \"{}\"", m.get_ref()),
+                        )
+                        .hint = Some(
+                            "e.g. \"127.0.0.1:9100\" (a local agent) or a management address; \
+                             leave it out for no metrics listener"
+                                .into(),
+                        );
+                    }
+                }
             }
         }
     }
@@ -483,6 +521,18 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     // ---- [[directors]]
     let mut directors = Vec::new();
     count_rule(v, "directors", raw.directors.as_deref(), "[[directors]]");
+    // Unicast adverts go to the other directors: with one there is nobody to
+    // send to (and the daemon refuses a unicast config without peers).
+    if let Some((true, span)) = &vrrp_unicast
+        && raw.directors.as_ref().is_some_and(|d| d.len() == 1)
+    {
+        v.err(
+            "cluster.vrrp_unicast",
+            span.clone(),
+            "vrrp_unicast = true needs at least two [[directors]]: adverts go to the other directors' addresses".into(),
+        )
+        .hint = Some("add the second director, or leave vrrp_unicast out (multicast)".into());
+    }
     let mut priorities: BTreeMap<u8, (String, Range<usize>)> = BTreeMap::new();
     for (i, e) in raw.directors.iter().flatten().enumerate() {
         let Some(d) = &e.value else { continue };
@@ -685,6 +735,9 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         interface,
         advert_interval,
         preempt,
+        vrrp_unicast: vrrp_unicast.is_some_and(|(u, _)| u),
+        sync_daemon,
+        metrics,
         ssh,
         services,
         directors: directors.into_iter().map(|d| d.item).collect(),

@@ -667,6 +667,54 @@ mod tests {
     }
 
     #[test]
+    fn vrrp_unicast_and_sync_daemon_reach_every_director_toml() {
+        let director_toml = |spec: &ClusterSpec, name: &str| {
+            let d = desired_cluster(spec).expect("render");
+            let h = d.hosts.iter().find(|h| h.name == name).expect("host");
+            let f = h
+                .files
+                .iter()
+                .find(|f| f.path == director_config_path(&spec.name))
+                .expect("director.toml");
+            DirectorConfig::parse(&f.content).expect("parse")
+        };
+        // Defaults: multicast, no sync daemon (dr.toml leaves both out).
+        let dr = example("dr.toml");
+        assert!(!dr.vrrp_unicast && !dr.sync_daemon);
+        let c = director_toml(&dr, "lvs191");
+        assert!(!c.vrrp.unicast && !c.vrrp.sync_daemon);
+        // tun.toml turns the sync daemon on: on every director (the daemon
+        // picks master or backup by VRRP state).
+        let tun = example("tun.toml");
+        assert!(tun.sync_daemon);
+        for d in &tun.directors {
+            assert!(director_toml(&tun, &d.name).vrrp.sync_daemon, "{}", d.name);
+        }
+        // Unicast: each director's peers are the others' addresses.
+        let text =
+            std::fs::read_to_string(format!("{}/examples/dr.toml", env!("CARGO_MANIFEST_DIR")))
+                .expect("dr.toml")
+                .replace("vrid = 51 ", "vrid = 51\nvrrp_unicast = true ");
+        let spec = config::parse_str("dr.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(spec.vrrp_unicast);
+        let c = director_toml(&spec, "lvs191");
+        assert!(c.vrrp.unicast);
+        assert_eq!(
+            c.vrrp.peers,
+            ["192.168.0.192".parse::<Ipv4Addr>().expect("ip")]
+        );
+        assert_eq!(crate::director::daemon::check(&c), Ok(()));
+        assert_eq!(c.metrics, None);
+        // The metrics listener: the same address on every director.
+        let text = text.replace("vrid = 51\n", "vrid = 51\nmetrics = \"127.0.0.1:9100\"\n");
+        let spec = config::parse_str("dr.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        for d in &spec.directors {
+            let c = director_toml(&spec, &d.name);
+            assert_eq!(c.metrics, Some("127.0.0.1:9100".parse().expect("addr")));
+        }
+    }
+
+    #[test]
     fn apply_order_is_real_servers_then_backups_then_master() {
         let spec = example("dr.toml");
         let d = desired_cluster(&spec).expect("render");

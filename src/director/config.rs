@@ -26,6 +26,10 @@ pub struct DirectorConfig {
     pub vrrp: VrrpConfig,
     #[serde(default)]
     pub nat: Option<NatConfig>,
+    /// Prometheus metrics listener (`GET /metrics`), off when `None`.
+    /// cluster.toml: `[cluster] metrics`.
+    #[serde(default)]
+    pub metrics: Option<std::net::SocketAddr>,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -43,12 +47,13 @@ pub struct VrrpConfig {
     pub peers: Vec<Ipv4Addr>,
     /// Send adverts to each of `peers` instead of the multicast group
     /// 224.0.0.18 (clouds that drop multicast), and accept adverts only from
-    /// `peers`. Not a cluster.toml key yet: set it here (apply rewrites this file).
+    /// `peers`. cluster.toml: `[cluster] vrrp_unicast`.
     #[serde(default)]
     pub unicast: bool,
     /// Run the kernel's IPVS connection-sync daemon (master on the active
     /// director, backup on the others, switched on every VRRP state change),
     /// so established connections survive a takeover. Sync id = the VRID.
+    /// cluster.toml: `[cluster] sync_daemon`.
     #[serde(default)]
     pub sync_daemon: bool,
 }
@@ -162,9 +167,10 @@ impl DirectorConfig {
                     .filter(|d| d.name != me.name)
                     .map(|d| d.address.addr())
                     .collect(),
-                unicast: false,
-                sync_daemon: false,
+                unicast: spec.vrrp_unicast,
+                sync_daemon: spec.sync_daemon,
             },
+            metrics: spec.metrics,
             nat: spec.nat.as_ref().map(|n| NatConfig {
                 gateway: n.gateway,
                 internal_interface: n.internal_interface.clone(),

@@ -52,18 +52,12 @@ pub(crate) fn serve(
     }))
 }
 
-async fn answer(
-    mut conn: UnixStream,
-    tx: mpsc::Sender<Event>,
-    ipvs: Option<IpvsClient>,
-) -> std::io::Result<()> {
+/// The daemon's status with the kernel's IPVS counters attached (read now,
+/// at most 2 s); `None` when the main loop is gone.
+pub(crate) async fn snapshot(tx: &mpsc::Sender<Event>, ipvs: Option<IpvsClient>) -> Option<Status> {
     let (rtx, rrx) = oneshot::channel();
-    if tx.send(Event::Status(rtx)).await.is_err() {
-        return Ok(());
-    }
-    let Ok(mut status) = rrx.await else {
-        return Ok(());
-    };
+    tx.send(Event::Status(rtx)).await.ok()?;
+    let mut status = rrx.await.ok()?;
     if let Some(mut c) = ipvs {
         match tokio::time::timeout(Duration::from_secs(2), c.services()).await {
             Ok(Ok(table)) => status.attach_kernel(&table),
@@ -71,6 +65,17 @@ async fn answer(
             Err(_) => status.ipvs.error = Some("reading the IPVS table timed out".into()),
         }
     }
+    Some(status)
+}
+
+async fn answer(
+    mut conn: UnixStream,
+    tx: mpsc::Sender<Event>,
+    ipvs: Option<IpvsClient>,
+) -> std::io::Result<()> {
+    let Some(status) = snapshot(&tx, ipvs).await else {
+        return Ok(());
+    };
     let mut body = serde_json::to_vec(&status).map_err(std::io::Error::other)?;
     body.push(b'\n');
     conn.write_all(&body).await?;

@@ -181,6 +181,8 @@ pub fn restart_needed(old: &DirectorConfig, new: &DirectorConfig) -> Option<&'st
         Some("[nat]")
     } else if old.cluster != new.cluster || old.director != new.director {
         Some("cluster/director")
+    } else if old.metrics != new.metrics {
+        Some("metrics")
     } else {
         None
     }
@@ -394,6 +396,21 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let _control = crate::director::control::serve(&socket_path, tx.clone(), ipvs.clone())
         .with_context(|| format!("control socket {}", socket_path.display()))?;
     info!(socket = %socket_path.display(), "control socket listening");
+    // The metrics listener is an extra: if it cannot bind, say so and run on
+    // (the VIP matters more than the scrape).
+    let _metrics = match cfg.metrics {
+        Some(addr) => match crate::director::metrics::serve(addr, tx.clone(), ipvs.clone()).await {
+            Ok((bound, task)) => {
+                info!(address = %bound, "Prometheus metrics listening (GET /metrics)");
+                Some(task)
+            }
+            Err(e) => {
+                error!(address = %addr, "metrics listener NOT started, running without it: {e}");
+                None
+            }
+        },
+        None => None,
+    };
 
     let recon_status = Arc::new(Mutex::new(None));
     let recon_tx = ipvs.as_ref().map(|c| {
@@ -1264,6 +1281,7 @@ impl Daemon {
         counters.adverts_received = st.adverts_received;
         counters.priority_zero_received = st.priority_zero_received;
         counters.adverts_discarded = st.adverts_discarded;
+        counters.transitions = st.transitions;
         Status {
             schema: status::SCHEMA,
             version: env!("CARGO_PKG_VERSION").into(),
@@ -1408,6 +1426,9 @@ forward = "route"
         let mut new = cfg();
         new.vip = Ipv4Addr::new(192, 0, 2, 101);
         assert_eq!(restart_needed(&old, &new), Some("vip"));
+        let mut new = cfg();
+        new.metrics = Some("127.0.0.1:9100".parse().expect("addr"));
+        assert_eq!(restart_needed(&old, &new), Some("metrics"));
     }
 
     #[test]

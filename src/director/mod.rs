@@ -18,6 +18,7 @@ pub mod addr;
 pub mod control;
 #[cfg(target_os = "linux")]
 pub mod daemon;
+pub mod metrics;
 #[cfg(target_os = "linux")]
 pub mod net;
 #[cfg(target_os = "linux")]

@@ -103,6 +103,10 @@ pub struct VrrpCounters {
     pub bad_packets: BTreeMap<String, u64>,
     pub send_errors: u64,
     pub gratuitous_arps_sent: u64,
+    /// VRRP state changes since the daemon started (the list above keeps
+    /// only the last ones). Absent from daemons before it was added: 0.
+    #[serde(default)]
+    pub transitions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -380,7 +384,7 @@ pub fn timestamp(t: std::time::SystemTime) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Status {

@@ -1,0 +1,571 @@
+//! Optional Prometheus metrics listener of the director daemon (off unless
+//! `[cluster] metrics = "ADDR:PORT"` → director.toml `metrics`).
+//!
+//! `GET /metrics` answers the [`Status`] the control socket gives, in the
+//! Prometheus text exposition format 0.0.4: VRRP state and counters, every
+//! real server's health and weights, the kernel's IPVS counters. Plain
+//! HTTP/1.0, one request per connection, no TLS and no authentication: bind it
+//! to an address only your monitoring can reach (`127.0.0.1` with a local
+//! agent, or a management network).
+//!
+//! [`render`] is pure (tested on a fixed status); [`serve`] is the socket.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use super::control::snapshot;
+use super::daemon::Event;
+use super::status::Status;
+use crate::ipvs::IpvsClient;
+
+/// `Content-Type` of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const STATES: [&str; 3] = ["Initialize", "Backup", "Master"];
+const HEALTH: [&str; 3] = ["unknown", "up", "down"];
+
+/// A label value, escaped as the format wants (`\\`, `\"`, `\n`).
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", esc(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    /// A family with one unlabelled sample.
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
+/// The status as Prometheus text exposition (every family with HELP and TYPE;
+/// kernel counters only when the daemon could read the IPVS table).
+pub fn render(st: &Status) -> String {
+    let mut o = Out(String::new());
+    let v = &st.vrrp;
+    let c = &v.counters;
+    o.family(
+        "lvsup_director_info",
+        "gauge",
+        "The daemon: version, cluster, director (always 1).",
+    );
+    o.sample(
+        "lvsup_director_info",
+        &[
+            ("version", &st.version),
+            ("cluster", &st.cluster),
+            ("director", &st.director),
+        ],
+        1,
+    );
+    o.family(
+        "lvsup_director_vrrp_state",
+        "gauge",
+        "VRRP state: 1 for the current one.",
+    );
+    for s in STATES {
+        o.sample(
+            "lvsup_director_vrrp_state",
+            &[("state", s)],
+            u8::from(v.state == s),
+        );
+    }
+    o.one(
+        "lvsup_director_vrrp_priority",
+        "gauge",
+        "This director's VRRP priority.",
+        v.priority,
+    );
+    o.one(
+        "lvsup_director_vip_held",
+        "gauge",
+        "Floating addresses (VIP, NAT gateway) this director holds.",
+        v.addresses_held.len(),
+    );
+    o.one(
+        "lvsup_director_health_gate_open",
+        "gauge",
+        "1 when the health of every real server is known (mastership allowed).",
+        u8::from(v.health_gate_open),
+    );
+    o.one(
+        "lvsup_director_vrrp_transitions_total",
+        "counter",
+        "VRRP state changes since the daemon started.",
+        c.transitions,
+    );
+    for (name, help, value) in [
+        ("adverts_sent", "VRRP adverts sent.", c.adverts_sent),
+        (
+            "adverts_received",
+            "VRRP adverts received for our VRID.",
+            c.adverts_received,
+        ),
+        (
+            "priority_zero_received",
+            "Priority-0 adverts received (a master leaving).",
+            c.priority_zero_received,
+        ),
+        (
+            "adverts_discarded",
+            "Adverts discarded by RFC 5798 rules (lower priority).",
+            c.adverts_discarded,
+        ),
+        (
+            "other_vrid",
+            "Valid adverts for another VRID on the link.",
+            c.other_vrid,
+        ),
+        (
+            "unknown_peer",
+            "Unicast mode: adverts from an address that is not a peer.",
+            c.unknown_peer,
+        ),
+        (
+            "send_errors",
+            "Adverts that could not be sent.",
+            c.send_errors,
+        ),
+        (
+            "gratuitous_arps_sent",
+            "Gratuitous ARP frames sent.",
+            c.gratuitous_arps_sent,
+        ),
+    ] {
+        o.one(
+            &format!("lvsup_director_vrrp_{name}_total"),
+            "counter",
+            help,
+            value,
+        );
+    }
+    o.family(
+        "lvsup_director_vrrp_bad_packets_total",
+        "counter",
+        "Malformed VRRP packets dropped, by reason.",
+    );
+    for (reason, n) in &c.bad_packets {
+        o.sample(
+            "lvsup_director_vrrp_bad_packets_total",
+            &[("reason", reason)],
+            n,
+        );
+    }
+    o.one(
+        "lvsup_director_ipvs_reconcile_ok",
+        "gauge",
+        "1 when the last IPVS reconcile succeeded (0 also before the first).",
+        u8::from(st.ipvs.last_reconcile.as_ref().is_some_and(|r| r.ok)),
+    );
+    o.one(
+        "lvsup_director_config_reload_ok",
+        "gauge",
+        "0 when the last SIGHUP was refused (the old config runs), else 1.",
+        u8::from(st.config.last_reload.as_ref().is_none_or(|r| r.ok)),
+    );
+
+    // Per real server.
+    let svc_label =
+        |s: &super::status::ServiceStatus| format!("{}/{}:{}", s.protocol, s.vip, s.port);
+    o.family(
+        "lvsup_director_real_server_health",
+        "gauge",
+        "Health of a real server as this director's checks see it: 1 for the current state.",
+    );
+    for s in &st.services {
+        let svc = svc_label(s);
+        for r in &s.real_servers {
+            let addr = format!("{}:{}", r.address, r.port);
+            for h in HEALTH {
+                o.sample(
+                    "lvsup_director_real_server_health",
+                    &[
+                        ("service", &svc),
+                        ("real_server", &r.name),
+                        ("address", &addr),
+                        ("state", h),
+                    ],
+                    u8::from(r.health == h),
+                );
+            }
+        }
+    }
+    for (name, help) in [
+        ("weight", "Configured weight."),
+        (
+            "effective_weight",
+            "Weight the daemon wants in the kernel (0 while down).",
+        ),
+        (
+            "health_flips_total",
+            "Health changes since the daemon started.",
+        ),
+    ] {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let full = format!("lvsup_director_real_server_{name}");
+        o.family(&full, kind, help);
+        for s in &st.services {
+            let svc = svc_label(s);
+            for r in &s.real_servers {
+                let addr = format!("{}:{}", r.address, r.port);
+                let value = match name {
+                    "weight" => u64::from(r.weight),
+                    "effective_weight" => u64::from(r.effective_weight),
+                    _ => r.flips,
+                };
+                o.sample(
+                    &full,
+                    &[
+                        ("service", &svc),
+                        ("real_server", &r.name),
+                        ("address", &addr),
+                    ],
+                    value,
+                );
+            }
+        }
+    }
+
+    // Kernel counters (IPVS table read at scrape time).
+    type DestField = fn(&super::status::DestCounters) -> u64;
+    let dest: [(&str, &str, &str, DestField); 7] = [
+        (
+            "weight",
+            "gauge",
+            "Weight in the kernel's IPVS table.",
+            |k| u64::from(k.weight),
+        ),
+        (
+            "active_connections",
+            "gauge",
+            "Active connections (IPVS).",
+            |k| u64::from(k.active_conns),
+        ),
+        (
+            "inactive_connections",
+            "gauge",
+            "Inactive connections (IPVS).",
+            |k| u64::from(k.inact_conns),
+        ),
+        (
+            "connections_total",
+            "counter",
+            "Connections scheduled to it (IPVS).",
+            |k| k.conns,
+        ),
+        ("in_packets_total", "counter", "Packets in (IPVS).", |k| {
+            k.in_pkts
+        }),
+        ("in_bytes_total", "counter", "Bytes in (IPVS).", |k| {
+            k.in_bytes
+        }),
+        (
+            "out_bytes_total",
+            "counter",
+            "Bytes out (IPVS; NAT only, DR/TUN replies bypass the director).",
+            |k| k.out_bytes,
+        ),
+    ];
+    for (name, kind, help, get) in dest {
+        let full = format!("lvsup_director_ipvs_real_server_{name}");
+        let mut header = false;
+        for s in &st.services {
+            let svc = svc_label(s);
+            for r in &s.real_servers {
+                let Some(k) = &r.kernel else { continue };
+                if !header {
+                    o.family(&full, kind, help);
+                    header = true;
+                }
+                let addr = format!("{}:{}", r.address, r.port);
+                o.sample(
+                    &full,
+                    &[
+                        ("service", &svc),
+                        ("real_server", &r.name),
+                        ("address", &addr),
+                    ],
+                    get(k),
+                );
+            }
+        }
+    }
+    type SvcField = fn(&super::status::ServiceCounters) -> u64;
+    let svc: [(&str, &str, SvcField); 3] = [
+        (
+            "connections_total",
+            "Connections to the virtual service (IPVS).",
+            |k| k.conns,
+        ),
+        ("in_packets_total", "Packets in (IPVS).", |k| k.in_pkts),
+        ("in_bytes_total", "Bytes in (IPVS).", |k| k.in_bytes),
+    ];
+    for (name, help, get) in svc {
+        let full = format!("lvsup_director_ipvs_service_{name}");
+        let mut header = false;
+        for s in &st.services {
+            let Some(k) = &s.kernel else { continue };
+            if !header {
+                o.family(&full, "counter", help);
+                header = true;
+            }
+            o.sample(&full, &[("service", &svc_label(s))], get(k));
+        }
+    }
+    o.0
+}
+
+/// Bind `addr` and answer scrapes in a task.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    tx: mpsc::Sender<Event>,
+    ipvs: Option<IpvsClient>,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((
+        bound,
+        tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let tx = tx.clone();
+                let ipvs = ipvs.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(conn, tx, ipvs).await {
+                        debug!("metrics: {e}");
+                    }
+                });
+            }
+        }),
+    ))
+}
+
+/// The request's path, from its first line (`GET /metrics HTTP/1.1`).
+fn request_path(head: &[u8]) -> Option<(&str, &str)> {
+    let line = head.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut words = line.split(' ');
+    let method = words.next()?;
+    let path = words.next()?;
+    Some((method, path))
+}
+
+async fn answer(
+    mut conn: TcpStream,
+    tx: mpsc::Sender<Event>,
+    ipvs: Option<IpvsClient>,
+) -> std::io::Result<()> {
+    // Read the request head (up to 8 KiB, 5 s): only its first line matters.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = conn.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    if tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    let (status, ctype, body) = match request_path(&head) {
+        Some(("GET", "/metrics")) => match snapshot(&tx, ipvs).await {
+            Some(st) => ("200 OK", CONTENT_TYPE, render(&st)),
+            None => (
+                "503 Service Unavailable",
+                "text/plain",
+                "the daemon is shutting down\n".to_string(),
+            ),
+        },
+        Some(("GET", _)) => ("404 Not Found", "text/plain", "try /metrics\n".to_string()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics only\n".to_string(),
+        ),
+    };
+    let resp = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(resp.as_bytes()).await?;
+    conn.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::director::status::{DestCounters, ReconcileStatus};
+
+    fn sample() -> Status {
+        let mut st = crate::director::status::tests::sample();
+        st.vrrp.counters.adverts_sent = 12;
+        st.vrrp.counters.transitions = 2;
+        st.ipvs.last_reconcile = Some(ReconcileStatus {
+            at: "2026-11-21T07:00:01.000Z".into(),
+            trigger: "start".into(),
+            ok: true,
+            ops: 3,
+            error: None,
+        });
+        st.services[0].real_servers[0].kernel = Some(DestCounters {
+            weight: 0,
+            active_conns: 3,
+            inact_conns: 4,
+            conns: 99,
+            ..Default::default()
+        });
+        st
+    }
+
+    #[test]
+    fn renders_the_text_exposition_format() {
+        let text = render(&sample());
+        for line in [
+            "# TYPE lvsup_director_vrrp_state gauge",
+            "lvsup_director_vrrp_state{state=\"Master\"} 1",
+            "lvsup_director_vrrp_state{state=\"Backup\"} 0",
+            "lvsup_director_vip_held 1",
+            "lvsup_director_vrrp_transitions_total 2",
+            "lvsup_director_vrrp_adverts_sent_total 12",
+            "lvsup_director_vrrp_bad_packets_total{reason=\"ttl\"} 2",
+            "lvsup_director_ipvs_reconcile_ok 1",
+            "lvsup_director_config_reload_ok 0",
+            "lvsup_director_real_server_health{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\",state=\"down\"} 1",
+            "lvsup_director_real_server_health{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\",state=\"up\"} 0",
+            "lvsup_director_real_server_weight{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 100",
+            "lvsup_director_real_server_effective_weight{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 0",
+            "# TYPE lvsup_director_ipvs_real_server_connections_total counter",
+            "lvsup_director_ipvs_real_server_active_connections{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 3",
+            "lvsup_director_ipvs_real_server_connections_total{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 99",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every sample belongs to a family declared (HELP + TYPE) before it,
+        // each family once; every line is a comment or `name{labels} number`.
+        let mut declared = std::collections::BTreeSet::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().expect("name");
+                assert!(declared.insert(name.to_string()), "{name} declared twice");
+                continue;
+            }
+            if l.starts_with("# HELP ") {
+                continue;
+            }
+            let name = l.split(['{', ' ']).next().expect("name");
+            assert!(declared.contains(name), "{name} used before its TYPE: {l}");
+            let value = l.rsplit(' ').next().expect("value");
+            assert!(value.parse::<f64>().is_ok(), "not a number: {l}");
+        }
+        // No kernel counters without a kernel read.
+        let mut st = sample();
+        st.services[0].real_servers[0].kernel = None;
+        assert!(!render(&st).contains("lvsup_director_ipvs_real_server"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut st = sample();
+        st.services[0].real_servers[0].name = "a\"b\\c\nd".into();
+        let text = render(&st);
+        assert!(text.contains("real_server=\"a\\\"b\\\\c\\nd\""), "{text}");
+    }
+
+    #[test]
+    fn request_line_is_parsed() {
+        assert_eq!(
+            request_path(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(("GET", "/metrics"))
+        );
+        assert_eq!(request_path(b"\xff\xfe"), None);
+    }
+
+    async fn get(addr: SocketAddr, request: &str) -> String {
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(request.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut out))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        out
+    }
+
+    /// The listener on a real loopback socket, with a stand-in for the
+    /// daemon's main loop answering status requests.
+    #[tokio::test]
+    async fn serves_metrics_over_http_on_loopback() {
+        let (tx, mut rx) = mpsc::channel::<Event>(8);
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if let Event::Status(reply) = ev {
+                    let _ = reply.send(sample());
+                }
+            }
+        });
+        let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), tx, None)
+            .await
+            .expect("bind");
+        let resp = get(addr, "GET /metrics HTTP/1.1\r\nHost: lvs\r\n\r\n").await;
+        let (head, body) = resp.split_once("\r\n\r\n").expect("head");
+        assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+        assert!(head.contains(CONTENT_TYPE), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(body, render(&sample()));
+        let resp = get(addr, "GET / HTTP/1.0\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.0 404"), "{resp}");
+        let resp = get(addr, "POST /metrics HTTP/1.0\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.0 405"), "{resp}");
+        task.abort();
+    }
+}
