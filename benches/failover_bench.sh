@@ -289,12 +289,18 @@ wait_ready() { # everything back: d1 master alone, both tables complete, VIP ans
 }
 
 # ----------------------------------------------------------------- probes ---
-probe_around() { # WINDOW_S OUT CMD... — probe (JSON into OUT) and run CMD 2 s into the window
+probe_around() { # WINDOW_S OUT CMD... — probe (JSON into OUT), run CMD ~1 s after it started
     local win=$1 out=$2
     shift 2
-    ip netns exec "$NS_CL" python3 tests/lab/probe.py "http://$VIP/" "$win" 0.01 0.2 >"$out" &
+    rm -f "$W/probing"
+    # the marker is written once Python runs: under emulation its start-up takes a while
+    ip netns exec "$NS_CL" python3 -c 'import sys, runpy
+open(sys.argv[1], "w").close()
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")' "$W/probing" tests/lab/probe.py "http://$VIP/" "$win" 0.01 0.2 >"$out" &
     local pp=$!
-    sleep 2
+    while [ ! -e "$W/probing" ]; do sleep 0.05; done
+    sleep 1
     "$@" # in this shell, not a subshell: it may start a daemon (PIDS)
     wait "$pp"
 }
