@@ -27,10 +27,10 @@
 #   kill9       kill -9 of d1's daemon (keepalived: all its processes at once).
 #               The VIP and the IPVS table stay in d1's kernel, as after a real
 #               daemon crash.
-#   crash       kill -9 of d1's daemon and d1's eth0 down at the same moment (the
+#   crash       d1's eth0 down, then kill -9 of its daemon right after (the
 #               director host dies): the gap is the VRRP takeover time.
-#   stop        SIGTERM to d1's daemon (what systemctl stop sends; keepalived:
-#               to all its processes) — the planned switchover.
+#   stop        SIGTERM to d1's daemon's main process (keepalived's parent passes
+#               it on to its children) — the planned switchover.
 #   After each event d1's daemon is started again (link up first for crash) and
 #   the failback gap is measured too.
 #   Gap: tests/lab/probe.py from the client, one HTTP GET to VIP:80 every 10 ms
@@ -40,7 +40,9 @@
 #
 # Output: progress on stderr; one JSON line per result and a summary table with
 # ratios lvsup/keepalived on stdout. --quick: 1 repetition per case, 10 s idle
-# window (default: BENCH_REPS=3, BENCH_IDLE=30).
+# window (default: BENCH_REPS=3, BENCH_IDLE=30). BENCH_DAEMONS="keepalived lvsup"
+# changes the order (default "lvsup keepalived"). Daemon logs, configs and
+# results.jsonl are copied to BENCH_LOGDIR (default: a new /tmp/lvsup-failover-bench.*).
 # Under the lab VM (TCG software emulation, 2 vCPUs) absolute figures are
 # inflated; both daemons run in the same VM boot, one after the other.
 set -euo pipefail
@@ -59,12 +61,15 @@ if [ "${LVSUP_FAILOVER_BENCH_INNER:-0}" != 1 ]; then
     [ "$(id -u)" = 0 ] || { echo "failover_bench: run as root" >&2; exit 1; }
     command -v keepalived >/dev/null || { echo "failover_bench: keepalived not installed (apt-get install keepalived)" >&2; exit 1; }
     if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then cargo build --release --bin lvsup >&2; fi
-    export LVSUP_FAILOVER_BENCH_INNER=1 BENCH_REPS=$REPS BENCH_IDLE=$IDLE
+    # daemon logs and results.jsonl are copied here at the end (the VM's /tmp is its own)
+    BENCH_LOGDIR=${BENCH_LOGDIR:-$(mktemp -d /tmp/lvsup-failover-bench.XXXXXX)}
+    export LVSUP_FAILOVER_BENCH_INNER=1 BENCH_REPS=$REPS BENCH_IDLE=$IDLE BENCH_LOGDIR
     if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
         exec bash "$0"
     fi
     export LVSUP_LAB_IMAGE=1 LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE" exec tests/lab/in-vm bash "$0"
+    export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$BENCH_LOGDIR"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE BENCH_LOGDIR BENCH_DAEMONS" exec tests/lab/in-vm bash "$0"
 fi
 
 C=kabench
@@ -201,21 +206,34 @@ start_daemon() { # DAEMON DIRECTOR
     fi
 }
 
-signal_daemon() { # SIGNAL DIRECTOR — every process of the daemon at once
-    # shellcheck disable=SC2086
-    kill "-$1" ${PIDS[$2]} 2>/dev/null || true
+signal_daemon() { # SIGNAL DIRECTOR
+    if [ "$1" = TERM ]; then
+        # the main process (keepalived's parent stops its children itself: SIGTERM to
+        # the children as well races with the parent respawning them)
+        kill -TERM "${PIDS[$2]%% *}" 2>/dev/null || true
+    else
+        # every process of the daemon at once: a crash
+        # shellcheck disable=SC2086
+        kill "-$1" ${PIDS[$2]} 2>/dev/null || true
+    fi
+}
+
+ours() { # PID: alive and one of the daemons (pid files can outlive their process)
+    case $(cat "/proc/$1/comm" 2>/dev/null) in lvsup | keepalived) ;; *) return 1 ;; esac
+    [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
 wait_daemon_gone() { # DIRECTOR
     local p
     for _ in $(seq 200); do
         local alive=0
-        for p in ${PIDS[$1]}; do kill -0 "$p" 2>/dev/null && alive=1; done
+        # keepalived children respawned meanwhile wrote their pid files anew
+        for p in ${PIDS[$1]} $(cat "$W/$1"-ka-*.pid 2>/dev/null); do ours "$p" && alive=1; done
         [ $alive = 0 ] && break
         sleep 0.1
     done
-    for p in ${PIDS[$1]}; do
-        if kill -0 "$p" 2>/dev/null; then
+    for p in ${PIDS[$1]} $(cat "$W/$1"-ka-*.pid 2>/dev/null); do
+        if ours "$p"; then
             log "warning: $1 pid $p still alive 20 s after the signal; killing"
             kill -9 "$p" 2>/dev/null || true
         fi
@@ -312,7 +330,7 @@ failover_case() { # DAEMON ADVERT_MS CASE REP
     if [ "$adv" -ge 1000 ]; then win=9 fb=9; else win=5 fb=7; fi
     case $case in
         kill9) ev() { signal_daemon KILL d1; } ;;
-        crash) ev() { signal_daemon KILL d1; ip -n "$NS_D1" link set eth0 down; } ;;
+        crash) ev() { ip -n "$NS_D1" link set eth0 down; signal_daemon KILL d1; } ;;
         stop) ev() { signal_daemon TERM d1; } ;;
     esac
     local takeover
@@ -327,8 +345,12 @@ o, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 print(json.dumps({"bench": "failover", "daemon": sys.argv[3], "advert_ms": int(sys.argv[4]),
     "case": sys.argv[5], "rep": int(sys.argv[6]), "failed": o["failed"], "probes": o["probes"],
     "gap_ms": o["longest_gap_ms"], "d2_took_over": sys.argv[7] == "true",
-    "failback_failed": b["failed"], "failback_gap_ms": b["longest_gap_ms"]}))
-' "$W/event.json" "$W/failback.json" "$d" "$adv" "$case" "$rep" "$takeover")"
+    "failback_failed": b["failed"], "failback_gap_ms": b["longest_gap_ms"],
+    "probe_every_ms": round(float(sys.argv[8]) * 1000 / max(o["probes"], 1)),
+    "failback_probe_every_ms": round(float(sys.argv[9]) * 1000 / max(b["probes"], 1)),
+    "gaps": [e for e in o["events"] if "gap_ms" in e],
+    "failback_gaps": [e for e in b["events"] if "gap_ms" in e]}))
+' "$W/event.json" "$W/failback.json" "$d" "$adv" "$case" "$rep" "$takeover" "$win" "$fb")"
     wait_ready || { log "cluster not ready after $case/$rep"; return 1; }
 }
 
@@ -405,6 +427,10 @@ cleanup() {
         [ -n "${PIDS[$d]:-}" ] && kill -9 ${PIDS[$d]} 2>/dev/null
     done
     "$LVSUP" lab down -f "$W/c-1s.toml" >/dev/null 2>&1 || true
+    if [ -n "${BENCH_LOGDIR:-}" ] && [ -d "$BENCH_LOGDIR" ]; then
+        cp "$W"/*.log "$W"/*.conf "$W"/d?.toml "$RESULTS" "$BENCH_LOGDIR"/ 2>/dev/null || true
+        log "daemon logs and results.jsonl in $BENCH_LOGDIR"
+    fi
     if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -418,7 +444,7 @@ for r in rs1 rs2; do
 done
 echo "keepalived: $(keepalived --version 2>&1 | head -n1); lvsup: $("$LVSUP" --version); kernel $(uname -r); $(nproc) CPUs" >&2
 
-for daemon in lvsup keepalived; do
+for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     for adv in 1000 100; do
         if [ "$adv" = 1000 ]; then ct="$W/c-1s.toml" ka_adv=1; else ct="$W/c-100ms.toml" ka_adv=0.1; fi
         render_director_toml "$ct" d1 "$W/d1.toml"
