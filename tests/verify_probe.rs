@@ -136,3 +136,31 @@ fn prober_is_bounded_in_count_and_time() {
     });
     assert!((2..=15).contains(&n), "{n}");
 }
+
+/// The scheduling batch never connects from a port the director still has a
+/// connection entry for: every connection comes from a port outside `avoid`.
+#[test]
+fn batch_avoiding_uses_no_avoided_port() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let _ = tx.send(c.peer_addr().map(|p| p.port()).unwrap_or(0));
+        }
+    });
+    // Avoid most of the ephemeral range: what is left must be used.
+    let avoid: std::collections::HashSet<u16> = (32768..60000).collect();
+    let b = rt().block_on(lvsup::verify::probe::batch_avoiding(
+        addr,
+        &ProbeKind::Tcp,
+        20,
+        Duration::from_secs(2),
+        &avoid,
+    ));
+    assert_eq!((b.sent, b.ok), (20, 20), "{:?}", b.first_error);
+    let ports: Vec<u16> = (0..20)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("accepted"))
+        .collect();
+    assert!(ports.iter().all(|p| !avoid.contains(p)), "{ports:?}");
+}

@@ -234,6 +234,19 @@ fn reads_the_state_the_director_daemon_emits() {
 }
 
 #[test]
+fn lists_the_client_ports_of_the_vips_connection_entries() {
+    let cmd = conn_ports_command("tcp", "192.168.0.100:80".parse().expect("addr"));
+    assert!(
+        cmd.contains(r#"toupper($4) == "C0A80064" && toupper($5) == "0050""#),
+        "{cmd}"
+    );
+    assert!(cmd.contains(r#"toupper($1) == "TCP""#), "{cmd}");
+    let ports = parse_conn_ports("9C40\nA001\nnot-hex\n\n");
+    assert_eq!(ports.len(), 2);
+    assert!(ports.contains(&0x9C40) && ports.contains(&0xA001));
+}
+
+#[test]
 fn parses_the_ipvsadm_fallback() {
     let out = "#lvsup-verify:ipvsadm\n\
 IP Virtual Server version 1.2.1 (size=4096)\n\

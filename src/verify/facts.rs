@@ -284,3 +284,24 @@ pub fn parse_vrrp_state(json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
     v.get("vrrp")?.get("state")?.as_str().map(String::from)
 }
+
+/// The shell command that lists the client ports of the IPVS connection
+/// entries to `vip`: `/proc/net/ip_vs_conn` (hex: `TCP C0A80001 9C40
+/// C0A80064 0050 ...`), filtered on the director so a busy table stays there.
+pub fn conn_ports_command(protocol: &str, vip: SocketAddr) -> String {
+    let (ip, port) = match vip {
+        SocketAddr::V4(a) => (format!("{:08X}", u32::from(*a.ip())), a.port()),
+        SocketAddr::V6(a) => (format!("{:032X}", u128::from(*a.ip())), a.port()),
+    };
+    format!(
+        "awk 'toupper($1) == \"{}\" && toupper($4) == \"{ip}\" && toupper($5) == \"{port:04X}\" {{ print $3 }}' /proc/net/ip_vs_conn",
+        protocol.to_ascii_uppercase()
+    )
+}
+
+/// The ports [`conn_ports_command`] printed (hex, one a line); junk is skipped.
+pub fn parse_conn_ports(out: &str) -> std::collections::HashSet<u16> {
+    out.lines()
+        .filter_map(|l| u16::from_str_radix(l.trim(), 16).ok())
+        .collect()
+}

@@ -504,7 +504,17 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
             }
         };
         let kind = probe_kind(svc);
-        let b = probe::batch(vip_addr(spec, svc), &kind, n, PROBE_TIMEOUT).await;
+        // Client ports the director still has an entry for would not be
+        // counted as new connections (see probe::batch_avoiding).
+        let avoid = cx
+            .sh(
+                active,
+                &facts::conn_ports_command(svc.protocol.as_str(), vip_addr(spec, svc)),
+            )
+            .await
+            .map(|o| facts::parse_conn_ports(&o))
+            .unwrap_or_default();
+        let b = probe::batch_avoiding(vip_addr(spec, svc), &kind, n, PROBE_TIMEOUT, &avoid).await;
         cx.traffic_sent();
         let t_batch = Instant::now();
         let sb = find_service(&before, spec, svc);

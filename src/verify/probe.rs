@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Mutex, watch};
 
 use super::analysis::ProbeResult;
@@ -35,10 +35,36 @@ pub async fn probe_once(
     kind: &ProbeKind,
     timeout: Duration,
 ) -> Result<(), String> {
+    probe_from(addr, kind, timeout, None).await
+}
+
+/// [`probe_once`] from local port `port` (None: the kernel picks one).
+async fn probe_from(
+    addr: SocketAddr,
+    kind: &ProbeKind,
+    timeout: Duration,
+    port: Option<u16>,
+) -> Result<(), String> {
     let work = async {
-        let mut s = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let mut s = match port {
+            None => TcpStream::connect(addr).await,
+            Some(p) => {
+                let sock = if addr.is_ipv4() {
+                    TcpSocket::new_v4()
+                } else {
+                    TcpSocket::new_v6()
+                }
+                .map_err(|e| format!("socket: {e}"))?;
+                let local = if addr.is_ipv4() {
+                    SocketAddr::from(([0, 0, 0, 0], p))
+                } else {
+                    SocketAddr::from(([0u16; 8], p))
+                };
+                sock.bind(local).map_err(|e| format!("bind: {e}"))?;
+                sock.connect(addr).await
+            }
+        }
+        .map_err(|e| format!("connect: {e}"))?;
         if let ProbeKind::Http {
             path,
             expect_status,
@@ -102,6 +128,58 @@ pub async fn batch(addr: SocketAddr, kind: &ProbeKind, n: u32, timeout: Duration
         match probe_once(addr, kind, timeout).await {
             Ok(()) => r.ok += 1,
             Err(e) => {
+                r.first_error.get_or_insert(e);
+            }
+        }
+    }
+    r
+}
+
+/// Like [`batch`], but from local ports not in `avoid` (ports the director's
+/// IPVS table still has a connection entry for, from this client to this
+/// VIP:port). With the default `net.ipv4.vs.conn_reuse_mode = 1` a SYN that
+/// matches an entry which is not in TIME_WAIT or CLOSE (a DR/TUN director
+/// sees only the client's half: its entries sit in FIN_WAIT for 2 min) is
+/// not scheduled anew (ip_vs_core.c `is_new_conn_expected()`): it goes to
+/// the old real server and is not counted. The kernel's own port choice
+/// avoids only its local TIME_WAIT sockets (60 s), so a second run within 2
+/// minutes of a first (the 10 ms prober sends thousands) can meet such an
+/// entry. Ports that cannot be bound (in use here) are skipped.
+pub async fn batch_avoiding(
+    addr: SocketAddr,
+    kind: &ProbeKind,
+    n: u32,
+    timeout: Duration,
+    avoid: &std::collections::HashSet<u16>,
+) -> BatchResult {
+    // The ephemeral range of Linux's default, from a point that moves with the clock.
+    const LO: u32 = 32768;
+    const SPAN: u32 = 60999 - 32768 + 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut next = seed % SPAN;
+    let mut r = BatchResult {
+        sent: 0,
+        ok: 0,
+        first_error: None,
+    };
+    let mut tried = 0u32;
+    while r.sent < n && tried < SPAN {
+        let port = u16::try_from(LO + next).unwrap_or(0);
+        next = (next + 1) % SPAN;
+        tried += 1;
+        if avoid.contains(&port) {
+            continue;
+        }
+        match probe_from(addr, kind, timeout, Some(port)).await {
+            Err(e) if e.starts_with("bind:") => continue,
+            Ok(()) => {
+                r.sent += 1;
+                r.ok += 1;
+            }
+            Err(e) => {
+                r.sent += 1;
                 r.first_error.get_or_insert(e);
             }
         }
