@@ -41,6 +41,7 @@ vrid = 78
 advert_interval = "1s"
 preempt = true
 sync_daemon = true
+metrics = "127.0.0.1:9178"
 
 [[services]]
 port = 80
@@ -339,6 +340,25 @@ fn director_failover_health_reload() {
         assert_eq!(lab.status("lvs1")["ipvs"]["sync_daemon"], "master");
     } else {
         assert_eq!(answer, "lvs1");
+    }
+    // The metrics listener ([cluster] metrics), scraped on each director.
+    for (h, state) in [("lvs1", "Master"), ("lvs2", "Backup")] {
+        let m = lab.sh(h, "busybox wget -qO- http://127.0.0.1:9178/metrics");
+        assert!(
+            m.lines()
+                .any(|l| l == format!("lvsup_director_vrrp_state{{state=\"{state}\"}} 1")),
+            "{h}: {m}"
+        );
+        assert!(
+            m.contains("lvsup_director_real_server_health{service=\"tcp/10.78.0.100:80\",real_server=\"node1\",address=\"10.78.0.21:80\",state=\"up\"} 1"),
+            "{h}: {m}"
+        );
+        if lab.ipvs {
+            assert!(
+                m.contains("lvsup_director_ipvs_real_server_weight{"),
+                "{h}: {m}"
+            );
+        }
     }
 
     // 2. kill -9 the master's daemon: the backup takes over. The unit

@@ -53,6 +53,8 @@ enum Director {
     /// Converged, then `sync_daemon = true` added to director.toml's
     /// `[vrrp]` by hand (cluster.toml says nothing of it).
     VrrpEdited,
+    /// Converged, then director.toml broken by hand (does not parse).
+    Garbled,
 }
 
 fn director_with(d: &DesiredCluster, host: &str, how: Director) -> String {
@@ -75,6 +77,9 @@ fn director_with(d: &DesiredCluster, host: &str, how: Director) -> String {
         let mut content = f.content.clone();
         if how == Director::Drifted && f.path.ends_with("director.toml") {
             content = content.replacen("weight = 100", "weight = 7", 1);
+        }
+        if how == Director::Garbled && f.path.ends_with("director.toml") {
+            content.push_str("bogus = [\n");
         }
         if how == Director::VrrpEdited && f.path.ends_with("director.toml") {
             content = content.replace("\npeers = ", "\nsync_daemon = true\npeers = ");
@@ -292,6 +297,22 @@ fn vrrp_change_in_director_config_restarts_the_daemon() {
         "{text}"
     );
     assert!(!text.contains("reload lvsup-director-web"), "{text}");
+
+    // A file that does not parse: what the daemon runs is unknown, restart.
+    let hosts = vec![(
+        "lvs191",
+        facts(
+            &spec,
+            &d,
+            "lvs191",
+            &director_with(&d, "lvs191", Director::Garbled),
+        ),
+    )];
+    let (_, text) = golden(&spec, &d, &hosts);
+    assert!(
+        text.contains("restart lvsup-director-web.service (its old config does not parse"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -223,8 +223,8 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
                 "its unit file changed".to_string()
             } else if binary {
                 "its binary changed".to_string()
-            } else if let Some(what) = config_needs_restart {
-                format!("{what} changed in its config: a reload cannot apply that")
+            } else if let Some(why) = config_needs_restart {
+                why
             } else {
                 "to put its addresses and routes back".to_string()
             };
@@ -254,16 +254,17 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
 /// change on disk but not in force. A restart hands the VIP over gracefully
 /// first. An old file that is missing or unreadable: the running config is
 /// unknown, restart.
-fn director_restart_reason(cluster: &str, want: &HostState, facts: &Facts) -> Option<&'static str> {
+fn director_restart_reason(cluster: &str, want: &HostState, facts: &Facts) -> Option<String> {
     let path = desired::director_config_path(cluster);
     let new = want.files.iter().find(|f| f.path == path)?;
     let new = DirectorConfig::parse(&new.content).ok()?;
     let Some(old) = facts.observed.files.get(&path) else {
-        return Some("the whole file (it was missing)");
+        return Some("its config was missing: what it runs is unknown".into());
     };
     match DirectorConfig::parse(old) {
-        Ok(old) => restart_needed(&old, &new),
-        Err(_) => Some("the whole file (the old one does not parse)"),
+        Ok(old) => restart_needed(&old, &new)
+            .map(|what| format!("{what} changed in its config: a reload cannot apply that")),
+        Err(_) => Some("its old config does not parse: what it runs is unknown".into()),
     }
 }
 
