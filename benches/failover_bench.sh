@@ -24,7 +24,7 @@
 #   rs_removal  stop rs1's web server (systemctl stop in rs1) → rs1 gone or at
 #               weight 0 in d1's /proc/net/ip_vs (polled every 50 ms); limit
 #               interval × fall + interval = 4 s. Then started again → back.
-#   kill9       kill -9 of d1's daemon (keepalived: all its processes at once).
+#   kill9       kill -9 of d1's daemon (keepalived: all its processes, stopped first).
 #               The VIP and the IPVS table stay in d1's kernel, as after a real
 #               daemon crash.
 #   crash       d1's eth0 down, then kill -9 of its daemon right after (the
