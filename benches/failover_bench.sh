@@ -24,7 +24,7 @@
 #   rs_removal  stop rs1's web server (systemctl stop in rs1) → rs1 gone or at
 #               weight 0 in d1's /proc/net/ip_vs (polled every 50 ms); limit
 #               interval × fall + interval = 4 s. Then started again → back.
-#   kill9       kill -9 of d1's daemon (keepalived: all its processes at once).
+#   kill9       kill -9 of d1's daemon (keepalived: all its processes, stopped first).
 #               The VIP and the IPVS table stay in d1's kernel, as after a real
 #               daemon crash.
 #   crash       d1's eth0 down, then kill -9 of its daemon right after (the
@@ -212,7 +212,13 @@ signal_daemon() { # SIGNAL DIRECTOR
         # the children as well races with the parent respawning them)
         kill -TERM "${PIDS[$2]%% *}" 2>/dev/null || true
     else
-        # every process of the daemon at once: a crash
+        # every process of the daemon at once: a crash. SIGSTOP first: kill(2) reaches
+        # the processes one after the other, and keepalived's children shut down
+        # gracefully when their parent dies — seen in a VM run: the checker child
+        # removed both real servers from IPVS before its own SIGKILL arrived, a 3.4 s
+        # gap that a real crash would not cause.
+        # shellcheck disable=SC2086
+        kill -STOP ${PIDS[$2]} 2>/dev/null || true
         # shellcheck disable=SC2086
         kill "-$1" ${PIDS[$2]} 2>/dev/null || true
     fi
