@@ -530,8 +530,17 @@ fn director_failover_health_reload() {
             "the cut-off master's VIP was unreachable for a while: {r}"
         );
     }
+    // Takeover: Master_Down_Interval (3.6 s) after the last advert heard,
+    // plus the probe's own timeout: a probe whose SYN went to the cut-off
+    // director fails only when its timeout (1 s in the VM, 0.2 s natively)
+    // runs out, even if the backup took over meanwhile (VM runs: 3012,
+    // 3018, 4074 ms).
+    let takeover_bound = 3600 + if lab.ipvs { 1000 } else { 200 } + 400;
     if let Some(g) = gaps.first() {
-        assert!(*g <= 4200, "takeover gap {g} ms");
+        assert!(
+            *g <= takeover_bound,
+            "takeover gap {g} ms > {takeover_bound}"
+        );
     }
     // Failback: natively not one failed probe. Through IPVS in the VM, one
     // request in flight at the switch may fail (seen once in four runs: a 38 ms
