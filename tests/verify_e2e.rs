@@ -14,7 +14,8 @@
 //! one lab: the broken cases run in the dr and minimal labs after their
 //! passing verify, and the two checks that need only bare hosts share one.
 //! `LVSUP_VERIFY_EXAMPLES=dr,minimal` picks the examples (default: all of
-//! dr, tun, nat, minimal); the others say they are skipped and pass.
+//! dr, tun, nat, minimal, and `bare` for the bare-hosts lab); the others say
+//! they are skipped and pass.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -284,6 +285,9 @@ fn verify_minimal_passes_and_catches_a_wrong_weight() {
 #[ignore = "needs root and the lab base image"]
 fn bare_hosts_fail_clearly_and_a_stand_in_daemon_fails_over() {
     let file = "tests/fixtures/verify/bare.toml";
+    if !selected("bare") {
+        return;
+    }
     let lab = Lab::up(file, &["--no-kernel-check"]);
     let (code, v) = verify(file, &[]);
     assert_eq!(code, 1);
