@@ -89,6 +89,9 @@ enum LabCommand {
     Down(FileArg),
     /// Show the lab's hosts, whether they run and answer SSH
     Status(FileArg),
+    /// Print the lab's topology as JSON (hosts, links, addresses, segments): what
+    /// `lab up` builds, and what vagrant/Vagrantfile reads to build the same with VMs
+    Topology(FileArg),
     /// Run a command on a lab host (or `client`)
     Exec {
         #[command(flatten)]
@@ -271,6 +274,14 @@ fn run_lab(cmd: LabCommand) -> anyhow::Result<u8> {
         LabCommand::Status(file) => {
             let spec = config::load(&file.file)?;
             print!("{}", lab::status(&spec)?);
+            Ok(exit::OK)
+        }
+        LabCommand::Topology(file) => {
+            let spec = config::load(&file.file)?;
+            let t = lab::topology(&spec)?;
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &t)?;
+            writeln!(out)?;
             Ok(exit::OK)
         }
         LabCommand::Exec { file, host, cmd } => {

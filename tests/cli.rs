@@ -243,3 +243,31 @@ fn lab_up_checks_the_kernel_before_creating_anything() {
         "nothing created"
     );
 }
+
+/// `lab topology` is what vagrant/Vagrantfile builds VMs from: the same hosts,
+/// links, addresses and segments `lab up` builds containers from (no root).
+#[test]
+fn lab_topology_prints_what_lab_up_and_vagrant_build() {
+    for ex in EXAMPLES {
+        let out = Run::new(&["lab", "topology", "-f", &format!("examples/{ex}.toml")])
+            .code(0)
+            .stdout();
+        let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+        insta::assert_json_snapshot!(format!("lab_topology_{ex}"), v);
+    }
+    // NAT: directors on both segments, real servers on the internal one only.
+    let out = Run::new(&["lab", "topology", "-f", "examples/nat.toml"])
+        .code(0)
+        .stdout();
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    let links = |host: &str| {
+        v["hosts"]
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .find(|h| h["name"] == host)
+            .map(|h| h["node"]["links"].as_array().map_or(0, Vec::len))
+    };
+    assert_eq!(links("nat1"), Some(2));
+    assert_eq!(links("app1"), Some(1));
+}
