@@ -128,12 +128,11 @@ fn plan_apply_drift_repair_unreachable_destroy() {
     }
 }
 
-fn run_example(ex: &str) {
-    let start = Instant::now();
+/// examples/EX.toml parsed, and its text with the cluster renamed to `name`
+/// (an own cluster name never collides with a lab of the example itself).
+fn renamed_example(ex: &str, name: &str) -> (lvsup::config::ClusterSpec, String) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{ex}.toml"));
     let spec = lvsup::config::load(&src).unwrap_or_else(|e| panic!("{e}"));
-    // Own cluster name: never collides with a lab of the example itself.
-    let name = format!("e2e{ex}");
     let original = std::fs::read_to_string(&src).expect("read example");
     let renamed = original.replacen(
         &format!("name = \"{}\"", spec.name),
@@ -141,20 +140,33 @@ fn run_example(ex: &str) {
         1,
     );
     assert_ne!(renamed, original, "cluster name not found in {ex}.toml");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join(format!("{ex}.toml"));
-    std::fs::write(&file, renamed).expect("write copy");
-    let f = file.to_string_lossy().into_owned();
+    (spec, renamed)
+}
 
+/// `lab up -f file` (the file lives in `dir`); the lab goes when the result drops.
+fn lab_up(file: &Path, dir: tempfile::TempDir) -> Lab {
+    let f = file.to_string_lossy().into_owned();
     let mut up = vec!["lab", "up", "-f", &f];
     if no_kernel() {
         up.push("--no-kernel-check");
     }
     let lab = Lab {
-        file: file.clone(),
+        file: file.to_path_buf(),
         _dir: dir,
     };
     expect(&lvsup(&up), 0, "lab up");
+    lab
+}
+
+fn run_example(ex: &str) {
+    let start = Instant::now();
+    let name = format!("e2e{ex}");
+    let (spec, renamed) = renamed_example(ex, &name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join(format!("{ex}.toml"));
+    std::fs::write(&file, renamed).expect("write copy");
+    let f = file.to_string_lossy().into_owned();
+    let lab = lab_up(&file, dir);
 
     // Hosts under test and their targets.
     let rs: Vec<String> = spec.real_servers.iter().map(|r| r.name.clone()).collect();
@@ -367,15 +379,8 @@ fn run_example(ex: &str) {
 #[test]
 #[ignore = "needs root and the lab (see the module docs)"]
 fn become_sudo_for_a_non_root_login() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml");
-    let spec = lvsup::config::load(&src).unwrap_or_else(|e| panic!("{e}"));
     let name = "e2esudo";
-    let original = std::fs::read_to_string(&src).expect("read example");
-    let renamed = original.replacen(
-        &format!("name = \"{}\"", spec.name),
-        &format!("name = \"{name}\""),
-        1,
-    );
+    let (spec, renamed) = renamed_example("minimal", name);
     let dir = tempfile::tempdir().expect("tempdir");
     let plain = dir.path().join("plain.toml");
     std::fs::write(&plain, format!("{renamed}\n[ssh]\nuser = \"lvs\"\n")).expect("write");
@@ -387,16 +392,7 @@ fn become_sudo_for_a_non_root_login() {
     .expect("write");
     let f = file.to_string_lossy().into_owned();
     let p = plain.to_string_lossy().into_owned();
-
-    let mut up = vec!["lab", "up", "-f", &f];
-    if no_kernel() {
-        up.push("--no-kernel-check");
-    }
-    let lab = Lab {
-        file: file.clone(),
-        _dir: dir,
-    };
-    expect(&lvsup(&up), 0, "lab up");
+    let lab = lab_up(&file, dir);
     let mut hosts: Vec<&str> = spec.real_servers.iter().map(|r| r.name.as_str()).collect();
     if !no_kernel() {
         hosts.extend(spec.directors.iter().map(|d| d.name.as_str()));
