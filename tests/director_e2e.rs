@@ -84,6 +84,8 @@ struct Lab {
     ipvs: bool,
     /// Network namespace of each lab host.
     netns: std::collections::BTreeMap<String, String>,
+    /// Next client port for `curl` (see there).
+    curl_port: std::cell::Cell<u16>,
 }
 
 fn lvsup(args: &[&str]) -> Output {
@@ -157,10 +159,19 @@ impl Lab {
             .any(|l| l.contains(&format!("{VIP}/32")) && l.contains(":lvs78"))
     }
 
+    /// One HTTP GET through the VIP, each from a client port of its own below
+    /// the ephemeral range the probes use. A SYN from a port that still has an
+    /// IPVS entry (the probes leave over a thousand, FIN_WAIT for 2 min) goes
+    /// to that entry's real server whatever its weight — the kernel's
+    /// conn_reuse_mode — so "new connections avoid a weight-0 server" is only
+    /// testable with ports the director has not seen.
     fn curl(&self) -> String {
+        let port = self.curl_port.get();
+        self.curl_port.set(port + 1);
         let o = Command::new("ip")
             .args(["netns", "exec", &self.client_netns])
-            .args(["curl", "-s", "-m", "2", &format!("http://{VIP}/")])
+            .args(["curl", "-s", "-m", "2", "--local-port", &port.to_string()])
+            .arg(format!("http://{VIP}/"))
             .output()
             .expect("curl");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
@@ -248,6 +259,7 @@ fn up() -> Lab {
             .iter()
             .map(|h| (h.name.clone(), h.node.netns.clone()))
             .collect(),
+        curl_port: std::cell::Cell::new(20000),
     };
     eprintln!(
         "director e2e: {} mode",
