@@ -514,10 +514,31 @@ fn director_failover_health_reload() {
             .expect("ip link");
         ok(o, &format!("link {state}"));
     };
+    let vip_on = |ns: &str| {
+        let o = Command::new("ip")
+            .args(["-n", ns, "-o", "-4", "addr", "show"])
+            .output()
+            .expect("ip addr");
+        String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32"))
+    };
     let probe = lab.probe(16.0);
     std::thread::sleep(Duration::from_millis(1000));
     link("down");
-    std::thread::sleep(Duration::from_secs(6));
+    // The daemon hears the kernel's link announcement: the VIP goes at once
+    // (the 5 s poll is only a backstop).
+    let t = Instant::now();
+    while vip_on(&ns) {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the cut-off master still holds the VIP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "VIP released {:.0} ms after link down",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(t.elapsed()));
     link("up");
     std::thread::sleep(Duration::from_secs(3));
     lab.wait_state("lvs1", "Master", Duration::from_secs(10));
@@ -569,4 +590,32 @@ fn director_failover_health_reload() {
     }
     let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
     assert!(log.contains("VRRP fault"), "{log}");
+
+    // 7. The VIP removed by hand on the master: put back at once, on the
+    //    kernel's address announcement (the 5 s check is only a backstop).
+    let o = Command::new("ip")
+        .args([
+            "-n",
+            &ns,
+            "addr",
+            "del",
+            &format!("{VIP}/32"),
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .expect("ip addr del");
+    ok(o, "ip addr del VIP");
+    let t = Instant::now();
+    while !vip_on(&ns) {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the VIP removed by hand was not put back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "VIP put back {:.0} ms after `ip addr del`",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
 }

@@ -111,11 +111,63 @@ pub struct Addrs {
     handle: Handle,
 }
 
+/// What the kernel announced on the rtnetlink multicast groups the daemon
+/// listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// RTM_NEWLINK / RTM_DELLINK: an interface changed (up, down, carrier).
+    Link,
+    /// RTM_NEWADDR / RTM_DELADDR: an IPv4 address was added or removed.
+    Address,
+}
+
+/// Link and IPv4 address changes as the kernel announces them (the
+/// RTMGRP_LINK and RTMGRP_IPV4_IFADDR groups, what `ip monitor link address`
+/// shows): the daemon reacts to a link going down or a VIP removed by hand
+/// when it happens, as keepalived does, instead of polling for it.
+pub struct Changes {
+    rx: futures::channel::mpsc::UnboundedReceiver<(
+        netlink_packet_core::NetlinkMessage<netlink_packet_route::RouteNetlinkMessage>,
+        netlink_sys::SocketAddr,
+    )>,
+}
+
+impl Changes {
+    /// The next change; `None` when the socket is gone.
+    pub async fn next(&mut self) -> Option<Change> {
+        use futures::StreamExt;
+        use netlink_packet_core::NetlinkPayload;
+        use netlink_packet_route::RouteNetlinkMessage as M;
+        loop {
+            let (msg, _) = self.rx.next().await?;
+            match msg.payload {
+                NetlinkPayload::InnerMessage(M::NewLink(_) | M::DelLink(_)) => {
+                    return Some(Change::Link);
+                }
+                NetlinkPayload::InnerMessage(M::NewAddress(_) | M::DelAddress(_)) => {
+                    return Some(Change::Address);
+                }
+                // ENOBUFS and the like: events were lost, look at everything.
+                NetlinkPayload::Error(_) => return Some(Change::Link),
+                _ => {}
+            }
+        }
+    }
+}
+
 impl Addrs {
-    pub fn connect() -> Result<Addrs, AddrError> {
-        let (conn, handle, _) = rtnetlink::new_connection()?;
+    /// The request handle, and the change announcements on the same socket.
+    pub fn connect() -> Result<(Addrs, Changes), AddrError> {
+        let (mut conn, handle, rx) = rtnetlink::new_connection()?;
+        let groups = rtnetlink::constants::RTMGRP_LINK | rtnetlink::constants::RTMGRP_IPV4_IFADDR;
+        {
+            use netlink_sys::AsyncSocket;
+            conn.socket_mut()
+                .socket_mut()
+                .bind(&netlink_sys::SocketAddr::new(0, groups))?;
+        }
         tokio::spawn(conn);
-        Ok(Addrs { handle })
+        Ok((Addrs { handle }, Changes { rx }))
     }
 
     /// Every IPv4 address of the host.

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::director::addr::{self, Addrs, Found, Link};
+use crate::director::addr::{self, Addrs, Change, Found, Link};
 use crate::director::config::DirectorConfig;
 use crate::director::net::{self, VrrpSocket};
 use crate::director::probe::{self, Probe, ProbeResult};
@@ -48,8 +48,11 @@ pub const PERIODIC_RECONCILE: Duration = Duration::from_secs(30);
 pub const ADDRESS_CHECK: Duration = Duration::from_secs(5);
 
 /// How often the VRRP interface's state is read (keepalived's FAULT state:
-/// link down → release and stop advertising; link up → start over).
-pub const LINK_CHECK: Duration = Duration::from_millis(500);
+/// link down → release and stop advertising; link up → start over). The
+/// daemon acts on the kernel's link and address announcements as they come
+/// ([`crate::director::addr::Changes`]); this poll only backs them up (a
+/// netlink socket whose buffer overflowed loses announcements).
+pub const LINK_CHECK: Duration = Duration::from_secs(5);
 
 /// Options of `lvsup director run`.
 #[derive(Debug, Clone)]
@@ -280,7 +283,7 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
 
-    let addrs = Addrs::connect()?;
+    let (addrs, mut changes) = Addrs::connect()?;
     let link = addrs
         .resolve(cfg.interface.as_deref(), cfg.vip, cfg.vrrp.vrid)
         .await
@@ -475,6 +478,7 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut addr_check = tokio::time::interval(ADDRESS_CHECK);
     addr_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes_open = true;
 
     while !d.stopped {
         let timer = d.machine.poll_timeout();
@@ -496,6 +500,21 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
                 }
             }
             _ = addr_check.tick() => d.check_addresses().await,
+            ch = changes.next(), if changes_open => match ch {
+                Some(Change::Address) => d.check_addresses().await,
+                Some(Change::Link) if shutdown_deadline.is_none() => {
+                    d.check_link().await;
+                    if d.pending_startup {
+                        d.pending_startup = false;
+                        d.feed(Input::Startup).await;
+                    }
+                }
+                Some(Change::Link) => {}
+                None => {
+                    warn!("rtnetlink announcements stopped: polling the link every {LINK_CHECK:?} only");
+                    changes_open = false;
+                }
+            },
             _ = link_check.tick(), if shutdown_deadline.is_none() => {
                 d.check_link().await;
                 if d.pending_startup {
