@@ -41,13 +41,18 @@
 # Output: progress on stderr; one JSON line per result and a summary table with
 # ratios lvsup/keepalived on stdout. --quick: 1 repetition per case, 10 s idle
 # window (default: BENCH_REPS=3, BENCH_IDLE=30). BENCH_DAEMONS="keepalived lvsup"
-# changes the order (default "lvsup keepalived"). Daemon logs, configs and
+# changes the order (default "lvsup keepalived"). BENCH_SYNC=1: both run the
+# IPVS connection-sync daemon. Daemon logs, configs and
 # results.jsonl are copied to BENCH_LOGDIR (default: a new /tmp/lvsup-failover-bench.*).
 # Under the lab VM (TCG software emulation, 2 vCPUs) absolute figures are
 # inflated; both daemons run in the same VM boot, one after the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${BENCH_REPS:-3}
+# BENCH_SYNC=1: both daemons run the kernel's connection-sync daemon (lvsup
+# `sync_daemon = true`, keepalived `lvs_sync_daemon eth0 VI_<vrid>`).
+SYNC=false
+[ "${BENCH_SYNC:-0}" = 1 ] && SYNC=true
 IDLE=${BENCH_IDLE:-30}
 for a in "$@"; do
     case $a in
@@ -69,13 +74,15 @@ if [ "${LVSUP_FAILOVER_BENCH_INNER:-0}" != 1 ]; then
     fi
     export LVSUP_LAB_IMAGE=1 LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$BENCH_LOGDIR"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE BENCH_LOGDIR BENCH_DAEMONS" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE BENCH_LOGDIR BENCH_DAEMONS BENCH_SYNC" exec tests/lab/in-vm bash "$0"
 fi
 
 C=kabench
 VIP=10.78.0.100
 D1=10.78.0.2 D2=10.78.0.3 RS1=10.78.0.11 RS2=10.78.0.12
 VRID=78
+KA_SYNC=""
+[ "$SYNC" = true ] && KA_SYNC="  lvs_sync_daemon eth0 VI_$VRID"
 NS_D1=lvsup-$C-d1 NS_D2=lvsup-$C-d2 NS_CL=lvsup-$C-client
 W=$(mktemp -d /tmp/lvsup-fobench.XXXXXX)
 RESULTS=$W/results.jsonl
@@ -97,6 +104,7 @@ mode = "dr"
 vrid = $VRID
 advert_interval = "$1"
 interface = "eth0"
+sync_daemon = $SYNC
 
 [[services]]
 port = 80
@@ -147,6 +155,7 @@ global_defs {
   vrrp_version 3
   router_id $1
   script_user root
+$KA_SYNC
 }
 vrrp_instance VI_$VRID {
   state BACKUP

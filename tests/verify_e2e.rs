@@ -7,21 +7,22 @@
 //! Contract: `lvsup lab up -f FILE` → `lvsup apply -f FILE --yes` →
 //! `lvsup verify -f FILE --json` exits 0 with measured figures (director
 //! failover gap, real-server out/back times) for every example; deliberately
-//! broken clusters (no ARP suppression on a DR real server, both daemons
-//! stopped, a weight the kernel does not have) exit 1 and say why.
+//! broken clusters exit 1 and say why.
 //!
-//! A lab up and an apply cost minutes under emulation, so each example gets
-//! one lab: the broken cases run in the dr and minimal labs after their
-//! passing verify, and the two checks that need only bare hosts share one.
-//! `LVSUP_VERIFY_EXAMPLES=dr,minimal` picks the examples (default: all of
-//! dr, tun, nat, minimal, and `bare` for the bare-hosts lab); the others say
-//! they are skipped and pass.
+//! A lab up and an apply cost minutes under emulation, so verify runs where
+//! a lab is applied anyway: `tests/apply_e2e.rs` verifies the DR, NAT and TUN
+//! examples in its labs (and, on DR, catches a real server without ARP
+//! suppression and both daemons stopped). Here: the minimal example (and a
+//! weight the kernel does not have), and bare hosts with a stand-in VRRP
+//! daemon. `LVSUP_VERIFY_EXAMPLES=minimal,bare` picks them (default: both);
+//! the others say they are skipped and pass.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use serde_json::Value;
+mod common;
+use common::{reasons, rows, verify, verify_passes};
 
 fn lvsup(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lvsup"))
@@ -93,36 +94,6 @@ impl Drop for Lab {
     }
 }
 
-fn verify(file: &str, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["verify", "-f", file, "--json"];
-    args.extend_from_slice(extra);
-    let out = lvsup(&args);
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("verify --json printed no JSON ({e}) {}", show(&out)));
-    eprintln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    (out.status.code().unwrap_or(-1), v)
-}
-
-fn rows<'a>(v: &'a Value, check: &str) -> Vec<&'a Value> {
-    v["checks"]
-        .as_array()
-        .map(|a| a.iter().filter(|c| c["check"] == check).collect())
-        .unwrap_or_default()
-}
-
-fn reasons(v: &Value) -> String {
-    v["checks"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .flat_map(|c| c["reasons"].as_array().cloned().unwrap_or_default())
-                .filter_map(|r| r.as_str().map(String::from))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
-}
-
 /// Whether `LVSUP_VERIFY_EXAMPLES` (default: all) selects `example`.
 fn selected(example: &str) -> bool {
     let on = std::env::var("LVSUP_VERIFY_EXAMPLES")
@@ -134,8 +105,8 @@ fn selected(example: &str) -> bool {
     on
 }
 
-/// lab up → apply → verify passes with figures; a second verify (no
-/// failover) still passes: the cluster is as found. Returns the lab, up.
+/// lab up → apply → verify passes with figures (`common::verify_passes`).
+/// Returns the lab, up.
 fn passes(file: &str) -> Lab {
     assert!(have_apply());
     let t = Instant::now();
@@ -143,101 +114,12 @@ fn passes(file: &str) -> Lab {
     let t_up = t.elapsed().as_secs();
     ok(lvsup(&["apply", "-f", file, "--yes"]), "apply");
     let t_apply = t.elapsed().as_secs() - t_up;
-    let (code, v) = verify(file, &[]);
-    let t_verify = t.elapsed().as_secs() - t_up - t_apply;
-    assert_eq!(code, 0, "verify failed:\n{}", reasons(&v));
-    assert_eq!(v["passed"], true);
-    let d = rows(&v, "director-failover");
-    assert_eq!(d.len(), 1);
-    assert_eq!(d[0]["result"], "pass", "{}", d[0]);
-    let gap = d[0]["figures"]["gap_ms"].as_u64().expect("gap_ms");
-    // The backup's daemon was asked for its state (`lvsup director status
-    // --json`) and said Master: verify reads the field the daemon writes.
-    let measured = d[0]["measured"].as_str().unwrap_or_default();
-    assert!(measured.contains("(Master)"), "{measured}");
-    let f = rows(&v, "real-server-failover");
-    assert_eq!(f[0]["result"], "pass", "{}", f[0]);
-    let out = f[0]["figures"]["out_ms"].as_u64().expect("out_ms");
-    let back = f[0]["figures"]["back_ms"].as_u64().expect("back_ms");
-    for s in rows(&v, "scheduling") {
-        assert_eq!(s["result"], "pass", "{s}");
-        assert_eq!(s["figures"]["counted"], s["figures"]["accepted"], "{s}");
-    }
-    let (code, v) = verify(file, &["--skip-failover"]);
-    assert_eq!(code, 0, "{}", reasons(&v));
+    let figures = verify_passes(file);
     eprintln!(
-        "{file}: director failover gap {gap} ms; real server out {out} ms, back {back} ms \
-         (lab up {t_up} s, apply {t_apply} s, verify {t_verify} s, verify --skip-failover {} s)",
-        t.elapsed().as_secs() - t_up - t_apply - t_verify
+        "{file}: {figures} (lab up {t_up} s, apply {t_apply} s, both verifies {} s)",
+        t.elapsed().as_secs() - t_up - t_apply
     );
     lab
-}
-
-/// dr passes; then, in the same lab, two ways to break it.
-#[test]
-#[ignore = "needs root, ip_vs and the lab VM; runs in tests/run"]
-fn verify_dr_rr_passes_and_catches_broken_clusters() {
-    let file = "examples/dr.toml";
-    if !selected("dr") {
-        return;
-    }
-    let lab = passes(file);
-
-    // A DR real server without ARP suppression.
-    let o = lab.ssh(
-        "node2",
-        "sysctl -qw net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.all.arp_announce=0 \
-         net.ipv4.conf.lo.arp_ignore=0 net.ipv4.conf.lo.arp_announce=0 \
-         net.ipv4.conf.eth0.arp_ignore=0 net.ipv4.conf.eth0.arp_announce=0",
-    );
-    assert!(o.status.success(), "{}", show(&o));
-    let (code, v) = verify(file, &["--skip-failover"]);
-    assert_eq!(code, 1);
-    let r = rows(&v, "real-server");
-    let node2 = r
-        .iter()
-        .find(|c| c["subject"] == "node2")
-        .expect("node2 row");
-    assert_eq!(node2["result"], "fail");
-    assert!(
-        reasons(&v).contains("node2 has no ARP suppression on eth0"),
-        "{}",
-        reasons(&v)
-    );
-
-    // Both director daemons stopped: nobody holds the VIP, and verify does
-    // not start what it found stopped.
-    for d in ["lvs191", "lvs192"] {
-        let o = lab.ssh(d, "systemctl stop lvsup-director-web.service");
-        assert!(o.status.success(), "{}", show(&o));
-    }
-    let (code, v) = verify(file, &[]);
-    assert_eq!(code, 1);
-    assert_eq!(rows(&v, "vip-holder")[0]["result"], "fail");
-    assert!(
-        reasons(&v).contains("no director holds the VIP 192.168.0.100"),
-        "{}",
-        reasons(&v)
-    );
-    let o = lab.ssh("lvs191", "systemctl is-active lvsup-director-web.service");
-    assert!(!o.status.success());
-    drop(lab);
-}
-
-#[test]
-#[ignore = "needs root, ip_vs and the lab VM; runs in tests/run"]
-fn verify_tun_wrr_persistence_passes() {
-    if selected("tun") {
-        drop(passes("examples/tun.toml"));
-    }
-}
-
-#[test]
-#[ignore = "needs root, ip_vs and the lab VM; runs in tests/run"]
-fn verify_nat_sh_preempt_off_passes() {
-    if selected("nat") {
-        drop(passes("examples/nat.toml"));
-    }
 }
 
 /// minimal passes; then verify it against a file that claims wrr 3:1 where

@@ -1,0 +1,81 @@
+//! `lvsup verify` helpers shared by the lab tests that run it: apply_e2e runs
+//! verify on the DR, NAT and TUN examples in the lab it applied (a lab up and
+//! an apply cost minutes under the VM's emulation, so verify does not build
+//! its own), verify_e2e on the minimal example and on bare hosts.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// `lvsup verify -f FILE --json EXTRA…`: exit code and the JSON report.
+pub fn verify(file: &str, extra: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
+        .args(["verify", "-f", file, "--json"])
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lvsup verify");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify --json printed no JSON ({e}) ({})\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// The report's rows of one check.
+pub fn rows<'a>(v: &'a Value, check: &str) -> Vec<&'a Value> {
+    v["checks"]
+        .as_array()
+        .map(|a| a.iter().filter(|c| c["check"] == check).collect())
+        .unwrap_or_default()
+}
+
+/// Every reason the report gives, one per line.
+pub fn reasons(v: &Value) -> String {
+    v["checks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .flat_map(|c| c["reasons"].as_array().cloned().unwrap_or_default())
+                .filter_map(|r| r.as_str().map(String::from))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// On an applied cluster: `verify` passes with measured figures (director
+/// failover gap, real server out/back), every scheduling row counted what
+/// was accepted; a second verify without failover still passes, so the
+/// first left the cluster as it found it. Returns a one-line summary.
+pub fn verify_passes(file: &str) -> String {
+    let (code, v) = verify(file, &[]);
+    assert_eq!(code, 0, "verify failed:\n{}", reasons(&v));
+    assert_eq!(v["passed"], true);
+    let d = rows(&v, "director-failover");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["result"], "pass", "{}", d[0]);
+    let gap = d[0]["figures"]["gap_ms"].as_u64().expect("gap_ms");
+    // The backup's daemon was asked for its state (`lvsup director status
+    // --json`) and said Master: verify reads the field the daemon writes.
+    let measured = d[0]["measured"].as_str().unwrap_or_default();
+    assert!(measured.contains("(Master)"), "{measured}");
+    let f = rows(&v, "real-server-failover");
+    assert_eq!(f[0]["result"], "pass", "{}", f[0]);
+    let out = f[0]["figures"]["out_ms"].as_u64().expect("out_ms");
+    let back = f[0]["figures"]["back_ms"].as_u64().expect("back_ms");
+    for s in rows(&v, "scheduling") {
+        assert_eq!(s["result"], "pass", "{s}");
+        assert_eq!(s["figures"]["counted"], s["figures"]["accepted"], "{s}");
+    }
+    let (code, v) = verify(file, &["--skip-failover"]);
+    assert_eq!(code, 0, "{}", reasons(&v));
+    format!("director failover gap {gap} ms; real server out {out} ms, back {back} ms")
+}
