@@ -514,9 +514,9 @@ fn director_failover_health_reload() {
             .expect("ip link");
         ok(o, &format!("link {state}"));
     };
-    let vip_on = |ns: &str| {
+    let vip_on = |host: &str| {
         let o = Command::new("ip")
-            .args(["-n", ns, "-o", "-4", "addr", "show"])
+            .args(["-n", &lab.netns[host], "-o", "-4", "addr", "show"])
             .output()
             .expect("ip addr");
         String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32"))
@@ -526,19 +526,8 @@ fn director_failover_health_reload() {
     link("down");
     // The daemon hears the kernel's link announcement: the VIP goes at once
     // (the 5 s poll is only a backstop).
-    let t = Instant::now();
-    while vip_on(&ns) {
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "the cut-off master still holds the VIP"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "VIP released {:.0} ms after link down",
-        t.elapsed().as_secs_f64() * 1000.0
-    );
-    std::thread::sleep(Duration::from_secs(6).saturating_sub(t.elapsed()));
+    let took = vip_within_2s(false, "released after link down", &vip_on);
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(took));
     link("up");
     std::thread::sleep(Duration::from_secs(3));
     lab.wait_state("lvs1", "Master", Duration::from_secs(10));
@@ -606,16 +595,20 @@ fn director_failover_health_reload() {
         .output()
         .expect("ip addr del");
     ok(o, "ip addr del VIP");
+    vip_within_2s(true, "put back after `ip addr del`", &vip_on);
+}
+
+/// Wait (at most 2 s, polling every 20 ms) until lvs1 holds the VIP
+/// (`held`) or not; prints and returns how long it took.
+fn vip_within_2s(held: bool, what: &str, vip_on: &dyn Fn(&str) -> bool) -> Duration {
     let t = Instant::now();
-    while !vip_on(&ns) {
+    while vip_on("lvs1") != held {
         assert!(
             t.elapsed() < Duration::from_secs(2),
-            "the VIP removed by hand was not put back"
+            "VIP not {what} within 2 s"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!(
-        "VIP put back {:.0} ms after `ip addr del`",
-        t.elapsed().as_secs_f64() * 1000.0
-    );
+    eprintln!("VIP {what}: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+    t.elapsed()
 }
