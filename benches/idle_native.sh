@@ -5,7 +5,8 @@
 #
 # Two network namespaces joined by a veth: the daemon (`--no-ipvs`: this machine's kernel may
 # lack ip_vs) as VRRP master of 10.79.0.100, checking one HTTP real server (python's
-# http.server in the other namespace) every 2 s, advert 1 s. After 10 s of settling it reads
+# http.server in the other namespace) every 2 s, advert 1 s, with the director.toml that
+# `lvsup apply` would render for the cluster below (benches/lib.sh). After 10 s of settling it reads
 # utime+stime from /proc/PID/stat over SECS seconds and prints clock ticks (1/100 s) and RSS.
 # The side-by-side comparison with keepalived (which needs ip_vs for its checker) is
 # benches/failover_bench.sh, in the VM. Used to measure the switch from a 500 ms link poll to
@@ -25,39 +26,43 @@ ip -n $B addr add 10.79.0.50/24 dev eth0
 for n in $A $B; do ip -n $n link set lo up; ip -n $n link set eth0 up; done
 ip netns exec $B python3 -m http.server 80 --bind 10.79.0.50 >/dev/null 2>&1 &
 web=$!
-cat > $D/director.toml <<T
-cluster = "idle"
-director = "lv"
-mode = "dr"
+LVSUP=$BIN
+. benches/lib.sh
+cat > $D/cluster.toml <<T
+[cluster]
+name = "idle"
 vip = "10.79.0.100"
-interface = "eth0"
-[vrrp]
+mode = "dr"
 vrid = 79
-priority = 150
 advert_interval = "1s"
-preempt = true
-address = "10.79.0.1"
-peers = ["10.79.0.2"]
-unicast = false
+interface = "eth0"
+
 [[services]]
-protocol = "tcp"
 port = 80
 scheduler = "rr"
+
 [services.health]
 check = "http"
 path = "/"
-expect_status = 200
 interval = "2s"
 timeout = "1s"
 fall = 3
 rise = 2
-[[services.real_servers]]
+
+[[directors]]
+name = "lv"
+address = "10.79.0.1/24"
+priority = 150
+
+[[directors]]
+name = "peer"
+address = "10.79.0.2/24"
+
+[[real_servers]]
 name = "rs"
-address = "10.79.0.50"
-port = 80
-weight = 1
-forward = "route"
+address = "10.79.0.50/24"
 T
+render_director_toml $D/cluster.toml lv $D/director.toml
 ip netns exec $A $BIN director run --config $D/director.toml --no-ipvs --socket $D/sock >$D/log 2>&1 &
 pid=$!
 sleep 10
