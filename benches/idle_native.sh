@@ -12,7 +12,7 @@
 # benches/failover_bench.sh, in the VM. Used to measure the switch from a 500 ms link poll to
 # rtnetlink link/address events (README → Performance, run C).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-target/release/lvsup}
 SECS=${SECS:-60}
 D=$(mktemp -d /tmp/lvsup-idle.XXXXXX)

@@ -1,4 +1,5 @@
 # benches/lib.sh — sourced by the bench scripts. Needs $LVSUP (the lvsup binary).
+# shellcheck shell=bash
 
 # director.toml as lvsup renders it for apply (the offline plan's file body), so a
 # bench runs the daemon with exactly the configuration `lvsup apply` would install.

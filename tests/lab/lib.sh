@@ -1,0 +1,74 @@
+# tests/lab/lib.sh — shell helpers shared by the lab scripts (in-vm, base-image,
+# demo, tests/run). Sourced, never run. Set LOG_TAG before sourcing.
+#
+#   note MSG...             one line on stderr: "TAG: MSG"
+#   apt_install PKG...      install the missing Debian packages (one note naming them;
+#                           `apt-get update` once, only when an install fails or a
+#                           package is unknown)
+#   with_progress LABEL MEASURE CMD...
+#                           run CMD with its output sent to stderr (or a log the
+#                           caller redirects), and while it runs print LABEL with
+#                           the elapsed time and `eval MEASURE`'s output (e.g. a
+#                           size or a package count): a line every 15 s when stderr
+#                           is not a terminal, one line rewritten in place every
+#                           second when it is. CMD's exit status is returned.
+# shellcheck shell=bash
+
+LOG_TAG=${LOG_TAG:-lab}
+
+note() { printf '%s: %s\n' "$LOG_TAG" "$*" >&2; }
+
+_apt_updated=0
+apt_update() {
+    [ "$_apt_updated" = 1 ] && return 0
+    note "apt-get update"
+    apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null
+    _apt_updated=1
+}
+
+apt_install() { # PKG...: install the missing ones
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    note "installing ${missing[*]} (apt-get)"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends \
+        "${missing[@]}" >/dev/null 2>"/tmp/lvsup-apt.$$.err"; then
+        apt_update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends \
+            "${missing[@]}" >/dev/null || {
+            cat "/tmp/lvsup-apt.$$.err" >&2
+            rm -f "/tmp/lvsup-apt.$$.err"
+            return 1
+        }
+    fi
+    rm -f "/tmp/lvsup-apt.$$.err"
+}
+
+with_progress() { # LABEL MEASURE CMD...
+    local label=$1 measure=$2 start=$SECONDS pid rc tty=0 last=$SECONDS m
+    shift 2
+    [ -t 2 ] && tty=1
+    "$@" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        kill -0 "$pid" 2>/dev/null || break
+        m=$(eval "$measure" 2>/dev/null || true)
+        if [ "$tty" = 1 ]; then
+            printf '\r%s: %s... %ds %s   ' "$LOG_TAG" "$label" $((SECONDS - start)) "$m" >&2
+        elif [ $((SECONDS - last)) -ge 15 ]; then
+            last=$SECONDS
+            note "$label... $((SECONDS - start)) s $m"
+        fi
+    done
+    rc=0
+    wait "$pid" || rc=$?
+    [ "$tty" = 1 ] && printf '\r\033[K' >&2
+    if [ "$rc" = 0 ]; then
+        note "$label: done in $((SECONDS - start)) s"
+    fi
+    return "$rc"
+}
