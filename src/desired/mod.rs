@@ -378,7 +378,7 @@ fn director(
             content: render(
                 env,
                 "lvsup-director.service.j2",
-                context! { cluster, binary => BINARY_PATH, config => config_path },
+                context! { cluster, binary => BINARY_PATH, config => config_path, nofile => director_nofile(spec) },
             )?,
             purpose: "systemd unit of the director daemon".into(),
         },
@@ -623,6 +623,17 @@ pub fn sysctl_map(h: &HostState) -> BTreeMap<&str, &str> {
         .iter()
         .map(|s| (s.key.as_str(), s.value.as_str()))
         .collect()
+}
+
+/// The director unit's `LimitNOFILE`: each health check holds at most one socket
+/// at a time (one per service × real server), plus the netlink, VRRP, ARP and
+/// control sockets, the metrics listener's capped connections and the journal.
+/// Four per check and 1,024 for the rest, never under 4,096: the default soft
+/// limit (1,024) ran out under a connection flood to the metrics port, and the
+/// probes then failed as if every real server were down.
+pub fn director_nofile(spec: &ClusterSpec) -> u64 {
+    let checks = (spec.services.len() * spec.real_servers.len()) as u64;
+    (1024 + 4 * checks).max(4096)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::control::snapshot;
 use super::daemon::Event;
@@ -349,7 +349,18 @@ pub fn render(st: &Status) -> String {
     o.0
 }
 
-/// Bind `addr` and answer scrapes in a task.
+/// At most this many scrapes are answered at once; a connection over the cap is
+/// closed at once. Without a cap, idle connections to the listener (no auth, and
+/// each held up to [`REQUEST_TIMEOUT`]) used up the daemon's file descriptors and
+/// starved its health probes ("Too many open files"). A Prometheus server scrapes
+/// with one connection at a time; 16 leaves room for a few scrapers and curl.
+pub(crate) const MAX_CONNECTIONS: usize = 16;
+
+/// How long a client may take to send its request head, and separately to take
+/// the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bind `addr` and answer scrapes in a task, at most [`MAX_CONNECTIONS`] at once.
 pub(crate) async fn serve(
     addr: SocketAddr,
     tx: mpsc::Sender<Event>,
@@ -360,16 +371,30 @@ pub(crate) async fn serve(
     Ok((
         bound,
         tokio::spawn(async move {
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+            let mut refused: u64 = 0;
             loop {
-                let Ok((conn, _)) = listener.accept().await else {
+                let Ok((conn, peer)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refused += 1;
+                    // Logged at powers of two: a flood must not flood the journal too.
+                    if refused.is_power_of_two() {
+                        warn!(%peer, refused, "metrics: connection cap reached, closing");
+                    }
+                    drop(conn);
                     continue;
                 };
                 let tx = tx.clone();
                 let ipvs = ipvs.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = answer(conn, tx, ipvs).await {
-                        debug!("metrics: {e}");
+                    let _slot = slot;
+                    match tokio::time::timeout(2 * REQUEST_TIMEOUT, answer(conn, tx, ipvs)).await {
+                        Ok(Err(e)) => debug!("metrics: {e}"),
+                        Err(_) => debug!(%peer, "metrics: client too slow, closed"),
+                        Ok(Ok(())) => {}
                     }
                 });
             }
@@ -405,10 +430,7 @@ async fn answer(
         }
         Ok::<(), std::io::Error>(())
     };
-    if tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(REQUEST_TIMEOUT, read).await.is_err() {
         return Ok(());
     }
     let (status, ctype, body) = match request_path(&head) {
@@ -566,6 +588,42 @@ mod tests {
         assert!(resp.starts_with("HTTP/1.0 404"), "{resp}");
         let resp = get(addr, "POST /metrics HTTP/1.0\r\n\r\n").await;
         assert!(resp.starts_with("HTTP/1.0 405"), "{resp}");
+        task.abort();
+    }
+
+    /// A flood of idle connections to the metrics port once used up the daemon's
+    /// file descriptors ("Too many open files" in the health probes): over the cap
+    /// a connection is closed at once, and scrapes work again when the idle ones go.
+    #[tokio::test]
+    async fn idle_connections_over_the_cap_are_closed_at_once() {
+        let (tx, mut rx) = mpsc::channel::<Event>(8);
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if let Event::Status(reply) = ev {
+                    let _ = reply.send(sample());
+                }
+            }
+        });
+        let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), tx, None)
+            .await
+            .expect("bind");
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        // Let the listener take them all before the next one.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut extra = TcpStream::connect(addr).await.expect("connect");
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
+            .await
+            .expect("closed at once, not held")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the connection over the cap got data");
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let resp = get(addr, "GET /metrics HTTP/1.0\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.0 200 OK"), "{resp}");
         task.abort();
     }
 }
