@@ -1,15 +1,13 @@
-//! Running steps on hosts: one indicatif line per host with its current step,
+//! Running steps on hosts: one progress line per host with its current step,
 //! hosts in parallel (bounded) within an apply group, groups in order (real
 //! servers → backup directors → master), and a summary that says per host
 //! what was done, what failed and what was not done.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::steps::{self, Step, StepAction};
@@ -137,68 +135,37 @@ impl Report {
     }
 }
 
-/// Progress lines: indicatif on a terminal, plain lines otherwise (logs, CI).
-pub struct Progress {
-    multi: MultiProgress,
-    tty: bool,
+/// Where the runner reports progress: one line per host with its current
+/// step. The command line supplies it (`crate::cmd`: indicatif on a
+/// terminal, plain lines otherwise), so this module never writes to the
+/// terminal itself; [`NoProgress`] reports nothing.
+pub trait Progress: Sync {
+    /// A line for `host`, shown from now on.
+    fn host(&self, host: &str) -> Box<dyn HostProgress>;
+    /// Every host is done: take the lines away (before the report is printed).
+    fn clear(&self) {}
 }
 
-impl Progress {
-    pub fn new() -> Progress {
-        let tty = std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if tty {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-        Progress { multi, tty }
-    }
+/// One host's progress line.
+pub trait HostProgress: Send + Sync {
+    /// Step `i` of `n` (1-based) starts.
+    fn step(&self, i: usize, n: usize, what: &str);
+    /// The host is done (or failed): its last word.
+    fn finish(&self, msg: String);
+}
 
-    pub fn host(&self, name: &str) -> HostLine {
-        let pb = self.multi.add(ProgressBar::new_spinner());
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        pb.set_prefix(name.to_string());
-        if self.tty {
-            pb.enable_steady_tick(Duration::from_millis(120));
-        }
-        HostLine {
-            pb,
-            tty: self.tty,
-            name: name.to_string(),
-        }
+/// Reports nothing (tests, library callers without a terminal).
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn host(&self, _: &str) -> Box<dyn HostProgress> {
+        Box::new(NoProgress)
     }
 }
 
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-pub struct HostLine {
-    pb: ProgressBar,
-    tty: bool,
-    name: String,
-}
-
-impl HostLine {
-    pub fn step(&self, i: usize, n: usize, what: &str) {
-        let msg = format!("[{i}/{n}] {what}");
-        if !self.tty {
-            eprintln!("{}: {msg}", self.name);
-        }
-        self.pb.set_message(msg);
-    }
-
-    pub fn finish(&self, msg: String) {
-        if !self.tty {
-            eprintln!("{}: {msg}", self.name);
-        }
-        self.pb.finish_with_message(msg);
-    }
+impl HostProgress for NoProgress {
+    fn step(&self, _: usize, _: usize, _: &str) {}
+    fn finish(&self, _: String) {}
 }
 
 /// What steps may need besides the connection.
@@ -218,7 +185,7 @@ pub async fn run_steps(
     conn: &Host,
     host: &str,
     steps: &[Step],
-    line: &HostLine,
+    line: &dyn HostProgress,
     ctx: &StepCtx,
 ) -> HostReport {
     let start = Instant::now();
@@ -336,8 +303,12 @@ pub fn not_contacted(e: &HostError) -> HostReport {
 }
 
 /// Converge every host of `plan` that could be planned.
-pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
-    let progress = Progress::new();
+pub async fn apply(
+    live: &Live,
+    plan: &Plan,
+    binary: &BinarySource,
+    progress: &dyn Progress,
+) -> Report {
     let needs_binary = plan.hosts.iter().any(|h| {
         h.changes
             .iter()
@@ -382,7 +353,7 @@ pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
             let parallel = live.parallel.clone();
             tasks.spawn(async move {
                 let _permit = parallel.acquire_owned().await;
-                run_steps(&conn, &name, &steps, &line, &ctx).await
+                run_steps(&conn, &name, &steps, line.as_ref(), &ctx).await
             });
         }
         while let Some(r) = tasks.join_next().await {
@@ -391,7 +362,7 @@ pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
             }
         }
     }
-    let _ = progress.multi.clear();
+    progress.clear();
     Report {
         verb: "apply".into(),
         hosts: live

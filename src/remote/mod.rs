@@ -72,6 +72,28 @@ impl SshOptions {
             use_names: false,
         }
     }
+
+    /// How the commands reach `spec`'s hosts: the file's `[ssh]`, replaced by
+    /// `ssh_config` when given (`--ssh-config`), else by a running lab's
+    /// ssh_config `lab` (whose Host entries are the host names). Pure.
+    pub fn for_cluster(
+        spec: &ClusterSpec,
+        cluster_dir: &Path,
+        ssh_config: Option<PathBuf>,
+        lab: Option<PathBuf>,
+    ) -> SshOptions {
+        let mut o = SshOptions::from_spec(spec, cluster_dir);
+        if let Some(c) = ssh_config {
+            o.config_file = Some(c);
+        } else if let Some(lab) = lab {
+            o.config_file = Some(lab);
+            o.user = None;
+            o.port = None;
+            o.identity_file = None;
+            o.use_names = true;
+        }
+        o
+    }
 }
 
 fn expand_tilde(p: &str) -> PathBuf {

@@ -9,7 +9,6 @@
 //! found it.
 
 pub mod analysis;
-pub mod cli;
 pub mod exec;
 pub mod facts;
 pub mod probe;

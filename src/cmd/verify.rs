@@ -1,9 +1,11 @@
-//! `lvsup verify` on the command line (kept here so `src/cli.rs` only names it).
+//! `lvsup verify`: prove a running cluster works; print the report.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
+
+use super::{exit, ssh_options};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -38,22 +40,7 @@ pub struct VerifyArgs {
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     let spec = crate::config::load(&a.file)?;
-    let base = a
-        .file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let lab = crate::lab::ssh_config_for(&spec.name);
-    if a.ssh_config.is_none()
-        && let Some(l) = &lab
-    {
-        eprintln!(
-            "lab \"{}\" is up: using its SSH config {} (--ssh-config overrides)",
-            spec.name,
-            l.display()
-        );
-    }
-    let opts = crate::verify::exec::ssh_options(&spec, &base, a.ssh_config, lab);
+    let opts = ssh_options(&spec, &a.file, a.ssh_config);
     let ssh = crate::verify::exec::RemoteExec::new(&spec, opts)?;
     let opts = crate::verify::Options {
         skip_failover: a.skip_failover,
@@ -70,9 +57,5 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     } else {
         write!(out, "{}", report.render_text())?;
     }
-    Ok(if report.passed {
-        crate::cli::exit::OK
-    } else {
-        crate::cli::exit::ERROR
-    })
+    Ok(if report.passed { exit::OK } else { exit::ERROR })
 }
