@@ -42,7 +42,10 @@ pub struct LiveOptions {
 
 /// `--target NAME` that names no host of the cluster file.
 #[derive(Debug, thiserror::Error)]
-#[error("--target {target}: no such host in {file}{hint}; hosts: {hosts}", hint = .suggestion.as_ref().map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default())]
+#[error(
+    "--target {target}: no such host in {file}{hint}; its hosts: {hosts}",
+    hint = .suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default()
+)]
 pub struct UnknownTarget {
     pub target: String,
     pub file: String,

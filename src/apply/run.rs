@@ -74,11 +74,7 @@ impl Report {
         let unchanged = count(|o| matches!(o, Outcome::Unchanged));
         let failed = count(|o| matches!(o, Outcome::Failed { .. }));
         let missed = count(|o| matches!(o, Outcome::NotContacted { .. }));
-        let _ = writeln!(
-            s,
-            "\n{} summary: {done} changed, {unchanged} unchanged, {failed} failed, {missed} not contacted.",
-            self.verb
-        );
+        let _ = writeln!(s, "\n{} summary, per host:", self.verb);
         for h in &self.hosts {
             match &h.outcome {
                 Outcome::Done => {
@@ -131,6 +127,16 @@ impl Report {
                 self.verb
             );
         }
+        // The closing line, Terraform's "Apply complete!" in our words.
+        let mut verb = self.verb.clone();
+        if let Some(f) = verb.get_mut(..1) {
+            f.make_ascii_uppercase();
+        }
+        let _ = writeln!(
+            s,
+            "{verb} {}: {done} changed, {unchanged} unchanged, {failed} failed, {missed} not contacted.",
+            if self.ok() { "complete" } else { "incomplete" }
+        );
         s
     }
 }
@@ -370,5 +376,62 @@ pub async fn apply(
             .iter()
             .filter_map(|h| reports.remove(&h.want.name))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcomes: Vec<Outcome>) -> Report {
+        Report {
+            verb: "apply".into(),
+            hosts: outcomes
+                .into_iter()
+                .enumerate()
+                .map(|(i, outcome)| HostReport {
+                    host: format!("h{i}"),
+                    outcome,
+                    done: vec!["x".into()],
+                    not_done: vec![],
+                    seconds: 1.0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_report_ends_with_its_summary_line() {
+        let ok = report(vec![Outcome::Done, Outcome::Unchanged]).render();
+        assert!(ok.starts_with("\napply summary, per host:\n"), "{ok}");
+        assert_eq!(
+            ok.lines().last(),
+            Some("Apply complete: 1 changed, 1 unchanged, 0 failed, 0 not contacted.")
+        );
+        let failed = report(vec![
+            Outcome::Done,
+            Outcome::Failed {
+                step: "s".into(),
+                error: "e".into(),
+            },
+            Outcome::NotContacted {
+                step: "connect".into(),
+                error: "refused".into(),
+            },
+        ]);
+        let mut destroy = failed.clone();
+        destroy.verb = "destroy".into();
+        let text = failed.render();
+        assert_eq!(
+            text.lines().last(),
+            Some("Apply incomplete: 1 changed, 0 unchanged, 1 failed, 1 not contacted."),
+            "{text}"
+        );
+        assert!(text.contains("run apply again"), "{text}");
+        assert!(
+            destroy.render().ends_with(
+                "Destroy incomplete: 1 changed, 0 unchanged, 1 failed, 1 not contacted.\n"
+            )
+        );
     }
 }

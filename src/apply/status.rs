@@ -291,5 +291,23 @@ pub fn render(s: &ClusterStatus) -> String {
             }
         }
     }
+    let _ = writeln!(o, "\n{}", summary(s));
     o
+}
+
+/// The closing line of `status`: master, reachable directors, real servers up.
+pub fn summary(s: &ClusterStatus) -> String {
+    let reachable = s.directors.iter().filter(|d| d.reachable).count();
+    let dests: Vec<&DestView> = s.services.iter().flat_map(|v| &v.destinations).collect();
+    let up = dests.iter().filter(|d| d.health == "up").count();
+    let table = if s.table_from.is_some() {
+        format!("{up} of {} real servers up", dests.len())
+    } else {
+        "no IPVS table".to_string()
+    };
+    format!(
+        "Status: master {}, {reachable} of {} directors reachable, {table}.",
+        s.master.as_deref().unwrap_or("none"),
+        s.directors.len()
+    )
 }

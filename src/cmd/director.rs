@@ -1,6 +1,5 @@
 //! `lvsup director ...`: the subcommands run on a director.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -62,12 +61,10 @@ pub fn run(cmd: DirectorCommand) -> anyhow::Result<u8> {
                 None => crate::director::socket::socket_for(config.as_deref())?,
             };
             let st = super::runtime()?.block_on(crate::director::control::query(&path))?;
-            let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &st)?;
-                writeln!(out)?;
+                super::print_json(&st)?;
             } else {
-                write!(out, "{}", st.render_text())?;
+                super::print(&st.render_text())?;
             }
             Ok(super::exit::OK)
         }

@@ -1,11 +1,9 @@
 //! `lvsup ipvs list`: the kernel's IPVS table as lvsup reads it (debugging aid).
 
-use std::io::Write;
-
 use anyhow::Result;
 use clap::Subcommand;
 
-use super::{exit, runtime};
+use super::{exit, print, print_json, runtime};
 
 #[derive(Debug, Subcommand)]
 pub enum IpvsCommand {
@@ -25,19 +23,14 @@ pub fn run(cmd: IpvsCommand) -> Result<u8> {
         let table = c.services().await?;
         Ok::<_, crate::ipvs::IpvsError>((table, info))
     })?;
-    let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &serde_json::json!({
-                "version": info.version,
-                "conn_tab_size": info.conn_tab_size,
-                "services": table,
-            }),
-        )?;
-        writeln!(out)?;
+        print_json(&serde_json::json!({
+            "version": info.version,
+            "conn_tab_size": info.conn_tab_size,
+            "services": table,
+        }))?;
     } else {
-        write!(out, "{}", crate::ipvs::render_ipvsadm_ln(&table, &info))?;
+        print(&crate::ipvs::render_ipvsadm_ln(&table, &info))?;
     }
     Ok(exit::OK)
 }

@@ -1,11 +1,10 @@
 //! `lvsup lab ...`: the cluster's hosts as containers on this machine.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{FileArg, exit};
+use super::{FileArg, exit, print, print_json};
 use crate::{config, lab};
 
 #[derive(Debug, Subcommand)]
@@ -65,34 +64,31 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<u8> {
                 spec.directors.len() + spec.real_servers.len()
             );
             let state = lab::up(&spec, &file.file, &opts)?;
-            print!("{}", lab::describe(&state, start.elapsed()));
+            print(&lab::describe(&state, start.elapsed()))?;
             Ok(exit::OK)
         }
         LabCommand::Down(file) => {
             let spec = config::load(&file.file)?;
             let report = lab::down(&spec)?;
             if report.removed.is_empty() {
-                println!("lab \"{}\": nothing to remove", spec.name);
+                print(&format!("lab \"{}\": nothing to remove\n", spec.name))?;
             } else {
-                println!(
-                    "lab \"{}\": removed {}",
+                print(&format!(
+                    "lab \"{}\": removed {}\n",
                     spec.name,
                     report.removed.join(", ")
-                );
+                ))?;
             }
             Ok(exit::OK)
         }
         LabCommand::Status(file) => {
             let spec = config::load(&file.file)?;
-            print!("{}", lab::status(&spec)?);
+            print(&lab::status(&spec)?)?;
             Ok(exit::OK)
         }
         LabCommand::Topology(file) => {
             let spec = config::load(&file.file)?;
-            let t = lab::topology(&spec)?;
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &t)?;
-            writeln!(out)?;
+            print_json(&lab::topology(&spec)?)?;
             Ok(exit::OK)
         }
         LabCommand::Exec { file, host, cmd } => {

@@ -12,6 +12,19 @@
 //! goes: it takes a `&dyn apply::run::Progress`, which this edge implements
 //! with indicatif (the simplest honest split: the runner says what happens,
 //! the edge decides how it looks).
+//!
+//! Output conventions, all decided here:
+//! - stdout is written through [`print`] / [`print_json`]; a closed pipe
+//!   (`lvsup plan | head`) ends the command quietly with exit 0. Chosen over
+//!   restoring SIGPIPE's default action: that would kill the process by a
+//!   signal (shells report 141), and the issue asks for exit 0.
+//! - every JSON document carries `"format_version": 1` first ([`print_json`]).
+//! - color: [`color`] is the one on/off switch (`--color`, then anstream's
+//!   rules: `NO_COLOR` non-empty → off, `CLICOLOR_FORCE` → on, else on for a
+//!   terminal); [`paint`] styles lines like Terraform (green add, red remove,
+//!   yellow change).
+//! - logs: `tracing` on stderr for every command and the daemon, filtered by
+//!   `RUST_LOG` (tracing's env-filter syntax) or `-v` ([`init_logging`]).
 
 pub mod apply;
 pub mod destroy;
@@ -28,9 +41,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anstream::ColorChoice;
 use anyhow::{Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 
 use crate::apply::LiveOptions;
 use crate::apply::run::{HostProgress, Progress};
@@ -59,13 +74,27 @@ pub mod exit {
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// When to color the output: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    color: ColorWhen,
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
+}
+
+/// `--color WHEN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 /// Every subcommand; its arguments and `run` live in the file of the same name.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check a cluster file and print a one-line summary
-    Validate(FileArg),
+    Validate(validate::ValidateArgs),
     /// Show what apply would change on every host
     Plan(plan::PlanArgs),
     /// Converge every host to the cluster file over SSH (shows the plan, asks)
@@ -134,8 +163,20 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    match cli.color {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => ColorChoice::Always.write_global(),
+        ColorWhen::Never => ColorChoice::Never.write_global(),
+    }
+    let daemon = matches!(
+        cli.command,
+        Command::Director(director::DirectorCommand::Run { .. })
+    );
+    init_logging(cli.verbose, daemon);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`lvsup ... | head`): what it wanted it has.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK),
         Err(e) => {
             report(&e);
             ExitCode::from(exit::ERROR)
@@ -153,7 +194,150 @@ fn report(e: &anyhow::Error) {
 }
 
 fn color_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    color(Stream::Stderr)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The version of every JSON document lvsup prints (`"format_version"`):
+/// raised when a field is renamed or removed or changes meaning; adding a
+/// field keeps it.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A JSON document as printed: `format_version` first, then the document's own fields.
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize + ?Sized> {
+    format_version: u32,
+    #[serde(flatten)]
+    doc: &'a T,
+}
+
+/// `doc` as lvsup prints JSON: pretty, with `format_version` (`doc` must
+/// serialize as a JSON object).
+pub fn json_string<T: Serialize + ?Sized>(doc: &T) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(&Versioned {
+        format_version: FORMAT_VERSION,
+        doc,
+    })
+}
+
+/// Print `doc` as JSON (see [`json_string`]) on stdout.
+pub fn print_json<T: Serialize + ?Sized>(doc: &T) -> Result<()> {
+    print(&(json_string(doc)? + "\n"))
+}
+
+/// Write `text` to stdout and flush. Unlike `print!`, a closed pipe is an
+/// error returned to [`main`] (which ends quietly), not a panic.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// An output stream, for [`color`].
+#[derive(Debug, Clone, Copy)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Whether to color what goes to `stream`: the one place that decides.
+/// `--color always|never` wins; else anstream's rules: `NO_COLOR` (non-empty)
+/// → no, `CLICOLOR_FORCE` → yes, else yes on a terminal that supports color.
+pub fn color(stream: Stream) -> bool {
+    let choice = match stream {
+        Stream::Stdout => anstream::AutoStream::choice(&std::io::stdout()),
+        Stream::Stderr => anstream::AutoStream::choice(&std::io::stderr()),
+    };
+    choice != ColorChoice::Never
+}
+
+/// Logs (`tracing`) on stderr for every command. `RUST_LOG` (env-filter
+/// syntax, e.g. `debug` or `lvsup::remote=trace`) when set, else the level
+/// from `-v`: warnings only by default, -v info, -vv debug, -vvv trace. The
+/// daemon (`director run`) logs at info by default, one step more per -v,
+/// and still reads the older `LVSUP_LOG` (same syntax) when RUST_LOG is unset.
+pub fn init_logging(verbose: u8, daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let from_env = ["RUST_LOG"]
+        .into_iter()
+        .chain(daemon.then_some("LVSUP_LOG"))
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
+    let level = match verbose + u8::from(daemon) {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = from_env
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(color(Stream::Stderr))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// An apply or destroy report on stdout, colored on a terminal: failed hosts
+/// red, changed ones green, the closing line bold.
+pub fn print_report(r: &crate::apply::run::Report) -> Result<()> {
+    print(&paint(&r.render(), color(Stream::Stdout), |l| {
+        if l.contains(": FAILED at ") || l.contains(": NOT CHANGED") {
+            Some(Tone::Remove)
+        } else if l.contains(": done in ") {
+            Some(Tone::Add)
+        } else if !l.starts_with(' ') && (l.contains(" complete: ") || l.contains(" incomplete: "))
+        {
+            Some(Tone::Bold)
+        } else {
+            None
+        }
+    }))
+}
+
+/// Terraform's colors for a line of a plan, report or status (see [`paint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Add,
+    Remove,
+    Change,
+    Bold,
+}
+
+/// `text` with each line styled by `tone` when `on` (pure; [`color`] says
+/// whether). Lines `tone` says nothing about are left as they are.
+pub fn paint(text: &str, on: bool, tone: impl Fn(&str) -> Option<Tone>) -> String {
+    if !on {
+        return text.to_string();
+    }
+    use anstyle::{AnsiColor, Style};
+    let mut s = String::with_capacity(text.len() + text.len() / 8);
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let style = match tone(body) {
+            Some(Tone::Add) => AnsiColor::Green.on_default(),
+            Some(Tone::Remove) => AnsiColor::Red.on_default(),
+            Some(Tone::Change) => AnsiColor::Yellow.on_default(),
+            Some(Tone::Bold) => Style::new().bold(),
+            None => {
+                s.push_str(line);
+                continue;
+            }
+        };
+        s.push_str(&format!("{style}{body}{style:#}{nl}"));
+    }
+    s
 }
 
 /// Run one parsed command; the returned number is the process exit code.

@@ -1,11 +1,10 @@
 //! `lvsup verify`: prove a running cluster works; print the report.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{exit, ssh_options};
+use super::{exit, print, print_json, ssh_options};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -50,12 +49,10 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     };
     eprintln!("verify \"{}\" over {}", spec.name, ssh.describe());
     let report = crate::verify::run(&spec, std::sync::Arc::new(ssh), &opts)?;
-    let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        print_json(&report)?;
     } else {
-        write!(out, "{}", report.render_text())?;
+        print(&report.render_text())?;
     }
     Ok(if report.passed { exit::OK } else { exit::ERROR })
 }
