@@ -287,7 +287,7 @@ fn raise_inotify_limit(hosts: usize) -> Result<()> {
     if now < need {
         fs::write(KEY, need.to_string())
             .with_context(|| format!("raising fs.inotify.max_user_instances to {need}"))?;
-        eprintln!(
+        tracing::info!(
             "lab: raised fs.inotify.max_user_instances from {now} to {need} for {hosts} containers"
         );
     }
