@@ -1,7 +1,7 @@
 //! lvsup: build whole Linux Virtual Server (LVS/IPVS) clusters from one `cluster.toml`.
 
 pub mod apply;
-pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod desired;
 pub mod director;

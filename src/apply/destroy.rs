@@ -8,13 +8,11 @@
 //! need them); modules-load.d no longer loads them at boot.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::fmt::Write as _;
 
-use anyhow::Result;
-
+use super::Live;
 use super::run::{HostReport, Progress, Report, StepCtx, not_contacted, run_steps};
 use super::steps::{Step, StepAction};
-use super::{DestroyArgs, Live, confirm, gather, runtime};
 use crate::config::{ClusterSpec, Protocol};
 use crate::desired::{self, HostState, Role};
 use crate::remote::facts::{Facts, managed_paths, previous_sysctl_path};
@@ -178,82 +176,55 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
     steps
 }
 
-/// `lvsup destroy`.
-pub fn cli_destroy(a: DestroyArgs) -> Result<u8> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let live = gather(&a.file.file, &a.live, None, false).await?;
-        let plans: Vec<(usize, Vec<Step>)> = live
-            .hosts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| {
-                h.facts
-                    .as_ref()
-                    .ok()
-                    .map(|f| (i, destroy_steps(&live.spec, &h.want, f)))
-            })
-            .collect();
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "Destroy cluster \"{}\":", live.spec.name)?;
-        for h in &live.hosts {
-            if let Err(e) = &h.facts {
-                writeln!(
-                    out,
-                    "\n{}: ERROR at step \"{}\": {}",
-                    e.host, e.step, e.message
-                )?;
-            }
-        }
-        let mut any = false;
-        for (i, st) in &plans {
-            let name = &live.hosts[*i].want.name;
-            if st.is_empty() {
-                writeln!(
-                    out,
-                    "\n{name}: nothing of cluster \"{}\" here",
-                    live.spec.name
-                )?;
-            } else {
-                any = true;
-                writeln!(out, "\n{name}: {} steps", st.len())?;
-                for s in st {
-                    writeln!(out, "  - {}", s.what)?;
-                }
-            }
-        }
-        drop(out);
-        let errors = live.hosts.iter().any(|h| h.facts.is_err());
-        if !any {
-            println!("\nNothing to destroy: no host was touched.");
-            live.close().await;
-            return Ok(if errors {
-                crate::cli::exit::ERROR
-            } else {
-                crate::cli::exit::OK
-            });
-        }
-        if !confirm("\nDestroy these?", a.yes)? {
-            println!("Destroy cancelled: no host was touched.");
-            live.close().await;
-            return Ok(crate::cli::exit::ERROR);
-        }
-        let report = run_destroy(&live, plans).await;
-        print!("{}", report.render());
-        let ok = report.ok();
-        live.close().await;
-        Ok(if ok {
-            crate::cli::exit::OK
-        } else {
-            crate::cli::exit::ERROR
+/// What destroy would do: the steps for every host whose facts were gathered
+/// (index into `live.hosts`, steps; pure).
+pub fn plan(live: &Live) -> Vec<(usize, Vec<Step>)> {
+    live.hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            h.facts
+                .as_ref()
+                .ok()
+                .map(|f| (i, destroy_steps(&live.spec, &h.want, f)))
         })
-    })
+        .collect()
+}
+
+/// The destroy plan as shown before asking (pure).
+pub fn render_plan(live: &Live, plans: &[(usize, Vec<Step>)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Destroy cluster \"{}\":", live.spec.name);
+    for h in &live.hosts {
+        if let Err(e) = &h.facts {
+            let _ = writeln!(
+                out,
+                "\n{}: ERROR at step \"{}\": {}",
+                e.host, e.step, e.message
+            );
+        }
+    }
+    for (i, st) in plans {
+        let name = &live.hosts[*i].want.name;
+        if st.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{name}: nothing of cluster \"{}\" here",
+                live.spec.name
+            );
+        } else {
+            let _ = writeln!(out, "\n{name}: {} steps", st.len());
+            for s in st {
+                let _ = writeln!(out, "  - {}", s.what);
+            }
+        }
+    }
+    out
 }
 
 /// Destroy in the reverse of apply order: the master first hands over...
 /// then backups, then real servers (no director forwards to a bare host).
-async fn run_destroy(live: &Live, plans: Vec<(usize, Vec<Step>)>) -> Report {
-    let progress = Progress::new();
+pub async fn run(live: &Live, plans: Vec<(usize, Vec<Step>)>, progress: &dyn Progress) -> Report {
     let mut reports: BTreeMap<String, HostReport> = BTreeMap::new();
     for h in &live.hosts {
         if let Err(e) = &h.facts {
@@ -286,7 +257,7 @@ async fn run_destroy(live: &Live, plans: Vec<(usize, Vec<Step>)>) -> Report {
             let parallel = live.parallel.clone();
             tasks.spawn(async move {
                 let _permit = parallel.acquire_owned().await;
-                run_steps(&conn, &name, &steps, &line, &ctx).await
+                run_steps(&conn, &name, &steps, line.as_ref(), &ctx).await
             });
         }
         while let Some(r) = tasks.join_next().await {

@@ -3,7 +3,9 @@
 //! diff (pure, [`crate::plan`]) → steps (pure, [`steps`]) → run (SSH, hosts
 //! in parallel within each apply group: real servers, then backup directors,
 //! then the master; steps in order within a host, stopping at the first
-//! failure).
+//! failure). The command line (`crate::cmd`) loads the file, resolves the
+//! options, asks, prints and chooses exit codes; this module returns plans
+//! and reports.
 
 pub mod destroy;
 pub mod run;
@@ -11,13 +13,11 @@ pub mod status;
 pub mod steps;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
+use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -27,61 +27,54 @@ use crate::plan::{self, HostError, Plan};
 use crate::remote::facts::{self, Facts};
 use crate::remote::{Host, SshOptions, Transport};
 
-/// Options shared by every command that contacts the hosts.
-#[derive(Debug, Clone, Args)]
-pub struct LiveArgs {
-    /// SSH client configuration, like `ssh -F` (overrides `[ssh] config` and a running lab's)
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// Only this host (repeatable); the others are neither contacted nor changed
-    #[arg(long = "target", value_name = "HOST")]
+/// How the live commands reach and work on the hosts (the command line's
+/// `--ssh-config`, `--target`, `--parallel`, timeouts, resolved by `crate::cmd`).
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub ssh: SshOptions,
+    /// Only these hosts (empty: every host); names checked by [`check_targets`].
     pub targets: Vec<String>,
-    /// How many hosts are worked on at once
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// How many hosts are worked on at once.
     pub parallel: usize,
-    /// Seconds to wait for a host's SSH connection
-    #[arg(long, default_value_t = 20, value_name = "SECS")]
-    pub connect_timeout: u64,
-    /// Seconds one step on one host may take
-    #[arg(long, default_value_t = 120, value_name = "SECS")]
-    pub step_timeout: u64,
+    /// How long one step on one host may take.
+    pub step_timeout: Duration,
 }
 
-#[derive(Debug, Args)]
-pub struct ApplyArgs {
-    #[command(flatten)]
-    pub file: crate::cli::FileArg,
-    #[command(flatten)]
-    pub live: LiveArgs,
-    /// Do not ask for confirmation
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// The binary to install on directors (default: this lvsup, when the
-    /// directors' OS, arch and glibc can run it)
-    #[arg(long, value_name = "PATH")]
-    pub director_binary: Option<PathBuf>,
+/// `--target NAME` that names no host of the cluster file.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--target {target}: no such host in {file}{hint}; its hosts: {hosts}",
+    hint = .suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default()
+)]
+pub struct UnknownTarget {
+    pub target: String,
+    pub file: String,
+    pub suggestion: Option<String>,
+    pub hosts: String,
 }
 
-#[derive(Debug, Args)]
-pub struct DestroyArgs {
-    #[command(flatten)]
-    pub file: crate::cli::FileArg,
-    #[command(flatten)]
-    pub live: LiveArgs,
-    /// Do not ask for confirmation
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub file: crate::cli::FileArg,
-    #[command(flatten)]
-    pub live: LiveArgs,
-    /// Print JSON instead
-    #[arg(long)]
-    pub json: bool,
+/// Every `targets` entry must name a director or real server of `spec`
+/// (pure; `file` names the cluster file in the message).
+pub fn check_targets(
+    spec: &ClusterSpec,
+    file: &Path,
+    targets: &[String],
+) -> Result<(), UnknownTarget> {
+    let names: Vec<&str> = spec
+        .directors
+        .iter()
+        .map(|d| d.name.as_str())
+        .chain(spec.real_servers.iter().map(|r| r.name.as_str()))
+        .collect();
+    match targets.iter().find(|t| !names.contains(&t.as_str())) {
+        None => Ok(()),
+        Some(t) => Err(UnknownTarget {
+            target: t.clone(),
+            file: file.display().to_string(),
+            suggestion: config::diag::suggest(t, &names).map(str::to_string),
+            hosts: names.join(", "),
+        }),
+    }
 }
 
 /// The binary apply installs on directors.
@@ -195,29 +188,6 @@ impl Live {
     }
 }
 
-/// SSH options for `spec` from the file, the CLI and a running lab; prints
-/// one line when the lab's configuration is used.
-pub fn ssh_options(spec: &ClusterSpec, file: &Path, args: &LiveArgs) -> SshOptions {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let mut o = SshOptions::from_spec(spec, dir);
-    o.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
-    if let Some(c) = &args.ssh_config {
-        o.config_file = Some(c.clone());
-    } else if let Some(lab) = crate::lab::ssh_config_for(&spec.name) {
-        eprintln!(
-            "lab \"{}\" is up: using its SSH config {} (--ssh-config overrides)",
-            spec.name,
-            lab.display()
-        );
-        o.config_file = Some(lab);
-        o.user = None;
-        o.port = None;
-        o.identity_file = None;
-        o.use_names = true;
-    }
-    o
-}
-
 fn destination(o: &SshOptions, h: &HostState) -> String {
     if o.use_names {
         h.name.clone()
@@ -265,38 +235,30 @@ pub fn host_facts(
 /// A host's connection (if one was made) and facts (or why there are none).
 type Gathered = (Option<Arc<Host>>, Result<Facts, HostError>);
 
-/// Load, render, connect to every targeted host in parallel and gather its
+/// Render, connect to every targeted host in parallel and gather its
 /// facts. `binary`: check director binary compatibility (apply and plan).
 /// `check`: missing prerequisites make a host an error (plan, apply; not
 /// status and destroy, which work on whatever is there).
 pub async fn gather(
+    spec: &ClusterSpec,
     file: &Path,
-    args: &LiveArgs,
+    opts: &LiveOptions,
     binary: Option<&BinarySource>,
     check: bool,
 ) -> Result<Live> {
-    let spec = config::load(file)?;
+    let spec = spec.clone();
     let desired = desired::desired_cluster(&spec)?;
-    for t in &args.targets {
-        if !desired.hosts.iter().any(|h| &h.name == t) {
-            let names: Vec<&str> = desired.hosts.iter().map(|h| h.name.as_str()).collect();
-            bail!(
-                "--target {t}: no such host in {}; hosts: {}",
-                file.display(),
-                names.join(", ")
-            );
-        }
-    }
-    let opts = ssh_options(&spec, file, args);
-    let transport = Arc::new(Transport::new(opts).context("creating the SSH control directory")?);
-    let parallel = Arc::new(Semaphore::new(args.parallel.max(1)));
-    let step_timeout = Duration::from_secs(args.step_timeout.max(1));
+    check_targets(&spec, file, &opts.targets)?;
+    let transport =
+        Arc::new(Transport::new(opts.ssh.clone()).context("creating the SSH control directory")?);
+    let parallel = Arc::new(Semaphore::new(opts.parallel.max(1)));
+    let step_timeout = opts.step_timeout.max(Duration::from_secs(1));
     let local_sha = binary.map(|b| b.sha256.clone()).unwrap_or_default();
 
     let wanted: Vec<HostState> = desired
         .hosts
         .iter()
-        .filter(|h| args.targets.is_empty() || args.targets.contains(&h.name))
+        .filter(|h| opts.targets.is_empty() || opts.targets.contains(&h.name))
         .cloned()
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
@@ -425,101 +387,6 @@ pub fn plan_from_facts(
         })
         .collect();
     p
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-/// `lvsup plan` without `--offline`.
-pub fn cli_plan(file: &Path, args: &LiveArgs, json: bool, detailed: bool) -> Result<u8> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let binary = BinarySource::resolve(None)?;
-        let live = gather(file, args, Some(&binary), true).await?;
-        let p = live_plan(&live);
-        print_plan(&p, json)?;
-        if p.hosts.is_empty() && !p.errors.is_empty() {
-            eprintln!(
-                "no host could be planned; `lvsup plan -f {} --offline` plans against fresh hosts",
-                file.display()
-            );
-        }
-        live.close().await;
-        Ok(plan_exit(&p, detailed))
-    })
-}
-
-fn print_plan(p: &Plan, json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, p)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", p.render_text())?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn plan_exit(p: &Plan, detailed: bool) -> u8 {
-    use crate::cli::exit;
-    if !p.errors.is_empty() {
-        exit::ERROR
-    } else if detailed && p.has_changes() {
-        exit::CHANGES
-    } else {
-        exit::OK
-    }
-}
-
-/// Ask on the terminal; without one, refuse unless `--yes`.
-pub fn confirm(question: &str, yes: bool) -> Result<bool> {
-    if yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to change hosts without confirmation: no terminal to ask on; pass --yes");
-    }
-    eprint!("{question} Only 'yes' is accepted: ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(line.trim() == "yes")
-}
-
-/// `lvsup apply`.
-pub fn cli_apply(a: ApplyArgs) -> Result<u8> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let binary = BinarySource::resolve(a.director_binary.as_deref())?;
-        let live = gather(&a.file.file, &a.live, Some(&binary), true).await?;
-        let p = live_plan(&live);
-        print_plan(&p, false)?;
-        if !p.has_changes() {
-            println!("Nothing to apply: no host was touched.");
-            let code = plan_exit(&p, false);
-            live.close().await;
-            return Ok(code);
-        }
-        if !confirm("Apply these changes?", a.yes)? {
-            println!("Apply cancelled: no host was touched.");
-            live.close().await;
-            return Ok(crate::cli::exit::ERROR);
-        }
-        let report = run::apply(&live, &p, &binary).await;
-        print!("{}", report.render());
-        let ok = report.ok() && p.errors.is_empty();
-        live.close().await;
-        Ok(if ok {
-            crate::cli::exit::OK
-        } else {
-            crate::cli::exit::ERROR
-        })
-    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,13 @@
-//! Running steps on hosts: one indicatif line per host with its current step,
+//! Running steps on hosts: one progress line per host with its current step,
 //! hosts in parallel (bounded) within an apply group, groups in order (real
 //! servers → backup directors → master), and a summary that says per host
 //! what was done, what failed and what was not done.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::steps::{self, Step, StepAction};
@@ -76,11 +74,7 @@ impl Report {
         let unchanged = count(|o| matches!(o, Outcome::Unchanged));
         let failed = count(|o| matches!(o, Outcome::Failed { .. }));
         let missed = count(|o| matches!(o, Outcome::NotContacted { .. }));
-        let _ = writeln!(
-            s,
-            "\n{} summary: {done} changed, {unchanged} unchanged, {failed} failed, {missed} not contacted.",
-            self.verb
-        );
+        let _ = writeln!(s, "\n{} summary, per host:", self.verb);
         for h in &self.hosts {
             match &h.outcome {
                 Outcome::Done => {
@@ -133,72 +127,51 @@ impl Report {
                 self.verb
             );
         }
+        // The closing line, Terraform's "Apply complete!" in our words.
+        let mut verb = self.verb.clone();
+        if let Some(f) = verb.get_mut(..1) {
+            f.make_ascii_uppercase();
+        }
+        let _ = writeln!(
+            s,
+            "{verb} {}: {done} changed, {unchanged} unchanged, {failed} failed, {missed} not contacted.",
+            if self.ok() { "complete" } else { "incomplete" }
+        );
         s
     }
 }
 
-/// Progress lines: indicatif on a terminal, plain lines otherwise (logs, CI).
-pub struct Progress {
-    multi: MultiProgress,
-    tty: bool,
+/// Where the runner reports progress: one line per host with its current
+/// step. The command line supplies it (`crate::cmd`: indicatif on a
+/// terminal, plain lines otherwise), so this module never writes to the
+/// terminal itself; [`NoProgress`] reports nothing.
+pub trait Progress: Sync {
+    /// A line for `host`, shown from now on.
+    fn host(&self, host: &str) -> Box<dyn HostProgress>;
+    /// Every host is done: take the lines away (before the report is printed).
+    fn clear(&self) {}
 }
 
-impl Progress {
-    pub fn new() -> Progress {
-        let tty = std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if tty {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-        Progress { multi, tty }
-    }
+/// One host's progress line.
+pub trait HostProgress: Send + Sync {
+    /// Step `i` of `n` (1-based) starts.
+    fn step(&self, i: usize, n: usize, what: &str);
+    /// The host is done (or failed): its last word.
+    fn finish(&self, msg: String);
+}
 
-    pub fn host(&self, name: &str) -> HostLine {
-        let pb = self.multi.add(ProgressBar::new_spinner());
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        pb.set_prefix(name.to_string());
-        if self.tty {
-            pb.enable_steady_tick(Duration::from_millis(120));
-        }
-        HostLine {
-            pb,
-            tty: self.tty,
-            name: name.to_string(),
-        }
+/// Reports nothing (tests, library callers without a terminal).
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn host(&self, _: &str) -> Box<dyn HostProgress> {
+        Box::new(NoProgress)
     }
 }
 
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-pub struct HostLine {
-    pb: ProgressBar,
-    tty: bool,
-    name: String,
-}
-
-impl HostLine {
-    pub fn step(&self, i: usize, n: usize, what: &str) {
-        let msg = format!("[{i}/{n}] {what}");
-        if !self.tty {
-            eprintln!("{}: {msg}", self.name);
-        }
-        self.pb.set_message(msg);
-    }
-
-    pub fn finish(&self, msg: String) {
-        if !self.tty {
-            eprintln!("{}: {msg}", self.name);
-        }
-        self.pb.finish_with_message(msg);
-    }
+impl HostProgress for NoProgress {
+    fn step(&self, _: usize, _: usize, _: &str) {}
+    fn finish(&self, _: String) {}
 }
 
 /// What steps may need besides the connection.
@@ -218,7 +191,7 @@ pub async fn run_steps(
     conn: &Host,
     host: &str,
     steps: &[Step],
-    line: &HostLine,
+    line: &dyn HostProgress,
     ctx: &StepCtx,
 ) -> HostReport {
     let start = Instant::now();
@@ -336,8 +309,12 @@ pub fn not_contacted(e: &HostError) -> HostReport {
 }
 
 /// Converge every host of `plan` that could be planned.
-pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
-    let progress = Progress::new();
+pub async fn apply(
+    live: &Live,
+    plan: &Plan,
+    binary: &BinarySource,
+    progress: &dyn Progress,
+) -> Report {
     let needs_binary = plan.hosts.iter().any(|h| {
         h.changes
             .iter()
@@ -382,7 +359,7 @@ pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
             let parallel = live.parallel.clone();
             tasks.spawn(async move {
                 let _permit = parallel.acquire_owned().await;
-                run_steps(&conn, &name, &steps, &line, &ctx).await
+                run_steps(&conn, &name, &steps, line.as_ref(), &ctx).await
             });
         }
         while let Some(r) = tasks.join_next().await {
@@ -391,7 +368,7 @@ pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
             }
         }
     }
-    let _ = progress.multi.clear();
+    progress.clear();
     Report {
         verb: "apply".into(),
         hosts: live
@@ -399,5 +376,62 @@ pub async fn apply(live: &Live, plan: &Plan, binary: &BinarySource) -> Report {
             .iter()
             .filter_map(|h| reports.remove(&h.want.name))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcomes: Vec<Outcome>) -> Report {
+        Report {
+            verb: "apply".into(),
+            hosts: outcomes
+                .into_iter()
+                .enumerate()
+                .map(|(i, outcome)| HostReport {
+                    host: format!("h{i}"),
+                    outcome,
+                    done: vec!["x".into()],
+                    not_done: vec![],
+                    seconds: 1.0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_report_ends_with_its_summary_line() {
+        let ok = report(vec![Outcome::Done, Outcome::Unchanged]).render();
+        assert!(ok.starts_with("\napply summary, per host:\n"), "{ok}");
+        assert_eq!(
+            ok.lines().last(),
+            Some("Apply complete: 1 changed, 1 unchanged, 0 failed, 0 not contacted.")
+        );
+        let failed = report(vec![
+            Outcome::Done,
+            Outcome::Failed {
+                step: "s".into(),
+                error: "e".into(),
+            },
+            Outcome::NotContacted {
+                step: "connect".into(),
+                error: "refused".into(),
+            },
+        ]);
+        let mut destroy = failed.clone();
+        destroy.verb = "destroy".into();
+        let text = failed.render();
+        assert_eq!(
+            text.lines().last(),
+            Some("Apply incomplete: 1 changed, 0 unchanged, 1 failed, 1 not contacted."),
+            "{text}"
+        );
+        assert!(text.contains("run apply again"), "{text}");
+        assert!(
+            destroy.render().ends_with(
+                "Destroy incomplete: 1 changed, 0 unchanged, 1 failed, 1 not contacted.\n"
+            )
+        );
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{LiveArgs, StatusArgs, gather, runtime};
+use super::{LiveOptions, gather};
 use crate::config::ClusterSpec;
 use crate::desired::{HostState, Role};
 use crate::plan::HostError;
@@ -95,16 +95,21 @@ fn health_of(v: Option<&Value>, svc: &LiveService, addr: &str, port: u16) -> Opt
     r.get("health").and_then(Value::as_str).map(str::to_string)
 }
 
-pub async fn collect(file: &std::path::Path, args: &LiveArgs) -> Result<ClusterStatus> {
-    let mut args = args.clone();
-    let spec = crate::config::load(file)?;
-    if args.targets.is_empty() {
-        args.targets = spec.directors.iter().map(|d| d.name.clone()).collect();
+/// Gather the directors' facts (every director unless `opts.targets` names
+/// some) and build the status.
+pub async fn collect(
+    spec: &ClusterSpec,
+    file: &std::path::Path,
+    opts: &LiveOptions,
+) -> Result<ClusterStatus> {
+    let mut opts = opts.clone();
+    if opts.targets.is_empty() {
+        opts.targets = spec.directors.iter().map(|d| d.name.clone()).collect();
     }
-    let live = gather(file, &args, None, false).await?;
+    let live = gather(spec, file, &opts, None, false).await?;
     let hosts: Vec<(&HostState, &Result<Facts, HostError>)> =
         live.hosts.iter().map(|h| (&h.want, &h.facts)).collect();
-    let s = build(&spec, &hosts);
+    let s = build(spec, &hosts);
     live.close().await;
     Ok(s)
 }
@@ -286,23 +291,23 @@ pub fn render(s: &ClusterStatus) -> String {
             }
         }
     }
+    let _ = writeln!(o, "\n{}", summary(s));
     o
 }
 
-pub fn cli_status(a: StatusArgs) -> Result<u8> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let s = collect(&a.file.file, &a.live).await?;
-        if a.json {
-            println!("{}", serde_json::to_string_pretty(&s)?);
-        } else {
-            print!("{}", render(&s));
-        }
-        let ok = s.directors.iter().all(|d| d.reachable);
-        Ok(if ok {
-            crate::cli::exit::OK
-        } else {
-            crate::cli::exit::ERROR
-        })
-    })
+/// The closing line of `status`: master, reachable directors, real servers up.
+pub fn summary(s: &ClusterStatus) -> String {
+    let reachable = s.directors.iter().filter(|d| d.reachable).count();
+    let dests: Vec<&DestView> = s.services.iter().flat_map(|v| &v.destinations).collect();
+    let up = dests.iter().filter(|d| d.health == "up").count();
+    let table = if s.table_from.is_some() {
+        format!("{up} of {} real servers up", dests.len())
+    } else {
+        "no IPVS table".to_string()
+    };
+    format!(
+        "Status: master {}, {reachable} of {} directors reachable, {table}.",
+        s.master.as_deref().unwrap_or("none"),
+        s.directors.len()
+    )
 }

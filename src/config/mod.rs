@@ -21,6 +21,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<ClusterSpec, ConfigError> {
 /// Read, parse and validate a cluster file.
 pub fn load(path: &Path) -> Result<ClusterSpec, ConfigError> {
     let file = path.display().to_string();
+    tracing::debug!("reading cluster file {file}");
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::whole_file(&file, "(file)", format!("cannot read {file}: {e}"))
     })?;

@@ -66,8 +66,9 @@ pub struct RunOptions {
 }
 
 /// Run the daemon until SIGTERM/SIGINT; the process exit code follows.
+/// Logging is set up by the caller (`crate::cmd::init_logging`: stderr,
+/// RUST_LOG/LVSUP_LOG, info by default).
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
-    init_tracing();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -83,23 +84,6 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             }
         }
     })
-}
-
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let level = match std::env::var("LVSUP_LOG").as_deref() {
-        Ok("trace") => tracing::Level::TRACE,
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("warn") => tracing::Level::WARN,
-        Ok("error") => tracing::Level::ERROR,
-        _ => tracing::Level::INFO,
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(std::io::stdout)
-        .try_init();
 }
 
 /// A config file as loaded.

@@ -7,8 +7,8 @@
 //! the HTTP status parsing of [`probe`]. I/O at the edges: [`daemon`] (the
 //! loop), [`control`] (unix socket), sockets in [`net`], rtnetlink in [`addr`].
 
-pub mod cmd;
 pub mod config;
+pub mod socket;
 pub mod status;
 pub mod table;
 

@@ -24,7 +24,6 @@ pub mod topology;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -288,7 +287,7 @@ fn raise_inotify_limit(hosts: usize) -> Result<()> {
     if now < need {
         fs::write(KEY, need.to_string())
             .with_context(|| format!("raising fs.inotify.max_user_instances to {need}"))?;
-        eprintln!(
+        tracing::info!(
             "lab: raised fs.inotify.max_user_instances from {now} to {need} for {hosts} containers"
         );
     }
@@ -1044,7 +1043,6 @@ pub fn describe(state: &LabState, elapsed: Duration) -> String {
         "client", "client", state.client_address, state.file
     );
     let _ = writeln!(s, "ssh: ssh -F {} HOST", state.ssh_config);
-    let _ = std::io::stdout().flush();
     s
 }
 

@@ -72,6 +72,28 @@ impl SshOptions {
             use_names: false,
         }
     }
+
+    /// How the commands reach `spec`'s hosts: the file's `[ssh]`, replaced by
+    /// `ssh_config` when given (`--ssh-config`), else by a running lab's
+    /// ssh_config `lab` (whose Host entries are the host names). Pure.
+    pub fn for_cluster(
+        spec: &ClusterSpec,
+        cluster_dir: &Path,
+        ssh_config: Option<PathBuf>,
+        lab: Option<PathBuf>,
+    ) -> SshOptions {
+        let mut o = SshOptions::from_spec(spec, cluster_dir);
+        if let Some(c) = ssh_config {
+            o.config_file = Some(c);
+        } else if let Some(lab) = lab {
+            o.config_file = Some(lab);
+            o.user = None;
+            o.port = None;
+            o.identity_file = None;
+            o.use_names = true;
+        }
+        o
+    }
 }
 
 fn expand_tilde(p: &str) -> PathBuf {
@@ -131,10 +153,19 @@ impl Transport {
         }
         // One more second than ssh's own ConnectTimeout: ssh reports first.
         let limit = self.opts.connect_timeout + Duration::from_secs(5);
+        tracing::debug!(
+            destination,
+            config = ?self.opts.config_file,
+            user = ?self.opts.user,
+            port = ?self.opts.port,
+            "ssh: connecting"
+        );
         let session = tokio::time::timeout(limit, b.connect_mux(destination))
             .await
             .map_err(|_| RemoteError::Timeout(limit))?
-            .map_err(|e| RemoteError::Connect(error_chain(&e)))?;
+            .map_err(|e| RemoteError::Connect(error_chain(&e)))
+            .inspect_err(|e| tracing::debug!(destination, "ssh: {e}"))?;
+        tracing::debug!(destination, "ssh: connected");
         Ok(Host {
             session,
             become_sudo: self.opts.become_sudo,
@@ -198,6 +229,18 @@ impl Host {
         stdin: &[u8],
         limit: Duration,
     ) -> Result<ScriptOutput, RemoteError> {
+        tracing::debug!(
+            argv = argv.join(" "),
+            stdin_bytes = stdin.len(),
+            sudo = self.become_sudo,
+            "ssh: run"
+        );
+        // Scripts, not uploads (a director binary is tens of MB).
+        if let Ok(script) = std::str::from_utf8(stdin)
+            && stdin.len() <= 64 * 1024
+        {
+            tracing::trace!("ssh: script:\n{script}");
+        }
         let fut = async {
             let mut cmd = if self.become_sudo {
                 let mut c = self.session.raw_command("sudo");

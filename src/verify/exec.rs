@@ -8,7 +8,6 @@
 //! the hosts.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,28 +42,6 @@ pub enum ExecError {
 /// name from the file) as root.
 pub trait HostExec: Send + Sync {
     fn run(&self, host: &str, cmd: &str) -> Result<ExecOutput, ExecError>;
-}
-
-/// How verify reaches the hosts: the file's `[ssh]`, replaced by
-/// `ssh_config` when given, else by a running lab's ssh_config (whose Host
-/// entries are the host names). Pure; `lab` is the lab's ssh_config if up.
-pub fn ssh_options(
-    spec: &ClusterSpec,
-    cluster_dir: &Path,
-    ssh_config: Option<PathBuf>,
-    lab: Option<PathBuf>,
-) -> SshOptions {
-    let mut o = SshOptions::from_spec(spec, cluster_dir);
-    if let Some(c) = ssh_config {
-        o.config_file = Some(c);
-    } else if let Some(lab) = lab {
-        o.config_file = Some(lab);
-        o.user = None;
-        o.port = None;
-        o.identity_file = None;
-        o.use_names = true;
-    }
-    o
 }
 
 /// Host name → SSH destination (the name itself with a lab's ssh_config,

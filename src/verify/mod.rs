@@ -9,7 +9,6 @@
 //! found it.
 
 pub mod analysis;
-pub mod cli;
 pub mod exec;
 pub mod facts;
 pub mod probe;
@@ -127,7 +126,7 @@ struct UndoGuard {
 impl Drop for UndoGuard {
     fn drop(&mut self) {
         for f in self.log.run_all(self.exec.as_ref()) {
-            eprintln!("lvsup verify: UNDO FAILED: {f}");
+            tracing::error!("lvsup verify: UNDO FAILED: {f}");
         }
     }
 }
@@ -1020,7 +1019,7 @@ pub fn run(spec: &ClusterSpec, exec: Arc<dyn HostExec>, opts: &Options) -> anyho
         }
     });
     if interrupted {
-        eprintln!(
+        tracing::warn!(
             "lvsup verify: interrupted; putting the cluster back ({})",
             undo.pending().join(", ")
         );

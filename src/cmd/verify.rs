@@ -1,9 +1,10 @@
-//! `lvsup verify` on the command line (kept here so `src/cli.rs` only names it).
+//! `lvsup verify`: prove a running cluster works; print the report.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
+
+use super::{exit, print, print_json, ssh_options};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -38,22 +39,7 @@ pub struct VerifyArgs {
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     let spec = crate::config::load(&a.file)?;
-    let base = a
-        .file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let lab = crate::lab::ssh_config_for(&spec.name);
-    if a.ssh_config.is_none()
-        && let Some(l) = &lab
-    {
-        eprintln!(
-            "lab \"{}\" is up: using its SSH config {} (--ssh-config overrides)",
-            spec.name,
-            l.display()
-        );
-    }
-    let opts = crate::verify::exec::ssh_options(&spec, &base, a.ssh_config, lab);
+    let opts = ssh_options(&spec, &a.file, a.ssh_config);
     let ssh = crate::verify::exec::RemoteExec::new(&spec, opts)?;
     let opts = crate::verify::Options {
         skip_failover: a.skip_failover,
@@ -63,16 +49,10 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     };
     eprintln!("verify \"{}\" over {}", spec.name, ssh.describe());
     let report = crate::verify::run(&spec, std::sync::Arc::new(ssh), &opts)?;
-    let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        print_json(&report)?;
     } else {
-        write!(out, "{}", report.render_text())?;
+        print(&report.render_text())?;
     }
-    Ok(if report.passed {
-        crate::cli::exit::OK
-    } else {
-        crate::cli::exit::ERROR
-    })
+    Ok(if report.passed { exit::OK } else { exit::ERROR })
 }

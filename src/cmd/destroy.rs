@@ -1,0 +1,110 @@
+//! `lvsup destroy`: show what would be removed, ask, remove, print the
+//! report (or, with `--json --yes`, one JSON document).
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use super::plan::plan_tone;
+use super::{
+    FileArg, LiveArgs, Stream, TermProgress, color, confirm, exit, live_options, paint, print,
+    print_json, print_report, runtime,
+};
+use crate::apply::run::Report;
+use crate::apply::{destroy, gather};
+use crate::config;
+use crate::plan::HostError;
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print what is removed and the report as one JSON document (needs --yes)
+    #[arg(long, requires = "yes")]
+    pub json: bool,
+}
+
+/// `destroy --json`.
+#[derive(Serialize)]
+struct DestroyDoc<'a> {
+    cluster: &'a str,
+    /// Per host whose facts were gathered: the steps that remove lvsup's traces.
+    hosts: Vec<HostSteps<'a>>,
+    /// Hosts that could not be worked on, with the step that failed.
+    errors: Vec<&'a HostError>,
+    /// `destroyed`, or `nothing_to_destroy` (no host was touched)
+    result: &'a str,
+    report: Option<&'a Report>,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct HostSteps<'a> {
+    host: &'a str,
+    steps: Vec<&'a str>,
+}
+
+pub fn run(a: DestroyArgs) -> Result<u8> {
+    let file = &a.file.file;
+    let spec = config::load(file)?;
+    let opts = live_options(&spec, file, &a.live)?;
+    runtime()?.block_on(async {
+        let live = gather(&spec, file, &opts, None, false).await?;
+        let plans = destroy::plan(&live);
+        if !a.json {
+            print(&paint(
+                &destroy::render_plan(&live, &plans),
+                color(Stream::Stdout),
+                plan_tone,
+            ))?;
+        }
+        let any = plans.iter().any(|(_, st)| !st.is_empty());
+        let errors = live.hosts.iter().any(|h| h.facts.is_err());
+        let doc = |result, report, ok| DestroyDoc {
+            cluster: &live.spec.name,
+            hosts: plans
+                .iter()
+                .map(|(i, st)| HostSteps {
+                    host: &live.hosts[*i].want.name,
+                    steps: st.iter().map(|s| s.what.as_str()).collect(),
+                })
+                .collect(),
+            errors: live
+                .hosts
+                .iter()
+                .filter_map(|h| h.facts.as_ref().err())
+                .collect(),
+            result,
+            report,
+            ok,
+        };
+        if !any {
+            if a.json {
+                print_json(&doc("nothing_to_destroy", None, !errors))?;
+            } else {
+                print("\nNothing to destroy: no host was touched.\n")?;
+            }
+            live.close().await;
+            return Ok(if errors { exit::ERROR } else { exit::OK });
+        }
+        if !confirm("\nDestroy these?", a.yes)? {
+            print("Destroy cancelled: no host was touched.\n")?;
+            live.close().await;
+            return Ok(exit::ERROR);
+        }
+        let report = destroy::run(&live, plans.clone(), &TermProgress::new()).await;
+        let ok = report.ok();
+        if a.json {
+            print_json(&doc("destroyed", Some(&report), ok))?;
+        } else {
+            print_report(&report)?;
+        }
+        live.close().await;
+        Ok(if ok { exit::OK } else { exit::ERROR })
+    })
+}
