@@ -924,23 +924,14 @@ impl Daemon {
     /// Feed the machine and carry out what it says.
     async fn feed(&mut self, input: Input) {
         let outs = self.machine.handle(Instant::now(), input);
-        // The machine reports Stopped twice for a second Shutdown during a
-        // handover (release() and on_shutdown both push it): one batch, one stop.
-        let mut swallowed = false;
         for o in outs {
-            if o == Output::Stopped {
-                if swallowed {
-                    continue;
+            if o == Output::Stopped && self.swallow_stop {
+                // A step-down or fault, not the end of the daemon.
+                self.swallow_stop = false;
+                if std::mem::take(&mut self.restart_vrrp) {
+                    self.pending_startup = true;
                 }
-                if self.swallow_stop {
-                    // A step-down or fault, not the end of the daemon.
-                    swallowed = true;
-                    self.swallow_stop = false;
-                    if std::mem::take(&mut self.restart_vrrp) {
-                        self.pending_startup = true;
-                    }
-                    continue;
-                }
+                continue;
             }
             self.execute(o).await;
         }

@@ -436,9 +436,11 @@ impl Machine {
                 self.master = None;
                 self.transition(State::Initialize, Reason::Shutdown, out);
             }
-            // A second Shutdown during a handover: release now.
+            // A second Shutdown during a handover: release now (release()
+            // reports Stopped, once).
             State::Master if self.leaving => {
                 self.release(Reason::Shutdown, out);
+                return;
             }
             // §6.4.3: cancel Adver_Timer, send priority 0, go Initialize.
             State::Master => {
