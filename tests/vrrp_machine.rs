@@ -63,7 +63,7 @@ fn config_from_director_toml() {
         unicast: false,
         sync_daemon: false,
     };
-    let c = MachineConfig::from_director(&v);
+    let c = v.machine_config();
     assert_eq!(c.vrid, 51);
     assert_eq!(c.priority, 150);
     assert_eq!(c.advert_interval, 10);
