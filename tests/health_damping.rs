@@ -104,7 +104,7 @@ fn from_config() {
         path: None,
         expect_status: None,
     };
-    let d = Damper::from_config(&h);
+    let d = h.damper();
     assert_eq!((d.rise, d.fall, d.state), (2, 3, Health::Unknown));
 }
 

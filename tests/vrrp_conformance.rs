@@ -283,4 +283,5 @@ cases! {
     c22_skew_priority_100_advert_1s: "22-skew-priority-100-advert-1s",
     c23_own_advert_ignored: "23-own-advert-ignored",
     c24_master_lower_priority_answered_keepalived_style: "24-master-lower-priority-answered-keepalived-style",
+    c25_shutdown_twice_during_handover_stops_once: "25-shutdown-twice-during-handover-stops-once",
 }

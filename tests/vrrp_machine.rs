@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lvsup::director::config::VrrpConfig;
 use lvsup::vrrp::machine::{
-    Input, Machine, MachineConfig, Output, State, TimerKind, duration_to_centis,
+    Input, Machine, MachineConfig, Output, Reason, State, TimerKind, duration_to_centis,
     master_down_interval, skew_time,
 };
 
@@ -63,7 +63,7 @@ fn config_from_director_toml() {
         unicast: false,
         sync_daemon: false,
     };
-    let c = MachineConfig::from_director(&v);
+    let c = v.machine_config();
     assert_eq!(c.vrid, 51);
     assert_eq!(c.priority, 150);
     assert_eq!(c.advert_interval, 10);
@@ -122,10 +122,27 @@ fn zero_advert_interval_is_clamped() {
     let mut m = Machine::new(c);
     assert_eq!(m.config().advert_interval, 1);
     let out = m.handle(t0, Input::Startup);
-    assert!(out.contains(&Output::ArmTimer {
-        kind: TimerKind::Adver,
-        at: t0 + Duration::from_millis(10)
-    }));
+    assert_eq!(
+        out,
+        vec![
+            Output::StateChanged {
+                from: State::Initialize,
+                to: State::Master,
+                reason: Reason::AddressOwner
+            },
+            Output::AddVip,
+            Output::SendGratuitousArp { count: 5 },
+            Output::SendAdvert { priority: 255 },
+            Output::ArmTimer {
+                kind: TimerKind::Adver,
+                at: t0 + Duration::from_millis(10)
+            },
+            Output::ArmTimer {
+                kind: TimerKind::GarpRepeat,
+                at: t0 + Duration::from_secs(5)
+            },
+        ]
+    );
 }
 
 #[test]
@@ -133,7 +150,20 @@ fn startup_twice_and_shutdown_when_stopped_are_harmless() {
     let t0 = Instant::now();
     let mut m = Machine::new(cfg(100, 1));
     assert_eq!(m.handle(t0, Input::Shutdown), vec![Output::Stopped]);
-    assert!(!m.handle(t0, Input::Startup).is_empty());
+    assert_eq!(
+        m.handle(t0, Input::Startup),
+        vec![
+            Output::StateChanged {
+                from: State::Initialize,
+                to: State::Backup,
+                reason: Reason::Startup
+            },
+            Output::ArmTimer {
+                kind: TimerKind::MasterDown,
+                at: t0 + Duration::from_millis(3600)
+            },
+        ]
+    );
     assert!(m.handle(t0, Input::Startup).is_empty());
     assert_eq!(m.state(), State::Backup);
     // Adverts in Initialize are counted, not acted on.
@@ -157,13 +187,60 @@ fn restart_after_stop() {
     m.handle(t0, Input::Startup);
     assert_eq!(m.state(), State::Master);
     let out = m.handle(t0, Input::Shutdown);
-    assert!(out.contains(&Output::SendAdvert { priority: 0 }));
+    assert_eq!(
+        out,
+        vec![
+            Output::CancelTimer {
+                kind: TimerKind::GarpRepeat
+            },
+            Output::SendAdvert { priority: 0 },
+            Output::ArmTimer {
+                kind: TimerKind::Adver,
+                at: t0 + Duration::from_secs(1)
+            },
+            Output::ArmTimer {
+                kind: TimerKind::Handover,
+                at: t0 + Duration::from_millis(3000)
+            },
+        ]
+    );
     assert!(m.is_leaving());
-    // A second Shutdown releases at once.
+    m.handle(t0 + Duration::from_secs(1), Input::Startup);
+    assert_eq!(m.state(), State::Master, "Startup is ignored while leaving");
+}
+
+// Regression: a second Shutdown during a graceful handover reported Stopped
+// twice (release() and on_shutdown both pushed it); the daemon had to
+// swallow the duplicate. Exactly one Stopped, after the release.
+#[test]
+fn second_shutdown_during_handover_stops_once() {
+    let t0 = Instant::now();
+    let mut m = Machine::new(cfg(255, 1));
+    m.handle(t0, Input::Startup);
+    m.handle(t0, Input::Shutdown);
     let out = m.handle(t0, Input::Shutdown);
-    assert!(out.contains(&Output::RemoveVip));
-    assert!(out.contains(&Output::Stopped));
+    assert_eq!(
+        out,
+        vec![
+            Output::CancelTimer {
+                kind: TimerKind::Adver
+            },
+            Output::CancelTimer {
+                kind: TimerKind::Handover
+            },
+            Output::RemoveVip,
+            Output::StateChanged {
+                from: State::Master,
+                to: State::Initialize,
+                reason: Reason::Shutdown
+            },
+            Output::Stopped,
+        ]
+    );
     assert_eq!(m.state(), State::Initialize);
+    assert!(!m.is_leaving());
+    // A third Shutdown in Initialize: Stopped again, nothing else.
+    assert_eq!(m.handle(t0, Input::Shutdown), vec![Output::Stopped]);
     m.handle(t0 + Duration::from_secs(1), Input::Startup);
     assert_eq!(m.state(), State::Master);
     assert_eq!(m.stats().became_master, 2);

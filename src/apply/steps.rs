@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::config::ClusterSpec;
 use crate::desired::{self, HostState, Role};
 use crate::director::config::DirectorConfig;
-use crate::director::daemon::restart_needed;
+use crate::director::config::restart_needed;
 use crate::plan::{HostPlan, Item};
 use crate::remote::facts::{Facts, previous_sysctl_path};
 use crate::remote::shell_quote;

@@ -714,7 +714,7 @@ mod tests {
             c.vrrp.peers,
             ["192.168.0.192".parse::<Ipv4Addr>().expect("ip")]
         );
-        assert_eq!(crate::director::daemon::check(&c), Ok(()));
+        assert_eq!(crate::director::config::check(&c), Ok(()));
         assert_eq!(c.metrics, None);
         // The metrics listener: the same address on every director.
         let text = text.replace("vrid = 51\n", "vrid = 51\nmetrics = \"127.0.0.1:9100\"\n");

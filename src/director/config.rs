@@ -11,6 +11,8 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Check, ClusterSpec, Director, Forward, Mode, Protocol};
+use crate::health::damping::Damper;
+use crate::vrrp::machine::MachineConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +187,83 @@ impl DirectorConfig {
     }
 }
 
+// The pure cores (`vrrp::machine`, `health::damping`) know nothing of this
+// file: it converts into their types.
+impl VrrpConfig {
+    /// The VRRP machine's settings from the `[vrrp]` section (graceful
+    /// handover, wait for health and keepalived's GARP timings by default).
+    pub fn machine_config(&self) -> MachineConfig {
+        MachineConfig::new(
+            self.vrid,
+            self.priority,
+            self.advert_interval,
+            self.preempt,
+            self.address,
+        )
+    }
+}
+
+impl HealthConfig {
+    /// A fresh rise/fall damper for this check.
+    pub fn damper(&self) -> Damper {
+        Damper::new(self.rise, self.fall)
+    }
+}
+
+/// What serde cannot check: values the daemon would misbehave on.
+pub fn check(c: &DirectorConfig) -> Result<(), String> {
+    if c.vrrp.vrid == 0 {
+        return Err("vrrp.vrid must be 1..=255".into());
+    }
+    if c.vrrp.advert_interval < Duration::from_millis(10) {
+        return Err("vrrp.advert_interval must be at least 10ms".into());
+    }
+    if c.vrrp.unicast && c.vrrp.peers.is_empty() {
+        return Err("vrrp.unicast = true needs at least one address in vrrp.peers".into());
+    }
+    for s in &c.services {
+        let h = &s.health;
+        if !matches!(h.check.as_str(), "tcp" | "http" | "none") {
+            return Err(format!(
+                "service {}/{}: unknown check {:?} (tcp, http, none)",
+                s.protocol, s.port, h.check
+            ));
+        }
+        if h.check != "none" && (h.interval.is_zero() || h.timeout.is_zero()) {
+            return Err(format!(
+                "service {}/{}: health interval and timeout must be > 0",
+                s.protocol, s.port
+            ));
+        }
+        if s.scheduler.is_empty() {
+            return Err(format!(
+                "service {}/{}: empty scheduler",
+                s.protocol, s.port
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Settings a reload cannot change without restarting the VRRP instance.
+pub fn restart_needed(old: &DirectorConfig, new: &DirectorConfig) -> Option<&'static str> {
+    if old.vrrp != new.vrrp {
+        Some("[vrrp]")
+    } else if old.vip != new.vip {
+        Some("vip")
+    } else if old.interface != new.interface {
+        Some("interface")
+    } else if old.nat != new.nat {
+        Some("[nat]")
+    } else if old.cluster != new.cluster || old.director != new.director {
+        Some("cluster/director")
+    } else if old.metrics != new.metrics {
+        Some("metrics")
+    } else {
+        None
+    }
+}
+
 /// Durations as `"2s"` / `"100ms"` strings.
 mod dur {
     use std::time::Duration;
@@ -217,5 +296,79 @@ mod opt_dur {
         Option::<String>::deserialize(d)?
             .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DirectorConfig {
+        DirectorConfig::parse(
+            r#"
+cluster = "web"
+director = "a"
+mode = "dr"
+vip = "192.0.2.100"
+[vrrp]
+vrid = 51
+priority = 150
+advert_interval = "1s"
+preempt = true
+address = "192.0.2.1"
+peers = ["192.0.2.2"]
+[[services]]
+protocol = "tcp"
+port = 80
+scheduler = "rr"
+[services.health]
+check = "http"
+interval = "2s"
+timeout = "1s"
+fall = 3
+rise = 2
+path = "/health"
+[[services.real_servers]]
+name = "n1"
+address = "192.0.2.11"
+port = 80
+weight = 1
+forward = "route"
+"#,
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn check_refuses_what_serde_cannot() {
+        assert_eq!(check(&cfg()), Ok(()));
+        let mut c = cfg();
+        c.services[0].health.check = "icmp".into();
+        assert!(check(&c).is_err_and(|e| e.contains("unknown check")));
+        let mut c = cfg();
+        c.vrrp.unicast = true;
+        c.vrrp.peers.clear();
+        assert!(check(&c).is_err_and(|e| e.contains("peers")));
+        let mut c = cfg();
+        c.vrrp.advert_interval = Duration::from_millis(1);
+        assert!(check(&c).is_err());
+    }
+
+    #[test]
+    fn reload_needs_restart_only_for_vrrp_identity() {
+        let old = cfg();
+        let mut new = cfg();
+        new.services[0].health.fall = 5;
+        new.services[0].real_servers[0].weight = 7;
+        assert_eq!(restart_needed(&old, &new), None);
+        let mut new = cfg();
+        new.vrrp.priority = 100;
+        assert_eq!(restart_needed(&old, &new), Some("[vrrp]"));
+        let mut new = cfg();
+        new.vip = Ipv4Addr::new(192, 0, 2, 101);
+        assert_eq!(restart_needed(&old, &new), Some("vip"));
+        let mut new = cfg();
+        new.metrics = Some("127.0.0.1:9100".parse().expect("addr"));
+        assert_eq!(restart_needed(&old, &new), Some("metrics"));
     }
 }

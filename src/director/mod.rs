@@ -2,12 +2,14 @@
 //! (`lvsup director run`), its configuration file (which `desired` renders)
 //! and its status (`lvsup director status`).
 //!
-//! Pure pieces: [`config`], [`status`] (the JSON schema), [`table`] (config ×
+//! Pure pieces: [`core`] (the director's policy around the VRRP machine,
+//! sans-IO), [`config`], [`status`] (the JSON schema), [`table`] (config ×
 //! health → IPVS table), the tagging rules of [`addr`], the frames of [`net`],
 //! the HTTP status parsing of [`probe`]. I/O at the edges: [`daemon`] (the
 //! loop), [`control`] (unix socket), sockets in [`net`], rtnetlink in [`addr`].
 
 pub mod config;
+pub mod core;
 pub mod socket;
 pub mod status;
 pub mod table;

@@ -32,8 +32,6 @@
 
 use std::fmt;
 
-use crate::director::config::HealthConfig;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Health {
     /// No result yet.
@@ -81,10 +79,6 @@ impl Damper {
             state: Health::Unknown,
             streak: 0,
         }
-    }
-
-    pub fn from_config(h: &HealthConfig) -> Damper {
-        Damper::new(h.rise, h.fall)
     }
 
     /// Whether any result has been seen yet.

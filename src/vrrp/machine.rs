@@ -34,7 +34,6 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::director::config::VrrpConfig;
 use crate::vrrp::packet::MAX_ADVER_INT_CS;
 
 /// Centiseconds: the unit of every VRRPv3 interval (RFC 5798 §5.2.7).
@@ -100,11 +99,6 @@ impl MachineConfig {
             garp_master_delay: DEFAULT_GARP_MASTER_DELAY,
             advert_on_lower_priority: false,
         }
-    }
-
-    /// From the daemon's `director.toml` `[vrrp]` section.
-    pub fn from_director(v: &VrrpConfig) -> MachineConfig {
-        MachineConfig::new(v.vrid, v.priority, v.advert_interval, v.preempt, v.address)
     }
 
     fn priority(&self) -> u8 {
@@ -436,9 +430,11 @@ impl Machine {
                 self.master = None;
                 self.transition(State::Initialize, Reason::Shutdown, out);
             }
-            // A second Shutdown during a handover: release now.
+            // A second Shutdown during a handover: release now (release()
+            // reports Stopped, once).
             State::Master if self.leaving => {
                 self.release(Reason::Shutdown, out);
+                return;
             }
             // §6.4.3: cancel Adver_Timer, send priority 0, go Initialize.
             State::Master => {

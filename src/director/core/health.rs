@@ -1,0 +1,106 @@
+//! The real servers' health as the director core keeps it: one rise/fall
+//! [`Damper`] per (service, real server), the last check for status, and the
+//! rule that carries health over a reload.
+
+use std::net::SocketAddr;
+
+use crate::director::config::DirectorConfig;
+use crate::director::status::CheckRecord;
+use crate::health::damping::{Damper, Health};
+
+/// Key under which a real server's health survives a reload: same service,
+/// same address and port, same check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsKey {
+    pub proto: crate::config::Protocol,
+    pub svc_port: u16,
+    pub addr: SocketAddr,
+    pub check: String,
+    pub check_port: Option<u16>,
+    pub path: Option<String>,
+}
+
+/// One real server of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsState {
+    pub key: RsKey,
+    pub damper: Damper,
+    pub last: Option<CheckRecord>,
+    pub flips: u64,
+}
+
+/// Health state for `cfg`, carrying over dampers of `old` servers whose key
+/// is unchanged (a reload does not forget health). Servers with `check =
+/// "none"` are up from the start.
+pub fn fresh(cfg: &DirectorConfig, old: &[Vec<RsState>]) -> Vec<Vec<RsState>> {
+    let mut carried: Vec<&RsState> = old.iter().flatten().collect();
+    cfg.services
+        .iter()
+        .map(|s| {
+            s.real_servers
+                .iter()
+                .map(|r| {
+                    let key = RsKey {
+                        proto: s.protocol,
+                        svc_port: s.port,
+                        addr: SocketAddr::from((r.address, r.port)),
+                        check: s.health.check.clone(),
+                        check_port: s.health.port,
+                        path: s.health.path.clone(),
+                    };
+                    if let Some(pos) = carried.iter().position(|o| o.key == key) {
+                        let o = carried.remove(pos);
+                        // Same server and check: keep its health, new thresholds.
+                        let mut damper = o.damper.clone();
+                        damper.rise = s.health.rise.max(1);
+                        damper.fall = s.health.fall.max(1);
+                        return RsState {
+                            key,
+                            damper,
+                            last: o.last.clone(),
+                            flips: o.flips,
+                        };
+                    }
+                    let mut damper = s.health.damper();
+                    if s.health.check == "none" {
+                        damper.observe(true);
+                    }
+                    RsState {
+                        key,
+                        damper,
+                        last: None,
+                        flips: 0,
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every real server has a known health (none = true): the VRRP health gate.
+pub fn all_known(rs: &[Vec<RsState>]) -> bool {
+    crate::health::damping::all_known(rs.iter().flatten().map(|r| &r.damper))
+}
+
+/// Every real server of every checked service is down (none = false): what
+/// a director cut off from its network sees.
+pub fn all_down(rs: &[Vec<RsState>]) -> bool {
+    let mut any = false;
+    for st in rs.iter().flatten() {
+        if st.key.check == "none" {
+            continue;
+        }
+        any = true;
+        if st.damper.state != Health::Down {
+            return false;
+        }
+    }
+    any
+}
+
+/// Health per (service, real server), as the IPVS table is built from.
+pub fn matrix(rs: &[Vec<RsState>]) -> Vec<Vec<Health>> {
+    rs.iter()
+        .map(|v| v.iter().map(|r| r.damper.state).collect())
+        .collect()
+}

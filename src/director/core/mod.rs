@@ -1,0 +1,755 @@
+//! The director's policy, sans-IO: [`Director::handle`]`(now, event)`
+//! returns the [`Action`]s to carry out, in order. It owns the VRRP
+//! [`Machine`], the real servers' health, the floating addresses held (and
+//! those a crashed earlier run left), and the director's [`Phase`]. No
+//! sockets, no netlink, no clock: the daemon (`director::daemon`) reads the
+//! world, feeds events with the current time, and executes actions.
+//!
+//! What it decides on top of the VRRP machine:
+//!
+//! * **Crash adoption.** Addresses of an earlier run that died while Master,
+//!   still the ones this config floats, are kept until another master is
+//!   heard (or Master_Down_Interval passes): the VIP keeps forwarding until
+//!   the backup takes over. Becoming Master again adopts them.
+//! * **Split brain.** Still Master after another router's advert (priority
+//!   above 0): re-announce the VIP (at most once a second); but if every real
+//!   server looked down from here (we were cut off), step down and start over
+//!   as Backup rather than pull the VIP onto weight-0 destinations.
+//! * **Fault.** VRRP interface down: release the addresses, hold VRRP in
+//!   Initialize. Up again: forget the health seen while cut off, start over.
+//! * **Address drift.** Master must hold every floating address, anyone else
+//!   none of ours: repaired on every address check.
+//! * **Reload.** Services and checks change in place, health carried over;
+//!   anything else is refused (it needs a VRRP restart).
+//!
+//! Logs go out through `tracing` as the daemon wrote them before this split
+//! (messages and fields unchanged); logging is not I/O the core waits on.
+
+pub mod health;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::Ipv4Net;
+use tracing::{debug, error, info, warn};
+
+use crate::director::config::{DirectorConfig, restart_needed};
+use crate::director::status::{CheckRecord, ReloadStatus};
+use crate::director::table;
+use crate::health::damping::Health;
+use crate::ipvs::ServiceId;
+use crate::vrrp::machine::{self, Input, Machine, Output, Reason, State};
+use crate::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
+
+use self::health::RsState;
+
+/// A config file as loaded (the daemon reads it; the core keeps it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub cfg: DirectorConfig,
+    pub sha256: String,
+    pub loaded_at: SystemTime,
+}
+
+/// A floating address and the interface it goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Floating {
+    pub interface: String,
+    pub net: Ipv4Net,
+}
+
+/// The interfaces the daemon resolved at start (a reload cannot change them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces {
+    /// The VRRP interface: the VIP goes here.
+    pub vrrp: String,
+    /// The NAT internal interface: the gateway address goes here.
+    pub nat: Option<String>,
+}
+
+/// Where the director is in its life. Replaces the daemon's four flags
+/// (`swallow_stop`, `restart_vrrp`, `pending_startup`, `fault`): what a
+/// `Stopped` from the VRRP machine means follows from the phase alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// VRRP runs (Initialize until [`Event::Start`], then Backup or Master).
+    Running,
+    /// Split brain while cut off: the machine hands the VIP to `other`; its
+    /// `Stopped` starts VRRP again as Backup.
+    SteppingDown { other: Ipv4Addr },
+    /// The VRRP interface is down: addresses released, the machine held in
+    /// Initialize until the link comes back.
+    Fault,
+    /// SIGTERM/SIGINT: handing over; `deadline` is the backstop.
+    ShuttingDown { deadline: Instant },
+    /// Done: every address released, the daemon exits.
+    Stopped,
+}
+
+/// What the daemon tells the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Start: `leftovers` are this config's floating addresses found on the
+    /// host with lvsup's label (an earlier run crashed while Master).
+    Start { leftovers: Vec<Ipv4Net> },
+    /// A received VRRP advert that passed the codec's checks.
+    Advert {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        advert: Advert,
+    },
+    /// One health-check result of real server `rs` of service `svc`.
+    Probe {
+        svc: usize,
+        rs: usize,
+        record: CheckRecord,
+    },
+    /// The VRRP interface's state as read now (announcement or poll).
+    Link { up: bool },
+    /// Address check: the floating addresses present on their interfaces
+    /// with lvsup's label.
+    AddressesPresent(Vec<Ipv4Net>),
+    /// The outcome of an [`Action::AddAddress`]: `ours` = added with our
+    /// label (false: already there without it, or the add failed).
+    AddressAdded { net: Ipv4Net, ours: bool },
+    /// SIGHUP: the config file read again (`Err`: why it could not be).
+    Reload {
+        at: String,
+        result: Result<Box<Loaded>, String>,
+    },
+    /// SIGTERM/SIGINT.
+    Shutdown { why: &'static str },
+    /// [`Director::poll_timeout`] has come.
+    Timeout,
+}
+
+/// Why an address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// VRRP released it (Backup, Initialize, fault, stop).
+    Release,
+    /// Not Master but the address is on the interface.
+    Drift,
+    /// A kept address of a crashed earlier run.
+    Stale(String),
+}
+
+/// What the daemon must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a VRRP advert with this priority (to the group, or each peer).
+    SendAdvert {
+        priority: u8,
+    },
+    /// Add this address with lvsup's label; answer with
+    /// [`Event::AddressAdded`] before the next action.
+    AddAddress(Floating),
+    RemoveAddress {
+        addr: Floating,
+        why: Removal,
+    },
+    /// `count` gratuitous ARPs for each address held (at execution time).
+    SendGarp {
+        count: u32,
+    },
+    /// The VRRP state changed (log, status, connection-sync daemon).
+    StateChanged {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// A status note without a state change (fault entered, cleared).
+    Note {
+        state: State,
+        what: &'static str,
+    },
+    /// (Re)start the health probes of the config in force; results of the
+    /// earlier ones are no longer wanted.
+    StartProbes,
+    /// Reconcile the kernel's IPVS table with config × health; delete
+    /// `dropped` services.
+    Reconcile {
+        trigger: &'static str,
+        dropped: Vec<ServiceId>,
+    },
+    /// Stop: the daemon exits.
+    Exit,
+}
+
+/// Counters the core keeps for status (the daemon keeps the I/O ones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub other_vrid: u64,
+    pub unknown_peer: u64,
+}
+
+/// One director, sans-IO.
+#[derive(Debug, Clone)]
+pub struct Director {
+    loaded: Loaded,
+    ifaces: Interfaces,
+    phase: Phase,
+    machine: Machine,
+    rs: Vec<Vec<RsState>>,
+    gate_open: bool,
+    /// Addresses this director added and holds.
+    held: Vec<Floating>,
+    /// Addresses of a crashed earlier run, kept until a master is heard.
+    stale: Vec<Floating>,
+    stale_deadline: Option<Instant>,
+    last_reannounce: Option<Instant>,
+    last_reload: Option<ReloadStatus>,
+    counters: Counters,
+}
+
+impl Director {
+    pub fn new(loaded: Loaded, ifaces: Interfaces) -> Director {
+        let mut mcfg = loaded.cfg.vrrp.machine_config();
+        mcfg.wait_for_health = true;
+        Director {
+            machine: Machine::new(mcfg),
+            loaded,
+            ifaces,
+            phase: Phase::Running,
+            rs: Vec::new(),
+            gate_open: false,
+            held: Vec::new(),
+            stale: Vec::new(),
+            stale_deadline: None,
+            last_reannounce: None,
+            last_reload: None,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &DirectorConfig {
+        &self.loaded.cfg
+    }
+
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    pub fn held(&self) -> &[Floating] {
+        &self.held
+    }
+
+    pub fn stale(&self) -> &[Floating] {
+        &self.stale
+    }
+
+    pub fn real_server(&self, svc: usize, rs: usize) -> Option<&RsState> {
+        self.rs.get(svc).and_then(|v| v.get(rs))
+    }
+
+    pub fn health_matrix(&self) -> Vec<Vec<Health>> {
+        health::matrix(&self.rs)
+    }
+
+    pub fn last_reload(&self) -> Option<&ReloadStatus> {
+        self.last_reload.as_ref()
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The floating addresses of the config: the VIP, and the NAT gateway.
+    pub fn wanted(&self) -> Vec<Floating> {
+        let cfg = &self.loaded.cfg;
+        let mut v = vec![Floating {
+            interface: self.ifaces.vrrp.clone(),
+            net: Ipv4Net::from(cfg.vip),
+        }];
+        if let (Some(n), Some(l)) = (&cfg.nat, &self.ifaces.nat) {
+            v.push(Floating {
+                interface: l.clone(),
+                net: n.gateway,
+            });
+        }
+        v
+    }
+
+    /// When to feed [`Event::Timeout`] next: the earliest of the VRRP
+    /// timers, the stale-address deadline and the shutdown backstop.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Stopped {
+            return None;
+        }
+        let shutdown = match self.phase {
+            Phase::ShuttingDown { deadline } => Some(deadline),
+            _ => None,
+        };
+        [
+            self.machine.poll_timeout().map(|(at, _)| at),
+            self.stale_deadline,
+            shutdown,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Feed one event at time `now`; returns what to do, in order.
+    pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Stopped {
+            return out;
+        }
+        match event {
+            Event::Start { leftovers } => self.on_start(now, leftovers, &mut out),
+            Event::Advert { src, dst, advert } => self.on_advert(now, src, dst, &advert, &mut out),
+            Event::Probe { svc, rs, record } => self.on_probe(now, svc, rs, record, &mut out),
+            Event::Link { up } => self.on_link(now, up, &mut out),
+            Event::AddressesPresent(present) => self.check_addresses(&present, &mut out),
+            Event::AddressAdded { net, ours } => {
+                if ours
+                    && !self.held.iter().any(|f| f.net == net)
+                    && let Some(f) = self.wanted().into_iter().find(|f| f.net == net)
+                {
+                    self.held.push(f);
+                }
+            }
+            Event::Reload { at, result } => self.on_reload(now, at, result, &mut out),
+            Event::Shutdown { why } => self.on_shutdown(now, why, &mut out),
+            Event::Timeout => self.on_timeout(now, &mut out),
+        }
+        out
+    }
+
+    fn on_start(&mut self, now: Instant, leftovers: Vec<Ipv4Net>, out: &mut Vec<Action>) {
+        let wanted = self.wanted();
+        for net in leftovers {
+            if let Some(f) = wanted.iter().find(|f| f.net == net)
+                && !self.stale.contains(f)
+            {
+                self.stale.push(f.clone());
+            }
+        }
+        if !self.stale.is_empty() {
+            let v = &self.loaded.cfg.vrrp;
+            let mdi = machine::master_down_interval(
+                v.priority.max(1),
+                machine::duration_to_centis(v.advert_interval),
+            );
+            self.stale_deadline = Some(now + Duration::from_millis(u64::from(mdi) * 10));
+        }
+        self.rs = health::fresh(&self.loaded.cfg, &[]);
+        out.push(Action::StartProbes);
+        self.reconcile("start", Vec::new(), out);
+        self.check_gate(now, out);
+        self.feed(now, Input::Startup, out);
+    }
+
+    fn on_advert(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        adv: &Advert,
+        out: &mut Vec<Action>,
+    ) {
+        let v = &self.loaded.cfg.vrrp;
+        if adv.vrid != v.vrid {
+            self.counters.other_vrid += 1;
+            return;
+        }
+        if src == v.address {
+            // Our own, looped back despite IP_MULTICAST_LOOP off.
+            return;
+        }
+        if v.unicast && !v.peers.contains(&src) {
+            self.counters.unknown_peer += 1;
+            if self.counters.unknown_peer == 1 || self.counters.unknown_peer % 100 == 0 {
+                warn!(from = %src, "VRRP advert from an address that is not a configured peer: ignored");
+            }
+            return;
+        }
+        if dst != VRRP_MULTICAST_V4 && dst != v.address {
+            return;
+        }
+        debug!(from = %src, priority = adv.priority, interval_cs = adv.max_adver_int, "advert");
+        if adv.priority > 0 && !self.stale.is_empty() {
+            self.drop_stale(&format!("{src} is master"), out);
+        }
+        let was_master = self.machine.state() == State::Master && !self.machine.is_leaving();
+        self.feed(
+            now,
+            Input::Advert {
+                from: src,
+                priority: adv.priority,
+                max_adver_int: adv.max_adver_int,
+            },
+            out,
+        );
+        // Still Master after another router's advert (priority > 0): it
+        // thinks it is master too — split brain after a partition (our link
+        // was down, its master-down timer fired). It yields on our next
+        // advert, but the clients' ARP caches point at it: re-announce the
+        // VIP now (at most once a second) instead of leaving them to time out.
+        let split_brain = was_master && adv.priority > 0 && self.machine.state() == State::Master;
+        if split_brain && health::all_down(&self.rs) {
+            // We were cut off (every probe failed: our link, not the real
+            // servers) and the other router took over meanwhile. Taking the
+            // VIP back now would point it at weight-0 destinations until our
+            // probes rise again — keepalived's "failback onto an empty
+            // service". Step down instead (graceful: the other router is
+            // already advertising) and start over as Backup: we preempt back
+            // after Master_Down_Interval, with health known by then.
+            warn!(
+                other = %src,
+                "another router took over while every real server looked down from here: \
+                 stepping down, back as Backup"
+            );
+            self.phase = Phase::SteppingDown { other: src };
+            self.feed(now, Input::Shutdown, out);
+            return;
+        }
+        if split_brain
+            && self
+                .last_reannounce
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_reannounce = Some(now);
+            info!(other = %src, priority = adv.priority, "another router advertises as master: re-announcing the VIP");
+            out.push(Action::SendGarp {
+                count: machine::DEFAULT_GARP_REPEAT,
+            });
+        }
+    }
+
+    fn on_probe(
+        &mut self,
+        now: Instant,
+        i: usize,
+        j: usize,
+        record: CheckRecord,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(st) = self.rs.get_mut(i).and_then(|v| v.get_mut(j)) else {
+            return;
+        };
+        let ok = record.ok;
+        let detail = record.detail.clone();
+        st.last = Some(record);
+        let Some(t) = st.damper.observe(ok) else {
+            return;
+        };
+        st.flips += 1;
+        let addr = st.key.addr;
+        if let Some(s) = self.loaded.cfg.services.get(i)
+            && let Some(rsc) = s.real_servers.get(j)
+        {
+            if t.to != Health::Up {
+                warn!(
+                    service = %format!("{}/{}", s.protocol, s.port),
+                    real_server = %rsc.name,
+                    address = %addr,
+                    from = %t.from,
+                    to = %t.to,
+                    detail = %detail,
+                    "real server health: weight 0"
+                );
+            } else {
+                info!(
+                    service = %format!("{}/{}", s.protocol, s.port),
+                    real_server = %rsc.name,
+                    address = %addr,
+                    from = %t.from,
+                    to = %t.to,
+                    detail = %detail,
+                    "real server health: weight {}", rsc.weight
+                );
+            }
+        }
+        self.reconcile("health", Vec::new(), out);
+        self.check_gate(now, out);
+    }
+
+    /// FAULT handling. Interface down: release the addresses at once and
+    /// hold the machine in Initialize (no adverts, no mastership). Interface
+    /// up again: forget the health seen while cut off (every probe failed:
+    /// that was our link, not the real servers), so the health gate closes
+    /// until fresh results arrive, and start over as Backup — the director
+    /// never takes the VIP back before its real servers answer again
+    /// (keepalived's "failback onto an empty service").
+    fn on_link(&mut self, now: Instant, up: bool, out: &mut Vec<Action>) {
+        match (self.phase, up) {
+            // A stop under way: the link no longer matters.
+            (Phase::ShuttingDown { .. } | Phase::Stopped, _) => {}
+            (Phase::Fault, true) => {
+                info!(interface = %self.ifaces.vrrp, "interface up: leaving fault, fresh health checks, Backup");
+                self.phase = Phase::Running;
+                self.rs = health::fresh(&self.loaded.cfg, &[]);
+                out.push(Action::StartProbes);
+                self.check_gate(now, out);
+                self.note("fault cleared: interface up", out);
+                self.feed(now, Input::Startup, out);
+            }
+            (Phase::Running | Phase::SteppingDown { .. }, false) => {
+                warn!(interface = %self.ifaces.vrrp, state = %self.machine.state(), "interface down: VRRP fault, releasing the addresses");
+                self.phase = Phase::Fault;
+                self.feed(now, Input::Shutdown, out);
+                if self.machine.is_leaving() {
+                    // Nobody can hear us: no handover to wait for.
+                    self.feed(now, Input::Shutdown, out);
+                }
+                self.note("fault: interface down", out);
+            }
+            (Phase::Fault, false) | (Phase::Running | Phase::SteppingDown { .. }, true) => {}
+        }
+    }
+
+    /// Address drift repair: Master (not leaving) must hold every floating
+    /// address, anyone else none of ours.
+    fn check_addresses(&mut self, present: &[Ipv4Net], out: &mut Vec<Action>) {
+        let leaving = self.machine.is_leaving();
+        let master = self.machine.state() == State::Master && !leaving;
+        let mut repaired = false;
+        for f in self.wanted() {
+            let here = present.contains(&f.net);
+            if master && !here {
+                warn!(address = %f.net, interface = %f.interface, "Master without its address: re-adding");
+                self.held.retain(|h| h.net != f.net);
+                repaired = true;
+            } else if !master && here && !leaving && !self.stale.iter().any(|s| s.net == f.net) {
+                warn!(address = %f.net, interface = %f.interface, "not Master but holding the address: removing");
+                self.held.retain(|h| h.net != f.net);
+                out.push(Action::RemoveAddress {
+                    addr: f,
+                    why: Removal::Drift,
+                });
+            }
+        }
+        if repaired {
+            self.add_vips(out);
+            out.push(Action::SendGarp {
+                count: machine::DEFAULT_GARP_REPEAT,
+            });
+        }
+    }
+
+    fn on_reload(
+        &mut self,
+        now: Instant,
+        at: String,
+        result: Result<Box<Loaded>, String>,
+        out: &mut Vec<Action>,
+    ) {
+        let new = match result {
+            Ok(l) => *l,
+            Err(e) => {
+                error!(
+                    running_sha256 = %self.loaded.sha256,
+                    "reload REFUSED, the running config stays in force: {e}"
+                );
+                self.last_reload = Some(ReloadStatus {
+                    at,
+                    ok: false,
+                    error: Some(e),
+                });
+                // Still repair the kernel from the running config.
+                self.reconcile("reload", Vec::new(), out);
+                return;
+            }
+        };
+        if let Some(what) = restart_needed(&self.loaded.cfg, &new.cfg) {
+            let msg = format!(
+                "{what} changed: a reload only changes services and health checks; restart \
+                 the daemon to apply it (`systemctl restart {}`: it hands the VIP over first)",
+                crate::desired::director_unit(&new.cfg.cluster)
+            );
+            error!(running_sha256 = %self.loaded.sha256, "reload REFUSED: {msg}");
+            self.last_reload = Some(ReloadStatus {
+                at,
+                ok: false,
+                error: Some(msg),
+            });
+            self.reconcile("reload", Vec::new(), out);
+            return;
+        }
+        let dropped = table::dropped_services(&self.loaded.cfg, &new.cfg);
+        let old_rs = std::mem::take(&mut self.rs);
+        info!(sha256 = %new.sha256, services = new.cfg.services.len(), "reload: new config in force");
+        self.loaded = new;
+        self.rs = health::fresh(&self.loaded.cfg, &old_rs);
+        out.push(Action::StartProbes);
+        self.last_reload = Some(ReloadStatus {
+            at,
+            ok: true,
+            error: None,
+        });
+        self.reconcile("reload", dropped, out);
+        self.check_gate(now, out);
+    }
+
+    fn on_shutdown(&mut self, now: Instant, why: &'static str, out: &mut Vec<Action>) {
+        info!(signal = why, state = %self.machine.state(), "shutting down");
+        if !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            // The machine's own handover timer is Master_Down_Interval; this
+            // is the backstop.
+            let mdi = machine::master_down_interval(
+                self.machine.config().priority.max(1),
+                self.machine.config().advert_interval,
+            );
+            let deadline =
+                now + Duration::from_millis(u64::from(mdi) * 10) + Duration::from_secs(2);
+            self.phase = Phase::ShuttingDown { deadline };
+        }
+        self.feed(now, Input::Shutdown, out);
+    }
+
+    fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        // Everything due, in time order.
+        loop {
+            if self.phase == Phase::Stopped {
+                return;
+            }
+            let vrrp = self
+                .machine
+                .poll_timeout()
+                .filter(|(at, _)| *at <= now)
+                .map(|(at, kind)| (at, Some(kind)));
+            let stale = self
+                .stale_deadline
+                .filter(|at| *at <= now)
+                .map(|at| (at, None));
+            let shutdown = match self.phase {
+                Phase::ShuttingDown { deadline } if deadline <= now => Some(deadline),
+                _ => None,
+            };
+            let first = [vrrp, stale]
+                .into_iter()
+                .flatten()
+                .min_by_key(|(at, _)| *at);
+            match (first, shutdown) {
+                (Some((at, _)), Some(d)) if d < at => self.handover_too_long(now, out),
+                (Some((_, Some(kind))), _) => self.feed(now, Input::Timer(kind), out),
+                (Some((_, None)), _) => {
+                    self.drop_stale("no master heard within Master_Down_Interval", out)
+                }
+                (None, Some(_)) => self.handover_too_long(now, out),
+                (None, None) => return,
+            }
+        }
+    }
+
+    fn handover_too_long(&mut self, now: Instant, out: &mut Vec<Action>) {
+        warn!("graceful handover took too long: releasing now");
+        self.feed(now, Input::Shutdown, out);
+        if self.phase != Phase::Stopped {
+            self.stop(out);
+        }
+    }
+
+    /// Feed the machine and carry out what it says.
+    fn feed(&mut self, now: Instant, input: Input, out: &mut Vec<Action>) {
+        let mut restart = false;
+        for o in self.machine.handle(now, input) {
+            match o {
+                Output::SendAdvert { priority } => out.push(Action::SendAdvert { priority }),
+                Output::AddVip => self.add_vips(out),
+                Output::RemoveVip => self.release_all(out),
+                Output::SendGratuitousArp { count } => out.push(Action::SendGarp { count }),
+                // The driver sleeps until poll_timeout().
+                Output::ArmTimer { .. } | Output::CancelTimer { .. } => {}
+                Output::StateChanged { from, to, reason } => {
+                    out.push(Action::StateChanged { from, to, reason })
+                }
+                Output::Stopped => match self.phase {
+                    // A step-down: back as Backup at once.
+                    Phase::SteppingDown { .. } => {
+                        self.phase = Phase::Running;
+                        restart = true;
+                    }
+                    // A fault: the machine stays in Initialize until the link is back.
+                    Phase::Fault => {}
+                    Phase::Running | Phase::ShuttingDown { .. } => self.stop(out),
+                    Phase::Stopped => {}
+                },
+            }
+        }
+        if restart {
+            self.feed(now, Input::Startup, out);
+        }
+    }
+
+    /// The end: whatever is left goes.
+    fn stop(&mut self, out: &mut Vec<Action>) {
+        self.phase = Phase::Stopped;
+        self.release_all(out);
+        if !self.stale.is_empty() {
+            self.drop_stale("shutting down", out);
+        }
+        out.push(Action::Exit);
+    }
+
+    fn add_vips(&mut self, out: &mut Vec<Action>) {
+        for f in self.wanted() {
+            if self.held.iter().any(|h| h.net == f.net) {
+                continue;
+            }
+            if let Some(pos) = self.stale.iter().position(|s| s.net == f.net) {
+                // Master again before anyone else: the address never left.
+                let s = self.stale.remove(pos);
+                info!(address = %s.net, interface = %s.interface, "kept the address of the earlier run");
+                self.held.push(s);
+                if self.stale.is_empty() {
+                    self.stale_deadline = None;
+                }
+                continue;
+            }
+            out.push(Action::AddAddress(f));
+        }
+    }
+
+    fn release_all(&mut self, out: &mut Vec<Action>) {
+        for addr in std::mem::take(&mut self.held) {
+            out.push(Action::RemoveAddress {
+                addr,
+                why: Removal::Release,
+            });
+        }
+    }
+
+    /// Remove the kept addresses of a crashed earlier run.
+    fn drop_stale(&mut self, why: &str, out: &mut Vec<Action>) {
+        self.stale_deadline = None;
+        for addr in std::mem::take(&mut self.stale) {
+            out.push(Action::RemoveAddress {
+                addr,
+                why: Removal::Stale(why.to_string()),
+            });
+        }
+    }
+
+    fn check_gate(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let known = health::all_known(&self.rs);
+        if known != self.gate_open {
+            self.gate_open = known;
+            if known {
+                info!("health of every real server known: VRRP health gate open");
+            }
+            self.feed(now, Input::HealthGate(known), out);
+        }
+    }
+
+    fn reconcile(&self, trigger: &'static str, dropped: Vec<ServiceId>, out: &mut Vec<Action>) {
+        out.push(Action::Reconcile { trigger, dropped });
+    }
+
+    fn note(&self, what: &'static str, out: &mut Vec<Action>) {
+        out.push(Action::Note {
+            state: self.machine.state(),
+            what,
+        });
+    }
+}

@@ -1,0 +1,127 @@
+//! Carrying out the core's actions, and the reads the core asks to be fed
+//! (link state, addresses present).
+
+use tracing::{error, info, warn};
+
+use crate::director::addr::{self, Link};
+use crate::director::core::{self as core, Action, Floating, Removal};
+
+use super::ipvs::ReconInput;
+use super::{Driver, ipvs};
+
+impl Driver {
+    pub(super) async fn execute(&mut self, a: Action) -> Option<core::Event> {
+        match a {
+            Action::SendAdvert { priority } => self.send_advert(priority),
+            Action::AddAddress(f) => {
+                let link = self.link_for(&f)?.clone();
+                let vrid = self.core.config().vrrp.vrid;
+                let ours = match self.addrs.add(&link, f.net, vrid).await {
+                    Ok(true) => {
+                        info!(address = %f.net, interface = %link.name, "address added");
+                        true
+                    }
+                    Ok(false) => {
+                        warn!(
+                            address = %f.net,
+                            interface = %link.name,
+                            "address already present (not lvsup's): not taking ownership"
+                        );
+                        false
+                    }
+                    Err(e) => {
+                        error!(address = %f.net, interface = %link.name, "adding address: {e}");
+                        false
+                    }
+                };
+                return Some(core::Event::AddressAdded { net: f.net, ours });
+            }
+            Action::RemoveAddress { addr: f, why } => {
+                let index = self.link_for(&f)?.index;
+                let r = self.addrs.remove(index, f.net).await;
+                match (why, r) {
+                    (Removal::Release, Ok(_)) => {
+                        info!(address = %f.net, interface = %f.interface, "address removed")
+                    }
+                    (Removal::Release, Err(e)) => {
+                        error!(address = %f.net, interface = %f.interface, "removing address: {e}")
+                    }
+                    (Removal::Drift, Ok(_)) => {}
+                    (Removal::Drift, Err(e)) => error!(address = %f.net, "removing address: {e}"),
+                    (Removal::Stale(why), r) => warn!(
+                        address = %f.net,
+                        interface = %f.interface,
+                        removed = r.is_ok(),
+                        "removed a stale lvsup address left by an earlier run ({why})"
+                    ),
+                }
+            }
+            Action::SendGarp { count } => self.send_garp(count),
+            Action::StateChanged { from, to, reason } => {
+                info!(%from, %to, %reason, "vrrp state");
+                self.record(from.to_string(), to.to_string(), reason.to_string());
+                let cfg = self.core.config();
+                if cfg.vrrp.sync_daemon
+                    && let Some(client) = self.ipvs.clone()
+                {
+                    let sync_id = u32::from(cfg.vrrp.vrid);
+                    let (name, slot) = (self.link.name.clone(), self.sync_state.clone());
+                    ipvs::switch_sync(client, name, sync_id, to, slot);
+                }
+            }
+            Action::Note { state, what } => {
+                self.record(state.to_string(), state.to_string(), what.into())
+            }
+            Action::StartProbes => self.start_probes(),
+            Action::Reconcile { trigger, dropped } => {
+                if let Some(tx) = &self.recon_tx {
+                    tx.send_replace(Some(ReconInput {
+                        cfg: self.core.config().clone(),
+                        health: self.core.health_matrix(),
+                        trigger,
+                        dropped,
+                    }));
+                }
+            }
+            Action::Exit => self.exit = true,
+        }
+        None
+    }
+
+    /// The link a floating address goes on (interfaces are fixed at start).
+    pub(super) fn link_for(&self, f: &Floating) -> Option<&Link> {
+        std::iter::once(&self.link)
+            .chain(self.nat_link.as_ref())
+            .find(|l| l.name == f.interface)
+    }
+
+    /// The VRRP interface's state, for the core's fault handling.
+    pub(super) async fn check_link(&mut self) {
+        if let Ok(l) = self.addrs.link_by_index(self.link.index).await {
+            self.handle(core::Event::Link { up: l.up }).await;
+        }
+    }
+
+    /// The floating addresses present with our label, for drift repair.
+    pub(super) async fn check_addresses(&mut self) {
+        let Ok(found) = self.addrs.dump().await else {
+            return;
+        };
+        let vrid = self.core.config().vrrp.vrid;
+        let present = self
+            .core
+            .wanted()
+            .iter()
+            .filter(|f| {
+                let index = self.link_for(f).map(|l| l.index);
+                found.iter().any(|a| {
+                    Some(a.index) == index
+                        && a.net == f.net
+                        && addr::is_ours(a.label.as_deref(), vrid)
+                })
+            })
+            .map(|f| f.net)
+            .collect();
+        self.handle(core::Event::AddressesPresent(present)).await;
+    }
+}

@@ -1,0 +1,142 @@
+//! The daemon's IPVS side: the reconcile task (kernel table vs config ×
+//! health, on a trigger and every [`PERIODIC_RECONCILE`]) and the kernel's
+//! connection-sync daemon, switched on VRRP state changes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tracing::{debug, error, info};
+
+use crate::director::config::DirectorConfig;
+use crate::director::status::{self, ReconcileStatus};
+use crate::director::table;
+use crate::health::damping::Health;
+use crate::ipvs::{DaemonState, IpvsClient, ReconcileOptions, Service, ServiceId, SyncDaemon};
+use crate::vrrp::machine::State;
+
+/// How often the IPVS table is compared with the kernel without a trigger
+/// (repairs drift: someone ran `ipvsadm -C`, a module reload...).
+pub const PERIODIC_RECONCILE: Duration = Duration::from_secs(30);
+
+/// What the reconcile task works from.
+#[derive(Debug, Clone)]
+pub(super) struct ReconInput {
+    pub cfg: DirectorConfig,
+    pub health: Vec<Vec<Health>>,
+    pub trigger: &'static str,
+    /// Services a reload removed from the config: delete them.
+    pub dropped: Vec<ServiceId>,
+}
+
+pub(super) async fn stop_sync(mut c: IpvsClient, state: DaemonState) {
+    if let Err(e) = c.stop_daemon(state).await {
+        debug!("stopping the {state:?} sync daemon: {e}");
+    }
+}
+
+/// Connection-sync daemon follows the VRRP state: master on the Master,
+/// backup otherwise. Runs in its own task; `slot` gets the state for status.
+pub(super) fn switch_sync(
+    client: IpvsClient,
+    ifname: String,
+    sync_id: u32,
+    to: State,
+    slot: Arc<Mutex<Option<String>>>,
+) {
+    tokio::spawn(async move {
+        let (stop, start) = match to {
+            State::Master => (DaemonState::Backup, Some(DaemonState::Master)),
+            State::Backup => (DaemonState::Master, Some(DaemonState::Backup)),
+            State::Initialize => (DaemonState::Master, None),
+        };
+        stop_sync(client.clone(), stop).await;
+        let mut c = client;
+        let now = match start {
+            Some(st) => {
+                let _ = c.stop_daemon(st).await;
+                match c
+                    .start_daemon(&SyncDaemon::new(st, ifname.clone(), sync_id))
+                    .await
+                {
+                    Ok(()) => {
+                        info!(state = ?st, interface = %ifname, sync_id, "ipvs sync daemon started");
+                        Some(format!("{st:?}").to_lowercase())
+                    }
+                    Err(e) => {
+                        error!(state = ?st, "starting the ipvs sync daemon: {e}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if let Ok(mut s) = slot.lock() {
+            *s = now;
+        }
+    });
+}
+
+pub(super) async fn reconcile_task(
+    mut client: IpvsClient,
+    mut rx: watch::Receiver<Option<ReconInput>>,
+    status: Arc<Mutex<Option<ReconcileStatus>>>,
+) {
+    let mut tick = tokio::time::interval(PERIODIC_RECONCILE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let periodic = tokio::select! {
+            r = rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                false
+            }
+            _ = tick.tick() => true,
+        };
+        let Some(input) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let trigger = if periodic { "periodic" } else { input.trigger };
+        let r = reconcile_once(&mut client, &input).await;
+        let rec = ReconcileStatus {
+            at: status::timestamp(SystemTime::now()),
+            trigger: trigger.into(),
+            ok: r.is_ok(),
+            ops: *r.as_ref().unwrap_or(&0),
+            error: r.as_ref().err().map(|e| format!("{e:#}")),
+        };
+        match &r {
+            Ok(0) => debug!(trigger, "ipvs: kernel table matches"),
+            Ok(n) => info!(trigger, ops = n, "ipvs: reconciled"),
+            Err(e) => error!(trigger, "ipvs reconcile failed: {e:#}"),
+        }
+        if let Ok(mut s) = status.lock() {
+            *s = Some(rec);
+        }
+    }
+}
+
+async fn reconcile_once(client: &mut IpvsClient, input: &ReconInput) -> anyhow::Result<usize> {
+    let kernel: Vec<Service> = client.services().await?;
+    let desired = table::desired_services(&input.cfg, |i, j| input.health[i][j], &kernel);
+    let mut plan = crate::ipvs::reconcile(
+        &desired,
+        &kernel,
+        &ReconcileOptions {
+            prune: false,
+            drain: false,
+        },
+    );
+    for id in &input.dropped {
+        if kernel.iter().any(|k| k.id == *id) {
+            plan.ops.push(crate::ipvs::Op::DeleteService { id: *id });
+        }
+    }
+    for op in &plan.ops {
+        info!("ipvs: {op}");
+    }
+    let n = crate::ipvs::apply(client, &plan.ops).await?;
+    Ok(n)
+}
