@@ -35,8 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a cluster file and print a one-line summary
-    Validate(FileArg),
+    /// Check a cluster file and print a one-line summary (warnings on stderr)
+    Validate(ValidateArgs),
     /// Show what apply would change on every host
     Plan(PlanArgs),
     /// Converge every host to the cluster file over SSH (shows the plan, asks)
@@ -118,6 +118,18 @@ pub struct FileArg {
 }
 
 #[derive(Debug, Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    file: FileArg,
+    /// Print the result as JSON on stdout: errors and warnings with key, line and column
+    #[arg(long)]
+    json: bool,
+    /// Treat warnings as errors: exit 1 when there is any (for CI)
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+#[derive(Debug, Args)]
 struct PlanArgs {
     #[command(flatten)]
     file: FileArg,
@@ -173,11 +185,7 @@ fn color_stderr() -> bool {
 /// Run one parsed command; the returned number is the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Validate(a) => {
-            let spec = config::load(&a.file)?;
-            println!("{}", spec.summary());
-            Ok(exit::OK)
-        }
+        Command::Validate(a) => validate(a),
         Command::Plan(a) => {
             let spec = config::load(&a.file.file)?;
             if !a.offline {
@@ -231,6 +239,38 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Verify(a) => crate::verify::cli::run(a),
     }
+}
+
+/// `validate`: errors as usual (rendered, exit 1); warnings on stderr, the
+/// summary on stdout; `--json`: the [`config::report`] document on stdout only.
+fn validate(a: ValidateArgs) -> anyhow::Result<u8> {
+    let result = config::check_file(&a.file.file);
+    let file = a.file.file.display().to_string();
+    if a.json {
+        let report = config::report::ValidateReport::new(&file, &result, a.deny_warnings);
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(if report.passed() {
+            exit::OK
+        } else {
+            exit::ERROR
+        });
+    }
+    let checked = result?;
+    let level = if a.deny_warnings { "error" } else { "warning" };
+    let mut err = std::io::stderr().lock();
+    for w in &checked.warnings {
+        writeln!(err, "{level}: {}", w.display_in(&file))?;
+    }
+    let n = checked.warnings.len();
+    if a.deny_warnings && n > 0 {
+        let s = if n == 1 { "" } else { "s" };
+        writeln!(err, "error: {file} has {n} warning{s} (--deny-warnings)")?;
+        return Ok(exit::ERROR);
+    }
+    println!("{}", checked.spec.summary());
+    Ok(exit::OK)
 }
 
 fn run_lab(cmd: LabCommand) -> anyhow::Result<u8> {

@@ -271,3 +271,114 @@ fn lab_topology_prints_what_lab_up_and_vagrant_build() {
     assert_eq!(links("nat1"), Some(2));
     assert_eq!(links("app1"), Some(1));
 }
+
+const WARNS: &str = "tests/fixtures/warnings/single-director.toml";
+
+#[test]
+fn validate_prints_warnings_on_stderr_and_still_exits_0() {
+    let r = Run::new(&["validate", "-f", WARNS]).code(0);
+    assert_eq!(
+        r.stdout(),
+        "solo: DR, 1 service, 1 director, 2 real servers\n"
+    );
+    let err = r.stderr();
+    for want in [
+        "warning: tests/fixtures/warnings/single-director.toml:9:15: `cluster.sync_daemon`: sync_daemon = true with a single director",
+        "warning: tests/fixtures/warnings/single-director.toml:15:1: `directors[0]`: a single director (d1): no failover",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+#[test]
+fn validate_deny_warnings_makes_them_errors() {
+    let r = Run::new(&["validate", "-f", WARNS, "--deny-warnings"]).code(1);
+    assert!(r.stdout().is_empty(), "{}", r.stdout());
+    let err = r.stderr();
+    assert!(
+        err.contains("error: tests/fixtures/warnings/single-director.toml:15:1: `directors[0]`"),
+        "{err}"
+    );
+    assert!(err.contains("has 2 warnings (--deny-warnings)"), "{err}");
+    // No warnings: --deny-warnings changes nothing.
+    let r = Run::new(&["validate", "-f", "examples/minimal.toml", "--deny-warnings"]).code(0);
+    assert_eq!(
+        r.stdout(),
+        "web: DR, 1 service, 2 directors, 2 real servers\n"
+    );
+    assert!(r.stderr().is_empty(), "{}", r.stderr());
+}
+
+/// Which examples warn, and about what: the others validate silently.
+#[test]
+fn examples_warn_only_where_meant() {
+    for ex in ["minimal", "nat", "tun"] {
+        let r = Run::new(&["validate", "-f", &format!("examples/{ex}.toml")]).code(0);
+        assert!(r.stderr().is_empty(), "{ex}: {}", r.stderr());
+    }
+    // dr.toml keeps the keepalived tutorial's health timers (delay_loop 6,
+    // 3 retries, 3s timeout: 21s to notice a dead real server) next to a
+    // 1s advert interval (3.6s director failover): exactly what the rule is for.
+    let err = Run::new(&["validate", "-f", "examples/dr.toml"])
+        .code(0)
+        .stderr();
+    assert!(
+        err.starts_with("warning: examples/dr.toml:32:12: `services[0].health.interval`: a dead real server goes unnoticed for up to 21s"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout()).expect("valid JSON on stdout")
+}
+
+#[test]
+fn validate_json_reports_warnings_and_errors() {
+    let r = Run::new(&["validate", "-f", WARNS, "--json"]).code(0);
+    assert!(r.stderr().is_empty(), "{}", r.stderr());
+    let v = json(&r);
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["valid"], true);
+    assert_eq!(
+        v["summary"],
+        "solo: DR, 1 service, 1 director, 2 real servers"
+    );
+    assert_eq!(v["counts"]["warnings"], 2);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    let w = &v["warnings"][1];
+    assert_eq!(w["code"], "single-director");
+    assert_eq!(w["key"], "directors[0]");
+    assert_eq!((w["line"].clone(), w["col"].clone()), (15.into(), 1.into()));
+
+    // Denied: same document, exit 1.
+    let r = Run::new(&["validate", "-f", WARNS, "--json", "--deny-warnings"]).code(1);
+    assert_eq!(json(&r)["deny_warnings"], true);
+
+    let r = Run::new(&[
+        "validate",
+        "-f",
+        "tests/fixtures/invalid/many-problems-at-once.toml",
+        "--json",
+    ])
+    .code(1);
+    assert!(r.stderr().is_empty(), "{}", r.stderr());
+    let v = json(&r);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["summary"], serde_json::Value::Null);
+    assert_eq!(v["counts"]["errors"], 3);
+    let e = &v["errors"][0];
+    assert_eq!(e["key"], "services[0].scheduler");
+    assert_eq!((e["line"].clone(), e["col"].clone()), (8.into(), 13.into()));
+
+    // A file that cannot be read: an error without a place.
+    let v = json(&Run::new(&["validate", "-f", "does/not/exist.toml", "--json"]).code(1));
+    assert_eq!(v["errors"][0]["line"], serde_json::Value::Null);
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot read does/not/exist.toml")),
+        "{v}"
+    );
+}

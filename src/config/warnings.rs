@@ -356,7 +356,7 @@ fn slow_health_check(spec: &ClusterSpec, s: &Service, path: &str, w: &mut Vec<Wa
                 ),
             )
             .hint(format!(
-                "lower health.interval or health.fall (detection within {}× the failover), or raise cluster.advert_interval",
+                "lower health.interval or health.fall until detection is within {}× the failover, or raise cluster.advert_interval",
                 SLOW_HEALTH_FACTOR
             )),
         );
