@@ -35,6 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print an annotated cluster.toml to start from (every key explained)
+    Init(InitArgs),
     /// Check a cluster file and print a one-line summary (warnings on stderr)
     Validate(ValidateArgs),
     /// Show what apply would change on every host
@@ -56,6 +58,17 @@ enum Command {
     Ipvs(IpvsCommand),
     /// Prove a running cluster works: VIP, scheduling, director and real-server failover, timed
     Verify(crate::verify::cli::VerifyArgs),
+    /// Print a shell completion script (e.g. `lvsup completions bash > /etc/bash_completion.d/lvsup`)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (lvsup.1, lvsup-plan.1, ...) into DIR: a packaging step
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write the pages into (created if missing)
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +128,16 @@ pub struct FileArg {
         value_name = "FILE"
     )]
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Forwarding mode of the cluster: direct routing, IP tunnelling or NAT
+    #[arg(long, default_value = "dr", value_parser = ["dr", "tun", "nat"])]
+    mode: String,
+    /// Write the file here instead of stdout; never overwrites an existing file
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +208,21 @@ fn color_stderr() -> bool {
 /// Run one parsed command; the returned number is the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Init(a) => {
+            let mode = config::Mode::parse(&a.mode).unwrap_or(config::Mode::Dr);
+            let text = config::init::render(mode)?;
+            match &a.output {
+                Some(path) => {
+                    config::init::write_new(path, &text)?;
+                    eprintln!(
+                        "wrote {}: replace its placeholder addresses, then `lvsup validate -f {0}`",
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(exit::OK)
+        }
         Command::Validate(a) => validate(a),
         Command::Plan(a) => {
             let spec = config::load(&a.file.file)?;
@@ -238,6 +276,17 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Verify(a) => crate::verify::cli::run(a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "lvsup", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Manpages { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)?;
+            eprintln!("wrote the man pages into {}", dir.display());
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -382,3 +382,112 @@ fn validate_json_reports_warnings_and_errors() {
         "{v}"
     );
 }
+
+/// `init` for every mode: stdout and `-o` give the same file, which validates
+/// without a warning (the binary checks what the binary wrote).
+#[test]
+fn init_output_validates_for_every_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for mode in ["dr", "tun", "nat"] {
+        let text = Run::new(&["init", "--mode", mode]).code(0).stdout();
+        assert!(text.contains(&format!("mode = \"{mode}\"")), "{text}");
+        let piped = dir.path().join(format!("{mode}-stdout.toml"));
+        std::fs::write(&piped, &text).expect("write");
+        let file = dir.path().join(format!("{mode}.toml"));
+        let f = file.to_string_lossy().into_owned();
+        let r = Run::new(&["init", "--mode", mode, "-o", &f]).code(0);
+        assert!(r.stdout().is_empty(), "{}", r.stdout());
+        assert!(r.stderr().contains(&format!("wrote {f}")), "{}", r.stderr());
+        assert_eq!(std::fs::read_to_string(&file).ok(), Some(text));
+        for p in [&piped, &file] {
+            let r = Run::new(&["validate", "-f", &p.to_string_lossy(), "--deny-warnings"]).code(0);
+            let want = format!(
+                "web: {}, 1 service, 2 directors, 2 real servers\n",
+                mode.to_uppercase()
+            );
+            assert_eq!(r.stdout(), want);
+            assert!(r.stderr().is_empty(), "{mode}: {}", r.stderr());
+        }
+    }
+    // The default mode is DR.
+    let text = Run::new(&["init"]).code(0).stdout();
+    assert!(text.contains("mode = \"dr\""));
+}
+
+#[test]
+fn init_never_overwrites_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, "# mine\n").expect("write");
+    let f = file.to_string_lossy().into_owned();
+    let r = Run::new(&["init", "--mode", "tun", "-o", &f]).code(1);
+    let err = r.stderr();
+    assert!(
+        err.contains(&format!("error: {f} already exists")) && err.contains("does not overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).ok().as_deref(),
+        Some("# mine\n")
+    );
+    // A directory that does not exist: an error naming the file, nothing created.
+    let missing = dir.path().join("no/such/dir/cluster.toml");
+    let m = missing.to_string_lossy().into_owned();
+    let err = Run::new(&["init", "-o", &m]).code(1).stderr();
+    assert!(err.contains(&format!("cannot create {m}")), "{err}");
+}
+
+#[test]
+fn init_unknown_mode_is_a_usage_error() {
+    let r = Run::new(&["init", "--mode", "dsr"]).code(64);
+    assert!(r.stdout().is_empty());
+    assert!(
+        r.stderr().contains("possible values: dr, tun, nat"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn completions_for_bash_zsh_fish_know_the_subcommands() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = Run::new(&["completions", shell]).code(0).stdout();
+        for sub in ["validate", "plan", "apply", "init", "verify"] {
+            assert!(out.contains(sub), "{shell}: no {sub}");
+        }
+    }
+    let bash = Run::new(&["completions", "bash"]).code(0).stdout();
+    assert!(bash.contains("complete -F _lvsup"), "{bash}");
+    assert!(bash.contains("--deny-warnings"), "flags of subcommands too");
+    Run::new(&["completions", "tcsh"]).code(64);
+}
+
+#[test]
+fn manpages_writes_one_page_per_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("man1");
+    let o = out.to_string_lossy().into_owned();
+    Run::new(&["manpages", &o]).code(0);
+    for page in [
+        "lvsup.1",
+        "lvsup-init.1",
+        "lvsup-validate.1",
+        "lvsup-plan.1",
+        "lvsup-apply.1",
+        "lvsup-lab.1",
+        "lvsup-lab-up.1",
+        "lvsup-completions.1",
+    ] {
+        let text =
+            std::fs::read_to_string(out.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    let main = std::fs::read_to_string(out.join("lvsup.1")).expect("lvsup.1");
+    assert!(main.contains("lvsup\\-validate(1)"), "{main}");
+    let validate = std::fs::read_to_string(out.join("lvsup-validate.1")).expect("page");
+    assert!(validate.contains("deny\\-warnings"), "{validate}");
+    // Hidden commands get no page; the command is not in --help either.
+    assert!(!out.join("lvsup-manpages.1").exists());
+    assert!(!out.join("lvsup-ipvs.1").exists());
+    assert!(!Run::new(&["--help"]).code(0).stdout().contains("manpages"));
+}

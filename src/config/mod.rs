@@ -4,6 +4,7 @@
 //! `validate --json` document ([`report`]).
 
 pub mod diag;
+pub mod init;
 pub mod model;
 pub mod parse;
 pub mod raw;
