@@ -209,7 +209,8 @@ fn color_stderr() -> bool {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Init(a) => {
-            let mode = config::Mode::parse(&a.mode).unwrap_or(config::Mode::Dr);
+            let mode = config::Mode::parse(&a.mode)
+                .ok_or_else(|| anyhow::anyhow!("unknown mode {:?}", a.mode))?;
             let text = config::init::render(mode)?;
             match &a.output {
                 Some(path) => {
@@ -219,7 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                         path.display()
                     );
                 }
-                None => print!("{text}"),
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
             }
             Ok(exit::OK)
         }
@@ -278,7 +279,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(a) => crate::verify::cli::run(a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "lvsup", &mut std::io::stdout());
+            // Into memory first: clap_complete panics when its writer fails
+            // (`lvsup completions bash | head`); ours returns the error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "lvsup", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
             Ok(exit::OK)
         }
         Command::Manpages { dir } => {
