@@ -271,3 +271,237 @@ fn lab_topology_prints_what_lab_up_and_vagrant_build() {
     assert_eq!(links("nat1"), Some(2));
     assert_eq!(links("app1"), Some(1));
 }
+
+const WARNS: &str = "tests/fixtures/warnings/single-director.toml";
+
+#[test]
+fn validate_prints_warnings_on_stderr_and_still_exits_0() {
+    let r = Run::new(&["validate", "-f", WARNS]).code(0);
+    assert_eq!(
+        r.stdout(),
+        "solo: DR, 1 service, 1 director, 2 real servers\n"
+    );
+    let err = r.stderr();
+    for want in [
+        "warning: tests/fixtures/warnings/single-director.toml:9:15: `cluster.sync_daemon`: sync_daemon = true with a single director",
+        "warning: tests/fixtures/warnings/single-director.toml:15:1: `directors[0]`: a single director (d1): no failover",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+#[test]
+fn validate_deny_warnings_makes_them_errors() {
+    let r = Run::new(&["validate", "-f", WARNS, "--deny-warnings"]).code(1);
+    assert!(r.stdout().is_empty(), "{}", r.stdout());
+    let err = r.stderr();
+    assert!(
+        err.contains("error: tests/fixtures/warnings/single-director.toml:15:1: `directors[0]`"),
+        "{err}"
+    );
+    assert!(err.contains("has 2 warnings (--deny-warnings)"), "{err}");
+    // No warnings: --deny-warnings changes nothing.
+    let r = Run::new(&["validate", "-f", "examples/minimal.toml", "--deny-warnings"]).code(0);
+    assert_eq!(
+        r.stdout(),
+        "web: DR, 1 service, 2 directors, 2 real servers\n"
+    );
+    assert!(r.stderr().is_empty(), "{}", r.stderr());
+}
+
+/// Every example validates silently: `--deny-warnings` passes on each. The
+/// tutorials' health timers (delay_loop 6, 3 retries, 3s timeout: 21s to notice
+/// a dead real server next to a 3.6s director failover) do warn: dr.toml with
+/// them put back is the case that must.
+#[test]
+fn examples_validate_without_warnings_and_tutorial_timers_warn() {
+    for ex in ["minimal", "nat", "tun", "dr"] {
+        let r = Run::new(&[
+            "validate",
+            "-f",
+            &format!("examples/{ex}.toml"),
+            "--deny-warnings",
+        ])
+        .code(0);
+        assert!(r.stderr().is_empty(), "{ex}: {}", r.stderr());
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string("examples/dr.toml").expect("dr.toml");
+    let text = text
+        .replace("interval = \"2s\"", "interval = \"6s\"")
+        .replace("timeout = \"1s\"", "timeout = \"3s\"");
+    let path = dir.path().join("tutorial.toml");
+    std::fs::write(&path, text).expect("write");
+    let path = path.display().to_string();
+    let err = Run::new(&["validate", "-f", &path]).code(0).stderr();
+    assert!(
+        err.contains(
+            ":32:12: `services[0].health.interval`: a dead real server goes unnoticed for up to 21s"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout()).expect("valid JSON on stdout")
+}
+
+#[test]
+fn validate_json_reports_warnings_and_errors() {
+    let r = Run::new(&["validate", "-f", WARNS, "--json"]).code(0);
+    assert!(r.stderr().is_empty(), "{}", r.stderr());
+    let v = json(&r);
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["valid"], true);
+    assert_eq!(
+        v["summary"],
+        "solo: DR, 1 service, 1 director, 2 real servers"
+    );
+    assert_eq!(v["counts"]["warnings"], 2);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    let w = &v["warnings"][1];
+    assert_eq!(w["code"], "single-director");
+    assert_eq!(w["key"], "directors[0]");
+    assert_eq!((w["line"].clone(), w["col"].clone()), (15.into(), 1.into()));
+
+    // Denied: same document, exit 1.
+    let r = Run::new(&["validate", "-f", WARNS, "--json", "--deny-warnings"]).code(1);
+    assert_eq!(json(&r)["deny_warnings"], true);
+
+    let r = Run::new(&[
+        "validate",
+        "-f",
+        "tests/fixtures/invalid/many-problems-at-once.toml",
+        "--json",
+    ])
+    .code(1);
+    assert!(r.stderr().is_empty(), "{}", r.stderr());
+    let v = json(&r);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["summary"], serde_json::Value::Null);
+    assert_eq!(v["counts"]["errors"], 3);
+    let e = &v["errors"][0];
+    assert_eq!(e["key"], "services[0].scheduler");
+    assert_eq!((e["line"].clone(), e["col"].clone()), (8.into(), 13.into()));
+
+    // A file that cannot be read: an error without a place.
+    let v = json(&Run::new(&["validate", "-f", "does/not/exist.toml", "--json"]).code(1));
+    assert_eq!(v["errors"][0]["line"], serde_json::Value::Null);
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot read does/not/exist.toml")),
+        "{v}"
+    );
+}
+
+/// `init` for every mode: stdout and `-o` give the same file, which validates
+/// without a warning (the binary checks what the binary wrote).
+#[test]
+fn init_output_validates_for_every_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for mode in ["dr", "tun", "nat"] {
+        let text = Run::new(&["init", "--mode", mode]).code(0).stdout();
+        assert!(text.contains(&format!("mode = \"{mode}\"")), "{text}");
+        let piped = dir.path().join(format!("{mode}-stdout.toml"));
+        std::fs::write(&piped, &text).expect("write");
+        let file = dir.path().join(format!("{mode}.toml"));
+        let f = file.to_string_lossy().into_owned();
+        let r = Run::new(&["init", "--mode", mode, "-o", &f]).code(0);
+        assert!(r.stdout().is_empty(), "{}", r.stdout());
+        assert!(r.stderr().contains(&format!("wrote {f}")), "{}", r.stderr());
+        assert_eq!(std::fs::read_to_string(&file).ok(), Some(text));
+        for p in [&piped, &file] {
+            let r = Run::new(&["validate", "-f", &p.to_string_lossy(), "--deny-warnings"]).code(0);
+            let want = format!(
+                "web: {}, 1 service, 2 directors, 2 real servers\n",
+                mode.to_uppercase()
+            );
+            assert_eq!(r.stdout(), want);
+            assert!(r.stderr().is_empty(), "{mode}: {}", r.stderr());
+        }
+    }
+    // The default mode is DR.
+    let text = Run::new(&["init"]).code(0).stdout();
+    assert!(text.contains("mode = \"dr\""));
+}
+
+#[test]
+fn init_never_overwrites_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, "# mine\n").expect("write");
+    let f = file.to_string_lossy().into_owned();
+    let r = Run::new(&["init", "--mode", "tun", "-o", &f]).code(1);
+    let err = r.stderr();
+    assert!(
+        err.contains(&format!("error: {f} already exists")) && err.contains("does not overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).ok().as_deref(),
+        Some("# mine\n")
+    );
+    // A directory that does not exist: an error naming the file, nothing created.
+    let missing = dir.path().join("no/such/dir/cluster.toml");
+    let m = missing.to_string_lossy().into_owned();
+    let err = Run::new(&["init", "-o", &m]).code(1).stderr();
+    assert!(err.contains(&format!("cannot create {m}")), "{err}");
+}
+
+#[test]
+fn init_unknown_mode_is_a_usage_error() {
+    let r = Run::new(&["init", "--mode", "dsr"]).code(64);
+    assert!(r.stdout().is_empty());
+    assert!(
+        r.stderr().contains("possible values: dr, tun, nat"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn completions_for_bash_zsh_fish_know_the_subcommands() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = Run::new(&["completions", shell]).code(0).stdout();
+        for sub in ["validate", "plan", "apply", "init", "verify"] {
+            assert!(out.contains(sub), "{shell}: no {sub}");
+        }
+    }
+    let bash = Run::new(&["completions", "bash"]).code(0).stdout();
+    assert!(bash.contains("complete -F _lvsup"), "{bash}");
+    assert!(bash.contains("--deny-warnings"), "flags of subcommands too");
+    Run::new(&["completions", "tcsh"]).code(64);
+}
+
+#[test]
+fn manpages_writes_one_page_per_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("man1");
+    let o = out.to_string_lossy().into_owned();
+    Run::new(&["manpages", &o]).code(0);
+    for page in [
+        "lvsup.1",
+        "lvsup-init.1",
+        "lvsup-validate.1",
+        "lvsup-plan.1",
+        "lvsup-apply.1",
+        "lvsup-lab.1",
+        "lvsup-lab-up.1",
+        "lvsup-completions.1",
+    ] {
+        let text =
+            std::fs::read_to_string(out.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    let main = std::fs::read_to_string(out.join("lvsup.1")).expect("lvsup.1");
+    assert!(main.contains("lvsup\\-validate(1)"), "{main}");
+    let validate = std::fs::read_to_string(out.join("lvsup-validate.1")).expect("page");
+    assert!(validate.contains("deny\\-warnings"), "{validate}");
+    // Hidden commands get no page; the command is not in --help either.
+    assert!(!out.join("lvsup-manpages.1").exists());
+    assert!(!out.join("lvsup-ipvs.1").exists());
+    assert!(!Run::new(&["--help"]).code(0).stdout().contains("manpages"));
+}

@@ -27,8 +27,10 @@
 //!   `RUST_LOG` (tracing's env-filter syntax) or `-v` ([`init_logging`]).
 
 pub mod apply;
+pub mod completions;
 pub mod destroy;
 pub mod director;
+pub mod init;
 pub mod ipvs;
 pub mod lab;
 pub mod plan;
@@ -93,7 +95,9 @@ pub enum ColorWhen {
 /// Every subcommand; its arguments and `run` live in the file of the same name.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a cluster file and print a one-line summary
+    /// Print an annotated cluster.toml to start from (every key explained)
+    Init(init::InitArgs),
+    /// Check a cluster file and print a one-line summary (warnings on stderr)
     Validate(validate::ValidateArgs),
     /// Show what apply would change on every host
     Plan(plan::PlanArgs),
@@ -114,6 +118,17 @@ enum Command {
     Ipvs(ipvs::IpvsCommand),
     /// Prove a running cluster works: VIP, scheduling, director and real-server failover, timed
     Verify(verify::VerifyArgs),
+    /// Print a shell completion script (e.g. `lvsup completions bash > /etc/bash_completion.d/lvsup`)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (lvsup.1, lvsup-plan.1, ...) into DIR: a packaging step
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write the pages into (created if missing)
+        dir: std::path::PathBuf,
+    },
 }
 
 /// `-f FILE`, shared by every command that reads a cluster file.
@@ -343,6 +358,7 @@ pub fn paint(text: &str, on: bool, tone: impl Fn(&str) -> Option<Tone>) -> Strin
 /// Run one parsed command; the returned number is the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
+        Command::Init(a) => init::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Apply(a) => apply::run(a),
@@ -352,6 +368,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Director(c) => director::run(c),
         Command::Ipvs(c) => ipvs::run(c),
         Command::Verify(a) => verify::run(a),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Manpages { dir } => completions::manpages(&dir),
     }
 }
 

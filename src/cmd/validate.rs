@@ -1,99 +1,53 @@
-//! `lvsup validate`: check a cluster file, print its one-line summary (which
-//! is also its closing summary line), or with `--json` one document saying
-//! whether it is valid and, if not, every problem.
+//! `lvsup validate`: check a cluster file; errors rendered with their place
+//! (exit 1), warnings on stderr, the one-line summary on stdout (which is also
+//! its closing summary line). `--json`: the [`config::report`] document on
+//! stdout only. `--deny-warnings`: warnings fail the run (for CI).
+
+use std::io::Write;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
-use super::{FileArg, exit, print, print_json};
-use crate::config::{self, Mode};
+use super::{FileArg, exit, print};
+use crate::config;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub file: FileArg,
-    /// Print the result as JSON (problems included; exit 1 when invalid)
+    /// Print the result as JSON on stdout: errors and warnings with key, line and column
     #[arg(long)]
     pub json: bool,
-}
-
-/// `validate --json`.
-#[derive(Debug, Serialize)]
-struct Validation {
-    file: String,
-    valid: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cluster: Option<Summary>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    problems: Vec<ProblemView>,
-}
-
-#[derive(Debug, Serialize)]
-struct Summary {
-    name: String,
-    mode: Mode,
-    services: usize,
-    directors: usize,
-    real_servers: usize,
-    summary: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ProblemView {
-    key: String,
-    message: String,
-    /// 1-based; 0 when the problem is about the whole file.
-    line: usize,
-    col: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hint: Option<String>,
+    /// Treat warnings as errors: exit 1 when there is any (for CI)
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 pub fn run(a: ValidateArgs) -> Result<u8> {
-    let loaded = config::load(&a.file.file);
-    if !a.json {
-        print(&format!("{}\n", loaded?.summary()))?;
-        return Ok(exit::OK);
-    }
+    let result = config::check_file(&a.file.file);
     let file = a.file.file.display().to_string();
-    let (doc, code) = match loaded {
-        Ok(spec) => (
-            Validation {
-                file,
-                valid: true,
-                cluster: Some(Summary {
-                    name: spec.name.clone(),
-                    mode: spec.mode,
-                    services: spec.services.len(),
-                    directors: spec.directors.len(),
-                    real_servers: spec.real_servers.len(),
-                    summary: spec.summary(),
-                }),
-                problems: vec![],
-            },
-            exit::OK,
-        ),
-        Err(e) => (
-            Validation {
-                file,
-                valid: false,
-                cluster: None,
-                problems: e
-                    .problems
-                    .iter()
-                    .map(|p| ProblemView {
-                        key: p.key.clone(),
-                        message: p.message.clone(),
-                        line: p.line,
-                        col: p.col,
-                        hint: p.hint.clone(),
-                    })
-                    .collect(),
-            },
-            exit::ERROR,
-        ),
-    };
-    print_json(&doc)?;
-    Ok(code)
+    if a.json {
+        // The report carries its own `format_version` (it is a library type).
+        let report = config::report::ValidateReport::new(&file, &result, a.deny_warnings);
+        print(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+        return Ok(if report.passed() {
+            exit::OK
+        } else {
+            exit::ERROR
+        });
+    }
+    let checked = result?;
+    let level = if a.deny_warnings { "error" } else { "warning" };
+    let mut err = std::io::stderr().lock();
+    for w in &checked.warnings {
+        writeln!(err, "{level}: {}", w.display_in(&file))?;
+    }
+    let n = checked.warnings.len();
+    if a.deny_warnings && n > 0 {
+        let s = if n == 1 { "" } else { "s" };
+        writeln!(err, "error: {file} has {n} warning{s} (--deny-warnings)")?;
+        return Ok(exit::ERROR);
+    }
+    print(&format!("{}\n", checked.spec.summary()))?;
+    Ok(exit::OK)
 }

@@ -296,3 +296,73 @@ fn plain_type(t: &str) -> &str {
         _ => t,
     }
 }
+
+/// Where `key` (a dotted path as problems name them: `services[0].health.interval`)
+/// is in `text`: the span of its value, or, when the key is not written (a
+/// default), of the deepest enclosing table that is. `None` when the text is
+/// not TOML or not even the first segment is there.
+pub fn key_span(text: &str, key: &str) -> Option<Range<usize>> {
+    let doc = DeTable::parse(text).ok()?;
+    let mut table: &DeTable<'_> = doc.get_ref();
+    let mut found: Option<Range<usize>> = None;
+    for seg in key.split('.') {
+        let (name, index) = match seg.split_once('[') {
+            Some((n, rest)) => (n, rest.strip_suffix(']')?.parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        let Some((k, v)) = table.get_key_value(name) else {
+            return found;
+        };
+        let v = match (index, v.get_ref()) {
+            (Some(i), DeValue::Array(a)) => match a.get(i) {
+                Some(e) => e,
+                None => return found.or(Some(k.span())),
+            },
+            _ => v,
+        };
+        // A table: its header's line (the value span of a `[table]` may start
+        // at its first key); a leaf: the value itself.
+        found = Some(match v.get_ref() {
+            DeValue::Table(_) if index.is_none() => k.span(),
+            _ => v.span(),
+        });
+        match v.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => return found,
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "[cluster]\nname = \"web\"\n\n[[services]]\nport = 80\n\n[[services]]\nport = 443\n[services.health]\ninterval = \"6s\"\n";
+
+    fn line(key: &str) -> Option<usize> {
+        key_span(TEXT, key).map(|s| super::super::diag::line_col(TEXT, s.start).0)
+    }
+
+    #[test]
+    fn key_span_finds_values_tables_and_array_elements() {
+        assert_eq!(line("cluster.name"), Some(2));
+        assert_eq!(line("cluster"), Some(1));
+        assert_eq!(line("services[0].port"), Some(5));
+        assert_eq!(line("services[1].health.interval"), Some(10));
+        assert_eq!(line("services[1].health"), Some(9));
+        assert_eq!(line("services[0]"), Some(4));
+        assert_eq!(line("services[1]"), Some(7));
+    }
+
+    #[test]
+    fn key_span_falls_back_to_the_enclosing_table() {
+        // `timeout` is not written: its table; no health at all: the service.
+        assert_eq!(line("services[1].health.timeout"), Some(9));
+        assert_eq!(line("services[0].health.timeout"), Some(4));
+        assert_eq!(line("services[5].port"), Some(4));
+        assert_eq!(line("cluster.vrid"), Some(1));
+        assert_eq!(line("nat.gateway"), None);
+        assert!(key_span("not toml [", "cluster").is_none());
+    }
+}
