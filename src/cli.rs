@@ -56,6 +56,26 @@ enum Command {
     Ipvs(IpvsCommand),
     /// Prove a running cluster works: VIP, scheduling, director and real-server failover, timed
     Verify(crate::verify::cli::VerifyArgs),
+    /// Write a cluster.toml from another load balancer's configuration
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// One keepalived.conf per director → one cluster.toml (stdout, or -o FILE)
+    Keepalived {
+        /// Write the cluster file here (never overwrites an existing file)
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Convert even what lvsup cannot express, dropping it (a warning each)
+        #[arg(long)]
+        lossy: bool,
+        /// A director's keepalived.conf; @ADDRESS when it has no unicast_src_ip/mcast_src_ip,
+        /// ,INTERNAL (NAT) its address on the real servers' subnet
+        #[arg(required = true, value_name = "CONF[@ADDRESS[,INTERNAL]]")]
+        confs: Vec<crate::import::keepalived::ConfArg>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,7 +250,37 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Verify(a) => crate::verify::cli::run(a),
+        Command::Import(ImportCommand::Keepalived {
+            output,
+            lossy,
+            confs,
+        }) => run_import_keepalived(output, lossy, &confs),
     }
+}
+
+fn run_import_keepalived(
+    output: Option<PathBuf>,
+    lossy: bool,
+    confs: &[crate::import::keepalived::ConfArg],
+) -> anyhow::Result<u8> {
+    let imported = crate::import::keepalived::import(confs, lossy)?;
+    let mut stderr = std::io::stderr().lock();
+    for w in &imported.warnings {
+        writeln!(stderr, "warning: {w}")?;
+    }
+    match output {
+        None => print!("{}", imported.toml),
+        Some(path) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+            f.write_all(imported.toml.as_bytes())?;
+            writeln!(stderr, "wrote {}", path.display())?;
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn run_lab(cmd: LabCommand) -> anyhow::Result<u8> {
