@@ -1533,3 +1533,152 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
     }
     Some(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::keepalived::parse::{parse, tests::MapIncludes};
+
+    fn input(file: &str, text: &str, address: Option<&str>) -> DirectorInput {
+        let p = parse(file, text, &mut MapIncludes(BTreeMap::new())).expect("parses");
+        DirectorInput {
+            file: file.into(),
+            stmts: p.stmts,
+            notes: p.notes,
+            address: address.map(|a| a.parse().expect("address")),
+            internal: None,
+        }
+    }
+
+    const VS: &str = "virtual_server 10.0.0.100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 10.0.0.21 80 {\n }\n}\n";
+
+    fn instance_with(extra: &str) -> String {
+        format!(
+            "vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 9\n priority 150\n{extra}\n virtual_ipaddress {{\n  10.0.0.100\n }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn names_come_from_a_one_word_comment_only() {
+        assert_eq!(name_in_comment("web1"), Some("web1".into()));
+        assert_eq!(name_in_comment("name: web-2"), Some("web-2".into()));
+        assert_eq!(name_in_comment("name=db"), Some("db".into()));
+        assert_eq!(name_in_comment("第一台真實Server 相關組態設定"), None);
+        assert_eq!(name_in_comment("the first server"), None);
+    }
+
+    #[test]
+    fn cluster_names_follow_the_cluster_name_rule() {
+        assert_eq!(cluster_name("VI_1"), "vi-1");
+        assert_eq!(cluster_name("vip_apache"), "vip-apache");
+        assert_eq!(cluster_name("1st"), "ka-1st");
+        assert_eq!(cluster_name(&"x".repeat(40)).len(), 32);
+    }
+
+    #[test]
+    fn timers_are_inherited_and_mapped() {
+        let text = format!(
+            "{}virtual_server 10.0.0.100 80 {{\n lb_kind DR\n protocol TCP\n delay_loop 10\n retry 4\n real_server 10.0.0.21 80 {{\n  connect_timeout 2\n  TCP_CHECK {{\n   connect_port 8080\n  }}\n }}\n}}\n",
+            instance_with(" unicast_src_ip 10.0.0.11")
+        );
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(
+            got.toml.contains(
+                "interval = \"10s\"\ntimeout = \"2s\"\nfall = 5\nrise = 1\nport = 8080\n"
+            ),
+            "{}",
+            got.toml
+        );
+    }
+
+    #[test]
+    fn a_timeout_not_shorter_than_delay_loop_adds_them_with_a_warning() {
+        let text = format!(
+            "{}virtual_server 10.0.0.100 80 {{\n lb_kind DR\n protocol TCP\n delay_loop 3\n real_server 10.0.0.21 80 {{\n  TCP_CHECK {{\n   connect_timeout 5\n  }}\n }}\n}}\n",
+            instance_with("")
+        );
+        let got = convert(&[input("a.conf", &text, Some("10.0.0.11"))], false).expect("imports");
+        assert!(
+            got.toml.contains("interval = \"8s\"\ntimeout = \"5s\""),
+            "{}",
+            got.toml
+        );
+        assert!(
+            got.warnings.iter().any(|w| w.starts_with(
+                "a.conf:15: connect_timeout 5s is not shorter than delay_loop 3s: interval 8s"
+            )),
+            "{:#?}",
+            got.warnings
+        );
+    }
+
+    #[test]
+    fn a_nat_gateway_can_be_a_second_address_of_the_instance() {
+        let text = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.0.0.100\n  192.168.10.254/24 dev eth1\n }\n}\nvirtual_server 10.0.0.100 80 {\n lb_kind NAT\n protocol TCP\n real_server 192.168.10.21 80 {\n }\n}\n";
+        let got = convert(
+            &[DirectorInput {
+                internal: Some(Ipv4Addr::new(192, 168, 10, 11)),
+                ..input("a.conf", text, Some("10.0.0.11"))
+            }],
+            false,
+        )
+        .expect("imports");
+        assert!(
+            got.toml
+                .ends_with("[nat]\ngateway = \"192.168.10.254\"\ninternal_interface = \"eth1\"\n"),
+            "{}",
+            got.toml
+        );
+        assert!(got.toml.contains("internal_address = \"192.168.10.11\""));
+    }
+
+    #[test]
+    fn unicast_peers_must_be_the_other_directors() {
+        let a = instance_with(" unicast_src_ip 10.0.0.11\n unicast_peer {\n  10.0.0.13\n }") + VS;
+        let b = instance_with(
+            " unicast_src_ip 10.0.0.12\n priority 100\n unicast_peer {\n  10.0.0.11\n }",
+        ) + VS;
+        let e = convert(
+            &[input("a.conf", &a, None), input("b.conf", &b, None)],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.errors,
+            vec!["a.conf:6: unicast_peer lists [10.0.0.13] but the other directors imported are [10.0.0.12]: import every director's file".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_real_server_of_only_some_services_is_unsupported() {
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + VS
+            + "virtual_server 10.0.0.100 81 {\n lb_kind DR\n protocol TCP\n real_server 10.0.0.21 81 {\n }\n real_server 10.0.0.22 81 {\n }\n}\n";
+        let e = convert(&[input("a.conf", &text, None)], false).unwrap_err();
+        assert_eq!(e.unsupported.len(), 1, "{e}");
+        assert_eq!(
+            e.unsupported[0].to_string(),
+            "a.conf:22: real_server 10.0.0.22 serves only some virtual servers: lvsup real servers serve every service"
+        );
+        let got = convert(&[input("a.conf", &text, None)], true).expect("lossy imports");
+        assert!(
+            !got.toml.contains("address = \"10.0.0.22\""),
+            "{}",
+            got.toml
+        );
+    }
+
+    #[test]
+    fn keepalived_defaults_protocol_udp_and_scheduler_wlc_with_warnings() {
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server 10.0.0.100 53 {\n lb_kind DR\n real_server 10.0.0.21 53 {\n  TCP_CHECK {\n  }\n }\n}\n";
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(
+            got.toml.contains("protocol = \"udp\"\nscheduler = \"wlc\""),
+            "{}",
+            got.toml
+        );
+        assert!(got.toml.contains("port = 53\n"), "{}", got.toml);
+        assert_eq!(got.warnings.len(), 2, "{:#?}", got.warnings);
+    }
+}
