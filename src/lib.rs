@@ -6,6 +6,7 @@ pub mod config;
 pub mod desired;
 pub mod director;
 pub mod health;
+pub mod import;
 pub mod ipvs;
 pub mod lab;
 pub mod plan;

@@ -30,6 +30,7 @@ pub mod apply;
 pub mod completions;
 pub mod destroy;
 pub mod director;
+pub mod import;
 pub mod init;
 pub mod ipvs;
 pub mod lab;
@@ -118,6 +119,9 @@ enum Command {
     Ipvs(ipvs::IpvsCommand),
     /// Prove a running cluster works: VIP, scheduling, director and real-server failover, timed
     Verify(verify::VerifyArgs),
+    /// Write a cluster.toml from another load balancer's configuration
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Print a shell completion script (e.g. `lvsup completions bash > /etc/bash_completion.d/lvsup`)
     Completions {
         /// The shell
@@ -368,6 +372,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Director(c) => director::run(c),
         Command::Ipvs(c) => ipvs::run(c),
         Command::Verify(a) => verify::run(a),
+        Command::Import(c) => import::run(c),
         Command::Completions { shell } => completions::completions(shell),
         Command::Manpages { dir } => completions::manpages(&dir),
     }

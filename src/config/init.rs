@@ -82,7 +82,7 @@ pub fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 anyhow::anyhow!(
-                    "{} already exists; lvsup init does not overwrite it (remove it, or pass another -o)",
+                    "{} already exists; lvsup does not overwrite it (remove it, or pass another -o)",
                     path.display()
                 )
             } else {

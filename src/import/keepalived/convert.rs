@@ -1,0 +1,1684 @@
+//! Parsed keepalived.conf files (one per director) → one cluster.toml text.
+//! Pure. The mapping is documented in the parent module.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::keywords;
+use super::parse::{Loc, Stmt};
+use crate::config::{Mode, Protocol, SCHEDULERS, format_duration};
+
+/// One director's file, parsed, with the addresses given on the command line.
+#[derive(Debug, Clone)]
+pub struct DirectorInput {
+    /// The file as named in messages.
+    pub file: String,
+    pub stmts: Vec<Stmt>,
+    /// Notes of the parser (an include that matched nothing): warnings.
+    pub notes: Vec<(Loc, String)>,
+    /// `CONF@ADDRESS`
+    pub address: Option<Ipv4Addr>,
+    /// `CONF@ADDRESS,INTERNAL` (NAT: the director's address on the real servers' subnet)
+    pub internal: Option<Ipv4Addr>,
+}
+
+/// A construct and what happens to it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub loc: Loc,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.loc, self.message)
+    }
+}
+
+/// Why nothing was written: errors (missing address, IPv6, files that
+/// disagree…) and constructs lvsup cannot express (`--lossy` drops those).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportError {
+    pub errors: Vec<String>,
+    pub unsupported: Vec<Finding>,
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot import: nothing written")?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        if !self.unsupported.is_empty() {
+            write!(
+                f,
+                "\nlvsup cannot express {} construct{} (--lossy drops them, with a warning each):",
+                self.unsupported.len(),
+                if self.unsupported.len() == 1 { "" } else { "s" }
+            )?;
+            for u in &self.unsupported {
+                write!(f, "\n  {u}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// The cluster.toml text, and one warning line per dropped or approximated construct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub toml: String,
+    pub warnings: Vec<String>,
+}
+
+/// Collects what one conversion finds.
+#[derive(Default)]
+struct Out {
+    errors: Vec<String>,
+    unsupported: Vec<Finding>,
+    warnings: Vec<Finding>,
+}
+
+impl Out {
+    fn unsupported(&mut self, s: &Stmt, why: &str) {
+        self.unsupported.push(Finding {
+            loc: s.loc.clone(),
+            message: format!("{}: {why}", s.text()),
+        });
+    }
+    fn warn(&mut self, loc: &Loc, message: String) {
+        self.warnings.push(Finding {
+            loc: loc.clone(),
+            message,
+        });
+    }
+    fn error(&mut self, loc: &Loc, message: String) {
+        self.errors.push(format!("{loc}: {message}"));
+    }
+    /// A keyword this converter does not map: dropped, refused, or unknown.
+    fn other(&mut self, s: &Stmt) {
+        if let Some(why) = keywords::dropped(&s.keyword) {
+            self.warn(&s.loc, format!("{} dropped: {why}", s.keyword));
+        } else if keywords::KNOWN.contains(&s.keyword.as_str()) {
+            self.unsupported(s, keywords::unsupported(&s.keyword));
+        } else {
+            self.warn(
+                &s.loc,
+                format!(
+                    "unknown keyword {} ignored (keepalived ignores it too)",
+                    s.keyword
+                ),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- values
+
+fn arg<'a>(s: &'a Stmt, out: &mut Out) -> Option<&'a str> {
+    let a = s.args.first().map(String::as_str);
+    if a.is_none() {
+        out.error(&s.loc, format!("{} needs a value", s.keyword));
+    }
+    a
+}
+
+fn ipv4(text: &str, loc: &Loc, out: &mut Out) -> Option<Ipv4Addr> {
+    if text.contains(':') {
+        out.error(
+            loc,
+            format!("{text}: IPv6 is not supported yet (lvsup clusters are IPv4 for now)"),
+        );
+        return None;
+    }
+    match text.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            out.error(loc, format!("\"{text}\" is not an IPv4 address"));
+            None
+        }
+    }
+}
+
+/// `ADDR[/PREFIX]`
+fn ipv4_prefix(text: &str, loc: &Loc, out: &mut Out) -> Option<(Ipv4Addr, Option<u8>)> {
+    let (a, p) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let addr = ipv4(a, loc, out)?;
+    match p {
+        None => Some((addr, None)),
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= 32 => Some((addr, Some(n))),
+            _ => {
+                out.error(loc, format!("\"{text}\" has an invalid prefix"));
+                None
+            }
+        },
+    }
+}
+
+fn number<T: std::str::FromStr>(s: &Stmt, out: &mut Out) -> Option<T> {
+    let a = arg(s, out)?;
+    match a.parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            out.error(
+                &s.loc,
+                format!("{}: \"{a}\" is not a valid number", s.keyword),
+            );
+            None
+        }
+    }
+}
+
+fn port(text: &str, loc: &Loc, out: &mut Out) -> Option<u16> {
+    match text.parse::<u16>() {
+        Ok(p) if p > 0 => Some(p),
+        _ => {
+            out.error(loc, format!("\"{text}\" is not a port (1..=65535)"));
+            None
+        }
+    }
+}
+
+/// keepalived `<TIMER>`: seconds, fractions allowed; lvsup keeps milliseconds.
+fn timer(s: &Stmt, out: &mut Out) -> Option<Duration> {
+    let a = arg(s, out)?;
+    let secs: f64 = match a.parse() {
+        Ok(v) if (0.0..=1e9).contains(&v) => v,
+        _ => {
+            out.error(
+                &s.loc,
+                format!("{}: \"{a}\" is not a time in seconds", s.keyword),
+            );
+            return None;
+        }
+    };
+    let ms = secs * 1000.0;
+    if (ms - ms.round()).abs() > 1e-6 {
+        out.unsupported(s, "lvsup times are whole milliseconds");
+    }
+    Some(Duration::from_millis(ms.round() as u64))
+}
+
+// ---------------------------------------------------------------- vrrp
+
+#[derive(Debug, Clone)]
+struct Vip {
+    addr: Ipv4Addr,
+    prefix: Option<u8>,
+    dev: Option<String>,
+    loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+struct Instance {
+    name: String,
+    loc: Loc,
+    interface: Option<(String, Loc)>,
+    vrid: Option<(u8, Loc)>,
+    priority: (u8, Loc),
+    advert: (Duration, Loc),
+    preempt: (bool, Loc),
+    vips: Vec<Vip>,
+    src_ip: Option<(Ipv4Addr, Loc)>,
+    peers: Option<(Vec<Ipv4Addr>, Loc)>,
+    sync_daemon: Option<(String, Loc)>,
+    /// `version` (VRRP protocol version keepalived speaks).
+    version: Option<String>,
+}
+
+fn instance(s: &Stmt, out: &mut Out) -> Instance {
+    let mut i = Instance {
+        name: s.args.first().cloned().unwrap_or_default(),
+        loc: s.loc.clone(),
+        interface: None,
+        vrid: None,
+        priority: (100, s.loc.clone()),
+        advert: (Duration::from_secs(1), s.loc.clone()),
+        preempt: (true, s.loc.clone()),
+        vips: Vec::new(),
+        src_ip: None,
+        peers: None,
+        sync_daemon: None,
+        version: None,
+    };
+    for c in s.children() {
+        match c.keyword.as_str() {
+            "interface" => i.interface = arg(c, out).map(|a| (a.to_string(), c.loc.clone())),
+            "virtual_router_id" => {
+                if let Some(n) = number::<u16>(c, out) {
+                    if (1..=255).contains(&n) {
+                        i.vrid = Some((n as u8, c.loc.clone()));
+                    } else {
+                        out.error(&c.loc, format!("virtual_router_id {n} is not 1..=255"));
+                    }
+                }
+            }
+            "priority" => {
+                if let Some(n) = number::<u16>(c, out) {
+                    match n {
+                        1..=254 => i.priority = (n as u8, c.loc.clone()),
+                        255 => out.unsupported(
+                            c,
+                            "priority 255 (address owner): lvsup priorities are 1..=254",
+                        ),
+                        _ => out.error(&c.loc, format!("priority {n} is not 1..=255")),
+                    }
+                }
+            }
+            "advert_int" => {
+                if let Some(d) = timer(c, out) {
+                    if d.as_millis() % 10 != 0
+                        || d < crate::config::validate::ADVERT_MIN
+                        || d > crate::config::validate::ADVERT_MAX
+                    {
+                        out.unsupported(
+                            c,
+                            "lvsup advert intervals are whole centiseconds in 10ms..=40s",
+                        );
+                    } else {
+                        i.advert = (d, c.loc.clone());
+                    }
+                }
+            }
+            "version" => i.version = c.args.first().cloned(),
+            // MASTER/BACKUP is only the start state: priority elects.
+            "state" => {}
+            "nopreempt" => i.preempt = (false, c.loc.clone()),
+            "preempt" => i.preempt = (true, c.loc.clone()),
+            "virtual_ipaddress" => {
+                for v in c.children() {
+                    if let Some(vip) = vip_line(v, out) {
+                        i.vips.push(vip);
+                    }
+                }
+            }
+            "mcast_src_ip" | "unicast_src_ip" => {
+                if let Some(a) = arg(c, out).and_then(|a| ipv4(a, &c.loc, out)) {
+                    i.src_ip = Some((a, c.loc.clone()));
+                }
+            }
+            "unicast_peer" => {
+                let mut peers = Vec::new();
+                for p in c.children() {
+                    if !p.args.is_empty() {
+                        out.unsupported(p, "lvsup sets no TTL limits on unicast peers");
+                    }
+                    if let Some(a) = ipv4(&p.keyword, &p.loc, out) {
+                        peers.push(a);
+                    }
+                }
+                i.peers = Some((peers, c.loc.clone()));
+            }
+            // keepalived 1.x: the IPVS sync daemon on this interface.
+            "lvs_sync_daemon_interface" => {
+                i.sync_daemon = arg(c, out).map(|a| (a.to_string(), c.loc.clone()));
+            }
+            _ => out.other(c),
+        }
+    }
+    i
+}
+
+/// `ADDR[/PREFIX] [dev IF] [brd X] [label L] …`
+fn vip_line(v: &Stmt, out: &mut Out) -> Option<Vip> {
+    let (addr, prefix) = ipv4_prefix(&v.keyword, &v.loc, out)?;
+    let mut dev = None;
+    let mut it = v.args.iter();
+    while let Some(opt) = it.next() {
+        let val = it.next();
+        match (opt.as_str(), val) {
+            ("dev", Some(d)) => dev = Some(d.clone()),
+            ("label" | "brd" | "broadcast", Some(_)) => out.warn(
+                &v.loc,
+                format!("virtual_ipaddress option `{opt}` dropped: lvsup adds the address itself"),
+            ),
+            _ => {
+                out.unsupported.push(Finding {
+                    loc: v.loc.clone(),
+                    message: format!(
+                        "virtual_ipaddress option `{opt}`: lvsup adds the VIP with no options"
+                    ),
+                });
+                break;
+            }
+        }
+    }
+    Some(Vip {
+        addr,
+        prefix,
+        dev,
+        loc: v.loc.clone(),
+    })
+}
+
+// ---------------------------------------------------------------- ipvs
+
+/// Timers inherited virtual_server → real_server → checker.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timers {
+    delay_loop: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    retry: Option<u32>,
+}
+
+impl Timers {
+    /// Returns whether `s` was a timer keyword.
+    fn read(&mut self, s: &Stmt, out: &mut Out) -> bool {
+        match s.keyword.as_str() {
+            "delay_loop" => self.delay_loop = timer(s, out).or(self.delay_loop),
+            "connect_timeout" => self.connect_timeout = timer(s, out).or(self.connect_timeout),
+            "retry" | "nb_get_retry" => self.retry = number(s, out).or(self.retry),
+            // No lvsup equivalent: lvsup re-checks at `interval` (see the module docs).
+            "delay_before_retry" => {}
+            _ => return false,
+        }
+        true
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CheckKind {
+    Tcp,
+    Http { path: String, status: u16 },
+    None,
+}
+
+/// The lvsup health of one real server, before it becomes the service's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HealthOut {
+    check: CheckKind,
+    interval: Duration,
+    timeout: Duration,
+    fall: u32,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+struct Rs {
+    addr: Ipv4Addr,
+    port: u16,
+    weight: u32,
+    name: Option<String>,
+    health: HealthOut,
+    loc: Loc,
+    health_loc: Loc,
+    weight_loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+struct Vs {
+    loc: Loc,
+    vip: Ipv4Addr,
+    port: u16,
+    protocol: Protocol,
+    scheduler: String,
+    persistence: Option<u32>,
+    mode: (Mode, Loc),
+    rs: Vec<Rs>,
+}
+
+fn mode_of(s: &Stmt, out: &mut Out) -> Option<Mode> {
+    let a = arg(s, out)?;
+    match a.to_ascii_uppercase().as_str() {
+        "DR" => Some(Mode::Dr),
+        "NAT" => Some(Mode::Nat),
+        "TUN" => {
+            if s.args.len() > 1 {
+                out.unsupported(s, "lvsup tunnels are plain ipip");
+            }
+            Some(Mode::Tun)
+        }
+        _ => {
+            out.error(
+                &s.loc,
+                format!("{}: unknown forwarding method \"{a}\"", s.keyword),
+            );
+            None
+        }
+    }
+}
+
+fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
+    let (vip, vport) = match s.args.as_slice() {
+        [kw, ..] if kw == "fwmark" => {
+            out.unsupported(s, keywords::unsupported("fwmark"));
+            return None;
+        }
+        [kw, ..] if kw == "group" => {
+            out.unsupported(s, keywords::unsupported("group"));
+            return None;
+        }
+        [ip, p, ..] => (ipv4(ip, &s.loc, out)?, port(p, &s.loc, out)?),
+        [ip] => {
+            ipv4(ip, &s.loc, out)?;
+            out.unsupported(
+                s,
+                "a virtual server without a port: lvsup services have one",
+            );
+            return None;
+        }
+        [] => {
+            out.error(&s.loc, "virtual_server needs an address and a port".into());
+            return None;
+        }
+    };
+    let mut timers = Timers::default();
+    let mut protocol = None;
+    let mut scheduler = None;
+    let mut persistence = None;
+    let mut mode = None;
+    let mut rs_stmts = Vec::new();
+    for c in s.children() {
+        if timers.read(c, out) {
+            continue;
+        }
+        match c.keyword.as_str() {
+            "lb_algo" | "lvs_sched" => {
+                if let Some(a) = arg(c, out) {
+                    if SCHEDULERS.contains(&a) {
+                        scheduler = Some(a.to_string());
+                    } else {
+                        out.unsupported(c, "not a scheduler lvsup knows");
+                    }
+                }
+            }
+            "lb_kind" | "lvs_method" => mode = mode_of(c, out).map(|m| (m, c.loc.clone())),
+            "persistence_timeout" => {
+                persistence = Some(match c.args.first() {
+                    // keepalived: without a value, 6 minutes.
+                    None => 360,
+                    Some(_) => match number::<u32>(c, out) {
+                        Some(0) | None => continue,
+                        Some(n) => n,
+                    },
+                })
+            }
+            "protocol" => match arg(c, out).map(str::to_ascii_lowercase).as_deref() {
+                Some("tcp") => protocol = Some(Protocol::Tcp),
+                Some("udp") => protocol = Some(Protocol::Udp),
+                Some(_) => out.unsupported(c, "lvsup services are tcp or udp"),
+                None => {}
+            },
+            "real_server" => rs_stmts.push(c),
+            _ => out.other(c),
+        }
+    }
+    let protocol = protocol.unwrap_or_else(|| {
+        out.warn(
+            &s.loc,
+            "no protocol: keepalived (and the kernel) default to UDP, so the service is udp".into(),
+        );
+        Protocol::Udp
+    });
+    let scheduler = scheduler.unwrap_or_else(|| {
+        out.warn(&s.loc, "no lb_algo: keepalived's default wlc".into());
+        "wlc".into()
+    });
+    let mode = mode.unwrap_or_else(|| {
+        out.warn(&s.loc, "no lb_kind: keepalived's default NAT".into());
+        (Mode::Nat, s.loc.clone())
+    });
+    let mut rs = Vec::new();
+    for r in rs_stmts {
+        if let Some(x) = real_server(r, vport, protocol, mode.0, timers, out) {
+            rs.push(x);
+        }
+    }
+    Some(Vs {
+        loc: s.loc.clone(),
+        vip,
+        port: vport,
+        protocol,
+        scheduler,
+        persistence,
+        mode,
+        rs,
+    })
+}
+
+fn real_server(
+    s: &Stmt,
+    vport: u16,
+    protocol: Protocol,
+    mode: Mode,
+    inherited: Timers,
+    out: &mut Out,
+) -> Option<Rs> {
+    let addr = ipv4(s.args.first()?, &s.loc, out)?;
+    let mut rport = match s.args.get(1) {
+        Some(p) => port(p, &s.loc, out)?,
+        None => vport,
+    };
+    if rport != vport && mode != Mode::Nat {
+        out.warn(
+            &s.loc,
+            format!(
+                "real server port {rport} differs from the virtual server's {vport}: {mode} cannot remap ports, keepalived uses {vport} too"
+            ),
+        );
+        rport = vport;
+    }
+    let mut timers = inherited;
+    let mut weight = (1u32, s.loc.clone());
+    let mut checkers = Vec::new();
+    for c in s.children() {
+        if timers.read(c, out) {
+            continue;
+        }
+        match c.keyword.as_str() {
+            "weight" => {
+                if let Some(w) = number::<u32>(c, out) {
+                    if w > 65535 {
+                        out.error(&c.loc, format!("weight {w} is more than 65535"));
+                    }
+                    weight = (w.min(65535), c.loc.clone());
+                }
+            }
+            "lvs_method" => {
+                if mode_of(c, out).is_some_and(|m| m != mode) {
+                    out.unsupported(c, "lvsup forwards every real server the same way");
+                }
+            }
+            "TCP_CHECK" | "HTTP_GET" => checkers.push(c),
+            _ => out.other(c),
+        }
+    }
+    let health = match checkers.as_slice() {
+        [] => (
+            HealthOut {
+                check: CheckKind::None,
+                interval: Duration::from_secs(2),
+                timeout: Duration::from_secs(1),
+                fall: 1,
+                port: None,
+            },
+            s.loc.clone(),
+        ),
+        [first, rest @ ..] => {
+            for extra in rest {
+                out.unsupported(extra, "lvsup runs one health check per service");
+            }
+            (
+                checker(first, rport, protocol, timers, out),
+                first.loc.clone(),
+            )
+        }
+    };
+    Some(Rs {
+        addr,
+        port: rport,
+        weight: weight.0,
+        name: s.comment.as_deref().and_then(name_in_comment),
+        health: health.0,
+        loc: s.loc.clone(),
+        health_loc: health.1,
+        weight_loc: weight.1,
+    })
+}
+
+fn checker(
+    c: &Stmt,
+    rport: u16,
+    protocol: Protocol,
+    inherited: Timers,
+    out: &mut Out,
+) -> HealthOut {
+    let mut timers = inherited;
+    let mut connect_port = None;
+    let mut urls = Vec::new();
+    for k in c.children() {
+        if c.keyword == "TCP_CHECK" && k.keyword == "nb_get_retry" {
+            out.warn(
+                &k.loc,
+                "nb_get_retry in TCP_CHECK: keepalived 2.x ignores it (unknown there, retry stays 1); lvsup takes it as retry".into(),
+            );
+        }
+        if timers.read(k, out) {
+            continue;
+        }
+        match k.keyword.as_str() {
+            "connect_port" => {
+                connect_port = arg(k, out).and_then(|a| port(a, &k.loc, out));
+            }
+            "url" if c.keyword == "HTTP_GET" => urls.push(k),
+            _ => out.other(k),
+        }
+    }
+    let check = if c.keyword == "HTTP_GET" {
+        let mut path = "/".to_string();
+        let mut status = 200;
+        match urls.as_slice() {
+            [] => out.warn(&c.loc, "HTTP_GET without url: lvsup checks path /".into()),
+            [first, rest @ ..] => {
+                for extra in rest {
+                    out.unsupported(extra, "lvsup http checks fetch one path");
+                }
+                let mut have_status = false;
+                for u in first.children() {
+                    match u.keyword.as_str() {
+                        "path" => {
+                            if let Some(p) = arg(u, out) {
+                                path = p.to_string();
+                            }
+                        }
+                        "status_code" => {
+                            have_status = true;
+                            match u.args.as_slice() {
+                                [one]
+                                    if one
+                                        .parse::<u16>()
+                                        .is_ok_and(|n| (100..=599).contains(&n)) =>
+                                {
+                                    status = one.parse().unwrap_or(200);
+                                }
+                                _ => out.unsupported(u, "lvsup http checks expect one status code"),
+                            }
+                        }
+                        _ => out.other(u),
+                    }
+                }
+                if !have_status {
+                    out.warn(
+                        &first.loc,
+                        "url without status_code: keepalived accepts any 2xx, lvsup expects 200"
+                            .into(),
+                    );
+                }
+            }
+        }
+        CheckKind::Http { path, status }
+    } else {
+        CheckKind::Tcp
+    };
+    let interval = timers.delay_loop.unwrap_or(Duration::from_secs(60));
+    let timeout = timers.connect_timeout.unwrap_or(Duration::from_secs(5));
+    let interval = if timeout >= interval {
+        let i = timeout + interval;
+        out.warn(
+            &c.loc,
+            format!(
+                "connect_timeout {} is not shorter than delay_loop {}: interval {} (keepalived starts the next check delay_loop after one ends)",
+                format_duration(timeout),
+                format_duration(interval),
+                format_duration(i)
+            ),
+        );
+        i
+    } else {
+        interval
+    };
+    let port = match (connect_port, protocol) {
+        (Some(p), _) if p != rport => Some(p),
+        // A tcp/http check of a UDP service needs a port: the real server's.
+        (p, Protocol::Udp) => Some(p.unwrap_or(rport)),
+        _ => None,
+    };
+    HealthOut {
+        check,
+        interval,
+        timeout,
+        fall: timers.retry.unwrap_or(1).saturating_add(1).min(1000),
+        port,
+    }
+}
+
+/// A real server's name from the comment on its line: `# web1`, `# name: web1`,
+/// `# name=web1`. Anything else (a sentence, another language) names nothing.
+fn name_in_comment(c: &str) -> Option<String> {
+    let c = c.trim();
+    let c = c
+        .strip_prefix("name")
+        .map(|r| r.trim_start_matches([':', '=', ' ']).trim())
+        .filter(|r| !r.is_empty())
+        .unwrap_or(c);
+    valid_host_name(c).then(|| c.to_string())
+}
+
+fn valid_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn dashed(a: Ipv4Addr) -> String {
+    a.to_string().replace('.', "-")
+}
+
+// ---------------------------------------------------------------- one file
+
+#[derive(Debug, Clone)]
+struct Gateway {
+    addr: Ipv4Addr,
+    prefix: Option<u8>,
+    interface: Option<String>,
+    src_ip: Option<Ipv4Addr>,
+    loc: Loc,
+}
+
+/// What one director's file says.
+#[derive(Debug, Clone)]
+struct FileView {
+    file: String,
+    router_id: Option<String>,
+    main: Instance,
+    vip: Vip,
+    mode: (Mode, Loc),
+    gateway: Option<Gateway>,
+    sync_daemon: bool,
+    services: Vec<Vs>,
+    address: Option<Ipv4Addr>,
+    internal: Option<Ipv4Addr>,
+}
+
+fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
+    let mut router_id = None;
+    let mut instances = Vec::new();
+    let mut groups: Vec<(Stmt, Vec<String>)> = Vec::new();
+    let mut services = Vec::new();
+    let mut sync_daemon_global: Option<(String, Loc)> = None;
+    let mut vrrp_version: Option<String> = None;
+    let errors_before = out.errors.len();
+    for (loc, note) in &input.notes {
+        out.warn(loc, note.clone());
+    }
+    for s in &input.stmts {
+        match s.keyword.as_str() {
+            "global_defs" => {
+                for g in s.children() {
+                    match g.keyword.as_str() {
+                        "router_id" => router_id = g.args.first().cloned(),
+                        "vrrp_version" => vrrp_version = g.args.first().cloned(),
+                        "lvs_sync_daemon" => {
+                            sync_daemon_global =
+                                arg(g, out).map(|a| (a.to_string(), g.loc.clone()));
+                        }
+                        _ => out.other(g),
+                    }
+                }
+            }
+            "vrrp_instance" => instances.push(instance(s, out)),
+            "vrrp_sync_group" => {
+                let mut members = Vec::new();
+                for c in s.children() {
+                    match c.keyword.as_str() {
+                        "group" => {
+                            members.extend(c.children().iter().map(|m| m.keyword.clone()));
+                            members.extend(c.args.iter().cloned());
+                        }
+                        _ => out.other(c),
+                    }
+                }
+                groups.push((s.clone(), members));
+            }
+            "virtual_server" => {
+                if let Some(vs) = virtual_server(s, out) {
+                    services.push(vs);
+                }
+            }
+            _ => out.other(s),
+        }
+    }
+    let file = &input.file;
+    let Some(first) = services.first() else {
+        if out.errors.len() > errors_before {
+            return None;
+        }
+        out.errors.push(format!(
+            "{file}: no virtual_server with an address and a port: nothing for lvsup to balance"
+        ));
+        return None;
+    };
+    let vip_addr = first.vip;
+    let mode = first.mode.clone();
+    let first_loc = first.loc.clone();
+    services.retain(|vs| {
+        if vs.vip != vip_addr {
+            out.unsupported.push(Finding {
+                loc: vs.loc.clone(),
+                message: format!(
+                    "virtual_server on {}: lvsup has one VIP per cluster ({} from {})",
+                    vs.vip, vip_addr, first_loc
+                ),
+            });
+            return false;
+        }
+        if vs.mode.0 != mode.0 {
+            out.unsupported.push(Finding {
+                loc: vs.mode.1.clone(),
+                message: format!(
+                    "lb_kind {}: lvsup forwards every service the same way ({} from {})",
+                    vs.mode.0, mode.0, mode.1
+                ),
+            });
+            return false;
+        }
+        true
+    });
+    // The instance holding the VIP.
+    let Some(main_idx) = instances
+        .iter()
+        .position(|i| i.vips.iter().any(|v| v.addr == vip_addr))
+    else {
+        out.errors.push(format!(
+            "{file}: the VIP {vip_addr} of virtual_server ({}) is in no vrrp_instance's virtual_ipaddress: lvsup needs the VRRP instance that holds it",
+            first_loc
+        ));
+        return None;
+    };
+    let mut main = instances[main_idx].clone();
+    // keepalived speaks VRRPv2 unless told otherwise, and VRRPv2 adverts are whole seconds.
+    let version = main.version.clone().or(vrrp_version);
+    let ms = main.advert.0.as_millis() as u64;
+    if version.as_deref() != Some("3") && ms % 1000 != 0 {
+        let secs = ((ms + 500) / 1000).max(1);
+        out.warn(
+            &main.advert.1,
+            format!("advert_int {}: keepalived rounds it to {secs}s for VRRPv2 (no vrrp_version 3), and so does the import", format_duration(main.advert.0)),
+        );
+        main.advert.0 = Duration::from_secs(secs);
+    }
+    let vip = main.vips.iter().find(|v| v.addr == vip_addr).cloned()?;
+    if vip
+        .dev
+        .as_ref()
+        .is_some_and(|d| Some(d) != main.interface.as_ref().map(|i| &i.0))
+    {
+        out.unsupported.push(Finding {
+            loc: vip.loc.clone(),
+            message: "the VIP on another interface than its vrrp_instance's: lvsup puts it on the VRRP interface".into(),
+        });
+    }
+    let mut gateway = None;
+    for v in main.vips.iter().filter(|v| v.addr != vip_addr) {
+        if mode.0 == Mode::Nat && gateway.is_none() {
+            gateway = Some(Gateway {
+                addr: v.addr,
+                prefix: v.prefix,
+                interface: v.dev.clone(),
+                src_ip: None,
+                loc: v.loc.clone(),
+            });
+        } else {
+            out.unsupported.push(Finding {
+                loc: v.loc.clone(),
+                message: format!(
+                    "{}: lvsup has one VIP per cluster (and in NAT mode one gateway)",
+                    v.addr
+                ),
+            });
+        }
+    }
+    let group_of = |name: &str| groups.iter().find(|(_, m)| m.iter().any(|x| x == name));
+    let main_group = group_of(&main.name).map(|(g, _)| g.loc.clone());
+    for (k, other) in instances.iter().enumerate() {
+        if k == main_idx {
+            continue;
+        }
+        let same_group = main_group.is_some()
+            && group_of(&other.name).map(|(g, _)| &g.loc) == main_group.as_ref();
+        match other.vips.as_slice() {
+            [g] if same_group && mode.0 == Mode::Nat && gateway.is_none() => {
+                out.warn(
+                    &other.loc,
+                    format!(
+                        "vrrp_instance {}: its address {} becomes nat.gateway, held with the VIP by lvsup's one VRRP instance (its own virtual_router_id and priority are not used)",
+                        other.name, g.addr
+                    ),
+                );
+                gateway = Some(Gateway {
+                    addr: g.addr,
+                    prefix: g.prefix,
+                    interface: g
+                        .dev
+                        .clone()
+                        .or_else(|| other.interface.as_ref().map(|i| i.0.clone())),
+                    src_ip: other.src_ip.as_ref().map(|s| s.0),
+                    loc: g.loc.clone(),
+                });
+            }
+            _ => out.unsupported.push(Finding {
+                loc: other.loc.clone(),
+                message: format!(
+                    "vrrp_instance {}: lvsup runs one VRRP instance per cluster ({} holds the VIP)",
+                    other.name, main.name
+                ),
+            }),
+        }
+    }
+    if mode.0 == Mode::Nat && gateway.is_none() {
+        out.errors.push(format!(
+            "{file}: NAT (lb_kind NAT at {}) needs the real servers' gateway as a floating address: a second address in {}'s virtual_ipaddress, or a vrrp_instance in its vrrp_sync_group",
+            mode.1, main.name
+        ));
+    }
+    let vrrp_iface = main.interface.as_ref().map(|i| i.0.clone());
+    let sync = main.sync_daemon.clone().or(sync_daemon_global);
+    let sync_daemon = match sync {
+        Some((iface, _)) if Some(&iface) == vrrp_iface.as_ref() => true,
+        Some((iface, loc)) => {
+            out.unsupported.push(Finding {
+                loc,
+                message: format!(
+                    "the IPVS sync daemon on {iface}: lvsup runs it on the VRRP interface"
+                ),
+            });
+            false
+        }
+        None => false,
+    };
+    if main.vrid.is_none() {
+        out.error(
+            &main.loc,
+            format!("vrrp_instance {} has no virtual_router_id", main.name),
+        );
+    }
+    Some(FileView {
+        file: file.clone(),
+        router_id,
+        vip,
+        mode,
+        gateway,
+        sync_daemon,
+        services,
+        address: input.address,
+        internal: input.internal,
+        main,
+    })
+}
+
+// ---------------------------------------------------------------- the cluster
+
+/// Import one keepalived.conf per director (already parsed) into one cluster.toml.
+pub fn convert(inputs: &[DirectorInput], lossy: bool) -> Result<Imported, ImportError> {
+    let mut out = Out::default();
+    let views: Vec<FileView> = inputs
+        .iter()
+        .filter_map(|i| read_file(i, &mut out))
+        .collect();
+    if inputs.is_empty() {
+        out.errors.push("no keepalived.conf given".into());
+    }
+    let text = if views.len() == inputs.len() && !inputs.is_empty() {
+        assemble(&views, &mut out)
+    } else {
+        None
+    };
+    out.unsupported.sort();
+    out.unsupported.dedup();
+    if !out.errors.is_empty() || (!lossy && !out.unsupported.is_empty()) {
+        return Err(ImportError {
+            errors: out.errors,
+            unsupported: out.unsupported,
+        });
+    }
+    let Some(body) = text else {
+        return Err(ImportError {
+            errors: vec!["internal error: no cluster assembled".into()],
+            unsupported: Vec::new(),
+        });
+    };
+    let mut warnings: Vec<String> = out
+        .unsupported
+        .iter()
+        .map(|u| format!("{}: dropped (--lossy): {}", u.loc, u.message))
+        .collect();
+    warnings.extend(out.warnings.iter().map(|w| w.to_string()));
+    let files: Vec<&str> = inputs.iter().map(|i| i.file.as_str()).collect();
+    let mut toml = format!(
+        "# Imported by `lvsup import keepalived` from {}.\n",
+        files.join(", ")
+    );
+    if !out.unsupported.is_empty() {
+        toml.push_str("# Dropped by --lossy (lvsup cannot express them):\n");
+        for u in &out.unsupported {
+            toml.push_str(&format!("#   {u}\n"));
+        }
+    }
+    toml.push('\n');
+    toml.push_str(&body);
+    if let Err(e) = crate::config::parse_str("imported cluster.toml", &toml) {
+        return Err(ImportError {
+            errors: vec![format!(
+                "internal error: the cluster.toml lvsup import produced does not pass lvsup's validation (a bug of the importer, or an input it does not check yet):\n{}\n--- produced text ---\n{toml}",
+                e.render(false)
+            )],
+            unsupported: Vec::new(),
+        });
+    }
+    Ok(Imported { toml, warnings })
+}
+
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn with_prefix(a: Ipv4Addr, prefix: Option<u8>) -> String {
+    match prefix {
+        Some(p) if p != crate::config::validate::DEFAULT_PREFIX && p < 32 && p > 0 => {
+            format!("{a}/{p}")
+        }
+        _ => a.to_string(),
+    }
+}
+
+/// `vi-1` from `VI_1`: the cluster name rule `[a-z][a-z0-9-]{0,31}`.
+fn cluster_name(instance: &str) -> String {
+    let mut s: String = instance
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        s.insert_str(0, "ka-");
+    }
+    s.truncate(32);
+    let t = s.trim_end_matches('-').to_string();
+    if t.is_empty() { "keepalived".into() } else { t }
+}
+
+/// The value of one cluster-wide setting in one file, for the comparison of files.
+fn shared(v: &FileView) -> Vec<(String, String, Loc)> {
+    let m = &v.main;
+    let mut out = vec![
+        ("VIP".to_string(), v.vip.addr.to_string(), v.vip.loc.clone()),
+        ("lb_kind".into(), v.mode.0.to_string(), v.mode.1.clone()),
+        (
+            "interface".into(),
+            m.interface
+                .as_ref()
+                .map_or("(none)".into(), |i| i.0.clone()),
+            m.interface.as_ref().map_or(m.loc.clone(), |i| i.1.clone()),
+        ),
+        (
+            "virtual_router_id".into(),
+            m.vrid.as_ref().map_or("(none)".into(), |i| i.0.to_string()),
+            m.vrid.as_ref().map_or(m.loc.clone(), |i| i.1.clone()),
+        ),
+        (
+            "advert_int".into(),
+            format_duration(m.advert.0),
+            m.advert.1.clone(),
+        ),
+        (
+            "preempt".into(),
+            if m.preempt.0 { "preempt" } else { "nopreempt" }.into(),
+            m.preempt.1.clone(),
+        ),
+        (
+            "unicast".into(),
+            if m.peers.is_some() {
+                "unicast_peer"
+            } else {
+                "multicast"
+            }
+            .into(),
+            m.peers.as_ref().map_or(m.loc.clone(), |p| p.1.clone()),
+        ),
+        (
+            "IPVS sync daemon".into(),
+            if v.sync_daemon { "on" } else { "off" }.into(),
+            m.loc.clone(),
+        ),
+    ];
+    if let Some(g) = &v.gateway {
+        out.push(("NAT gateway".into(), g.addr.to_string(), g.loc.clone()));
+    }
+    for s in &v.services {
+        let mut desc = format!(
+            "lb_algo {}, persistence {}",
+            s.scheduler,
+            s.persistence.map_or("off".into(), |p| format!("{p}s"))
+        );
+        for r in &s.rs {
+            desc.push_str(&format!(
+                "; real_server {}:{} weight {} check {:?}",
+                r.addr, r.port, r.weight, r.health
+            ));
+        }
+        out.push((
+            format!("virtual_server {} {}:{}", s.protocol, s.vip, s.port),
+            desc,
+            s.loc.clone(),
+        ));
+    }
+    out
+}
+
+fn compare_files(views: &[FileView], out: &mut Out) {
+    let Some(first) = views.first() else { return };
+    let a = shared(first);
+    for other in &views[1..] {
+        let b = shared(other);
+        let am: BTreeMap<&str, (&str, &Loc)> = a
+            .iter()
+            .map(|(k, v, l)| (k.as_str(), (v.as_str(), l)))
+            .collect();
+        let bm: BTreeMap<&str, (&str, &Loc)> = b
+            .iter()
+            .map(|(k, v, l)| (k.as_str(), (v.as_str(), l)))
+            .collect();
+        for (k, (av, al)) in &am {
+            match bm.get(k) {
+                None => out.errors.push(format!(
+                    "{} and {} differ: {k} ({al}) is not in {}",
+                    first.file, other.file, other.file
+                )),
+                Some((bv, bl)) if bv != av => out.errors.push(format!(
+                    "{} and {} differ: {k} is {av} at {al} but {bv} at {bl}",
+                    first.file, other.file
+                )),
+                _ => {}
+            }
+        }
+        for (k, (_, bl)) in &bm {
+            if !am.contains_key(k) {
+                out.errors.push(format!(
+                    "{} and {} differ: {k} ({bl}) is not in {}",
+                    first.file, other.file, first.file
+                ));
+            }
+        }
+    }
+}
+
+struct DirectorOut {
+    name: String,
+    address: Ipv4Addr,
+    internal: Option<Ipv4Addr>,
+    priority: u8,
+}
+
+fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
+    compare_files(views, out);
+    let v0 = &views[0];
+    let mode = v0.mode.0;
+    // ---- directors
+    let mut directors = Vec::new();
+    for v in views {
+        let src = v.main.src_ip.as_ref().map(|s| s.0);
+        let address = match (src, v.address) {
+            (Some(s), Some(c)) if s != c => {
+                out.errors.push(format!(
+                    "{}: the director address {c} given on the command line is not the vrrp_instance's source address {s}",
+                    v.file
+                ));
+                None
+            }
+            (Some(s), _) => Some(s),
+            (None, Some(c)) => Some(c),
+            (None, None) => {
+                out.errors.push(format!(
+                    "{}: no director address: vrrp_instance {} has no unicast_src_ip or mcast_src_ip; give it as {}@ADDRESS",
+                    v.file, v.main.name, v.file
+                ));
+                None
+            }
+        };
+        let internal = if mode == Mode::Nat {
+            let from_conf = v.gateway.as_ref().and_then(|g| g.src_ip);
+            match (from_conf, v.internal) {
+                (Some(s), Some(c)) if s != c => {
+                    out.errors.push(format!(
+                        "{}: the internal address {c} given on the command line is not the gateway instance's source address {s}",
+                        v.file
+                    ));
+                    None
+                }
+                (Some(s), _) | (None, Some(s)) => Some(s),
+                (None, None) => {
+                    out.errors.push(format!(
+                        "{}: no internal address (NAT: the director's own address on the real servers' subnet); give it as {}@ADDRESS,INTERNAL",
+                        v.file, v.file
+                    ));
+                    None
+                }
+            }
+        } else {
+            if v.internal.is_some() {
+                out.errors.push(format!(
+                    "{}: an internal address is only for NAT (this is {mode})",
+                    v.file
+                ));
+            }
+            None
+        };
+        let address = address?;
+        directors.push(DirectorOut {
+            name: String::new(),
+            address,
+            internal,
+            priority: v.main.priority.0,
+        });
+    }
+    if directors.len() != views.len() {
+        return None;
+    }
+    // names: router_id, unless missing, invalid or shared with another file
+    let ids: Vec<Option<String>> = views
+        .iter()
+        .map(|v| {
+            v.router_id
+                .as_ref()
+                .map(|r| r.to_ascii_lowercase().replace('_', "-"))
+                .filter(|r| valid_host_name(r))
+        })
+        .collect();
+    for (k, d) in directors.iter_mut().enumerate() {
+        let unique = ids[k].is_some() && ids.iter().filter(|i| **i == ids[k]).count() == 1;
+        d.name = match (&ids[k], unique) {
+            (Some(id), true) => id.clone(),
+            _ => format!("director-{}", dashed(d.address)),
+        };
+    }
+    // priorities distinct, unicast peers are the other directors
+    for (k, v) in views.iter().enumerate() {
+        for (j, w) in views.iter().enumerate().skip(k + 1) {
+            if directors[k].priority == directors[j].priority {
+                out.errors.push(format!(
+                    "{} and {} have the same priority {} ({} and {}): lvsup needs distinct priorities (keepalived breaks the tie by the higher address)",
+                    v.file, w.file, directors[k].priority, v.main.priority.1, w.main.priority.1
+                ));
+            }
+            if directors[k].address == directors[j].address {
+                out.errors.push(format!(
+                    "{} and {} have the same director address {}",
+                    v.file, w.file, directors[k].address
+                ));
+            }
+        }
+        if let Some((peers, loc)) = &v.main.peers {
+            let want: BTreeSet<Ipv4Addr> = directors
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != k)
+                .map(|(_, d)| d.address)
+                .collect();
+            let got: BTreeSet<Ipv4Addr> = peers.iter().copied().collect();
+            if want != got {
+                let show = |s: &BTreeSet<Ipv4Addr>| {
+                    s.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                out.errors.push(format!(
+                    "{loc}: unicast_peer lists [{}] but the other directors imported are [{}]: import every director's file",
+                    show(&got),
+                    show(&want)
+                ));
+            }
+        }
+    }
+    // ---- real servers: one set, one weight, one port for every service
+    let mut rs_order: Vec<Ipv4Addr> = Vec::new();
+    let mut rs_map: BTreeMap<Ipv4Addr, Rs> = BTreeMap::new();
+    let services = &v0.services;
+    let all_sets: Vec<BTreeSet<Ipv4Addr>> = services
+        .iter()
+        .map(|s| s.rs.iter().map(|r| r.addr).collect())
+        .collect();
+    let common: BTreeSet<Ipv4Addr> = all_sets
+        .iter()
+        .skip(1)
+        .fold(all_sets.first().cloned().unwrap_or_default(), |acc, s| {
+            acc.intersection(s).copied().collect()
+        });
+    for s in services {
+        for r in &s.rs {
+            if !common.contains(&r.addr) {
+                out.unsupported.push(Finding {
+                    loc: r.loc.clone(),
+                    message: format!(
+                        "real_server {} serves only some virtual servers: lvsup real servers serve every service",
+                        r.addr
+                    ),
+                });
+                continue;
+            }
+            match rs_map.get(&r.addr) {
+                None => {
+                    rs_order.push(r.addr);
+                    rs_map.insert(r.addr, r.clone());
+                }
+                Some(first) => {
+                    if first.weight != r.weight {
+                        out.unsupported.push(Finding {
+                            loc: r.weight_loc.clone(),
+                            message: format!(
+                                "weight {} of real_server {}: lvsup has one weight per real server ({} at {})",
+                                r.weight, r.addr, first.weight, first.weight_loc
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if rs_order.is_empty() {
+        out.errors.push(format!(
+            "{}: no real_server is common to every virtual_server",
+            v0.file
+        ));
+        return None;
+    }
+    // per-real-server port (NAT remapping)
+    let mut service_ports: Vec<u16> = services.iter().map(|s| s.port).collect();
+    service_ports.sort_unstable();
+    service_ports.dedup();
+    let mut rs_port: BTreeMap<Ipv4Addr, Option<u16>> = BTreeMap::new();
+    for s in services {
+        for r in s.rs.iter().filter(|r| common.contains(&r.addr)) {
+            let remap = (r.port != s.port).then_some(r.port);
+            if let std::collections::btree_map::Entry::Vacant(e) = rs_port.entry(r.addr) {
+                if remap.is_some() && service_ports.len() > 1 {
+                    out.unsupported.push(Finding {
+                        loc: r.loc.clone(),
+                        message: format!(
+                            "real_server {} on port {} for virtual server port {}: lvsup remaps ports only in a cluster with one service port",
+                            r.addr, r.port, s.port
+                        ),
+                    });
+                    e.insert(None);
+                } else {
+                    e.insert(remap);
+                }
+            }
+        }
+    }
+    // ---- health: one per service
+    let mut health: Vec<HealthOut> = Vec::new();
+    for s in services {
+        let mut rs = s.rs.iter().filter(|r| common.contains(&r.addr));
+        let Some(first) = rs.next() else { continue };
+        for r in rs {
+            if r.health != first.health {
+                out.unsupported.push(Finding {
+                    loc: r.health_loc.clone(),
+                    message: format!(
+                        "the health check of real_server {} differs from real_server {}'s ({}): lvsup has one health check per service",
+                        r.addr, first.addr, first.health_loc
+                    ),
+                });
+            }
+        }
+        health.push(first.health.clone());
+    }
+    // ---- names of real servers
+    let mut used: BTreeSet<String> = directors.iter().map(|d| d.name.clone()).collect();
+    let mut rs_names = BTreeMap::new();
+    for a in &rs_order {
+        let r = &rs_map[a];
+        let derived = format!("rs-{}", dashed(*a));
+        let name = match &r.name {
+            Some(n) if !used.contains(n) => n.clone(),
+            Some(n) => {
+                out.warn(
+                    &r.loc,
+                    format!("name {n} from the comment is already used: {derived}"),
+                );
+                derived
+            }
+            None => derived,
+        };
+        used.insert(name.clone());
+        rs_names.insert(*a, name);
+    }
+
+    // ---- render
+    let m = &v0.main;
+    let vip_prefix = v0.vip.prefix;
+    let mut t = String::new();
+    t.push_str("[cluster]\n");
+    t.push_str(&format!("name = {}\n", q(&cluster_name(&m.name))));
+    t.push_str(&format!("vip = {}\n", q(&v0.vip.addr.to_string())));
+    t.push_str(&format!("mode = {}\n", q(mode.as_str())));
+    if let Some((i, _)) = &m.interface {
+        t.push_str(&format!("interface = {}\n", q(i)));
+    }
+    if let Some((vrid, _)) = m.vrid {
+        t.push_str(&format!("vrid = {vrid}\n"));
+    }
+    t.push_str(&format!(
+        "advert_interval = {}\n",
+        q(&format_duration(m.advert.0))
+    ));
+    if !m.preempt.0 {
+        t.push_str("preempt = false\n");
+    }
+    if m.peers.is_some() {
+        t.push_str("vrrp_unicast = true\n");
+    }
+    if v0.sync_daemon {
+        t.push_str("sync_daemon = true\n");
+    }
+    for (s, h) in services.iter().zip(&health) {
+        t.push_str("\n[[services]]\n");
+        t.push_str(&format!("port = {}\n", s.port));
+        t.push_str(&format!("protocol = {}\n", q(s.protocol.as_str())));
+        t.push_str(&format!("scheduler = {}\n", q(&s.scheduler)));
+        if let Some(p) = s.persistence {
+            t.push_str(&format!("persistence = {}\n", q(&format!("{p}s"))));
+        }
+        t.push_str("\n[services.health]\n");
+        match &h.check {
+            CheckKind::None => t.push_str("check = \"none\"\n"),
+            CheckKind::Tcp | CheckKind::Http { .. } => {
+                let name = if h.check == CheckKind::Tcp {
+                    "tcp"
+                } else {
+                    "http"
+                };
+                t.push_str(&format!("check = {}\n", q(name)));
+                t.push_str(&format!("interval = {}\n", q(&format_duration(h.interval))));
+                t.push_str(&format!("timeout = {}\n", q(&format_duration(h.timeout))));
+                t.push_str(&format!("fall = {}\n", h.fall));
+                t.push_str("rise = 1\n");
+                if let Some(p) = h.port {
+                    t.push_str(&format!("port = {p}\n"));
+                }
+                if let CheckKind::Http { path, status } = &h.check {
+                    t.push_str(&format!("path = {}\n", q(path)));
+                    t.push_str(&format!("expect_status = {status}\n"));
+                }
+            }
+        }
+    }
+    for d in &directors {
+        t.push_str("\n[[directors]]\n");
+        t.push_str(&format!("name = {}\n", q(&d.name)));
+        t.push_str(&format!(
+            "address = {}\n",
+            q(&with_prefix(d.address, vip_prefix))
+        ));
+        t.push_str(&format!("priority = {}\n", d.priority));
+        if let Some(i) = d.internal {
+            let p = v0.gateway.as_ref().and_then(|g| g.prefix);
+            t.push_str(&format!("internal_address = {}\n", q(&with_prefix(i, p))));
+        }
+    }
+    let rs_prefix = if mode == Mode::Nat {
+        v0.gateway.as_ref().and_then(|g| g.prefix)
+    } else {
+        vip_prefix
+    };
+    for a in &rs_order {
+        let r = &rs_map[a];
+        t.push_str("\n[[real_servers]]\n");
+        t.push_str(&format!("name = {}\n", q(&rs_names[a])));
+        t.push_str(&format!("address = {}\n", q(&with_prefix(*a, rs_prefix))));
+        t.push_str(&format!("weight = {}\n", r.weight));
+        if let Some(Some(p)) = rs_port.get(a) {
+            t.push_str(&format!("port = {p}\n"));
+        }
+    }
+    if let Some(g) = &v0.gateway {
+        t.push_str("\n[nat]\n");
+        t.push_str(&format!(
+            "gateway = {}\n",
+            q(&with_prefix(g.addr, g.prefix))
+        ));
+        if let Some(i) = &g.interface {
+            t.push_str(&format!("internal_interface = {}\n", q(i)));
+        }
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::keepalived::parse::{parse, tests::MapIncludes};
+
+    fn input(file: &str, text: &str, address: Option<&str>) -> DirectorInput {
+        let p = parse(file, text, &mut MapIncludes(BTreeMap::new())).expect("parses");
+        DirectorInput {
+            file: file.into(),
+            stmts: p.stmts,
+            notes: p.notes,
+            address: address.map(|a| a.parse().expect("address")),
+            internal: None,
+        }
+    }
+
+    const VS: &str = "virtual_server 10.0.0.100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 10.0.0.21 80 {\n }\n}\n";
+
+    fn instance_with(extra: &str) -> String {
+        format!(
+            "vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 9\n priority 150\n{extra}\n virtual_ipaddress {{\n  10.0.0.100\n }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn names_come_from_a_one_word_comment_only() {
+        assert_eq!(name_in_comment("web1"), Some("web1".into()));
+        assert_eq!(name_in_comment("name: web-2"), Some("web-2".into()));
+        assert_eq!(name_in_comment("name=db"), Some("db".into()));
+        assert_eq!(name_in_comment("第一台真實Server 相關組態設定"), None);
+        assert_eq!(name_in_comment("the first server"), None);
+    }
+
+    #[test]
+    fn cluster_names_follow_the_cluster_name_rule() {
+        assert_eq!(cluster_name("VI_1"), "vi-1");
+        assert_eq!(cluster_name("vip_apache"), "vip-apache");
+        assert_eq!(cluster_name("1st"), "ka-1st");
+        assert_eq!(cluster_name(&"x".repeat(40)).len(), 32);
+    }
+
+    #[test]
+    fn timers_are_inherited_and_mapped() {
+        let text = format!(
+            "{}virtual_server 10.0.0.100 80 {{\n lb_kind DR\n protocol TCP\n delay_loop 10\n retry 4\n real_server 10.0.0.21 80 {{\n  connect_timeout 2\n  TCP_CHECK {{\n   connect_port 8080\n  }}\n }}\n}}\n",
+            instance_with(" unicast_src_ip 10.0.0.11")
+        );
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(
+            got.toml.contains(
+                "interval = \"10s\"\ntimeout = \"2s\"\nfall = 5\nrise = 1\nport = 8080\n"
+            ),
+            "{}",
+            got.toml
+        );
+    }
+
+    #[test]
+    fn a_timeout_not_shorter_than_delay_loop_adds_them_with_a_warning() {
+        let text = format!(
+            "{}virtual_server 10.0.0.100 80 {{\n lb_kind DR\n protocol TCP\n delay_loop 3\n real_server 10.0.0.21 80 {{\n  TCP_CHECK {{\n   connect_timeout 5\n  }}\n }}\n}}\n",
+            instance_with("")
+        );
+        let got = convert(&[input("a.conf", &text, Some("10.0.0.11"))], false).expect("imports");
+        assert!(
+            got.toml.contains("interval = \"8s\"\ntimeout = \"5s\""),
+            "{}",
+            got.toml
+        );
+        assert!(
+            got.warnings.iter().any(|w| w.starts_with(
+                "a.conf:15: connect_timeout 5s is not shorter than delay_loop 3s: interval 8s"
+            )),
+            "{:#?}",
+            got.warnings
+        );
+    }
+
+    #[test]
+    fn a_nat_gateway_can_be_a_second_address_of_the_instance() {
+        let text = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.0.0.100\n  192.168.10.254/24 dev eth1\n }\n}\nvirtual_server 10.0.0.100 80 {\n lb_kind NAT\n protocol TCP\n real_server 192.168.10.21 80 {\n }\n}\n";
+        let got = convert(
+            &[DirectorInput {
+                internal: Some(Ipv4Addr::new(192, 168, 10, 11)),
+                ..input("a.conf", text, Some("10.0.0.11"))
+            }],
+            false,
+        )
+        .expect("imports");
+        assert!(
+            got.toml
+                .ends_with("[nat]\ngateway = \"192.168.10.254\"\ninternal_interface = \"eth1\"\n"),
+            "{}",
+            got.toml
+        );
+        assert!(got.toml.contains("internal_address = \"192.168.10.11\""));
+    }
+
+    #[test]
+    fn unicast_peers_must_be_the_other_directors() {
+        let a = instance_with(" unicast_src_ip 10.0.0.11\n unicast_peer {\n  10.0.0.13\n }") + VS;
+        let b = instance_with(
+            " unicast_src_ip 10.0.0.12\n priority 100\n unicast_peer {\n  10.0.0.11\n }",
+        ) + VS;
+        let e = convert(
+            &[input("a.conf", &a, None), input("b.conf", &b, None)],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.errors,
+            vec!["a.conf:6: unicast_peer lists [10.0.0.13] but the other directors imported are [10.0.0.12]: import every director's file".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_real_server_of_only_some_services_is_unsupported() {
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + VS
+            + "virtual_server 10.0.0.100 81 {\n lb_kind DR\n protocol TCP\n real_server 10.0.0.21 81 {\n }\n real_server 10.0.0.22 81 {\n }\n}\n";
+        let e = convert(&[input("a.conf", &text, None)], false).unwrap_err();
+        assert_eq!(e.unsupported.len(), 1, "{e}");
+        assert_eq!(
+            e.unsupported[0].to_string(),
+            "a.conf:22: real_server 10.0.0.22 serves only some virtual servers: lvsup real servers serve every service"
+        );
+        let got = convert(&[input("a.conf", &text, None)], true).expect("lossy imports");
+        assert!(
+            !got.toml.contains("address = \"10.0.0.22\""),
+            "{}",
+            got.toml
+        );
+    }
+
+    #[test]
+    fn keepalived_defaults_protocol_udp_and_scheduler_wlc_with_warnings() {
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server 10.0.0.100 53 {\n lb_kind DR\n real_server 10.0.0.21 53 {\n  TCP_CHECK {\n  }\n }\n}\n";
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(
+            got.toml.contains("protocol = \"udp\"\nscheduler = \"wlc\""),
+            "{}",
+            got.toml
+        );
+        assert!(got.toml.contains("port = 53\n"), "{}", got.toml);
+        assert_eq!(got.warnings.len(), 2, "{:#?}", got.warnings);
+    }
+}

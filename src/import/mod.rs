@@ -1,0 +1,3 @@
+//! Importers: other load balancers' configurations → cluster.toml.
+
+pub mod keepalived;
