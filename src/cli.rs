@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, ConfigError};
 use crate::{desired, lab, plan};
 
-/// Exit codes, as in the README. Terraform's conventions for `plan`.
+/// Exit codes, as documented in `docs/reference/cli.md`. Terraform's conventions for `plan`.
 pub mod exit {
     /// Success (for `plan --detailed-exitcode`: success and no changes).
     pub const OK: u8 = 0;
