@@ -10,7 +10,7 @@
 # utime+stime from /proc/PID/stat over SECS seconds and prints clock ticks (1/100 s) and RSS.
 # The side-by-side comparison with keepalived (which needs ip_vs for its checker) is
 # benches/failover_bench.sh, in the VM. Used to measure the switch from a 500 ms link poll to
-# rtnetlink link/address events (README → Performance, run C).
+# rtnetlink link/address events (docs/benchmarks-history.md, run C).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-target/release/lvsup}

@@ -1,5 +1,5 @@
 //! The `lvsup` binary: `main → run → ExitCode`. Exit codes are documented in
-//! [`lvsup::cmd::exit`] and the README.
+//! [`lvsup::cmd::exit`] and `docs/reference/cli.md`.
 
 use std::process::ExitCode;
 

@@ -509,7 +509,7 @@ fn graceful_handover_survives_a_lost_priority_zero_advert() {
     assert_eq!(release, Some(11_600));
 }
 
-// protocols.md "failback onto an empty service": the returning higher-priority
+// docs/design/protocols.md, "Failback onto an empty service": the returning higher-priority
 // director preempts only once its health checks have answered.
 #[test]
 fn failback_waits_for_health() {

@@ -55,7 +55,7 @@ use crate::apply::run::{HostProgress, Progress};
 use crate::config::{ClusterSpec, ConfigError};
 use crate::remote::SshOptions;
 
-/// Exit codes, as in the README. Terraform's conventions for `plan`.
+/// Exit codes, as documented in `docs/reference/cli.md`. Terraform's conventions for `plan`.
 pub mod exit {
     /// Success (for `plan --detailed-exitcode`: success and no changes).
     pub const OK: u8 = 0;

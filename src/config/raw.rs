@@ -1,5 +1,5 @@
 //! The raw serde schema of `cluster.toml`: exactly the keys of the contract
-//! (`shared/design/cluster-toml.md`), every leaf wrapped in [`Spanned`] so that
+//! (`docs/reference/cluster-toml.md`), every leaf wrapped in [`Spanned`] so that
 //! validation can point at the offending value. Unknown keys are errors
 //! (`deny_unknown_fields`), and the key lists used for "did you mean" hints are
 //! read back from these types (see [`fields`]), so the schema lives in one place.

@@ -189,7 +189,7 @@ pub fn preflight(spec: &ClusterSpec, check_kernel: bool) -> Result<()> {
     }
     let release = kernel_release();
     let how = "Run the lab in a VM with a stock kernel instead: \
-               tests/lab/in-vm lvsup lab up -f FILE (see the README, \"Lab\"), \
+               tests/lab/in-vm lvsup lab up -f FILE (see docs/guide/lab.md), \
                or on a distribution kernel, which ships ip_vs and ipip as modules";
     if !Path::new("/proc/net/ip_vs").exists() {
         bail!(

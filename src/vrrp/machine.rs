@@ -9,7 +9,7 @@
 //! them; RFC 9568 (2024) obsoletes 5798 and calls Master "Active".
 //!
 //! On top of the RFC, two refinements, both from what keepalived did in our
-//! lab (`/work/shared/design/protocols.md`):
+//! lab (`docs/design/protocols.md`, "What keepalived did in our lab"):
 //!
 //! * **Health gate** ([`Input::HealthGate`]). Until the daemon knows the
 //!   health of the real servers, the machine never *becomes* Master: a

@@ -4,7 +4,7 @@
 #
 #   LVSUP_LAB_IMAGE=1 tests/lab/in-vm bash tests/lab/nspawn-check.sh
 #
-# A feasibility check for `lvsup lab up` (lab.md's recipe), not the lab itself.
+# A feasibility check for `lvsup lab up` (the recipe in docs/design/lab.md), not the lab itself.
 set -euo pipefail
 
 : "${LVSUP_LAB_BASE:?no lab base image mounted (run via LVSUP_LAB_IMAGE=1 tests/lab/in-vm)}"
