@@ -154,13 +154,48 @@ fn stand_in_daemon_fails_over(lab: &Lab, file: &str) {
         let o = lab.ssh(host, &setup);
         assert!(o.status.success(), "{}", show(&o));
     }
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The bare run left this machine's neighbour entry for the VIP FAILED
+    // (nobody answered ARP), and a gratuitous ARP does not revive it: drop
+    // it, then wait until the stand-in serves the VIP (the VM lab showed 3
+    // of the next 10 connects lost to it otherwise).
+    let _ = Command::new("ip")
+        .args(["neigh", "flush", "to", vip])
+        .status();
+    let addr: std::net::SocketAddr = format!("{vip}:80").parse().expect("addr");
+    let t = Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_err() {
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "the stand-in daemon's VIP {vip} does not answer after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let (code, v) = verify(file, &[]);
     assert_eq!(code, 1, "real servers are bare: verify must fail overall");
     let d = rows(&v, "director-failover");
-    assert_eq!(d[0]["result"], "pass", "{}", reasons(&v));
+    // verify's path ran for real: dr2 took over, the VIP came back to dr1,
+    // with figures. The stand-in is no VRRP daemon: its handover is not held
+    // to the product's planned-stop bound (≤ 1 failed probe; the VM lab saw
+    // it meet that once and lose 16 probes in 51 ms another time, when this
+    // machine's ARP entry kept pointing at dr1), so that bound may be the
+    // only reason it fails.
+    let measured = d[0]["measured"].as_str().unwrap_or_default();
+    assert!(measured.contains("then dr2, back on dr1"), "{}", d[0]);
+    let why: Vec<&str> = d[0]["reasons"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        d[0]["result"] == "pass"
+            || (why.len() == 1 && why[0].contains("probes failed during the planned stop")),
+        "{}",
+        d[0]
+    );
     let gap = d[0]["figures"]["gap_ms"].as_u64().expect("gap_ms");
-    eprintln!("stand-in director failover: gap {gap} ms");
+    eprintln!(
+        "stand-in director failover: gap {gap} ms ({})",
+        d[0]["result"]
+    );
     assert_eq!(rows(&v, "vip-holder")[0]["result"], "pass");
     assert_eq!(rows(&v, "reachability")[0]["result"], "pass");
     // Left as found: dr1's unit runs and holds the VIP again.
