@@ -7,13 +7,16 @@
 //!     cargo test --test director_e2e -- --ignored --nocapture --test-threads=1
 //!     tests/lab/in-vm target/debug/deps/director_e2e-* --ignored --test-threads=1   # with ip_vs
 //!
-//! Two modes, chosen by the kernel:
-//! - **with ip_vs** (the VM lab): DR for real — the real servers get the VIP
+//! Two modes:
+//! - **with ip_vs** (the VM lab, and the default): DR for real — the real servers get the VIP
 //!   on `lo` and ARP suppression (what apply would do), the daemons program
 //!   IPVS with the connection-sync daemon on (`[cluster] sync_daemon`), and
 //!   the client is answered by
 //!   node1/node2 through the VIP; the IPVS weights are checked in the kernel.
-//! - **without ip_vs** (this kind of build machine): the daemons run with
+//!   When ip_vs cannot be loaded the test fails: it never drops its IPVS
+//!   assertions on its own.
+//! - **without ip_vs**, asked for with `LVSUP_E2E_NO_IPVS=1` (a build
+//!   machine whose kernel has no ip_vs): the daemons run with
 //!   `--no-ipvs` and each director serves its own name on port 80, so the
 //!   client sees which director holds the VIP; VRRP, VIP movement, gratuitous
 //!   ARP, health checks, reload and the control socket are all exercised.
@@ -228,9 +231,22 @@ impl Drop for Lab {
     }
 }
 
+/// Whether the IPVS half runs: always, unless `LVSUP_E2E_NO_IPVS=1` asks
+/// for the native mode; ip_vs that cannot be loaded is a failure, not a
+/// quieter test.
 fn kernel_has_ipvs() -> bool {
-    let _ = Command::new("modprobe").arg("ip_vs").status();
-    Path::new("/proc/net/ip_vs").exists()
+    if std::env::var("LVSUP_E2E_NO_IPVS").is_ok_and(|v| v == "1") {
+        eprintln!("LVSUP_E2E_NO_IPVS=1: native mode, the IPVS assertions do not run");
+        return false;
+    }
+    let st = Command::new("modprobe").arg("ip_vs").status();
+    assert!(
+        Path::new("/proc/net/ip_vs").exists(),
+        "ip_vs cannot be loaded (modprobe ip_vs: {st:?}): the IPVS assertions would be \
+         dropped; run this test in the VM lab (tests/lab/in-vm) or set LVSUP_E2E_NO_IPVS=1 \
+         for the native mode without them"
+    );
+    true
 }
 
 fn up() -> Lab {

@@ -463,14 +463,40 @@ fn ipv6_service_and_destination() {
     );
 }
 
+/// Every capture `examples/ipvs_capture.rs` writes (README.md of the
+/// fixtures). A missing one is a failure, not a test with less to do.
+const KERNEL_CAPTURES: [&str; 12] = [
+    "kernel_get_config_reply_0.hex",
+    "kernel_get_daemon_dump_0.hex",
+    "kernel_get_dest_tcp80_0.hex",
+    "kernel_get_dest_udp53_0.hex",
+    "kernel_get_dest_udp53_1.hex",
+    "kernel_get_dest_v6_0.hex",
+    "kernel_get_info_reply_0.hex",
+    "kernel_get_service_dump_0.hex",
+    "kernel_get_service_dump_1.hex",
+    "kernel_get_service_dump_2.hex",
+    "kernel_get_service_dump_3.hex",
+    "kernel_get_service_one_0.hex",
+];
+
 /// Replies captured from a real kernel (`kernel_*.hex`, written by
 /// `examples/ipvs_capture.rs` in the lab VM): parse, re-emit identical, build models.
 #[test]
 fn kernel_captured_fixtures_round_trip() {
-    for (name, bytes) in all_fixtures()
+    let captured: Vec<(String, Vec<u8>)> = all_fixtures()
         .into_iter()
         .filter(|(n, _)| n.starts_with("kernel_"))
-    {
+        .collect();
+    let names: Vec<&str> = captured.iter().map(|(n, _)| n.as_str()).collect();
+    for want in KERNEL_CAPTURES {
+        assert!(
+            names.contains(&want),
+            "kernel capture {want} is missing from tests/fixtures/ipvs (re-capture: see its README.md)"
+        );
+    }
+    for (name, bytes) in captured {
+        assert!(!bytes.is_empty(), "{name} is empty");
         let m = parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             hex(&emit(&m)),
@@ -492,9 +518,11 @@ fn kernel_captured_fixtures_round_trip() {
 /// Values in the captured replies: the table `examples/ipvs_capture.rs` programs.
 #[test]
 fn kernel_captured_values() {
-    let dir = fixture_dir();
-    if !dir.join("kernel_get_info_reply_0.hex").exists() {
-        return; // not captured in this checkout
+    for want in KERNEL_CAPTURES {
+        assert!(
+            fixture_dir().join(want).exists(),
+            "kernel capture {want} is missing from tests/fixtures/ipvs (re-capture: see its README.md)"
+        );
     }
     let m = parse(&fixture("kernel_get_info_reply_0")).unwrap();
     assert_eq!(m.attrs[0], IpvsAttr::InfoVersion(0x010201));

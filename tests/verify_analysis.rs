@@ -20,6 +20,23 @@ fn d(name: &str, cfg: u32, kernel: Option<u32>, delta: u64) -> DestSample {
         configured_weight: Some(cfg),
         kernel_weight: kernel,
         delta,
+        load_before: None,
+        load_after: None,
+    }
+}
+
+/// A destination with its connection entries before/after the batch.
+fn dl(name: &str, w: u32, delta: u64, before: (u32, u32), after: (u32, u32)) -> DestSample {
+    DestSample {
+        load_before: Some(Load {
+            active: before.0,
+            inactive: before.1,
+        }),
+        load_after: Some(Load {
+            active: after.0,
+            inactive: after.1,
+        }),
+        ..d(name, w, Some(w), delta)
     }
 }
 
@@ -199,6 +216,8 @@ fn persistence_and_hashing_schedulers_need_one_server() {
         ("sh", false),
         ("dh", false),
         ("mh", false),
+        ("lblc", false),
+        ("lblcr", false),
     ] {
         let ok = analyse_batch(&batch(
             sched,
@@ -252,7 +271,7 @@ fn fo_and_ovf_use_the_highest_weight_server_in_the_pool() {
             vec![d("big", 10, Some(10), 50), d("small", 5, Some(5), 0)],
         ));
         assert!(ok.passed, "{}", reasons(&ok));
-        assert_eq!(ok.expected, "all on big");
+        assert_eq!(ok.expected, "all 50 on big");
         let bad = analyse_batch(&batch(
             sched,
             false,
@@ -261,8 +280,8 @@ fn fo_and_ovf_use_the_highest_weight_server_in_the_pool() {
         ));
         assert!(!bad.passed);
         assert!(reasons(&bad).contains(&format!(
-            "small got 10 connections; {sched} sends every connection to the highest-weight server in the pool (big)"
-        )));
+            "small got 10 of 50 connections; {sched} sends every connection to the highest-weight server in the pool (big)"
+        )), "{}", reasons(&bad));
     }
     // The heaviest is out of the pool (health): the next one takes it all,
     // and the missing one is reported.
@@ -272,7 +291,7 @@ fn fo_and_ovf_use_the_highest_weight_server_in_the_pool() {
         50,
         vec![d("big", 10, None, 0), d("small", 5, Some(5), 50)],
     ));
-    assert_eq!(v.expected, "all on small");
+    assert_eq!(v.expected, "all 50 on small");
     assert_eq!(v.reasons.len(), 1, "{}", reasons(&v));
     assert!(
         reasons(&v)
@@ -281,31 +300,330 @@ fn fo_and_ovf_use_the_highest_weight_server_in_the_pool() {
 }
 
 #[test]
-fn connection_count_schedulers_check_acceptance_and_pool() {
-    for sched in ["lc", "wlc", "sed", "nq", "lblc", "lblcr"] {
-        assert_eq!(property_for(sched, false), Property::InPool);
-        let ok = analyse_batch(&batch(
-            sched,
-            false,
-            100,
-            vec![d("a", 1, Some(1), 70), d("b", 1, Some(1), 30)],
-        ));
-        assert!(ok.passed, "{sched}: {}", reasons(&ok));
-        assert!(
-            ok.property
-                .contains("every connection accepted and on a server in the pool")
-        );
+fn every_scheduler_has_a_property() {
+    for (sched, p) in [
+        ("rr", Property::EqualShares),
+        ("wrr", Property::WeightedShares),
+        ("lc", Property::LeastLoad),
+        ("wlc", Property::LeastLoad),
+        ("sed", Property::LeastLoad),
+        ("nq", Property::LeastLoad),
+        ("lblc", Property::Affinity),
+        ("lblcr", Property::Affinity),
+        ("dh", Property::Affinity),
+        ("sh", Property::Affinity),
+        ("mh", Property::Affinity),
+        ("fo", Property::HighestWeight),
+        ("ovf", Property::Overflow),
+    ] {
+        assert_eq!(property_for(sched, false), p, "{sched}");
     }
-    let mut b = batch(
+    assert_eq!(config::SCHEDULERS.len(), 13);
+    for s in config::SCHEDULERS {
+        assert_ne!(property_for(s, false), Property::Unknown, "{s}");
+    }
+    let v = analyse_batch(&batch("xyz", false, 10, vec![d("a", 1, Some(1), 10)]));
+    assert!(v.skipped && !v.passed);
+    assert_eq!(v.reasons, vec!["verify has no property for scheduler xyz"]);
+}
+
+#[test]
+fn least_load_rule_replays_the_kernel() {
+    let l = |active, inactive| Load { active, inactive };
+    // lc: equal servers alternate; the one with fewer entries catches up first.
+    assert_eq!(
+        replay_least_load("lc", &[(1, l(0, 0)), (1, l(0, 0))], 100),
+        vec![50, 50]
+    );
+    assert_eq!(
+        replay_least_load("lc", &[(1, l(0, 40)), (1, l(0, 0))], 100),
+        vec![30, 70]
+    );
+    // lc ignores weights > 0; one active entry weighs 256 inactive ones:
+    // b takes 56 until it reaches 256, then they alternate (a first on ties).
+    assert_eq!(
+        replay_least_load("lc", &[(5, l(1, 0)), (1, l(0, 200))], 100),
+        vec![22, 78]
+    );
+    // wlc: shares by weight.
+    assert_eq!(
+        replay_least_load("wlc", &[(3, l(0, 0)), (1, l(0, 0))], 100),
+        vec![75, 25]
+    );
+    // sed with closed connections: (0+1)/w, ties to the first in the list.
+    assert_eq!(
+        replay_least_load("sed", &[(1, l(0, 0)), (1, l(0, 0))], 100),
+        vec![100, 0]
+    );
+    assert_eq!(
+        replay_least_load("sed", &[(1, l(0, 0)), (3, l(0, 0))], 100),
+        vec![0, 100]
+    );
+    // nq: the first idle server.
+    assert_eq!(
+        replay_least_load("nq", &[(3, l(2, 0)), (1, l(0, 0))], 100),
+        vec![0, 100]
+    );
+    // sed with both busy: (2+1)/3 = 1 < (1+1)/1 = 2.
+    assert_eq!(
+        least_load_choice("sed", &[(1, l(1, 0)), (3, l(2, 0))]),
+        Some(1)
+    );
+    // weight 0 is never chosen; nothing to choose from.
+    assert_eq!(
+        least_load_choice("lc", &[(0, l(0, 0)), (1, l(9, 9))]),
+        Some(1)
+    );
+    assert_eq!(least_load_choice("wlc", &[(0, l(0, 0))]), None);
+    assert_eq!(least_load_choice("rr", &[(1, l(0, 0))]), None);
+    assert_eq!(least_load_tolerance(50, 0), 5);
+    assert_eq!(least_load_tolerance(0, 0), 2);
+    assert_eq!(least_load_tolerance(50, 7), 12);
+}
+
+#[test]
+fn lc_passes_on_its_rule_and_fails_when_skewed() {
+    let ok = analyse_batch(&batch(
+        "lc",
+        false,
+        100,
+        vec![
+            dl("a", 1, 50, (0, 10), (0, 60)),
+            dl("b", 1, 50, (0, 10), (0, 60)),
+        ],
+    ));
+    assert!(ok.passed, "{}", reasons(&ok));
+    assert_eq!(ok.expected, "a 50±5, b 50±5");
+    assert!(
+        ok.property
+            .starts_with("lc: each connection goes where least")
+    );
+    // The issue's case: all 100 on one of two equal servers.
+    let bad = analyse_batch(&batch(
+        "lc",
+        false,
+        100,
+        vec![
+            dl("a", 1, 100, (0, 10), (0, 110)),
+            dl("b", 1, 0, (0, 10), (0, 10)),
+        ],
+    ));
+    assert!(!bad.passed);
+    let r = reasons(&bad);
+    assert!(
+        r.contains(
+            "a got 100 of 100 connections; lc predicts 50 ± 5 from the loads before the batch \
+             (active/inactive: a 0/10, b 0/10; drift 0)"
+        ),
+        "{r}"
+    );
+    assert!(
+        r.contains("b got 0 of 100 connections; lc predicts 50 ± 5"),
+        "{r}"
+    );
+    // Uneven loads before: the emptier one takes the first 40.
+    let v = analyse_batch(&batch(
+        "lc",
+        false,
+        100,
+        vec![
+            dl("a", 1, 30, (0, 40), (0, 70)),
+            dl("b", 1, 70, (0, 0), (0, 70)),
+        ],
+    ));
+    assert!(v.passed, "{}", reasons(&v));
+    // Entries that expired / other clients during the batch widen the band.
+    let drifted = analyse_batch(&batch(
+        "lc",
+        false,
+        100,
+        vec![
+            dl("a", 1, 58, (0, 10), (0, 40)),
+            dl("b", 1, 42, (0, 10), (0, 32)),
+        ],
+    ));
+    assert!(drifted.passed, "{}", reasons(&drifted));
+    assert_eq!(drifted.expected, "a 50±53, b 50±53");
+    let steady = analyse_batch(&batch(
+        "lc",
+        false,
+        100,
+        vec![
+            dl("a", 1, 58, (0, 10), (0, 68)),
+            dl("b", 1, 42, (0, 10), (0, 52)),
+        ],
+    ));
+    assert!(!steady.passed);
+}
+
+#[test]
+fn wlc_sed_nq_pass_on_their_rule_and_fail_when_skewed() {
+    // wlc 3:1 from empty: 75/25.
+    let ok = analyse_batch(&batch(
         "wlc",
         false,
         100,
-        vec![d("a", 1, Some(1), 97), d("b", 1, Some(1), 0)],
+        vec![
+            dl("a", 3, 75, (0, 0), (0, 75)),
+            dl("b", 1, 25, (0, 0), (0, 25)),
+        ],
+    ));
+    assert!(ok.passed, "{}", reasons(&ok));
+    let bad = analyse_batch(&batch(
+        "wlc",
+        false,
+        100,
+        vec![
+            dl("a", 3, 50, (0, 0), (0, 50)),
+            dl("b", 1, 50, (0, 0), (0, 50)),
+        ],
+    ));
+    assert!(!bad.passed);
+    assert!(
+        reasons(&bad).contains("a got 50 of 100 connections; wlc predicts 75 ± 8"),
+        "{}",
+        reasons(&bad)
     );
-    b.accepted = 97;
-    let v = analyse_batch(&b);
+    // sed, sequential connections, no active ones: all on the heavier one.
+    let ok = analyse_batch(&batch(
+        "sed",
+        false,
+        100,
+        vec![
+            dl("a", 1, 0, (0, 5), (0, 5)),
+            dl("b", 2, 100, (0, 5), (0, 105)),
+        ],
+    ));
+    assert!(ok.passed, "{}", reasons(&ok));
+    let bad = analyse_batch(&batch(
+        "sed",
+        false,
+        100,
+        vec![
+            dl("a", 1, 50, (0, 5), (0, 55)),
+            dl("b", 2, 50, (0, 5), (0, 55)),
+        ],
+    ));
+    assert!(!bad.passed);
+    assert!(
+        reasons(&bad).contains("a got 50 of 100 connections; sed predicts 0 ± 2"),
+        "{}",
+        reasons(&bad)
+    );
+    // nq: a holds 2 open connections, b is idle: b gets everything.
+    let ok = analyse_batch(&batch(
+        "nq",
+        false,
+        100,
+        vec![
+            dl("a", 1, 0, (2, 0), (2, 0)),
+            dl("b", 1, 100, (0, 0), (0, 100)),
+        ],
+    ));
+    assert!(ok.passed, "{}", reasons(&ok));
+    let bad = analyse_batch(&batch(
+        "nq",
+        false,
+        100,
+        vec![
+            dl("a", 1, 100, (2, 0), (2, 100)),
+            dl("b", 1, 0, (0, 0), (0, 0)),
+        ],
+    ));
+    assert!(!bad.passed);
+    assert!(
+        reasons(&bad).contains("a got 100 of 100 connections; nq predicts 0 ± 2"),
+        "{}",
+        reasons(&bad)
+    );
+}
+
+#[test]
+fn least_load_without_loads_is_skipped_never_passed() {
+    for sched in ["lc", "wlc", "sed", "nq"] {
+        let v = analyse_batch(&batch(
+            sched,
+            false,
+            100,
+            vec![d("a", 1, Some(1), 50), d("b", 1, Some(1), 50)],
+        ));
+        assert!(v.skipped && !v.passed, "{sched}");
+        assert!(v.reasons[0].contains("no active/inactive connection counts"));
+        // Failed connections still fail it.
+        let mut b = batch(
+            sched,
+            false,
+            100,
+            vec![d("a", 1, Some(1), 97), d("b", 1, Some(1), 0)],
+        );
+        b.accepted = 97;
+        let mut v = analyse_batch(&b);
+        assert!(v.skipped);
+        v.fail_with("x");
+        assert!(!v.skipped && !v.passed);
+    }
+}
+
+#[test]
+fn hash_and_locality_schedulers_skip_the_spread_they_cannot_see() {
+    for sched in ["sh", "mh", "dh", "lblc", "lblcr"] {
+        let b = batch(
+            sched,
+            false,
+            100,
+            vec![d("a", 1, Some(1), 0), d("b", 3, Some(3), 100)],
+        );
+        let vs = analyse_scheduling(&b);
+        assert_eq!(vs.len(), 2, "{sched}");
+        assert!(vs[0].passed, "{sched}: {}", reasons(&vs[0]));
+        assert!(vs[1].skipped && !vs[1].passed);
+        let several = if matches!(sched, "sh" | "mh") {
+            "needs connections from several client addresses"
+        } else {
+            "needs connections to several destination addresses"
+        };
+        assert!(vs[1].reasons[0].starts_with(several), "{sched}");
+    }
+    assert!(spread_verdict(&batch("rr", false, 1, vec![])).is_none());
+    assert!(spread_verdict(&batch("sh", true, 1, vec![])).is_none());
+    assert_eq!(analyse_scheduling(&batch("rr", false, 0, vec![])).len(), 1);
+}
+
+#[test]
+fn fo_and_ovf_send_everything_to_one_server_and_ovf_overflows() {
+    // Two of the same highest weight: the kernel takes the first, never both.
+    for sched in ["fo", "ovf"] {
+        let bad = analyse_batch(&batch(
+            sched,
+            false,
+            100,
+            vec![d("a", 5, Some(5), 50), d("b", 5, Some(5), 50)],
+        ));
+        assert!(!bad.passed);
+        assert!(reasons(&bad).contains(&format!(
+            "connections went to 2 servers of the same highest weight (a 50, b 50); {sched}"
+        )));
+    }
+    // ovf: big already has as many active connections as its weight.
+    let full = |big: u32, small: u32| {
+        batch(
+            "ovf",
+            false,
+            100,
+            vec![
+                dl("big", 10, u64::from(big), (10, 0), (10, big)),
+                dl("small", 5, u64::from(small), (0, 0), (0, small)),
+            ],
+        )
+    };
+    let v = analyse_batch(&full(0, 100));
+    assert!(v.passed, "{}", reasons(&v));
+    assert_eq!(v.expected, "all 100 on small");
+    let v = analyse_batch(&full(100, 0));
     assert!(!v.passed);
-    assert!(reasons(&v).contains("3 of 100 connections to the VIP failed"));
+    assert!(reasons(&v).contains(
+        "big got 100 of 100 connections; ovf sends every connection to the highest-weight server in the pool (small)"
+    ));
 }
 
 #[test]
@@ -331,6 +649,8 @@ fn unknown_destination_is_reported() {
         configured_weight: None,
         kernel_weight: Some(1),
         delta: 0,
+        load_before: None,
+        load_after: None,
     });
     let v = analyse_batch(&batch("rr", false, 100, dests));
     assert!(reasons(&v).contains("10.9.9.9:80 is in the director's table but not in the file"));
@@ -647,10 +967,14 @@ fn gap(ms: u64, recovered: bool) -> Outage {
 #[test]
 fn director_failover_with_preemption() {
     let f = DirectorFailover {
+        mode: FailoverMode::PlannedStop,
+        takeover_ms: None,
+        advert_ms: 1000,
+        backup_priority: 140,
         master: "lvs191".into(),
         backup: "lvs192".into(),
         holder_after_stop: Some("lvs192".into()),
-        outage: gap(610, true),
+        outage: gap(10, true),
         holder_after_start: Some("lvs191".into()),
         preempt: true,
         preferred: "lvs191".into(),
@@ -658,7 +982,7 @@ fn director_failover_with_preemption() {
     };
     let v = analyse_director_failover(&f);
     assert!(v.passed, "{}", reasons(&v));
-    assert!(v.measured.starts_with("gap 610 ms"));
+    assert!(v.measured.starts_with("gap 10 ms"));
     assert!(v.measured.contains("then lvs192 (Master), back on lvs191"));
     // The backup holds the VIP but its daemon says it is not master.
     let v = analyse_director_failover(&DirectorFailover {
@@ -702,6 +1026,10 @@ fn preemption_expects_the_higher_priority_director_not_the_stopped_one() {
     // Found in the VM lab: verify started while the backup lvs192 still held
     // the VIP; stopping it and starting it again must leave the VIP on lvs191.
     let f = DirectorFailover {
+        mode: FailoverMode::PlannedStop,
+        takeover_ms: None,
+        advert_ms: 1000,
+        backup_priority: 150,
         master: "lvs192".into(),
         backup: "lvs191".into(),
         holder_after_stop: Some("lvs191".into()),
@@ -787,4 +1115,123 @@ fn real_server_failover_verdicts() {
         ..f
     });
     assert!(reasons(&v).contains("3 probes failed after node1 was out of the pool"));
+}
+
+// ------------------------------------------------------------ failover bounds
+
+fn crash(gap_ms: u64) -> DirectorFailover {
+    DirectorFailover {
+        mode: FailoverMode::Crash,
+        master: "lvs191".into(),
+        backup: "lvs192".into(),
+        holder_after_stop: Some("lvs192".into()),
+        outage: gap(gap_ms, true),
+        takeover_ms: Some(3900),
+        advert_ms: 1000,
+        backup_priority: 140,
+        holder_after_start: Some("lvs191".into()),
+        preempt: true,
+        preferred: "lvs191".into(),
+        backup_state: Some("Master".into()),
+    }
+}
+
+#[test]
+fn master_down_interval_follows_rfc_5798() {
+    // 3 × 1 s + (256 − 140) × 1 s / 256 = 3453 ms (rounded down)
+    assert_eq!(master_down_interval_ms(1000, 140), 3453);
+    assert_eq!(master_down_interval_ms(1000, 255), 3003);
+    assert_eq!(master_down_interval_ms(100, 100), 360);
+    assert_eq!(master_down_interval_ms(40_000, 1), 159_843);
+    assert_eq!(crash_gap_limit_ms(1000, 140), 3453 + CRASH_MARGIN_MS);
+}
+
+#[test]
+fn crash_gap_is_bounded_by_master_down_interval_plus_margin() {
+    let v = analyse_director_failover(&crash(3500));
+    assert!(v.passed, "{}", reasons(&v));
+    assert!(v.property.starts_with("crash (freeze) lvs191's daemon"));
+    assert_eq!(
+        v.expected,
+        "lvs192 takes over, gap ≤ 4453 ms (Master_Down_Interval 3453 + 1000), takeover seen ≤ 6453 ms; then on lvs191"
+    );
+    assert!(v.measured.contains("takeover seen after 3900 ms"));
+    // exactly on the bound passes, one ms over fails
+    assert!(analyse_director_failover(&crash(4453)).passed);
+    assert!(!analyse_director_failover(&crash(4454)).passed);
+    // The issue's example: a 59.9 s outage must fail.
+    let v = analyse_director_failover(&crash(59_900));
+    assert!(!v.passed);
+    assert!(
+        reasons(&v).contains(
+            "the VIP did not answer for 59900 ms after the crash, more than \
+             Master_Down_Interval 3453 ms (advert 1000 ms, backup priority 140) + 1000 ms"
+        ),
+        "{}",
+        reasons(&v)
+    );
+    // A takeover the poll saw far too late fails as well.
+    let v = analyse_director_failover(&DirectorFailover {
+        takeover_ms: Some(20_000),
+        ..crash(0)
+    });
+    assert!(
+        reasons(&v).contains("lvs192 held the VIP 20000 ms after the crash, more than"),
+        "{}",
+        reasons(&v)
+    );
+    // preempt = false: a resumed master may take the VIP back (it never left Master).
+    for back in ["lvs191", "lvs192"] {
+        let v = analyse_director_failover(&DirectorFailover {
+            preempt: false,
+            holder_after_start: Some(back.into()),
+            ..crash(100)
+        });
+        assert!(v.passed, "{back}: {}", reasons(&v));
+    }
+    let v = analyse_director_failover(&DirectorFailover {
+        preempt: false,
+        holder_after_start: None,
+        ..crash(100)
+    });
+    assert!(
+        reasons(&v).contains("after lvs191's daemon resumed the VIP is on no director"),
+        "{}",
+        reasons(&v)
+    );
+}
+
+#[test]
+fn planned_stop_allows_at_most_one_failed_probe() {
+    let stop = |failed: u32, longest: u64| DirectorFailover {
+        mode: FailoverMode::PlannedStop,
+        outage: Outage {
+            probes: 400,
+            failed,
+            first_failure_ms: (failed > 0).then_some(5),
+            recovered_ms: (failed > 0).then_some(5 + longest),
+            longest_gap_ms: longest,
+            recovered: true,
+        },
+        takeover_ms: None,
+        ..crash(0)
+    };
+    let v = analyse_director_failover(&stop(0, 0));
+    assert!(v.passed, "{}", reasons(&v));
+    assert_eq!(
+        v.expected,
+        "lvs192 takes over, ≤ 1 failed probe; then on lvs191"
+    );
+    assert!(analyse_director_failover(&stop(1, 18)).passed);
+    let v = analyse_director_failover(&stop(2, 20));
+    assert!(!v.passed);
+    assert!(
+        reasons(&v).contains(
+            "2 of 400 probes failed during the planned stop (longest gap 20 ms), expected at most 1"
+        ),
+        "{}",
+        reasons(&v)
+    );
+    // A planned stop with a 59.9 s outage fails too, whatever the crash bound.
+    assert!(!analyse_director_failover(&stop(5990, 59_900)).passed);
 }

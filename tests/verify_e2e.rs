@@ -10,12 +10,14 @@
 //! broken clusters exit 1 and say why.
 //!
 //! A lab up and an apply cost minutes under emulation, so verify runs where
-//! a lab is applied anyway: `tests/apply_e2e.rs` verifies the DR, NAT and TUN
+//! a lab is up anyway: `tests/apply_e2e.rs` verifies the DR, NAT and TUN
 //! examples in its labs (and, on DR, catches a real server without ARP
-//! suppression and both daemons stopped). Here: the minimal example (and a
-//! weight the kernel does not have), and bare hosts with a stand-in VRRP
-//! daemon. `LVSUP_VERIFY_EXAMPLES=minimal,bare` picks them (default: both);
-//! the others say they are skipped and pass.
+//! suppression and both daemons stopped). Here, in one lab of the minimal
+//! example: first its hosts bare (before apply: verify must fail, clearly),
+//! then with a stand-in VRRP daemon (verify's director failover for real
+//! without the product daemon), then applied (verify passes), then against a
+//! file claiming a weight the kernel does not have. Every part runs whenever
+//! the test runs: no environment variable turns one off.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -94,44 +96,150 @@ impl Drop for Lab {
     }
 }
 
-/// Whether `LVSUP_VERIFY_EXAMPLES` (default: all) selects `example`.
-fn selected(example: &str) -> bool {
-    let on = std::env::var("LVSUP_VERIFY_EXAMPLES")
-        .map(|v| v.split(',').any(|e| e.trim() == example))
-        .unwrap_or(true);
-    if !on {
-        eprintln!("{example}: not in LVSUP_VERIFY_EXAMPLES, skipped");
-    }
-    on
+/// Bare hosts (lab up, nothing applied): verify must fail, clearly, on
+/// every check it can make.
+fn bare_hosts_fail_clearly(lab: &Lab, file: &str) {
+    let (code, v) = verify(file, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(v["passed"], false);
+    let r = reasons(&v);
+    assert!(r.contains("no director holds the VIP 172.18.250.99"), "{r}");
+    assert!(r.contains("rs1 does not have the VIP 172.18.250.99"), "{r}");
+    assert!(r.contains("rs1 has no ARP suppression on eth0"), "{r}");
+    assert!(
+        r.contains("TCP 172.18.250.99:80: 10 of 10 TCP connects failed"),
+        "{r}"
+    );
+    assert_eq!(rows(&v, "scheduling")[0]["result"], "skip");
+    assert_eq!(rows(&v, "director-failover")[0]["result"], "skip");
+    // The hosts themselves answer: the demo server on the real servers.
+    let o = lab.ssh("rs1", "curl -s -m 5 http://127.0.0.1/");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "rs1");
 }
 
-/// lab up → apply → verify passes with figures (`common::verify_passes`).
-/// Returns the lab, up.
-fn passes(file: &str) -> Lab {
+/// verify's director-failover path for real (ssh, systemctl, VIP polling,
+/// the 10 ms prober, undo) without the product daemon: a stand-in unit
+/// (`tests/fixtures/verify/fake-vrrp`: dr1 holds the VIP and a beacon, dr2
+/// takes the VIP when the beacon is gone and gives it back) and a web
+/// server on each director answering on the VIP. Removed again afterwards,
+/// so that apply finds the hosts bare.
+fn stand_in_daemon_fails_over(lab: &Lab, file: &str) {
+    let unit = "lvsup-director-web.service";
+    let (vip, master) = ("172.18.250.99", "172.18.250.10");
+    let probe = lab.ssh(
+        "dr1",
+        "ip addr add 192.0.2.123/32 dev lo && ip addr del 192.0.2.123/32 dev lo",
+    );
+    assert!(
+        probe.status.success(),
+        "lab hosts lack CAP_NET_ADMIN: {}",
+        show(&probe)
+    );
+    let script = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify/fake-vrrp"),
+    )
+    .expect("fake-vrrp");
+    for (host, role) in [("dr1", "master"), ("dr2", "backup")] {
+        let setup = format!(
+            "cat > /usr/local/sbin/fake-vrrp <<'LVSUP_EOF'\n{script}LVSUP_EOF\n\
+             chmod +x /usr/local/sbin/fake-vrrp; \
+             printf '[Service]\\nExecStart=/usr/local/sbin/fake-vrrp {role} {vip} {master}\\n\
+             ExecStop=/bin/sh -c \"echo leaving > /srv/beacon/index.html; sleep 2\"\\n\
+             ExecStopPost=-/sbin/ip addr del {vip}/32 dev eth0\\n' \
+             > /etc/systemd/system/{unit}; \
+             mkdir -p /srv/www; hostname > /srv/www/index.html; systemctl daemon-reload; \
+             systemctl start {unit}; \
+             systemd-run -q --unit=fakeweb busybox httpd -f -p 80 -h /srv/www"
+        );
+        let o = lab.ssh(host, &setup);
+        assert!(o.status.success(), "{}", show(&o));
+    }
+    // The bare run left this machine's neighbour entry for the VIP FAILED
+    // (nobody answered ARP), and a gratuitous ARP does not revive it: drop
+    // it, then wait until the stand-in serves the VIP (the VM lab showed 3
+    // of the next 10 connects lost to it otherwise).
+    let _ = Command::new("ip")
+        .args(["neigh", "flush", "to", vip])
+        .status();
+    let addr: std::net::SocketAddr = format!("{vip}:80").parse().expect("addr");
+    let t = Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_err() {
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "the stand-in daemon's VIP {vip} does not answer after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, v) = verify(file, &[]);
+    assert_eq!(code, 1, "real servers are bare: verify must fail overall");
+    let d = rows(&v, "director-failover");
+    // verify's path ran for real: dr2 took over, the VIP came back to dr1,
+    // with figures. The stand-in is no VRRP daemon: its handover is not held
+    // to the product's planned-stop bound (≤ 1 failed probe; the VM lab saw
+    // it meet that once and lose 16 probes in 51 ms another time, when this
+    // machine's ARP entry kept pointing at dr1), so that bound may be the
+    // only reason it fails.
+    let measured = d[0]["measured"].as_str().unwrap_or_default();
+    assert!(measured.contains("then dr2, back on dr1"), "{}", d[0]);
+    let why: Vec<&str> = d[0]["reasons"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        d[0]["result"] == "pass"
+            || (why.len() == 1 && why[0].contains("probes failed during the planned stop")),
+        "{}",
+        d[0]
+    );
+    let gap = d[0]["figures"]["gap_ms"].as_u64().expect("gap_ms");
+    eprintln!(
+        "stand-in director failover: gap {gap} ms ({})",
+        d[0]["result"]
+    );
+    assert_eq!(rows(&v, "vip-holder")[0]["result"], "pass");
+    assert_eq!(rows(&v, "reachability")[0]["result"], "pass");
+    // Left as found: dr1's unit runs and holds the VIP again.
+    let o = lab.ssh(
+        "dr1",
+        &format!("systemctl is-active {unit} && ip -o addr show dev eth0 | grep -q ' {vip}/'"),
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    for host in ["dr1", "dr2"] {
+        let o = lab.ssh(
+            host,
+            &format!(
+                "systemctl stop {unit} fakeweb; rm -f /etc/systemd/system/{unit} \
+                 /usr/local/sbin/fake-vrrp; systemctl daemon-reload; \
+                 ip addr del {vip}/32 dev eth0 2>/dev/null; true"
+            ),
+        );
+        assert!(o.status.success(), "{}", show(&o));
+    }
+}
+
+/// The minimal example in one lab: bare hosts fail clearly; a stand-in
+/// daemon fails over; applied, verify passes with figures; then verify it
+/// against a file that claims wrr 3:1 where the kernel shares equally (a
+/// weight that never reached the director).
+#[test]
+#[ignore = "needs root, ip_vs and the lab VM; runs in tests/run"]
+fn verify_minimal_bare_fails_stand_in_fails_over_applied_passes_wrong_weight_caught() {
+    let file = "examples/minimal.toml";
     assert!(have_apply());
     let t = Instant::now();
     let lab = Lab::up(file, &[]);
     let t_up = t.elapsed().as_secs();
+    bare_hosts_fail_clearly(&lab, file);
+    stand_in_daemon_fails_over(&lab, file);
+    let t_bare = t.elapsed().as_secs() - t_up;
     ok(lvsup(&["apply", "-f", file, "--yes"]), "apply");
-    let t_apply = t.elapsed().as_secs() - t_up;
+    let t_apply = t.elapsed().as_secs() - t_up - t_bare;
     let figures = verify_passes(file);
     eprintln!(
-        "{file}: {figures} (lab up {t_up} s, apply {t_apply} s, both verifies {} s)",
-        t.elapsed().as_secs() - t_up - t_apply
+        "{file}: {figures} (lab up {t_up} s, bare + stand-in {t_bare} s, apply {t_apply} s, \
+         both verifies {} s)",
+        t.elapsed().as_secs() - t_up - t_bare - t_apply
     );
-    lab
-}
-
-/// minimal passes; then verify it against a file that claims wrr 3:1 where
-/// the kernel shares equally (a weight that never reached the director).
-#[test]
-#[ignore = "needs root, ip_vs and the lab VM; runs in tests/run"]
-fn verify_minimal_passes_and_catches_a_wrong_weight() {
-    let file = "examples/minimal.toml";
-    if !selected("minimal") {
-        return;
-    }
-    let lab = passes(file);
     let dir = tempfile::tempdir().expect("tempdir");
     let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
         .expect("minimal.toml");
@@ -153,83 +261,5 @@ fn verify_minimal_passes_and_catches_a_wrong_weight() {
         "{}",
         reasons(&v)
     );
-    drop(lab);
-}
-
-/// Needs only the lab (no apply, no daemon, not even ip_vs), one lab for
-/// two checks. First the hosts are bare, so verify must fail, clearly, on
-/// every check it can make. Then verify's director-failover path for real
-/// (ssh, systemctl, VIP polling, the 10 ms prober, undo) without the product
-/// daemon: a stand-in unit (`tests/fixtures/verify/fake-vrrp`: d1 holds the
-/// VIP and a beacon, d2 takes the VIP when the beacon is gone and gives it
-/// back) and a web server on each director answering on the VIP.
-#[test]
-#[ignore = "needs root and the lab base image"]
-fn bare_hosts_fail_clearly_and_a_stand_in_daemon_fails_over() {
-    let file = "tests/fixtures/verify/bare.toml";
-    if !selected("bare") {
-        return;
-    }
-    let lab = Lab::up(file, &["--no-kernel-check"]);
-    let (code, v) = verify(file, &[]);
-    assert_eq!(code, 1);
-    assert_eq!(v["passed"], false);
-    let r = reasons(&v);
-    assert!(r.contains("no director holds the VIP 10.213.77.100"), "{r}");
-    assert!(r.contains("rs1 does not have the VIP 10.213.77.100"), "{r}");
-    assert!(r.contains("rs1 has no ARP suppression on eth0"), "{r}");
-    assert!(
-        r.contains("TCP 10.213.77.100:80: 10 of 10 TCP connects failed"),
-        "{r}"
-    );
-    assert_eq!(rows(&v, "scheduling")[0]["result"], "skip");
-    assert_eq!(rows(&v, "director-failover")[0]["result"], "skip");
-    // The hosts themselves answer: the demo server on the real servers.
-    let o = lab.ssh("rs1", "curl -s -m 5 http://127.0.0.1/");
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "rs1");
-
-    let probe = lab.ssh(
-        "d1",
-        "ip addr add 192.0.2.123/32 dev lo && ip addr del 192.0.2.123/32 dev lo",
-    );
-    assert!(
-        probe.status.success(),
-        "lab hosts lack CAP_NET_ADMIN: {}",
-        show(&probe)
-    );
-    let script = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify/fake-vrrp"),
-    )
-    .expect("fake-vrrp");
-    for (host, role) in [("d1", "master"), ("d2", "backup")] {
-        let setup = format!(
-            "cat > /usr/local/sbin/fake-vrrp <<'LVSUP_EOF'\n{script}LVSUP_EOF\n\
-             chmod +x /usr/local/sbin/fake-vrrp; \
-             printf '[Service]\\nExecStart=/usr/local/sbin/fake-vrrp {role}\\n\
-             ExecStopPost=-/sbin/ip addr del 10.213.77.100/32 dev eth0\\n' \
-             > /etc/systemd/system/lvsup-director-vfybare.service; \
-             mkdir -p /srv/www; hostname > /srv/www/index.html; systemctl daemon-reload; \
-             systemctl start lvsup-director-vfybare.service; \
-             systemd-run -q --unit=fakeweb busybox httpd -f -p 80 -h /srv/www"
-        );
-        let o = lab.ssh(host, &setup);
-        assert!(o.status.success(), "{}", show(&o));
-    }
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let (code, v) = verify(file, &[]);
-    assert_eq!(code, 1, "real servers are bare: verify must fail overall");
-    let d = rows(&v, "director-failover");
-    assert_eq!(d[0]["result"], "pass", "{}", reasons(&v));
-    let gap = d[0]["figures"]["gap_ms"].as_u64().expect("gap_ms");
-    eprintln!("stand-in director failover: gap {gap} ms");
-    assert!(gap < 3000, "gap {gap} ms");
-    assert_eq!(rows(&v, "vip-holder")[0]["result"], "pass");
-    assert_eq!(rows(&v, "reachability")[0]["result"], "pass");
-    // Left as found: d1's unit runs and holds the VIP again.
-    let o = lab.ssh(
-        "d1",
-        "systemctl is-active lvsup-director-vfybare && ip -o addr show dev eth0 | grep -q ' 10.213.77.100/'",
-    );
-    assert!(o.status.success(), "{}", show(&o));
     drop(lab);
 }

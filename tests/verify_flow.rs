@@ -31,6 +31,15 @@ struct State {
     /// Counters as the kernel publishes them (its estimator copies the live
     /// per-CPU counts every 2 s); None: the table shows the live counts.
     published: Option<Vec<u64>>,
+    /// Directors whose daemon is frozen (SIGSTOP): no adverts.
+    frozen: Vec<String>,
+    /// A frozen master keeps the VIP on its interface.
+    stale_vip: Option<String>,
+    /// The backup does not take over when the master freezes (adverts lost…).
+    no_takeover: bool,
+    /// The table reports each destination's entries (all inactive: the
+    /// connections are closed) as `active_conns`/`inact_conns`.
+    loads: bool,
 }
 
 struct Fake {
@@ -67,7 +76,7 @@ impl Fake {
             .spec
             .directors_by_priority()
             .into_iter()
-            .find(|d| st.running.get(&d.name) == Some(&true))
+            .find(|d| st.running.get(&d.name) == Some(&true) && !st.frozen.contains(&d.name))
             .map(|d| d.name.clone());
     }
 }
@@ -93,7 +102,7 @@ impl HostExec for Fake {
                     .map(|d| d.address.addr())
                     .unwrap_or(Ipv4Addr::UNSPECIFIED)
             )];
-            if st.holder.as_deref() == Some(host) {
+            if st.holder.as_deref() == Some(host) || st.stale_vip.as_deref() == Some(host) {
                 a.push(format!(r#"{{"family":"inet","local":"{}"}}"#, spec.vip));
             }
             return ok(format!(
@@ -150,6 +159,26 @@ impl HostExec for Fake {
                 self.elect(&mut st);
                 return ok("");
             }
+            if cmd == format!("systemctl kill --signal=SIGSTOP {unit}") {
+                st.frozen.push(host.into());
+                if st.holder.as_deref() == Some(host) {
+                    st.stale_vip = Some(host.into());
+                    st.holder = None;
+                    if !st.no_takeover {
+                        self.elect(&mut st);
+                    }
+                }
+                return ok("");
+            }
+            if cmd == format!("systemctl kill --signal=SIGCONT {unit}") {
+                st.frozen.retain(|f| f != host);
+                if st.stale_vip.as_deref() == Some(host) {
+                    // It never left Master and has the higher priority.
+                    st.stale_vip = None;
+                    st.holder = Some(host.into());
+                }
+                return ok("");
+            }
             if cmd == format!("systemctl start {unit}") {
                 st.running.insert(host.into(), true);
                 self.elect(&mut st);
@@ -163,8 +192,13 @@ impl HostExec for Fake {
                     .enumerate()
                     .filter(|(_, r)| !st.prohibit.contains_key(&r.name))
                     .map(|(i, r)| {
+                        let loads = if st.loads {
+                            format!(r#""active_conns":0,"inact_conns":{},"#, st.conns[i])
+                        } else {
+                            String::new()
+                        };
                         format!(
-                            r#"{{"addr":"{}","port":{},"fwd":"route","weight":{},"stats":{{"conns":{}}}}}"#,
+                            r#"{{"addr":"{}","port":{},"fwd":"route","weight":{},{loads}"stats":{{"conns":{}}}}}"#,
                             r.address.addr(),
                             r.port_for(svc),
                             r.weight,
@@ -444,4 +478,137 @@ fn undo_log_replays_newest_first_and_reports_failures() {
         ]
     );
     assert!(u.pending().is_empty());
+}
+
+#[test]
+fn crash_failover_freezes_the_master_resumes_it_and_is_bounded() {
+    let (spec, st) = cluster(true);
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            crash_failover: true,
+            ..Options::default()
+        },
+    );
+    let text = r.render_text();
+    eprintln!("{text}");
+    assert!(r.passed, "{text}");
+    let rows: Vec<_> = r
+        .checks
+        .iter()
+        .filter(|c| c.check == "director-failover")
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(rows[0].subject, "lvs191 → lvs192 (planned stop)");
+    let c = rows[1];
+    assert_eq!(c.subject, "lvs191 → lvs192 (crash)");
+    assert_eq!(c.result, Outcome::Pass, "{text}");
+    assert!(c.property.starts_with("crash (freeze) lvs191's daemon"));
+    // advert 100 ms, lvs192's priority 100: 300 + 156·100/256 = 360, + 1000.
+    let backup = spec
+        .directors
+        .iter()
+        .find(|d| d.name == "lvs192")
+        .expect("lvs192");
+    let limit = lvsup::verify::analysis::crash_gap_limit_ms(100, backup.priority);
+    assert_eq!(c.figures["gap_limit_ms"], limit);
+    assert!(c.expected.contains(&format!("gap ≤ {limit} ms")), "{text}");
+    assert!(c.figures.contains_key("takeover_ms"), "{text}");
+    // Left as found: nothing frozen, the VIP on the master.
+    let st = st.lock().expect("state");
+    assert!(st.frozen.is_empty());
+    assert_eq!(st.holder.as_deref(), Some("lvs191"));
+    assert_eq!(st.stale_vip, None);
+    let stop = st
+        .log
+        .iter()
+        .position(|l| l.ends_with("systemctl kill --signal=SIGSTOP lvsup-director-web.service"))
+        .expect("froze");
+    let cont = st
+        .log
+        .iter()
+        .position(|l| l.ends_with("systemctl kill --signal=SIGCONT lvsup-director-web.service"))
+        .expect("resumed");
+    assert!(stop < cont);
+    assert!(st.log[stop].starts_with("lvs191: "));
+}
+
+#[test]
+fn crash_without_takeover_fails_and_resumes_the_master() {
+    let (spec, st) = cluster(true);
+    st.lock().expect("state").no_takeover = true;
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            crash_failover: true,
+            ..Options::default()
+        },
+    );
+    let text = r.render_text();
+    assert!(!r.passed, "{text}");
+    let c = r
+        .checks
+        .iter()
+        .find(|c| c.subject.ends_with("(crash)"))
+        .expect("crash row");
+    assert_eq!(c.result, Outcome::Fail, "{text}");
+    assert!(
+        c.reasons.iter().any(|x| x
+            == "after lvs191's daemon froze, no director took the VIP: the backup lvs192 did not become master"),
+        "{text}"
+    );
+    assert!(r.undo_failures.is_empty(), "{text}");
+    let st = st.lock().expect("state");
+    assert!(st.frozen.is_empty(), "{:#?}", st.log);
+    assert_eq!(st.holder.as_deref(), Some("lvs191"));
+}
+
+/// lc replayed from the loads the table reports: the fake director
+/// alternates over two equal servers, which is what lc does from equal
+/// loads; sed would put every connection on the first: the same traffic
+/// fails it, with the numbers.
+#[test]
+fn least_load_schedulers_are_checked_against_their_rule() {
+    for (sched, pass) in [("lc", true), ("wlc", true), ("sed", false), ("nq", false)] {
+        let (mut spec, st) = cluster(true);
+        spec.services[0].scheduler = sched.into();
+        st.lock().expect("state").loads = true;
+        let r = run(
+            &spec,
+            &st,
+            &Options {
+                skip_failover: true,
+                ..Options::default()
+            },
+        );
+        let text = r.render_text();
+        let s = row(&r, "scheduling");
+        if pass {
+            assert_eq!(s.result, Outcome::Pass, "{sched}: {text}");
+        } else {
+            assert_eq!(s.result, Outcome::Fail, "{sched}: {text}");
+            assert!(
+                s.reasons
+                    .iter()
+                    .any(|x| x.contains(&format!("{sched} predicts 100 ± "))),
+                "{sched}: {text}"
+            );
+        }
+    }
+    // Without the loads in the table: SKIP with the reason, never PASS.
+    let (mut spec, st) = cluster(true);
+    spec.services[0].scheduler = "lc".into();
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    let s = row(&r, "scheduling");
+    assert_eq!(s.result, Outcome::Skip, "{}", r.render_text());
+    assert!(s.reasons[0].contains("no active/inactive connection counts"));
 }

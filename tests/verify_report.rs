@@ -12,6 +12,7 @@ use lvsup::verify::report::{CheckRow, Report};
 fn canned() -> Report {
     let ok = |p: &str, m: &str, e: &str| Verdict {
         passed: true,
+        skipped: false,
         property: p.into(),
         measured: m.into(),
         expected: e.into(),
@@ -30,6 +31,7 @@ fn canned() -> Report {
                 "node2",
                 Verdict {
                     passed: false,
+                    skipped: false,
                     property: "DR real server: VIP on lo, ARP suppressed".into(),
                     measured: "VIP on lo; eth0 arp_ignore=0 arp_announce=0".into(),
                     expected: "VIP on lo, arp_ignore≥1, arp_announce≥2".into(),
@@ -47,6 +49,15 @@ fn canned() -> Report {
             )
             .figure("sent", 100)
             .figure("accepted", 100),
+            CheckRow::from_verdict(
+                "scheduling-spread",
+                "TCP 192.168.0.100:81",
+                Verdict::skip(
+                    "sh: source addresses spread over the servers by weight",
+                    "-".into(),
+                    "needs connections from several client addresses; verify connects from one (the machine it runs on)",
+                ),
+            ),
             CheckRow::from_verdict(
                 "director-failover",
                 "lvs191 → lvs192",
@@ -163,13 +174,21 @@ fn parses_what_lvsup_ipvs_list_json_prints() {
                 addr: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 171)),
                 port: 80,
                 weight: 100,
-                conns: 42
+                conns: 42,
+                load: Some(Load {
+                    active: 0,
+                    inactive: 0
+                }),
             },
             DestSnap {
                 addr: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 172)),
                 port: 80,
                 weight: 0,
-                conns: 0
+                conns: 0,
+                load: Some(Load {
+                    active: 0,
+                    inactive: 0
+                }),
             },
         ]
     );
@@ -274,6 +293,13 @@ UDP  10.0.0.100:53                          5        5        5      300      30
     assert_eq!(t[0].dests[0].conns, 1_234_560);
     assert_eq!(t[0].dests[1].weight, 0);
     assert_eq!(t[0].dests[1].conns, 7);
+    assert_eq!(
+        t[0].dests[0].load,
+        Some(Load {
+            active: 0,
+            inactive: 3
+        })
+    );
     assert_eq!(t[1].protocol, "udp");
     assert_eq!(t[1].dests[0].conns, 5);
     // Without --exact ipvsadm abbreviates (1234K): refused, not misread.

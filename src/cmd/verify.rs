@@ -35,6 +35,10 @@ pub struct VerifyArgs {
     /// Connections per scheduling batch (default 100; wrr: whole weight cycles)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch: Option<u32>,
+    /// Also crash the master (freeze its daemon with SIGSTOP, then resume
+    /// it): the outage must stay within the backup's Master_Down_Interval + 1 s
+    #[arg(long, conflicts_with = "skip_failover")]
+    crash: bool,
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
@@ -46,6 +50,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         rs_fail_cmd: a.rs_fail_cmd,
         rs_recover_cmd: a.rs_recover_cmd,
         batch: a.batch,
+        crash_failover: a.crash,
     };
     eprintln!("verify \"{}\" over {}", spec.name, ssh.describe());
     let report = crate::verify::run(&spec, std::sync::Arc::new(ssh), &opts)?;

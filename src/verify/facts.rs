@@ -108,6 +108,8 @@ pub struct DestSnap {
     pub weight: u32,
     /// Connections scheduled to it since it was added (stats.conns).
     pub conns: u64,
+    /// Its live active/inactive connection entries (None: not reported).
+    pub load: Option<super::analysis::Load>,
 }
 
 /// Where a table snapshot came from.
@@ -140,6 +142,10 @@ struct JDest {
     weight: u32,
     #[serde(default)]
     stats: Option<JStats>,
+    #[serde(default)]
+    active_conns: Option<u32>,
+    #[serde(default)]
+    inact_conns: Option<u32>,
 }
 #[derive(Deserialize)]
 struct JStats {
@@ -163,6 +169,12 @@ pub fn parse_ipvs_json(json: &str) -> Result<Vec<SvcSnap>, ParseError> {
                     port: d.port,
                     weight: d.weight,
                     conns: d.stats.map_or(0, |s| s.conns),
+                    load: match (d.active_conns, d.inact_conns) {
+                        (Some(active), Some(inactive)) => {
+                            Some(super::analysis::Load { active, inactive })
+                        }
+                        _ => None,
+                    },
                 })
                 .collect(),
         })
@@ -188,7 +200,7 @@ pub fn parse_ipvsadm(list: &str, stats: &str) -> Result<Vec<SvcSnap>, ParseError
                 scheduler: (*sched).to_string(),
                 dests: vec![],
             }),
-            ["->", a, _fwd, w, ..] if *a != "RemoteAddress:Port" => {
+            ["->", a, _fwd, w, rest @ ..] if *a != "RemoteAddress:Port" => {
                 let sa = parse_sockaddr(a)
                     .ok_or_else(|| perr("ipvsadm -Ln", format!("bad address {a}")))?;
                 let weight = w
@@ -197,11 +209,22 @@ pub fn parse_ipvsadm(list: &str, stats: &str) -> Result<Vec<SvcSnap>, ParseError
                 let s = svcs
                     .last_mut()
                     .ok_or_else(|| perr("ipvsadm -Ln", "destination before any service"))?;
+                // ActiveConn InActConn
+                let load = match rest {
+                    [act, inact, ..] => match (act.parse(), inact.parse()) {
+                        (Ok(active), Ok(inactive)) => {
+                            Some(super::analysis::Load { active, inactive })
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
                 s.dests.push(DestSnap {
                     addr: sa.ip(),
                     port: sa.port(),
                     weight,
                     conns: 0,
+                    load,
                 });
             }
             _ => {}

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Check, ClusterSpec, Protocol, Service};
 use analysis::{
-    Batch, DestSample, DirectorFacts, DirectorFailover, RealServerFacts, RealServerFailover,
+    Batch, DestSample, DirectorFacts, DirectorFailover, FailoverMode, RealServerFacts,
+    RealServerFailover,
 };
 use exec::{ExecOutput, HostExec};
 use probe::{ProbeKind, Prober, ProberLimits};
@@ -37,6 +38,10 @@ pub struct Options {
     pub rs_recover_cmd: Option<String>,
     /// Connections per scheduling batch (default: 100, wrr: whole weight cycles).
     pub batch: Option<u32>,
+    /// Also fail the master over by crashing it (its daemon frozen with
+    /// SIGSTOP, then resumed), after the planned stop: a second
+    /// `director-failover` row, bounded by the backup's Master_Down_Interval.
+    pub crash_failover: bool,
 }
 
 /// The systemd unit of the director daemon of `cluster`.
@@ -363,7 +368,18 @@ fn samples(
         s.and_then(|s| s.dests.iter().find(|d| d.addr == a && d.port == p))
             .map(|d| (d.weight, d.conns))
     };
-    let mut out: Vec<DestSample> = spec
+    let load = |s: Option<&facts::SvcSnap>, a: IpAddr, p: u16| {
+        s.and_then(|s| s.dests.iter().find(|d| d.addr == a && d.port == p))
+            .and_then(|d| d.load)
+    };
+    // The kernel's list order (the order the table lists them in); servers
+    // not in the table last.
+    let rank = |a: IpAddr, p: u16| {
+        after
+            .and_then(|s| s.dests.iter().position(|d| d.addr == a && d.port == p))
+            .unwrap_or(usize::MAX)
+    };
+    let mut out: Vec<(usize, DestSample)> = spec
         .real_servers
         .iter()
         .map(|r| {
@@ -371,7 +387,7 @@ fn samples(
             let p = r.port_for(svc);
             let b = conns(before, a, p);
             let af = conns(after, a, p);
-            DestSample {
+            let d = DestSample {
                 name: r.name.clone(),
                 configured_weight: Some(r.weight),
                 kernel_weight: af.map(|x| x.0),
@@ -380,7 +396,10 @@ fn samples(
                     (None, Some(a)) => a.1,
                     _ => 0,
                 },
-            }
+                load_before: load(before, a, p),
+                load_after: load(after, a, p),
+            };
+            (rank(a, p), d)
         })
         .collect();
     if let Some(after) = after {
@@ -391,16 +410,23 @@ fn samples(
                 .any(|r| IpAddr::V4(r.address.addr()) == d.addr && r.port_for(svc) == d.port);
             if !known {
                 let b = conns(before, d.addr, d.port).map_or(0, |x| x.1);
-                out.push(DestSample {
-                    name: format!("{}:{}", d.addr, d.port),
-                    configured_weight: None,
-                    kernel_weight: Some(d.weight),
-                    delta: d.conns.saturating_sub(b),
-                });
+                out.push((
+                    rank(d.addr, d.port),
+                    DestSample {
+                        name: format!("{}:{}", d.addr, d.port),
+                        configured_weight: None,
+                        kernel_weight: Some(d.weight),
+                        delta: d.conns.saturating_sub(b),
+                        load_before: load(before, d.addr, d.port),
+                        load_after: d.load,
+                    },
+                ));
             }
         }
     }
-    out
+    // Stable: servers not in the table keep the file's order.
+    out.sort_by_key(|(r, _)| *r);
+    out.into_iter().map(|(_, d)| d).collect()
 }
 
 // ------------------------------------------------------------ checks
@@ -491,13 +517,10 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
                 cx.add(CheckRow::from_verdict(
                     "scheduling",
                     &label,
-                    analysis::Verdict {
-                        passed: false,
-                        property: "read the active director's IPVS counters".into(),
-                        measured: "-".into(),
-                        expected: "-".into(),
-                        reasons: vec![format!("cannot read the IPVS table of {active}: {e}")],
-                    },
+                    analysis::Verdict::failed(
+                        "read the active director's IPVS counters",
+                        format!("cannot read the IPVS table of {active}: {e}"),
+                    ),
                 ));
                 continue;
             }
@@ -539,23 +562,22 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
         let sa = find_service(&after, spec, svc);
         let dests = samples(spec, svc, sb, sa);
         let counted: u64 = dests.iter().map(|d| d.delta).sum();
-        let mut v = analysis::analyse_batch(&Batch {
+        let batch = Batch {
             scheduler: svc.scheduler.clone(),
             persistent: svc.persistence.is_some(),
             sent: b.sent,
             accepted: b.ok,
             one_source: true,
             dests,
-        });
+        };
+        let mut v = analysis::analyse_batch(&batch);
         if let (true, Some(e)) = (b.ok < b.sent, &b.first_error) {
             v.reasons.push(format!("the first failed connection: {e}"));
         }
         if sa.is_none() {
-            v.passed = false;
-            v.reasons.insert(
-                0,
-                format!("the active director {active} has no virtual service {label}"),
-            );
+            v.fail_with(format!(
+                "the active director {active} has no virtual service {label}"
+            ));
         } else if counted < u64::from(b.ok)
             && cx
                 .sh(active, "cat /proc/sys/net/ipv4/vs/run_estimation")
@@ -574,6 +596,9 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
                 .figure("counted", counted)
                 .figure("counters_read_after_ms", counters_ms),
         );
+        if let Some(spread) = analysis::spread_verdict(&batch) {
+            cx.add(CheckRow::from_verdict("scheduling-spread", &label, spread));
+        }
     }
 }
 
@@ -604,29 +629,57 @@ async fn wait_holder(
     }
 }
 
-async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
+/// Whether `director` holds the VIP (read over ssh; false when unreadable).
+async fn holds_vip(cx: &Ctx<'_>, director: &str) -> bool {
+    match cx.sh(director, "ip -j addr show").await {
+        Ok(out) => facts::parse_ip_addr(&out)
+            .map(|a| a.iter().any(|(_, x)| *x == cx.spec.vip))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// How a failover mode makes the master fail and recover: (fail, recover)
+/// commands for its daemon's unit. Crash: SIGSTOP to every process of the
+/// unit (the daemon stops sending adverts but keeps its addresses, like a
+/// hung host), SIGCONT to resume it.
+pub fn failover_commands(mode: FailoverMode, unit: &str) -> (String, String) {
+    match mode {
+        FailoverMode::PlannedStop => (
+            format!("systemctl stop {unit}"),
+            format!("systemctl start {unit}"),
+        ),
+        FailoverMode::Crash => (
+            format!("systemctl kill --signal=SIGSTOP {unit}"),
+            format!("systemctl kill --signal=SIGCONT {unit}"),
+        ),
+    }
+}
+
+async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode: FailoverMode) {
     let spec = cx.spec;
     let unit = director_unit(&spec.name);
-    let Some(backup) = spec
+    let Some(backup_d) = spec
         .directors_by_priority()
         .into_iter()
         .find(|d| d.name != master)
-        .map(|d| d.name.clone())
     else {
         return;
     };
-    let subject = format!("{master} → {backup}");
+    let backup = backup_d.name.clone();
+    let backup_priority = backup_d.priority;
+    let subject = format!("{master} → {backup} ({})", mode.as_str());
     let fail = |why: String| {
         CheckRow::from_verdict(
             "director-failover",
             &subject,
-            analysis::Verdict {
-                passed: false,
-                property: "the backup takes over when the master's daemon stops".into(),
-                measured: "-".into(),
-                expected: "-".into(),
-                reasons: vec![why],
-            },
+            analysis::Verdict::failed(
+                format!(
+                    "the backup takes over when the master fails ({})",
+                    mode.as_str()
+                ),
+                why,
+            ),
         )
     };
     for d in [master, backup.as_str()] {
@@ -641,6 +694,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         }
     }
     let advert = spec.advert_interval;
+    let advert_ms = u64::try_from(advert.as_millis()).unwrap_or(u64::MAX);
     let takeover_limit = advert * 3 + Duration::from_secs(10);
     let addr = vip_addr(spec, svc);
     let kind = probe_kind(svc);
@@ -650,22 +704,48 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         .into_iter()
         .find(|d| d.name == master || d.name == backup)
         .map_or_else(|| master.to_string(), |d| d.name.clone());
+    let (fail_cmd, recover_cmd) = failover_commands(mode, &unit);
 
-    // Stop the master's daemon (undo recorded first).
-    let start_cmd = format!("systemctl start {unit}");
+    // Make the master fail (undo recorded first).
     let undo_id = cx
         .undo
-        .push(master, &start_cmd, &format!("start {unit} on {master}"));
+        .push(master, &recover_cmd, &format!("{recover_cmd} on {master}"));
     let t0 = Instant::now();
     let prober = Prober::start(addr, kind.clone(), t0, ProberLimits::default());
     sleep_ms(200).await;
     let t_stop = ms_since(t0);
-    if let Err(e) = cx.sh(master, &format!("systemctl stop {unit}")).await {
+    if let Err(e) = cx.sh(master, &fail_cmd).await {
         let _ = prober.finish().await;
-        cx.add(fail(format!("cannot stop {unit} on {master}: {e}")));
+        // Whatever happened, put it back now.
+        if cx.sh(master, &recover_cmd).await.is_ok() {
+            cx.undo.done(undo_id);
+        }
+        cx.add(fail(format!("cannot {fail_cmd} on {master}: {e}")));
         return;
     }
-    let (after_stop, _) = wait_holder(cx, takeover_limit, |h| h == Some(backup.as_str())).await;
+    let (after_stop, takeover_ms) = match mode {
+        FailoverMode::PlannedStop => {
+            let (h, _) = wait_holder(cx, takeover_limit, |h| h == Some(backup.as_str())).await;
+            (h, None)
+        }
+        // The frozen master keeps the VIP on its interface: wait for the
+        // backup to add it.
+        FailoverMode::Crash => {
+            let end = Instant::now() + takeover_limit;
+            let mut seen = None;
+            loop {
+                if holds_vip(cx, &backup).await {
+                    seen = Some(ms_since(t0).saturating_sub(t_stop));
+                    break;
+                }
+                if Instant::now() >= end {
+                    break;
+                }
+                sleep_ms(200).await;
+            }
+            (seen.map(|_| backup.clone()), seen)
+        }
+    };
     // The daemon's own view, where its status command exists (best effort).
     let backup_state = cx
         .sh(
@@ -688,43 +768,56 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         .collect();
     let outage = analysis::outage(&timeline);
 
-    // Start it again and watch preemption.
+    // Start (resume) it again and watch where the VIP goes.
     let t1 = Instant::now();
     let prober2 = Prober::start(addr, kind.clone(), t1, ProberLimits::default());
-    let start_res = cx.sh(master, &start_cmd).await;
-    cx.undo.done(undo_id);
+    let start_res = cx.sh(master, &recover_cmd).await;
+    if start_res.is_ok() {
+        cx.undo.done(undo_id);
+    }
     let h = &svc.health;
     let health_known = h.interval * h.rise.max(h.fall) + h.timeout;
-    let after_start = if spec.preempt {
-        wait_holder(
-            cx,
-            advert * 3 + health_known + Duration::from_secs(10),
-            |x| x == Some(preferred.as_str()),
-        )
-        .await
-        .0
-    } else {
-        // Preempt off: the VIP must stay on the backup for a while.
-        let window = advert * 3 + health_known + Duration::from_secs(2);
-        let (h, moved) = wait_holder(cx, window, |x| x != Some(backup.as_str())).await;
-        if moved { h } else { Some(backup.clone()) }
+    let after_start = match (spec.preempt, mode) {
+        (true, _) => {
+            wait_holder(
+                cx,
+                advert * 3 + health_known + Duration::from_secs(10),
+                |x| x == Some(preferred.as_str()),
+            )
+            .await
+            .0
+        }
+        (false, FailoverMode::PlannedStop) => {
+            // Preempt off: the VIP must stay on the backup for a while.
+            let window = advert * 3 + health_known + Duration::from_secs(2);
+            let (h, moved) = wait_holder(cx, window, |x| x != Some(backup.as_str())).await;
+            if moved { h } else { Some(backup.clone()) }
+        }
+        // A resumed master: one of the two ends up alone with the VIP.
+        (false, FailoverMode::Crash) => {
+            wait_holder(cx, advert * 3 + Duration::from_secs(10), |x| x.is_some())
+                .await
+                .0
+        }
     };
     sleep_ms(500).await;
     let failback = analysis::outage(&prober2.finish().await);
     let mut v = analysis::analyse_director_failover(&DirectorFailover {
+        mode,
         master: master.into(),
         backup: backup.clone(),
         holder_after_stop: after_stop,
         outage,
+        takeover_ms,
+        advert_ms,
+        backup_priority,
         holder_after_start: after_start.clone(),
         preempt: spec.preempt,
         preferred: preferred.clone(),
         backup_state,
     });
     if let Err(e) = start_res {
-        v.passed = false;
-        v.reasons
-            .push(format!("cannot start {unit} on {master} again: {e}"));
+        v.fail_with(format!("cannot {recover_cmd} on {master} again: {e}"));
     }
     let mut row = CheckRow::from_verdict("director-failover", &subject, v)
         .figure("gap_ms", outage.longest_gap_ms)
@@ -732,13 +825,23 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service) {
         .figure("probes", u64::from(outage.probes))
         .figure("failback_gap_ms", failback.longest_gap_ms)
         .figure("failback_failed_probes", u64::from(failback.failed));
+    if let Some(t) = takeover_ms {
+        row = row.figure("takeover_ms", t);
+    }
+    if mode == FailoverMode::Crash {
+        row = row.figure(
+            "gap_limit_ms",
+            analysis::crash_gap_limit_ms(advert_ms, backup_priority),
+        );
+    }
     row.measured
         .push_str(&format!("; failback {}", failback.describe()));
 
-    // preempt = false leaves the VIP on the backup: hand it back so the
+    // The VIP left on the backup (preempt = false): hand it back so the
     // cluster is as verify found it (stop the backup's daemon until the
     // master holds the VIP, then start it again).
     if after_start.as_deref() == Some(backup.as_str()) && !spec.preempt {
+        let start_cmd = format!("systemctl start {unit}");
         let id = cx
             .undo
             .push(&backup, &start_cmd, &format!("start {unit} on {backup}"));
@@ -979,7 +1082,12 @@ async fn all_checks(cx: &Ctx<'_>) {
         return;
     };
     if cx.directors().len() >= 2 {
-        check_director_failover(cx, &holder, svc).await;
+        check_director_failover(cx, &holder, svc, FailoverMode::PlannedStop).await;
+        if cx.opts.crash_failover {
+            // Whoever holds the VIP now is the master to crash.
+            let master = cx.vip_holder().await.unwrap_or_else(|| holder.clone());
+            check_director_failover(cx, &master, svc, FailoverMode::Crash).await;
+        }
     } else {
         cx.add(CheckRow::skipped(
             "director-failover",

@@ -46,7 +46,9 @@ impl CheckRow {
         CheckRow {
             check: check.into(),
             subject: subject.into(),
-            result: if v.passed {
+            result: if v.skipped {
+                Outcome::Skip
+            } else if v.passed {
                 Outcome::Pass
             } else {
                 Outcome::Fail
@@ -150,7 +152,9 @@ impl Report {
         line(&mut s, &head.map(String::from));
         for (c, r) in self.checks.iter().zip(&rows) {
             line(&mut s, r);
-            if c.check == "scheduling" && !c.property.is_empty() {
+            if (c.check.starts_with("scheduling") || c.result == Outcome::Skip)
+                && !c.property.is_empty()
+            {
                 let _ = writeln!(s, "    = {}", c.property);
             }
             if c.result != Outcome::Pass {
