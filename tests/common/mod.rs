@@ -54,14 +54,30 @@ pub fn reasons(v: &Value) -> String {
 /// On an applied cluster: `verify` passes with measured figures (director
 /// failover gap, real server out/back), every scheduling row counted what
 /// was accepted; a second verify without failover still passes, so the
-/// first left the cluster as it found it. Returns a one-line summary.
-pub fn verify_passes(file: &str) -> String {
-    let (code, v) = verify(file, &[]);
+/// first left the cluster as it found it. With `crash`, verify also freezes
+/// the master (`--crash`) and the second director-failover row must pass its
+/// Master_Down_Interval bound. Returns a one-line summary.
+pub fn verify_passes(file: &str, crash: bool) -> String {
+    let (code, v) = verify(file, if crash { &["--crash"] } else { &[] });
     assert_eq!(code, 0, "verify failed:\n{}", reasons(&v));
     assert_eq!(v["passed"], true);
     let d = rows(&v, "director-failover");
-    assert_eq!(d.len(), 1);
-    assert_eq!(d[0]["result"], "pass", "{}", d[0]);
+    assert_eq!(d.len(), if crash { 2 } else { 1 }, "{v}");
+    for row in &d {
+        assert_eq!(row["result"], "pass", "{row}");
+    }
+    let crash_gap = if crash {
+        let c = d
+            .iter()
+            .find(|r| r["figures"].get("gap_limit_ms").is_some())
+            .expect("a crash row (with gap_limit_ms)");
+        let gap = c["figures"]["gap_ms"].as_u64().expect("crash gap_ms");
+        let limit = c["figures"]["gap_limit_ms"].as_u64().expect("gap_limit_ms");
+        assert!(gap <= limit, "{c}");
+        format!("; crash gap {gap} ms (limit {limit} ms)")
+    } else {
+        String::new()
+    };
     let gap = d[0]["figures"]["gap_ms"].as_u64().expect("gap_ms");
     // The backup's daemon was asked for its state (`lvsup director status
     // --json`) and said Master: verify reads the field the daemon writes.
@@ -77,5 +93,5 @@ pub fn verify_passes(file: &str) -> String {
     }
     let (code, v) = verify(file, &["--skip-failover"]);
     assert_eq!(code, 0, "{}", reasons(&v));
-    format!("director failover gap {gap} ms; real server out {out} ms, back {back} ms")
+    format!("director failover gap {gap} ms{crash_gap}; real server out {out} ms, back {back} ms")
 }
