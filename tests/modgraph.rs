@@ -183,3 +183,17 @@ fn modgraph_draws_the_graph_for_the_docs() {
     // A wrong argument is a usage error, not a graph.
     assert_eq!(modgraph(&["--nonsense"]).status.code(), Some(2));
 }
+
+#[test]
+fn the_architecture_doc_draws_the_graph_as_it_is() {
+    let out = modgraph(&["--mermaid"]);
+    let graph = String::from_utf8_lossy(&out.stdout);
+    assert!(graph.starts_with("graph TD\n"), "{graph}");
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/design/architecture.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("read docs/design/architecture.md");
+    assert!(
+        doc.contains(&format!("```mermaid\n{graph}```\n")),
+        "docs/design/architecture.md does not draw the import graph as it is now: replace its \
+         first mermaid block with the output of `tools/modgraph --mermaid`:\n{graph}"
+    );
+}
