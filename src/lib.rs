@@ -9,6 +9,7 @@ pub mod health;
 pub mod import;
 pub mod ipvs;
 pub mod lab;
+pub mod layout;
 pub mod plan;
 pub mod remote;
 pub mod vrrp;

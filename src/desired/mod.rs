@@ -34,32 +34,12 @@ use serde::Serialize;
 use crate::config::{ClusterSpec, Director, Forward, Mode, Protocol, RealServer};
 use crate::director::config::DirectorConfig;
 
-/// Where lvsup installs its own binary on directors.
-pub const BINARY_PATH: &str = "/usr/local/bin/lvsup";
-
-pub fn director_unit(cluster: &str) -> String {
-    format!("lvsup-director-{cluster}.service")
-}
-pub fn realserver_unit(cluster: &str) -> String {
-    format!("lvsup-realserver-{cluster}.service")
-}
-pub fn director_config_path(cluster: &str) -> String {
-    format!("/etc/lvsup/{cluster}/director.toml")
-}
-/// Where a NAT real server's unit records the default route(s) it replaced.
-pub fn previous_route_path(cluster: &str) -> String {
-    format!("/var/lib/lvsup/{cluster}/previous-default-route")
-}
-
-pub fn sysctl_path(cluster: &str) -> String {
-    format!("/etc/sysctl.d/90-lvsup-{cluster}.conf")
-}
-pub fn modules_path(cluster: &str) -> String {
-    format!("/etc/modules-load.d/lvsup-{cluster}.conf")
-}
-pub fn unit_path(unit: &str) -> String {
-    format!("/etc/systemd/system/{unit}")
-}
+// Unit names and host paths live in one place, `crate::layout`, which the
+// director core, facts gathering, verify and destroy use too.
+pub use crate::layout::{
+    BINARY_PATH, director_config_path, director_unit, modules_path, previous_route_path,
+    realserver_unit, sysctl_path, unit_path,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DesiredCluster {

@@ -27,9 +27,9 @@ use netlink_packet_core::{
 };
 use netlink_packet_generic::GenlMessage;
 
-use super::client::{Ctx, IpvsError, errno_error};
 use super::constants::IPVS_GENL_VERSION;
 use super::dest::Destination;
+use super::error::{Ctx, IpvsError, errno_error};
 use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use super::service::{Service, ServiceId};
 

@@ -23,58 +23,11 @@ use super::batch::{Acks, BATCH_BYTES, Chunk, ChunkAcks, Request, encode_requests
 use super::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use super::daemon::{DaemonState, SyncDaemon};
 use super::dest::Destination;
+pub use super::error::IpvsError;
+use super::error::{Ctx, ENOENT, errno_error};
+pub use super::message::Timeouts;
 use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use super::service::{Service, ServiceId};
-
-// errno values (asm-generic/errno-base.h)
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
-const EEXIST: i32 = 17;
-
-/// What went wrong, in words an operator can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum IpvsError {
-    #[error("kernel module ip_vs is not loaded (modprobe ip_vs)")]
-    ModuleNotLoaded,
-    #[error("permission denied: IPVS needs CAP_NET_ADMIN (run as root)")]
-    PermissionDenied,
-    #[error("service {0} already exists")]
-    ServiceExists(ServiceId),
-    #[error("service {0} does not exist")]
-    NoSuchService(ServiceId),
-    #[error(
-        "scheduler {scheduler:?} for service {service} is not available (modprobe ip_vs_{scheduler})"
-    )]
-    UnknownScheduler {
-        service: ServiceId,
-        scheduler: String,
-    },
-    #[error("destination {dest} already exists in service {service}")]
-    DestinationExists {
-        service: ServiceId,
-        dest: SocketAddr,
-    },
-    #[error("destination {dest} does not exist in service {service}")]
-    NoSuchDestination {
-        service: ServiceId,
-        dest: SocketAddr,
-    },
-    #[error("{op}: kernel refused: {source}")]
-    Kernel {
-        op: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("service {service}: {reason}")]
-    InvalidService { service: ServiceId, reason: String },
-    #[error("cannot open a generic netlink socket: {0}")]
-    Socket(#[source] io::Error),
-    #[error("malformed IPVS reply from the kernel ({op}): {msg}")]
-    Malformed { op: String, msg: String },
-    #[error("netlink transport error ({op}): {msg}")]
-    Transport { op: String, msg: String },
-}
 
 /// Result of `IPVS_CMD_GET_INFO`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,28 +44,6 @@ impl IpvsInfo {
         let v = self.version;
         format!("{}.{}.{}", (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff)
     }
-}
-
-/// Connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`). When setting,
-/// 0 leaves that value unchanged (kernel semantics of `ip_vs_set_timeout`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Timeouts {
-    pub tcp: u32,
-    pub tcp_fin: u32,
-    pub udp: u32,
-}
-
-/// Context for turning an errno into an [`IpvsError`].
-pub(super) enum Ctx<'a> {
-    Plain,
-    Service {
-        id: &'a ServiceId,
-        scheduler: Option<&'a str>,
-    },
-    Dest {
-        id: &'a ServiceId,
-        dest: SocketAddr,
-    },
 }
 
 /// Async IPVS client. Cheap to clone (clones share one netlink connection, and the
@@ -970,36 +901,10 @@ fn genl_error(op: &str, e: GenetlinkError) -> IpvsError {
     }
 }
 
-/// Map a positive errno to an error in plain words, using what the request was about.
-/// Codes as `ip_vs_ctl.c` returns them: ESRCH = service not found, EEXIST = already
-/// there, ENOENT = destination not found (or, on NEW/SET_SERVICE, unknown scheduler).
-pub(super) fn errno_error(op: &str, code: i32, ctx: Ctx<'_>) -> IpvsError {
-    match (code, ctx) {
-        (EPERM, _) => IpvsError::PermissionDenied,
-        (ESRCH, Ctx::Service { id, .. } | Ctx::Dest { id, .. }) => IpvsError::NoSuchService(*id),
-        (EEXIST, Ctx::Service { id, .. }) => IpvsError::ServiceExists(*id),
-        (
-            ENOENT,
-            Ctx::Service {
-                id,
-                scheduler: Some(s),
-            },
-        ) => IpvsError::UnknownScheduler {
-            service: *id,
-            scheduler: s.to_string(),
-        },
-        (EEXIST, Ctx::Dest { id, dest }) => IpvsError::DestinationExists { service: *id, dest },
-        (ENOENT, Ctx::Dest { id, dest }) => IpvsError::NoSuchDestination { service: *id, dest },
-        (code, _) => IpvsError::Kernel {
-            op: op.to_string(),
-            source: io::Error::from_raw_os_error(code),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::error::{EEXIST, EPERM, ESRCH};
     use std::net::SocketAddr;
 
     fn id() -> ServiceId {

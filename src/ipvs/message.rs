@@ -24,6 +24,15 @@ use super::nla::*;
 use super::service::ServiceAttr;
 
 /// `IPVS_CMD_*`.
+/// Connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`). When setting,
+/// 0 leaves that value unchanged (kernel semantics of `ip_vs_set_timeout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpvsCmd {
     NewService,
@@ -330,7 +339,7 @@ impl IpvsMessage {
         Self::new(IpvsCmd::GetDaemon, vec![])
     }
     /// `IPVS_CMD_SET_CONFIG`: zero timeouts are left out (and so left unchanged).
-    pub fn set_config(t: &super::Timeouts) -> Self {
+    pub fn set_config(t: &Timeouts) -> Self {
         let mut attrs = Vec::new();
         if t.tcp != 0 {
             attrs.push(IpvsAttr::TimeoutTcp(t.tcp));

@@ -18,6 +18,7 @@ pub mod client;
 pub mod constants;
 pub mod daemon;
 pub mod dest;
+pub mod error;
 pub mod message;
 mod nla;
 pub mod reconcile;

@@ -44,10 +44,7 @@ pub struct Options {
     pub crash_failover: bool,
 }
 
-/// The systemd unit of the director daemon of `cluster`.
-pub fn director_unit(cluster: &str) -> String {
-    format!("lvsup-director-{cluster}.service")
-}
+pub use crate::layout::director_unit;
 
 // ------------------------------------------------------------ undo
 

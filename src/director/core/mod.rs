@@ -565,7 +565,7 @@ impl Director {
             let msg = format!(
                 "{what} changed: a reload only changes services and health checks; restart \
                  the daemon to apply it (`systemctl restart {}`: it hands the VIP over first)",
-                crate::desired::director_unit(&new.cfg.cluster)
+                crate::layout::director_unit(&new.cfg.cluster)
             );
             error!(running_sha256 = %self.loaded.sha256, "reload REFUSED: {msg}");
             self.last_reload = Some(ReloadStatus {

@@ -1,0 +1,31 @@
+//! Where lvsup puts things on a host: unit names and file paths, in one place
+//! (pure; imports nothing). `desired` renders them, facts gathering reads them
+//! back, `destroy` removes them, the director core names its unit in messages
+//! and `verify` stops and starts it. docs/reference/hosts.md lists them all.
+
+/// Where lvsup installs its own binary on directors.
+pub const BINARY_PATH: &str = "/usr/local/bin/lvsup";
+
+pub fn director_unit(cluster: &str) -> String {
+    format!("lvsup-director-{cluster}.service")
+}
+pub fn realserver_unit(cluster: &str) -> String {
+    format!("lvsup-realserver-{cluster}.service")
+}
+pub fn director_config_path(cluster: &str) -> String {
+    format!("/etc/lvsup/{cluster}/director.toml")
+}
+/// Where a NAT real server's unit records the default route(s) it replaced.
+pub fn previous_route_path(cluster: &str) -> String {
+    format!("/var/lib/lvsup/{cluster}/previous-default-route")
+}
+
+pub fn sysctl_path(cluster: &str) -> String {
+    format!("/etc/sysctl.d/90-lvsup-{cluster}.conf")
+}
+pub fn modules_path(cluster: &str) -> String {
+    format!("/etc/modules-load.d/lvsup-{cluster}.conf")
+}
+pub fn unit_path(unit: &str) -> String {
+    format!("/etc/systemd/system/{unit}")
+}
