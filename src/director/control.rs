@@ -12,14 +12,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use super::daemon::Event;
 use super::status::Status;
 use crate::ipvs::IpvsClient;
+
+/// Where the listeners ask the main loop for its status: each request carries
+/// the channel the answer goes back on. The daemon forwards these into its own
+/// event channel, so the listeners need nothing of the daemon's types.
+pub(crate) type StatusRequests = mpsc::Sender<oneshot::Sender<Status>>;
 
 /// Bind the socket (replacing a stale one) and serve it in a task.
 pub(crate) fn serve(
     path: &Path,
-    tx: mpsc::Sender<Event>,
+    tx: StatusRequests,
     ipvs: Option<IpvsClient>,
 ) -> std::io::Result<JoinHandle<()>> {
     if let Some(dir) = path.parent()
@@ -54,9 +58,9 @@ pub(crate) fn serve(
 
 /// The daemon's status with the kernel's IPVS counters attached (read now,
 /// at most 2 s); `None` when the main loop is gone.
-pub(crate) async fn snapshot(tx: &mpsc::Sender<Event>, ipvs: Option<IpvsClient>) -> Option<Status> {
+pub(crate) async fn snapshot(tx: &StatusRequests, ipvs: Option<IpvsClient>) -> Option<Status> {
     let (rtx, rrx) = oneshot::channel();
-    tx.send(Event::Status(rtx)).await.ok()?;
+    tx.send(rtx).await.ok()?;
     let mut status = rrx.await.ok()?;
     if let Some(mut c) = ipvs {
         match tokio::time::timeout(Duration::from_secs(2), c.services()).await {
@@ -70,7 +74,7 @@ pub(crate) async fn snapshot(tx: &mpsc::Sender<Event>, ipvs: Option<IpvsClient>)
 
 async fn answer(
     mut conn: UnixStream,
-    tx: mpsc::Sender<Event>,
+    tx: StatusRequests,
     ipvs: Option<IpvsClient>,
 ) -> std::io::Result<()> {
     let Some(status) = snapshot(&tx, ipvs).await else {

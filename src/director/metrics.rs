@@ -16,12 +16,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::control::snapshot;
-use super::daemon::Event;
 use super::status::Status;
 use crate::ipvs::IpvsClient;
 
@@ -363,7 +361,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bind `addr` and answer scrapes in a task, at most [`MAX_CONNECTIONS`] at once.
 pub(crate) async fn serve(
     addr: SocketAddr,
-    tx: mpsc::Sender<Event>,
+    tx: super::control::StatusRequests,
     ipvs: Option<IpvsClient>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
@@ -414,7 +412,7 @@ fn request_path(head: &[u8]) -> Option<(&str, &str)> {
 
 async fn answer(
     mut conn: TcpStream,
-    tx: mpsc::Sender<Event>,
+    tx: super::control::StatusRequests,
     ipvs: Option<IpvsClient>,
 ) -> std::io::Result<()> {
     // Read the request head (up to 8 KiB, 5 s): only its first line matters.
@@ -461,6 +459,7 @@ async fn answer(
 mod tests {
     use super::*;
     use crate::director::status::{DestCounters, ReconcileStatus};
+    use tokio::sync::mpsc;
 
     fn sample() -> Status {
         let mut st = crate::director::status::tests::sample();
@@ -564,12 +563,10 @@ mod tests {
     /// daemon's main loop answering status requests.
     #[tokio::test]
     async fn serves_metrics_over_http_on_loopback() {
-        let (tx, mut rx) = mpsc::channel::<Event>(8);
+        let (tx, mut rx) = mpsc::channel::<tokio::sync::oneshot::Sender<Status>>(8);
         tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                if let Event::Status(reply) = ev {
-                    let _ = reply.send(sample());
-                }
+            while let Some(reply) = rx.recv().await {
+                let _ = reply.send(sample());
             }
         });
         let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), tx, None)
@@ -596,12 +593,10 @@ mod tests {
     /// a connection is closed at once, and scrapes work again when the idle ones go.
     #[tokio::test]
     async fn idle_connections_over_the_cap_are_closed_at_once() {
-        let (tx, mut rx) = mpsc::channel::<Event>(8);
+        let (tx, mut rx) = mpsc::channel::<tokio::sync::oneshot::Sender<Status>>(8);
         tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                if let Event::Status(reply) = ev {
-                    let _ = reply.send(sample());
-                }
+            while let Some(reply) = rx.recv().await {
+                let _ = reply.send(sample());
             }
         });
         let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), tx, None)

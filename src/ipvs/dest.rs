@@ -8,8 +8,8 @@ use netlink_packet_core::{DecodeError, DefaultNla, NLA_TYPE_MASK, Nla, NlaBuffer
 use serde::Serialize;
 
 use super::constants::*;
+use super::family::{Family, addr_from_bytes, addr_to_bytes};
 use super::nla::*;
-use super::service::{Family, addr_from_bytes, addr_to_bytes};
 use super::stats::{Stats, Stats32Attr, Stats64Attr};
 
 /// One attribute of the `IPVS_CMD_ATTR_DEST` nest.

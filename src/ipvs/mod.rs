@@ -19,6 +19,7 @@ pub mod constants;
 pub mod daemon;
 pub mod dest;
 pub mod error;
+pub mod family;
 pub mod message;
 mod nla;
 pub mod reconcile;

@@ -2,13 +2,14 @@
 //! typed [`Service`] model built on it.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use netlink_packet_core::{DecodeError, DefaultNla, NLA_TYPE_MASK, Nla, NlaBuffer, Parseable};
 use serde::Serialize;
 
 use super::constants::*;
 use super::dest::Destination;
+pub use super::family::{Family, addr_from_bytes, addr_to_bytes};
 use super::nla::*;
 use super::stats::{Stats, Stats32Attr, Stats64Attr};
 
@@ -141,45 +142,6 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for ServiceAttr {
 // Typed model
 // ---------------------------------------------------------------------------------------
 
-/// Address family of a service or destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Inet,
-    Inet6,
-}
-
-impl Family {
-    pub fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::Inet,
-            IpAddr::V6(_) => Family::Inet6,
-        }
-    }
-    pub fn to_af(self) -> u16 {
-        match self {
-            Family::Inet => AF_INET,
-            Family::Inet6 => AF_INET6,
-        }
-    }
-    pub fn from_af(af: u16) -> Result<Family, DecodeError> {
-        match af {
-            AF_INET => Ok(Family::Inet),
-            AF_INET6 => Ok(Family::Inet6),
-            other => Err(DecodeError::from(format!(
-                "unsupported address family {other}"
-            ))),
-        }
-    }
-    /// The full prefix length: 32 or 128.
-    pub fn max_prefix(self) -> u8 {
-        match self {
-            Family::Inet => 32,
-            Family::Inet6 => 128,
-        }
-    }
-}
-
 /// Transport protocol of an address-based virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -311,24 +273,6 @@ impl fmt::Display for ServiceId {
                 family: Family::Inet6,
             } => write!(f, "FWM {mark} IPv6"),
         }
-    }
-}
-
-/// `union nf_inet_addr` bytes of an address.
-pub fn addr_to_bytes(addr: &IpAddr) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    match addr {
-        IpAddr::V4(a) => b[..4].copy_from_slice(&a.octets()),
-        IpAddr::V6(a) => b = a.octets(),
-    }
-    b
-}
-
-/// Address of `family` from `union nf_inet_addr` bytes.
-pub fn addr_from_bytes(family: Family, b: &[u8; 16]) -> IpAddr {
-    match family {
-        Family::Inet => IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
-        Family::Inet6 => IpAddr::V6(Ipv6Addr::from(*b)),
     }
 }
 

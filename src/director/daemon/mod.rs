@@ -182,26 +182,41 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     tokio::spawn(wire::receive(sock.clone(), tx.clone()));
 
+    // The control socket and metrics ask for the status on a channel of their
+    // own (they know nothing of `Event`); forwarded into the loop here.
+    let (status_tx, mut status_rx) = mpsc::channel::<oneshot::Sender<Status>>(64);
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(reply) = status_rx.recv().await {
+                if tx.send(Event::Status(reply)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     let socket_path = opts
         .socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::director::socket_path(&cfg.cluster)));
-    let _control = crate::director::control::serve(&socket_path, tx.clone(), ipvs.clone())
+    let _control = crate::director::control::serve(&socket_path, status_tx.clone(), ipvs.clone())
         .with_context(|| format!("control socket {}", socket_path.display()))?;
     info!(socket = %socket_path.display(), "control socket listening");
     // The metrics listener is an extra: if it cannot bind, say so and run on
     // (the VIP matters more than the scrape).
     let _metrics = match cfg.metrics {
-        Some(addr) => match crate::director::metrics::serve(addr, tx.clone(), ipvs.clone()).await {
-            Ok((bound, task)) => {
-                info!(address = %bound, "Prometheus metrics listening (GET /metrics)");
-                Some(task)
+        Some(addr) => {
+            match crate::director::metrics::serve(addr, status_tx.clone(), ipvs.clone()).await {
+                Ok((bound, task)) => {
+                    info!(address = %bound, "Prometheus metrics listening (GET /metrics)");
+                    Some(task)
+                }
+                Err(e) => {
+                    error!(address = %addr, "metrics listener NOT started, running without it: {e}");
+                    None
+                }
             }
-            Err(e) => {
-                error!(address = %addr, "metrics listener NOT started, running without it: {e}");
-                None
-            }
-        },
+        }
         None => None,
     };
 
