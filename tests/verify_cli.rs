@@ -25,6 +25,8 @@ fn help_lists_the_flags() {
         "--rs-fail-cmd",
         "--rs-recover-cmd",
         "--batch",
+        "--yes",
+        "--crash",
     ] {
         assert!(text.contains(flag), "{flag} missing in\n{text}");
     }
@@ -59,4 +61,29 @@ fn missing_or_invalid_file_is_an_error_before_any_host_is_touched() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("verify \""));
+}
+
+/// What verify lists before it asks: one line per disruptive check, each with
+/// a bound; nothing with --skip-failover.
+#[test]
+fn the_disruptions_listed_before_asking_name_the_unit_and_a_bound() {
+    let spec = lvsup::config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/dr.toml"
+    )))
+    .expect("dr.toml");
+    let mut opts = lvsup::verify::Options::default();
+    let d = lvsup::verify::disruptions(&spec, &opts);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d[0].starts_with("stop lvsup-director-web.service"), "{d:?}");
+    assert!(d[1].contains("prohibit routes"), "{d:?}");
+    // dr.toml: advert 1 s; health interval 2 s, rise 2, fall 3, timeout 1 s.
+    // Director: (3 + 10) + (3 + 2*3 + 1 + 10) = 33 s; real server:
+    // (2*4 + 1 + 5) + (2*3 + 1 + 5) = 26 s.
+    assert!(d[0].ends_with("up to ~33 s"), "{d:?}");
+    assert!(d[1].ends_with("up to ~26 s"), "{d:?}");
+    opts.crash_failover = true;
+    assert_eq!(lvsup::verify::disruptions(&spec, &opts).len(), 3);
+    opts.skip_failover = true;
+    assert!(lvsup::verify::disruptions(&spec, &opts).is_empty());
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use std::io::{BufRead, IsTerminal, Write};
+
 use super::{exit, print, print_json, ssh_options};
 
 #[derive(Debug, Args)]
@@ -35,6 +37,9 @@ pub struct VerifyArgs {
     /// Connections per scheduling batch (default 100; wrr: whole weight cycles)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch: Option<u32>,
+    /// Run the disruptive checks (director and real-server failover) without asking
+    #[arg(long, short = 'y')]
+    yes: bool,
     /// Also crash the master (freeze its daemon with SIGSTOP, then resume
     /// it): the outage must stay within the backup's Master_Down_Interval + 1 s
     #[arg(long, conflicts_with = "skip_failover")]
@@ -45,13 +50,42 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     let spec = crate::config::load(&a.file)?;
     let opts = ssh_options(&spec, &a.file, a.ssh_config);
     let ssh = crate::verify::exec::RemoteExec::new(&spec, opts)?;
-    let opts = crate::verify::Options {
+    let mut opts = crate::verify::Options {
         skip_failover: a.skip_failover,
+        skip_failover_why: None,
         rs_fail_cmd: a.rs_fail_cmd,
         rs_recover_cmd: a.rs_recover_cmd,
         batch: a.batch,
         crash_failover: a.crash,
     };
+    // The failover checks disrupt a live cluster: like apply, ask first (a
+    // terminal prompt, or --yes); without either they are skipped, said in
+    // their SKIP rows, and everything else still runs.
+    let disruptions = crate::verify::disruptions(&spec, &opts);
+    if !disruptions.is_empty() && !a.yes {
+        let refused = if std::io::stdin().is_terminal() {
+            let mut err = std::io::stderr().lock();
+            writeln!(err, "verify will disrupt cluster \"{}\":", spec.name)?;
+            for d in &disruptions {
+                writeln!(err, "  - {d}")?;
+            }
+            write!(err, "Run these failover checks? Only 'yes' is accepted: ")?;
+            err.flush()?;
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            (line.trim() != "yes").then_some("not confirmed at the prompt (run with --yes)")
+        } else {
+            Some("not confirmed: no terminal to ask on (run with --yes to include them)")
+        };
+        if let Some(why) = refused {
+            eprintln!(
+                "verify: the failover checks were not confirmed: running the others only \
+                 (lvsup verify --yes runs them; --skip-failover silences this)"
+            );
+            opts.skip_failover = true;
+            opts.skip_failover_why = Some(why.to_string());
+        }
+    }
     eprintln!("verify \"{}\" over {}", spec.name, ssh.describe());
     let report = crate::verify::run(&spec, std::sync::Arc::new(ssh), &opts)?;
     if a.json {

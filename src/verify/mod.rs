@@ -32,6 +32,9 @@ use report::{CheckRow, Report};
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub skip_failover: bool,
+    /// Why the failover checks are skipped, shown in their SKIP rows (default
+    /// "--skip-failover"); e.g. not confirmed at the prompt.
+    pub skip_failover_why: Option<String>,
     /// Instead of prohibit routes: a command run on the real server to make it
     /// fail its health checks, and one to recover it.
     pub rs_fail_cmd: Option<String>,
@@ -45,6 +48,52 @@ pub struct Options {
 }
 
 pub use crate::layout::director_unit;
+
+/// What the failover checks will do to the cluster, one sentence each with an
+/// upper bound of how long it lasts (from the same limits the checks wait
+/// for): what `lvsup verify` lists before it asks. Empty with `skip_failover`.
+pub fn disruptions(spec: &ClusterSpec, opts: &Options) -> Vec<String> {
+    if opts.skip_failover {
+        return Vec::new();
+    }
+    let secs = |d: Duration| d.as_secs_f64().ceil() as u64;
+    let unit = director_unit(&spec.name);
+    let advert = spec.advert_interval;
+    let mut out = Vec::new();
+    let svc = spec.services.iter().find(|s| s.protocol == Protocol::Tcp);
+    let health_known = svc
+        .map(|s| s.health.interval * s.health.rise.max(s.health.fall) + s.health.timeout)
+        .unwrap_or_default();
+    let takeover = advert * 3 + Duration::from_secs(10);
+    let back = advert * 3 + health_known + Duration::from_secs(10);
+    out.push(format!(
+        "stop {unit} on the director holding the VIP (the VIP moves to a backup; connections \
+         through it may break), then start it again: up to ~{} s",
+        secs(takeover + back)
+    ));
+    if opts.crash_failover {
+        out.push(format!(
+            "freeze the daemon of the director holding the VIP (SIGSTOP, as if it hung), then \
+             resume it: up to ~{} s",
+            secs(takeover + back)
+        ));
+    }
+    if let Some(s) = svc {
+        let h = &s.health;
+        let out_limit = h.interval * (h.fall + 1) + h.timeout + Duration::from_secs(5);
+        let back_limit = h.interval * (h.rise + 1) + h.timeout + Duration::from_secs(5);
+        let how = match &opts.rs_fail_cmd {
+            Some(cmd) => format!("by running `{cmd}`"),
+            None => "with prohibit routes to the directors".to_string(),
+        };
+        out.push(format!(
+            "make one real server fail its health checks {how} (it leaves the pool), then undo \
+             it: up to ~{} s",
+            secs(out_limit + back_limit)
+        ));
+    }
+    out
+}
 
 // ------------------------------------------------------------ undo
 
@@ -1056,16 +1105,13 @@ async fn all_checks(cx: &Ctx<'_>) {
         .iter()
         .find(|s| s.protocol == Protocol::Tcp);
     if cx.opts.skip_failover {
-        cx.add(CheckRow::skipped(
-            "director-failover",
-            "-",
-            "--skip-failover",
-        ));
-        cx.add(CheckRow::skipped(
-            "real-server-failover",
-            "-",
-            "--skip-failover",
-        ));
+        let why = cx
+            .opts
+            .skip_failover_why
+            .clone()
+            .unwrap_or_else(|| "--skip-failover".to_string());
+        cx.add(CheckRow::skipped("director-failover", "-", why.clone()));
+        cx.add(CheckRow::skipped("real-server-failover", "-", why));
         return;
     }
     let (Some(holder), Some(svc)) = (holder, tcp) else {

@@ -8,10 +8,16 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// `lvsup verify -f FILE --json EXTRA…`: exit code and the JSON report.
+/// `lvsup verify -f FILE --json --yes EXTRA…`: exit code and the JSON report.
 pub fn verify(file: &str, extra: &[&str]) -> (i32, Value) {
+    verify_with(file, &["--yes"], extra)
+}
+
+/// `lvsup verify -f FILE --json FLAGS… EXTRA…` with no terminal on stdin.
+pub fn verify_with(file: &str, flags: &[&str], extra: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
         .args(["verify", "-f", file, "--json"])
+        .args(flags)
         .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
@@ -91,7 +97,15 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
         assert_eq!(s["result"], "pass", "{s}");
         assert_eq!(s["figures"]["counted"], s["figures"]["accepted"], "{s}");
     }
-    let (code, v) = verify(file, &["--skip-failover"]);
+    // Without --yes and without a terminal to ask on, the disruptive checks are
+    // refused and said so in their rows; the rest runs and passes.
+    let (code, v) = verify_with(file, &[], &[]);
     assert_eq!(code, 0, "{}", reasons(&v));
+    for check in ["director-failover", "real-server-failover"] {
+        let r = rows(&v, check);
+        assert_eq!(r.len(), 1, "{v}");
+        assert_eq!(r[0]["result"], "skip", "{}", r[0]);
+        assert!(r[0].to_string().contains("no terminal"), "{}", r[0]);
+    }
     format!("director failover gap {gap} ms{crash_gap}; real server out {out} ms, back {back} ms")
 }
