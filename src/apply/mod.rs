@@ -3,7 +3,8 @@
 //! diff (pure, [`crate::plan`]) → steps (pure, [`steps`]) → run (SSH, hosts
 //! in parallel within each apply group: real servers, then backup directors,
 //! then the master; steps in order within a host, stopping at the first
-//! failure).
+//! failure; when a host of a group fails or cannot be reached, the later
+//! groups are left out: [`run::Scheduler`]).
 
 pub mod destroy;
 pub mod run;
