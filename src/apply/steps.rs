@@ -7,22 +7,16 @@
 //! same directory), modules (modprobe now; modules-load.d keeps them), the
 //! previous values of the sysctls (what destroy restores), sysctls
 //! (`systemd-sysctl FILE`: the same code path as boot), `daemon-reload` only
-//! when a unit file changed, then the unit: `enable --now` when it does not
-//! run, `reload` (SIGHUP, no VIP movement) when only the director's config or
-//! the IPVS table differs, `restart` when its unit file or binary changed, or
-//! its config changed in what the daemon only reads at start (`[vrrp]`, `vip`,
-//! `interface`, `[nat]`, `metrics`), or a real server's address/route drifted (the
-//! oneshot unit re-adds them).
+//! when a unit file changed, then the unit as the plan decided it
+//! ([`crate::plan::unit_plans`]: start, reload or restart, and why).
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::config::ClusterSpec;
-use crate::desired::{self, HostState, Role};
-use crate::director::config::DirectorConfig;
-use crate::director::daemon::restart_needed;
-use crate::plan::{HostPlan, Item};
+use crate::desired::{self, HostState};
+use crate::plan::{HostPlan, Item, UnitAction};
 use crate::remote::facts::{Facts, previous_sysctl_path};
 use crate::remote::shell_quote;
 
@@ -107,17 +101,19 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
     let mut binary = false;
     let mut modules: Vec<&str> = Vec::new();
     let mut sysctl_keys: Vec<String> = Vec::new();
-    let mut net_drift = false;
-    let mut ipvs_drift = false;
     for c in &hp.changes {
         match &c.item {
             Item::File { path, .. } => changed_files.push(path),
             Item::Binary { .. } => binary = true,
             Item::Module { name } => modules.push(name),
             Item::Sysctl { key, .. } => sysctl_keys.push(key.clone()),
-            Item::Unit { .. } => {}
-            Item::Address { .. } | Item::Route { .. } => net_drift = true,
-            Item::IpvsService { .. } | Item::IpvsDestination { .. } => ipvs_drift = true,
+            // units, addresses, routes, IPVS: what the units do about them
+            // is in `hp.units`
+            Item::Unit { .. }
+            | Item::Address { .. }
+            | Item::Route { .. }
+            | Item::IpvsService { .. }
+            | Item::IpvsDestination { .. } => {}
         }
     }
 
@@ -187,85 +183,37 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
         ));
     }
 
-    for u in &want.units {
-        let (enabled, active) = facts
-            .observed
-            .units
-            .get(&u.name)
-            .copied()
-            .unwrap_or((false, false));
-        let unit_file_changed = changed_files.contains(&desired::unit_path(&u.name).as_str());
-        let q = shell_quote(&u.name);
-        let director = matches!(want.role, Role::Director { .. });
-        let config_changed =
-            director && changed_files.contains(&desired::director_config_path(cluster).as_str());
-        if !active {
-            steps.push(script(
-                format!("enable and start {}", u.name),
-                format!("systemctl enable --now {q}\n{}", check_active(&u.name)),
-            ));
-            continue;
-        }
-        if !enabled {
-            steps.push(script(
-                format!("enable {}", u.name),
+    // What to do to each unit was decided with the plan (shown before the
+    // confirmation): [`crate::plan::unit_plans`].
+    for u in &hp.units {
+        let q = shell_quote(&u.unit);
+        match u.action {
+            Some(UnitAction::Start) => {
+                steps.push(script(
+                    format!("enable and start {}", u.unit),
+                    format!("systemctl enable --now {q}\n{}", check_active(&u.unit)),
+                ));
+                continue;
+            }
+            _ if u.enable => steps.push(script(
+                format!("enable {}", u.unit),
                 format!("systemctl enable {q}\n"),
-            ));
+            )),
+            _ => {}
         }
-        let config_needs_restart = if config_changed {
-            director_restart_reason(cluster, want, facts)
-        } else {
-            None
-        };
-        if unit_file_changed || binary || (!director && net_drift) || config_needs_restart.is_some()
-        {
-            let why = if unit_file_changed {
-                "its unit file changed".to_string()
-            } else if binary {
-                "its binary changed".to_string()
-            } else if let Some(why) = config_needs_restart {
-                why
-            } else {
-                "to put its addresses and routes back".to_string()
-            };
-            steps.push(script(
-                format!("restart {} ({why})", u.name),
-                format!("systemctl restart {q}\n{}", check_active(&u.name)),
-            ));
-        } else if director && (config_changed || ipvs_drift) {
-            let why = if config_changed {
-                "config changed"
-            } else {
-                "IPVS table drifted"
-            };
-            steps.push(script(
-                format!("reload {} ({why}: SIGHUP, no VIP movement)", u.name),
-                format!("systemctl reload {q}\n{}", check_active(&u.name)),
-            ));
+        match u.action {
+            Some(UnitAction::Restart) => steps.push(script(
+                format!("restart {} ({})", u.unit, u.why),
+                format!("systemctl restart {q}\n{}", check_active(&u.unit)),
+            )),
+            Some(UnitAction::Reload) => steps.push(script(
+                format!("reload {} ({}: SIGHUP, no VIP movement)", u.unit, u.why),
+                format!("systemctl reload {q}\n{}", check_active(&u.unit)),
+            )),
+            Some(UnitAction::Start) | None => {}
         }
     }
     steps
-}
-
-/// Why a changed director.toml needs a restart, not a reload: the running
-/// daemon refuses a SIGHUP that changes `[vrrp]` (priority, interval,
-/// `vrrp_unicast`, `sync_daemon`…), `vip`, `interface`, `[nat]` or `metrics`
-/// ([`restart_needed`]) and keeps the old config, so a reload would leave the
-/// change on disk but not in force. A restart hands the VIP over gracefully
-/// first. An old file that is missing or unreadable: the running config is
-/// unknown, restart.
-fn director_restart_reason(cluster: &str, want: &HostState, facts: &Facts) -> Option<String> {
-    let path = desired::director_config_path(cluster);
-    let new = want.files.iter().find(|f| f.path == path)?;
-    let new = DirectorConfig::parse(&new.content).ok()?;
-    let Some(old) = facts.observed.files.get(&path) else {
-        return Some("its config was missing: what it runs is unknown".into());
-    };
-    match DirectorConfig::parse(old) {
-        Ok(old) => restart_needed(&old, &new)
-            .map(|what| format!("{what} changed in its config: a reload cannot apply that")),
-        Err(_) => Some("its old config does not parse: what it runs is unknown".into()),
-    }
 }
 
 /// One line per step, for `--dry-run`-like output and golden tests.
