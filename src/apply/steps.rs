@@ -65,12 +65,37 @@ pub fn write_file_script(path: &str, mode: u32, content: &str) -> String {
     )
 }
 
-/// The script that uploads a binary (data on stdin).
-pub fn upload_script(path: &str) -> String {
+/// The script that uploads a binary (data on stdin) of `size` bytes and
+/// SHA-256 `sha256` (hex) to `path`: into a temp file next to it, checked
+/// (size, then hash) on the host, and only then renamed over the old one. A
+/// stream cut short ends `cat` with EOF like a complete one; without the
+/// check a truncated binary was installed with exit 0 and crashed at the
+/// daemon's next start. On a mismatch the old binary stays and the temp file
+/// goes.
+pub fn upload_script(path: &str, size: usize, sha256: &str) -> String {
     let p = shell_quote(path);
+    let want = shell_quote(sha256);
     format!(
-        "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t=$(mktemp \"$d/.lvsup.XXXXXX\"); \
-         trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod 0755 \"$t\"; mv -f \"$t\" {p}; trap - EXIT"
+        "set -e\n\
+         command -v sha256sum >/dev/null || {{ echo \"sha256sum not found: cannot check the upload;\" {p} \"left as it was\" >&2; exit 1; }}\n\
+         d=$(dirname {p})\n\
+         mkdir -p \"$d\"\n\
+         t=$(mktemp \"$d/.lvsup.XXXXXX\")\n\
+         trap 'rm -f \"$t\"' EXIT\n\
+         cat > \"$t\"\n\
+         n=$(wc -c < \"$t\" | tr -d ' ')\n\
+         if [ \"$n\" != {size} ]; then\n  \
+           echo \"upload incomplete: the host received $n of {size} bytes;\" {p} \"left as it was\" >&2\n  \
+           exit 1\n\
+         fi\n\
+         h=$(sha256sum \"$t\" | cut -d' ' -f1)\n\
+         if [ \"$h\" != {want} ]; then\n  \
+           echo \"upload corrupted: SHA-256 on the host is $h, sent\" {want}\";\" {p} \"left as it was\" >&2\n  \
+           exit 1\n\
+         fi\n\
+         chmod 0755 \"$t\"\n\
+         mv -f \"$t\" {p}\n\
+         trap - EXIT\n"
     )
 }
 
@@ -223,4 +248,101 @@ pub fn describe(steps: &[Step]) -> String {
         let _ = writeln!(s, "{}. {}", i + 1, st.what);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// Run the upload script with the local `sh` (the script is POSIX sh and
+    /// coreutils, as on the hosts), feeding `sent` while announcing `data`.
+    fn upload(path: &std::path::Path, data: &[u8], sent: &[u8]) -> (bool, String) {
+        let sha: String = Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let script = upload_script(&path.to_string_lossy(), data.len(), &sha);
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(sent)
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn leftovers(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn upload_installs_a_complete_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin/lvsup");
+        let data = b"\x7fELF new binary".repeat(1000);
+        let (ok, err) = upload(&bin, &data, &data);
+        assert!(ok, "{err}");
+        assert_eq!(std::fs::read(&bin).expect("installed"), data);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&bin).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(leftovers(&dir.path().join("bin")), ["lvsup"]);
+    }
+
+    #[test]
+    fn upload_cut_short_keeps_the_old_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("lvsup");
+        std::fs::write(&bin, b"old").expect("old");
+        let data = b"\x7fELF new binary".repeat(1000);
+        let (ok, err) = upload(&bin, &data, &data[..3000]);
+        assert!(!ok);
+        assert!(
+            err.contains(&format!(
+                "upload incomplete: the host received 3000 of {} bytes; {} left as it was",
+                data.len(),
+                bin.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&bin).expect("old stays"), b"old");
+        assert_eq!(leftovers(dir.path()), ["lvsup"], "temp file removed");
+    }
+
+    #[test]
+    fn upload_with_the_right_size_but_other_bytes_keeps_the_old_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("lvsup");
+        std::fs::write(&bin, b"old").expect("old");
+        let data = b"\x7fELF new binary".repeat(100);
+        let mut bad = data.clone();
+        bad[700] ^= 0xff;
+        let (ok, err) = upload(&bin, &data, &bad);
+        assert!(!ok);
+        assert!(
+            err.contains("upload corrupted: SHA-256 on the host is "),
+            "{err}"
+        );
+        assert!(err.contains("left as it was"), "{err}");
+        assert_eq!(std::fs::read(&bin).expect("old stays"), b"old");
+        assert_eq!(leftovers(dir.path()), ["lvsup"], "temp file removed");
+    }
 }
