@@ -271,3 +271,23 @@ fn lab_topology_prints_what_lab_up_and_vagrant_build() {
     assert_eq!(links("nat1"), Some(2));
     assert_eq!(links("app1"), Some(1));
 }
+
+#[test]
+fn control_characters_in_values_are_refused_and_shown_escaped() {
+    let r = Run::new(&[
+        "validate",
+        "-f",
+        "tests/fixtures/invalid/free-text-control-characters.toml",
+    ])
+    .code(1);
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    // the values' ESC/NUL/BEL never reach the terminal raw
+    for c in ['\u{1b}', '\0', '\u{7}', '\r'] {
+        assert!(!all.contains(c), "raw {c:?} in output:\n{all:?}");
+    }
+    assert!(
+        all.contains(r#"real_servers[1].ssh_host = "rs2\u{1b}]0;owned\u{7}""#),
+        "{all}"
+    );
+    assert!(all.contains("contains control characters"), "{all}");
+}

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::steps::{self, Step, StepAction};
 use super::{BinarySource, Live};
+use crate::config::diag::terminal_safe;
 use crate::desired::Role;
 use crate::plan::{HostError, Plan};
 use crate::remote::Host;
@@ -159,7 +160,8 @@ impl Report {
                 self.verb
             );
         }
-        s
+        // errors quote host output: untrusted
+        terminal_safe(&s)
     }
 }
 
@@ -212,7 +214,7 @@ pub struct HostLine {
 
 impl HostLine {
     pub fn step(&self, i: usize, n: usize, what: &str) {
-        let msg = format!("[{i}/{n}] {what}");
+        let msg = terminal_safe(&format!("[{i}/{n}] {what}"));
         if !self.tty {
             eprintln!("{}: {msg}", self.name);
         }
@@ -220,6 +222,7 @@ impl HostLine {
     }
 
     pub fn finish(&self, msg: String) {
+        let msg = terminal_safe(&msg);
         if !self.tty {
             eprintln!("{}: {msg}", self.name);
         }
@@ -735,5 +738,22 @@ mod tests {
         );
         let json = serde_json::to_value(&r).expect("json");
         assert_eq!(json["hosts"][1]["outcome"], "skipped");
+    }
+
+    #[test]
+    fn host_output_in_the_summary_is_printed_escaped() {
+        let r = Report {
+            verb: "apply".into(),
+            hosts: vec![report(
+                "rs1",
+                Outcome::Failed {
+                    step: "write /etc/x".into(),
+                    error: "exit status 1: \u{1b}[2Jgone".into(),
+                },
+            )],
+        };
+        let text = r.render();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("exit status 1: \\u{1b}[2Jgone"), "{text}");
     }
 }

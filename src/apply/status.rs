@@ -286,7 +286,8 @@ pub fn render(s: &ClusterStatus) -> String {
             }
         }
     }
-    o
+    // the daemons' answers are host output: untrusted
+    crate::config::diag::terminal_safe(&o)
 }
 
 pub fn cli_status(a: StatusArgs) -> Result<u8> {

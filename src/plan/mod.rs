@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::config::diag::terminal_safe;
 use crate::config::{ClusterSpec, Mode};
 use crate::desired::{
     BINARY_PATH, DesiredCluster, Destination, Holder, HostState, Role, VirtualService,
@@ -278,7 +279,8 @@ impl Plan {
                 self.hosts.len()
             );
         }
-        o
+        // host output (file contents in diffs, errors, notes) is untrusted
+        terminal_safe(&o)
     }
 }
 
@@ -950,5 +952,31 @@ mod tests {
             units[0].describe().as_deref(),
             Some("restart lvsup-realserver-web.service: to put its addresses and routes back")
         );
+    }
+
+    #[test]
+    fn host_output_in_the_plan_is_printed_escaped() {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let node1 = &d.hosts[0];
+        let mut obs = converged(node1);
+        // a host's file and a note carry terminal escapes
+        let path = node1.files[0].path.clone();
+        obs.files
+            .insert(path, "x = 1\u{1b}]0;owned\u{7}\r\n".into());
+        obs.notes.push("health \u{1b}[2J".into());
+        let mut p = plan(&spec, &d, |n| (n == "node1").then_some(&obs), false);
+        p.errors.push(HostError {
+            host: "lvs191".into(),
+            step: "gather facts".into(),
+            message: "bash: \u{9b}31m".into(),
+        });
+        let text = p.render_text();
+        for c in ['\u{1b}', '\u{7}', '\r', '\u{9b}'] {
+            assert!(!text.contains(c), "raw {c:?} in {text:?}");
+        }
+        assert!(text.contains("-x = 1\\u{1b}]0;owned\\u{7}"), "{text}");
+        assert!(text.contains("= health \\u{1b}[2J"), "{text}");
+        assert!(text.contains("bash: \\u{9b}31m"), "{text}");
     }
 }
