@@ -236,9 +236,18 @@ fn run_example(ex: &str) {
     }
 
     let t = Instant::now();
-    let out = expect(&run(&["apply", "--yes"]), 0, "apply");
+    let o = run(&["apply", "--yes"]);
+    let out = expect(&o, 0, "apply");
     assert!(out.contains("apply summary"), "{out}");
     let apply_cold = t.elapsed();
+    // the tests' lvsup is a debug build: uploading it to directors is warned about
+    if !no_kernel() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("is a debug build") && err.contains("tools/build-release"),
+            "{err}"
+        );
+    }
 
     // With directors (the VM): `status` names a master once VRRP settled,
     // and shows lvsup's virtual service with every real server. Then
