@@ -19,8 +19,9 @@
 //! on a real server without ARP suppression and on both daemons stopped,
 //! and `apply` repairs both) → `plan` exit 0 → second `apply` touches
 //! nothing → drift by hand → `plan` shows it (exit 2) → `apply` repairs → `plan` 0
-//! → one host unreachable (its link down) during an `apply` that has work:
-//! reported with the step that failed, the others converge, exit 1 → link up,
+//! → one real server unreachable (its link down) during an `apply` that has work:
+//! reported with the step that failed, the other real servers converge, the
+//! directors (drifted too, in the VM) are left out untouched, exit 1 → link up,
 //! `apply` converges it → `destroy --yes` → second `destroy` finds nothing →
 //! every host's snapshot equals the one before apply → `lab down`.
 
@@ -235,9 +236,18 @@ fn run_example(ex: &str) {
     }
 
     let t = Instant::now();
-    let out = expect(&run(&["apply", "--yes"]), 0, "apply");
+    let o = run(&["apply", "--yes"]);
+    let out = expect(&o, 0, "apply");
     assert!(out.contains("apply summary"), "{out}");
     let apply_cold = t.elapsed();
+    // the tests' lvsup is a debug build: uploading it to directors is warned about
+    if !no_kernel() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("is a debug build") && err.contains("tools/build-release"),
+            "{err}"
+        );
+    }
 
     // With directors (the VM): `status` names a master once VRRP settled,
     // and shows lvsup's virtual service with every real server. Then
@@ -310,6 +320,17 @@ fn run_example(ex: &str) {
     // like a dead box), while another host has drifted.
     let down = rs.last().expect("a real server").clone();
     on(&lab, first, &drift);
+    // With directors (the VM): they drifted too (their modules-load.d file is
+    // gone), but apply must not touch them while a real server is down.
+    let modules_file = format!("/etc/modules-load.d/lvsup-{name}.conf");
+    let directors: Vec<String> = if no_kernel() {
+        vec![]
+    } else {
+        spec.directors.iter().map(|d| d.name.clone()).collect()
+    };
+    for d in &directors {
+        on(&lab, d, &format!("rm {modules_file}"));
+    }
     let netns = format!("lvsup-{name}-{down}");
     let o = sh(&netns, "ip link set eth0 down");
     assert!(o.status.success(), "link down: {}", text(&o));
@@ -325,6 +346,20 @@ fn run_example(ex: &str) {
         "{out}"
     );
     assert!(out.contains(&format!("  {first}: done")), "{out}");
+    for d in &directors {
+        assert!(
+            out.contains(&format!(
+                "  {d}: LEFT OUT, not touched — real server {down} could not be reached"
+            )),
+            "{out}"
+        );
+        let left = on(
+            &lab,
+            d,
+            &format!("ls {modules_file} 2>/dev/null || echo absent"),
+        );
+        assert_eq!(left, "absent\n", "{d} was touched although {down} was down");
+    }
     let apply_down = t.elapsed();
     let o = sh(&netns, "ip link set eth0 up");
     assert!(o.status.success(), "link up: {}", text(&o));

@@ -505,3 +505,23 @@ fn manpages_writes_one_page_per_command() {
     assert!(!out.join("lvsup-ipvs.1").exists());
     assert!(!Run::new(&["--help"]).code(0).stdout().contains("manpages"));
 }
+
+#[test]
+fn control_characters_in_values_are_refused_and_shown_escaped() {
+    let r = Run::new(&[
+        "validate",
+        "-f",
+        "tests/fixtures/invalid/free-text-control-characters.toml",
+    ])
+    .code(1);
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    // the values' ESC/NUL/BEL never reach the terminal raw
+    for c in ['\u{1b}', '\0', '\u{7}', '\r'] {
+        assert!(!all.contains(c), "raw {c:?} in output:\n{all:?}");
+    }
+    assert!(
+        all.contains(r#"real_servers[1].ssh_host = "rs2\u{1b}]0;owned\u{7}""#),
+        "{all}"
+    );
+    assert!(all.contains("contains control characters"), "{all}");
+}

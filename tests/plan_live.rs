@@ -267,6 +267,21 @@ fn drift_by_hand() {
         "{text}"
     );
     assert!(!text.contains("restart lvsup-director-web"), "{text}");
+    // ... and the plan says so before anyone confirms: text and JSON
+    let shown = plan.render_text();
+    assert!(
+        shown.contains(
+            "  > reload lvsup-director-web.service (SIGHUP, no VIP movement): config changed\n"
+        ),
+        "{shown}"
+    );
+    let json = serde_json::to_value(&plan).expect("json");
+    let lvs191 = json["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["host"] == "lvs191"))
+        .expect("lvs191 in the plan");
+    assert_eq!(lvs191["units"][0]["action"], "reload", "{lvs191}");
+    assert_eq!(lvs191["units"][0]["vip_handover"], false, "{lvs191}");
     assert!(plan.has_changes());
     insta::assert_snapshot!(text);
 }
@@ -297,6 +312,23 @@ fn vrrp_change_in_director_config_restarts_the_daemon() {
         "{text}"
     );
     assert!(!text.contains("reload lvsup-director-web"), "{text}");
+    let shown = plan.render_text();
+    assert!(
+        shown.contains(
+            "  > restart lvsup-director-web.service (VIP handover if this director holds the VIP): [vrrp] changed in its config: a reload cannot apply that\n"
+        ),
+        "{shown}"
+    );
+    let json = serde_json::to_value(&plan).expect("json");
+    let unit = &json["hosts"][0]["units"][0];
+    assert_eq!(unit["action"], "restart", "{unit}");
+    assert_eq!(unit["vip_handover"], true, "{unit}");
+    assert!(
+        unit["why"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("[vrrp] changed")),
+        "{unit}"
+    );
 
     // A file that does not parse: what the daemon runs is unknown, restart.
     let hosts = vec![(

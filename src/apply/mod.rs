@@ -3,11 +3,13 @@
 //! diff (pure, [`crate::plan`]) → steps (pure, [`steps`]) → run (SSH, hosts
 //! in parallel within each apply group: real servers, then backup directors,
 //! then the master; steps in order within a host, stopping at the first
-//! failure). The command line (`crate::cmd`) loads the file, resolves the
-//! options, asks, prints and chooses exit codes; this module returns plans
-//! and reports.
+//! failure; when a host of a group fails or cannot be reached, the later
+//! groups are left out: [`run::Scheduler`]). The command line (`crate::cmd`)
+//! loads the file, resolves the options, asks, prints and chooses exit codes;
+//! this module returns plans and reports.
 
 pub mod destroy;
+pub mod elf;
 pub mod run;
 pub mod status;
 pub mod steps;
@@ -82,9 +84,15 @@ pub fn check_targets(
 pub struct BinarySource {
     pub path: PathBuf,
     pub sha256: String,
-    /// Set for the running binary: (arch, highest GLIBC_2.x symbol version it needs).
+    /// Set for the running binary: (arch, highest GLIBC_2.x symbol version it
+    /// needs; `None` for a statically linked one, which needs no glibc).
     pub needs: Option<(String, Option<(u32, u32)>)>,
     pub explicit: bool,
+    /// Size in bytes.
+    pub size: usize,
+    /// A debug build: the running lvsup built without `--release`, or a
+    /// binary with DWARF sections (tens of MB to send to every director).
+    pub debug: bool,
 }
 
 impl BinarySource {
@@ -97,13 +105,42 @@ impl BinarySource {
             ),
         };
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let sha256 = hex(&Sha256::digest(&bytes));
-        let needs = (!explicit).then(|| (std::env::consts::ARCH.to_string(), max_glibc(&bytes)));
-        Ok(BinarySource {
+        Ok(BinarySource::from_bytes(path, &bytes, explicit))
+    }
+
+    /// What apply knows of the binary at `path` with content `bytes` (pure).
+    pub fn from_bytes(path: PathBuf, bytes: &[u8], explicit: bool) -> BinarySource {
+        let sha256 = hex(&Sha256::digest(bytes));
+        let elf = elf::inspect(bytes);
+        // statically linked: no glibc needed on the director, whatever
+        // GLIBC_2.x strings the linked-in libc carries
+        let is_static = elf.is_some_and(|e| !e.interpreter);
+        let needs = (!explicit).then(|| {
+            let glibc = if is_static { None } else { max_glibc(bytes) };
+            (std::env::consts::ARCH.to_string(), glibc)
+        });
+        let debug = (!explicit && cfg!(debug_assertions)) || elf.is_some_and(|e| e.debug_sections);
+        BinarySource {
             path,
             sha256,
             needs,
             explicit,
+            size: bytes.len(),
+            debug,
+        }
+    }
+
+    /// What to say before uploading this binary, if it is a debug build.
+    pub fn upload_warning(&self) -> Option<String> {
+        self.debug.then(|| {
+            format!(
+                "{} is a debug build ({} MB) and every director that needs it downloads it; \
+                 a static, stripped release build is a few MB and runs on any x86_64 Linux: \
+                 tools/build-release, then apply with \
+                 --director-binary target/x86_64-unknown-linux-gnu/release/lvsup",
+                self.path.display(),
+                self.size.div_ceil(1_000_000)
+            )
         })
     }
 
@@ -130,7 +167,7 @@ impl BinarySource {
         problem.map(|p| {
             format!(
                 "the running lvsup ({} Linux, glibc) cannot run on this director: {p}; \
-                 pass --director-binary PATH (e.g. a static musl build)",
+                 pass --director-binary PATH with a static build (tools/build-release)",
                 arch
             )
         })
@@ -389,6 +426,21 @@ pub fn plan_from_facts(
     p
 }
 
+/// What to say before the confirmation when the plan uploads a debug build
+/// (tens of MB, and how to build the release one); `None` otherwise.
+pub fn debug_upload_warning(binary: &BinarySource, p: &Plan) -> Option<String> {
+    let uploads = p
+        .hosts
+        .iter()
+        .flat_map(|h| &h.changes)
+        .any(|c| matches!(c.item, crate::plan::Item::Binary { .. }));
+    if uploads {
+        binary.upload_warning()
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +463,61 @@ mod tests {
         let (major, minor) = max_glibc(&bytes).expect("a GLIBC_2.x version");
         assert_eq!(major, 2);
         assert!(minor >= 2, "{minor}");
+    }
+
+    fn host(glibc: Option<&str>) -> Facts {
+        Facts {
+            os: "Linux".into(),
+            arch: std::env::consts::ARCH.into(),
+            glibc: glibc.map(String::from),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn a_static_binary_needs_no_glibc_on_the_director() {
+        // static glibc carries GLIBC_2.x strings too: they must not count
+        let mut bytes = elf::tests::elf64(false, &[".text"]);
+        bytes.extend_from_slice(b"GLIBC_2.99\0");
+        let b = BinarySource::from_bytes("lvsup".into(), &bytes, false);
+        assert_eq!(b.needs, Some((std::env::consts::ARCH.to_string(), None)));
+        assert_eq!(b.incompatible(&host(Some("2.17"))), None);
+        assert_eq!(b.incompatible(&host(None)), None, "a musl host runs it too");
+        // the same bytes dynamically linked need that glibc
+        let mut bytes = elf::tests::elf64(true, &[".text"]);
+        bytes.extend_from_slice(b"GLIBC_2.99\0");
+        let b = BinarySource::from_bytes("lvsup".into(), &bytes, false);
+        assert_eq!(
+            b.needs,
+            Some((std::env::consts::ARCH.to_string(), Some((2, 99))))
+        );
+        let why = b.incompatible(&host(Some("2.36"))).expect("incompatible");
+        assert!(
+            why.contains("glibc ≥ 2.99") && why.contains("tools/build-release"),
+            "{why}"
+        );
+        assert!(b.incompatible(&host(None)).is_some());
+    }
+
+    #[test]
+    fn a_debug_build_is_warned_about_with_how_to_build_the_release() {
+        let debug = BinarySource::from_bytes(
+            "/tmp/lvsup".into(),
+            &elf::tests::elf64(true, &[".text", ".debug_info"]),
+            true,
+        );
+        let w = debug.upload_warning().expect("a warning");
+        assert!(w.starts_with("/tmp/lvsup is a debug build (1 MB)"), "{w}");
+        assert!(w.contains("tools/build-release"), "{w}");
+        let release = BinarySource::from_bytes(
+            "/tmp/lvsup".into(),
+            &elf::tests::elf64(false, &[".text"]),
+            true,
+        );
+        assert_eq!(release.upload_warning(), None);
+        // the running lvsup: its build profile decides
+        let running =
+            BinarySource::from_bytes("lvsup".into(), &elf::tests::elf64(false, &[".text"]), false);
+        assert_eq!(running.debug, cfg!(debug_assertions));
     }
 }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::steps::{self, Step, StepAction};
 use super::{BinarySource, Live};
+use crate::config::diag::terminal_safe;
 use crate::desired::Role;
 use crate::plan::{HostError, Plan};
 use crate::remote::Host;
@@ -29,6 +31,9 @@ pub enum Outcome {
     Failed { step: String, error: String },
     /// Never worked on: unreachable or missing prerequisites.
     NotContacted { step: String, error: String },
+    /// Not touched although it has work: a host earlier in the apply order
+    /// failed or could not be reached (`reason` names them).
+    Skipped { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +47,19 @@ pub struct HostReport {
 }
 
 impl HostReport {
+    /// A host left out: it has `not_done` to do, but an earlier group failed.
+    pub fn skipped(host: String, reason: &str, not_done: Vec<String>) -> HostReport {
+        HostReport {
+            host,
+            outcome: Outcome::Skipped {
+                reason: reason.to_string(),
+            },
+            done: vec![],
+            not_done,
+            seconds: 0.0,
+        }
+    }
+
     /// A host that needed nothing: no step was run on it.
     pub fn unchanged(host: String) -> HostReport {
         HostReport {
@@ -74,6 +92,7 @@ impl Report {
         let unchanged = count(|o| matches!(o, Outcome::Unchanged));
         let failed = count(|o| matches!(o, Outcome::Failed { .. }));
         let missed = count(|o| matches!(o, Outcome::NotContacted { .. }));
+        let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
         let _ = writeln!(s, "\n{} summary, per host:", self.verb);
         for h in &self.hosts {
             match &h.outcome {
@@ -118,6 +137,10 @@ impl Report {
                         h.host
                     );
                 }
+                Outcome::Skipped { reason } => {
+                    let _ = writeln!(s, "  {}: LEFT OUT, not touched — {reason}", h.host);
+                    let _ = writeln!(s, "    not done: {}", h.not_done.join("; "));
+                }
             }
         }
         if !self.ok() {
@@ -132,12 +155,18 @@ impl Report {
         if let Some(f) = verb.get_mut(..1) {
             f.make_ascii_uppercase();
         }
+        let left_out = if skipped > 0 {
+            format!(", {skipped} left out")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "{verb} {}: {done} changed, {unchanged} unchanged, {failed} failed, {missed} not contacted.",
+            "{verb} {}: {done} changed, {unchanged} unchanged, {failed} failed, {missed} not contacted{left_out}.",
             if self.ok() { "complete" } else { "incomplete" }
         );
-        s
+        // errors quote host output: untrusted
+        terminal_safe(&s)
     }
 }
 
@@ -248,7 +277,8 @@ async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
             let data = ctx.binary.as_ref().ok_or("no binary to upload")?;
             // Slow links: allow 1 s per MB on top of the step limit.
             let limit = limit + Duration::from_secs((data.len() / 1_000_000) as u64);
-            conn.run_with_stdin(&steps::upload_script(path), data, limit)
+            let sha = super::hex(&Sha256::digest(data.as_slice()));
+            conn.run_with_stdin(&steps::upload_script(path, data.len(), &sha), data, limit)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -286,12 +316,113 @@ async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
     }
 }
 
-/// Which apply group a host is in: 0 real servers, 1 backups, 2 master.
-fn group(role: &Role) -> u8 {
-    match role {
-        Role::RealServer => 0,
-        Role::Director { master: false, .. } => 1,
-        Role::Director { master: true, .. } => 2,
+/// The apply groups, in the order they run: real servers first (a director
+/// must never forward to a real server that is not ready for it), then the
+/// backup directors, then the master (its restart is the one that moves the
+/// VIP, so it comes last, after the backups that take the VIP over run the
+/// new version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    RealServers,
+    Backups,
+    Master,
+}
+
+impl Group {
+    pub fn of(role: &Role) -> Group {
+        match role {
+            Role::RealServer => Group::RealServers,
+            Role::Director { master: false, .. } => Group::Backups,
+            Role::Director { master: true, .. } => Group::Master,
+        }
+    }
+
+    /// One host of the group, in words.
+    fn member(self) -> &'static str {
+        match self {
+            Group::RealServers => "real server",
+            Group::Backups => "backup director",
+            Group::Master => "master director",
+        }
+    }
+}
+
+/// What the scheduler says runs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Work on these hosts (in parallel), then [`Scheduler::record`] each result.
+    Run { group: Group, hosts: Vec<String> },
+    /// Leave these hosts as they are: an earlier group did not converge.
+    Skip {
+        group: Group,
+        hosts: Vec<String>,
+        reason: String,
+    },
+}
+
+/// The order and the stop rule of apply (pure, no I/O): groups run one after
+/// the other; when any host of a group fails or could not be reached, the
+/// hosts of the later groups are not touched (in DR mode a director would
+/// otherwise put a real server without the VIP on `lo` into IPVS: its TCP
+/// check passes and its share of the traffic is lost). Within a group every
+/// host still finishes: hosts of one group do not depend on each other.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    /// Hosts with work, by group; popped lowest group first.
+    pending: BTreeMap<Group, Vec<String>>,
+    /// Hosts that failed or could not be reached: (group, host, what happened).
+    failed: Vec<(Group, String, String)>,
+}
+
+impl Scheduler {
+    /// `hosts`: every host that has steps to run, with its group.
+    pub fn new(hosts: impl IntoIterator<Item = (String, Group)>) -> Scheduler {
+        let mut pending: BTreeMap<Group, Vec<String>> = BTreeMap::new();
+        for (h, g) in hosts {
+            pending.entry(g).or_default().push(h);
+        }
+        Scheduler {
+            pending,
+            failed: Vec::new(),
+        }
+    }
+
+    /// The result of a host (one that ran, or one that was never contacted:
+    /// record those before the first [`Scheduler::next_group`]).
+    pub fn record(&mut self, group: Group, report: &HostReport) {
+        let what = match &report.outcome {
+            Outcome::Failed { step, .. } => format!("failed at \"{step}\""),
+            Outcome::NotContacted { step, .. } => {
+                format!("could not be reached or checked (\"{step}\")")
+            }
+            Outcome::Skipped { .. } => "was left out".to_string(),
+            Outcome::Done | Outcome::Unchanged => return,
+        };
+        self.failed.push((group, report.host.clone(), what));
+    }
+
+    /// The next group to run or to skip; `None` when every group is through.
+    pub fn next_group(&mut self) -> Option<Next> {
+        let (group, hosts) = self.pending.pop_first()?;
+        let blockers: Vec<String> = self
+            .failed
+            .iter()
+            .filter(|(g, _, _)| *g < group)
+            .map(|(g, h, what)| format!("{} {h} {what}", g.member()))
+            .collect();
+        if blockers.is_empty() {
+            return Some(Next::Run { group, hosts });
+        }
+        let reason = format!(
+            "{}; apply stops before the next group (order: real servers, backup directors, master)",
+            blockers.join(", ")
+        );
+        Some(Next::Skip {
+            group,
+            hosts,
+            reason,
+        })
     }
 }
 
@@ -326,45 +457,86 @@ pub async fn apply(
         None
     };
     let mut reports: BTreeMap<String, HostReport> = BTreeMap::new();
-    for g in 0..=2u8 {
-        let mut tasks = tokio::task::JoinSet::new();
-        for lh in &live.hosts {
-            if group(&lh.want.role) != g {
+    // Work per host: unreachable and unchanged hosts get their report now.
+    let mut work: BTreeMap<String, (Vec<Step>, Arc<Host>, StepCtx)> = BTreeMap::new();
+    let mut scheduler_hosts = Vec::new();
+    let mut unreachable = Vec::new();
+    for lh in &live.hosts {
+        let name = lh.want.name.clone();
+        let group = Group::of(&lh.want.role);
+        let (facts, conn) = match (&lh.facts, &lh.conn) {
+            (Ok(f), Some(c)) => (f, c.clone()),
+            (Err(e), _) => {
+                let rep = not_contacted(e);
+                unreachable.push((group, rep.clone()));
+                reports.insert(name, rep);
                 continue;
             }
-            let name = lh.want.name.clone();
-            let (facts, conn) = match (&lh.facts, &lh.conn) {
-                (Ok(f), Some(c)) => (f, c.clone()),
-                (Err(e), _) => {
-                    reports.insert(name, not_contacted(e));
-                    continue;
-                }
-                (Ok(_), None) => continue,
-            };
-            let Some(hp) = plan.hosts.iter().find(|h| h.host == name) else {
-                continue;
-            };
-            let steps = steps::steps_for(&live.spec, &lh.want, hp, facts);
-            if steps.is_empty() {
-                reports.insert(name.clone(), HostReport::unchanged(name));
-                continue;
-            }
-            let line = progress.host(&name);
-            let ctx = StepCtx {
-                binary: data.clone(),
-                previous: facts.previous_sysctls.clone().unwrap_or_default(),
-                cluster: live.spec.name.clone(),
-                limit: live.step_timeout,
-            };
-            let parallel = live.parallel.clone();
-            tasks.spawn(async move {
-                let _permit = parallel.acquire_owned().await;
-                run_steps(&conn, &name, &steps, line.as_ref(), &ctx).await
-            });
+            (Ok(_), None) => continue,
+        };
+        let Some(hp) = plan.hosts.iter().find(|h| h.host == name) else {
+            continue;
+        };
+        let steps = steps::steps_for(&live.spec, &lh.want, hp, facts);
+        if steps.is_empty() {
+            reports.insert(name.clone(), HostReport::unchanged(name));
+            continue;
         }
-        while let Some(r) = tasks.join_next().await {
-            if let Ok(rep) = r {
-                reports.insert(rep.host.clone(), rep);
+        let ctx = StepCtx {
+            binary: data.clone(),
+            previous: facts.previous_sysctls.clone().unwrap_or_default(),
+            cluster: live.spec.name.clone(),
+            limit: live.step_timeout,
+        };
+        scheduler_hosts.push((name.clone(), group));
+        work.insert(name, (steps, conn, ctx));
+    }
+    let mut scheduler = Scheduler::new(scheduler_hosts);
+    for (g, rep) in &unreachable {
+        scheduler.record(*g, rep);
+    }
+    while let Some(next) = scheduler.next_group() {
+        match next {
+            Next::Skip { hosts, reason, .. } => {
+                for name in hosts {
+                    let not_done = work
+                        .get(&name)
+                        .map(|(steps, _, _)| steps.iter().map(|s| s.what.clone()).collect())
+                        .unwrap_or_default();
+                    reports.insert(name.clone(), HostReport::skipped(name, &reason, not_done));
+                }
+            }
+            Next::Run { group, hosts } => {
+                let mut tasks = tokio::task::JoinSet::new();
+                let mut names = BTreeMap::new();
+                for name in hosts {
+                    let Some((steps, conn, ctx)) = work.remove(&name) else {
+                        continue;
+                    };
+                    let line = progress.host(&name);
+                    let parallel = live.parallel.clone();
+                    let host = name.clone();
+                    let task = tasks.spawn(async move {
+                        let _permit = parallel.acquire_owned().await;
+                        run_steps(&conn, &host, &steps, line.as_ref(), &ctx).await
+                    });
+                    names.insert(task.id(), name);
+                }
+                while let Some(r) = tasks.join_next_with_id().await {
+                    // A task that panicked failed: the group did not converge.
+                    let rep = r.map(|(_, rep)| rep).unwrap_or_else(|e| HostReport {
+                        host: names.get(&e.id()).cloned().unwrap_or_default(),
+                        outcome: Outcome::Failed {
+                            step: "run steps".into(),
+                            error: e.to_string(),
+                        },
+                        done: vec![],
+                        not_done: vec![],
+                        seconds: 0.0,
+                    });
+                    scheduler.record(group, &rep);
+                    reports.insert(rep.host.clone(), rep);
+                }
             }
         }
     }
@@ -383,7 +555,132 @@ pub async fn apply(
 mod tests {
     use super::*;
 
-    fn report(outcomes: Vec<Outcome>) -> Report {
+    fn report(host: &str, outcome: Outcome) -> HostReport {
+        HostReport {
+            host: host.into(),
+            outcome,
+            done: vec![],
+            not_done: vec![],
+            seconds: 0.0,
+        }
+    }
+
+    fn failed(host: &str) -> HostReport {
+        report(
+            host,
+            Outcome::Failed {
+                step: "write /etc/x".into(),
+                error: "disk full".into(),
+            },
+        )
+    }
+
+    fn hosts(v: &[(&str, Group)]) -> Vec<(String, Group)> {
+        v.iter().map(|(h, g)| (h.to_string(), *g)).collect()
+    }
+
+    fn run(group: Group, hosts: &[&str]) -> Option<Next> {
+        Some(Next::Run {
+            group,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn groups_run_in_order_when_every_host_converges() {
+        // given in any order, run real servers → backups → master
+        let mut s = Scheduler::new(hosts(&[
+            ("d1", Group::Master),
+            ("rs1", Group::RealServers),
+            ("d2", Group::Backups),
+            ("rs2", Group::RealServers),
+        ]));
+        assert_eq!(s.next_group(), run(Group::RealServers, &["rs1", "rs2"]));
+        s.record(Group::RealServers, &report("rs1", Outcome::Done));
+        s.record(Group::RealServers, &report("rs2", Outcome::Done));
+        assert_eq!(s.next_group(), run(Group::Backups, &["d2"]));
+        s.record(Group::Backups, &report("d2", Outcome::Done));
+        assert_eq!(s.next_group(), run(Group::Master, &["d1"]));
+        s.record(Group::Master, &report("d1", Outcome::Done));
+        assert_eq!(s.next_group(), None);
+    }
+
+    #[test]
+    fn a_failed_real_server_leaves_every_director_untouched() {
+        let mut s = Scheduler::new(hosts(&[
+            ("rs1", Group::RealServers),
+            ("rs2", Group::RealServers),
+            ("d2", Group::Backups),
+            ("d1", Group::Master),
+        ]));
+        // both real servers still run: hosts of one group finish
+        assert_eq!(s.next_group(), run(Group::RealServers, &["rs1", "rs2"]));
+        s.record(Group::RealServers, &failed("rs2"));
+        s.record(Group::RealServers, &report("rs1", Outcome::Done));
+        for (group, host) in [(Group::Backups, "d2"), (Group::Master, "d1")] {
+            match s.next_group() {
+                Some(Next::Skip {
+                    group: g,
+                    hosts,
+                    reason,
+                }) => {
+                    assert_eq!(g, group);
+                    assert_eq!(hosts, vec![host.to_string()]);
+                    assert!(
+                        reason.starts_with("real server rs2 failed at \"write /etc/x\""),
+                        "{reason}"
+                    );
+                    assert!(!reason.contains("rs1"), "{reason}");
+                }
+                other => panic!("expected a skip of {host}, got {other:?}"),
+            }
+        }
+        assert_eq!(s.next_group(), None);
+    }
+
+    #[test]
+    fn an_unreachable_host_blocks_only_the_groups_after_its_own() {
+        // the master could not be reached: real servers and backups still run
+        let mut s = Scheduler::new(hosts(&[
+            ("rs1", Group::RealServers),
+            ("d2", Group::Backups),
+        ]));
+        let unreachable = report(
+            "d1",
+            Outcome::NotContacted {
+                step: "connect".into(),
+                error: "timeout".into(),
+            },
+        );
+        s.record(Group::Master, &unreachable);
+        assert_eq!(s.next_group(), run(Group::RealServers, &["rs1"]));
+        s.record(Group::RealServers, &report("rs1", Outcome::Done));
+        assert_eq!(s.next_group(), run(Group::Backups, &["d2"]));
+        s.record(Group::Backups, &report("d2", Outcome::Unchanged));
+        assert_eq!(s.next_group(), None);
+
+        // an unreachable real server: the backups are left out, naming it
+        let mut s = Scheduler::new(hosts(&[("d2", Group::Backups)]));
+        s.record(
+            Group::RealServers,
+            &report(
+                "rs3",
+                Outcome::NotContacted {
+                    step: "connect".into(),
+                    error: "timeout".into(),
+                },
+            ),
+        );
+        match s.next_group() {
+            Some(Next::Skip { reason, .. }) => assert!(
+                reason.contains("real server rs3 could not be reached or checked (\"connect\")"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn report_of(outcomes: Vec<Outcome>) -> Report {
         Report {
             verb: "apply".into(),
             hosts: outcomes
@@ -402,13 +699,13 @@ mod tests {
 
     #[test]
     fn a_report_ends_with_its_summary_line() {
-        let ok = report(vec![Outcome::Done, Outcome::Unchanged]).render();
+        let ok = report_of(vec![Outcome::Done, Outcome::Unchanged]).render();
         assert!(ok.starts_with("\napply summary, per host:\n"), "{ok}");
         assert_eq!(
             ok.lines().last(),
             Some("Apply complete: 1 changed, 1 unchanged, 0 failed, 0 not contacted.")
         );
-        let failed = report(vec![
+        let failed = report_of(vec![
             Outcome::Done,
             Outcome::Failed {
                 step: "s".into(),
@@ -433,5 +730,59 @@ mod tests {
                 "Destroy incomplete: 1 changed, 0 unchanged, 1 failed, 1 not contacted.\n"
             )
         );
+    }
+
+    #[test]
+    fn a_failed_backup_leaves_the_master_untouched() {
+        let mut s = Scheduler::new(hosts(&[("d2", Group::Backups), ("d1", Group::Master)]));
+        assert_eq!(s.next_group(), run(Group::Backups, &["d2"]));
+        s.record(Group::Backups, &failed("d2"));
+        assert!(
+            matches!(s.next_group(), Some(Next::Skip { group: Group::Master, ref reason, .. }) if reason.contains("backup director d2 failed")),
+        );
+    }
+
+    #[test]
+    fn the_summary_names_the_hosts_left_out_and_why() {
+        let r = Report {
+            verb: "apply".into(),
+            hosts: vec![
+                failed("rs2"),
+                HostReport::skipped(
+                    "d1".into(),
+                    "real server rs2 failed at \"write /etc/x\"",
+                    vec!["write /etc/lvsup/c/director.toml".into()],
+                ),
+            ],
+        };
+        assert!(!r.ok());
+        let text = r.render();
+        assert!(
+            text.contains("0 changed, 0 unchanged, 1 failed, 0 not contacted, 1 left out."),
+            "{text}"
+        );
+        assert!(
+            text.contains("  d1: LEFT OUT, not touched — real server rs2 failed at \"write /etc/x\"\n    not done: write /etc/lvsup/c/director.toml"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["hosts"][1]["outcome"], "skipped");
+    }
+
+    #[test]
+    fn host_output_in_the_summary_is_printed_escaped() {
+        let r = Report {
+            verb: "apply".into(),
+            hosts: vec![report(
+                "rs1",
+                Outcome::Failed {
+                    step: "write /etc/x".into(),
+                    error: "exit status 1: \u{1b}[2Jgone".into(),
+                },
+            )],
+        };
+        let text = r.render();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("exit status 1: \\u{1b}[2Jgone"), "{text}");
     }
 }

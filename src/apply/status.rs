@@ -292,7 +292,8 @@ pub fn render(s: &ClusterStatus) -> String {
         }
     }
     let _ = writeln!(o, "\n{}", summary(s));
-    o
+    // the daemons' answers are host output: untrusted
+    crate::config::diag::terminal_safe(&o)
 }
 
 /// The closing line of `status`: master, reachable directors, real servers up.

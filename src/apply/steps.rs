@@ -7,22 +7,16 @@
 //! same directory), modules (modprobe now; modules-load.d keeps them), the
 //! previous values of the sysctls (what destroy restores), sysctls
 //! (`systemd-sysctl FILE`: the same code path as boot), `daemon-reload` only
-//! when a unit file changed, then the unit: `enable --now` when it does not
-//! run, `reload` (SIGHUP, no VIP movement) when only the director's config or
-//! the IPVS table differs, `restart` when its unit file or binary changed, or
-//! its config changed in what the daemon only reads at start (`[vrrp]`, `vip`,
-//! `interface`, `[nat]`, `metrics`), or a real server's address/route drifted (the
-//! oneshot unit re-adds them).
+//! when a unit file changed, then the unit as the plan decided it
+//! ([`crate::plan::unit_plans`]: start, reload or restart, and why).
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::config::ClusterSpec;
-use crate::desired::{self, HostState, Role};
-use crate::director::config::DirectorConfig;
-use crate::director::config::restart_needed;
-use crate::plan::{HostPlan, Item};
+use crate::desired::{self, HostState};
+use crate::plan::{HostPlan, Item, UnitAction};
 use crate::remote::facts::{Facts, previous_sysctl_path};
 use crate::remote::shell_quote;
 
@@ -71,12 +65,37 @@ pub fn write_file_script(path: &str, mode: u32, content: &str) -> String {
     )
 }
 
-/// The script that uploads a binary (data on stdin).
-pub fn upload_script(path: &str) -> String {
+/// The script that uploads a binary (data on stdin) of `size` bytes and
+/// SHA-256 `sha256` (hex) to `path`: into a temp file next to it, checked
+/// (size, then hash) on the host, and only then renamed over the old one. A
+/// stream cut short ends `cat` with EOF like a complete one; without the
+/// check a truncated binary was installed with exit 0 and crashed at the
+/// daemon's next start. On a mismatch the old binary stays and the temp file
+/// goes.
+pub fn upload_script(path: &str, size: usize, sha256: &str) -> String {
     let p = shell_quote(path);
+    let want = shell_quote(sha256);
     format!(
-        "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t=$(mktemp \"$d/.lvsup.XXXXXX\"); \
-         trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod 0755 \"$t\"; mv -f \"$t\" {p}; trap - EXIT"
+        "set -e\n\
+         command -v sha256sum >/dev/null || {{ echo \"sha256sum not found: cannot check the upload;\" {p} \"left as it was\" >&2; exit 1; }}\n\
+         d=$(dirname {p})\n\
+         mkdir -p \"$d\"\n\
+         t=$(mktemp \"$d/.lvsup.XXXXXX\")\n\
+         trap 'rm -f \"$t\"' EXIT\n\
+         cat > \"$t\"\n\
+         n=$(wc -c < \"$t\" | tr -d ' ')\n\
+         if [ \"$n\" != {size} ]; then\n  \
+           echo \"upload incomplete: the host received $n of {size} bytes;\" {p} \"left as it was\" >&2\n  \
+           exit 1\n\
+         fi\n\
+         h=$(sha256sum \"$t\" | cut -d' ' -f1)\n\
+         if [ \"$h\" != {want} ]; then\n  \
+           echo \"upload corrupted: SHA-256 on the host is $h, sent\" {want}\";\" {p} \"left as it was\" >&2\n  \
+           exit 1\n\
+         fi\n\
+         chmod 0755 \"$t\"\n\
+         mv -f \"$t\" {p}\n\
+         trap - EXIT\n"
     )
 }
 
@@ -107,17 +126,19 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
     let mut binary = false;
     let mut modules: Vec<&str> = Vec::new();
     let mut sysctl_keys: Vec<String> = Vec::new();
-    let mut net_drift = false;
-    let mut ipvs_drift = false;
     for c in &hp.changes {
         match &c.item {
             Item::File { path, .. } => changed_files.push(path),
             Item::Binary { .. } => binary = true,
             Item::Module { name } => modules.push(name),
             Item::Sysctl { key, .. } => sysctl_keys.push(key.clone()),
-            Item::Unit { .. } => {}
-            Item::Address { .. } | Item::Route { .. } => net_drift = true,
-            Item::IpvsService { .. } | Item::IpvsDestination { .. } => ipvs_drift = true,
+            // units, addresses, routes, IPVS: what the units do about them
+            // is in `hp.units`
+            Item::Unit { .. }
+            | Item::Address { .. }
+            | Item::Route { .. }
+            | Item::IpvsService { .. }
+            | Item::IpvsDestination { .. } => {}
         }
     }
 
@@ -187,85 +208,37 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
         ));
     }
 
-    for u in &want.units {
-        let (enabled, active) = facts
-            .observed
-            .units
-            .get(&u.name)
-            .copied()
-            .unwrap_or((false, false));
-        let unit_file_changed = changed_files.contains(&desired::unit_path(&u.name).as_str());
-        let q = shell_quote(&u.name);
-        let director = matches!(want.role, Role::Director { .. });
-        let config_changed =
-            director && changed_files.contains(&desired::director_config_path(cluster).as_str());
-        if !active {
-            steps.push(script(
-                format!("enable and start {}", u.name),
-                format!("systemctl enable --now {q}\n{}", check_active(&u.name)),
-            ));
-            continue;
-        }
-        if !enabled {
-            steps.push(script(
-                format!("enable {}", u.name),
+    // What to do to each unit was decided with the plan (shown before the
+    // confirmation): [`crate::plan::unit_plans`].
+    for u in &hp.units {
+        let q = shell_quote(&u.unit);
+        match u.action {
+            Some(UnitAction::Start) => {
+                steps.push(script(
+                    format!("enable and start {}", u.unit),
+                    format!("systemctl enable --now {q}\n{}", check_active(&u.unit)),
+                ));
+                continue;
+            }
+            _ if u.enable => steps.push(script(
+                format!("enable {}", u.unit),
                 format!("systemctl enable {q}\n"),
-            ));
+            )),
+            _ => {}
         }
-        let config_needs_restart = if config_changed {
-            director_restart_reason(cluster, want, facts)
-        } else {
-            None
-        };
-        if unit_file_changed || binary || (!director && net_drift) || config_needs_restart.is_some()
-        {
-            let why = if unit_file_changed {
-                "its unit file changed".to_string()
-            } else if binary {
-                "its binary changed".to_string()
-            } else if let Some(why) = config_needs_restart {
-                why
-            } else {
-                "to put its addresses and routes back".to_string()
-            };
-            steps.push(script(
-                format!("restart {} ({why})", u.name),
-                format!("systemctl restart {q}\n{}", check_active(&u.name)),
-            ));
-        } else if director && (config_changed || ipvs_drift) {
-            let why = if config_changed {
-                "config changed"
-            } else {
-                "IPVS table drifted"
-            };
-            steps.push(script(
-                format!("reload {} ({why}: SIGHUP, no VIP movement)", u.name),
-                format!("systemctl reload {q}\n{}", check_active(&u.name)),
-            ));
+        match u.action {
+            Some(UnitAction::Restart) => steps.push(script(
+                format!("restart {} ({})", u.unit, u.why),
+                format!("systemctl restart {q}\n{}", check_active(&u.unit)),
+            )),
+            Some(UnitAction::Reload) => steps.push(script(
+                format!("reload {} ({}: SIGHUP, no VIP movement)", u.unit, u.why),
+                format!("systemctl reload {q}\n{}", check_active(&u.unit)),
+            )),
+            Some(UnitAction::Start) | None => {}
         }
     }
     steps
-}
-
-/// Why a changed director.toml needs a restart, not a reload: the running
-/// daemon refuses a SIGHUP that changes `[vrrp]` (priority, interval,
-/// `vrrp_unicast`, `sync_daemon`…), `vip`, `interface`, `[nat]` or `metrics`
-/// ([`restart_needed`]) and keeps the old config, so a reload would leave the
-/// change on disk but not in force. A restart hands the VIP over gracefully
-/// first. An old file that is missing or unreadable: the running config is
-/// unknown, restart.
-fn director_restart_reason(cluster: &str, want: &HostState, facts: &Facts) -> Option<String> {
-    let path = desired::director_config_path(cluster);
-    let new = want.files.iter().find(|f| f.path == path)?;
-    let new = DirectorConfig::parse(&new.content).ok()?;
-    let Some(old) = facts.observed.files.get(&path) else {
-        return Some("its config was missing: what it runs is unknown".into());
-    };
-    match DirectorConfig::parse(old) {
-        Ok(old) => restart_needed(&old, &new)
-            .map(|what| format!("{what} changed in its config: a reload cannot apply that")),
-        Err(_) => Some("its old config does not parse: what it runs is unknown".into()),
-    }
 }
 
 /// One line per step, for `--dry-run`-like output and golden tests.
@@ -275,4 +248,101 @@ pub fn describe(steps: &[Step]) -> String {
         let _ = writeln!(s, "{}. {}", i + 1, st.what);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// Run the upload script with the local `sh` (the script is POSIX sh and
+    /// coreutils, as on the hosts), feeding `sent` while announcing `data`.
+    fn upload(path: &std::path::Path, data: &[u8], sent: &[u8]) -> (bool, String) {
+        let sha: String = Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let script = upload_script(&path.to_string_lossy(), data.len(), &sha);
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(sent)
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn leftovers(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn upload_installs_a_complete_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin/lvsup");
+        let data = b"\x7fELF new binary".repeat(1000);
+        let (ok, err) = upload(&bin, &data, &data);
+        assert!(ok, "{err}");
+        assert_eq!(std::fs::read(&bin).expect("installed"), data);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&bin).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(leftovers(&dir.path().join("bin")), ["lvsup"]);
+    }
+
+    #[test]
+    fn upload_cut_short_keeps_the_old_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("lvsup");
+        std::fs::write(&bin, b"old").expect("old");
+        let data = b"\x7fELF new binary".repeat(1000);
+        let (ok, err) = upload(&bin, &data, &data[..3000]);
+        assert!(!ok);
+        assert!(
+            err.contains(&format!(
+                "upload incomplete: the host received 3000 of {} bytes; {} left as it was",
+                data.len(),
+                bin.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&bin).expect("old stays"), b"old");
+        assert_eq!(leftovers(dir.path()), ["lvsup"], "temp file removed");
+    }
+
+    #[test]
+    fn upload_with_the_right_size_but_other_bytes_keeps_the_old_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("lvsup");
+        std::fs::write(&bin, b"old").expect("old");
+        let data = b"\x7fELF new binary".repeat(100);
+        let mut bad = data.clone();
+        bad[700] ^= 0xff;
+        let (ok, err) = upload(&bin, &data, &bad);
+        assert!(!ok);
+        assert!(
+            err.contains("upload corrupted: SHA-256 on the host is "),
+            "{err}"
+        );
+        assert!(err.contains("left as it was"), "{err}");
+        assert_eq!(std::fs::read(&bin).expect("old stays"), b"old");
+        assert_eq!(leftovers(dir.path()), ["lvsup"], "temp file removed");
+    }
 }

@@ -72,6 +72,9 @@ pub fn run(a: ApplyArgs) -> Result<u8> {
             }
             return Ok(code);
         }
+        if let Some(w) = crate::apply::debug_upload_warning(&binary, &p) {
+            eprintln!("warning: {w}");
+        }
         if !confirm("Apply these changes?", a.yes)? {
             print("Apply cancelled: no host was touched.\n")?;
             live.close().await;

@@ -491,7 +491,8 @@ struct HostLine {
 
 impl HostProgress for HostLine {
     fn step(&self, i: usize, n: usize, what: &str) {
-        let msg = format!("[{i}/{n}] {what}");
+        // step names and errors may quote host output: untrusted
+        let msg = crate::config::diag::terminal_safe(&format!("[{i}/{n}] {what}"));
         if !self.tty {
             eprintln!("{}: {msg}", self.name);
         }
@@ -499,6 +500,7 @@ impl HostProgress for HostLine {
     }
 
     fn finish(&self, msg: String) {
+        let msg = crate::config::diag::terminal_safe(&msg);
         if !self.tty {
             eprintln!("{}: {msg}", self.name);
         }

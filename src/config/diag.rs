@@ -25,10 +25,12 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// `message` is shown on a terminal: control characters in it (from a
+    /// value it quotes) are escaped.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
             key: key.into(),
-            message: message.into(),
+            message: terminal_safe(&message.into()),
             span: None,
             line: 0,
             col: 0,
@@ -43,7 +45,7 @@ impl Problem {
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(terminal_safe(&hint.into()));
         self
     }
 
@@ -51,6 +53,21 @@ impl Problem {
         self.related = Some((label.into(), span));
         self
     }
+}
+
+/// `s` with every control character except newline and tab escaped
+/// (`\u{1b}`): text from a file or a host (values, host output, file
+/// contents in diffs) never drives the terminal it is printed on.
+pub fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// 1-based (line, column) of a byte offset; columns count characters.
@@ -218,6 +235,16 @@ pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_safe_escapes_control_characters_but_keeps_lines() {
+        assert_eq!(
+            terminal_safe("a\u{1b}[31mred\0\r\nnext\tcol é"),
+            "a\\u{1b}[31mred\\u{0}\\r\nnext\tcol é"
+        );
+        // C1 controls (e.g. CSI U+009B) too
+        assert_eq!(terminal_safe("\u{9b}2J"), "\\u{9b}2J");
+    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -215,7 +215,32 @@ impl V<'_> {
         Some(s.clone())
     }
 
+    /// Free text that names a host, user, interface or path: it reaches
+    /// command lines (ssh, ip, systemd units) and the reviewer's terminal, so
+    /// control characters (ESC, NUL, newlines…) and a leading `-` (read as
+    /// an option by ssh and ip) are refused. The value is shown escaped.
+    fn free_text(&mut self, key: &str, v: &Sp<String>, what: &str) -> bool {
+        let s = v.get_ref();
+        let bad = if s.chars().any(char::is_control) {
+            "contains control characters"
+        } else if s.starts_with('-') {
+            "starts with '-' (a command would read it as an option)"
+        } else {
+            return true;
+        };
+        self.err(
+            key,
+            v.span(),
+            format!("{key} = \"{}\": the {what} {bad}", s.escape_debug()),
+        )
+        .hint = Some("printable characters only, and no '-' first".into());
+        false
+    }
+
     fn word(&mut self, key: &str, v: &Sp<String>, what: &str) -> Option<String> {
+        if !self.free_text(key, v, what) {
+            return None;
+        }
         let s = v.get_ref();
         if s.is_empty() || s.chars().any(char::is_whitespace) {
             self.err(key, v.span(), format!("\"{s}\" is not a valid {what}"))
@@ -226,6 +251,9 @@ impl V<'_> {
     }
 
     fn ifname(&mut self, key: &str, v: &Sp<String>) -> Option<String> {
+        if !self.free_text(key, v, "interface name") {
+            return None;
+        }
         let s = v.get_ref();
         let ok = !s.is_empty()
             && s.len() <= 15
@@ -961,7 +989,9 @@ fn health(
     }
     let mut path_ = "/".to_string();
     if let Some(p) = &h.path {
-        if p.get_ref().starts_with('/') && !p.get_ref().chars().any(char::is_whitespace) {
+        if !v.free_text(&format!("{hp}.path"), p, "HTTP path") {
+            ok = false;
+        } else if p.get_ref().starts_with('/') && !p.get_ref().chars().any(char::is_whitespace) {
             path_ = p.get_ref().clone();
         } else {
             v.err(

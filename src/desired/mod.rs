@@ -41,6 +41,16 @@ pub use crate::layout::{
     realserver_unit, sysctl_path, unit_path,
 };
 
+/// The director unit's `LimitNOFILE`: the daemon holds a few sockets of its
+/// own (VRRP, netlink, control), one per health probe in flight and one per
+/// metrics client. The default soft limit of 1,024 was exhausted by ~1,100
+/// idle metrics connections, after which probes failed and every real server
+/// went to weight 0; 8,192 at least, more with many checks.
+pub fn director_nofile(spec: &ClusterSpec) -> usize {
+    let checks = spec.services.len() * spec.real_servers.len();
+    8192usize.max(1024 + 4 * checks)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DesiredCluster {
     pub cluster: String,
@@ -358,7 +368,12 @@ fn director(
             content: render(
                 env,
                 "lvsup-director.service.j2",
-                context! { cluster, binary => BINARY_PATH, config => config_path, nofile => director_nofile(spec) },
+                context! {
+                    cluster,
+                    binary => BINARY_PATH,
+                    config => config_path,
+                    nofile => director_nofile(spec),
+                },
             )?,
             purpose: "systemd unit of the director daemon".into(),
         },
@@ -605,17 +620,6 @@ pub fn sysctl_map(h: &HostState) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-/// The director unit's `LimitNOFILE`: each health check holds at most one socket
-/// at a time (one per service × real server), plus the netlink, VRRP, ARP and
-/// control sockets, the metrics listener's capped connections and the journal.
-/// Four per check and 1,024 for the rest, never under 4,096: the default soft
-/// limit (1,024) ran out under a connection flood to the metrics port, and the
-/// probes then failed as if every real server were down.
-pub fn director_nofile(spec: &ClusterSpec) -> u64 {
-    let checks = (spec.services.len() * spec.real_servers.len()) as u64;
-    (1024 + 4 * checks).max(4096)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,5 +780,83 @@ mod tests {
         let nat1 = nat.hosts.iter().find(|h| h.name == "nat1").expect("nat1");
         assert_eq!(sysctl_map(nat1).get("net.ipv4.ip_forward"), Some(&"1"));
         assert_eq!(nat1.addresses.len(), 2, "VIP and gateway float");
+    }
+
+    fn unit_of(spec: &ClusterSpec, host: &str, unit: &str) -> String {
+        let d = desired_cluster(spec).expect("render");
+        let h = d.hosts.iter().find(|h| h.name == host).expect("host");
+        h.files
+            .iter()
+            .find(|f| f.path == unit_path(unit))
+            .expect("unit file")
+            .content
+            .clone()
+    }
+
+    /// The real server unit's `ExecStartPre` runs systemd-sysctl from
+    /// /usr/lib/systemd (merged /usr, Fedora, openSUSE) or /lib/systemd
+    /// (Debian without merged /usr), else `sysctl -p`: run its command with
+    /// `sh`, those paths pointed at stand-ins that say who ran.
+    #[test]
+    fn real_server_unit_applies_sysctls_with_and_without_merged_usr() {
+        let spec = example("dr.toml");
+        let unit = unit_of(&spec, "node1", &realserver_unit(&spec.name));
+        assert!(
+            !unit.contains("ExecStartPre=/usr/lib/systemd/systemd-sysctl"),
+            "{unit}"
+        );
+        let line = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStartPre=/bin/sh -c '"))
+            .expect("ExecStartPre through /bin/sh");
+        // systemd turns `$$` into `$`; the command is single-quoted
+        let script = line
+            .strip_suffix('\'')
+            .expect("closing quote")
+            .replace("$$", "$");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stand_in = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\necho {name} \"$@\"\n")).expect("write");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            p.to_string_lossy().into_owned()
+        };
+        let usr = stand_in("usr-lib");
+        let lib = stand_in("lib");
+        let sysctl = stand_in("sysctl");
+        let missing = dir.path().join("missing").to_string_lossy().into_owned();
+        let run = |usr_path: &str, lib_path: &str| {
+            let s = script
+                .replace("/usr/lib/systemd/systemd-sysctl", usr_path)
+                .replace("/lib/systemd/systemd-sysctl", lib_path)
+                .replace("exec sysctl -p", &format!("exec {sysctl} -p"));
+            let out = std::process::Command::new("sh")
+                .args(["-c", &s])
+                .output()
+                .expect("sh");
+            assert!(out.status.success(), "{s}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let file = sysctl_path(&spec.name);
+        assert_eq!(run(&usr, &lib), format!("usr-lib {file}\n"));
+        assert_eq!(
+            run(&missing, &lib),
+            format!("lib {file}\n"),
+            "no merged /usr"
+        );
+        assert_eq!(run(&missing, &missing), format!("sysctl -p {file}\n"));
+    }
+
+    #[test]
+    fn director_unit_raises_the_file_descriptor_limit() {
+        let spec = example("dr.toml");
+        let unit = unit_of(&spec, "lvs191", &director_unit(&spec.name));
+        assert!(unit.contains("\nLimitNOFILE=8192\n"), "{unit}");
+        // many checks: more than the floor
+        let mut big = spec.clone();
+        let rs = big.real_servers[0].clone();
+        big.real_servers = (0..3000).map(|_| rs.clone()).collect();
+        assert_eq!(director_nofile(&big), 1024 + 4 * 3000 * big.services.len());
     }
 }

@@ -11,10 +11,13 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::config::diag::terminal_safe;
 use crate::config::{ClusterSpec, Mode};
 use crate::desired::{
     BINARY_PATH, DesiredCluster, Destination, Holder, HostState, Role, VirtualService,
 };
+use crate::director::config::DirectorConfig;
+use crate::director::config::restart_needed;
 
 /// What a host has of the things lvsup manages. `Default` is a fresh host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,8 +70,41 @@ pub struct HostPlan {
     pub address: String,
     pub role: Role,
     pub changes: Vec<Change>,
+    /// What apply does to the host's units after the changes, and why:
+    /// for a director, whether it is reloaded (no VIP movement) or restarted
+    /// (the VIP is handed over when it holds it). Decided here, before anyone
+    /// confirms, by [`unit_plans`]; apply's steps follow it.
+    pub units: Vec<UnitPlan>,
     /// Things worth knowing that are not changes (floating addresses, unowned IPVS services).
     pub notes: Vec<String>,
+}
+
+/// What apply does to one unit.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UnitPlan {
+    pub unit: String,
+    /// `systemctl enable` (a start enables too).
+    pub enable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<UnitAction>,
+    /// Why `action`, in a few words (empty without an action).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub why: String,
+    /// A director's restart: the VRRP instance restarts, so the VIP moves to
+    /// a backup when this director holds it. False for reloads and real servers.
+    pub vip_handover: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitAction {
+    /// It does not run: `enable --now`.
+    Start,
+    /// `systemctl restart`.
+    Restart,
+    /// `systemctl reload`: SIGHUP, the daemon re-reads its config and
+    /// reconciles IPVS in place (directors only; no VIP movement).
+    Reload,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -194,6 +230,11 @@ impl Plan {
                     }
                 }
             }
+            for u in &h.units {
+                if let Some(line) = u.describe() {
+                    let _ = writeln!(o, "  > {line}");
+                }
+            }
             for note in &h.notes {
                 let _ = writeln!(o, "  = {note}");
             }
@@ -238,7 +279,8 @@ impl Plan {
                 self.hosts.len()
             );
         }
-        o
+        // host output (file contents in diffs, errors, notes) is untrusted
+        terminal_safe(&o)
     }
 }
 
@@ -265,13 +307,13 @@ pub fn plan<'a>(
         hosts: desired
             .hosts
             .iter()
-            .map(|h| diff_host(h, observed(&h.name).unwrap_or(&fresh)))
+            .map(|h| diff_host(&spec.name, h, observed(&h.name).unwrap_or(&fresh)))
             .collect(),
     }
 }
 
-/// Every change that brings host `obs` to `want`.
-pub fn diff_host(want: &HostState, obs: &Observed) -> HostPlan {
+/// Every change that brings host `obs` to `want` (of cluster `cluster`).
+pub fn diff_host(cluster: &str, want: &HostState, obs: &Observed) -> HostPlan {
     let mut changes = Vec::new();
     let mut notes = Vec::new();
 
@@ -430,8 +472,133 @@ pub fn diff_host(want: &HostState, obs: &Observed) -> HostPlan {
         host: want.name.clone(),
         address: want.address.to_string(),
         role: want.role.clone(),
+        units: unit_plans(cluster, want, obs, &changes),
         changes,
         notes,
+    }
+}
+
+impl UnitPlan {
+    /// The plan's line for a restart or a reload (a start is a change already).
+    pub fn describe(&self) -> Option<String> {
+        let what = match self.action? {
+            UnitAction::Start => return None,
+            UnitAction::Restart if self.vip_handover => format!(
+                "restart {} (VIP handover if this director holds the VIP): {}",
+                self.unit, self.why
+            ),
+            UnitAction::Restart => format!("restart {}: {}", self.unit, self.why),
+            UnitAction::Reload => format!(
+                "reload {} (SIGHUP, no VIP movement): {}",
+                self.unit, self.why
+            ),
+        };
+        Some(what)
+    }
+}
+
+/// What apply does to each of `want`'s units once `changes` are made (pure):
+/// `enable --now` when it does not run; a restart when its unit file or
+/// binary changed, when a director's config changed in what the daemon only
+/// reads at start ([`director_restart_reason`]), or when a real server's
+/// addresses/routes drifted (its oneshot unit re-adds them); a reload
+/// (SIGHUP, no VIP movement) when only the director's config or the IPVS
+/// table differs.
+pub fn unit_plans(
+    cluster: &str,
+    want: &HostState,
+    obs: &Observed,
+    changes: &[Change],
+) -> Vec<UnitPlan> {
+    let file_changed = |p: &str| {
+        changes
+            .iter()
+            .any(|c| matches!(&c.item, Item::File { path, .. } if path == p))
+    };
+    let binary = changes
+        .iter()
+        .any(|c| matches!(c.item, Item::Binary { .. }));
+    let net_drift = changes
+        .iter()
+        .any(|c| matches!(c.item, Item::Address { .. } | Item::Route { .. }));
+    let ipvs_drift = changes.iter().any(|c| {
+        matches!(
+            c.item,
+            Item::IpvsService { .. } | Item::IpvsDestination { .. }
+        )
+    });
+    let director = matches!(want.role, Role::Director { .. });
+    let config_path = crate::desired::director_config_path(cluster);
+    let config_changed = director && file_changed(&config_path);
+    let mut plans = Vec::new();
+    for u in &want.units {
+        let (enabled, active) = obs.units.get(&u.name).copied().unwrap_or((false, false));
+        let unit_file_changed = file_changed(&crate::desired::unit_path(&u.name));
+        let mut p = UnitPlan {
+            unit: u.name.clone(),
+            enable: !enabled,
+            action: None,
+            why: String::new(),
+            vip_handover: false,
+        };
+        if !active {
+            p.action = Some(UnitAction::Start);
+            p.enable = true;
+            p.why = "it does not run".into();
+        } else {
+            let config_restart = if config_changed {
+                director_restart_reason(&config_path, want, obs)
+            } else {
+                None
+            };
+            let restart = if unit_file_changed {
+                Some("its unit file changed".to_string())
+            } else if binary {
+                Some("its binary changed".to_string())
+            } else if let Some(why) = config_restart {
+                Some(why)
+            } else if !director && net_drift {
+                Some("to put its addresses and routes back".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = restart {
+                p.action = Some(UnitAction::Restart);
+                p.why = why;
+                p.vip_handover = director;
+            } else if director && (config_changed || ipvs_drift) {
+                p.action = Some(UnitAction::Reload);
+                p.why = if config_changed {
+                    "config changed".into()
+                } else {
+                    "IPVS table drifted".into()
+                };
+            }
+        }
+        if p.enable || p.action.is_some() {
+            plans.push(p);
+        }
+    }
+    plans
+}
+
+/// Why a changed director.toml needs a restart, not a reload: the running
+/// daemon refuses a SIGHUP that changes `[vrrp]` (priority, interval,
+/// `vrrp_unicast`, `sync_daemon`…), `vip`, `interface`, `[nat]` or `metrics`
+/// ([`restart_needed`]) and keeps the old config, so a reload would leave the
+/// change on disk but not in force. A restart hands the VIP over gracefully
+/// first. An old file that is missing or unreadable: the running config is
+/// unknown, restart.
+fn director_restart_reason(path: &str, want: &HostState, obs: &Observed) -> Option<String> {
+    let new = want.files.iter().find(|f| f.path == path)?;
+    let new = DirectorConfig::parse(&new.content).ok()?;
+    let Some(old) = obs.files.get(path) else {
+        return Some("its config was missing: what it runs is unknown".into());
+    };
+    match DirectorConfig::parse(old) {
+        Ok(old) => restart_needed(&old, &new)
+            .map(|what| format!("{what} changed in its config: a reload cannot apply that")),
+        Err(_) => Some("its old config does not parse: what it runs is unknown".into()),
     }
 }
 
@@ -631,7 +798,7 @@ mod tests {
         obs.ipvs.push(foreign);
         obs.sysctls
             .insert("net.ipv4.vs.expire_nodest_conn".into(), "0".into());
-        let hp = diff_host(lvs191, &obs);
+        let hp = diff_host(&spec.name, lvs191, &obs);
         let summaries: Vec<&str> = hp.changes.iter().map(|c| c.summary.as_str()).collect();
         assert_eq!(
             summaries,
@@ -657,7 +824,7 @@ mod tests {
         let path = node1.files[0].path.clone();
         obs.files
             .insert(path.clone(), "net.ipv4.conf.all.arp_ignore = 0\n".into());
-        let hp = diff_host(node1, &obs);
+        let hp = diff_host(&spec.name, node1, &obs);
         assert_eq!(hp.changes.len(), 1);
         let c = &hp.changes[0];
         assert_eq!(c.action, Action::Update);
@@ -668,5 +835,148 @@ mod tests {
         );
         assert!(diff.contains("-net.ipv4.conf.all.arp_ignore = 0"));
         assert!(diff.contains("+net.ipv4.conf.all.arp_ignore = 1"));
+    }
+
+    /// lvs191 (the master) of examples/dr.toml, converged, then `edit`ed.
+    fn master_units(edit: impl FnOnce(&HostState, &mut Observed)) -> Vec<UnitPlan> {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let lvs191 = d.hosts.iter().find(|h| h.name == "lvs191").expect("host");
+        let mut obs = converged(lvs191);
+        edit(lvs191, &mut obs);
+        diff_host(&spec.name, lvs191, &obs).units
+    }
+
+    fn config_path() -> String {
+        crate::desired::director_config_path("web")
+    }
+
+    #[test]
+    fn converged_director_neither_reloads_nor_restarts() {
+        assert_eq!(master_units(|_, _| {}), vec![]);
+    }
+
+    #[test]
+    fn weight_edit_in_director_config_is_a_reload_without_vip_movement() {
+        let units = master_units(|_, obs| {
+            let c = obs.files.get_mut(&config_path()).expect("config");
+            *c = c.replacen("weight = 100", "weight = 7", 1);
+        });
+        assert_eq!(units.len(), 1, "{units:?}");
+        assert_eq!(units[0].action, Some(UnitAction::Reload));
+        assert!(!units[0].vip_handover);
+        assert_eq!(units[0].why, "config changed");
+        assert_eq!(
+            units[0].describe().as_deref(),
+            Some("reload lvsup-director-web.service (SIGHUP, no VIP movement): config changed")
+        );
+    }
+
+    #[test]
+    fn ipvs_drift_alone_is_a_reload() {
+        let units = master_units(|_, obs| obs.ipvs[0].destinations[0].weight = 5);
+        assert_eq!(units[0].action, Some(UnitAction::Reload));
+        assert_eq!(units[0].why, "IPVS table drifted");
+    }
+
+    #[test]
+    fn what_a_reload_cannot_apply_is_a_restart_with_vip_handover() {
+        // the file on the host says a different priority: [vrrp] differs
+        let units = master_units(|_, obs| {
+            let c = obs.files.get_mut(&config_path()).expect("config");
+            assert!(c.contains("priority = 150"), "{c}");
+            *c = c.replacen("priority = 150", "priority = 140", 1);
+        });
+        assert_eq!(units[0].action, Some(UnitAction::Restart));
+        assert!(units[0].vip_handover);
+        assert_eq!(
+            units[0].why,
+            "[vrrp] changed in its config: a reload cannot apply that"
+        );
+        // a missing or unreadable old config: what runs is unknown
+        let units = master_units(|_, obs| {
+            obs.files.remove(&config_path());
+        });
+        assert_eq!(units[0].action, Some(UnitAction::Restart));
+        assert!(units[0].why.contains("missing"), "{:?}", units[0]);
+        let units = master_units(|_, obs| {
+            obs.files.insert(config_path(), "[[[".into());
+        });
+        assert!(units[0].why.contains("does not parse"), "{:?}", units[0]);
+    }
+
+    #[test]
+    fn new_binary_or_unit_file_restarts_and_wins_over_a_reload() {
+        let units = master_units(|_, obs| {
+            obs.binary_current = false;
+            obs.ipvs[0].destinations[0].weight = 5;
+        });
+        assert_eq!(units[0].action, Some(UnitAction::Restart));
+        assert_eq!(units[0].why, "its binary changed");
+        let units = master_units(|want, obs| {
+            let unit = crate::desired::unit_path(&want.units[0].name);
+            obs.files.insert(unit, "old unit".into());
+        });
+        assert_eq!(units[0].action, Some(UnitAction::Restart));
+        assert_eq!(units[0].why, "its unit file changed");
+    }
+
+    #[test]
+    fn stopped_unit_starts_and_disabled_unit_is_enabled() {
+        let units = master_units(|want, obs| {
+            obs.units.insert(want.units[0].name.clone(), (false, false));
+            obs.binary_current = false;
+        });
+        assert_eq!(units[0].action, Some(UnitAction::Start));
+        assert!(units[0].enable);
+        // a start is a change of the plan already: no extra line
+        assert_eq!(units[0].describe(), None);
+        let units = master_units(|want, obs| {
+            obs.units.insert(want.units[0].name.clone(), (false, true));
+        });
+        assert_eq!(units[0].action, None);
+        assert!(units[0].enable);
+    }
+
+    #[test]
+    fn real_server_address_drift_restarts_its_unit_without_vip_handover() {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let node1 = &d.hosts[0];
+        let mut obs = converged(node1);
+        obs.addresses.clear();
+        let units = diff_host(&spec.name, node1, &obs).units;
+        assert_eq!(units[0].action, Some(UnitAction::Restart));
+        assert!(!units[0].vip_handover);
+        assert_eq!(
+            units[0].describe().as_deref(),
+            Some("restart lvsup-realserver-web.service: to put its addresses and routes back")
+        );
+    }
+
+    #[test]
+    fn host_output_in_the_plan_is_printed_escaped() {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let node1 = &d.hosts[0];
+        let mut obs = converged(node1);
+        // a host's file and a note carry terminal escapes
+        let path = node1.files[0].path.clone();
+        obs.files
+            .insert(path, "x = 1\u{1b}]0;owned\u{7}\r\n".into());
+        obs.notes.push("health \u{1b}[2J".into());
+        let mut p = plan(&spec, &d, |n| (n == "node1").then_some(&obs), false);
+        p.errors.push(HostError {
+            host: "lvs191".into(),
+            step: "gather facts".into(),
+            message: "bash: \u{9b}31m".into(),
+        });
+        let text = p.render_text();
+        for c in ['\u{1b}', '\u{7}', '\r', '\u{9b}'] {
+            assert!(!text.contains(c), "raw {c:?} in {text:?}");
+        }
+        assert!(text.contains("-x = 1\\u{1b}]0;owned\\u{7}"), "{text}");
+        assert!(text.contains("= health \\u{1b}[2J"), "{text}");
+        assert!(text.contains("bash: \\u{9b}31m"), "{text}");
     }
 }

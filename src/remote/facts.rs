@@ -203,8 +203,24 @@ struct AddrInfoJson {
     prefixlen: Option<u8>,
 }
 
-/// Split the raw output into sections; `### file N PATH` sections carry N raw bytes.
+/// The largest file the facts may carry: lvsup's own files are a few KB (a
+/// director.toml with hundreds of real servers stays far below this).
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+/// The largest facts output parsed: a host that sends more is broken or hostile.
+pub const MAX_OUTPUT_BYTES: usize = 64 << 20;
+
+/// Split the raw output into sections; `### file N PATH` sections carry N raw
+/// bytes. Host output is untrusted: lengths are checked before any
+/// arithmetic or slicing (a header `### file 18446744073709551615 /x` once
+/// overflowed here), so bad output is an error, never a panic.
 fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+    if out.len() > MAX_OUTPUT_BYTES {
+        return Err(FactsError::Malformed(format!(
+            "{} bytes of output, more than the {} MiB a host's facts can be",
+            out.len(),
+            MAX_OUTPUT_BYTES >> 20
+        )));
+    }
     let mut res: Vec<(String, Vec<u8>)> = Vec::new();
     let mut i = 0;
     let mut ended = false;
@@ -224,7 +240,13 @@ fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
                     .trim()
                     .parse()
                     .map_err(|_| FactsError::Malformed(format!("bad file length {line:?}")))?;
-                let stop = next + n;
+                if n > MAX_FILE_BYTES || path.is_empty() {
+                    return Err(FactsError::Malformed(format!(
+                        "bad file header {line:?}: lvsup's files are at most {} MiB and have a path",
+                        MAX_FILE_BYTES >> 20
+                    )));
+                }
+                let stop = next.checked_add(n).ok_or(FactsError::Truncated)?;
                 if stop > out.len() {
                     return Err(FactsError::Truncated);
                 }
@@ -442,7 +464,11 @@ fn health_weights(f: &mut Facts) {
             }) else {
                 continue;
             };
-            let num = |k: &str| r.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
+            let num = |k: &str| {
+                r.get(k)
+                    .and_then(|v| v.as_u64())
+                    .and_then(|v| u32::try_from(v).ok())
+            };
             let health = r
                 .get("health")
                 .and_then(|h| h.as_str())
@@ -614,11 +640,14 @@ pub fn parse_proc_ip_vs(text: &str) -> Result<Vec<LiveService>, FactsError> {
                     .and_then(|e| hex_endpoint(e))
                     .ok_or_else(|| FactsError::Malformed(format!("/proc/net/ip_vs: {l:?}")))?;
                 let num = |i: usize| w.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+                let weight = u32::try_from(num(3)).map_err(|_| {
+                    FactsError::Malformed(format!("/proc/net/ip_vs: weight out of range in {l:?}"))
+                })?;
                 svc.destinations.push(LiveDest {
                     address,
                     port,
                     forward: w.get(2).unwrap_or(&"?").to_string(),
-                    weight: num(3) as u32,
+                    weight,
                     active: num(4),
                     inactive: num(5),
                 });
@@ -831,5 +860,219 @@ mod tests {
             sections(b"### os\nLinux\n"),
             Err(FactsError::Truncated)
         ));
+    }
+
+    fn dr() -> (ClusterSpec, crate::desired::DesiredCluster) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dr.toml");
+        let spec = crate::config::load(std::path::Path::new(path)).expect("example");
+        let d = crate::desired::desired_cluster(&spec).expect("render");
+        (spec, d)
+    }
+
+    fn parse_as(host: &str, out: &[u8]) -> Result<Facts, FactsError> {
+        let (spec, d) = dr();
+        let want = d.hosts.iter().find(|h| h.name == host).expect("host");
+        parse(&spec, want, out, "")
+    }
+
+    /// A minimal output with `extra` sections before the end marker.
+    fn with(extra: &str) -> Vec<u8> {
+        format!("### os\nLinux\nx86_64\n6.1\nDebian\nglibc 2.36\n0\n{extra}### end\n").into_bytes()
+    }
+
+    fn malformed(r: Result<Facts, FactsError>) -> String {
+        match r {
+            Err(FactsError::Malformed(m)) => m,
+            other => panic!("expected Malformed, got {:?}", other.map(|f| f.os)),
+        }
+    }
+
+    #[test]
+    fn file_length_of_usize_max_is_an_error_not_a_panic() {
+        let m = malformed(parse_as(
+            "lvs191",
+            &with("### file 18446744073709551615 /x\nabc\n"),
+        ));
+        assert!(m.contains("bad file header"), "{m}");
+        assert!(m.contains("at most 4 MiB"), "{m}");
+    }
+
+    #[test]
+    fn file_length_beyond_usize_negative_or_missing_is_an_error() {
+        for header in [
+            "### file 99999999999999999999999999 /x",
+            "### file -1 /x",
+            "### file 0x10 /x",
+            "### file  /x",
+            "### file 5",
+            "### file 5 ",
+        ] {
+            let r = parse_as("node1", &with(&format!("{header}\nhello\n")));
+            assert!(
+                matches!(r, Err(FactsError::Malformed(_))),
+                "{header:?}: {:?}",
+                r.map(|f| f.os)
+            );
+        }
+    }
+
+    #[test]
+    fn file_just_over_the_bound_is_an_error_and_at_the_bound_is_read() {
+        let over = format!("### file {} /x\n", MAX_FILE_BYTES + 1);
+        malformed(parse_as("node1", &with(&over)));
+        let mut out = format!("### os\nLinux\n### file {MAX_FILE_BYTES} /x\n").into_bytes();
+        out.extend(std::iter::repeat_n(b'a', MAX_FILE_BYTES));
+        out.extend_from_slice(b"\n### end\n");
+        let f = parse_as("node1", &out).expect("parses");
+        assert_eq!(f.observed.files["/x"].len(), MAX_FILE_BYTES);
+    }
+
+    #[test]
+    fn file_longer_than_the_output_is_truncated() {
+        let r = parse_as(
+            "node1",
+            b"### os\nLinux\n### file 4000 /x\nshort\n### end\n",
+        );
+        assert!(matches!(r, Err(FactsError::Truncated)));
+    }
+
+    #[test]
+    fn output_over_the_bound_is_an_error() {
+        let mut out = with("");
+        out.resize(MAX_OUTPUT_BYTES + 1, b'\n');
+        let m = malformed(parse_as("node1", &out));
+        assert!(m.contains("MiB"), "{m}");
+    }
+
+    #[test]
+    fn ipvs_weight_out_of_range_is_an_error() {
+        let m = malformed(parse_as(
+            "lvs191",
+            &with("### ipvs\nTCP  C0A80064:0050 rr \n  -> C0A800AC:0050 Route 4294967296 0 0\n"),
+        ));
+        assert!(m.contains("weight out of range"), "{m}");
+    }
+
+    #[test]
+    fn daemon_weights_out_of_range_are_ignored_not_truncated() {
+        // 4294967396 as u32 would wrap to 100 and hide the difference
+        let daemon = r#"{"services":[{"port":80,"protocol":"tcp","real_servers":[{"address":"192.168.0.172","port":80,"weight":4294967396,"effective_weight":0,"health":"down"}]}]}"#;
+        let f = parse_as(
+            "lvs191",
+            &with(&format!(
+                "### ipvs\nTCP  C0A80064:0050 rr \n  -> C0A800AC:0050 Route 0 0 0\n### daemon\n{daemon}\n"
+            )),
+        )
+        .expect("parses");
+        assert_eq!(f.observed.ipvs[0].destinations[0].weight, 0);
+        assert!(f.observed.notes.is_empty(), "{:?}", f.observed.notes);
+    }
+
+    #[test]
+    fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        malformed(parse_as("node1", &with(&format!("### addr\n{deep}\n"))));
+        // the daemon's answer is kept as text when it is not JSON
+        let f = parse_as("lvs191", &with(&format!("### daemon\n{deep}\n"))).expect("parses");
+        assert!(matches!(f.daemon, Some(Err(_))));
+    }
+
+    /// xorshift64*: a deterministic generator for the bounded fuzz loop (a
+    /// dependency for a dozen lines is not worth it; the same seeds every run).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Bounded fuzzing in every `cargo test`: recorded facts of every host,
+    /// plus a director's IPVS/daemon sections, mutated (bytes flipped, cut,
+    /// slices duplicated, file headers with hostile lengths, numbers made
+    /// huge); `parse` must return, Ok or Err, never panic.
+    #[test]
+    fn mutated_facts_never_panic() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts");
+        let director_extra = "### ipvs\nIP Virtual Server version 1.2.1 (size=4096)\n\
+            Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n\
+            TCP  C0A80064:0050 rr persistent 75000\n  -> C0A800AC:0050 Route 100 2 7\n\
+            ### ipvs-netlink\n{\"services\":[{\"id\":{\"kind\":\"addr\",\"protocol\":\"tcp\",\"addr\":\"192.168.0.100:80\"},\"persistence\":300}]}\n\
+            ### hz\nCONFIG_HZ=250\n\
+            ### daemon\n{\"services\":[{\"port\":80,\"protocol\":\"tcp\",\"real_servers\":[{\"address\":\"192.168.0.172\",\"port\":80,\"weight\":100,\"effective_weight\":0,\"health\":\"down\"}]}]}\n";
+        let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+        for set in ["dr-fresh", "dr-converged", "dr-drift"] {
+            for e in std::fs::read_dir(format!("{dir}/{set}")).expect("fixtures") {
+                let p = e.expect("entry").path();
+                let host = p.file_stem().expect("stem").to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(&p).expect("fixture");
+                let body = text.strip_suffix("### end\n").expect("end marker");
+                let extra = if host.starts_with("lvs") {
+                    director_extra
+                } else {
+                    ""
+                };
+                inputs.push((host, format!("{body}{extra}### end\n").into_bytes()));
+            }
+        }
+        assert!(inputs.len() >= 10, "fixtures missing: {}", inputs.len());
+        let (spec, d) = dr();
+        let hostile = [
+            "18446744073709551615",
+            "18446744073709551616",
+            "4294967296",
+            "-1",
+            "0",
+            "99999999999999999999",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut ok, mut err) = (0u32, 0u32);
+        for round in 0..3000 {
+            let (host, base) = &inputs[round % inputs.len()];
+            let want = d.hosts.iter().find(|h| &h.name == host).expect("host");
+            let mut b = base.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(b.len());
+                match rng.below(6) {
+                    0 => b[at] ^= 1 << rng.below(8),
+                    1 => b.truncate(at),
+                    2 => {
+                        let len = rng.below(64).min(b.len() - at);
+                        let piece = b[at..at + len].to_vec();
+                        b.splice(at..at, piece);
+                    }
+                    3 => {
+                        let n = hostile[rng.below(hostile.len())];
+                        let h = format!("\n### file {n} /etc/x\n");
+                        b.splice(at..at, h.into_bytes());
+                    }
+                    4 => {
+                        // a number somewhere made huge
+                        if let Some(p) = b[at..].iter().position(u8::is_ascii_digit) {
+                            let n = hostile[rng.below(hostile.len())].as_bytes().to_vec();
+                            b.splice(at + p..at + p + 1, n);
+                        }
+                    }
+                    _ => {
+                        let len = rng.below(16).min(b.len() - at);
+                        b.drain(at..at + len);
+                    }
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            match parse(&spec, want, &b, "") {
+                Ok(_) => ok += 1,
+                Err(_) => err += 1,
+            }
+        }
+        // both paths taken: the mutations are neither all harmless nor all fatal
+        assert!(ok > 100 && err > 100, "ok {ok}, err {err}");
     }
 }
