@@ -482,6 +482,17 @@ mod tests {
         st
     }
 
+    /// A stand-in main loop: every status request is answered with [`sample`].
+    fn answers_with_sample() -> crate::director::control::StatusRequests {
+        let (tx, mut rx) = mpsc::channel::<tokio::sync::oneshot::Sender<Status>>(8);
+        tokio::spawn(async move {
+            while let Some(reply) = rx.recv().await {
+                let _ = reply.send(sample());
+            }
+        });
+        tx
+    }
+
     #[test]
     fn renders_the_text_exposition_format() {
         let text = render(&sample());
@@ -563,12 +574,7 @@ mod tests {
     /// daemon's main loop answering status requests.
     #[tokio::test]
     async fn serves_metrics_over_http_on_loopback() {
-        let (tx, mut rx) = mpsc::channel::<tokio::sync::oneshot::Sender<Status>>(8);
-        tokio::spawn(async move {
-            while let Some(reply) = rx.recv().await {
-                let _ = reply.send(sample());
-            }
-        });
+        let tx = answers_with_sample();
         let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), tx, None)
             .await
             .expect("bind");
@@ -593,12 +599,7 @@ mod tests {
     /// a connection is closed at once, and scrapes work again when the idle ones go.
     #[tokio::test]
     async fn idle_connections_over_the_cap_are_closed_at_once() {
-        let (tx, mut rx) = mpsc::channel::<tokio::sync::oneshot::Sender<Status>>(8);
-        tokio::spawn(async move {
-            while let Some(reply) = rx.recv().await {
-                let _ = reply.send(sample());
-            }
-        });
+        let tx = answers_with_sample();
         let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), tx, None)
             .await
             .expect("bind");
