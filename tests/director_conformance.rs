@@ -20,7 +20,6 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
@@ -28,6 +27,10 @@ use lvsup::director::config::DirectorConfig;
 use lvsup::director::core::{Action, Director, Event, Interfaces, Loaded, Removal};
 use lvsup::director::status::CheckRecord;
 use lvsup::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
+
+#[macro_use]
+#[path = "common/cases.rs"]
+mod cases;
 
 const BASE: &str = r#"
 cluster = "web"
@@ -387,49 +390,8 @@ fn run_case(input: &str) -> String {
     format!("{header}{}", run.log)
 }
 
-fn check(name: &str) {
-    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/director_conformance")
-        .join(name);
-    let input = std::fs::read_to_string(case.join("input")).expect("input");
-    let got = run_case(&input);
-    let expected_path = case.join("expected");
-    if std::env::var_os("DIRECTOR_CONFORMANCE_BLESS").is_some() {
-        std::fs::write(&expected_path, &got).expect("write expected");
-        return;
-    }
-    let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    assert!(
-        got == want,
-        "{name}: actions differ\n--- expected\n{want}\n+++ got\n{got}"
-    );
-}
-
-macro_rules! cases {
-    ($($test:ident: $dir:literal,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                check($dir);
-            }
-        )*
-
-        /// Every case directory has its test above.
-        #[test]
-        fn every_case_directory_is_listed() {
-            let listed = [$($dir),*];
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/director_conformance");
-            let mut found: Vec<String> = std::fs::read_dir(&dir)
-                .expect("tests/director_conformance")
-                .map(|e| e.expect("dir entry").path())
-                .filter(|p| p.is_dir())
-                .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
-                .collect();
-            found.sort();
-            assert_eq!(found, listed);
-        }
-    };
-}
+const SUITE: &str = "tests/director_conformance";
+const BLESS: &str = "DIRECTOR_CONFORMANCE_BLESS";
 
 cases! {
     c01_start_waits_for_health_then_master: "01-start-waits-for-health-then-master",

@@ -17,10 +17,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lvsup::vrrp::machine::{Input, Machine, MachineConfig, Output, TimerKind};
+
+#[macro_use]
+#[path = "common/cases.rs"]
+mod cases;
 
 fn parse_config(line: &str) -> MachineConfig {
     let mut cfg = MachineConfig::new(
@@ -214,49 +217,8 @@ fn run_case(input: &str) -> String {
     format!("{header}{}", run.log)
 }
 
-fn check(name: &str) {
-    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vrrp_conformance")
-        .join(name);
-    let input = std::fs::read_to_string(case.join("input")).expect("input");
-    let got = run_case(&input);
-    let expected_path = case.join("expected");
-    if std::env::var_os("VRRP_CONFORMANCE_BLESS").is_some() {
-        std::fs::write(&expected_path, &got).expect("write expected");
-        return;
-    }
-    let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    assert!(
-        got == want,
-        "{name}: outputs differ\n--- expected\n{want}\n+++ got\n{got}"
-    );
-}
-
-macro_rules! cases {
-    ($($test:ident: $dir:literal,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                check($dir);
-            }
-        )*
-
-        /// Every case directory has its test above.
-        #[test]
-        fn every_case_directory_is_listed() {
-            let listed = [$($dir),*];
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vrrp_conformance");
-            let mut found: Vec<String> = std::fs::read_dir(&dir)
-                .expect("tests/vrrp_conformance")
-                .map(|e| e.expect("dir entry").path())
-                .filter(|p| p.is_dir())
-                .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
-                .collect();
-            found.sort();
-            assert_eq!(found, listed);
-        }
-    };
-}
+const SUITE: &str = "tests/vrrp_conformance";
+const BLESS: &str = "VRRP_CONFORMANCE_BLESS";
 
 cases! {
     c01_startup_backup_then_master_after_master_down: "01-startup-backup-then-master-after-master-down",
