@@ -81,6 +81,7 @@ pub(super) async fn reconcile_task(
     mut client: IpvsClient,
     mut rx: watch::Receiver<Option<ReconInput>>,
     status: Arc<Mutex<Option<ReconcileStatus>>>,
+    done: tokio::sync::mpsc::Sender<super::Event>,
 ) {
     let mut tick = tokio::time::interval(PERIODIC_RECONCILE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,8 +113,13 @@ pub(super) async fn reconcile_task(
             Ok(n) => info!(trigger, ops = n, "ipvs: reconciled"),
             Err(e) => error!(trigger, "ipvs reconcile failed: {e:#}"),
         }
+        let error = rec.error.clone();
         if let Ok(mut s) = status.lock() {
             *s = Some(rec);
+        }
+        // The main loop says READY=1 to systemd after the first one.
+        if done.send(super::Event::Reconciled(error)).await.is_err() {
+            return;
         }
     }
 }
