@@ -45,6 +45,7 @@ advert_interval = "1s"
 preempt = true
 sync_daemon = true
 metrics = "127.0.0.1:9178"
+ipvs_timeouts = { tcp = "1h", udp = "60s" }
 
 [[services]]
 port = 80
@@ -366,6 +367,17 @@ fn director_failover_health_reload() {
             assert_eq!(lab.rs_health(h, "node1").2, Some(1), "{h} kernel weight");
         }
         assert_eq!(lab.status("lvs1")["ipvs"]["sync_daemon"], "master");
+        // [cluster] ipvs_timeouts, set by each daemon at start (tcpfin not
+        // configured: the kernel's 120 s stays).
+        for h in ["lvs1", "lvs2"] {
+            let t = lab.sh(h, "ipvsadm -L --timeout");
+            assert!(
+                t.contains("Timeout (tcp tcpfin udp): 3600 120 60"),
+                "{h}: {t}"
+            );
+            let st = lab.status(h);
+            assert_eq!(st["ipvs"]["timeouts"]["tcp"], 3600, "{h}: {st}");
+        }
     } else {
         assert_eq!(answer, "lvs1");
     }

@@ -28,6 +28,8 @@ pub struct ClusterStatus {
     pub services: Vec<ServiceView>,
     /// From which director `services` comes.
     pub table_from: Option<String>,
+    /// That director's IPVS connection timeouts (from its daemon), when known.
+    pub ipvs_timeouts: Option<crate::director::status::TimeoutsStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,6 +184,10 @@ pub fn build(
             }
         }
     }
+    let ipvs_timeouts = table
+        .as_ref()
+        .and_then(|(_, _, dv)| dv.as_ref()?.pointer("/ipvs/timeouts").cloned())
+        .and_then(|t| serde_json::from_value(t).ok());
     let (table_from, services) = match table {
         Some((from, t, dv)) => (
             Some(from),
@@ -219,6 +225,7 @@ pub fn build(
         directors,
         services,
         table_from,
+        ipvs_timeouts,
     }
 }
 
@@ -258,6 +265,9 @@ pub fn render(s: &ClusterStatus) -> String {
         }
         Some(from) => {
             let _ = writeln!(o, "\nIPVS table on {from}:");
+            if let Some(t) = &s.ipvs_timeouts {
+                let _ = writeln!(o, "Timeouts: {}", t.render());
+            }
             let _ = writeln!(o, "Prot LocalAddress:Port Scheduler Flags");
             let _ = writeln!(
                 o,

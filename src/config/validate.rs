@@ -295,6 +295,9 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut vrrp_unicast = None;
     let mut sync_daemon = false;
     let mut metrics = None;
+    let mut ipvs_timeouts = None;
+    let mut expire_nodest_conn = true;
+    let mut expire_quiescent_template = true;
     match &raw.cluster {
         None if v.poisoned.contains("cluster") => {}
         None => {
@@ -399,6 +402,18 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
                     }
                 }
             }
+        }
+    }
+
+    if let Some(Elem { value: Some(c), .. }) = &raw.cluster {
+        if let Some(t) = &c.ipvs_timeouts {
+            ipvs_timeouts = Some(timeouts(v, t.get_ref()));
+        }
+        if let Some(b) = &c.expire_nodest_conn {
+            expire_nodest_conn = *b.get_ref();
+        }
+        if let Some(b) = &c.expire_quiescent_template {
+            expire_quiescent_template = *b.get_ref();
         }
     }
 
@@ -738,12 +753,46 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         vrrp_unicast: vrrp_unicast.is_some_and(|(u, _)| u),
         sync_daemon,
         metrics,
+        ipvs_timeouts,
+        expire_nodest_conn,
+        expire_quiescent_template,
         ssh,
         services,
         directors: directors.into_iter().map(|d| d.item).collect(),
         real_servers: real_servers.into_iter().map(|r| r.item).collect(),
         nat: nat.map(|(n, _)| n),
     })
+}
+
+/// `[cluster] ipvs_timeouts`: whole seconds, 1s..=24d each.
+fn timeouts(v: &mut V<'_>, t: &RawIpvsTimeouts) -> IpvsTimeouts {
+    let mut one = |name: &str, d: &S<String>| {
+        let d = d.as_ref()?;
+        let key = format!("cluster.ipvs_timeouts.{name}");
+        let got = v.duration(&key, d)?;
+        if got.subsec_nanos() != 0 || got < Duration::from_secs(1) || got > IpvsTimeouts::MAX {
+            v.err(
+                &key,
+                d.span(),
+                format!(
+                    "ipvs_timeouts.{name} must be whole seconds from 1s to 24d, got \"{}\"",
+                    d.get_ref()
+                ),
+            )
+            .hint = Some(
+                "the kernel counts these timeouts in seconds; leave the key out to keep the \
+                 kernel's value (tcp 900s, tcpfin 120s, udp 300s)"
+                    .into(),
+            );
+            return None;
+        }
+        Some(got)
+    };
+    IpvsTimeouts {
+        tcp: one("tcp", &t.tcp),
+        tcpfin: one("tcpfin", &t.tcpfin),
+        udp: one("udp", &t.udp),
+    }
 }
 
 /// "at least one" — only when every element of the section could be read.

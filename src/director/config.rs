@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Check, ClusterSpec, Director, Forward, Mode, Protocol};
+use crate::config::{Check, ClusterSpec, Director, Forward, IpvsTimeouts, Mode, Protocol};
 use crate::health::damping::Damper;
 use crate::vrrp::machine::MachineConfig;
 
@@ -32,6 +32,10 @@ pub struct DirectorConfig {
     /// cluster.toml: `[cluster] metrics`.
     #[serde(default)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// IPVS connection timeouts the daemon sets at start and reload (absent:
+    /// the kernel's are left alone). cluster.toml: `[cluster] ipvs_timeouts`.
+    #[serde(default)]
+    pub ipvs_timeouts: Option<IpvsTimeouts>,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -173,6 +177,7 @@ impl DirectorConfig {
                 sync_daemon: spec.sync_daemon,
             },
             metrics: spec.metrics,
+            ipvs_timeouts: spec.ipvs_timeouts,
             nat: spec.nat.as_ref().map(|n| NatConfig {
                 gateway: n.gateway,
                 internal_interface: n.internal_interface.clone(),

@@ -118,6 +118,28 @@ pub struct IpvsStatus {
     pub sync_daemon: Option<String>,
     /// Why the kernel counters below are missing, if they are.
     pub error: Option<String>,
+    /// The kernel's connection timeouts (`ipvsadm -L --timeout`), read with
+    /// the counters. Absent from daemons before it was added.
+    #[serde(default)]
+    pub timeouts: Option<TimeoutsStatus>,
+}
+
+/// IPVS connection timeouts in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutsStatus {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+impl TimeoutsStatus {
+    /// `tcp 900s, tcpfin 120s, udp 300s`
+    pub fn render(&self) -> String {
+        format!(
+            "tcp {}s, tcpfin {}s, udp {}s",
+            self.tcp, self.tcpfin, self.udp
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +356,9 @@ impl Status {
                 let _ = writeln!(o, "ipvs     not reconciled yet");
             }
         }
+        if let Some(t) = &self.ipvs.timeouts {
+            let _ = writeln!(o, "         timeouts {}", t.render());
+        }
         if let Some(sd) = &self.ipvs.sync_daemon {
             let _ = writeln!(o, "         sync daemon: {sd}");
         }
@@ -435,6 +460,7 @@ pub(crate) mod tests {
                 last_reconcile: None,
                 sync_daemon: Some("master".into()),
                 error: None,
+                timeouts: None,
             },
             services: vec![ServiceStatus {
                 protocol: "tcp".into(),
@@ -512,6 +538,11 @@ pub(crate) mod tests {
         )
         .with_destination(d);
         st.attach_kernel(&[svc]);
+        st.ipvs.timeouts = Some(TimeoutsStatus {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 60,
+        });
         let k = st.services[0].real_servers[0]
             .kernel
             .as_ref()
@@ -522,6 +553,10 @@ pub(crate) mod tests {
         assert!(text.contains("REFUSED"), "{text}");
         assert!(
             text.contains("kernel weight 0 active 3 inactive 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("timeouts tcp 900s, tcpfin 120s, udp 60s"),
             "{text}"
         );
     }

@@ -17,10 +17,10 @@
 
 use std::net::SocketAddr;
 
-use crate::config::{Forward as CfgForward, Protocol as CfgProtocol};
+use crate::config::{Forward as CfgForward, IpvsTimeouts, Protocol as CfgProtocol};
 use crate::director::config::{DirectorConfig, ServiceConfig};
 use crate::health::damping::Health;
-use crate::ipvs::{Destination, Forward, Protocol, Service, ServiceId};
+use crate::ipvs::{Destination, Forward, Protocol, Service, ServiceId, Timeouts};
 
 pub fn protocol(p: CfgProtocol) -> Protocol {
     match p {
@@ -85,6 +85,20 @@ pub fn desired_services(
             svc
         })
         .collect()
+}
+
+/// The `IPVS_CMD_SET_CONFIG` that brings the kernel's timeouts to the
+/// configured ones: only the keys that are configured and differ (0 = leave
+/// unchanged); `None` when the kernel already has them.
+pub fn timeouts_to_set(want: &IpvsTimeouts, kernel: Timeouts) -> Option<Timeouts> {
+    let (tcp, fin, udp) = want.secs();
+    let pick = |w: u32, k: u32| if w != 0 && w != k { w } else { 0 };
+    let t = Timeouts {
+        tcp: pick(tcp, kernel.tcp),
+        tcp_fin: pick(fin, kernel.tcp_fin),
+        udp: pick(udp, kernel.udp),
+    };
+    (t != Timeouts::default()).then_some(t)
 }
 
 /// Services of `old` that `new` no longer has: the daemon created them, so a
@@ -209,6 +223,35 @@ forward = "route"
             }
             op => panic!("unexpected {op}"),
         }
+    }
+
+    #[test]
+    fn timeouts_set_only_what_is_configured_and_differs() {
+        use std::time::Duration;
+        let kernel = Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        };
+        let want = IpvsTimeouts {
+            tcp: Some(Duration::from_secs(3600)),
+            tcpfin: Some(Duration::from_secs(120)),
+            udp: None,
+        };
+        assert_eq!(
+            timeouts_to_set(&want, kernel),
+            Some(Timeouts {
+                tcp: 3600,
+                tcp_fin: 0,
+                udp: 0
+            })
+        );
+        let same = IpvsTimeouts {
+            tcp: Some(Duration::from_secs(900)),
+            ..Default::default()
+        };
+        assert_eq!(timeouts_to_set(&same, kernel), None);
+        assert_eq!(timeouts_to_set(&IpvsTimeouts::default(), kernel), None);
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub(super) async fn reconcile_task(
     status: Arc<Mutex<Option<ReconcileStatus>>>,
     done: tokio::sync::mpsc::Sender<super::Event>,
 ) {
+    // The config whose timeouts were last enforced: set again at start, on a
+    // reload, and whenever the configured ones change.
+    let mut timeouts_of: Option<Option<crate::config::IpvsTimeouts>> = None;
     let mut tick = tokio::time::interval(PERIODIC_RECONCILE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -100,6 +103,13 @@ pub(super) async fn reconcile_task(
             continue;
         };
         let trigger = if periodic { "periodic" } else { input.trigger };
+        let want = input.cfg.ipvs_timeouts;
+        if timeouts_of != Some(want) || (!periodic && matches!(trigger, "start" | "reload")) {
+            timeouts_of = Some(want);
+            if let Some(w) = want {
+                enforce_timeouts(&mut client, &w).await;
+            }
+        }
         let r = reconcile_once(&mut client, &input).await;
         let rec = ReconcileStatus {
             at: status::timestamp(SystemTime::now()),
@@ -121,6 +131,33 @@ pub(super) async fn reconcile_task(
         if done.send(super::Event::Reconciled(error)).await.is_err() {
             return;
         }
+    }
+}
+
+/// `ipvsadm --set` from the config when the kernel differs; logged either way.
+async fn enforce_timeouts(client: &mut IpvsClient, want: &crate::config::IpvsTimeouts) {
+    let kernel = match client.timeouts().await {
+        Ok(k) => k,
+        Err(e) => {
+            error!("reading the IPVS timeouts: {e}");
+            return;
+        }
+    };
+    let Some(set) = table::timeouts_to_set(want, kernel) else {
+        debug!(?kernel, "ipvs timeouts already as configured");
+        return;
+    };
+    match client.set_timeouts(&set).await {
+        Ok(()) => info!(
+            tcp = set.tcp,
+            tcpfin = set.tcp_fin,
+            udp = set.udp,
+            "ipvs timeouts set from the config (seconds; 0 = unchanged), were tcp {} tcpfin {} udp {}",
+            kernel.tcp,
+            kernel.tcp_fin,
+            kernel.udp
+        ),
+        Err(e) => error!("setting the IPVS timeouts: {e}"),
     }
 }
 

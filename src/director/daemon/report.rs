@@ -63,6 +63,7 @@ impl Driver {
                 last_reconcile: self.recon_status.lock().ok().and_then(|s| s.clone()),
                 sync_daemon: self.sync_state.lock().ok().and_then(|s| s.clone()),
                 error: None,
+                timeouts: None,
             },
             services: cfg
                 .services
