@@ -81,8 +81,16 @@ fn daemon_view(v: &Value) -> (Option<String>, Option<String>) {
     (state, since)
 }
 
-/// Health of `addr:port` in `service` per the daemon's status, if it said.
-fn health_of(v: Option<&Value>, svc: &LiveService, addr: &str, port: u16) -> Option<String> {
+/// Health of `addr:port` in `service` per the daemon's status, if it said:
+/// "up", "down", "unknown", or for a drained server "draining (N active)",
+/// for one removed from the file "draining (N active, T left)".
+fn health_of(
+    v: Option<&Value>,
+    svc: &LiveService,
+    addr: &str,
+    port: u16,
+    active: u64,
+) -> Option<String> {
     let services = v?.get("services")?.as_array()?;
     let s = services.iter().find(|s| {
         s.get("port").and_then(Value::as_u64) == Some(u64::from(svc.port))
@@ -90,10 +98,25 @@ fn health_of(v: Option<&Value>, svc: &LiveService, addr: &str, port: u16) -> Opt
                 .and_then(Value::as_str)
                 .is_some_and(|p| p.eq_ignore_ascii_case(&svc.protocol))
     })?;
-    let r = s.get("real_servers")?.as_array()?.iter().find(|r| {
+    let is = |r: &&Value| {
         r.get("address").and_then(Value::as_str) == Some(addr)
             && r.get("port").and_then(Value::as_u64) == Some(u64::from(port))
-    })?;
+    };
+    if let Some(d) = s
+        .get("draining")
+        .and_then(Value::as_array)
+        .and_then(|d| d.iter().find(is))
+        && let Ok(mut d) =
+            serde_json::from_value::<crate::director::status::DrainingStatus>(d.clone())
+    {
+        // The kernel's count, read now, is fresher than the daemon's.
+        d.active_conns = Some(u32::try_from(active).unwrap_or(u32::MAX));
+        return Some(d.render());
+    }
+    let r = s.get("real_servers")?.as_array()?.iter().find(is)?;
+    if r.get("drain").and_then(Value::as_bool) == Some(true) {
+        return Some(format!("draining ({active} active)"));
+    }
     r.get("health").and_then(Value::as_str).map(str::to_string)
 }
 
@@ -208,7 +231,7 @@ pub fn build(
                                 weight: d.weight,
                                 active: d.active,
                                 inactive: d.inactive,
-                                health: health_of(dv.as_ref(), s, &a, d.port)
+                                health: health_of(dv.as_ref(), s, &a, d.port, d.active)
                                     .unwrap_or_else(|| "unknown".into()),
                             }
                         })

@@ -48,6 +48,13 @@ pub struct ClusterSpec {
     /// server expire, so returning clients of a persistent service go to
     /// another server instead of sticking to the quiesced one.
     pub expire_quiescent_template: bool,
+    /// How long a real server removed from the file stays in IPVS at weight
+    /// 0 (no new connections) while its connections finish; then, or as soon
+    /// as none is left, the daemon deletes it. Default 5 min: longer than a
+    /// web request or a file download usually takes, shorter than an
+    /// operator waits for a change to finish. "0s" deletes at once.
+    #[serde(serialize_with = "ser_duration")]
+    pub drain_timeout: Duration,
     pub ssh: SshSettings,
     pub services: Vec<Service>,
     pub directors: Vec<Director>,
@@ -288,6 +295,9 @@ pub struct RealServer {
     /// NAT only: the port the real server listens on (port remapping).
     pub port: Option<u16>,
     pub ssh_host: Option<String>,
+    /// Drained: kept in IPVS at weight 0 (no new connections, existing ones
+    /// finish), whatever its health and weight. Default false.
+    pub drain: bool,
 }
 
 impl RealServer {
@@ -360,6 +370,11 @@ impl ClusterSpec {
         m
     }
 }
+
+/// Default of `[cluster] drain_timeout`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Upper bound of `[cluster] drain_timeout`.
+pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 
 /// `"100ms"`, `"2s"`, `"2m"`: the form used in files lvsup writes and in its output.
 pub fn format_duration(d: Duration) -> String {

@@ -29,6 +29,7 @@ pub struct RawCluster {
     pub ipvs_timeouts: Option<Spanned<RawIpvsTimeouts>>,
     pub expire_nodest_conn: S<bool>,
     pub expire_quiescent_template: S<bool>,
+    pub drain_timeout: S<String>,
 }
 
 /// `[cluster] ipvs_timeouts = { tcp = "900s", tcpfin = "120s", udp = "300s" }`
@@ -93,6 +94,7 @@ pub struct RawRealServer {
     pub weight: S<i64>,
     pub port: S<i64>,
     pub ssh_host: S<String>,
+    pub drain: S<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -298,6 +298,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut ipvs_timeouts = None;
     let mut expire_nodest_conn = true;
     let mut expire_quiescent_template = true;
+    let mut drain_timeout = Some(DEFAULT_DRAIN_TIMEOUT);
     match &raw.cluster {
         None if v.poisoned.contains("cluster") => {}
         None => {
@@ -414,6 +415,22 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         }
         if let Some(b) = &c.expire_quiescent_template {
             expire_quiescent_template = *b.get_ref();
+        }
+        if let Some(d) = &c.drain_timeout {
+            drain_timeout = v.duration("cluster.drain_timeout", d);
+            if drain_timeout.is_some_and(|t| t > MAX_DRAIN_TIMEOUT) {
+                v.err(
+                    "cluster.drain_timeout",
+                    d.span(),
+                    format!("drain_timeout must be 0s..=7d, got \"{}\"", d.get_ref()),
+                )
+                .hint = Some(
+                    "a removed real server stays at weight 0 at most this long; \"0s\" deletes \
+                     it at once. Default \"5m\""
+                        .into(),
+                );
+                drain_timeout = None;
+            }
         }
     }
 
@@ -689,6 +706,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             .ssh_host
             .as_ref()
             .and_then(|h| v.word(&format!("{path}.ssh_host"), h, "ssh host"));
+        let drain = r.drain.as_ref().is_some_and(|d| *d.get_ref());
         if let Some((a, s)) = &address {
             addrs.push(AddrUse {
                 addr: a.addr(),
@@ -706,6 +724,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
                     weight,
                     port,
                     ssh_host,
+                    drain,
                 },
                 path: path.clone(),
                 addr_span: aspan,
@@ -742,6 +761,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     }
 
     let (name, (vip, _), (mode, _), advert_interval) = (name?, vip?, mode?, advert_interval?);
+    let drain_timeout = drain_timeout?;
     Some(ClusterSpec {
         vrid: vrid.unwrap_or_else(|| derived_vrid(&name)),
         name,
@@ -756,6 +776,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         ipvs_timeouts,
         expire_nodest_conn,
         expire_quiescent_template,
+        drain_timeout,
         ssh,
         services,
         directors: directors.into_iter().map(|d| d.item).collect(),

@@ -310,7 +310,8 @@ pub fn ipvs_table(spec: &ClusterSpec) -> Vec<VirtualService> {
                     address: r.address.addr(),
                     port: r.port_for(s),
                     forward: spec.mode.forward(),
-                    weight: r.weight,
+                    // drain = true: the daemon keeps it at weight 0.
+                    weight: if r.drain { 0 } else { r.weight },
                 })
                 .collect(),
         })

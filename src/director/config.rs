@@ -36,6 +36,10 @@ pub struct DirectorConfig {
     /// the kernel's are left alone). cluster.toml: `[cluster] ipvs_timeouts`.
     #[serde(default)]
     pub ipvs_timeouts: Option<IpvsTimeouts>,
+    /// How long a real server removed by a reload stays at weight 0 while
+    /// its connections finish. cluster.toml: `[cluster] drain_timeout`.
+    #[serde(default = "default_drain_timeout", with = "dur")]
+    pub drain_timeout: Duration,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -113,6 +117,13 @@ pub struct RealServerConfig {
     pub port: u16,
     pub weight: u32,
     pub forward: Forward,
+    /// Weight 0 whatever the health (cluster.toml: `drain = true`).
+    #[serde(default)]
+    pub drain: bool,
+}
+
+fn default_drain_timeout() -> Duration {
+    crate::config::DEFAULT_DRAIN_TIMEOUT
 }
 
 impl DirectorConfig {
@@ -151,6 +162,7 @@ impl DirectorConfig {
                         port: r.port_for(s),
                         weight: r.weight,
                         forward: spec.mode.forward(),
+                        drain: r.drain,
                     })
                     .collect(),
             })
@@ -178,6 +190,7 @@ impl DirectorConfig {
             },
             metrics: spec.metrics,
             ipvs_timeouts: spec.ipvs_timeouts,
+            drain_timeout: spec.drain_timeout,
             nat: spec.nat.as_ref().map(|n| NatConfig {
                 gateway: n.gateway,
                 internal_interface: n.internal_interface.clone(),

@@ -103,8 +103,12 @@ pub(crate) enum Event {
         at: SystemTime,
     },
     Status(oneshot::Sender<Status>),
-    /// The reconcile task finished a run (`Some`: why it failed).
-    Reconciled(Option<String>),
+    /// The reconcile task finished a run: why it failed, and the counters
+    /// of the draining destinations it read.
+    Reconciled {
+        error: Option<String>,
+        conns: Vec<crate::director::core::drain::DestConns>,
+    },
 }
 
 /// The I/O around the core.
@@ -383,7 +387,12 @@ impl Driver {
             Event::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Event::Reconciled(error) => notify::send(&self.notify.reconciled(error.as_deref())),
+            Event::Reconciled { error, conns } => {
+                notify::send(&self.notify.reconciled(error.as_deref()));
+                if !conns.is_empty() {
+                    self.handle(core::Event::Connections(conns)).await;
+                }
+            }
         }
     }
 }
