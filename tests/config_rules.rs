@@ -113,6 +113,13 @@ fn defaults_of_the_contract_are_applied() {
     assert!(!spec.vrrp_unicast, "multicast unless asked");
     assert!(!spec.sync_daemon, "no connection sync unless asked");
     assert_eq!(spec.metrics, None, "no metrics listener unless asked");
+    assert_eq!(
+        spec.ipvs_timeouts, None,
+        "the kernel's timeouts unless asked"
+    );
+    assert!(spec.expire_nodest_conn && spec.expire_quiescent_template);
+    assert_eq!(spec.drain_timeout, std::time::Duration::from_secs(300));
+    assert!(spec.real_servers.iter().all(|r| !r.drain));
     assert_eq!(spec.interface, None, "found on the host at apply time");
     let prios: Vec<u8> = spec.directors.iter().map(|d| d.priority).collect();
     assert_eq!(prios, [150, 140]);
@@ -140,6 +147,70 @@ fn defaults_of_the_contract_are_applied() {
     assert_eq!(
         spec.summary(),
         "web: DR, 1 service, 2 directors, 2 real servers"
+    );
+}
+
+#[test]
+fn ipvs_timeouts_and_expire_keys_are_read() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml");
+    let text = std::fs::read_to_string(&path).expect("example");
+    let text = text
+        .replacen(
+            "mode = \"dr\"",
+            "mode = \"dr\"\nipvs_timeouts = { tcp = \"1h\", udp = \"60s\" }\n\
+         expire_nodest_conn = false\nexpire_quiescent_template = false\ndrain_timeout = \"90s\"",
+            1,
+        )
+        .replacen(
+            "address = \"172.18.250.79\"",
+            "address = \"172.18.250.79\"\ndrain = true",
+            1,
+        );
+    let spec = config::parse_str("t.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let t = spec.ipvs_timeouts.expect("timeouts");
+    assert_eq!(t.tcp, Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(t.tcpfin, None, "unset: the kernel's value stays");
+    assert_eq!(t.secs(), (3600, 0, 60));
+    assert!(!spec.expire_nodest_conn && !spec.expire_quiescent_template);
+    assert_eq!(spec.drain_timeout, std::time::Duration::from_secs(90));
+    assert!(spec.real_servers[1].drain && !spec.real_servers[0].drain);
+    // The directors' config carries the timeouts; the sysctls follow the keys.
+    let d = lvsup::desired::desired_cluster(&spec).expect("render");
+    let dir = d
+        .hosts
+        .iter()
+        .find(|h| h.name == spec.directors[0].name)
+        .expect("director");
+    let cfg = dir
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("director.toml"))
+        .expect("director.toml");
+    assert!(
+        cfg.content
+            .contains("ipvs_timeouts = { tcp = \"60m\", udp = \"1m\" }"),
+        "{}",
+        cfg.content
+    );
+    let back = lvsup::director::config::DirectorConfig::parse(&cfg.content).expect("reads back");
+    assert_eq!(back.ipvs_timeouts, Some(t));
+    assert_eq!(back.drain_timeout, std::time::Duration::from_secs(90));
+    assert!(back.services[0].real_servers[1].drain);
+    // The desired IPVS table (what plan compares) has the drained server at 0.
+    assert_eq!(dir.ipvs[0].destinations[1].weight, 0);
+    let sysctl = |k: &str| {
+        dir.sysctls
+            .iter()
+            .find(|s| s.key == k)
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(
+        sysctl("net.ipv4.vs.expire_nodest_conn").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        sysctl("net.ipv4.vs.expire_quiescent_template").as_deref(),
+        Some("0")
     );
 }
 

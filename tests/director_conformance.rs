@@ -83,9 +83,20 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
                 })
             }
             "servers" => {
+                // servers=N: the first N real servers of the base config.
                 let n: usize = v.parse().expect("servers");
+                let base = DirectorConfig::parse(BASE).expect("base config");
                 for s in &mut cfg.services {
                     s.real_servers.truncate(n);
+                    let have = s.real_servers.len();
+                    s.real_servers.extend(
+                        base.services[0]
+                            .real_servers
+                            .iter()
+                            .take(n)
+                            .skip(have)
+                            .cloned(),
+                    );
                 }
             }
             "check" => cfg.services[0].health.check = v.into(),
@@ -97,6 +108,13 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
                 }
             }
             "port" => cfg.services[0].port = v.parse().expect("port"),
+            "drain_timeout" => {
+                cfg.drain_timeout = humantime::parse_duration(v).expect("drain_timeout")
+            }
+            // drain=N: real server N of the first service has drain = true.
+            "drain" => {
+                cfg.services[0].real_servers[v.parse::<usize>().expect("drain")].drain = true
+            }
             _ => panic!("unknown config key {k}"),
         }
     }
@@ -133,14 +151,40 @@ fn render(d: &Director, a: &Action) -> String {
         Action::StartProbes => "> StartProbes".into(),
         Action::Reconcile { trigger, dropped } => {
             let dropped: Vec<String> = dropped.iter().map(|s| s.to_string()).collect();
-            if dropped.is_empty() {
-                format!("> Reconcile ({trigger})")
-            } else {
-                format!("> Reconcile ({trigger}) delete [{}]", dropped.join(", "))
+            let mut s = format!("> Reconcile ({trigger})");
+            if !dropped.is_empty() {
+                s += &format!(" delete [{}]", dropped.join(", "));
             }
+            // The destinations the reconcile keeps at weight 0 (removed, draining).
+            if !d.draining().is_empty() {
+                s += &format!(" draining [{}]", draining(d, None));
+            }
+            s
         }
         Action::Exit => "> Exit".into(),
     }
+}
+
+/// `n2 192.0.2.12:80 (1 active, 298s left)` for each draining destination.
+fn draining(d: &Director, now: Option<Instant>) -> String {
+    d.draining()
+        .iter()
+        .map(|x| {
+            let conns = x
+                .conns
+                .map_or("not read".to_string(), |c| format!("{} active", c.active));
+            match now {
+                Some(now) => format!(
+                    "{} {} ({conns}, {}s left)",
+                    x.name,
+                    x.addr,
+                    x.left(now).as_secs()
+                ),
+                None => format!("{} {} ({conns})", x.name, x.addr),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Run {
@@ -203,7 +247,7 @@ impl Run {
         }
     }
 
-    fn summary(&self) -> String {
+    fn summary(&self, now: Instant) -> String {
         let d = &self.d;
         let m = d.machine();
         let health: Vec<String> = d
@@ -242,7 +286,11 @@ impl Run {
             d.config().vrrp.priority,
             reload,
             d.counters().other_vrid,
-        )
+        ) + &if d.draining().is_empty() {
+            String::new()
+        } else {
+            format!(" | draining [{}]", draining(d, Some(now)))
+        }
     }
 }
 
@@ -377,8 +425,26 @@ fn run_case(input: &str) -> String {
                 }
             }
             "sigterm" => Event::Shutdown { why: "SIGTERM" },
+            // conns <address:port> <active> [<inactive>] | conns <address:port> gone:
+            // the counters a reconcile read for a draining destination (service 0).
+            "conns" => {
+                let a: std::net::SocketAddr = args[0].parse().expect("address:port");
+                let conns = match args[1] {
+                    "gone" => None,
+                    n => Some(lvsup::director::core::drain::Conns {
+                        active: n.parse().expect("active"),
+                        inactive: args.get(2).map_or(0, |v| v.parse().expect("inactive")),
+                    }),
+                };
+                let service = lvsup::director::table::service_id(&cfg, &cfg.services[0]);
+                Event::Connections(vec![lvsup::director::core::drain::DestConns {
+                    service,
+                    addr: a,
+                    conns,
+                }])
+            }
             "end" => {
-                let s = run.summary();
+                let s = run.summary(now);
                 run.line(now, &s);
                 break;
             }
@@ -411,4 +477,7 @@ cases! {
     c15_nat_gateway_floats_with_the_vip: "15-nat-gateway-floats-with-the-vip",
     c16_adverts_filtered_vrid_own_unicast: "16-adverts-filtered-vrid-own-dst",
     c17_foreign_vip_not_taken_over: "17-foreign-vip-not-taken-over",
+    c18_drain_removed_server_until_idle: "18-drain-removed-server-until-idle",
+    c19_drain_timeout_deletes_anyway: "19-drain-timeout-deletes-anyway",
+    c20_drain_put_back_gone_or_zero_timeout: "20-drain-put-back-gone-or-zero-timeout",
 }

@@ -45,6 +45,7 @@ advert_interval = "1s"
 preempt = true
 sync_daemon = true
 metrics = "127.0.0.1:9178"
+ipvs_timeouts = { tcp = "1h", udp = "60s" }
 
 [[services]]
 port = 80
@@ -217,6 +218,76 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// What apply would upload after `text` replaced the cluster file: each
+    /// director's director.toml, then `systemctl reload` (SIGHUP).
+    fn reload_with(&self, text: &str) {
+        let spec = lvsup::config::parse_str("cluster.toml", text).expect("valid cluster file");
+        let desired = lvsup::desired::desired_cluster(&spec).expect("desired");
+        for h in ["lvs2", "lvs1"] {
+            let host = desired
+                .hosts
+                .iter()
+                .find(|x| x.name == h)
+                .expect("director");
+            let f = host
+                .files
+                .iter()
+                .find(|f| f.path.ends_with("director.toml"))
+                .expect("director.toml");
+            let p = PathBuf::from(format!("{}/hosts/{h}/root", self.state_dir))
+                .join(f.path.trim_start_matches('/'));
+            std::fs::write(&p, &f.content).expect("write director.toml");
+            self.sh(h, &format!("systemctl reload {UNIT}"));
+        }
+    }
+
+    /// A TCP connection to the VIP from client port `port`, held open until
+    /// the child's stdin closes.
+    fn hold(&self, port: u16) -> std::process::Child {
+        let script = format!(
+            "import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('',{port}))\ns.connect(('{VIP}',80))\nprint('connected',flush=True)\n\
+             sys.stdin.read()\ns.close()\n"
+        );
+        let mut c = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.client_netns,
+                "python3",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        let out = c.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("read");
+        assert_eq!(line.trim(), "connected", "client port {port}");
+        c
+    }
+
+    /// `(weight, active)` of destination `addr` in lvs1's kernel table
+    /// (`ipvsadm -Ln`), `None` when it is not there.
+    fn dest(&self, addr: &str) -> Option<(u64, u64)> {
+        let t = self.sh("lvs1", "ipvsadm -Ln");
+        t.lines().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 6 && w[0] == "->" && w[1] == addr)
+                .then(|| (w[3].parse().unwrap_or(999), w[4].parse().unwrap_or(999)))
+        })
+    }
+}
+
+/// Close a [`Lab::hold`] connection (FIN from the client).
+fn release(mut c: std::process::Child) {
+    drop(c.stdin.take());
+    let _ = c.wait();
+}
+
 fn finish(child: std::process::Child) -> Value {
     let out = child.wait_with_output().expect("probe output");
     let s = String::from_utf8_lossy(&out.stdout);
@@ -366,6 +437,17 @@ fn director_failover_health_reload() {
             assert_eq!(lab.rs_health(h, "node1").2, Some(1), "{h} kernel weight");
         }
         assert_eq!(lab.status("lvs1")["ipvs"]["sync_daemon"], "master");
+        // [cluster] ipvs_timeouts, set by each daemon at start (tcpfin not
+        // configured: the kernel's 120 s stays).
+        for h in ["lvs1", "lvs2"] {
+            let t = lab.sh(h, "ipvsadm -L --timeout");
+            assert!(
+                t.contains("Timeout (tcp tcpfin udp): 3600 120 60"),
+                "{h}: {t}"
+            );
+            let st = lab.status(h);
+            assert_eq!(st["ipvs"]["timeouts"]["tcp"], 3600, "{h}: {st}");
+        }
     } else {
         assert_eq!(answer, "lvs1");
     }
@@ -612,6 +694,141 @@ fn director_failover_health_reload() {
         .expect("ip addr del");
     ok(o, "ip addr del VIP");
     vip_within_2s(true, "put back after `ip addr del`", &vip_on);
+
+    if lab.ipvs {
+        drain(&lab);
+    }
+}
+
+/// Step 8, graceful drain (IPVS only): a real server removed from the file with
+/// an open connection stays at weight 0 until the connection closes, then
+/// is deleted; `drain = true` puts it at weight 0 and new connections avoid
+/// it; a weight changed by hand is restored with a log line saying so.
+fn drain(lab: &Lab) {
+    const NODE2: &str = "10.78.0.22:80";
+    const NODE2_BLOCK: &str = "[[real_servers]]\nname = \"node2\"\naddress = \"10.78.0.22/24\"\n";
+    assert!(CLUSTER_FILE.contains(NODE2_BLOCK));
+    // Two connections in a row: rr puts one on each server; keep node2's.
+    let (a, b) = (lab.hold(31001), lab.hold(31002));
+    let conns = lab.sh("lvs1", "ipvsadm -Lnc");
+    let on_node2 = |port: u16| {
+        conns
+            .lines()
+            .any(|l| l.contains(&format!(":{port} ")) && l.contains(NODE2))
+    };
+    let held = match (on_node2(31001), on_node2(31002)) {
+        (true, _) => {
+            release(b);
+            a
+        }
+        (false, true) => {
+            release(a);
+            b
+        }
+        _ => panic!("no connection went to node2:\n{conns}"),
+    };
+    let before = lab.dest(NODE2).expect("node2 in the table");
+    assert!(before.0 == 1 && before.1 >= 1, "node2 before: {before:?}");
+
+    // node2 removed from the file: weight 0, kept while the connection lives.
+    lab.reload_with(&CLUSTER_FILE.replace(NODE2_BLOCK, ""));
+    let t = Instant::now();
+    while lab.dest(NODE2).map(|d| d.0) != Some(0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "node2 not at weight 0: {:?}",
+            lab.dest(NODE2)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let d = lab.dest(NODE2);
+    assert!(
+        matches!(d, Some((0, n)) if n >= 1),
+        "node2 while the connection lives: {d:?}"
+    );
+    let st = lab.status("lvs1");
+    let dr = &st["services"][0]["draining"][0];
+    assert_eq!(dr["name"], "node2", "{st}");
+    assert!(
+        dr["left_ms"].as_u64().is_some_and(|ms| ms > 200_000),
+        "{st}"
+    );
+    let text = lab.sh("lvs1", "lvsup director status");
+    assert!(
+        text.contains("removed from the config, draining (1 active,"),
+        "{text}"
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            lab.curl(),
+            "node1",
+            "new connections avoid the draining node2"
+        );
+    }
+    // The connection closes: node2 goes (drain check every 2 s).
+    release(held);
+    let t = Instant::now();
+    while lab.dest(NODE2).is_some() {
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "node2 still there: {:?}",
+            lab.dest(NODE2)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "node2 deleted {:.1}s after its last connection closed",
+        t.elapsed().as_secs_f64()
+    );
+    let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
+    assert!(
+        log.contains("drained: no connection left, deleting"),
+        "{log}"
+    );
+
+    // drain = true: back in the table at weight 0; new connections avoid it.
+    lab.reload_with(&CLUSTER_FILE.replace(
+        "address = \"10.78.0.22/24\"\n",
+        "address = \"10.78.0.22/24\"\ndrain = true\n",
+    ));
+    let t = Instant::now();
+    while lab.dest(NODE2).map(|d| d.0) != Some(0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "node2 with drain = true: {:?}",
+            lab.dest(NODE2)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st = lab.status("lvs1");
+    let rs = &st["services"][0]["real_servers"][1];
+    assert_eq!(rs["drain"], true, "{st}");
+    assert_eq!(rs["effective_weight"], 0, "{st}");
+    for _ in 0..4 {
+        assert_eq!(
+            lab.curl(),
+            "node1",
+            "drain = true: no new connections to node2"
+        );
+    }
+
+    // A weight changed by hand: restored at the next reconcile, and logged.
+    lab.sh(
+        "lvs1",
+        &format!("ipvsadm -e -t {VIP}:80 -r 10.78.0.21:80 -g -w 7"),
+    );
+    lab.sh("lvs1", &format!("systemctl reload {UNIT}"));
+    let t = Instant::now();
+    while lab.dest("10.78.0.21:80").map(|d| d.0) != Some(1) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "node1 weight not restored"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
+    assert!(log.contains("weight changed outside lvsup"), "{log}");
 }
 
 /// Wait (at most 2 s, polling every 20 ms) until lvs1 holds the VIP

@@ -301,6 +301,27 @@ fn cmd_set_config_request() {
     assert_eq!(partial.attrs, vec![IpvsAttr::TimeoutUdp(60)]);
 }
 
+/// `[cluster] ipvs_timeouts = { tcp = "1h" }` against a kernel at its
+/// defaults: one SET_CONFIG carrying only the TCP timeout (3600 = 0x0e10).
+#[test]
+fn configured_timeouts_become_one_set_config_with_only_what_differs() {
+    let want = lvsup::config::IpvsTimeouts {
+        tcp: Some(std::time::Duration::from_secs(3600)),
+        tcpfin: Some(std::time::Duration::from_secs(120)),
+        udp: None,
+    };
+    let kernel = Timeouts {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 300,
+    };
+    let set = lvsup::director::table::timeouts_to_set(&want, kernel).expect("a change");
+    assert_eq!(
+        hex(&emit(&IpvsMessage::set_config(&set))),
+        "0c 01 00 00 | 08 00 04 00 | 10 0e 00 00"
+    );
+}
+
 #[test]
 fn cmd_get_config_request_and_reply() {
     round_trip("get_config_request", &IpvsMessage::get_config());

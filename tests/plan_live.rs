@@ -429,6 +429,7 @@ fn daemon_json(state: &str, node2_health: &str) -> String {
     format!(
         r#"{{"schema":1,"version":"0.1.0","pid":412,"cluster":"web","director":"x","started_at":"2026-11-21T07:00:00.000Z",
 "vrrp":{{"state":"{state}","vrid":51,"priority":150,"transitions":[{{"at":"2026-11-21T07:00:03.612Z","from":"Backup","to":"{state}","reason":"master down timer"}}]}},
+"ipvs":{{"enabled":true,"timeouts":{{"tcp":3600,"tcpfin":120,"udp":300}}}},
 "services":[{{"protocol":"tcp","vip":"192.168.0.100","port":80,"scheduler":"rr","check":"tcp","real_servers":[
 {{"name":"node1","address":"192.168.0.171","port":80,"health":"up","weight":100,"effective_weight":100}},
 {{"name":"node2","address":"192.168.0.172","port":80,"health":"{node2_health}","weight":100,"effective_weight":0}}]}}]}}"#
@@ -455,6 +456,11 @@ fn status_master_since_health_weights_connections() {
     let text = render(&s);
     assert!(
         text.contains("MASTER since 2026-11-21T07:00:03.612Z"),
+        "{text}"
+    );
+    // The master daemon's IPVS timeouts (ipvsadm -L --timeout).
+    assert!(
+        text.contains("Timeouts: tcp 3600s, tcpfin 120s, udp 300s"),
         "{text}"
     );
     insta::assert_snapshot!(text);

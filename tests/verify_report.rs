@@ -244,6 +244,7 @@ fn reads_the_state_the_director_daemon_emits() {
                 last_reconcile: None,
                 sync_daemon: None,
                 error: None,
+                timeouts: None,
             },
             services: vec![],
         };

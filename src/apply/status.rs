@@ -28,6 +28,8 @@ pub struct ClusterStatus {
     pub services: Vec<ServiceView>,
     /// From which director `services` comes.
     pub table_from: Option<String>,
+    /// That director's IPVS connection timeouts (from its daemon), when known.
+    pub ipvs_timeouts: Option<crate::director::status::TimeoutsStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,8 +81,16 @@ fn daemon_view(v: &Value) -> (Option<String>, Option<String>) {
     (state, since)
 }
 
-/// Health of `addr:port` in `service` per the daemon's status, if it said.
-fn health_of(v: Option<&Value>, svc: &LiveService, addr: &str, port: u16) -> Option<String> {
+/// Health of `addr:port` in `service` per the daemon's status, if it said:
+/// "up", "down", "unknown", or for a drained server "draining (N active)",
+/// for one removed from the file "draining (N active, T left)".
+fn health_of(
+    v: Option<&Value>,
+    svc: &LiveService,
+    addr: &str,
+    port: u16,
+    active: u64,
+) -> Option<String> {
     let services = v?.get("services")?.as_array()?;
     let s = services.iter().find(|s| {
         s.get("port").and_then(Value::as_u64) == Some(u64::from(svc.port))
@@ -88,10 +98,25 @@ fn health_of(v: Option<&Value>, svc: &LiveService, addr: &str, port: u16) -> Opt
                 .and_then(Value::as_str)
                 .is_some_and(|p| p.eq_ignore_ascii_case(&svc.protocol))
     })?;
-    let r = s.get("real_servers")?.as_array()?.iter().find(|r| {
+    let is = |r: &&Value| {
         r.get("address").and_then(Value::as_str) == Some(addr)
             && r.get("port").and_then(Value::as_u64) == Some(u64::from(port))
-    })?;
+    };
+    if let Some(d) = s
+        .get("draining")
+        .and_then(Value::as_array)
+        .and_then(|d| d.iter().find(is))
+        && let Ok(mut d) =
+            serde_json::from_value::<crate::director::status::DrainingStatus>(d.clone())
+    {
+        // The kernel's count, read now, is fresher than the daemon's.
+        d.active_conns = Some(u32::try_from(active).unwrap_or(u32::MAX));
+        return Some(d.render());
+    }
+    let r = s.get("real_servers")?.as_array()?.iter().find(is)?;
+    if r.get("drain").and_then(Value::as_bool) == Some(true) {
+        return Some(format!("draining ({active} active)"));
+    }
     r.get("health").and_then(Value::as_str).map(str::to_string)
 }
 
@@ -182,6 +207,10 @@ pub fn build(
             }
         }
     }
+    let ipvs_timeouts = table
+        .as_ref()
+        .and_then(|(_, _, dv)| dv.as_ref()?.pointer("/ipvs/timeouts").cloned())
+        .and_then(|t| serde_json::from_value(t).ok());
     let (table_from, services) = match table {
         Some((from, t, dv)) => (
             Some(from),
@@ -202,7 +231,7 @@ pub fn build(
                                 weight: d.weight,
                                 active: d.active,
                                 inactive: d.inactive,
-                                health: health_of(dv.as_ref(), s, &a, d.port)
+                                health: health_of(dv.as_ref(), s, &a, d.port, d.active)
                                     .unwrap_or_else(|| "unknown".into()),
                             }
                         })
@@ -219,6 +248,7 @@ pub fn build(
         directors,
         services,
         table_from,
+        ipvs_timeouts,
     }
 }
 
@@ -258,6 +288,9 @@ pub fn render(s: &ClusterStatus) -> String {
         }
         Some(from) => {
             let _ = writeln!(o, "\nIPVS table on {from}:");
+            if let Some(t) = &s.ipvs_timeouts {
+                let _ = writeln!(o, "Timeouts: {}", t.render());
+            }
             let _ = writeln!(o, "Prot LocalAddress:Port Scheduler Flags");
             let _ = writeln!(
                 o,

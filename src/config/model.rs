@@ -30,11 +30,81 @@ pub struct ClusterSpec {
     pub sync_daemon: bool,
     /// Prometheus metrics listener of every director's daemon; `None` = off.
     pub metrics: Option<std::net::SocketAddr>,
+    /// IPVS connection timeouts (`ipvsadm --set`) the directors' daemons set
+    /// at start and reload; `None` (the default) leaves the kernel's values
+    /// (tcp 900 s, tcpfin 120 s, udp 300 s), which suit most services; set
+    /// them for long-idle TCP (databases, websockets: raise tcp) or chatty
+    /// UDP (DNS: lower udp so the table does not fill up).
+    pub ipvs_timeouts: Option<IpvsTimeouts>,
+    /// `net.ipv4.vs.expire_nodest_conn` on the directors. Default true: a
+    /// connection entry whose real server was deleted is dropped at the next
+    /// packet, so the client gets a reset and reconnects to a live server,
+    /// instead of being black-holed until the entry times out (15 min for an
+    /// established TCP connection). Draining (weight 0 until the
+    /// connections end) keeps a removed server's connections alive first.
+    pub expire_nodest_conn: bool,
+    /// `net.ipv4.vs.expire_quiescent_template` on the directors. Default
+    /// true: persistence templates of a weight-0 (drained or down) real
+    /// server expire, so returning clients of a persistent service go to
+    /// another server instead of sticking to the quiesced one.
+    pub expire_quiescent_template: bool,
+    /// How long a real server removed from the file stays in IPVS at weight
+    /// 0 (no new connections) while its connections finish; then, or as soon
+    /// as none is left, the daemon deletes it. Default 5 min: longer than a
+    /// web request or a file download usually takes, shorter than an
+    /// operator waits for a change to finish. "0s" deletes at once.
+    #[serde(serialize_with = "ser_duration")]
+    pub drain_timeout: Duration,
     pub ssh: SshSettings,
     pub services: Vec<Service>,
     pub directors: Vec<Director>,
     pub real_servers: Vec<RealServer>,
     pub nat: Option<Nat>,
+}
+
+/// `[cluster] ipvs_timeouts`: each `None` leaves the kernel's value alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpvsTimeouts {
+    /// Established TCP connections (kernel default 900 s).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
+    )]
+    pub tcp: Option<Duration>,
+    /// TCP after a FIN (FIN_WAIT; kernel default 120 s).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
+    )]
+    pub tcpfin: Option<Duration>,
+    /// UDP "connections" (kernel default 300 s).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
+    )]
+    pub udp: Option<Duration>,
+}
+
+impl IpvsTimeouts {
+    /// Kernel defaults (`ipvsadm -L --timeout` on a fresh host).
+    pub const KERNEL_DEFAULT: [(&'static str, u32); 3] =
+        [("tcp", 900), ("tcpfin", 120), ("udp", 300)];
+    /// Upper bound lvsup accepts: the kernel keeps timeouts in jiffies
+    /// (int) and refuses more than INT_MAX / HZ seconds (24.8 days at HZ=1000).
+    pub const MAX: Duration = Duration::from_secs(24 * 86_400);
+
+    /// Whole seconds for `IPVS_CMD_SET_CONFIG`; 0 = leave unchanged.
+    pub fn secs(&self) -> (u32, u32, u32) {
+        let s =
+            |d: Option<Duration>| d.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        (s(self.tcp), s(self.tcpfin), s(self.udp))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -225,6 +295,9 @@ pub struct RealServer {
     /// NAT only: the port the real server listens on (port remapping).
     pub port: Option<u16>,
     pub ssh_host: Option<String>,
+    /// Drained: kept in IPVS at weight 0 (no new connections, existing ones
+    /// finish), whatever its health and weight. Default false.
+    pub drain: bool,
 }
 
 impl RealServer {
@@ -298,6 +371,11 @@ impl ClusterSpec {
     }
 }
 
+/// Default of `[cluster] drain_timeout`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Upper bound of `[cluster] drain_timeout`.
+pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
+
 /// `"100ms"`, `"2s"`, `"2m"`: the form used in files lvsup writes and in its output.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -314,6 +392,12 @@ pub fn format_duration(d: Duration) -> String {
 
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
+}
+
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

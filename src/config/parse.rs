@@ -144,7 +144,11 @@ pub trait Nested {
         None
     }
 }
-impl Nested for raw::RawCluster {}
+impl Nested for raw::RawCluster {
+    fn nested(key: &str) -> Option<&'static [&'static str]> {
+        (key == "ipvs_timeouts").then(raw::fields::<raw::RawIpvsTimeouts>)
+    }
+}
 impl Nested for raw::RawSsh {}
 impl Nested for raw::RawDirector {}
 impl Nested for raw::RawRealServer {}

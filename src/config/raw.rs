@@ -26,6 +26,19 @@ pub struct RawCluster {
     pub vrrp_unicast: S<bool>,
     pub sync_daemon: S<bool>,
     pub metrics: S<String>,
+    pub ipvs_timeouts: Option<Spanned<RawIpvsTimeouts>>,
+    pub expire_nodest_conn: S<bool>,
+    pub expire_quiescent_template: S<bool>,
+    pub drain_timeout: S<String>,
+}
+
+/// `[cluster] ipvs_timeouts = { tcp = "900s", tcpfin = "120s", udp = "300s" }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIpvsTimeouts {
+    pub tcp: S<String>,
+    pub tcpfin: S<String>,
+    pub udp: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +94,7 @@ pub struct RawRealServer {
     pub weight: S<i64>,
     pub port: S<i64>,
     pub ssh_host: S<String>,
+    pub drain: S<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

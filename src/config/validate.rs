@@ -323,6 +323,10 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut vrrp_unicast = None;
     let mut sync_daemon = false;
     let mut metrics = None;
+    let mut ipvs_timeouts = None;
+    let mut expire_nodest_conn = true;
+    let mut expire_quiescent_template = true;
+    let mut drain_timeout = Some(DEFAULT_DRAIN_TIMEOUT);
     match &raw.cluster {
         None if v.poisoned.contains("cluster") => {}
         None => {
@@ -426,6 +430,34 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    if let Some(Elem { value: Some(c), .. }) = &raw.cluster {
+        if let Some(t) = &c.ipvs_timeouts {
+            ipvs_timeouts = Some(timeouts(v, t.get_ref()));
+        }
+        if let Some(b) = &c.expire_nodest_conn {
+            expire_nodest_conn = *b.get_ref();
+        }
+        if let Some(b) = &c.expire_quiescent_template {
+            expire_quiescent_template = *b.get_ref();
+        }
+        if let Some(d) = &c.drain_timeout {
+            drain_timeout = v.duration("cluster.drain_timeout", d);
+            if drain_timeout.is_some_and(|t| t > MAX_DRAIN_TIMEOUT) {
+                v.err(
+                    "cluster.drain_timeout",
+                    d.span(),
+                    format!("drain_timeout must be 0s..=7d, got \"{}\"", d.get_ref()),
+                )
+                .hint = Some(
+                    "a removed real server stays at weight 0 at most this long; \"0s\" deletes \
+                     it at once. Default \"5m\""
+                        .into(),
+                );
+                drain_timeout = None;
             }
         }
     }
@@ -702,6 +734,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             .ssh_host
             .as_ref()
             .and_then(|h| v.word(&format!("{path}.ssh_host"), h, "ssh host"));
+        let drain = r.drain.as_ref().is_some_and(|d| *d.get_ref());
         if let Some((a, s)) = &address {
             addrs.push(AddrUse {
                 addr: a.addr(),
@@ -719,6 +752,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
                     weight,
                     port,
                     ssh_host,
+                    drain,
                 },
                 path: path.clone(),
                 addr_span: aspan,
@@ -755,6 +789,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     }
 
     let (name, (vip, _), (mode, _), advert_interval) = (name?, vip?, mode?, advert_interval?);
+    let drain_timeout = drain_timeout?;
     Some(ClusterSpec {
         vrid: vrid.unwrap_or_else(|| derived_vrid(&name)),
         name,
@@ -766,12 +801,47 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         vrrp_unicast: vrrp_unicast.is_some_and(|(u, _)| u),
         sync_daemon,
         metrics,
+        ipvs_timeouts,
+        expire_nodest_conn,
+        expire_quiescent_template,
+        drain_timeout,
         ssh,
         services,
         directors: directors.into_iter().map(|d| d.item).collect(),
         real_servers: real_servers.into_iter().map(|r| r.item).collect(),
         nat: nat.map(|(n, _)| n),
     })
+}
+
+/// `[cluster] ipvs_timeouts`: whole seconds, 1s..=24d each.
+fn timeouts(v: &mut V<'_>, t: &RawIpvsTimeouts) -> IpvsTimeouts {
+    let mut one = |name: &str, d: &S<String>| {
+        let d = d.as_ref()?;
+        let key = format!("cluster.ipvs_timeouts.{name}");
+        let got = v.duration(&key, d)?;
+        if got.subsec_nanos() != 0 || got < Duration::from_secs(1) || got > IpvsTimeouts::MAX {
+            v.err(
+                &key,
+                d.span(),
+                format!(
+                    "ipvs_timeouts.{name} must be whole seconds from 1s to 24d, got \"{}\"",
+                    d.get_ref()
+                ),
+            )
+            .hint = Some(
+                "the kernel counts these timeouts in seconds; leave the key out to keep the \
+                 kernel's value (tcp 900s, tcpfin 120s, udp 300s)"
+                    .into(),
+            );
+            return None;
+        }
+        Some(got)
+    };
+    IpvsTimeouts {
+        tcp: one("tcp", &t.tcp),
+        tcpfin: one("tcpfin", &t.tcpfin),
+        udp: one("udp", &t.udp),
+    }
 }
 
 /// "at least one" — only when every element of the section could be read.

@@ -300,7 +300,8 @@ pub fn ipvs_table(spec: &ClusterSpec) -> Vec<VirtualService> {
                     address: r.address.addr(),
                     port: r.port_for(s),
                     forward: spec.mode.forward(),
-                    weight: r.weight,
+                    // drain = true: the daemon keeps it at weight 0.
+                    weight: if r.drain { 0 } else { r.weight },
                 })
                 .collect(),
         })
@@ -328,16 +329,27 @@ fn director(
     let unit = director_unit(cluster);
     let modules = spec.director_modules();
 
+    // [cluster] expire_nodest_conn / expire_quiescent_template (default true);
+    // written either way so the live value follows the file.
+    let on = |b: bool| if b { "1" } else { "0" };
     let mut sysctls = vec![
         sysctl(
             "net.ipv4.vs.expire_nodest_conn",
-            "1",
-            "drop connection entries of a removed real server at once (no black-holed clients)",
+            on(spec.expire_nodest_conn),
+            if spec.expire_nodest_conn {
+                "drop connection entries of a removed real server at once (no black-holed clients)"
+            } else {
+                "expire_nodest_conn = false: entries of a removed real server time out"
+            },
         ),
         sysctl(
             "net.ipv4.vs.expire_quiescent_template",
-            "1",
-            "persistence templates of a weight-0 real server expire, so draining works",
+            on(spec.expire_quiescent_template),
+            if spec.expire_quiescent_template {
+                "persistence templates of a weight-0 real server expire, so draining works"
+            } else {
+                "expire_quiescent_template = false: persistent clients stay on a weight-0 server"
+            },
         ),
     ];
     if spec.mode == Mode::Nat {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Check, ClusterSpec, Director, Forward, Mode, Protocol};
+use crate::config::{Check, ClusterSpec, Director, Forward, IpvsTimeouts, Mode, Protocol};
 use crate::health::damping::Damper;
 use crate::vrrp::machine::MachineConfig;
 
@@ -32,6 +32,14 @@ pub struct DirectorConfig {
     /// cluster.toml: `[cluster] metrics`.
     #[serde(default)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// IPVS connection timeouts the daemon sets at start and reload (absent:
+    /// the kernel's are left alone). cluster.toml: `[cluster] ipvs_timeouts`.
+    #[serde(default)]
+    pub ipvs_timeouts: Option<IpvsTimeouts>,
+    /// How long a real server removed by a reload stays at weight 0 while
+    /// its connections finish. cluster.toml: `[cluster] drain_timeout`.
+    #[serde(default = "default_drain_timeout", with = "dur")]
+    pub drain_timeout: Duration,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -109,6 +117,13 @@ pub struct RealServerConfig {
     pub port: u16,
     pub weight: u32,
     pub forward: Forward,
+    /// Weight 0 whatever the health (cluster.toml: `drain = true`).
+    #[serde(default)]
+    pub drain: bool,
+}
+
+fn default_drain_timeout() -> Duration {
+    crate::config::DEFAULT_DRAIN_TIMEOUT
 }
 
 impl DirectorConfig {
@@ -147,6 +162,7 @@ impl DirectorConfig {
                         port: r.port_for(s),
                         weight: r.weight,
                         forward: spec.mode.forward(),
+                        drain: r.drain,
                     })
                     .collect(),
             })
@@ -173,6 +189,8 @@ impl DirectorConfig {
                 sync_daemon: spec.sync_daemon,
             },
             metrics: spec.metrics,
+            ipvs_timeouts: spec.ipvs_timeouts,
+            drain_timeout: spec.drain_timeout,
             nat: spec.nat.as_ref().map(|n| NatConfig {
                 gateway: n.gateway,
                 internal_interface: n.internal_interface.clone(),

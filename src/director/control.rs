@@ -68,6 +68,13 @@ pub(crate) async fn snapshot(tx: &StatusRequests, ipvs: Option<IpvsClient>) -> O
             Ok(Err(e)) => status.ipvs.error = Some(e.to_string()),
             Err(_) => status.ipvs.error = Some("reading the IPVS table timed out".into()),
         }
+        if let Ok(Ok(t)) = tokio::time::timeout(Duration::from_secs(2), c.timeouts()).await {
+            status.ipvs.timeouts = Some(crate::director::status::TimeoutsStatus {
+                tcp: t.tcp,
+                tcpfin: t.tcp_fin,
+                udp: t.udp,
+            });
+        }
     }
     Some(status)
 }

@@ -118,6 +118,28 @@ pub struct IpvsStatus {
     pub sync_daemon: Option<String>,
     /// Why the kernel counters below are missing, if they are.
     pub error: Option<String>,
+    /// The kernel's connection timeouts (`ipvsadm -L --timeout`), read with
+    /// the counters. Absent from daemons before it was added.
+    #[serde(default)]
+    pub timeouts: Option<TimeoutsStatus>,
+}
+
+/// IPVS connection timeouts in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutsStatus {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+impl TimeoutsStatus {
+    /// `tcp 900s, tcpfin 120s, udp 300s`
+    pub fn render(&self) -> String {
+        format!(
+            "tcp {}s, tcpfin {}s, udp {}s",
+            self.tcp, self.tcpfin, self.udp
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +165,35 @@ pub struct ServiceStatus {
     /// The kernel's counters for this virtual service, when IPVS is readable.
     pub kernel: Option<ServiceCounters>,
     pub real_servers: Vec<RealServerStatus>,
+    /// Real servers removed from the config, still at weight 0 while their
+    /// connections finish. Absent from daemons before it was added.
+    #[serde(default)]
+    pub draining: Vec<DrainingStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainingStatus {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    /// The kernel's counters at the last read (null: not read yet).
+    pub active_conns: Option<u32>,
+    pub inact_conns: Option<u32>,
+    /// Time left until `drain_timeout` deletes it anyway.
+    pub left_ms: u64,
+}
+
+impl DrainingStatus {
+    /// `draining (3 active, 4m 12s left)`
+    pub fn render(&self) -> String {
+        let left = std::time::Duration::from_secs(self.left_ms.div_ceil(1000));
+        format!(
+            "draining ({} active, {} left)",
+            self.active_conns
+                .map_or_else(|| "?".to_string(), |n| n.to_string()),
+            humantime::format_duration(left)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +221,9 @@ pub struct RealServerStatus {
     /// Health flips since the daemon started.
     pub flips: u64,
     pub kernel: Option<DestCounters>,
+    /// `drain = true` in the config: kept at weight 0.
+    #[serde(default)]
+    pub drain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +388,9 @@ impl Status {
                 let _ = writeln!(o, "ipvs     not reconciled yet");
             }
         }
+        if let Some(t) = &self.ipvs.timeouts {
+            let _ = writeln!(o, "         timeouts {}", t.render());
+        }
         if let Some(sd) = &self.ipvs.sync_daemon {
             let _ = writeln!(o, "         sync daemon: {sd}");
         }
@@ -353,13 +410,14 @@ impl Status {
             for r in &s.real_servers {
                 let _ = writeln!(
                     o,
-                    "  -> {:<12} {}:{:<5} {:<7} weight {}/{}{}{}",
+                    "  -> {:<12} {}:{:<5} {:<7} weight {}/{}{}{}{}",
                     r.name,
                     r.address,
                     r.port,
                     r.health,
                     r.effective_weight,
                     r.weight,
+                    if r.drain { " (drain = true)" } else { "" },
                     r.kernel.as_ref().map_or(String::new(), |k| format!(
                         ", kernel weight {} active {} inactive {}",
                         k.weight, k.active_conns, k.inact_conns
@@ -367,6 +425,16 @@ impl Status {
                     r.last_check
                         .as_ref()
                         .map_or(String::new(), |c| format!(", last check: {}", c.detail))
+                );
+            }
+            for d in &s.draining {
+                let _ = writeln!(
+                    o,
+                    "  -> {:<12} {}:{:<5} removed from the config, {}",
+                    d.name,
+                    d.address,
+                    d.port,
+                    d.render()
                 );
             }
         }
@@ -435,6 +503,7 @@ pub(crate) mod tests {
                 last_reconcile: None,
                 sync_daemon: Some("master".into()),
                 error: None,
+                timeouts: None,
             },
             services: vec![ServiceStatus {
                 protocol: "tcp".into(),
@@ -453,6 +522,15 @@ pub(crate) mod tests {
                     last_check: None,
                     flips: 1,
                     kernel: None,
+                    drain: false,
+                }],
+                draining: vec![DrainingStatus {
+                    name: "node3".into(),
+                    address: Ipv4Addr::new(192, 168, 0, 173),
+                    port: 80,
+                    active_conns: Some(2),
+                    inact_conns: Some(0),
+                    left_ms: 252_400,
                 }],
             }],
         }
@@ -512,6 +590,11 @@ pub(crate) mod tests {
         )
         .with_destination(d);
         st.attach_kernel(&[svc]);
+        st.ipvs.timeouts = Some(TimeoutsStatus {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 60,
+        });
         let k = st.services[0].real_servers[0]
             .kernel
             .as_ref()
@@ -522,6 +605,14 @@ pub(crate) mod tests {
         assert!(text.contains("REFUSED"), "{text}");
         assert!(
             text.contains("kernel weight 0 active 3 inactive 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("timeouts tcp 900s, tcpfin 120s, udp 60s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("node3        192.168.0.173:80    removed from the config, draining (2 active, 4m 13s left)"),
             "{text}"
         );
     }

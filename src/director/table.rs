@@ -10,17 +10,22 @@
 //! - a real server that is up has its configured weight; down → weight 0
 //!   (draining: established connections continue, no new ones;
 //!   `expire_nodest_conn`/`expire_quiescent_template` set by apply do the rest);
+//! - `drain = true` → weight 0 whatever the health (no new connections,
+//!   established ones finish);
+//! - a real server a reload removed, still draining ([`keep_draining`]) →
+//!   kept at weight 0 while the kernel has it (never re-added);
 //! - health unknown (daemon just started, no probe answered yet) → the weight
 //!   the kernel already has for it, or 0 if it is new: a daemon restart does
 //!   not drain servers that were serving, and a server nobody checked yet
 //!   gets no traffic.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::config::{Forward as CfgForward, Protocol as CfgProtocol};
+use crate::config::{Forward as CfgForward, IpvsTimeouts, Protocol as CfgProtocol};
 use crate::director::config::{DirectorConfig, ServiceConfig};
 use crate::health::damping::Health;
-use crate::ipvs::{Destination, Forward, Protocol, Service, ServiceId};
+use crate::ipvs::{Destination, Forward, Protocol, Service, ServiceId, Timeouts};
 
 pub fn protocol(p: CfgProtocol) -> Protocol {
     match p {
@@ -79,12 +84,122 @@ pub fn desired_services(
                         .find(|d| d.socket_addr() == addr)
                         .map(|d| d.weight)
                 });
-                let w = effective_weight(health(i, j), r.weight, in_kernel);
+                let w = if r.drain {
+                    0
+                } else {
+                    effective_weight(health(i, j), r.weight, in_kernel)
+                };
                 svc = svc.with_destination(Destination::new(addr, forward(r.forward), w));
             }
             svc
         })
         .collect()
+}
+
+/// A draining destination as the driver passes it to the reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draining {
+    pub service: ServiceId,
+    pub addr: SocketAddr,
+    pub forward: CfgForward,
+}
+
+/// Keep the draining destinations the kernel still has in `desired`, at
+/// weight 0 (one the kernel no longer has is not added back).
+pub fn keep_draining(desired: &mut [Service], draining: &[Draining], kernel: &[Service]) {
+    for d in draining {
+        let in_kernel = kernel
+            .iter()
+            .filter(|k| k.id == d.service)
+            .flat_map(|k| &k.destinations)
+            .any(|k| k.socket_addr() == d.addr);
+        if !in_kernel {
+            continue;
+        }
+        if let Some(s) = desired.iter_mut().find(|s| s.id == d.service)
+            && !s.destinations.iter().any(|x| x.socket_addr() == d.addr)
+        {
+            s.destinations
+                .push(Destination::new(d.addr, forward(d.forward), 0));
+        }
+    }
+}
+
+/// A weight someone changed in the kernel behind the daemon's back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignWeight {
+    pub service: ServiceId,
+    pub addr: SocketAddr,
+    /// What the daemon had set.
+    pub ours: u32,
+    /// What the kernel has now.
+    pub found: u32,
+    /// What the reconcile restores.
+    pub restore: u32,
+}
+
+/// The weights the daemon last set (`written`: from its last successful
+/// reconcile) that the kernel no longer has, where `desired` puts them back:
+/// an operator's `ipvsadm -e -w`, undone and to be logged as such.
+pub fn foreign_weights(
+    kernel: &[Service],
+    written: &BTreeMap<(ServiceId, SocketAddr), u32>,
+    desired: &[Service],
+) -> Vec<ForeignWeight> {
+    let mut out = Vec::new();
+    for k in kernel {
+        for d in &k.destinations {
+            let addr = d.socket_addr();
+            let Some(&ours) = written.get(&(k.id, addr)) else {
+                continue;
+            };
+            let want = desired
+                .iter()
+                .filter(|s| s.id == k.id)
+                .flat_map(|s| &s.destinations)
+                .find(|x| x.socket_addr() == addr)
+                .map(|x| x.weight);
+            if d.weight != ours
+                && let Some(restore) = want
+                && restore != d.weight
+            {
+                out.push(ForeignWeight {
+                    service: k.id,
+                    addr,
+                    ours,
+                    found: d.weight,
+                    restore,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The weights of `desired`, as the daemon writes them.
+pub fn weights(desired: &[Service]) -> BTreeMap<(ServiceId, SocketAddr), u32> {
+    desired
+        .iter()
+        .flat_map(|s| {
+            s.destinations
+                .iter()
+                .map(move |d| ((s.id, d.socket_addr()), d.weight))
+        })
+        .collect()
+}
+
+/// The `IPVS_CMD_SET_CONFIG` that brings the kernel's timeouts to the
+/// configured ones: only the keys that are configured and differ (0 = leave
+/// unchanged); `None` when the kernel already has them.
+pub fn timeouts_to_set(want: &IpvsTimeouts, kernel: Timeouts) -> Option<Timeouts> {
+    let (tcp, fin, udp) = want.secs();
+    let pick = |w: u32, k: u32| if w != 0 && w != k { w } else { 0 };
+    let t = Timeouts {
+        tcp: pick(tcp, kernel.tcp),
+        tcp_fin: pick(fin, kernel.tcp_fin),
+        udp: pick(udp, kernel.udp),
+    };
+    (t != Timeouts::default()).then_some(t)
 }
 
 /// Services of `old` that `new` no longer has: the daemon created them, so a
@@ -209,6 +324,123 @@ forward = "route"
             }
             op => panic!("unexpected {op}"),
         }
+    }
+
+    #[test]
+    fn drain_true_is_weight_zero_whatever_the_health() {
+        let mut c = cfg();
+        c.services[0].real_servers[0].drain = true;
+        let t = desired_services(&c, |_, _| Health::Up, &[]);
+        let w: Vec<u32> = t[0].destinations.iter().map(|d| d.weight).collect();
+        assert_eq!(w, vec![0, 5]);
+    }
+
+    fn removed_n3() -> (Vec<Service>, Draining) {
+        let c = cfg();
+        let id = service_id(&c, &c.services[0]);
+        let mut n3 = Destination::new("192.0.2.13:80".parse().expect("addr"), Forward::Route, 100);
+        n3.active_conns = 2;
+        n3.inact_conns = 7;
+        let kernel = vec![
+            desired_services(&c, |_, _| Health::Up, &[])[0]
+                .clone()
+                .with_destination(n3),
+        ];
+        let d = Draining {
+            service: id,
+            addr: "192.0.2.13:80".parse().expect("addr"),
+            forward: CfgForward::Route,
+        };
+        (kernel, d)
+    }
+
+    #[test]
+    fn a_draining_server_stays_at_weight_zero_then_goes() {
+        let c = cfg();
+        let (kernel, d) = removed_n3();
+        let mut want = desired_services(&c, |_, _| Health::Up, &kernel);
+        keep_draining(&mut want, &[d], &kernel);
+        let plan = crate::ipvs::reconcile(&want, &kernel, &Default::default());
+        assert!(
+            matches!(&plan.ops[..], [crate::ipvs::Op::EditDestination { dest, .. }] if dest.weight == 0 && dest.port == 80),
+            "{:?}",
+            plan.ops
+        );
+        // The drain over (not passed any more): deleted.
+        let want = desired_services(&c, |_, _| Health::Up, &kernel);
+        let plan = crate::ipvs::reconcile(&want, &kernel, &Default::default());
+        assert!(matches!(
+            &plan.ops[..],
+            [crate::ipvs::Op::DeleteDestination { .. }]
+        ));
+        // Counters read for the core; gone from the kernel: None, never re-added.
+        let conns = crate::director::core::drain::drain_counters(&[d], &kernel);
+        assert_eq!(
+            conns[0].conns,
+            Some(crate::director::core::drain::Conns {
+                active: 2,
+                inactive: 7
+            })
+        );
+        let empty = desired_services(&c, |_, _| Health::Up, &[]);
+        assert_eq!(
+            crate::director::core::drain::drain_counters(&[d], &empty)[0].conns,
+            None
+        );
+        let mut want = empty.clone();
+        keep_draining(&mut want, &[d], &empty);
+        assert_eq!(want, empty);
+    }
+
+    #[test]
+    fn a_weight_changed_by_hand_is_reported_when_restored() {
+        let c = cfg();
+        let want = desired_services(&c, |_, _| Health::Up, &[]);
+        let written = weights(&want);
+        let mut kernel = want.clone();
+        // ipvsadm -e -t VIP:80 -r 192.0.2.12:80 -w 0
+        kernel[0].destinations[1].weight = 0;
+        let f = foreign_weights(&kernel, &written, &want);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].ours, f[0].found, f[0].restore), (5, 0, 5));
+        // Our own change (health went down since) is not foreign.
+        let down = desired_services(
+            &c,
+            |_, j| if j == 1 { Health::Down } else { Health::Up },
+            &[],
+        );
+        assert!(foreign_weights(&want, &written, &down).is_empty());
+        // Nothing written yet (daemon just started): nothing to say.
+        assert!(foreign_weights(&kernel, &BTreeMap::new(), &want).is_empty());
+    }
+
+    #[test]
+    fn timeouts_set_only_what_is_configured_and_differs() {
+        use std::time::Duration;
+        let kernel = Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        };
+        let want = IpvsTimeouts {
+            tcp: Some(Duration::from_secs(3600)),
+            tcpfin: Some(Duration::from_secs(120)),
+            udp: None,
+        };
+        assert_eq!(
+            timeouts_to_set(&want, kernel),
+            Some(Timeouts {
+                tcp: 3600,
+                tcp_fin: 0,
+                udp: 0
+            })
+        );
+        let same = IpvsTimeouts {
+            tcp: Some(Duration::from_secs(900)),
+            ..Default::default()
+        };
+        assert_eq!(timeouts_to_set(&same, kernel), None);
+        assert_eq!(timeouts_to_set(&IpvsTimeouts::default(), kernel), None);
     }
 
     #[test]

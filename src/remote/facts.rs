@@ -457,6 +457,25 @@ fn health_weights(f: &mut Facts) {
             continue;
         };
         let label = svc.label();
+        // Removed from the file and draining: the daemon deletes it when its
+        // connections end; not drift.
+        let draining = st.get("draining").and_then(|d| d.as_array());
+        svc.destinations.retain(|d| {
+            let gone = draining.is_some_and(|v| {
+                v.iter().any(|r| {
+                    r.get("address").and_then(|a| a.as_str()) == Some(&d.address.to_string())
+                        && r.get("port").and_then(|p| p.as_u64()) == Some(u64::from(d.port))
+                })
+            });
+            if gone {
+                f.observed.notes.push(format!(
+                    "{label} {}:{} is draining (removed from cluster.toml): the daemon deletes it \
+                     when its connections end or drain_timeout passes",
+                    d.address, d.port
+                ));
+            }
+            !gone
+        });
         for d in &mut svc.destinations {
             let Some(r) = rs.iter().find(|r| {
                 r.get("address").and_then(|a| a.as_str()) == Some(&d.address.to_string())
@@ -464,6 +483,10 @@ fn health_weights(f: &mut Facts) {
             }) else {
                 continue;
             };
+            // drain = true: weight 0 is what the file asks for.
+            if r.get("drain").and_then(|v| v.as_bool()) == Some(true) {
+                continue;
+            }
             let num = |k: &str| {
                 r.get(k)
                     .and_then(|v| v.as_u64())

@@ -21,10 +21,14 @@
 //!   none of ours: repaired on every address check.
 //! * **Reload.** Services and checks change in place, health carried over;
 //!   anything else is refused (it needs a VRRP restart).
+//! * **Drain.** A real server a reload removes stays at weight 0 until its
+//!   connections end or `drain_timeout` passes ([`drain`]); the driver feeds
+//!   the kernel's counters ([`Event::Connections`]).
 //!
 //! Logs go out through `tracing` as the daemon wrote them before this split
 //! (messages and fields unchanged); logging is not I/O the core waits on.
 
+pub mod drain;
 pub mod health;
 
 use std::net::Ipv4Addr;
@@ -41,6 +45,7 @@ use crate::ipvs::ServiceId;
 use crate::vrrp::machine::{self, Input, Machine, Output, Reason, State};
 use crate::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
 
+use self::drain::{DRAIN_CHECK, DestConns, Drain, End};
 use self::health::RsState;
 
 /// A config file as loaded (the daemon reads it; the core keeps it).
@@ -121,6 +126,9 @@ pub enum Event {
     Shutdown { why: &'static str },
     /// [`Director::poll_timeout`] has come.
     Timeout,
+    /// The kernel's connection counters of the draining destinations, read
+    /// by a reconcile.
+    Connections(Vec<DestConns>),
 }
 
 /// Why an address goes.
@@ -200,6 +208,10 @@ pub struct Director {
     last_reannounce: Option<Instant>,
     last_reload: Option<ReloadStatus>,
     counters: Counters,
+    /// Real servers a reload removed, still in IPVS at weight 0.
+    draining: Vec<Drain>,
+    /// When to read their counters next.
+    drain_check: Option<Instant>,
 }
 
 impl Director {
@@ -219,6 +231,8 @@ impl Director {
             last_reannounce: None,
             last_reload: None,
             counters: Counters::default(),
+            draining: Vec::new(),
+            drain_check: None,
         }
     }
 
@@ -262,6 +276,11 @@ impl Director {
         self.counters
     }
 
+    /// Removed real servers draining at weight 0.
+    pub fn draining(&self) -> &[Drain] {
+        &self.draining
+    }
+
     /// The floating addresses of the config: the VIP, and the NAT gateway.
     pub fn wanted(&self) -> Vec<Floating> {
         let cfg = &self.loaded.cfg;
@@ -292,6 +311,7 @@ impl Director {
             self.machine.poll_timeout().map(|(at, _)| at),
             self.stale_deadline,
             shutdown,
+            self.drain_check,
         ]
         .into_iter()
         .flatten()
@@ -321,6 +341,7 @@ impl Director {
             Event::Reload { at, result } => self.on_reload(now, at, result, &mut out),
             Event::Shutdown { why } => self.on_shutdown(now, why, &mut out),
             Event::Timeout => self.on_timeout(now, &mut out),
+            Event::Connections(seen) => self.on_connections(now, seen, &mut out),
         }
         out
     }
@@ -577,9 +598,11 @@ impl Director {
             return;
         }
         let dropped = table::dropped_services(&self.loaded.cfg, &new.cfg);
+        let removed = drain::removed(&self.loaded.cfg, &new.cfg);
         let old_rs = std::mem::take(&mut self.rs);
         info!(sha256 = %new.sha256, services = new.cfg.services.len(), "reload: new config in force");
         self.loaded = new;
+        self.start_drains(now, removed);
         self.rs = health::fresh(&self.loaded.cfg, &old_rs);
         out.push(Action::StartProbes);
         self.last_reload = Some(ReloadStatus {
@@ -608,6 +631,9 @@ impl Director {
     }
 
     fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.drain_check.is_some_and(|at| at <= now) {
+            self.check_drains(now, out);
+        }
         // Everything due, in time order.
         loop {
             if self.phase == Phase::Stopped {
@@ -740,6 +766,124 @@ impl Director {
             }
             self.feed(now, Input::HealthGate(known), out);
         }
+    }
+
+    /// After a reload: servers put back stop draining, those of dropped
+    /// services go with their service, the newly removed ones start.
+    fn start_drains(
+        &mut self,
+        now: Instant,
+        removed: Vec<(
+            ServiceId,
+            crate::config::Protocol,
+            String,
+            std::net::SocketAddr,
+            crate::config::Forward,
+        )>,
+    ) {
+        let cfg = &self.loaded.cfg;
+        self.draining.retain(|d| {
+            let back = drain::configured(cfg, &d.service, d.addr);
+            if back {
+                info!(real_server = %d.name, address = %d.addr, service = %d.service, "back in the config: drain ended");
+            }
+            !back && drain::has_service(cfg, &d.service)
+        });
+        let timeout = cfg.drain_timeout;
+        for (service, protocol, name, addr, forward) in removed {
+            if self
+                .draining
+                .iter()
+                .any(|d| d.service == service && d.addr == addr)
+            {
+                continue;
+            }
+            if timeout.is_zero() {
+                info!(real_server = %name, address = %addr, service = %service, "removed from the config: deleting (drain_timeout = 0s)");
+                continue;
+            }
+            info!(
+                real_server = %name,
+                address = %addr,
+                service = %service,
+                "removed from the config: draining at weight 0 until its connections end (at most {})",
+                crate::config::format_duration(timeout)
+            );
+            self.draining.push(Drain {
+                service,
+                protocol,
+                name,
+                addr,
+                forward,
+                since: now,
+                deadline: now + timeout,
+                conns: None,
+            });
+        }
+        self.drain_check = (!self.draining.is_empty()).then(|| now + DRAIN_CHECK);
+    }
+
+    /// The counters a reconcile read: drains whose connections ended go.
+    fn on_connections(&mut self, now: Instant, seen: Vec<DestConns>, out: &mut Vec<Action>) {
+        let mut gone = false;
+        for s in seen {
+            let Some(pos) = self
+                .draining
+                .iter()
+                .position(|d| d.service == s.service && d.addr == s.addr)
+            else {
+                continue;
+            };
+            match s.conns {
+                Some(c) => self.draining[pos].conns = Some(c),
+                None => {
+                    let d = self.draining.remove(pos);
+                    info!(real_server = %d.name, address = %d.addr, service = %d.service, "draining real server no longer in the kernel: drain ended");
+                    gone = true;
+                }
+            }
+        }
+        if self.draining.is_empty() {
+            self.drain_check = None;
+        }
+        if self.end_drains(now) || gone {
+            self.reconcile("drain", Vec::new(), out);
+        }
+    }
+
+    /// Drain check due: end what is over, else read the counters again.
+    fn check_drains(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.end_drains(now);
+        self.drain_check = (!self.draining.is_empty()).then(|| now + DRAIN_CHECK);
+        // Deletes what ended and reads the counters of the rest.
+        self.reconcile("drain", Vec::new(), out);
+    }
+
+    /// Remove the drains that are over (logged); whether any was.
+    fn end_drains(&mut self, now: Instant) -> bool {
+        let before = self.draining.len();
+        self.draining.retain(|d| match d.end(now) {
+            None => true,
+            Some(End::Idle) => {
+                info!(real_server = %d.name, address = %d.addr, service = %d.service, "drained: no connection left, deleting");
+                false
+            }
+            Some(End::Timeout) => {
+                warn!(
+                    real_server = %d.name,
+                    address = %d.addr,
+                    service = %d.service,
+                    active = d.conns.map_or(0, |c| c.active),
+                    inactive = d.conns.map_or(0, |c| c.inactive),
+                    "drain_timeout passed with connections left: deleting"
+                );
+                false
+            }
+        });
+        if self.draining.is_empty() {
+            self.drain_check = None;
+        }
+        self.draining.len() != before
     }
 
     fn reconcile(&self, trigger: &'static str, dropped: Vec<ServiceId>, out: &mut Vec<Action>) {

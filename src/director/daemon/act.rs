@@ -80,6 +80,16 @@ impl Driver {
                         health: self.core.health_matrix(),
                         trigger,
                         dropped,
+                        draining: self
+                            .core
+                            .draining()
+                            .iter()
+                            .map(|d| crate::director::table::Draining {
+                                service: d.service,
+                                addr: d.addr,
+                                forward: d.forward,
+                            })
+                            .collect(),
                     }));
                 }
             }

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::director::config::DirectorConfig;
+use crate::director::core::drain::DestConns;
 use crate::director::status::{self, ReconcileStatus};
 use crate::director::table;
 use crate::health::damping::Health;
@@ -27,6 +28,8 @@ pub(super) struct ReconInput {
     pub trigger: &'static str,
     /// Services a reload removed from the config: delete them.
     pub dropped: Vec<ServiceId>,
+    /// Removed real servers the core keeps draining at weight 0.
+    pub draining: Vec<table::Draining>,
 }
 
 pub(super) async fn stop_sync(mut c: IpvsClient, state: DaemonState) {
@@ -81,7 +84,14 @@ pub(super) async fn reconcile_task(
     mut client: IpvsClient,
     mut rx: watch::Receiver<Option<ReconInput>>,
     status: Arc<Mutex<Option<ReconcileStatus>>>,
+    done: tokio::sync::mpsc::Sender<super::Event>,
 ) {
+    // The config whose timeouts were last enforced: set again at start, on a
+    // reload, and whenever the configured ones change.
+    let mut timeouts_of: Option<Option<crate::config::IpvsTimeouts>> = None;
+    // The weights the last successful reconcile left in the kernel: a
+    // different one found later was set by someone else.
+    let mut written = std::collections::BTreeMap::new();
     let mut tick = tokio::time::interval(PERIODIC_RECONCILE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -99,7 +109,16 @@ pub(super) async fn reconcile_task(
             continue;
         };
         let trigger = if periodic { "periodic" } else { input.trigger };
-        let r = reconcile_once(&mut client, &input).await;
+        let want = input.cfg.ipvs_timeouts;
+        if timeouts_of != Some(want) || (!periodic && matches!(trigger, "start" | "reload")) {
+            timeouts_of = Some(want);
+            if let Some(w) = want {
+                enforce_timeouts(&mut client, &w).await;
+            }
+        }
+        let r = reconcile_once(&mut client, &input, &mut written).await;
+        let conns = r.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+        let r = r.map(|(n, _)| n);
         let rec = ReconcileStatus {
             at: status::timestamp(SystemTime::now()),
             trigger: trigger.into(),
@@ -112,15 +131,69 @@ pub(super) async fn reconcile_task(
             Ok(n) => info!(trigger, ops = n, "ipvs: reconciled"),
             Err(e) => error!(trigger, "ipvs reconcile failed: {e:#}"),
         }
+        let error = rec.error.clone();
         if let Ok(mut s) = status.lock() {
             *s = Some(rec);
+        }
+        // The main loop says READY=1 to systemd after the first one, and
+        // feeds the draining destinations' counters to the core.
+        if done
+            .send(super::Event::Reconciled { error, conns })
+            .await
+            .is_err()
+        {
+            return;
         }
     }
 }
 
-async fn reconcile_once(client: &mut IpvsClient, input: &ReconInput) -> anyhow::Result<usize> {
+/// `ipvsadm --set` from the config when the kernel differs; logged either way.
+async fn enforce_timeouts(client: &mut IpvsClient, want: &crate::config::IpvsTimeouts) {
+    let kernel = match client.timeouts().await {
+        Ok(k) => k,
+        Err(e) => {
+            error!("reading the IPVS timeouts: {e}");
+            return;
+        }
+    };
+    let Some(set) = table::timeouts_to_set(want, kernel) else {
+        debug!(?kernel, "ipvs timeouts already as configured");
+        return;
+    };
+    match client.set_timeouts(&set).await {
+        Ok(()) => info!(
+            tcp = set.tcp,
+            tcpfin = set.tcp_fin,
+            udp = set.udp,
+            "ipvs timeouts set from the config (seconds; 0 = unchanged), were tcp {} tcpfin {} udp {}",
+            kernel.tcp,
+            kernel.tcp_fin,
+            kernel.udp
+        ),
+        Err(e) => error!("setting the IPVS timeouts: {e}"),
+    }
+}
+
+async fn reconcile_once(
+    client: &mut IpvsClient,
+    input: &ReconInput,
+    written: &mut std::collections::BTreeMap<(ServiceId, std::net::SocketAddr), u32>,
+) -> anyhow::Result<(usize, Vec<DestConns>)> {
     let kernel: Vec<Service> = client.services().await?;
-    let desired = table::desired_services(&input.cfg, |i, j| input.health[i][j], &kernel);
+    let mut desired = table::desired_services(&input.cfg, |i, j| input.health[i][j], &kernel);
+    table::keep_draining(&mut desired, &input.draining, &kernel);
+    let conns = crate::director::core::drain::drain_counters(&input.draining, &kernel);
+    for f in table::foreign_weights(&kernel, written, &desired) {
+        warn!(
+            service = %f.service,
+            destination = %f.addr,
+            "weight changed outside lvsup (ipvsadm -e?) from {} to {}: restoring weight {} from \
+             the config (to drain a real server, set drain = true on it in cluster.toml)",
+            f.ours,
+            f.found,
+            f.restore
+        );
+    }
     let mut plan = crate::ipvs::reconcile(
         &desired,
         &kernel,
@@ -138,5 +211,6 @@ async fn reconcile_once(client: &mut IpvsClient, input: &ReconInput) -> anyhow::
         info!("ipvs: {op}");
     }
     let n = crate::ipvs::apply(client, &plan.ops).await?;
-    Ok(n)
+    *written = table::weights(&desired);
+    Ok((n, conns))
 }

@@ -19,6 +19,7 @@
 mod act;
 mod ipvs;
 mod load;
+mod notify;
 mod probes;
 mod report;
 mod startup;
@@ -102,6 +103,12 @@ pub(crate) enum Event {
         at: SystemTime,
     },
     Status(oneshot::Sender<Status>),
+    /// The reconcile task finished a run: why it failed, and the counters
+    /// of the draining destinations it read.
+    Reconciled {
+        error: Option<String>,
+        conns: Vec<crate::director::core::drain::DestConns>,
+    },
 }
 
 /// The I/O around the core.
@@ -123,6 +130,7 @@ struct Driver {
     recon_tx: Option<watch::Sender<Option<ReconInput>>>,
     recon_status: Arc<Mutex<Option<ReconcileStatus>>>,
     sync_state: Arc<Mutex<Option<String>>>,
+    notify: notify::Notify,
     exit: bool,
 }
 
@@ -223,7 +231,12 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let recon_status = Arc::new(Mutex::new(None));
     let recon_tx = ipvs.as_ref().map(|c| {
         let (wtx, wrx) = watch::channel(None);
-        tokio::task::spawn_local(ipvs::reconcile_task(c.clone(), wrx, recon_status.clone()));
+        tokio::task::spawn_local(ipvs::reconcile_task(
+            c.clone(),
+            wrx,
+            recon_status.clone(),
+            tx.clone(),
+        ));
         wtx
     });
 
@@ -249,9 +262,13 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         recon_tx,
         recon_status,
         sync_state: Arc::new(Mutex::new(None)),
+        notify: notify::Notify::default(),
         exit: false,
     };
     d.handle(core::Event::Start { leftovers }).await;
+    if d.ipvs.is_none() {
+        notify::send(&d.notify.started_without_ipvs());
+    }
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -261,6 +278,16 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let mut addr_check = tokio::time::interval(ADDRESS_CHECK);
     addr_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut changes_open = true;
+    // systemd's watchdog (WatchdogSec= in the unit): pinged from this loop's
+    // own tick, so a loop stuck in a handler stops pinging and is restarted.
+    let watchdog = notify::watchdog();
+    let mut wd_tick = tokio::time::interval(notify::ping_period(
+        watchdog.unwrap_or(Duration::from_secs(3600)),
+    ));
+    wd_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if let Some(w) = watchdog {
+        info!(timeout = ?w, "systemd watchdog: pinging every {:?}", notify::ping_period(w));
+    }
 
     while !d.exit {
         let wake = d.core.poll_timeout().map(tokio::time::Instant::from_std);
@@ -290,8 +317,9 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
                 let result = load(&d.path).map(Box::new).map_err(|e| format!("{e:#}"));
                 d.handle(core::Event::Reload { at, result }).await;
             }
-            _ = term.recv() => d.handle(core::Event::Shutdown { why: "SIGTERM" }).await,
-            _ = int.recv() => d.handle(core::Event::Shutdown { why: "SIGINT" }).await,
+            _ = term.recv() => d.shutdown("SIGTERM").await,
+            _ = int.recv() => d.shutdown("SIGINT").await,
+            _ = wd_tick.tick(), if watchdog.is_some() => notify::send(&[notify::Msg::Watchdog]),
         }
     }
 
@@ -311,6 +339,11 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
 }
 
 impl Driver {
+    async fn shutdown(&mut self, why: &'static str) {
+        notify::send(&self.notify.stopping());
+        self.handle(core::Event::Shutdown { why }).await
+    }
+
     /// Feed the core and carry out its actions in order; an action's
     /// outcome the core asked for is fed back before the next one.
     async fn handle(&mut self, ev: core::Event) {
@@ -368,6 +401,12 @@ impl Driver {
             Event::Probe { .. } => {}
             Event::Status(reply) => {
                 let _ = reply.send(self.status());
+            }
+            Event::Reconciled { error, conns } => {
+                notify::send(&self.notify.reconciled(error.as_deref()));
+                if !conns.is_empty() {
+                    self.handle(core::Event::Connections(conns)).await;
+                }
             }
         }
     }

@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use crate::director::status::{
-    self, ConfigStatus, IpvsStatus, RealServerStatus, ServiceStatus, Status, TransitionRecord,
-    VrrpStatus,
+    self, ConfigStatus, DrainingStatus, IpvsStatus, RealServerStatus, ServiceStatus, Status,
+    TransitionRecord, VrrpStatus,
 };
 use crate::director::table;
 use crate::health::damping::Health;
@@ -63,6 +63,7 @@ impl Driver {
                 last_reconcile: self.recon_status.lock().ok().and_then(|s| s.clone()),
                 sync_daemon: self.sync_state.lock().ok().and_then(|s| s.clone()),
                 error: None,
+                timeouts: None,
             },
             services: cfg
                 .services
@@ -91,13 +92,39 @@ impl Driver {
                                 port: r.port,
                                 health: health.to_string(),
                                 weight: r.weight,
-                                effective_weight: table::effective_weight(health, r.weight, None),
+                                effective_weight: if r.drain {
+                                    0
+                                } else {
+                                    table::effective_weight(health, r.weight, None)
+                                },
                                 last_check: st.and_then(|x| x.last.clone()),
                                 flips: st.map_or(0, |x| x.flips),
                                 kernel: None,
+                                drain: r.drain,
                             }
                         })
                         .collect(),
+                    draining: {
+                        let id = table::service_id(cfg, s);
+                        let now = std::time::Instant::now();
+                        core.draining()
+                            .iter()
+                            .filter(|d| d.service == id)
+                            .filter_map(|d| {
+                                let std::net::SocketAddr::V4(a) = d.addr else {
+                                    return None;
+                                };
+                                Some(DrainingStatus {
+                                    name: d.name.clone(),
+                                    address: *a.ip(),
+                                    port: a.port(),
+                                    active_conns: d.conns.map(|c| c.active),
+                                    inact_conns: d.conns.map(|c| c.inactive),
+                                    left_ms: d.left(now).as_millis() as u64,
+                                })
+                            })
+                            .collect()
+                    },
                 })
                 .collect(),
         }
