@@ -94,6 +94,8 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
                 }
             }
             "port" => cfg.services[0].port = v.parse().expect("port"),
+            "accept-foreign" => cfg.vrrp.accept_foreign = v == "on",
+            "unicast" => cfg.vrrp.unicast = v == "on",
             _ => panic!("unknown config key {k}"),
         }
     }
@@ -239,7 +241,18 @@ impl Run {
             d.config().vrrp.priority,
             reload,
             d.counters().other_vrid,
-        )
+        ) + &{
+            // Only when non-zero: the cases before these counters stay as blessed.
+            let c = d.counters();
+            let mut s = String::new();
+            if c.unknown_peer > 0 {
+                s += &format!(" | unknown peer {}", c.unknown_peer);
+            }
+            if c.interval_mismatch > 0 {
+                s += &format!(" | interval mismatch {}", c.interval_mismatch);
+            }
+            s
+        }
     }
 }
 
@@ -449,4 +462,7 @@ cases! {
     c15_nat_gateway_floats_with_the_vip: "15-nat-gateway-floats-with-the-vip",
     c16_adverts_filtered_vrid_own_unicast: "16-adverts-filtered-vrid-own-dst",
     c17_foreign_vip_not_taken_over: "17-foreign-vip-not-taken-over",
+    c18_spoofed_advert_from_non_director_dropped: "18-spoofed-advert-from-non-director-dropped",
+    c19_advert_interval_mismatch_timing_unchanged: "19-advert-interval-mismatch-timing-unchanged",
+    c20_accept_foreign_takes_any_source: "20-accept-foreign-takes-any-source",
 }

@@ -146,8 +146,13 @@ pub fn render(st: &Status) -> String {
         ),
         (
             "unknown_peer",
-            "Unicast mode: adverts from an address that is not a peer.",
+            "Adverts from an address that is not one of the cluster's directors (dropped).",
             c.unknown_peer,
+        ),
+        (
+            "interval_mismatch",
+            "Adverts with another advert interval (ignored for timing).",
+            c.interval_mismatch,
         ),
         (
             "send_errors",

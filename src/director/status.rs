@@ -97,8 +97,14 @@ pub struct VrrpCounters {
     pub adverts_discarded: u64,
     /// Valid adverts for another VRID on the same link (ignored).
     pub other_vrid: u64,
-    /// Unicast mode: adverts from an address that is not a configured peer.
+    /// Adverts from an address that is not one of the cluster's other
+    /// directors: dropped (unicast, and multicast unless
+    /// `vrrp_accept_foreign`).
     pub unknown_peer: u64,
+    /// Adverts whose interval differs from ours: counted for the election,
+    /// ignored for timing. Absent from daemons before it was added: 0.
+    #[serde(default)]
+    pub interval_mismatch: u64,
     /// Malformed packets, by reason (`ttl`, `checksum`, `vrrpv2`, ...).
     pub bad_packets: BTreeMap<String, u64>,
     pub send_errors: u64,
