@@ -495,14 +495,24 @@ pub(crate) mod tests {
         assert_eq!(v["vrrp"]["master"], "192.168.0.191");
         assert_eq!(v["vrrp"]["transitions"][0]["to"], "Master");
         assert_eq!(v["vrrp"]["counters"]["bad_packets"]["ttl"], 2);
+        assert_eq!(v["vrrp"]["counters"]["unknown_peer"], 0);
+        assert_eq!(v["vrrp"]["counters"]["interval_mismatch"], 0);
         assert_eq!(v["config"]["last_reload"]["ok"], false);
         let rs = &v["services"][0]["real_servers"][0];
         assert_eq!(rs["health"], "down");
         assert_eq!(rs["effective_weight"], 0);
         assert!(rs["kernel"].is_null());
         // And it reads back (the client side).
-        let back: Status = serde_json::from_value(v).expect("read back");
+        let back: Status = serde_json::from_value(v.clone()).expect("read back");
         assert_eq!(back, sample());
+        // A daemon from before interval_mismatch: read as 0.
+        let mut old = v;
+        old["vrrp"]["counters"]
+            .as_object_mut()
+            .expect("counters")
+            .remove("interval_mismatch");
+        let back: Status = serde_json::from_value(old).expect("older daemon");
+        assert_eq!(back.vrrp.counters.interval_mismatch, 0);
     }
 
     #[test]
