@@ -115,6 +115,8 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
             "drain" => {
                 cfg.services[0].real_servers[v.parse::<usize>().expect("drain")].drain = true
             }
+            "accept-foreign" => cfg.vrrp.accept_foreign = v == "on",
+            "unicast" => cfg.vrrp.unicast = v == "on",
             _ => panic!("unknown config key {k}"),
         }
     }
@@ -290,6 +292,17 @@ impl Run {
             String::new()
         } else {
             format!(" | draining [{}]", draining(d, Some(now)))
+        } + &{
+            // Only when non-zero: the cases before these counters stay as blessed.
+            let c = d.counters();
+            let mut s = String::new();
+            if c.unknown_peer > 0 {
+                s += &format!(" | unknown peer {}", c.unknown_peer);
+            }
+            if c.interval_mismatch > 0 {
+                s += &format!(" | interval mismatch {}", c.interval_mismatch);
+            }
+            s
         }
     }
 }
@@ -480,4 +493,7 @@ cases! {
     c18_drain_removed_server_until_idle: "18-drain-removed-server-until-idle",
     c19_drain_timeout_deletes_anyway: "19-drain-timeout-deletes-anyway",
     c20_drain_put_back_gone_or_zero_timeout: "20-drain-put-back-gone-or-zero-timeout",
+    c21_spoofed_advert_from_non_director_dropped: "21-spoofed-advert-from-non-director-dropped",
+    c22_advert_interval_mismatch_timing_unchanged: "22-advert-interval-mismatch-timing-unchanged",
+    c23_accept_foreign_takes_any_source: "23-accept-foreign-takes-any-source",
 }

@@ -246,4 +246,5 @@ cases! {
     c23_own_advert_ignored: "23-own-advert-ignored",
     c24_master_lower_priority_answered_keepalived_style: "24-master-lower-priority-answered-keepalived-style",
     c25_shutdown_twice_during_handover_stops_once: "25-shutdown-twice-during-handover-stops-once",
+    c26_master_priority_zero_burst_one_reply_per_interval: "26-master-priority-zero-burst-one-reply-per-interval",
 }

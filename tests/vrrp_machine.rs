@@ -61,6 +61,7 @@ fn config_from_director_toml() {
         address: Ipv4Addr::new(192, 0, 2, 11),
         peers: vec![Ipv4Addr::new(192, 0, 2, 12)],
         unicast: false,
+        accept_foreign: false,
         sync_daemon: false,
     };
     let c = v.machine_config();

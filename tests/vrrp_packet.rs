@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 
 use lvsup::vrrp::packet::{
-    Advert, IPPROTO_VRRP, Ipv4Header, PacketError, VRRP_MULTICAST_V4, decode_ipv4, encode_ipv4,
-    vrrp_checksum,
+    Advert, IPPROTO_VRRP, Ipv4Header, PacketError, VRRP_MULTICAST_V4, check_ttl, decode_ipv4,
+    decode_ipv4_any_ttl, encode_ipv4, vrrp_checksum,
 };
 
 fn hex(s: &str) -> Vec<u8> {
@@ -707,4 +707,59 @@ fn real_keepalived_unicast_exchange_with_lvsup_adverts() {
         let again = encode_ipv4(a, h.src, h.dst, h.id);
         assert!(packets.contains(&again));
     }
+}
+
+/// `bytes` (an IPv4 packet) with another TTL, header checksum re-filled.
+fn with_ttl(mut b: Vec<u8>, ttl: u8) -> Vec<u8> {
+    b[8] = ttl;
+    b[10] = 0;
+    b[11] = 0;
+    let mut sum: u32 = b[..20]
+        .chunks(2)
+        .map(|w| (u32::from(w[0]) << 8) | u32::from(w[1]))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    b[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    b
+}
+
+/// Issue 14 item 9: unicast peers behind a router arrive with TTL < 255;
+/// the TTL rule is relaxed for them only (as keepalived), multicast keeps
+/// RFC 5798 §5.1.1.3's TTL 255.
+#[test]
+fn ttl_relaxed_for_unicast_peers_only() {
+    let advert = (FIXTURES[0].advert)();
+    let (me, peer, stranger) = (ip("10.77.0.1"), ip("10.88.0.2"), ip("10.88.0.9"));
+    let peers = [peer];
+    // A unicast advert from the peer, two routers away.
+    let routed = with_ttl(encode_ipv4(&advert, peer, me, 7), 253);
+    assert_eq!(decode_ipv4(&routed).map(|_| ()), Err(PacketError::Ttl(253)));
+    let (h, a) = decode_ipv4_any_ttl(&routed).expect("valid apart from the TTL");
+    assert_eq!((h.ttl, h.src, h.dst), (253, peer, me));
+    assert_eq!(a, advert);
+    assert_eq!(check_ttl(&h, &peers), Ok(()));
+    // Multicast mode (no unicast peers): TTL 255 or nothing.
+    assert_eq!(check_ttl(&h, &[]), Err(PacketError::Ttl(253)));
+    // Not a peer: TTL 255 required.
+    let other = with_ttl(encode_ipv4(&advert, stranger, me, 7), 253);
+    let (h, _) = decode_ipv4_any_ttl(&other).expect("decodes");
+    assert_eq!(check_ttl(&h, &peers), Err(PacketError::Ttl(253)));
+    // A peer's advert to the multicast group: the multicast rule.
+    let group = with_ttl(encode_ipv4(&advert, peer, VRRP_MULTICAST_V4, 7), 254);
+    let (h, _) = decode_ipv4_any_ttl(&group).expect("decodes");
+    assert_eq!(check_ttl(&h, &peers), Err(PacketError::Ttl(254)));
+    // TTL 255 passes everywhere.
+    let direct = encode_ipv4(&advert, stranger, me, 7);
+    let (h, _) = decode_ipv4_any_ttl(&direct).expect("decodes");
+    assert_eq!(check_ttl(&h, &[]), Ok(()));
+    // Everything else is still checked without the TTL.
+    let mut broken = routed.clone();
+    let last = broken.len() - 1;
+    broken[last] ^= 1;
+    assert!(matches!(
+        decode_ipv4_any_ttl(&broken),
+        Err(PacketError::Checksum { .. })
+    ));
 }

@@ -25,6 +25,10 @@ pub struct ClusterSpec {
     /// VRRP adverts go unicast to the other directors' `address`es instead of
     /// the multicast group 224.0.0.18 (networks that drop multicast).
     pub vrrp_unicast: bool,
+    /// Multicast mode: accept VRRP adverts from any source, not only from the
+    /// other directors (keepalived's behaviour, for mixed clusters whose
+    /// other routers are not lvsup directors). Default false.
+    pub vrrp_accept_foreign: bool,
     /// The kernel's IPVS connection-sync daemon: master on the active
     /// director, backup on the others, on the VRRP interface, sync id = vrid.
     pub sync_daemon: bool,

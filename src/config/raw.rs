@@ -24,6 +24,7 @@ pub struct RawCluster {
     pub advert_interval: S<String>,
     pub preempt: S<bool>,
     pub vrrp_unicast: S<bool>,
+    pub vrrp_accept_foreign: S<bool>,
     pub sync_daemon: S<bool>,
     pub metrics: S<String>,
     pub ipvs_timeouts: Option<Spanned<RawIpvsTimeouts>>,

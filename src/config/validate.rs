@@ -322,6 +322,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let mut preempt = true;
     let mut vrrp_unicast = None;
     let mut sync_daemon = false;
+    let mut vrrp_accept_foreign = None;
     let mut metrics = None;
     let mut ipvs_timeouts = None;
     let mut expire_nodest_conn = true;
@@ -398,6 +399,9 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             }
             if let Some(u) = &c.vrrp_unicast {
                 vrrp_unicast = Some((*u.get_ref(), u.span()));
+            }
+            if let Some(a) = &c.vrrp_accept_foreign {
+                vrrp_accept_foreign = Some((*a.get_ref(), a.span()));
             }
             if let Some(s) = &c.sync_daemon {
                 sync_daemon = *s.get_ref();
@@ -592,6 +596,16 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             "vrrp_unicast = true needs at least two [[directors]]: adverts go to the other directors' addresses".into(),
         )
         .hint = Some("add the second director, or leave vrrp_unicast out (multicast)".into());
+    }
+    // Unicast accepts adverts only from the other directors by design: a
+    // foreign router cannot be heard there, so the key would be a no-op.
+    if let (Some((true, _)), Some((true, span))) = (&vrrp_unicast, &vrrp_accept_foreign) {
+        v.err(
+            "cluster.vrrp_accept_foreign",
+            span.clone(),
+            "vrrp_accept_foreign = true only applies to multicast VRRP; vrrp_unicast = true accepts adverts from the other directors only".into(),
+        )
+        .hint = Some("leave one of vrrp_unicast and vrrp_accept_foreign out".into());
     }
     let mut priorities: BTreeMap<u8, (String, Range<usize>)> = BTreeMap::new();
     for (i, e) in raw.directors.iter().flatten().enumerate() {
@@ -799,6 +813,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         advert_interval,
         preempt,
         vrrp_unicast: vrrp_unicast.is_some_and(|(u, _)| u),
+        vrrp_accept_foreign: vrrp_accept_foreign.is_some_and(|(a, _)| a),
         sync_daemon,
         metrics,
         ipvs_timeouts,

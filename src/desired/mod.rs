@@ -689,7 +689,19 @@ mod tests {
         let dr = example("dr.toml");
         assert!(!dr.vrrp_unicast && !dr.sync_daemon);
         let c = director_toml(&dr, "lvs191");
-        assert!(!c.vrrp.unicast && !c.vrrp.sync_daemon);
+        assert!(!c.vrrp.unicast && !c.vrrp.sync_daemon && !c.vrrp.accept_foreign);
+        // vrrp_accept_foreign (multicast, mixed clusters) reaches the file;
+        // with vrrp_unicast it is refused (a no-op there).
+        let dr_text =
+            std::fs::read_to_string(format!("{}/examples/dr.toml", env!("CARGO_MANIFEST_DIR")))
+                .expect("dr.toml");
+        let foreign = dr_text.replace("vrid = 51 ", "vrid = 51\nvrrp_accept_foreign = true ");
+        let spec = config::parse_str("dr.toml", &foreign).unwrap_or_else(|e| panic!("{e}"));
+        assert!(spec.vrrp_accept_foreign);
+        assert!(director_toml(&spec, "lvs191").vrrp.accept_foreign);
+        let both = foreign.replace("vrid = 51\n", "vrid = 51\nvrrp_unicast = true\n");
+        let err = config::parse_str("dr.toml", &both).expect_err("unicast + accept_foreign");
+        assert!(err.to_string().contains("vrrp_accept_foreign"), "{err}");
         // tun.toml turns the sync daemon on: on every director (the daemon
         // picks master or backup by VRRP state).
         let tun = example("tun.toml");

@@ -5,8 +5,9 @@
 //! at most 15 bytes (IFNAMSIZ − 1; a long interface name is cut to fit, the
 //! suffix always stays). The VRID names the cluster on the LAN, so several
 //! lvsup clusters on one director never touch each other's addresses; the
-//! label survives a `kill -9` of the daemon, so the next start removes what
-//! the dead one left ("stale VIP after a crash"). Kernels since 6.3 also have
+//! label survives a `kill -9` of the daemon, so the next start finds what
+//! the dead one left ("stale VIP after a crash"; only this config's
+//! addresses on their interfaces: see [`classify`]). Kernels since 6.3 also have
 //! `IFA_PROTO`, but Debian 12's 6.1 does not, so the label it is.
 //!
 //! An address equal to the VIP that is **not** tagged (an operator put it
@@ -51,19 +52,42 @@ pub struct HostAddr {
 /// What to do at start about an address already on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
-    /// Tagged with our label: left by an earlier run, remove it.
+    /// Exactly one of this config's floating addresses, on its interface,
+    /// with our label: a run that died while Master left it; the core keeps
+    /// it until another master is heard.
+    Leftover,
+    /// One of this config's floating addresses on its interface with our
+    /// label but another prefix (the config changed since): remove it.
     Stale,
-    /// One of our floating addresses, put there by someone else: leave it, warn.
+    /// One of our floating addresses without our label (put there by hand):
+    /// leave it, warn.
     Foreign,
-    /// Nothing to do with us.
+    /// Not this cluster's: leave it alone.
     Other,
 }
 
-/// Classify an address found at start (pure).
-pub fn classify(a: &HostAddr, vrid: u8, floating: &[Ipv4Addr]) -> Found {
-    if is_ours(a.label.as_deref(), vrid) {
+/// Classify an address found at start (pure). `owned` is what this config
+/// floats, each on the interface it goes on: `(interface index, address)` of
+/// the VIP on the VRRP interface and of the NAT gateway on the internal one.
+///
+/// Only those addresses, only on those interfaces, are ever touched. The
+/// label alone (`:lvs<VRID>`) is not enough: the VRID is unique per LAN, not
+/// per host, so another cluster with the same VRID on another NIC (another
+/// segment) labels its VIP the same way, and a start-up that removed every
+/// `:lvs<VRID>` address took that cluster's VIP away. The price: an address
+/// of an *earlier* config of this cluster (the VIP changed while the daemon
+/// was dead) stays; a clean stop releases it, and `ip addr del` removes it.
+pub fn classify(a: &HostAddr, vrid: u8, owned: &[(u32, Ipv4Net)]) -> Found {
+    let ours = is_ours(a.label.as_deref(), vrid);
+    if ours && owned.contains(&(a.index, a.net)) {
+        Found::Leftover
+    } else if ours
+        && owned
+            .iter()
+            .any(|(i, n)| *i == a.index && n.addr() == a.net.addr())
+    {
         Found::Stale
-    } else if floating.contains(&a.net.addr()) {
+    } else if !ours && owned.iter().any(|(_, n)| n.addr() == a.net.addr()) {
         Found::Foreign
     } else {
         Found::Other
@@ -347,29 +371,59 @@ mod tests {
     }
 
     #[test]
-    fn classify_stale_foreign_other() {
-        let vip = Ipv4Addr::new(192, 0, 2, 100);
+    fn classify_only_this_clusters_addresses_on_its_interfaces() {
+        // VRRP interface eth0 = index 2, NAT internal eth1 = index 3.
+        let vip: Ipv4Net = "192.0.2.100/32".parse().expect("vip");
+        let gw: Ipv4Net = "10.0.0.1/24".parse().expect("gw");
+        let owned = [(2, vip), (3, gw)];
+        // Our VIP and gateway, each on its interface, with our label.
         assert_eq!(
-            classify(&a(2, "192.0.2.100/32", Some("eth0:lvs51")), 51, &[vip]),
+            classify(&a(2, "192.0.2.100/32", Some("eth0:lvs51")), 51, &owned),
+            Found::Leftover
+        );
+        assert_eq!(
+            classify(&a(3, "10.0.0.1/24", Some("eth1:lvs51")), 51, &owned),
+            Found::Leftover
+        );
+        // The gateway with another prefix (config changed): removed.
+        assert_eq!(
+            classify(&a(3, "10.0.0.1/16", Some("eth1:lvs51")), 51, &owned),
             Found::Stale
         );
-        // A VIP of an earlier config (different address) is still ours.
+        // Another cluster with the same VRID on another NIC (eth5, another
+        // segment) keeps its VIP: the label alone does not make it ours.
         assert_eq!(
-            classify(&a(2, "192.0.2.99/32", Some("eth0:lvs51")), 51, &[vip]),
-            Found::Stale
+            classify(&a(5, "198.51.100.7/32", Some("eth5:lvs51")), 51, &owned),
+            Found::Other
         );
-        // The VIP put there by hand: not removed.
+        // Even the same address there is not ours: only our interface counts.
         assert_eq!(
-            classify(&a(2, "192.0.2.100/32", Some("eth0")), 51, &[vip]),
+            classify(&a(5, "192.0.2.100/32", Some("eth5:lvs51")), 51, &owned),
+            Found::Other
+        );
+        // The gateway address on the VRRP interface is not where it goes.
+        assert_eq!(
+            classify(&a(2, "10.0.0.1/24", Some("eth0:lvs51")), 51, &owned),
+            Found::Other
+        );
+        // Another address with our label on our interface (an earlier
+        // config's VIP): left alone, it is not this config's.
+        assert_eq!(
+            classify(&a(2, "192.0.2.99/32", Some("eth0:lvs51")), 51, &owned),
+            Found::Other
+        );
+        // The VIP put there by hand: not removed, warned about.
+        assert_eq!(
+            classify(&a(2, "192.0.2.100/32", Some("eth0")), 51, &owned),
             Found::Foreign
         );
-        // Another cluster's VIP.
+        // Another VRID's VIP, and the host's own address.
         assert_eq!(
-            classify(&a(2, "192.0.2.50/32", Some("eth0:lvs52")), 51, &[vip]),
+            classify(&a(2, "192.0.2.50/32", Some("eth0:lvs52")), 51, &owned),
             Found::Other
         );
         assert_eq!(
-            classify(&a(2, "192.0.2.1/24", Some("eth0")), 51, &[vip]),
+            classify(&a(2, "192.0.2.1/24", Some("eth0")), 51, &owned),
             Found::Other
         );
     }

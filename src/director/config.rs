@@ -60,6 +60,12 @@ pub struct VrrpConfig {
     /// `peers`. cluster.toml: `[cluster] vrrp_unicast`.
     #[serde(default)]
     pub unicast: bool,
+    /// Multicast mode: also accept adverts from addresses outside `peers`
+    /// (keepalived's accept-anything, for mixed clusters). Off: an advert
+    /// from a non-director is dropped and counted (`unknown_peer`).
+    /// cluster.toml: `[cluster] vrrp_accept_foreign`.
+    #[serde(default)]
+    pub accept_foreign: bool,
     /// Run the kernel's IPVS connection-sync daemon (master on the active
     /// director, backup on the others, switched on every VRRP state change),
     /// so established connections survive a takeover. Sync id = the VRID.
@@ -186,6 +192,7 @@ impl DirectorConfig {
                     .map(|d| d.address.addr())
                     .collect(),
                 unicast: spec.vrrp_unicast,
+                accept_foreign: spec.vrrp_accept_foreign,
                 sync_daemon: spec.sync_daemon,
             },
             metrics: spec.metrics,

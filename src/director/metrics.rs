@@ -146,8 +146,13 @@ pub fn render(st: &Status) -> String {
         ),
         (
             "unknown_peer",
-            "Unicast mode: adverts from an address that is not a peer.",
+            "Adverts from an address that is not one of the cluster's directors (dropped).",
             c.unknown_peer,
+        ),
+        (
+            "interval_mismatch",
+            "Adverts with another advert interval (ignored for timing).",
+            c.interval_mismatch,
         ),
         (
             "send_errors",
@@ -465,6 +470,8 @@ mod tests {
         let mut st = crate::director::status::tests::sample();
         st.vrrp.counters.adverts_sent = 12;
         st.vrrp.counters.transitions = 2;
+        st.vrrp.counters.unknown_peer = 5;
+        st.vrrp.counters.interval_mismatch = 3;
         st.ipvs.last_reconcile = Some(ReconcileStatus {
             at: "2026-11-21T07:00:01.000Z".into(),
             trigger: "start".into(),
@@ -504,6 +511,8 @@ mod tests {
             "lvsup_director_vrrp_transitions_total 2",
             "lvsup_director_vrrp_adverts_sent_total 12",
             "lvsup_director_vrrp_bad_packets_total{reason=\"ttl\"} 2",
+            "lvsup_director_vrrp_unknown_peer_total 5",
+            "lvsup_director_vrrp_interval_mismatch_total 3",
             "lvsup_director_ipvs_reconcile_ok 1",
             "lvsup_director_config_reload_ok 0",
             "lvsup_director_real_server_health{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\",state=\"down\"} 1",

@@ -97,8 +97,14 @@ pub struct VrrpCounters {
     pub adverts_discarded: u64,
     /// Valid adverts for another VRID on the same link (ignored).
     pub other_vrid: u64,
-    /// Unicast mode: adverts from an address that is not a configured peer.
+    /// Adverts from an address that is not one of the cluster's other
+    /// directors: dropped (unicast, and multicast unless
+    /// `vrrp_accept_foreign`).
     pub unknown_peer: u64,
+    /// Adverts whose interval differs from ours: counted for the election,
+    /// ignored for timing. Absent from daemons before it was added: 0.
+    #[serde(default)]
+    pub interval_mismatch: u64,
     /// Malformed packets, by reason (`ttl`, `checksum`, `vrrpv2`, ...).
     pub bad_packets: BTreeMap<String, u64>,
     pub send_errors: u64,
@@ -567,14 +573,24 @@ pub(crate) mod tests {
         assert_eq!(v["vrrp"]["master"], "192.168.0.191");
         assert_eq!(v["vrrp"]["transitions"][0]["to"], "Master");
         assert_eq!(v["vrrp"]["counters"]["bad_packets"]["ttl"], 2);
+        assert_eq!(v["vrrp"]["counters"]["unknown_peer"], 0);
+        assert_eq!(v["vrrp"]["counters"]["interval_mismatch"], 0);
         assert_eq!(v["config"]["last_reload"]["ok"], false);
         let rs = &v["services"][0]["real_servers"][0];
         assert_eq!(rs["health"], "down");
         assert_eq!(rs["effective_weight"], 0);
         assert!(rs["kernel"].is_null());
         // And it reads back (the client side).
-        let back: Status = serde_json::from_value(v).expect("read back");
+        let back: Status = serde_json::from_value(v.clone()).expect("read back");
         assert_eq!(back, sample());
+        // A daemon from before interval_mismatch: read as 0.
+        let mut old = v;
+        old["vrrp"]["counters"]
+            .as_object_mut()
+            .expect("counters")
+            .remove("interval_mismatch");
+        let back: Status = serde_json::from_value(old).expect("older daemon");
+        assert_eq!(back.vrrp.counters.interval_mismatch, 0);
     }
 
     #[test]

@@ -288,6 +288,9 @@ pub struct Stats {
     pub adverts_received: u64,
     /// Adverts with priority 0 received.
     pub priority_zero_received: u64,
+    /// Priority-0 adverts received as Master within one advert interval of
+    /// the last one answered: not answered (rate limit).
+    pub priority_zero_unanswered: u64,
     /// Adverts discarded by the rules of §6.4.2/§6.4.3 (lower priority).
     pub adverts_discarded: u64,
     /// Adverts carrying our own address (multicast loop): ignored.
@@ -313,6 +316,8 @@ pub struct Machine {
     /// The master we last accepted an advert from (us when Master).
     master: Option<Ipv4Addr>,
     timers: [Option<Instant>; 4],
+    /// When we last answered a priority-0 advert as Master.
+    last_zero_reply: Option<Instant>,
     stats: Stats,
 }
 
@@ -332,6 +337,7 @@ impl Machine {
             leaving: false,
             master: None,
             timers: [None; 4],
+            last_zero_reply: None,
             stats: Stats::default(),
         }
     }
@@ -525,13 +531,27 @@ impl Machine {
             // §6.4.3
             State::Master => {
                 if priority == 0 {
-                    // Someone else leaving: make sure the backups hear a master now.
+                    // Someone else leaving: make sure the backups hear a master
+                    // now (§6.4.3: "Send an ADVERTISEMENT"). At most once per
+                    // advert interval: the RFC has no limit, so a flood of
+                    // priority-0 adverts would turn into a flood of ours, one
+                    // for one. An unanswered one is answered by our next
+                    // advert, due at most one interval after the last reply
+                    // (every reply re-arms the Adver_Timer). The director
+                    // drops adverts from non-directors before they get here
+                    // (`director::core`), so this only limits a broken peer
+                    // or a mixed cluster with `vrrp_accept_foreign`.
+                    let interval = centis(Centis::from(self.cfg.advert_interval));
+                    if self
+                        .last_zero_reply
+                        .is_some_and(|t| now.saturating_duration_since(t) < interval)
+                    {
+                        self.stats.priority_zero_unanswered += 1;
+                        return;
+                    }
+                    self.last_zero_reply = Some(now);
                     self.send_advert(ours, out);
-                    self.arm(
-                        TimerKind::Adver,
-                        now + centis(Centis::from(self.cfg.advert_interval)),
-                        out,
-                    );
+                    self.arm(TimerKind::Adver, now + interval, out);
                 } else if priority > ours || (priority == ours && from > self.cfg.address) {
                     self.cancel(TimerKind::Adver, out);
                     self.cancel(TimerKind::GarpRepeat, out);

@@ -61,6 +61,7 @@ pub enum PacketError {
     NotVrrp(u8),
     /// RFC 5798 §7.1: "MUST verify that the IP TTL is 255". A TTL below 255
     /// means the packet crossed a router: an attack or a misconfiguration.
+    /// Relaxed for unicast peers only: see [`check_ttl`].
     #[error("IP TTL {0} is not 255: advert crossed a router, dropped (RFC 5798 §7.1)")]
     Ttl(u8),
 }
@@ -321,6 +322,14 @@ impl Ipv4Header {
     /// header length, total length, header checksum, no fragment, protocol
     /// 112 and — last, so it is reported as itself — TTL 255 (RFC 5798 §7.1).
     pub fn decode(bytes: &[u8]) -> Result<(Ipv4Header, &[u8]), PacketError> {
+        let (header, payload) = Ipv4Header::decode_any_ttl(bytes)?;
+        check_ttl(&header, &[])?;
+        Ok((header, payload))
+    }
+
+    /// [`Ipv4Header::decode`] without the TTL check: the caller applies
+    /// [`check_ttl`] with its peers (the TTL rule depends on who sent it).
+    pub fn decode_any_ttl(bytes: &[u8]) -> Result<(Ipv4Header, &[u8]), PacketError> {
         if bytes.len() < IPV4_HEADER_LEN {
             return Err(PacketError::Ipv4TooShort(bytes.len()));
         }
@@ -358,16 +367,46 @@ impl Ipv4Header {
         if header.protocol != IPPROTO_VRRP {
             return Err(PacketError::NotVrrp(header.protocol));
         }
-        if header.ttl != VRRP_TTL {
-            return Err(PacketError::Ttl(header.ttl));
-        }
         Ok((header, &bytes[ihl..total]))
     }
 }
 
-/// A whole received IPv4 packet → its header and the validated advert.
+/// The TTL rule (pure). Multicast adverts, and anything not sent straight to
+/// us by a configured unicast peer, must arrive with TTL 255 (RFC 5798
+/// §5.1.1.3, §7.1): link-local, never routed, so a TTL below 255 means it
+/// crossed a router — spoofed from off the link.
+///
+/// Relaxed for unicast peers only: `unicast_peers` (empty in multicast mode)
+/// are the other directors of a `vrrp_unicast` cluster, and an advert from
+/// one of them to a unicast destination is accepted whatever its TTL.
+/// Unicast VRRP exists for networks without a shared multicast segment
+/// (clouds, directors in different subnets), where the peers may well sit
+/// behind a router that decrements the TTL; requiring 255 there made such a
+/// pair split-brain silently (each Master, every advert dropped). keepalived
+/// does the same: it checks the TTL only for multicast adverts, not for
+/// `unicast_peer`s. The source check stays (only the configured peers), so
+/// the relaxation opens nothing to other hosts.
+pub fn check_ttl(header: &Ipv4Header, unicast_peers: &[Ipv4Addr]) -> Result<(), PacketError> {
+    if header.ttl == VRRP_TTL || (!header.dst.is_multicast() && unicast_peers.contains(&header.src))
+    {
+        Ok(())
+    } else {
+        Err(PacketError::Ttl(header.ttl))
+    }
+}
+
+/// A whole received IPv4 packet → its header and the validated advert
+/// (TTL 255 required: see [`check_ttl`]).
 pub fn decode_ipv4(bytes: &[u8]) -> Result<(Ipv4Header, Advert), PacketError> {
     let (header, payload) = Ipv4Header::decode(bytes)?;
+    let advert = Advert::decode(header.src, header.dst, payload)?;
+    Ok((header, advert))
+}
+
+/// [`decode_ipv4`] without the TTL check, for the daemon's receive path:
+/// it applies [`check_ttl`] with the unicast peers of the config in force.
+pub fn decode_ipv4_any_ttl(bytes: &[u8]) -> Result<(Ipv4Header, Advert), PacketError> {
+    let (header, payload) = Ipv4Header::decode_any_ttl(bytes)?;
     let advert = Advert::decode(header.src, header.dst, payload)?;
     Ok((header, advert))
 }

@@ -188,8 +188,16 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub other_vrid: u64,
+    /// Adverts from an address that is not one of the other directors
+    /// (unicast, or multicast without `accept_foreign`): dropped.
     pub unknown_peer: u64,
+    /// Adverts whose Max Adver Int differs from ours: accepted for the
+    /// election, ignored for timing.
+    pub interval_mismatch: u64,
 }
+
+/// At most one "interval differs" warning per this long.
+const INTERVAL_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// One director, sans-IO.
 #[derive(Debug, Clone)]
@@ -206,6 +214,7 @@ pub struct Director {
     stale: Vec<Floating>,
     stale_deadline: Option<Instant>,
     last_reannounce: Option<Instant>,
+    last_interval_warn: Option<Instant>,
     last_reload: Option<ReloadStatus>,
     counters: Counters,
     /// Real servers a reload removed, still in IPVS at weight 0.
@@ -229,6 +238,7 @@ impl Director {
             stale: Vec::new(),
             stale_deadline: None,
             last_reannounce: None,
+            last_interval_warn: None,
             last_reload: None,
             counters: Counters::default(),
             draining: Vec::new(),
@@ -387,15 +397,56 @@ impl Director {
             // Our own, looped back despite IP_MULTICAST_LOOP off.
             return;
         }
-        if v.unicast && !v.peers.contains(&src) {
+        // Only the other directors may take part in the election: every
+        // director.toml lists them. Without this a single spoofed advert from
+        // any host on the segment (multicast needs no route) can take the VIP
+        // away, or — priority 1 with Max Adver Int 4095 cs — hold every
+        // director in Backup for minutes. `accept_foreign` (multicast only)
+        // restores keepalived's accept-anything for mixed clusters.
+        if (v.unicast || !v.accept_foreign) && !v.peers.contains(&src) {
             self.counters.unknown_peer += 1;
+            // First, then every 100th: a flood cannot flood the log.
             if self.counters.unknown_peer == 1 || self.counters.unknown_peer % 100 == 0 {
-                warn!(from = %src, "VRRP advert from an address that is not a configured peer: ignored");
+                warn!(
+                    from = %src,
+                    count = self.counters.unknown_peer,
+                    "VRRP advert from an address that is not one of the cluster's directors: dropped"
+                );
             }
             return;
         }
         if dst != VRRP_MULTICAST_V4 && dst != v.address {
             return;
+        }
+        // RFC 5798 §6.4.2 has a Backup adopt the master's Max Adver Int as
+        // its Master_Adver_Interval (Skew_Time, Master_Down_Interval). We
+        // deviate on purpose, as VRRPv2 did (RFC 3768 §7.1 discards an advert
+        // whose interval differs from the configured one): every director of
+        // a cluster has the same interval from the same cluster.toml, so a
+        // different one is a misconfiguration or an attack, and adopting it
+        // lets one advert with 4095 cs stretch the failover to over two
+        // minutes. The advert still counts for the election; the timing
+        // stays ours (the machine computes Master_Down_Interval from the
+        // interval fed here).
+        let ours = self.machine.config().advert_interval;
+        let mut interval = adv.max_adver_int;
+        if interval != ours {
+            self.counters.interval_mismatch += 1;
+            if self
+                .last_interval_warn
+                .is_none_or(|t| now.saturating_duration_since(t) >= INTERVAL_WARN_EVERY)
+            {
+                self.last_interval_warn = Some(now);
+                warn!(
+                    from = %src,
+                    theirs_cs = adv.max_adver_int,
+                    ours_cs = ours,
+                    count = self.counters.interval_mismatch,
+                    "VRRP advert with another advert interval: ignored for timing, ours kept \
+                     (check advert_interval on every director)"
+                );
+            }
+            interval = ours;
         }
         debug!(from = %src, priority = adv.priority, interval_cs = adv.max_adver_int, "advert");
         if adv.priority > 0 && !self.stale.is_empty() {
@@ -407,7 +458,7 @@ impl Director {
             Input::Advert {
                 from: src,
                 priority: adv.priority,
-                max_adver_int: adv.max_adver_int,
+                max_adver_int: interval,
             },
             out,
         );

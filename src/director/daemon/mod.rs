@@ -362,25 +362,37 @@ impl Driver {
         }
     }
 
+    /// Count a dropped VRRP packet by reason; log the first of each kind,
+    /// then every 100th: a flood cannot flood the log.
+    fn bad_packet(&mut self, e: PacketError) {
+        let key = report::packet_error_key(&e);
+        let n = self
+            .counters
+            .bad_packets
+            .entry(key.to_string())
+            .or_insert(0);
+        *n += 1;
+        if *n == 1 || *n % 100 == 0 {
+            warn!(reason = key, count = *n, "bad VRRP packet dropped: {e}");
+        }
+    }
+
     async fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Packet(Ok((ip, advert))) => {
-                let (src, dst) = (ip.src, ip.dst);
-                self.handle(core::Event::Advert { src, dst, advert }).await
-            }
-            Event::Packet(Err(e)) => {
-                let key = report::packet_error_key(&e);
-                let n = self
-                    .counters
-                    .bad_packets
-                    .entry(key.to_string())
-                    .or_insert(0);
-                *n += 1;
-                // First of each kind, then every 100th: a flood cannot flood the log.
-                if *n == 1 || *n % 100 == 0 {
-                    warn!(reason = key, count = *n, "bad VRRP packet dropped: {e}");
+                // The TTL rule needs the peers of the config in force (the
+                // reader task decodes without it): relaxed for unicast peers.
+                let v = &self.core.config().vrrp;
+                let unicast_peers: &[std::net::Ipv4Addr] = if v.unicast { &v.peers } else { &[] };
+                match packet::check_ttl(&ip, unicast_peers) {
+                    Ok(()) => {
+                        let (src, dst) = (ip.src, ip.dst);
+                        self.handle(core::Event::Advert { src, dst, advert }).await
+                    }
+                    Err(e) => self.bad_packet(e),
                 }
             }
+            Event::Packet(Err(e)) => self.bad_packet(e),
             Event::RecvError(e) => warn!("VRRP socket receive error: {e}"),
             Event::Probe {
                 generation,

@@ -28,6 +28,7 @@ impl Driver {
         counters.transitions = st.transitions;
         counters.other_vrid = cc.other_vrid;
         counters.unknown_peer = cc.unknown_peer;
+        counters.interval_mismatch = cc.interval_mismatch;
         Status {
             schema: status::SCHEMA,
             version: env!("CARGO_PKG_VERSION").into(),

@@ -7,8 +7,9 @@ use crate::director::addr::{self, Addrs, Found, Link};
 use crate::director::config::DirectorConfig;
 
 /// Our own addresses of a run that died (kill -9, crash) while Master: those
-/// this config still floats on the same interfaces are returned, for the
-/// core to keep until another master is heard; any other goes at once.
+/// this config floats, on their interfaces, are returned for the core to keep
+/// until another master is heard; the same address with another prefix goes
+/// at once; nothing else is touched.
 pub(super) async fn leftovers(
     addrs: &Addrs,
     cfg: &DirectorConfig,
@@ -20,18 +21,18 @@ pub(super) async fn leftovers(
     // another master is heard (or Master_Down_Interval passes): with the
     // unit's restart after 1 s, the old VIP keeps forwarding (the IPVS table
     // survives the process) until the backup takes over, so a crash leaves
-    // no gap. Any other address of ours goes at once.
-    let mut floating = vec![cfg.vip];
-    let mut wanted = vec![(link.index, Ipv4Net::from(cfg.vip))];
+    // no gap. Only this config's addresses on their configured interfaces
+    // are touched (`addr::classify`): another cluster's VIP with the same
+    // VRID on another NIC stays.
+    let mut owned = vec![(link.index, Ipv4Net::from(cfg.vip))];
     if let (Some(n), Some(l)) = (&cfg.nat, &nat_link) {
-        floating.push(n.gateway.addr());
-        wanted.push((l.index, n.gateway));
+        owned.push((l.index, n.gateway));
     }
     let mut leftovers = Vec::new();
     for a in addrs.dump().await? {
         let label = a.label.as_deref().unwrap_or("");
-        match addr::classify(&a, cfg.vrrp.vrid, &floating) {
-            Found::Stale if wanted.contains(&(a.index, a.net)) => {
+        match addr::classify(&a, cfg.vrrp.vrid, &owned) {
+            Found::Leftover => {
                 warn!(
                     address = %a.net,
                     label,

@@ -19,7 +19,7 @@ pub(super) async fn receive(sock: Arc<VrrpSocket>, tx: mpsc::Sender<Event>) {
     let mut buf = vec![0u8; 2048];
     loop {
         let ev = match sock.recv(&mut buf).await {
-            Ok(n) => Event::Packet(packet::decode_ipv4(buf.get(..n).unwrap_or(&[]))),
+            Ok(n) => Event::Packet(packet::decode_ipv4_any_ttl(buf.get(..n).unwrap_or(&[]))),
             Err(e) => Event::RecvError(e),
         };
         let was_err = matches!(ev, Event::RecvError(_));
