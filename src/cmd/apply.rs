@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::plan::{plan_exit, print_plan};
 use super::{
-    FileArg, LiveArgs, TermProgress, confirm, exit, live_options, print, print_json, print_report,
-    runtime,
+    FileArg, LiveArgs, TermProgress, check_locks, confirm, exit, live_options, lock_request, print,
+    print_json, print_report, runtime,
 };
 use crate::apply::run::Report;
 use crate::apply::{BinarySource, gather, live_plan, run as runner};
@@ -34,6 +34,10 @@ pub struct ApplyArgs {
     /// plan on the terminal to confirm)
     #[arg(long, requires = "yes")]
     pub json: bool,
+    /// Seconds to wait for the cluster lock when another lvsup apply or
+    /// destroy holds it on a host (0: fail at once); the error names the holder
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub lock_timeout: u64,
 }
 
 /// `apply --json`.
@@ -49,10 +53,12 @@ struct ApplyDoc<'a> {
 pub fn run(a: ApplyArgs) -> Result<u8> {
     let file = &a.file.file;
     let spec = config::load(file)?;
-    let opts = live_options(&spec, file, &a.live)?;
+    let mut opts = live_options(&spec, file, &a.live)?;
+    opts.lock = Some(lock_request("apply", a.lock_timeout, false));
     runtime()?.block_on(async {
         let binary = BinarySource::resolve(a.director_binary.as_deref())?;
         let live = gather(&spec, file, &opts, Some(&binary), true).await?;
+        let live = check_locks(live, "apply").await?;
         let p = live_plan(&live);
         if !a.json {
             print_plan(&p, false)?;

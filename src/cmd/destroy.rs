@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::plan::plan_tone;
 use super::{
-    FileArg, LiveArgs, Stream, TermProgress, color, confirm, exit, live_options, paint, print,
-    print_json, print_report, runtime,
+    FileArg, LiveArgs, Stream, TermProgress, check_locks, color, confirm, exit, live_options,
+    lock_request, paint, print, print_json, print_report, runtime,
 };
 use crate::apply::run::Report;
 use crate::apply::{destroy, gather};
@@ -27,6 +27,10 @@ pub struct DestroyArgs {
     /// Print what is removed and the report as one JSON document (needs --yes)
     #[arg(long, requires = "yes")]
     pub json: bool,
+    /// Seconds to wait for the cluster lock when another lvsup apply or
+    /// destroy holds it on a host (0: fail at once); the error names the holder
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub lock_timeout: u64,
 }
 
 /// `destroy --json`.
@@ -52,9 +56,11 @@ struct HostSteps<'a> {
 pub fn run(a: DestroyArgs) -> Result<u8> {
     let file = &a.file.file;
     let spec = config::load(file)?;
-    let opts = live_options(&spec, file, &a.live)?;
+    let mut opts = live_options(&spec, file, &a.live)?;
+    opts.lock = Some(lock_request("destroy", a.lock_timeout, true));
     runtime()?.block_on(async {
         let live = gather(&spec, file, &opts, None, false).await?;
+        let live = check_locks(live, "destroy").await?;
         let plans = destroy::plan(&live);
         if !a.json {
             print(&paint(
