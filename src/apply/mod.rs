@@ -12,6 +12,7 @@ pub mod destroy;
 pub mod elf;
 pub mod lock;
 pub mod run;
+pub mod saved;
 pub mod status;
 pub mod steps;
 

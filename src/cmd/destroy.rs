@@ -61,10 +61,19 @@ pub fn run(a: DestroyArgs) -> Result<u8> {
     runtime()?.block_on(async {
         let live = gather(&spec, file, &opts, None, false).await?;
         let live = check_locks(live, "destroy").await?;
-        let plans = destroy::plan(&live);
+        // whatever happens now, the locks are released and the connections closed
+        let r = destroy_locked(&a, &live).await;
+        live.close().await;
+        r
+    })
+}
+
+async fn destroy_locked(a: &DestroyArgs, live: &crate::apply::Live) -> Result<u8> {
+    {
+        let plans = destroy::plan(live);
         if !a.json {
             print(&paint(
-                &destroy::render_plan(&live, &plans),
+                &destroy::render_plan(live, &plans),
                 color(Stream::Stdout),
                 plan_tone,
             ))?;
@@ -95,22 +104,19 @@ pub fn run(a: DestroyArgs) -> Result<u8> {
             } else {
                 print("\nNothing to destroy: no host was touched.\n")?;
             }
-            live.close().await;
             return Ok(if errors { exit::ERROR } else { exit::OK });
         }
         if !confirm("\nDestroy these?", a.yes)? {
             print("Destroy cancelled: no host was touched.\n")?;
-            live.close().await;
             return Ok(exit::ERROR);
         }
-        let report = destroy::run(&live, plans.clone(), &TermProgress::new()).await;
+        let report = destroy::run(live, plans.clone(), &TermProgress::new()).await;
         let ok = report.ok();
         if a.json {
             print_json(&doc("destroyed", Some(&report), ok))?;
         } else {
             print_report(&report)?;
         }
-        live.close().await;
         Ok(if ok { exit::OK } else { exit::ERROR })
-    })
+    }
 }
