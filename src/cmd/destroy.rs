@@ -69,54 +69,52 @@ pub fn run(a: DestroyArgs) -> Result<u8> {
 }
 
 async fn destroy_locked(a: &DestroyArgs, live: &crate::apply::Live) -> Result<u8> {
-    {
-        let plans = destroy::plan(live);
-        if !a.json {
-            print(&paint(
-                &destroy::render_plan(live, &plans),
-                color(Stream::Stdout),
-                plan_tone,
-            ))?;
-        }
-        let any = plans.iter().any(|(_, st)| !st.is_empty());
-        let errors = live.hosts.iter().any(|h| h.facts.is_err());
-        let doc = |result, report, ok| DestroyDoc {
-            cluster: &live.spec.name,
-            hosts: plans
-                .iter()
-                .map(|(i, st)| HostSteps {
-                    host: &live.hosts[*i].want.name,
-                    steps: st.iter().map(|s| s.what.as_str()).collect(),
-                })
-                .collect(),
-            errors: live
-                .hosts
-                .iter()
-                .filter_map(|h| h.facts.as_ref().err())
-                .collect(),
-            result,
-            report,
-            ok,
-        };
-        if !any {
-            if a.json {
-                print_json(&doc("nothing_to_destroy", None, !errors))?;
-            } else {
-                print("\nNothing to destroy: no host was touched.\n")?;
-            }
-            return Ok(if errors { exit::ERROR } else { exit::OK });
-        }
-        if !confirm("\nDestroy these?", a.yes)? {
-            print("Destroy cancelled: no host was touched.\n")?;
-            return Ok(exit::ERROR);
-        }
-        let report = destroy::run(live, plans.clone(), &TermProgress::new()).await;
-        let ok = report.ok();
-        if a.json {
-            print_json(&doc("destroyed", Some(&report), ok))?;
-        } else {
-            print_report(&report)?;
-        }
-        Ok(if ok { exit::OK } else { exit::ERROR })
+    let plans = destroy::plan(live);
+    if !a.json {
+        print(&paint(
+            &destroy::render_plan(live, &plans),
+            color(Stream::Stdout),
+            plan_tone,
+        ))?;
     }
+    let any = plans.iter().any(|(_, st)| !st.is_empty());
+    let errors = live.hosts.iter().any(|h| h.facts.is_err());
+    let doc = |result, report, ok| DestroyDoc {
+        cluster: &live.spec.name,
+        hosts: plans
+            .iter()
+            .map(|(i, st)| HostSteps {
+                host: &live.hosts[*i].want.name,
+                steps: st.iter().map(|s| s.what.as_str()).collect(),
+            })
+            .collect(),
+        errors: live
+            .hosts
+            .iter()
+            .filter_map(|h| h.facts.as_ref().err())
+            .collect(),
+        result,
+        report,
+        ok,
+    };
+    if !any {
+        if a.json {
+            print_json(&doc("nothing_to_destroy", None, !errors))?;
+        } else {
+            print("\nNothing to destroy: no host was touched.\n")?;
+        }
+        return Ok(if errors { exit::ERROR } else { exit::OK });
+    }
+    if !confirm("\nDestroy these?", a.yes)? {
+        print("Destroy cancelled: no host was touched.\n")?;
+        return Ok(exit::ERROR);
+    }
+    let report = destroy::run(live, plans.clone(), &TermProgress::new()).await;
+    let ok = report.ok();
+    if a.json {
+        print_json(&doc("destroyed", Some(&report), ok))?;
+    } else {
+        print_report(&report)?;
+    }
+    Ok(if ok { exit::OK } else { exit::ERROR })
 }
