@@ -18,7 +18,10 @@
 //! passes with measured failover figures; on DR it also fails, saying why,
 //! on a real server without ARP suppression and on both daemons stopped,
 //! and `apply` repairs both) → `plan` exit 0 → second `apply` touches
-//! nothing → drift by hand → `plan` shows it (exit 2) → `apply` repairs → `plan` 0
+//! nothing → drift by hand → `plan` shows it (exit 2) → (DR: the cluster lock held
+//! by hand on a real server: `apply --lock-timeout 1` exits 1 naming the holder,
+//! touching nothing; `plan -o`, a host changed by hand, `apply PLANFILE` refused
+//! naming it; `plan -o` again, `apply PLANFILE` applies it) → `apply` repairs → `plan` 0
 //! → one real server unreachable (its link down) during an `apply` that has work:
 //! reported with the step that failed, the other real servers converge, the
 //! directors (drifted too, in the VM) are left out untouched, exit 1 → link up,
@@ -309,6 +312,11 @@ fn run_example(ex: &str) {
         "plan shows drift",
     );
     assert!(out.contains(&shows), "{out}");
+    if ex == "dr" {
+        // the drift waits: a held lock stops apply, a stale saved plan is refused
+        lock_held_by_hand_stops_apply(&lab, &name, first, &run);
+        saved_plan_stale_then_applied(&lab, &f, &name, &rs, &shows, &with);
+    }
     expect(&run(&["apply", "--yes"]), 0, "apply repairs drift");
     expect(
         &run(&["plan", "--detailed-exitcode"]),
@@ -404,6 +412,111 @@ fn run_example(ex: &str) {
         start.elapsed().as_secs_f64()
     );
     drop(lab);
+}
+
+/// Another session holds the cluster lock on `host` (by hand, as lock.sh
+/// does): `apply --lock-timeout 1` fails naming it from lock.owner and
+/// touches nothing (the drift is still planned); released, the lock is free.
+fn lock_held_by_hand_stops_apply(
+    lab: &Lab,
+    name: &str,
+    host: &str,
+    run: &dyn Fn(&[&str]) -> Output,
+) {
+    let dir = format!("/var/lib/lvsup/{name}");
+    on(
+        lab,
+        host,
+        &format!(
+            "touch /run/lvsup-e2e-hold; mkdir -p {dir}; \
+             setsid sh -c 'exec 9>>{dir}/lock; flock 9; \
+               printf \"user=e2e-holder\\nhost=bench\\npid=77\\ncommand=apply\\nstarted=2026-01-01T00:00:00Z\\n\" > {dir}/lock.owner; \
+               while [ -e /run/lvsup-e2e-hold ]; do sleep 0.2; done; rm -f {dir}/lock.owner' \
+               </dev/null >/dev/null 2>&1 &
+             i=0; until [ -s {dir}/lock.owner ]; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.2; done"
+        ),
+    );
+    let o = run(&["apply", "--yes", "--lock-timeout", "1"]);
+    expect(&o, 1, "apply while another session holds the lock");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "{host}: cluster \"{name}\" is locked by lvsup apply by e2e-holder@bench (pid 77) since 2026-01-01T00:00:00Z; waited 1s"
+        )) && err.contains("apply stopped before any change: no host was touched"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("apply summary"),
+        "{}",
+        text(&o)
+    );
+    on(
+        lab,
+        host,
+        &format!(
+            "rm /run/lvsup-e2e-hold; i=0; while [ -e {dir}/lock.owner ]; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.2; done"
+        ),
+    );
+}
+
+/// `plan -o PLANFILE`, then a host changes by hand: `apply PLANFILE` is
+/// refused naming it and touches nothing (`shows`, the drift, is still
+/// planned); a new `plan -o`, and `apply PLANFILE` applies it without asking.
+fn saved_plan_stale_then_applied(
+    lab: &Lab,
+    f: &str,
+    name: &str,
+    rs: &[String],
+    shows: &str,
+    with: &dyn Fn(&[&str]) -> Vec<String>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let planfile = dir.path().join("e2e.plan");
+    let pf = planfile.to_string_lossy().into_owned();
+    let plan_o = || {
+        let args = with(&["plan", "-o", &pf]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect(&lvsup(&refs), 0, "plan -o");
+    };
+    plan_o();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&planfile).expect("plan file"))
+            .expect("plan JSON");
+    assert_eq!(saved["format_version"], 1);
+    let changed = rs.last().expect("a real server");
+    assert!(saved["hosts"][changed.as_str()].is_string(), "{saved}");
+    on(
+        lab,
+        changed,
+        &format!("echo '# by hand' >> /etc/sysctl.d/90-lvsup-{name}.conf"),
+    );
+    let o = lvsup(&["apply", "-f", f, &pf]);
+    expect(&o, 1, "apply of a stale saved plan");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "the saved plan {pf} is stale: host {changed} changed since the plan was made"
+        )) && err.contains("no host was touched"),
+        "{}",
+        text(&o)
+    );
+    let args = with(&["plan", "--detailed-exitcode"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = expect(&lvsup(&refs), 2, "plan after the refused saved plan");
+    assert!(
+        out.contains(shows),
+        "the refused saved plan touched a host:\n{out}"
+    );
+    plan_o();
+    let out = expect(
+        &lvsup(&["apply", "-f", f, &pf]),
+        0,
+        "apply of a fresh saved plan",
+    );
+    assert!(out.contains("Apply complete"), "{out}");
+    let out = expect(&lvsup(&refs), 0, "plan after the saved plan was applied");
+    assert!(out.contains("No changes"), "{out}");
 }
 
 /// `status` names a master once VRRP settled, and shows lvsup's virtual

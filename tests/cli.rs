@@ -525,3 +525,76 @@ fn control_characters_in_values_are_refused_and_shown_escaped() {
     );
     assert!(all.contains("contains control characters"), "{all}");
 }
+
+#[test]
+fn saved_plans_need_a_live_plan_and_a_real_plan_file() {
+    // an offline plan has no facts to check: -o refuses it
+    let r = Run::new(&[
+        "plan",
+        "-f",
+        "examples/dr.toml",
+        "--offline",
+        "-o",
+        "x.plan",
+    ])
+    .code(64);
+    assert!(r.stderr().contains("--offline"), "{}", r.stderr());
+    assert!(
+        !Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("x.plan")
+            .exists()
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_a_plan = dir.path().join("bad.plan");
+    std::fs::write(&not_a_plan, "{\"format_version\": 1}").expect("write");
+    let p = not_a_plan.to_string_lossy();
+    let r = Run::new(&["apply", "-f", "examples/dr.toml", &p]).code(1);
+    assert!(
+        r.stderr()
+            .contains("is not a plan saved by `lvsup plan -o`"),
+        "{}",
+        r.stderr()
+    );
+    let missing = dir.path().join("missing.plan");
+    let r = Run::new(&[
+        "apply",
+        "-f",
+        "examples/dr.toml",
+        &missing.to_string_lossy(),
+    ])
+    .code(1);
+    assert!(
+        r.stderr().contains("reading the saved plan"),
+        "{}",
+        r.stderr()
+    );
+    // a saved plan applies its own hosts
+    let r = Run::new(&["apply", "-f", "examples/dr.toml", "--target", "rs1", &p]).code(1);
+    assert!(
+        r.stderr().contains("--target with a saved plan"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn apply_and_destroy_document_the_lock_timeout() {
+    for cmd in ["apply", "destroy"] {
+        let r = Run::new(&[cmd, "--help"]).code(0);
+        assert!(
+            r.stdout().contains("--lock-timeout <SECS>"),
+            "{}",
+            r.stdout()
+        );
+        assert!(r.stdout().contains("names the holder"), "{}", r.stdout());
+    }
+    let r = Run::new(&["apply", "--help"]).code(0);
+    assert!(r.stdout().contains("[PLANFILE]"), "{}", r.stdout());
+    let r = Run::new(&["plan", "--help"]).code(0);
+    assert!(
+        r.stdout().contains("-o, --out <PLANFILE>"),
+        "{}",
+        r.stdout()
+    );
+}

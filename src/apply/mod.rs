@@ -10,7 +10,9 @@
 
 pub mod destroy;
 pub mod elf;
+pub mod lock;
 pub mod run;
+pub mod saved;
 pub mod status;
 pub mod steps;
 
@@ -27,7 +29,7 @@ use crate::config::{self, ClusterSpec};
 use crate::desired::{self, DesiredCluster, HostState, Role};
 use crate::plan::{self, HostError, Plan};
 use crate::remote::facts::{self, Facts};
-use crate::remote::{Host, SshOptions, Transport};
+use crate::remote::{Held, Hold, Host, SshOptions, Transport};
 
 /// How the live commands reach and work on the hosts (the command line's
 /// `--ssh-config`, `--target`, `--parallel`, timeouts, resolved by `crate::cmd`).
@@ -40,7 +42,24 @@ pub struct LiveOptions {
     pub parallel: usize,
     /// How long one step on one host may take.
     pub step_timeout: Duration,
+    /// Take the cluster lock on every targeted host, right after connecting
+    /// and before its facts are gathered (apply, destroy; not plan/status).
+    pub lock: Option<LockRequest>,
 }
+
+/// The cluster lock a live command takes ([`lock`]).
+#[derive(Debug, Clone)]
+pub struct LockRequest {
+    /// Who takes it (written to `lock.owner`).
+    pub owner: lock::Owner,
+    /// How long to wait for a lock another session holds (`--lock-timeout`).
+    pub wait_secs: u64,
+    /// Remove the lock file when releasing (destroy: nothing of the cluster stays).
+    pub remove: bool,
+}
+
+/// The step name of a host whose lock could not be taken.
+pub const LOCK_STEP: &str = "take the cluster lock";
 
 /// `--target NAME` that names no host of the cluster file.
 #[derive(Debug, thiserror::Error)]
@@ -213,10 +232,37 @@ pub struct Live {
     pub hosts: Vec<LiveHost>,
     pub parallel: Arc<Semaphore>,
     pub step_timeout: Duration,
+    /// The locks held (host, lock), released by [`Live::close`].
+    pub locks: Vec<(String, Held)>,
+    /// Release words remove the lock file (destroy).
+    pub remove_locks: bool,
+    /// What taking the locks found worth telling: previous sessions that did
+    /// not release theirs, waits.
+    pub lock_notes: Vec<String>,
 }
 
 impl Live {
+    /// Hosts whose lock is held by another session: their errors.
+    pub fn lock_errors(&self) -> Vec<&HostError> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.facts.as_ref().err())
+            .filter(|e| e.step == LOCK_STEP)
+            .collect()
+    }
+
+    /// Release the locks (cleanly: their owner files go), then close the connections.
     pub async fn close(self) {
+        let word = lock::release_word(self.remove_locks);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (host, held) in self.locks {
+            tasks.spawn(async move {
+                if let Err(e) = held.release(word, Duration::from_secs(30)).await {
+                    tracing::warn!(host, "releasing the cluster lock: {e}");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
         for h in self.hosts {
             if let Some(c) = h.conn.and_then(|c| Arc::try_unwrap(c).ok()) {
                 c.close().await;
@@ -269,8 +315,66 @@ pub fn host_facts(
     Ok(f)
 }
 
-/// A host's connection (if one was made) and facts (or why there are none).
-type Gathered = (Option<Arc<Host>>, Result<Facts, HostError>);
+/// A host's connection (if one was made), facts (or why there are none),
+/// its lock and what taking it found worth telling.
+type Gathered = (
+    Option<Arc<Host>>,
+    Result<Facts, HostError>,
+    Option<Held>,
+    Vec<String>,
+);
+
+/// Take `req`'s lock of `cluster` on `conn` (named `host`): the held lock and
+/// notes, or why not.
+async fn take_lock(
+    conn: &Host,
+    host: &str,
+    cluster: &str,
+    req: &LockRequest,
+    limit: Duration,
+) -> Result<(Held, Vec<String>), HostError> {
+    let argv = lock::argv(cluster, req.wait_secs, &req.owner);
+    let limit = limit + Duration::from_secs(req.wait_secs);
+    let answer = conn
+        .hold(
+            &argv,
+            // busy is complete only when the script ends: its owner lines follow
+            |out| matches!(lock::parse_answer(out), Some(lock::Answer::Locked { .. })),
+            limit,
+        )
+        .await
+        .map_err(|e| host_error(host, LOCK_STEP, e))?;
+    match answer {
+        Hold::Running(held, out) => {
+            let mut notes = Vec::new();
+            if let Some(lock::Answer::Locked { waited, stale }) = lock::parse_answer(&out) {
+                if waited {
+                    notes.push(format!(
+                        "{host}: waited for the cluster lock another session held"
+                    ));
+                }
+                if let Some(prev) = stale {
+                    notes.push(lock::stale_message(host, &prev));
+                }
+            }
+            Ok((*held, notes))
+        }
+        Hold::Exited {
+            stdout,
+            stderr,
+            code,
+        } => Err(host_error(
+            host,
+            LOCK_STEP,
+            match lock::parse_answer(&stdout) {
+                Some(lock::Answer::Busy { holder }) => {
+                    lock::busy_message(cluster, req.wait_secs, holder.as_ref())
+                }
+                _ => format!("exit status {code}: {stderr}"),
+            },
+        )),
+    }
+}
 
 /// Render, connect to every targeted host in parallel and gather its
 /// facts. `binary`: check director binary compatibility (apply and plan).
@@ -306,6 +410,7 @@ pub async fn gather(
         let want = want.clone();
         let local_sha = local_sha.clone();
         let binary = binary.cloned();
+        let lock_req = opts.lock.clone();
         tasks.spawn(async move {
             let _permit = parallel.acquire_owned().await;
             let dest = destination(transport.options(), &want);
@@ -316,7 +421,18 @@ pub async fn gather(
                         i,
                         None,
                         Err(host_error(&want.name, "connect", format!("{dest}: {e}"))),
+                        None,
+                        vec![],
                     );
+                }
+            };
+            let (held, notes) = match &lock_req {
+                None => (None, vec![]),
+                Some(req) => {
+                    match take_lock(&conn, &want.name, &spec.name, req, step_timeout).await {
+                        Ok((h, n)) => (Some(h), n),
+                        Err(e) => return (i, Some(conn), Err(e), None, vec![]),
+                    }
                 }
             };
             let script = facts::script(&spec, &want);
@@ -327,6 +443,8 @@ pub async fn gather(
                         i,
                         Some(conn),
                         Err(host_error(&want.name, "gather facts", e)),
+                        held,
+                        notes,
                     );
                 }
             };
@@ -345,21 +463,32 @@ pub async fn gather(
                 binary.as_ref(),
                 check,
             );
-            (i, Some(conn), f)
+            (i, Some(conn), f, held, notes)
         });
     }
     let mut results: BTreeMap<usize, Gathered> = BTreeMap::new();
     while let Some(r) = tasks.join_next().await {
-        let (i, conn, f) = r.context("a host task panicked")?;
-        results.insert(i, (conn, f));
+        let (i, conn, f, held, notes) = r.context("a host task panicked")?;
+        results.insert(i, (conn, f, held, notes));
     }
+    let mut locks = Vec::new();
+    let mut lock_notes = Vec::new();
     let hosts = wanted
         .into_iter()
         .enumerate()
         .map(|(i, want)| {
-            let (conn, facts) = results
-                .remove(&i)
-                .unwrap_or_else(|| (None, Err(host_error(&want.name, "connect", "task lost"))));
+            let (conn, facts, held, notes) = results.remove(&i).unwrap_or_else(|| {
+                (
+                    None,
+                    Err(host_error(&want.name, "connect", "task lost")),
+                    None,
+                    vec![],
+                )
+            });
+            if let Some(h) = held {
+                locks.push((want.name.clone(), h));
+            }
+            lock_notes.extend(notes);
             LiveHost { want, conn, facts }
         })
         .collect();
@@ -370,6 +499,9 @@ pub async fn gather(
         hosts,
         parallel,
         step_timeout,
+        locks,
+        remove_locks: opts.lock.as_ref().is_some_and(|l| l.remove),
+        lock_notes,
     })
 }
 

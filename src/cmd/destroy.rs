@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::plan::plan_tone;
 use super::{
-    FileArg, LiveArgs, Stream, TermProgress, color, confirm, exit, live_options, paint, print,
-    print_json, print_report, runtime,
+    FileArg, LiveArgs, Stream, TermProgress, check_locks, color, confirm, exit, live_options,
+    lock_request, paint, print, print_json, print_report, runtime,
 };
 use crate::apply::run::Report;
 use crate::apply::{destroy, gather};
@@ -27,6 +27,10 @@ pub struct DestroyArgs {
     /// Print what is removed and the report as one JSON document (needs --yes)
     #[arg(long, requires = "yes")]
     pub json: bool,
+    /// Seconds to wait for the cluster lock when another lvsup apply or
+    /// destroy holds it on a host (0: fail at once); the error names the holder
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub lock_timeout: u64,
 }
 
 /// `destroy --json`.
@@ -52,59 +56,65 @@ struct HostSteps<'a> {
 pub fn run(a: DestroyArgs) -> Result<u8> {
     let file = &a.file.file;
     let spec = config::load(file)?;
-    let opts = live_options(&spec, file, &a.live)?;
+    let mut opts = live_options(&spec, file, &a.live)?;
+    opts.lock = Some(lock_request("destroy", a.lock_timeout, true));
     runtime()?.block_on(async {
         let live = gather(&spec, file, &opts, None, false).await?;
-        let plans = destroy::plan(&live);
-        if !a.json {
-            print(&paint(
-                &destroy::render_plan(&live, &plans),
-                color(Stream::Stdout),
-                plan_tone,
-            ))?;
-        }
-        let any = plans.iter().any(|(_, st)| !st.is_empty());
-        let errors = live.hosts.iter().any(|h| h.facts.is_err());
-        let doc = |result, report, ok| DestroyDoc {
-            cluster: &live.spec.name,
-            hosts: plans
-                .iter()
-                .map(|(i, st)| HostSteps {
-                    host: &live.hosts[*i].want.name,
-                    steps: st.iter().map(|s| s.what.as_str()).collect(),
-                })
-                .collect(),
-            errors: live
-                .hosts
-                .iter()
-                .filter_map(|h| h.facts.as_ref().err())
-                .collect(),
-            result,
-            report,
-            ok,
-        };
-        if !any {
-            if a.json {
-                print_json(&doc("nothing_to_destroy", None, !errors))?;
-            } else {
-                print("\nNothing to destroy: no host was touched.\n")?;
-            }
-            live.close().await;
-            return Ok(if errors { exit::ERROR } else { exit::OK });
-        }
-        if !confirm("\nDestroy these?", a.yes)? {
-            print("Destroy cancelled: no host was touched.\n")?;
-            live.close().await;
-            return Ok(exit::ERROR);
-        }
-        let report = destroy::run(&live, plans.clone(), &TermProgress::new()).await;
-        let ok = report.ok();
-        if a.json {
-            print_json(&doc("destroyed", Some(&report), ok))?;
-        } else {
-            print_report(&report)?;
-        }
+        let live = check_locks(live, "destroy").await?;
+        // whatever happens now, the locks are released and the connections closed
+        let r = destroy_locked(&a, &live).await;
         live.close().await;
-        Ok(if ok { exit::OK } else { exit::ERROR })
+        r
     })
+}
+
+async fn destroy_locked(a: &DestroyArgs, live: &crate::apply::Live) -> Result<u8> {
+    let plans = destroy::plan(live);
+    if !a.json {
+        print(&paint(
+            &destroy::render_plan(live, &plans),
+            color(Stream::Stdout),
+            plan_tone,
+        ))?;
+    }
+    let any = plans.iter().any(|(_, st)| !st.is_empty());
+    let errors = live.hosts.iter().any(|h| h.facts.is_err());
+    let doc = |result, report, ok| DestroyDoc {
+        cluster: &live.spec.name,
+        hosts: plans
+            .iter()
+            .map(|(i, st)| HostSteps {
+                host: &live.hosts[*i].want.name,
+                steps: st.iter().map(|s| s.what.as_str()).collect(),
+            })
+            .collect(),
+        errors: live
+            .hosts
+            .iter()
+            .filter_map(|h| h.facts.as_ref().err())
+            .collect(),
+        result,
+        report,
+        ok,
+    };
+    if !any {
+        if a.json {
+            print_json(&doc("nothing_to_destroy", None, !errors))?;
+        } else {
+            print("\nNothing to destroy: no host was touched.\n")?;
+        }
+        return Ok(if errors { exit::ERROR } else { exit::OK });
+    }
+    if !confirm("\nDestroy these?", a.yes)? {
+        print("Destroy cancelled: no host was touched.\n")?;
+        return Ok(exit::ERROR);
+    }
+    let report = destroy::run(live, plans.clone(), &TermProgress::new()).await;
+    let ok = report.ok();
+    if a.json {
+        print_json(&doc("destroyed", Some(&report), ok))?;
+    } else {
+        print_report(&report)?;
+    }
+    Ok(if ok { exit::OK } else { exit::ERROR })
 }

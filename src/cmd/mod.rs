@@ -432,7 +432,47 @@ pub fn live_options(spec: &ClusterSpec, file: &Path, a: &LiveArgs) -> Result<Liv
         targets: a.targets.clone(),
         parallel: a.parallel.max(1),
         step_timeout: Duration::from_secs(a.step_timeout.max(1)),
+        lock: None,
     })
+}
+
+/// The cluster lock `command` (apply, destroy) takes: this operator
+/// (`$USER` at this machine), this process, now (UTC).
+pub fn lock_request(command: &str, wait_secs: u64, remove: bool) -> crate::apply::LockRequest {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    crate::apply::LockRequest {
+        owner: crate::apply::lock::owner(&user, &host, std::process::id(), command, &started),
+        wait_secs,
+        remove,
+    }
+}
+
+/// After gathering under the lock: tell what taking it found (stderr), and
+/// when another session holds it on any host, say who and stop before any
+/// change (an error: exit 1; the locks taken are released).
+pub async fn check_locks(live: crate::apply::Live, verb: &str) -> Result<crate::apply::Live> {
+    for n in &live.lock_notes {
+        eprintln!("warning: {}", crate::config::diag::terminal_safe(n));
+    }
+    let errors: Vec<String> = live
+        .lock_errors()
+        .iter()
+        .map(|e| format!("{}: {}", e.host, e.message))
+        .collect();
+    if errors.is_empty() {
+        return Ok(live);
+    }
+    live.close().await;
+    anyhow::bail!(
+        "{}\n{verb} stopped before any change: no host was touched",
+        crate::config::diag::terminal_safe(&errors.join("\n"))
+    )
 }
 
 /// Progress lines: indicatif on a terminal, plain lines on stderr otherwise

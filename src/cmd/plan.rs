@@ -1,6 +1,8 @@
 //! `lvsup plan`: offline (fresh hosts, no SSH) or against the hosts.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::{
@@ -25,6 +27,20 @@ pub struct PlanArgs {
     detailed_exitcode: bool,
     #[command(flatten)]
     live: LiveArgs,
+    /// Save the plan to PLANFILE (JSON, with the cluster file's and each
+    /// host's facts digest) for `lvsup apply PLANFILE`; overwritten if there.
+    /// Not with --offline: an offline plan has no facts to check
+    #[arg(
+        short = 'o',
+        long = "out",
+        value_name = "PLANFILE",
+        conflicts_with = "offline"
+    )]
+    out: Option<PathBuf>,
+    /// The binary apply will install on directors (default: this lvsup);
+    /// a saved plan records it
+    #[arg(long, value_name = "PATH")]
+    director_binary: Option<PathBuf>,
 }
 
 pub fn run(a: PlanArgs) -> Result<u8> {
@@ -46,10 +62,16 @@ pub fn run(a: PlanArgs) -> Result<u8> {
     }
     let opts = live_options(&spec, file, &a.live)?;
     runtime()?.block_on(async {
-        let binary = BinarySource::resolve(None)?;
+        let binary = BinarySource::resolve(a.director_binary.as_deref())?;
         let live = gather(&spec, file, &opts, Some(&binary), true).await?;
         let p = live_plan(&live);
         print_plan(&p, a.json)?;
+        if let Some(out) = &a.out {
+            if let Err(e) = save(&a, out, &live, &p, &binary) {
+                live.close().await;
+                return Err(e);
+            }
+        }
         if p.hosts.is_empty() && !p.errors.is_empty() {
             eprintln!(
                 "no host could be planned; `lvsup plan -f {} --offline` plans against fresh hosts",
@@ -59,6 +81,43 @@ pub fn run(a: PlanArgs) -> Result<u8> {
         live.close().await;
         Ok(plan_exit(&p, a.detailed_exitcode))
     })
+}
+
+/// `plan -o PLANFILE`: write the saved plan (not when a host could not be
+/// planned: applying it would skip that host silently).
+fn save(
+    a: &PlanArgs,
+    out: &std::path::Path,
+    live: &crate::apply::Live,
+    p: &Plan,
+    binary: &BinarySource,
+) -> Result<()> {
+    if !p.errors.is_empty() {
+        anyhow::bail!(
+            "the plan was not saved to {}: {} host(s) could not be planned",
+            out.display(),
+            p.errors.len()
+        );
+    }
+    let file = &a.file.file;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let s = crate::apply::saved::of(
+        live,
+        p,
+        &file.display().to_string(),
+        &bytes,
+        binary,
+        &a.live.targets,
+    );
+    let text = serde_json::to_string_pretty(&s)? + "\n";
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "Saved the plan to {}: `lvsup apply -f {} {}` applies exactly it (refused if a host or the file changed).",
+        out.display(),
+        file.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// The plan on stdout, as text (colored on a terminal) or JSON.

@@ -20,7 +20,9 @@ use crate::director::config::DirectorConfig;
 use crate::director::config::restart_needed;
 
 /// What a host has of the things lvsup manages. `Default` is a fresh host.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Serialized only into a saved plan's facts digest (`notes` left out:
+/// they are not state).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Observed {
     /// Path → content of the files lvsup manages that exist.
     pub files: BTreeMap<String, String>,
@@ -38,6 +40,7 @@ pub struct Observed {
     pub ipvs: Vec<VirtualService>,
     /// Facts worth showing with the host's plan that are not changes (e.g. a
     /// real server at weight 0 because its health checks fail).
+    #[serde(skip)]
     pub notes: Vec<String>,
 }
 

@@ -16,8 +16,10 @@ pub mod facts;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
-use tokio::io::AsyncWriteExt;
+use std::sync::Arc;
+
+use openssh::{ChildStdin, ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{ClusterSpec, HostKeyChecking};
 
@@ -167,7 +169,7 @@ impl Transport {
             .inspect_err(|e| tracing::debug!(destination, "ssh: {e}"))?;
         tracing::debug!(destination, "ssh: connected");
         Ok(Host {
-            session,
+            session: Arc::new(session),
             become_sudo: self.opts.become_sudo,
         })
     }
@@ -189,7 +191,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// One connected host.
 pub struct Host {
-    session: Session,
+    /// Shared with the processes [`Host::hold`] keeps running.
+    session: Arc<Session>,
     become_sudo: bool,
 }
 
@@ -289,8 +292,131 @@ impl Host {
             .map_err(|_| RemoteError::Timeout(limit))?
     }
 
+    /// Start `argv` (quoted words, through `sudo -n` when configured) and
+    /// keep it running: read its stdout until `ready` says it is complete
+    /// (then the process goes on, held by the returned [`Held`] until
+    /// [`Held::release`], or until this lvsup or its SSH connection ends),
+    /// or until it exits. `limit` bounds the wait for either.
+    pub async fn hold(
+        &self,
+        argv: &[String],
+        ready: impl Fn(&str) -> bool,
+        limit: Duration,
+    ) -> Result<Hold, RemoteError> {
+        let mut cmd = if self.become_sudo {
+            let mut c = Session::to_raw_command(self.session.clone(), "sudo");
+            c.raw_arg("-n");
+            c.raw_args(argv);
+            c
+        } else {
+            let mut c = Session::to_raw_command(self.session.clone(), &argv[0]);
+            c.raw_args(&argv[1..]);
+            c
+        };
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        tracing::debug!(argv = argv.join(" "), "ssh: hold");
+        let fut = async {
+            let mut child = cmd
+                .spawn()
+                .await
+                .map_err(|e| RemoteError::Ssh(error_chain(&e)))?;
+            let mut out = child
+                .stdout()
+                .take()
+                .ok_or_else(|| RemoteError::Ssh("no stdout".into()))?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = out.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                // host output is untrusted: a flood is an error, not memory
+                if buf.len() > 64 * 1024 {
+                    return Err(RemoteError::Ssh("too much output".into()));
+                }
+                let text = String::from_utf8_lossy(&buf);
+                if ready(&text) {
+                    let stdin = child.stdin().take();
+                    return Ok(Hold::Running(
+                        Box::new(Held { child, stdin }),
+                        text.into_owned(),
+                    ));
+                }
+            }
+            let stdout = String::from_utf8_lossy(&buf).into_owned();
+            let o = child
+                .wait_with_output()
+                .await
+                .map_err(|e| RemoteError::Ssh(error_chain(&e)))?;
+            Ok(Hold::Exited {
+                code: o.status.code().unwrap_or(-1),
+                stdout,
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            })
+        };
+        tokio::time::timeout(limit, fut)
+            .await
+            .map_err(|_| RemoteError::Timeout(limit))?
+    }
+
     pub async fn close(self) {
-        let _ = self.session.close().await;
+        // processes still held keep the session; they end with this lvsup
+        if let Ok(s) = Arc::try_unwrap(self.session) {
+            let _ = s.close().await;
+        }
+    }
+}
+
+/// What [`Host::hold`] got.
+pub enum Hold {
+    /// The process said it is ready and goes on running.
+    Running(Box<Held>, String),
+    /// The process ended before it was ready.
+    Exited {
+        code: i32,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+/// A remote process kept running (a lock held): it ends when
+/// [`Held::release`] writes its last word and closes its stdin, or when the
+/// SSH channel goes (this lvsup exits or is killed).
+pub struct Held {
+    child: openssh::Child<Arc<Session>>,
+    stdin: Option<ChildStdin>,
+}
+
+impl Held {
+    /// Write `word` to the process's stdin, close it and wait (up to
+    /// `limit`) for the process to end.
+    pub async fn release(mut self, word: &str, limit: Duration) -> Result<(), RemoteError> {
+        let fut = async {
+            if let Some(mut input) = self.stdin.take() {
+                input.write_all(word.as_bytes()).await?;
+                input.shutdown().await?;
+            }
+            let status = self
+                .child
+                .wait()
+                .await
+                .map_err(|e| RemoteError::Ssh(error_chain(&e)))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(RemoteError::Failed {
+                    code: status.code().unwrap_or(-1),
+                    stderr: "(releasing)".into(),
+                })
+            }
+        };
+        tokio::time::timeout(limit, fut)
+            .await
+            .map_err(|_| RemoteError::Timeout(limit))?
     }
 }
 
