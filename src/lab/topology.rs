@@ -65,6 +65,8 @@ pub struct LabHost {
     pub node: Node,
     /// Demo web server ports (real servers): one per TCP service, the real server's port.
     pub demo_ports: Vec<u16>,
+    /// Demo UDP responder ports (real servers): one per UDP service, the real server's port.
+    pub demo_udp_ports: Vec<u16>,
 }
 
 /// A network namespace with its links.
@@ -251,6 +253,7 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
                 links,
             },
             demo_ports: vec![],
+            demo_udp_ports: vec![],
         });
     }
     for r in &spec.real_servers {
@@ -260,14 +263,17 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
         } else {
             (&ext_bridge, &ext)
         };
-        let mut ports: Vec<u16> = spec
-            .services
-            .iter()
-            .filter(|s| s.protocol == Protocol::Tcp)
-            .map(|s| r.port_for(s))
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
+        let ports_of = |proto: Protocol| {
+            let mut ports: Vec<u16> = spec
+                .services
+                .iter()
+                .filter(|s| s.protocol == proto)
+                .map(|s| r.port_for(s))
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            ports
+        };
         hosts.push(LabHost {
             name: r.name.clone(),
             role: HostRole::RealServer,
@@ -283,7 +289,8 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
                     seg,
                 )],
             },
-            demo_ports: ports,
+            demo_ports: ports_of(Protocol::Tcp),
+            demo_udp_ports: ports_of(Protocol::Udp),
         });
     }
 
