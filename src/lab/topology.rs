@@ -369,6 +369,7 @@ mod tests {
         let app1 = t.host("app1").expect("app1");
         assert_eq!(app1.node.links[0].bridge, t.segments[1].bridge);
         assert_eq!(app1.demo_ports, [8080], "the real server's own port");
+        assert!(app1.demo_udp_ports.is_empty(), "no UDP service");
     }
 
     #[test]
@@ -379,6 +380,12 @@ mod tests {
         assert_eq!(t.segments[0].subnets.len(), 2);
         let rs2 = t.host("rs2").expect("rs2");
         assert_eq!(rs2.node.links[0].onlink, [net("192.168.0.0/24")]);
+        // The example's UDP service gets the demo UDP responder, its TCP
+        // service the web server; directors get neither.
+        assert_eq!(rs2.demo_ports, [80]);
+        assert_eq!(rs2.demo_udp_ports, [53]);
+        let dir1 = t.host("dir1").expect("dir1");
+        assert!(dir1.demo_ports.is_empty() && dir1.demo_udp_ports.is_empty());
         assert_eq!(
             t.segments[0].operator.len(),
             2,
