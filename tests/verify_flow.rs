@@ -753,3 +753,58 @@ fn udp_replies_that_disagree_with_the_counters_fail() {
         "{text}"
     );
 }
+
+/// A cluster with a TCP and a UDP service: the director failover is timed on
+/// both (one stop, two timelines), each with its own row; the UDP one fails
+/// when its datagrams go unanswered while the TCP one passes.
+#[test]
+fn director_failover_times_the_udp_service_too() {
+    for answering in [true, false] {
+        let (mut spec, st) = cluster(true);
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let mut udp = spec.services[0].clone();
+        udp.port = sock.local_addr().expect("addr").port();
+        udp.protocol = config::Protocol::Udp;
+        udp.scheduler = "rr".into();
+        udp.persistence = None;
+        udp.health.check = config::Check::None;
+        let label = udp.label(spec.vip);
+        spec.services.push(udp);
+        if answering {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while let Ok((_, peer)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(b"node1\n", peer);
+                }
+            });
+        } else {
+            drop(sock);
+        }
+        let r = run(&spec, &st, &Options::default());
+        let text = r.render_text();
+        eprintln!("{text}");
+        let d: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| c.check == "director-failover")
+            .collect();
+        assert_eq!(d.len(), 2, "{text}");
+        assert_eq!(d[0].subject, "lvs191 → lvs192 (planned stop)");
+        assert_eq!(d[0].result, Outcome::Pass, "{text}");
+        assert_eq!(
+            d[1].subject,
+            format!("lvs191 → lvs192 (planned stop, {label})")
+        );
+        assert!(d[1].figures["probes"] > 50, "{text}");
+        if answering {
+            assert_eq!(d[1].result, Outcome::Pass, "{text}");
+            assert_eq!(d[1].figures["failed_probes"], 0, "{text}");
+        } else {
+            assert_eq!(d[1].result, Outcome::Fail, "{text}");
+            assert_eq!(d[1].figures["failed_probes"], d[1].figures["probes"]);
+        }
+        let st = st.lock().expect("state");
+        assert_eq!(st.holder.as_deref(), Some("lvs191"));
+        assert!(st.running.values().all(|r| *r));
+    }
+}

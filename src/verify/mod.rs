@@ -799,10 +799,28 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         .push(master, &recover_cmd, &format!("{recover_cmd} on {master}"));
     let t0 = Instant::now();
     let prober = Prober::start(addr, kind.clone(), t0, ProberLimits::default());
+    // The same failover seen by a UDP service's datagrams too, when the
+    // timeline above is a TCP one (its own row: UDP needs no handshake and
+    // has its own IPVS entries).
+    let also_udp = spec
+        .services
+        .iter()
+        .find(|s| s.protocol == Protocol::Udp && svc.protocol != Protocol::Udp);
+    let uprober = also_udp.map(|u| {
+        Prober::start(
+            vip_addr(spec, u),
+            ProbeKind::Udp,
+            t0,
+            ProberLimits::default(),
+        )
+    });
     sleep_ms(200).await;
     let t_stop = ms_since(t0);
     if let Err(e) = cx.sh(master, &fail_cmd).await {
         let _ = prober.finish().await;
+        if let Some(u) = uprober {
+            let _ = u.finish().await;
+        }
         // Whatever happened, put it back now.
         if cx.sh(master, &recover_cmd).await.is_ok() {
             cx.undo.done(undo_id);
@@ -843,21 +861,32 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         .ok()
         .and_then(|o| facts::parse_vrrp_state(&o));
     sleep_ms(1000).await;
-    let timeline: Vec<analysis::ProbeResult> = prober
-        .finish()
-        .await
-        .into_iter()
-        .filter(|p| p.at_ms >= t_stop)
-        .map(|p| analysis::ProbeResult {
-            at_ms: p.at_ms - t_stop,
-            ok: p.ok,
-        })
-        .collect();
-    let outage = analysis::outage(&timeline);
+    let since_stop = |t: Vec<analysis::ProbeResult>| -> Vec<analysis::ProbeResult> {
+        t.into_iter()
+            .filter(|p| p.at_ms >= t_stop)
+            .map(|p| analysis::ProbeResult {
+                at_ms: p.at_ms - t_stop,
+                ok: p.ok,
+            })
+            .collect()
+    };
+    let outage = analysis::outage(&since_stop(prober.finish().await));
+    let uoutage = match uprober {
+        Some(u) => Some(analysis::outage(&since_stop(u.finish().await))),
+        None => None,
+    };
 
     // Start (resume) it again and watch where the VIP goes.
     let t1 = Instant::now();
     let prober2 = Prober::start(addr, kind.clone(), t1, ProberLimits::default());
+    let uprober2 = also_udp.map(|u| {
+        Prober::start(
+            vip_addr(spec, u),
+            ProbeKind::Udp,
+            t1,
+            ProberLimits::default(),
+        )
+    });
     let start_res = cx.sh(master, &recover_cmd).await;
     if start_res.is_ok() {
         cx.undo.done(undo_id);
@@ -889,40 +918,59 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
     };
     sleep_ms(500).await;
     let failback = analysis::outage(&prober2.finish().await);
-    let mut v = analysis::analyse_director_failover(&DirectorFailover {
-        mode,
-        master: master.into(),
-        backup: backup.clone(),
-        holder_after_stop: after_stop,
-        outage,
-        takeover_ms,
-        advert_ms,
-        backup_priority,
-        holder_after_start: after_start.clone(),
-        preempt: spec.preempt,
-        preferred: preferred.clone(),
-        backup_state,
-    });
-    if let Err(e) = start_res {
-        v.fail_with(format!("cannot {recover_cmd} on {master} again: {e}"));
+    let ufailback = match uprober2 {
+        Some(u) => Some(analysis::outage(&u.finish().await)),
+        None => None,
+    };
+    let make_row = |subject: &str, outage: analysis::Outage, failback: analysis::Outage| {
+        let mut v = analysis::analyse_director_failover(&DirectorFailover {
+            mode,
+            master: master.into(),
+            backup: backup.clone(),
+            holder_after_stop: after_stop.clone(),
+            outage,
+            takeover_ms,
+            advert_ms,
+            backup_priority,
+            holder_after_start: after_start.clone(),
+            preempt: spec.preempt,
+            preferred: preferred.clone(),
+            backup_state: backup_state.clone(),
+        });
+        if let Err(e) = &start_res {
+            v.fail_with(format!("cannot {recover_cmd} on {master} again: {e}"));
+        }
+        let mut row = CheckRow::from_verdict("director-failover", subject, v)
+            .figure("gap_ms", outage.longest_gap_ms)
+            .figure("failed_probes", u64::from(outage.failed))
+            .figure("probes", u64::from(outage.probes))
+            .figure("failback_gap_ms", failback.longest_gap_ms)
+            .figure("failback_failed_probes", u64::from(failback.failed));
+        if let Some(t) = takeover_ms {
+            row = row.figure("takeover_ms", t);
+        }
+        if mode == FailoverMode::Crash {
+            row = row.figure(
+                "gap_limit_ms",
+                analysis::crash_gap_limit_ms(advert_ms, backup_priority),
+            );
+        }
+        row.measured
+            .push_str(&format!("; failback {}", failback.describe()));
+        row
+    };
+    let mut rows = vec![make_row(&subject, outage, failback)];
+    if let (Some(u), Some(o), Some(f)) = (also_udp, uoutage, ufailback) {
+        rows.push(make_row(
+            &format!(
+                "{master} → {backup} ({}, {})",
+                mode.as_str(),
+                u.label(spec.vip)
+            ),
+            o,
+            f,
+        ));
     }
-    let mut row = CheckRow::from_verdict("director-failover", &subject, v)
-        .figure("gap_ms", outage.longest_gap_ms)
-        .figure("failed_probes", u64::from(outage.failed))
-        .figure("probes", u64::from(outage.probes))
-        .figure("failback_gap_ms", failback.longest_gap_ms)
-        .figure("failback_failed_probes", u64::from(failback.failed));
-    if let Some(t) = takeover_ms {
-        row = row.figure("takeover_ms", t);
-    }
-    if mode == FailoverMode::Crash {
-        row = row.figure(
-            "gap_limit_ms",
-            analysis::crash_gap_limit_ms(advert_ms, backup_priority),
-        );
-    }
-    row.measured
-        .push_str(&format!("; failback {}", failback.describe()));
 
     // The VIP left on the backup (preempt = false): hand it back so the
     // cluster is as verify found it (stop the backup's daemon until the
@@ -944,17 +992,21 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         if started {
             cx.undo.done(id);
         }
-        if !restored {
-            row.result = report::Outcome::Fail;
-            row.reasons.push(format!(
-                "could not hand the VIP back to {master} (preempt = false): it is on {backup} now"
-            ));
-        } else {
-            row.measured
-                .push_str(&format!("; VIP handed back to {master}"));
+        for row in &mut rows {
+            if !restored {
+                row.result = report::Outcome::Fail;
+                row.reasons.push(format!(
+                    "could not hand the VIP back to {master} (preempt = false): it is on {backup} now"
+                ));
+            } else {
+                row.measured
+                    .push_str(&format!("; VIP handed back to {master}"));
+            }
         }
     }
-    cx.add(row);
+    for row in rows {
+        cx.add(row);
+    }
 }
 
 async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
