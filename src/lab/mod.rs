@@ -1104,6 +1104,43 @@ pub fn describe(state: &LabState, elapsed: Duration) -> String {
 mod tests {
     use super::shell_quote;
 
+    /// A real server of the TUN example (a TCP and a UDP service) gets the
+    /// web server on 80 and the UDP responder on 53, enabled; a director
+    /// neither.
+    #[test]
+    fn real_servers_get_the_demo_web_server_and_udp_responder() {
+        let path = format!("{}/examples/tun.toml", env!("CARGO_MANIFEST_DIR"));
+        let spec = crate::config::load(std::path::Path::new(&path)).expect("example");
+        let t = super::topology::topology(&spec).expect("topology");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("hostkey");
+        std::fs::write(&key, "k").expect("key");
+        std::fs::write(key.with_extension("pub"), "k.pub").expect("key.pub");
+        for h in &t.hosts {
+            let root = dir.path().join(&h.name);
+            super::provision(&root, h, "", "", &key).expect("provision");
+            let wants = root.join("etc/systemd/system/multi-user.target.wants");
+            let rs = h.name.starts_with("rs");
+            assert_eq!(wants.join("lvsup-lab-demo@80.service").is_symlink(), rs);
+            assert_eq!(wants.join("lvsup-lab-udp@53.service").is_symlink(), rs);
+            if rs {
+                let unit =
+                    std::fs::read_to_string(root.join("etc/systemd/system/lvsup-lab-udp@.service"))
+                        .expect("unit");
+                assert!(
+                    unit.contains("ExecStart=/usr/bin/python3 /srv/lvsup-lab/udp-responder.py %i"),
+                    "{unit}"
+                );
+                let script = std::fs::read_to_string(root.join("srv/lvsup-lab/udp-responder.py"))
+                    .expect("script");
+                assert_eq!(script, super::UDP_RESPONDER);
+                let name =
+                    std::fs::read_to_string(root.join("srv/lvsup-lab/index.html")).expect("name");
+                assert_eq!(name, format!("{}\n", h.name));
+            }
+        }
+    }
+
     #[test]
     fn shell_quote_keeps_argv_intact() {
         assert_eq!(shell_quote("plain-arg_1.0/x=y"), "plain-arg_1.0/x=y");
