@@ -6,7 +6,8 @@
 //!
 //! For each example: `lab up`; every host answers SSH at its address with its
 //! own pinned host key and its own filesystem; systemd runs on each; the demo
-//! server answers on every real server; the client reaches what the topology
+//! server answers on every real server (and the demo UDP responder on the UDP
+//! service ports); the client reaches what the topology
 //! says; `lab down` leaves no namespace, link, mount or process behind.
 
 use std::path::Path;
@@ -73,6 +74,40 @@ fn hosts(file: &str) -> (String, Vec<Host>, Vec<(String, u16)>, String) {
         })
         .collect();
     (spec.name.clone(), hosts, demo, t.id.clone())
+}
+
+/// The demo UDP responders: (address, port) of every real server's UDP service port.
+fn udp_demo(file: &str) -> Vec<(String, u16)> {
+    let spec = lvsup::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t = lvsup::lab::topology(&spec).expect("topology");
+    t.hosts
+        .iter()
+        .flat_map(|h| {
+            h.demo_udp_ports
+                .iter()
+                .map(move |p| (h.address.to_string(), *p))
+        })
+        .collect()
+}
+
+/// One datagram to `addr:port` from the operator; the reply's text (three
+/// tries, 3 s each: UDP has no retransmission of its own).
+fn udp_ask(addr: &str, port: u16) -> Result<String, String> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    s.connect((addr, port)).map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for _ in 0..3 {
+        s.send(b"lab").map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 256];
+        match s.recv(&mut buf) {
+            Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
 }
 
 /// Nothing of the lab is left: namespaces, links, mounts, processes.
@@ -188,6 +223,20 @@ fn lab_example(file: &str) {
         );
         let h = hosts.iter().find(|h| &h.address == addr).expect("host");
         assert_eq!(body.trim(), h.name);
+    }
+
+    // The demo UDP responder answers each datagram with the host's name.
+    let udp = udp_demo(file);
+    if file.contains("tun") {
+        assert!(!udp.is_empty(), "the TUN example has a UDP service");
+    }
+    for (addr, port) in &udp {
+        let h = hosts.iter().find(|h| &h.address == addr).expect("host");
+        assert_eq!(
+            udp_ask(addr, *port).as_deref(),
+            Ok(h.name.as_str()),
+            "UDP {addr}:{port}"
+        );
     }
 
     // The client: reaches the real servers in DR/TUN; in NAT only the directors' external side.

@@ -1235,3 +1235,28 @@ fn planned_stop_allows_at_most_one_failed_probe() {
     // A planned stop with a 59.9 s outage fails too, whatever the crash bound.
     assert!(!analyse_director_failover(&stop(5990, 59_900)).passed);
 }
+
+/// UDP: replies that name the servers agree with the counters, or fail
+/// with the numbers; replies that name no server are not compared.
+#[test]
+fn udp_replies_are_compared_with_the_counters() {
+    let dests = vec![d("rs1", 1, Some(1), 50), d("rs2", 1, Some(1), 50)];
+    let agree = BTreeMap::from([("rs1".to_string(), 50), ("rs2".to_string(), 50)]);
+    assert_eq!(replies_vs_counters(&agree, &dests), Some(vec![]));
+    assert_eq!(describe_replies(&agree), "rs1 ×50, rs2 ×50");
+    let skewed = BTreeMap::from([("rs1".to_string(), 100)]);
+    assert_eq!(
+        replies_vs_counters(&skewed, &dests),
+        Some(vec![
+            "rs1 answered 100 datagrams but the director scheduled 50 to it".to_string(),
+            "rs2 answered 0 datagrams but the director scheduled 50 to it".to_string(),
+        ])
+    );
+    let other = BTreeMap::from([("rs1".to_string(), 50), ("pong".to_string(), 50)]);
+    assert_eq!(replies_vs_counters(&other, &dests), None);
+    assert_eq!(replies_vs_counters(&BTreeMap::new(), &dests), None);
+    assert_eq!(
+        describe_replies(&BTreeMap::from([(String::new(), 3)])),
+        "(empty) ×3"
+    );
+}

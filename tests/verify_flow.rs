@@ -3,10 +3,12 @@
 //! prohibit routes) from a small state machine, and a VIP on 127.0.0.1 whose
 //! listener plays the IPVS round robin into the fake's counters. Proves the
 //! order of the steps, the measured figures, that the cluster is put back as
-//! found, and that broken clusters fail with their reason. Loopback only.
+//! found, and that broken clusters fail with their reason. A UDP variant
+//! answers datagrams on 127.0.0.1 with the scheduled server's name.
+//! Loopback only.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use lvsup::config::{self, ClusterSpec};
@@ -40,6 +42,9 @@ struct State {
     /// The table reports each destination's entries (all inactive: the
     /// connections are closed) as `active_conns`/`inact_conns`.
     loads: bool,
+    /// UDP responder: answer every datagram with the first server's name,
+    /// whichever server the fake director scheduled it to.
+    udp_reply_first: bool,
 }
 
 struct Fake {
@@ -207,7 +212,8 @@ impl HostExec for Fake {
                     })
                     .collect();
                 return ok(format!(
-                    r#"{{"version":"1.2.1","conn_tab_size":4096,"services":[{{"id":{{"kind":"addr","protocol":"tcp","addr":"{}:{}"}},"scheduler":"{}","destinations":[{}]}}]}}"#,
+                    r#"{{"version":"1.2.1","conn_tab_size":4096,"services":[{{"id":{{"kind":"addr","protocol":"{}","addr":"{}:{}"}},"scheduler":"{}","destinations":[{}]}}]}}"#,
+                    svc.protocol.as_str(),
                     spec.vip,
                     svc.port,
                     svc.scheduler,
@@ -260,6 +266,46 @@ fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
                 st.conns[i] += 1;
             }
             drop(c);
+        }
+    });
+    (spec, st)
+}
+
+/// The DR example turned into one UDP service (`check = "none"`, rr) on
+/// 127.0.0.1:<free port>. With `responder`, a thread answers each datagram
+/// with the name of the real server the fake director scheduled it to (round
+/// robin, counted in the fake's counters); without, the port is closed
+/// (loopback answers with ICMP port unreachable).
+fn udp_cluster(responder: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
+    let (mut spec, st) = cluster(true);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let svc = &mut spec.services[0];
+    svc.port = sock.local_addr().expect("addr").port();
+    svc.protocol = config::Protocol::Udp;
+    svc.scheduler = "rr".into();
+    svc.persistence = None;
+    svc.health.check = config::Check::None;
+    if !responder {
+        drop(sock);
+        return (spec, st);
+    }
+    let names: Vec<String> = spec.real_servers.iter().map(|r| r.name.clone()).collect();
+    let st2 = st.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((_, peer)) = sock.recv_from(&mut buf) {
+            let reply = {
+                let mut st = st2.lock().expect("state");
+                let i = st.next % names.len();
+                st.next += 1;
+                st.conns[i] += 1;
+                if st.udp_reply_first {
+                    names[0].clone()
+                } else {
+                    names[i].clone()
+                }
+            };
+            let _ = sock.send_to(format!("{reply}\n").as_bytes(), peer);
         }
     });
     (spec, st)
@@ -611,4 +657,154 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     let s = row(&r, "scheduling");
     assert_eq!(s.result, Outcome::Skip, "{}", r.render_text());
     assert!(s.reasons[0].contains("no active/inactive connection counts"));
+}
+
+/// A UDP service: reachability (every datagram answered, the replies named),
+/// scheduling (rr from the counters, every reply naming the server the
+/// counters say), the director failover timeline on the UDP service (the
+/// cluster has no TCP one); the real-server failover cannot be made with
+/// `check = "none"`: SKIP with the reason, never PASS.
+#[test]
+fn udp_service_is_probed_scheduled_and_failed_over() {
+    let (spec, st) = udp_cluster(true);
+    let r = run(&spec, &st, &Options::default());
+    let text = r.render_text();
+    eprintln!("{text}");
+    assert!(r.passed, "{text}");
+    let a = row(&r, "reachability");
+    assert_eq!(a.result, Outcome::Pass, "{text}");
+    assert!(a.subject.starts_with("UDP 127.0.0.1:"), "{text}");
+    assert_eq!(a.figures["answered"], 10, "{text}");
+    assert!(a.measured.contains("replies: node1 ×5, node2 ×5"), "{text}");
+    let s = row(&r, "scheduling");
+    assert_eq!(s.result, Outcome::Pass, "{text}");
+    assert_eq!(s.figures["accepted"], 100, "{text}");
+    assert_eq!(s.figures["counted"], 100, "{text}");
+    assert!(
+        s.measured
+            .contains("replies: node1 ×50, node2 ×50 (agree with the counters)"),
+        "{text}"
+    );
+    let d = row(&r, "director-failover");
+    assert_eq!(d.result, Outcome::Pass, "{text}");
+    assert!(d.figures["probes"] > 50, "{text}");
+    assert_eq!(d.figures["failed_probes"], 0, "{text}");
+    let f = row(&r, "real-server-failover");
+    assert_eq!(f.result, Outcome::Skip, "{text}");
+    assert!(
+        f.reasons[0].contains("no service with a health check"),
+        "{text}"
+    );
+    let st = st.lock().expect("state");
+    assert_eq!(st.holder.as_deref(), Some("lvs191"));
+    assert!(st.running.values().all(|r| *r));
+}
+
+/// No UDP responder: reachability and scheduling fail with the numbers and
+/// the reason (the datagrams were refused), and the director failover,
+/// whose timeline never sees an answer, does not pass either.
+#[test]
+fn udp_without_a_responder_fails_with_the_numbers() {
+    let (spec, st) = udp_cluster(false);
+    let r = run(&spec, &st, &Options::default());
+    let text = r.render_text();
+    eprintln!("{text}");
+    assert!(!r.passed, "{text}");
+    let a = row(&r, "reachability");
+    assert_eq!(a.result, Outcome::Fail, "{text}");
+    assert_eq!(a.figures["answered"], 0, "{text}");
+    assert!(
+        a.reasons[0].contains("10 of 10 UDP datagrams failed (recv: "),
+        "{text}"
+    );
+    let s = row(&r, "scheduling");
+    assert_eq!(s.result, Outcome::Fail, "{text}");
+    assert_eq!(s.figures["accepted"], 0, "{text}");
+    assert_ne!(row(&r, "director-failover").result, Outcome::Pass, "{text}");
+}
+
+/// Replies that name another server than the one the director scheduled the
+/// datagram to: the counters alone would pass rr; the replies fail it.
+#[test]
+fn udp_replies_that_disagree_with_the_counters_fail() {
+    let (spec, st) = udp_cluster(true);
+    st.lock().expect("state").udp_reply_first = true;
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    let text = r.render_text();
+    let s = row(&r, "scheduling");
+    assert_eq!(s.result, Outcome::Fail, "{text}");
+    assert!(
+        s.reasons
+            .iter()
+            .any(|x| x == "node1 answered 100 datagrams but the director scheduled 50 to it"),
+        "{text}"
+    );
+    assert!(
+        s.reasons
+            .iter()
+            .any(|x| x == "node2 answered 0 datagrams but the director scheduled 50 to it"),
+        "{text}"
+    );
+}
+
+/// A cluster with a TCP and a UDP service: the director failover is timed on
+/// both (one stop, two timelines), each with its own row; the UDP one fails
+/// when its datagrams go unanswered while the TCP one passes.
+#[test]
+fn director_failover_times_the_udp_service_too() {
+    for answering in [true, false] {
+        let (mut spec, st) = cluster(true);
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let mut udp = spec.services[0].clone();
+        udp.port = sock.local_addr().expect("addr").port();
+        udp.protocol = config::Protocol::Udp;
+        udp.scheduler = "rr".into();
+        udp.persistence = None;
+        udp.health.check = config::Check::None;
+        let label = udp.label(spec.vip);
+        spec.services.push(udp);
+        if answering {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while let Ok((_, peer)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(b"node1\n", peer);
+                }
+            });
+        } else {
+            drop(sock);
+        }
+        let r = run(&spec, &st, &Options::default());
+        let text = r.render_text();
+        eprintln!("{text}");
+        let d: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| c.check == "director-failover")
+            .collect();
+        assert_eq!(d.len(), 2, "{text}");
+        assert_eq!(d[0].subject, "lvs191 → lvs192 (planned stop)");
+        assert_eq!(d[0].result, Outcome::Pass, "{text}");
+        assert_eq!(
+            d[1].subject,
+            format!("lvs191 → lvs192 (planned stop, {label})")
+        );
+        assert!(d[1].figures["probes"] > 50, "{text}");
+        if answering {
+            assert_eq!(d[1].result, Outcome::Pass, "{text}");
+            assert_eq!(d[1].figures["failed_probes"], 0, "{text}");
+        } else {
+            assert_eq!(d[1].result, Outcome::Fail, "{text}");
+            assert_eq!(d[1].figures["failed_probes"], d[1].figures["probes"]);
+        }
+        let st = st.lock().expect("state");
+        assert_eq!(st.holder.as_deref(), Some("lvs191"));
+        assert!(st.running.values().all(|r| *r));
+    }
 }

@@ -1,8 +1,8 @@
-//! verify's probes against listeners on 127.0.0.1 (loopback only): TCP and
-//! HTTP verdicts, failure wording, the 10 ms timeline prober and its bounds.
+//! verify's probes against listeners on 127.0.0.1 (loopback only): TCP, HTTP
+//! and UDP verdicts, failure wording, the 10 ms timeline prober and its bounds.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
 use lvsup::verify::analysis::outage;
@@ -163,4 +163,139 @@ fn batch_avoiding_uses_no_avoided_port() {
         .map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("accepted"))
         .collect();
     assert!(ports.iter().all(|p| !avoid.contains(p)), "{ports:?}");
+}
+
+/// A UDP responder on 127.0.0.1 answering every datagram with `name`
+/// (`None`: it reads them and never answers); each sender's port is sent on
+/// the channel.
+fn udp_responder(name: Option<&'static str>) -> (SocketAddr, std::sync::mpsc::Receiver<u16>) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let addr = s.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = s.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], lvsup::verify::probe::UDP_PAYLOAD);
+            let _ = tx.send(peer.port());
+            if let Some(name) = name {
+                let _ = s.send_to(format!("{name}\n").as_bytes(), peer);
+            }
+        }
+    });
+    (addr, rx)
+}
+
+fn closed_udp_port() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    s.local_addr().expect("addr")
+}
+
+#[test]
+fn udp_probe_is_answered_and_the_reply_names_the_server() {
+    let rt = rt();
+    let (ok, _ports) = udp_responder(Some("rs1"));
+    let t = Duration::from_secs(2);
+    rt.block_on(async {
+        assert_eq!(probe_once(ok, &ProbeKind::Udp, t).await, Ok(()));
+        let b = batch(ok, &ProbeKind::Udp, 10, t).await;
+        assert_eq!((b.sent, b.ok, b.first_error.clone()), (10, 10, None));
+        assert_eq!(
+            b.replies,
+            std::collections::BTreeMap::from([("rs1".to_string(), 10)])
+        );
+    });
+}
+
+/// Nothing listening: every datagram is refused (ICMP port unreachable on
+/// loopback), the batch says how many and why.
+#[test]
+fn udp_without_a_responder_fails_with_the_numbers() {
+    let rt = rt();
+    let t = Duration::from_secs(2);
+    let addr = closed_udp_port();
+    rt.block_on(async {
+        let r = probe_once(addr, &ProbeKind::Udp, t).await;
+        assert!(r.as_ref().is_err_and(|e| e.starts_with("recv: ")), "{r:?}");
+        let b = batch(addr, &ProbeKind::Udp, 5, t).await;
+        assert_eq!((b.sent, b.ok), (5, 0));
+        assert!(b.replies.is_empty());
+        assert!(
+            b.first_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("recv: ")),
+            "{b:?}"
+        );
+        let v = lvsup::verify::analysis::check_answers(
+            "UDP 127.0.0.1",
+            b.sent,
+            b.ok,
+            ProbeKind::Udp.describe(),
+            b.first_error.as_deref(),
+        );
+        assert!(!v.passed);
+        assert_eq!(v.measured, "0/5 answered");
+        assert!(
+            v.reasons[0].starts_with("UDP 127.0.0.1: 5 of 5 UDP datagrams failed (recv: "),
+            "{v:?}"
+        );
+    });
+}
+
+/// A responder that reads but never answers: the probe times out.
+#[test]
+fn udp_probe_times_out_without_a_reply() {
+    let rt = rt();
+    let (silent, ports) = udp_responder(None);
+    let r = rt.block_on(probe_once(
+        silent,
+        &ProbeKind::Udp,
+        Duration::from_millis(200),
+    ));
+    assert_eq!(r, Err("no answer within 200 ms".into()));
+    // The datagram did arrive: the timeout is about the reply.
+    ports
+        .recv_timeout(Duration::from_secs(2))
+        .expect("datagram received");
+}
+
+/// UDP scheduling batch: each datagram from a new source port outside
+/// `avoid` (a port with an IPVS UDP entry would follow the entry).
+#[test]
+fn udp_batch_avoiding_uses_new_ports_outside_avoid() {
+    let (addr, rx) = udp_responder(Some("rs2"));
+    let avoid: std::collections::HashSet<u16> = (32768..60000).collect();
+    let b = rt().block_on(lvsup::verify::probe::batch_avoiding(
+        addr,
+        &ProbeKind::Udp,
+        20,
+        Duration::from_secs(2),
+        &avoid,
+    ));
+    assert_eq!((b.sent, b.ok), (20, 20), "{:?}", b.first_error);
+    assert_eq!(b.replies.get("rs2"), Some(&20));
+    let ports: Vec<u16> = (0..20)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("received"))
+        .collect();
+    assert!(ports.iter().all(|p| !avoid.contains(p)), "{ports:?}");
+    let distinct: std::collections::HashSet<&u16> = ports.iter().collect();
+    assert_eq!(distinct.len(), 20, "{ports:?}");
+}
+
+/// The timeline prober works on UDP too (the director failover of a
+/// UDP-only cluster): answered while the responder runs.
+#[test]
+fn udp_timeline_probes() {
+    let rt = rt();
+    let (ok, _ports) = udp_responder(Some("rs1"));
+    let lim = ProberLimits {
+        max_probes: 10,
+        ..ProberLimits::default()
+    };
+    let timeline = rt.block_on(async {
+        let p = Prober::start(ok, ProbeKind::Udp, Instant::now(), lim);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        p.finish().await
+    });
+    assert_eq!(timeline.len(), 10);
+    assert!(timeline.iter().all(|p| p.ok), "{timeline:?}");
 }

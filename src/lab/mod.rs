@@ -9,9 +9,9 @@
 //! prepared from outside before it boots (veth into the lab bridges, its
 //! addresses from the file), and runs sshd with its own ed25519 host key,
 //! generated here and pinned in the lab's `known_hosts`. Real servers run a
-//! demo web server (busybox httpd) on every TCP service port answering with
-//! the host's name. The machine running lvsup is the operator: it has
-//! addresses on the lab bridges and reaches every host over SSH with the lab
+//! demo web server (busybox httpd) on every TCP service port and a demo UDP
+//! responder on every UDP service port, both answering with the host's name.
+//! The machine running lvsup is the operator: it has addresses on the lab bridges and reaches every host over SSH with the lab
 //! key; a separate client namespace reaches the VIP as a client would.
 //!
 //! This module drives `ip`, `mount`, `ssh-keygen`, `ssh` and `systemd-nspawn`
@@ -570,13 +570,15 @@ fn provision(
     for unit in MASKED {
         symlink(root, &format!("/etc/systemd/system/{unit}"), "/dev/null")?;
     }
-    if !h.demo_ports.is_empty() {
+    if !h.demo_ports.is_empty() || !h.demo_udp_ports.is_empty() {
         write(
             root,
             "/srv/lvsup-lab/index.html",
             &format!("{}\n", h.name),
             0o644,
         )?;
+    }
+    if !h.demo_ports.is_empty() {
         write(
             root,
             "/etc/systemd/system/lvsup-lab-demo@.service",
@@ -593,8 +595,60 @@ fn provision(
             )?;
         }
     }
+    if !h.demo_udp_ports.is_empty() {
+        write(root, UDP_RESPONDER_PATH, UDP_RESPONDER, 0o644)?;
+        write(
+            root,
+            "/etc/systemd/system/lvsup-lab-udp@.service",
+            &format!(
+                "[Unit]\nDescription=lvsup lab demo UDP responder on port %i (answers with the host name)\n\
+                 After=network.target\n\n[Service]\nExecStart=/usr/bin/python3 {UDP_RESPONDER_PATH} %i\n\
+                 Restart=always\n\n[Install]\nWantedBy=multi-user.target\n"
+            ),
+            0o644,
+        )?;
+        for p in &h.demo_udp_ports {
+            symlink(
+                root,
+                &format!("/etc/systemd/system/multi-user.target.wants/lvsup-lab-udp@{p}.service"),
+                "/etc/systemd/system/lvsup-lab-udp@.service",
+            )?;
+        }
+    }
     Ok(())
 }
+
+/// Where the lab puts [`UDP_RESPONDER`] on a real server.
+const UDP_RESPONDER_PATH: &str = "/srv/lvsup-lab/udp-responder.py";
+
+/// The demo UDP responder of the lab's real servers: every datagram is
+/// answered with the host's name (the file busybox httpd serves). Busybox has
+/// no UDP server applet that answers (its `nc -u -l` serves one peer and
+/// exits), and the base image has python3-minimal, so a few lines of Python
+/// it is. The reply leaves from the address the datagram was sent to
+/// (IP_PKTINFO): a DR or TUN real server must answer from the VIP, not from
+/// the address the kernel would pick for a socket bound to 0.0.0.0.
+pub const UDP_RESPONDER: &str = r#"# lvsup lab demo UDP responder: answers every datagram with this host's name.
+import socket, struct, sys
+port = int(sys.argv[1])
+with open("/srv/lvsup-lab/index.html", "rb") as f:
+    name = f.read()
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+s.bind(("0.0.0.0", port))
+while True:
+    data, anc, flags, peer = s.recvmsg(2048, socket.CMSG_SPACE(12))
+    src = []
+    for level, kind, d in anc:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(d) >= 12:
+            _, _, dst = struct.unpack("=i4s4s", d[:12])
+            src = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=i4s4s", 0, dst, bytes(4)))]
+    try:
+        s.sendmsg([name], src, 0, peer)
+    except OSError:
+        pass
+"#;
 
 /// The name a launcher process carries as `$0`, so `lab down` finds it by scanning /proc.
 fn launcher_tag(machine: &str) -> String {
@@ -1049,6 +1103,43 @@ pub fn describe(state: &LabState, elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::shell_quote;
+
+    /// A real server of the TUN example (a TCP and a UDP service) gets the
+    /// web server on 80 and the UDP responder on 53, enabled; a director
+    /// neither.
+    #[test]
+    fn real_servers_get_the_demo_web_server_and_udp_responder() {
+        let path = format!("{}/examples/tun.toml", env!("CARGO_MANIFEST_DIR"));
+        let spec = crate::config::load(std::path::Path::new(&path)).expect("example");
+        let t = super::topology::topology(&spec).expect("topology");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("hostkey");
+        std::fs::write(&key, "k").expect("key");
+        std::fs::write(key.with_extension("pub"), "k.pub").expect("key.pub");
+        for h in &t.hosts {
+            let root = dir.path().join(&h.name);
+            super::provision(&root, h, "", "", &key).expect("provision");
+            let wants = root.join("etc/systemd/system/multi-user.target.wants");
+            let rs = h.name.starts_with("rs");
+            assert_eq!(wants.join("lvsup-lab-demo@80.service").is_symlink(), rs);
+            assert_eq!(wants.join("lvsup-lab-udp@53.service").is_symlink(), rs);
+            if rs {
+                let unit =
+                    std::fs::read_to_string(root.join("etc/systemd/system/lvsup-lab-udp@.service"))
+                        .expect("unit");
+                assert!(
+                    unit.contains("ExecStart=/usr/bin/python3 /srv/lvsup-lab/udp-responder.py %i"),
+                    "{unit}"
+                );
+                let script = std::fs::read_to_string(root.join("srv/lvsup-lab/udp-responder.py"))
+                    .expect("script");
+                assert_eq!(script, super::UDP_RESPONDER);
+                let name =
+                    std::fs::read_to_string(root.join("srv/lvsup-lab/index.html")).expect("name");
+                assert_eq!(name, format!("{}\n", h.name));
+            }
+        }
+    }
 
     #[test]
     fn shell_quote_keeps_argv_intact() {

@@ -65,6 +65,8 @@ pub struct LabHost {
     pub node: Node,
     /// Demo web server ports (real servers): one per TCP service, the real server's port.
     pub demo_ports: Vec<u16>,
+    /// Demo UDP responder ports (real servers): one per UDP service, the real server's port.
+    pub demo_udp_ports: Vec<u16>,
 }
 
 /// A network namespace with its links.
@@ -251,6 +253,7 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
                 links,
             },
             demo_ports: vec![],
+            demo_udp_ports: vec![],
         });
     }
     for r in &spec.real_servers {
@@ -260,14 +263,17 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
         } else {
             (&ext_bridge, &ext)
         };
-        let mut ports: Vec<u16> = spec
-            .services
-            .iter()
-            .filter(|s| s.protocol == Protocol::Tcp)
-            .map(|s| r.port_for(s))
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
+        let ports_of = |proto: Protocol| {
+            let mut ports: Vec<u16> = spec
+                .services
+                .iter()
+                .filter(|s| s.protocol == proto)
+                .map(|s| r.port_for(s))
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            ports
+        };
         hosts.push(LabHost {
             name: r.name.clone(),
             role: HostRole::RealServer,
@@ -283,7 +289,8 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
                     seg,
                 )],
             },
-            demo_ports: ports,
+            demo_ports: ports_of(Protocol::Tcp),
+            demo_udp_ports: ports_of(Protocol::Udp),
         });
     }
 
@@ -362,6 +369,7 @@ mod tests {
         let app1 = t.host("app1").expect("app1");
         assert_eq!(app1.node.links[0].bridge, t.segments[1].bridge);
         assert_eq!(app1.demo_ports, [8080], "the real server's own port");
+        assert!(app1.demo_udp_ports.is_empty(), "no UDP service");
     }
 
     #[test]
@@ -372,6 +380,12 @@ mod tests {
         assert_eq!(t.segments[0].subnets.len(), 2);
         let rs2 = t.host("rs2").expect("rs2");
         assert_eq!(rs2.node.links[0].onlink, [net("192.168.0.0/24")]);
+        // The example's UDP service gets the demo UDP responder, its TCP
+        // service the web server; directors get neither.
+        assert_eq!(rs2.demo_ports, [80]);
+        assert_eq!(rs2.demo_udp_ports, [53]);
+        let dir1 = t.host("dir1").expect("dir1");
+        assert!(dir1.demo_ports.is_empty() && dir1.demo_udp_ports.is_empty());
         assert_eq!(
             t.segments[0].operator.len(),
             2,

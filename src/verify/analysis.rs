@@ -912,6 +912,47 @@ pub fn check_answers(
     )
 }
 
+/// The replies of a UDP batch, "rs1 ×6, rs2 ×4" (empty replies as "(empty)").
+pub fn describe_replies(replies: &BTreeMap<String, u32>) -> String {
+    replies
+        .iter()
+        .map(|(t, n)| {
+            let t = if t.is_empty() { "(empty)" } else { t.as_str() };
+            format!("{t} ×{n}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// UDP scheduling: where every reply of the batch names a destination (the
+/// lab's demo responder answers with its host name, which is the real
+/// server's name in the file), the replies per server must equal the IPVS
+/// counter deltas the scheduler analysis used: the datagrams were answered
+/// by the servers the director says it chose. None: some reply names no
+/// destination (an application that does not say who it is), nothing to
+/// compare. Some(reasons): empty when they agree.
+pub fn replies_vs_counters(
+    replies: &BTreeMap<String, u32>,
+    dests: &[DestSample],
+) -> Option<Vec<String>> {
+    if replies.is_empty() || !replies.keys().all(|t| dests.iter().any(|d| &d.name == t)) {
+        return None;
+    }
+    let reasons = dests
+        .iter()
+        .filter_map(|d| {
+            let got = u64::from(replies.get(&d.name).copied().unwrap_or(0));
+            (got != d.delta).then(|| {
+                format!(
+                    "{} answered {got} datagrams but the director scheduled {} to it",
+                    d.name, d.delta
+                )
+            })
+        })
+        .collect();
+    Some(reasons)
+}
+
 // ------------------------------------------------------------ failover
 
 /// How the master is made to fail in a director failover check.

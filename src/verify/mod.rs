@@ -60,7 +60,7 @@ pub fn disruptions(spec: &ClusterSpec, opts: &Options) -> Vec<String> {
     let unit = director_unit(&spec.name);
     let advert = spec.advert_interval;
     let mut out = Vec::new();
-    let svc = spec.services.iter().find(|s| s.protocol == Protocol::Tcp);
+    let svc = failover_service(spec);
     let health_known = svc
         .map(|s| s.health.interval * s.health.rise.max(s.health.fall) + s.health.timeout)
         .unwrap_or_default();
@@ -78,7 +78,7 @@ pub fn disruptions(spec: &ClusterSpec, opts: &Options) -> Vec<String> {
             secs(takeover + back)
         ));
     }
-    if let Some(s) = svc {
+    if let Some(s) = rs_failover_service(spec) {
         let h = &s.health;
         let out_limit = h.interval * (h.fall + 1) + h.timeout + Duration::from_secs(5);
         let back_limit = h.interval * (h.rise + 1) + h.timeout + Duration::from_secs(5);
@@ -341,6 +341,9 @@ fn parse_rs_facts(name: &str, out: &str) -> RealServerFacts {
 }
 
 pub fn probe_kind(svc: &Service) -> ProbeKind {
+    if svc.protocol == Protocol::Udp {
+        return ProbeKind::Udp;
+    }
     match &svc.health.check {
         Check::Http {
             path,
@@ -351,6 +354,30 @@ pub fn probe_kind(svc: &Service) -> ProbeKind {
         },
         _ => ProbeKind::Tcp,
     }
+}
+
+/// The service the director failover timeline probes: the first TCP service,
+/// else the first UDP one (a datagram answered is as good a sign of the VIP
+/// working as a connect; TCP first, as it was before UDP was probed).
+pub fn failover_service(spec: &ClusterSpec) -> Option<&Service> {
+    spec.services
+        .iter()
+        .find(|s| s.protocol == Protocol::Tcp)
+        .or_else(|| spec.services.iter().find(|s| s.protocol == Protocol::Udp))
+}
+
+/// The service whose pool the real-server failover watches: the first TCP
+/// service, else the first UDP service with a health check (with `check =
+/// "none"` nothing takes a failed server out of the pool).
+pub fn rs_failover_service(spec: &ClusterSpec) -> Option<&Service> {
+    spec.services
+        .iter()
+        .find(|s| s.protocol == Protocol::Tcp)
+        .or_else(|| {
+            spec.services
+                .iter()
+                .find(|s| s.protocol == Protocol::Udp && s.health.check != Check::None)
+        })
 }
 
 fn vip_addr(spec: &ClusterSpec, svc: &Service) -> SocketAddr {
@@ -504,31 +531,28 @@ async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
     }
     for svc in &spec.services {
         let label = svc.label(spec.vip);
-        if svc.protocol == Protocol::Udp {
-            cx.add(CheckRow::skipped(
-                "reachability",
-                &label,
-                "UDP: no generic probe (an answer depends on the application)",
-            ));
-            continue;
-        }
         let kind = probe_kind(svc);
         let b = probe::batch(vip_addr(spec, svc), &kind, 10, PROBE_TIMEOUT).await;
         cx.traffic_sent();
-        cx.add(
-            CheckRow::from_verdict(
-                "reachability",
+        let mut row = CheckRow::from_verdict(
+            "reachability",
+            &label,
+            analysis::check_answers(
                 &label,
-                analysis::check_answers(
-                    &label,
-                    b.sent,
-                    b.ok,
-                    kind.describe(),
-                    b.first_error.as_deref(),
-                ),
-            )
-            .figure("answered", u64::from(b.ok)),
-        );
+                b.sent,
+                b.ok,
+                kind.describe(),
+                b.first_error.as_deref(),
+            ),
+        )
+        .figure("answered", u64::from(b.ok));
+        if !b.replies.is_empty() {
+            row.measured.push_str(&format!(
+                "; replies: {}",
+                analysis::describe_replies(&b.replies)
+            ));
+        }
+        cx.add(row);
     }
     dirs
 }
@@ -545,10 +569,6 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
             ));
             continue;
         };
-        if svc.protocol == Protocol::Udp {
-            cx.add(CheckRow::skipped("scheduling", &label, "UDP: not probed"));
-            continue;
-        }
         let weights: Vec<u32> = spec.real_servers.iter().map(|r| r.weight).collect();
         let n = cx
             .opts
@@ -573,7 +593,9 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
         };
         let kind = probe_kind(svc);
         // Client ports the director still has an entry for would not be
-        // counted as new connections (see probe::batch_avoiding).
+        // counted as new connections (see probe::batch_avoiding). UDP the
+        // same: a datagram from a port with an entry (300 s by default)
+        // follows it; each new port is a new entry, scheduled and counted.
         let avoid = cx
             .sh(
                 active,
@@ -619,6 +641,25 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
         let mut v = analysis::analyse_batch(&batch);
         if let (true, Some(e)) = (b.ok < b.sent, &b.first_error) {
             v.reasons.push(format!("the first failed connection: {e}"));
+        }
+        // UDP: the replies name the servers that answered; where they name
+        // real servers they must agree with the counters.
+        let agree = analysis::replies_vs_counters(&b.replies, &batch.dests);
+        if let Some(reasons) = &agree {
+            for r in reasons {
+                v.fail_with(r.clone());
+            }
+        }
+        if !b.replies.is_empty() {
+            v.measured.push_str(&format!(
+                "; replies: {}{}",
+                analysis::describe_replies(&b.replies),
+                match &agree {
+                    Some(r) if r.is_empty() => " (agree with the counters)",
+                    Some(_) => " (disagree with the counters)",
+                    None => " (not server names: not compared)",
+                }
+            ));
         }
         if sa.is_none() {
             v.fail_with(format!(
@@ -758,10 +799,28 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         .push(master, &recover_cmd, &format!("{recover_cmd} on {master}"));
     let t0 = Instant::now();
     let prober = Prober::start(addr, kind.clone(), t0, ProberLimits::default());
+    // The same failover seen by a UDP service's datagrams too, when the
+    // timeline above is a TCP one (its own row: UDP needs no handshake and
+    // has its own IPVS entries).
+    let also_udp = spec
+        .services
+        .iter()
+        .find(|s| s.protocol == Protocol::Udp && svc.protocol != Protocol::Udp);
+    let uprober = also_udp.map(|u| {
+        Prober::start(
+            vip_addr(spec, u),
+            ProbeKind::Udp,
+            t0,
+            ProberLimits::default(),
+        )
+    });
     sleep_ms(200).await;
     let t_stop = ms_since(t0);
     if let Err(e) = cx.sh(master, &fail_cmd).await {
         let _ = prober.finish().await;
+        if let Some(u) = uprober {
+            let _ = u.finish().await;
+        }
         // Whatever happened, put it back now.
         if cx.sh(master, &recover_cmd).await.is_ok() {
             cx.undo.done(undo_id);
@@ -802,21 +861,32 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         .ok()
         .and_then(|o| facts::parse_vrrp_state(&o));
     sleep_ms(1000).await;
-    let timeline: Vec<analysis::ProbeResult> = prober
-        .finish()
-        .await
-        .into_iter()
-        .filter(|p| p.at_ms >= t_stop)
-        .map(|p| analysis::ProbeResult {
-            at_ms: p.at_ms - t_stop,
-            ok: p.ok,
-        })
-        .collect();
-    let outage = analysis::outage(&timeline);
+    let since_stop = |t: Vec<analysis::ProbeResult>| -> Vec<analysis::ProbeResult> {
+        t.into_iter()
+            .filter(|p| p.at_ms >= t_stop)
+            .map(|p| analysis::ProbeResult {
+                at_ms: p.at_ms - t_stop,
+                ok: p.ok,
+            })
+            .collect()
+    };
+    let outage = analysis::outage(&since_stop(prober.finish().await));
+    let uoutage = match uprober {
+        Some(u) => Some(analysis::outage(&since_stop(u.finish().await))),
+        None => None,
+    };
 
     // Start (resume) it again and watch where the VIP goes.
     let t1 = Instant::now();
     let prober2 = Prober::start(addr, kind.clone(), t1, ProberLimits::default());
+    let uprober2 = also_udp.map(|u| {
+        Prober::start(
+            vip_addr(spec, u),
+            ProbeKind::Udp,
+            t1,
+            ProberLimits::default(),
+        )
+    });
     let start_res = cx.sh(master, &recover_cmd).await;
     if start_res.is_ok() {
         cx.undo.done(undo_id);
@@ -848,40 +918,59 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
     };
     sleep_ms(500).await;
     let failback = analysis::outage(&prober2.finish().await);
-    let mut v = analysis::analyse_director_failover(&DirectorFailover {
-        mode,
-        master: master.into(),
-        backup: backup.clone(),
-        holder_after_stop: after_stop,
-        outage,
-        takeover_ms,
-        advert_ms,
-        backup_priority,
-        holder_after_start: after_start.clone(),
-        preempt: spec.preempt,
-        preferred: preferred.clone(),
-        backup_state,
-    });
-    if let Err(e) = start_res {
-        v.fail_with(format!("cannot {recover_cmd} on {master} again: {e}"));
+    let ufailback = match uprober2 {
+        Some(u) => Some(analysis::outage(&u.finish().await)),
+        None => None,
+    };
+    let make_row = |subject: &str, outage: analysis::Outage, failback: analysis::Outage| {
+        let mut v = analysis::analyse_director_failover(&DirectorFailover {
+            mode,
+            master: master.into(),
+            backup: backup.clone(),
+            holder_after_stop: after_stop.clone(),
+            outage,
+            takeover_ms,
+            advert_ms,
+            backup_priority,
+            holder_after_start: after_start.clone(),
+            preempt: spec.preempt,
+            preferred: preferred.clone(),
+            backup_state: backup_state.clone(),
+        });
+        if let Err(e) = &start_res {
+            v.fail_with(format!("cannot {recover_cmd} on {master} again: {e}"));
+        }
+        let mut row = CheckRow::from_verdict("director-failover", subject, v)
+            .figure("gap_ms", outage.longest_gap_ms)
+            .figure("failed_probes", u64::from(outage.failed))
+            .figure("probes", u64::from(outage.probes))
+            .figure("failback_gap_ms", failback.longest_gap_ms)
+            .figure("failback_failed_probes", u64::from(failback.failed));
+        if let Some(t) = takeover_ms {
+            row = row.figure("takeover_ms", t);
+        }
+        if mode == FailoverMode::Crash {
+            row = row.figure(
+                "gap_limit_ms",
+                analysis::crash_gap_limit_ms(advert_ms, backup_priority),
+            );
+        }
+        row.measured
+            .push_str(&format!("; failback {}", failback.describe()));
+        row
+    };
+    let mut rows = vec![make_row(&subject, outage, failback)];
+    if let (Some(u), Some(o), Some(f)) = (also_udp, uoutage, ufailback) {
+        rows.push(make_row(
+            &format!(
+                "{master} → {backup} ({}, {})",
+                mode.as_str(),
+                u.label(spec.vip)
+            ),
+            o,
+            f,
+        ));
     }
-    let mut row = CheckRow::from_verdict("director-failover", &subject, v)
-        .figure("gap_ms", outage.longest_gap_ms)
-        .figure("failed_probes", u64::from(outage.failed))
-        .figure("probes", u64::from(outage.probes))
-        .figure("failback_gap_ms", failback.longest_gap_ms)
-        .figure("failback_failed_probes", u64::from(failback.failed));
-    if let Some(t) = takeover_ms {
-        row = row.figure("takeover_ms", t);
-    }
-    if mode == FailoverMode::Crash {
-        row = row.figure(
-            "gap_limit_ms",
-            analysis::crash_gap_limit_ms(advert_ms, backup_priority),
-        );
-    }
-    row.measured
-        .push_str(&format!("; failback {}", failback.describe()));
 
     // The VIP left on the backup (preempt = false): hand it back so the
     // cluster is as verify found it (stop the backup's daemon until the
@@ -903,17 +992,21 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         if started {
             cx.undo.done(id);
         }
-        if !restored {
-            row.result = report::Outcome::Fail;
-            row.reasons.push(format!(
-                "could not hand the VIP back to {master} (preempt = false): it is on {backup} now"
-            ));
-        } else {
-            row.measured
-                .push_str(&format!("; VIP handed back to {master}"));
+        for row in &mut rows {
+            if !restored {
+                row.result = report::Outcome::Fail;
+                row.reasons.push(format!(
+                    "could not hand the VIP back to {master} (preempt = false): it is on {backup} now"
+                ));
+            } else {
+                row.measured
+                    .push_str(&format!("; VIP handed back to {master}"));
+            }
         }
     }
-    cx.add(row);
+    for row in rows {
+        cx.add(row);
+    }
 }
 
 async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
@@ -1099,11 +1192,7 @@ async fn all_checks(cx: &Ctx<'_>) {
         holder = now;
     }
     check_scheduling(cx, holder.as_deref()).await;
-    let tcp = cx
-        .spec
-        .services
-        .iter()
-        .find(|s| s.protocol == Protocol::Tcp);
+    let probed = failover_service(cx.spec);
     if cx.opts.skip_failover {
         let why = cx
             .opts
@@ -1114,9 +1203,9 @@ async fn all_checks(cx: &Ctx<'_>) {
         cx.add(CheckRow::skipped("real-server-failover", "-", why));
         return;
     }
-    let (Some(holder), Some(svc)) = (holder, tcp) else {
-        let why = if tcp.is_none() {
-            "no TCP service to probe"
+    let (Some(holder), Some(svc)) = (holder, probed) else {
+        let why = if probed.is_none() {
+            "no service to probe"
         } else {
             "no single active director (see vip-holder)"
         };
@@ -1140,7 +1229,14 @@ async fn all_checks(cx: &Ctx<'_>) {
     }
     // The active director may have changed back (preempt) or been handed back.
     let active = cx.vip_holder().await.unwrap_or(holder);
-    check_rs_failover(cx, &active, svc).await;
+    match rs_failover_service(cx.spec) {
+        Some(svc) => check_rs_failover(cx, &active, svc).await,
+        None => cx.add(CheckRow::skipped(
+            "real-server-failover",
+            "-",
+            "no service with a health check (check = \"none\" keeps a failed server in the pool)",
+        )),
+    }
 }
 
 /// Run every check and put the cluster back; the report says what was found.

@@ -1,14 +1,17 @@
-//! Probes from the operator's machine to VIP:port: a TCP connect, or an HTTP
-//! GET when the service's health check is http. A timeline prober starts one
+//! Probes from the operator's machine to VIP:port: a TCP connect, an HTTP
+//! GET when the service's health check is http, or for a UDP service one
+//! datagram that must be answered (the reply's text names the real server
+//! where the application says who it is, as the lab's demo responder does). A timeline prober starts one
 //! probe every 10 ms (without waiting for the previous one), bounded in count
 //! and time.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::{Mutex, watch};
 
 use super::analysis::ProbeResult;
@@ -17,14 +20,24 @@ use super::analysis::ProbeResult;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeKind {
     Tcp,
-    Http { path: String, expect_status: u16 },
+    Http {
+        path: String,
+        expect_status: u16,
+    },
+    /// One datagram to VIP:port, answered by one datagram back.
+    Udp,
 }
+
+/// What a UDP probe sends (any payload does for a responder that answers
+/// every datagram; this one says who asks).
+pub const UDP_PAYLOAD: &[u8] = b"lvsup-verify\n";
 
 impl ProbeKind {
     pub fn describe(&self) -> &'static str {
         match self {
             ProbeKind::Tcp => "TCP connects",
             ProbeKind::Http { .. } => "HTTP GETs",
+            ProbeKind::Udp => "UDP datagrams",
         }
     }
 }
@@ -35,16 +48,55 @@ pub async fn probe_once(
     kind: &ProbeKind,
     timeout: Duration,
 ) -> Result<(), String> {
-    probe_from(addr, kind, timeout, None).await
+    probe_from(addr, kind, timeout, None).await.map(|_| ())
+}
+
+fn local_addr(addr: SocketAddr, port: u16) -> SocketAddr {
+    if addr.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], port))
+    } else {
+        SocketAddr::from(([0u16; 8], port))
+    }
+}
+
+/// One UDP probe from local port `port` (0: the kernel picks one): send
+/// [`UDP_PAYLOAD`], wait for one datagram back. Ok: the reply's text
+/// (trimmed, at most 64 characters; may be empty). The socket is connected,
+/// so only a reply from `addr` counts and an ICMP port unreachable is an
+/// error ("Connection refused").
+async fn udp_from(addr: SocketAddr, port: u16) -> Result<String, String> {
+    let sock = UdpSocket::bind(local_addr(addr, port))
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    sock.connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    sock.send(UDP_PAYLOAD)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut buf = [0u8; 512];
+    let n = sock
+        .recv(&mut buf)
+        .await
+        .map_err(|e| format!("recv: {e}"))?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    Ok(text.trim().chars().take(64).collect())
 }
 
 /// [`probe_once`] from local port `port` (None: the kernel picks one).
+/// Ok(Some(text)): a UDP probe's reply.
 async fn probe_from(
     addr: SocketAddr,
     kind: &ProbeKind,
     timeout: Duration,
     port: Option<u16>,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
+    if *kind == ProbeKind::Udp {
+        return match tokio::time::timeout(timeout, udp_from(addr, port.unwrap_or(0))).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        };
+    }
     let work = async {
         let mut s = match port {
             None => TcpStream::connect(addr).await,
@@ -55,12 +107,8 @@ async fn probe_from(
                     TcpSocket::new_v6()
                 }
                 .map_err(|e| format!("socket: {e}"))?;
-                let local = if addr.is_ipv4() {
-                    SocketAddr::from(([0, 0, 0, 0], p))
-                } else {
-                    SocketAddr::from(([0u16; 8], p))
-                };
-                sock.bind(local).map_err(|e| format!("bind: {e}"))?;
+                sock.bind(local_addr(addr, p))
+                    .map_err(|e| format!("bind: {e}"))?;
                 sock.connect(addr).await
             }
         }
@@ -104,33 +152,43 @@ async fn probe_from(
         Ok(())
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
+        Ok(r) => r.map(|()| None),
         Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }
 }
 
 /// A sequential batch of `n` new connections (new source port each).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchResult {
     pub sent: u32,
     pub ok: u32,
     pub first_error: Option<String>,
+    /// UDP: how many replies said each text (the real server's name, where
+    /// the application answers with it). Empty for TCP and HTTP.
+    pub replies: BTreeMap<String, u32>,
+}
+
+impl BatchResult {
+    fn record(&mut self, r: Result<Option<String>, String>) {
+        self.sent += 1;
+        match r {
+            Ok(text) => {
+                self.ok += 1;
+                if let Some(t) = text {
+                    *self.replies.entry(t).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
 }
 
 pub async fn batch(addr: SocketAddr, kind: &ProbeKind, n: u32, timeout: Duration) -> BatchResult {
-    let mut r = BatchResult {
-        sent: 0,
-        ok: 0,
-        first_error: None,
-    };
+    let mut r = BatchResult::default();
     for _ in 0..n {
-        r.sent += 1;
-        match probe_once(addr, kind, timeout).await {
-            Ok(()) => r.ok += 1,
-            Err(e) => {
-                r.first_error.get_or_insert(e);
-            }
-        }
+        r.record(probe_from(addr, kind, timeout, None).await);
     }
     r
 }
@@ -159,11 +217,7 @@ pub async fn batch_avoiding(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let mut next = seed % SPAN;
-    let mut r = BatchResult {
-        sent: 0,
-        ok: 0,
-        first_error: None,
-    };
+    let mut r = BatchResult::default();
     let mut tried = 0u32;
     while r.sent < n && tried < SPAN {
         let port = u16::try_from(LO + next).unwrap_or(0);
@@ -174,14 +228,7 @@ pub async fn batch_avoiding(
         }
         match probe_from(addr, kind, timeout, Some(port)).await {
             Err(e) if e.starts_with("bind:") => continue,
-            Ok(()) => {
-                r.sent += 1;
-                r.ok += 1;
-            }
-            Err(e) => {
-                r.sent += 1;
-                r.first_error.get_or_insert(e);
-            }
+            res => r.record(res),
         }
     }
     r

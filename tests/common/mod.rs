@@ -62,13 +62,26 @@ pub fn reasons(v: &Value) -> String {
 /// was accepted; a second verify without failover still passes, so the
 /// first left the cluster as it found it. With `crash`, verify also freezes
 /// the master (`--crash`) and the second director-failover row must pass its
-/// Master_Down_Interval bound. Returns a one-line summary.
+/// Master_Down_Interval bound. Every service has a reachability and a
+/// scheduling row that pass: UDP services too (each datagram answered, the
+/// lab's responders' replies naming the servers the counters say). Returns a
+/// one-line summary.
 pub fn verify_passes(file: &str, crash: bool) -> String {
     let (code, v) = verify(file, if crash { &["--crash"] } else { &[] });
     assert_eq!(code, 0, "verify failed:\n{}", reasons(&v));
     assert_eq!(v["passed"], true);
+    let spec = lvsup::config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let has = |p| spec.services.iter().any(|s| s.protocol == p);
+    use lvsup::config::Protocol;
+    // A TCP and a UDP service: each failover is timed on both (a row each).
+    let per_failover = if has(Protocol::Tcp) && has(Protocol::Udp) {
+        2
+    } else {
+        1
+    };
     let d = rows(&v, "director-failover");
-    assert_eq!(d.len(), if crash { 2 } else { 1 }, "{v}");
+    assert_eq!(d.len(), per_failover * if crash { 2 } else { 1 }, "{v}");
     for row in &d {
         assert_eq!(row["result"], "pass", "{row}");
     }
@@ -97,6 +110,40 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
         assert_eq!(s["result"], "pass", "{s}");
         assert_eq!(s["figures"]["counted"], s["figures"]["accepted"], "{s}");
     }
+    let mut udp = String::new();
+    for svc in &spec.services {
+        let label = svc.label(spec.vip);
+        let row = |check: &str| {
+            rows(&v, check)
+                .into_iter()
+                .find(|r| r["subject"] == label.as_str())
+                .cloned()
+                .unwrap_or_else(|| panic!("no {check} row for {label}: {v}"))
+        };
+        let (a, s) = (row("reachability"), row("scheduling"));
+        assert_eq!(a["result"], "pass", "{a}");
+        assert_eq!(s["result"], "pass", "{s}");
+        if svc.protocol == Protocol::Udp {
+            // The lab's responder answers with the real server's name: the
+            // replies were compared with the counters, and agreed.
+            let m = s["measured"].as_str().unwrap_or_default();
+            assert!(m.contains("(agree with the counters)"), "{s}");
+            assert!(s["figures"]["accepted"].as_u64().unwrap_or(0) > 0, "{s}");
+            udp.push_str(&format!("; {label}: {m}"));
+            let f = d
+                .iter()
+                .find(|r| {
+                    r["subject"]
+                        .as_str()
+                        .is_some_and(|x| x.ends_with(&format!("{label})")))
+                })
+                .unwrap_or_else(|| panic!("no director-failover row for {label}: {v}"));
+            udp.push_str(&format!(
+                "; its failover gap {} ms",
+                f["figures"]["gap_ms"].as_u64().expect("UDP gap_ms")
+            ));
+        }
+    }
     // Without --yes and without a terminal to ask on, the disruptive checks are
     // refused and said so in their rows; the rest runs and passes.
     let (code, v) = verify_with(file, &[], &[]);
@@ -107,5 +154,7 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
         assert_eq!(r[0]["result"], "skip", "{}", r[0]);
         assert!(r[0].to_string().contains("no terminal"), "{}", r[0]);
     }
-    format!("director failover gap {gap} ms{crash_gap}; real server out {out} ms, back {back} ms")
+    format!(
+        "director failover gap {gap} ms{crash_gap}; real server out {out} ms, back {back} ms{udp}"
+    )
 }
