@@ -979,6 +979,7 @@ fn director_failover_with_preemption() {
         preempt: true,
         preferred: "lvs191".into(),
         backup_state: Some("Master".into()),
+        nat: false,
     };
     let v = analyse_director_failover(&f);
     assert!(v.passed, "{}", reasons(&v));
@@ -1038,6 +1039,7 @@ fn preemption_expects_the_higher_priority_director_not_the_stopped_one() {
         preempt: true,
         preferred: "lvs191".into(),
         backup_state: None,
+        nat: false,
     };
     let v = analyse_director_failover(&f);
     assert!(v.passed, "{}", reasons(&v));
@@ -1133,6 +1135,7 @@ fn crash(gap_ms: u64) -> DirectorFailover {
         preempt: true,
         preferred: "lvs191".into(),
         backup_state: Some("Master".into()),
+        nat: false,
     }
 }
 
@@ -1234,6 +1237,48 @@ fn planned_stop_allows_at_most_one_failed_probe() {
     );
     // A planned stop with a 59.9 s outage fails too, whatever the crash bound.
     assert!(!analyse_director_failover(&stop(5990, 59_900)).passed);
+}
+
+/// NAT: replies in flight when the VIP and the gateway move are lost, so the
+/// planned stop is bounded by its gap (200 ms), not by one failed probe.
+/// Found in the VM lab: 4 of 232 probes failed in a 52 ms gap on nat.toml.
+#[test]
+fn nat_planned_stop_is_bounded_by_its_gap() {
+    let stop = |failed: u32, longest: u64| DirectorFailover {
+        mode: FailoverMode::PlannedStop,
+        outage: Outage {
+            probes: 232,
+            failed,
+            first_failure_ms: Some(5),
+            recovered_ms: Some(5 + longest),
+            longest_gap_ms: longest,
+            recovered: true,
+        },
+        takeover_ms: None,
+        nat: true,
+        ..crash(0)
+    };
+    let v = analyse_director_failover(&stop(4, 52));
+    assert!(v.passed, "{}", reasons(&v));
+    assert!(v.expected.contains("gap ≤ 200 ms"), "{}", v.expected);
+    // The same outage in DR/TUN fails: one failed probe at most there.
+    assert!(
+        !analyse_director_failover(&DirectorFailover {
+            nat: false,
+            ..stop(4, 52)
+        })
+        .passed
+    );
+    let v = analyse_director_failover(&stop(30, 300));
+    assert!(!v.passed);
+    assert!(
+        reasons(&v).contains(
+            "the VIP did not answer for 300 ms during the planned stop (30 of 232 probes failed), expected at most 200 ms in NAT mode"
+        ),
+        "{}",
+        reasons(&v)
+    );
+    assert!(!analyse_director_failover(&stop(350, 3_500)).passed);
 }
 
 /// UDP: replies that name the servers agree with the counters, or fail

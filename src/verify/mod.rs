@@ -936,6 +936,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
             preempt: spec.preempt,
             preferred: preferred.clone(),
             backup_state: backup_state.clone(),
+            nat: spec.mode == crate::config::Mode::Nat,
         });
         if let Err(e) = &start_res {
             v.fail_with(format!("cannot {recover_cmd} on {master} again: {e}"));
