@@ -228,6 +228,13 @@ impl HostExec for Fake {
 /// A DR cluster (examples/dr.toml) whose VIP is 127.0.0.1:<free port>, with a
 /// listener that assigns each accepted connection round robin over the
 /// real servers that are in the pool.
+/// verify left the cluster as it found it: the VIP on lvs191, every daemon running.
+fn assert_put_back(st: &Arc<Mutex<State>>) {
+    let st = st.lock().expect("state");
+    assert_eq!(st.holder.as_deref(), Some("lvs191"));
+    assert!(st.running.values().all(|r| *r));
+}
+
 fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
     let path = format!("{}/examples/dr.toml", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("example");
@@ -410,9 +417,7 @@ fn preempt_off_hands_the_vip_back_to_the_master() {
             .contains("VIP handed back to lvs191"),
         "{text}"
     );
-    let st = st.lock().expect("state");
-    assert_eq!(st.holder.as_deref(), Some("lvs191"));
-    assert!(st.running.values().all(|r| *r));
+    assert_put_back(&st);
 }
 
 #[test]
@@ -695,9 +700,7 @@ fn udp_service_is_probed_scheduled_and_failed_over() {
         f.reasons[0].contains("no service with a health check"),
         "{text}"
     );
-    let st = st.lock().expect("state");
-    assert_eq!(st.holder.as_deref(), Some("lvs191"));
-    assert!(st.running.values().all(|r| *r));
+    assert_put_back(&st);
 }
 
 /// No UDP responder: reachability and scheduling fail with the numbers and
