@@ -260,6 +260,7 @@ fn run_example(ex: &str) {
     let mut verified = String::from("not run (no directors)");
     if !no_kernel() {
         wait_for_master(&f, spec.real_servers.len());
+        live_unit_is_hardened(&lab, &name, &spec);
         let t = Instant::now();
         // The crash mode (the master's daemon frozen) runs on DR: once in CI.
         let figures = common::verify_passes(&f, ex == "dr");
@@ -521,6 +522,38 @@ fn saved_plan_stale_then_applied(
 
 /// `status` names a master once VRRP settled, and shows lvsup's virtual
 /// service with every real server (`want` destinations).
+/// #14: on every director the running unit scores at most 2.0 in
+/// `systemd-analyze security` (read from systemd itself, not the file), and
+/// the daemon runs as its transient user, not root.
+fn live_unit_is_hardened(lab: &Lab, cluster: &str, spec: &lvsup::config::ClusterSpec) {
+    let unit = format!("lvsup-director-{cluster}.service");
+    for d in &spec.directors {
+        let out = on(
+            lab,
+            &d.name,
+            &format!("systemd-analyze security --no-pager {unit} 2>&1 | tail -n 3"),
+        );
+        let score: f64 = out
+            .lines()
+            .find_map(|l| l.split_once("Overall exposure level"))
+            .and_then(|(_, r)| r.rsplit(':').next())
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no exposure score in: {out}", d.name));
+        assert!(score <= 2.0, "{}: {unit} exposure {score} > 2.0", d.name);
+        let user = on(
+            lab,
+            &d.name,
+            &format!("ps -o user= -p \"$(systemctl show -p MainPID --value {unit})\""),
+        );
+        assert!(
+            !user.trim().is_empty() && user.trim() != "root",
+            "{}: the daemon runs as {user:?}",
+            d.name
+        );
+    }
+}
+
 fn wait_for_master(f: &str, want: usize) {
     let mut seen = String::new();
     for _ in 0..30 {
