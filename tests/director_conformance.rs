@@ -387,16 +387,23 @@ fn run_case(input: &str) -> String {
                 Event::Advert { src, dst, advert }
             }
             "probe" => {
-                // probe <svc> <rs> ok|fail
+                // probe <svc> <rs> ok|fail|unknown
                 let ok = args[2] == "ok";
+                let inconclusive = args[2] == "unknown";
                 Event::Probe {
                     svc: args[0].parse().expect("svc"),
                     rs: args[1].parse().expect("rs"),
                     record: CheckRecord {
                         at: format!("t+{t}ms"),
                         ok,
-                        detail: if ok { "HTTP 200" } else { "connection refused" }.into(),
+                        detail: match args[2] {
+                            "ok" => "HTTP 200",
+                            "unknown" => "no probe socket on the director: Too many open files",
+                            _ => "connection refused",
+                        }
+                        .into(),
                         duration_ms: 1,
+                        inconclusive,
                     },
                 }
             }
@@ -496,4 +503,5 @@ cases! {
     c21_spoofed_advert_from_non_director_dropped: "21-spoofed-advert-from-non-director-dropped",
     c22_advert_interval_mismatch_timing_unchanged: "22-advert-interval-mismatch-timing-unchanged",
     c23_accept_foreign_takes_any_source: "23-accept-foreign-takes-any-source",
+    c24_probe_without_socket_keeps_health: "24-probe-without-socket-keeps-health",
 }

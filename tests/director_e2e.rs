@@ -283,6 +283,64 @@ impl Lab {
 }
 
 /// Close a [`Lab::hold`] connection (FIN from the client).
+/// 3,000 idle connections to the master's metrics port, held 5 s.
+const FLOOD: &str = r#"ulimit -n 8192; python3 - <<'PY'
+import socket, time
+conns = []
+for _ in range(3000):
+    try:
+        conns.append(socket.create_connection(("127.0.0.1", 9178), timeout=2))
+    except OSError as e:
+        print("connect failed:", e)
+        break
+time.sleep(5)
+print(len(conns))
+PY"#;
+
+/// #14 attack: a flood of idle metrics clients (held longer than
+/// fall × interval + interval = 4 s) changes no real server's health or
+/// weight (the listener caps its connections; a probe without a socket would
+/// be "unknown", never "down"), and metrics answers again afterwards.
+fn metrics_flood_changes_no_weight(lab: &Lab) {
+    let flips = |st: &Value| -> Vec<(String, u64, u64)> {
+        st["services"][0]["real_servers"]
+            .as_array()
+            .expect("real servers")
+            .iter()
+            .map(|r| {
+                (
+                    r["health"].as_str().unwrap_or_default().to_string(),
+                    r["flips"].as_u64().unwrap_or(u64::MAX),
+                    r["effective_weight"].as_u64().unwrap_or(u64::MAX),
+                )
+            })
+            .collect()
+    };
+    let before = flips(&lab.status("lvs1"));
+    assert!(before.iter().all(|(h, _, _)| h == "up"), "{before:?}");
+    let out = lab.sh("lvs1", FLOOD);
+    let made: usize = out
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("flood output: {out}"));
+    assert!(
+        made >= 1000,
+        "the flood opened only {made} connections: {out}"
+    );
+    let after = flips(&lab.status("lvs1"));
+    assert_eq!(
+        before, after,
+        "health/flips/weight changed under a metrics flood of {made}"
+    );
+    let m = lab.sh("lvs1", "busybox wget -qO- http://127.0.0.1:9178/metrics");
+    assert!(
+        m.contains("lvsup_director_vrrp_state"),
+        "metrics after the flood: {m}"
+    );
+    eprintln!("metrics flood: {made} idle connections for 5 s, no health change");
+}
+
 fn release(mut c: std::process::Child) {
     drop(c.stdin.take());
     let _ = c.wait();
@@ -470,6 +528,8 @@ fn director_failover_health_reload() {
             );
         }
     }
+
+    metrics_flood_changes_no_weight(&lab);
 
     // 2. kill -9 the master's daemon: the backup takes over. The unit
     //    restarts the killed daemon (Restart=on-failure, 1 s): it removes its

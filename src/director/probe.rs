@@ -25,8 +25,36 @@ pub enum Probe {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeResult {
     pub ok: bool,
+    /// The probe could not run for a reason on the director itself (no file
+    /// descriptor, no buffer, no memory): it says nothing about the real
+    /// server, so health stays as it was ("unknown", not "down"). Otherwise a
+    /// flood that exhausts the daemon's descriptors would take every real
+    /// server out of the pool.
+    pub inconclusive: bool,
     pub detail: String,
     pub took: Duration,
+}
+
+/// A failed attempt: the real server's fault, or the director's own.
+enum Failure {
+    Remote(String),
+    Local(String),
+}
+
+impl From<String> for Failure {
+    fn from(d: String) -> Self {
+        Failure::Remote(d)
+    }
+}
+
+/// Errors of the director's own resources, raised when the probe's socket is
+/// created or bound: EMFILE/ENFILE (descriptors), ENOBUFS/ENOMEM (memory),
+/// EADDRNOTAVAIL (no local port left).
+pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
 }
 
 /// Run `probe` against `addr`, the whole probe bounded by `timeout`.
@@ -34,21 +62,32 @@ pub async fn run(probe: &Probe, addr: SocketAddr, timeout: Duration) -> ProbeRes
     let start = Instant::now();
     let r = tokio::time::timeout(timeout, attempt(probe, addr)).await;
     let took = start.elapsed();
-    let (ok, detail) = match r {
+    let (ok, inconclusive, detail) = match r {
         Err(_) => (
+            false,
             false,
             format!("timeout after {}", crate::config::format_duration(timeout)),
         ),
-        Ok(Ok(d)) => (true, d),
-        Ok(Err(d)) => (false, d),
+        Ok(Ok(d)) => (true, false, d),
+        Ok(Err(Failure::Remote(d))) => (false, false, d),
+        Ok(Err(Failure::Local(d))) => (false, true, d),
     };
-    ProbeResult { ok, detail, took }
+    ProbeResult {
+        ok,
+        inconclusive,
+        detail,
+        took,
+    }
 }
 
-async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, String> {
-    let mut s = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, Failure> {
+    let mut s = TcpStream::connect(addr).await.map_err(|e| {
+        if is_local_exhaustion(&e) {
+            Failure::Local(format!("no probe socket on the director: {e}"))
+        } else {
+            Failure::Remote(format!("connect: {e}"))
+        }
+    })?;
     match probe {
         Probe::Tcp => Ok("connected".into()),
         Probe::Http {
@@ -66,19 +105,21 @@ async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, String> {
                     return if code == *expect_status {
                         Ok(format!("HTTP {code}"))
                     } else {
-                        Err(format!("HTTP {code}, expected {expect_status}"))
+                        Err(format!("HTTP {code}, expected {expect_status}").into())
                     };
                 }
                 if buf.len() > 4096 {
-                    return Err("no HTTP status line in the first 4 KiB".into());
+                    return Err(Failure::Remote(
+                        "no HTTP status line in the first 4 KiB".into(),
+                    ));
                 }
                 let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
                 if n == 0 {
-                    return Err(if buf.is_empty() {
+                    return Err(Failure::Remote(if buf.is_empty() {
                         "connection closed without an answer".into()
                     } else {
                         "connection closed inside the status line".into()
-                    });
+                    }));
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
@@ -122,6 +163,25 @@ pub fn parse_status_line(buf: &[u8]) -> Result<Option<u16>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exhausted_director_resources_are_not_the_real_servers_fault() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(is_local_exhaustion(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+        for errno in [
+            libc::ECONNREFUSED,
+            libc::EHOSTUNREACH,
+            libc::ETIMEDOUT,
+            libc::ENETUNREACH,
+        ] {
+            assert!(!is_local_exhaustion(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+    }
 
     #[test]
     fn status_line() {

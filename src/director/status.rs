@@ -239,6 +239,10 @@ pub struct CheckRecord {
     /// "connected", "HTTP 200", "connection refused", "timeout after 3s", ...
     pub detail: String,
     pub duration_ms: u64,
+    /// The probe could not run on the director (no socket: EMFILE, ...):
+    /// not counted for or against the real server. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inconclusive: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -511,6 +511,16 @@ impl Director {
         };
         let ok = record.ok;
         let detail = record.detail.clone();
+        if record.inconclusive {
+            // The director could not probe (no socket): the result says
+            // nothing about the real server, so its health and weight stay;
+            // logged once per run of such results.
+            if !st.last.as_ref().is_some_and(|l| l.inconclusive) {
+                warn!(address = %st.key.addr, detail = %detail, "health check could not run: health unchanged");
+            }
+            st.last = Some(record);
+            return;
+        }
         st.last = Some(record);
         let Some(t) = st.damper.observe(ok) else {
             return;

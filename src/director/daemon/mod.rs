@@ -406,6 +406,7 @@ impl Driver {
                     ok: r.ok,
                     detail: r.detail,
                     duration_ms: r.took.as_millis() as u64,
+                    inconclusive: r.inconclusive,
                 };
                 self.handle(core::Event::Probe { svc, rs, record }).await
             }
