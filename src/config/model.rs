@@ -33,7 +33,8 @@ pub struct ClusterSpec {
     /// director, backup on the others, on the VRRP interface, sync id = vrid.
     pub sync_daemon: bool,
     /// Prometheus metrics listener of every director's daemon; `None` = off.
-    pub metrics: Option<std::net::SocketAddr>,
+    /// A director's own `metrics` key wins ([`ClusterSpec::metrics_for`]).
+    pub metrics: Option<MetricsListen>,
     /// IPVS connection timeouts (`ipvsadm --set`) the directors' daemons set
     /// at start and reload; `None` (the default) leaves the kernel's values
     /// (tcp 900 s, tcpfin 120 s, udp 300 s), which suit most services; set
@@ -280,6 +281,9 @@ impl Check {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Director {
+    /// This director's metrics listener (`[[directors]] metrics`), over the
+    /// cluster's.
+    pub metrics: Option<std::net::SocketAddr>,
     pub name: String,
     /// Management address (SSH) and VRRP source, with its prefix (default /24).
     pub address: Ipv4Net,
@@ -422,5 +426,28 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(6)), "6s");
         assert_eq!(format_duration(Duration::from_secs(120)), "2m");
         assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
+}
+
+/// Where the directors' metrics listeners bind (`[cluster] metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MetricsListen {
+    /// `"ADDRESS:PORT"`: the same address on every director.
+    Address(std::net::SocketAddr),
+    /// `":PORT"`: each director's own `address` (never the VIP), so a remote
+    /// scraper reaches every director without a listener on 0.0.0.0.
+    OwnAddress(u16),
+}
+
+impl ClusterSpec {
+    /// The metrics listener of director `d`: its own `metrics` key, else the
+    /// cluster's (`":PORT"` resolved to `d`'s address); `None` = off.
+    pub fn metrics_for(&self, d: &Director) -> Option<std::net::SocketAddr> {
+        d.metrics.or(match self.metrics? {
+            MetricsListen::Address(a) => Some(a),
+            MetricsListen::OwnAddress(port) => {
+                Some(std::net::SocketAddr::from((d.address.addr(), port)))
+            }
+        })
     }
 }

@@ -81,6 +81,7 @@ pub struct RawHealth {
 #[serde(deny_unknown_fields)]
 pub struct RawDirector {
     pub name: S<String>,
+    pub metrics: S<String>,
     pub address: S<String>,
     pub priority: S<i64>,
     pub ssh_host: S<String>,

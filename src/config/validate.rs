@@ -407,31 +407,17 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
                 sync_daemon = *s.get_ref();
             }
             if let Some(m) = &c.metrics {
-                match m.get_ref().parse::<std::net::SocketAddr>() {
-                    Ok(a) if a.port() >= 1024 => metrics = Some(a),
-                    Ok(a) => {
-                        v.err(
-                            "cluster.metrics",
-                            m.span(),
-                            format!("metrics port {} is below 1024", a.port()),
-                        )
-                        .hint = Some(
-                            "the director unit keeps only CAP_NET_ADMIN and CAP_NET_RAW, so it \
-                             cannot bind a privileged port: use e.g. 9100"
-                                .into(),
-                        );
-                    }
-                    Err(_) => {
-                        v.err(
-                            "cluster.metrics",
-                            m.span(),
-                            format!("metrics must be ADDRESS:PORT, got \"{}\"", m.get_ref()),
-                        )
-                        .hint = Some(
-                            "e.g. \"127.0.0.1:9100\" (a local agent) or a management address; \
-                             leave it out for no metrics listener"
-                                .into(),
-                        );
+                if let Some(port) = m.get_ref().strip_prefix(':') {
+                    metrics =
+                        metrics_port(v, "cluster.metrics", m, port).map(MetricsListen::OwnAddress);
+                } else {
+                    metrics = metrics_addr(v, "cluster.metrics", m).map(MetricsListen::Address);
+                    if let (Some(MetricsListen::Address(a)), Some((vip, _))) = (&metrics, &vip)
+                        && a.ip() == std::net::IpAddr::V4(*vip)
+                    {
+                        v.err("cluster.metrics", m.span(), format!("metrics must not listen on the VIP {vip}: every client of the cluster could read it"))
+                            .hint = Some("\":9100\" listens on each director's own address".into());
+                        metrics = None;
                     }
                 }
             }
@@ -662,6 +648,18 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             .ssh_host
             .as_ref()
             .and_then(|h| v.word(&format!("{path}.ssh_host"), h, "ssh host"));
+        let dmetrics = d.metrics.as_ref().and_then(|m| {
+            let key = format!("{path}.metrics");
+            let a = metrics_addr(v, &key, m)?;
+            if let Some((vip, _)) = &vip
+                && a.ip() == std::net::IpAddr::V4(*vip)
+            {
+                v.err(&key, m.span(), format!("metrics must not listen on the VIP {vip}: every client of the cluster could read it"))
+                    .hint = Some("use the director's own address, 127.0.0.1, or a management address".into());
+                return None;
+            }
+            Some(a)
+        });
         let internal_address = match (&d.internal_address, mode_v) {
             (Some(ia), Some(m)) if m != Mode::Nat => {
                 v.err(
@@ -701,6 +699,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         if let (Some(name), Some((address, aspan)), Some(priority)) = (name, address, priority) {
             directors.push(Placed {
                 item: Director {
+                    metrics: dmetrics,
                     name,
                     address,
                     priority,
@@ -1231,6 +1230,57 @@ fn topology(
                         .hint = Some("the gateway is the floating address the real servers route through: it lives on their subnet".into());
                 }
             }
+        }
+    }
+}
+
+/// A metrics listener `"ADDRESS:PORT"` (`key` names it in errors).
+fn metrics_addr(v: &mut V<'_>, key: &str, m: &Spanned<String>) -> Option<std::net::SocketAddr> {
+    match m.get_ref().parse::<std::net::SocketAddr>() {
+        Ok(a) => metrics_port(v, key, m, &a.port().to_string()).map(|_| a),
+        Err(_) => {
+            v.err(
+                key,
+                m.span(),
+                format!(
+                    "metrics must be ADDRESS:PORT or :PORT, got \"{}\"",
+                    m.get_ref()
+                ),
+            )
+            .hint = Some(
+                "e.g. \"127.0.0.1:9100\" (a local agent), \":9100\" (each director's own \
+                 address) or a management address; leave it out for no metrics listener"
+                    .into(),
+            );
+            None
+        }
+    }
+}
+
+/// The port of a metrics listener: 1024..=65535.
+fn metrics_port(v: &mut V<'_>, key: &str, m: &Spanned<String>, port: &str) -> Option<u16> {
+    match port.parse::<u16>() {
+        Ok(p) if p >= 1024 => Some(p),
+        Ok(p) => {
+            v.err(key, m.span(), format!("metrics port {p} is below 1024"))
+                .hint = Some(
+                "the director unit keeps only CAP_NET_ADMIN and CAP_NET_RAW, so it \
+                 cannot bind a privileged port: use e.g. 9100"
+                    .into(),
+            );
+            None
+        }
+        Err(_) => {
+            v.err(
+                key,
+                m.span(),
+                format!(
+                    "metrics must be ADDRESS:PORT or :PORT, got \"{}\"",
+                    m.get_ref()
+                ),
+            )
+            .hint = Some("e.g. \":9100\" or \"127.0.0.1:9100\"".into());
+            None
         }
     }
 }

@@ -186,13 +186,23 @@ fn sync_daemon_single_director(spec: &ClusterSpec, w: &mut Vec<Warning>) {
 /// the VIP, which the active director holds: IPVS forwards only the virtual
 /// services' ports, so any client of the VIP reaches `VIP:PORT/metrics`.
 fn metrics_on_every_address(spec: &ClusterSpec, w: &mut Vec<Warning>) {
-    if let Some(m) = spec.metrics
-        && m.ip() == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-    {
+    let cluster = match spec.metrics {
+        Some(MetricsListen::Address(a)) => Some(("cluster.metrics".to_string(), a)),
+        _ => None,
+    };
+    let own = spec
+        .directors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| Some((format!("directors[{i}].metrics"), d.metrics?)));
+    for (key, m) in cluster.into_iter().chain(own) {
+        if m.ip() != IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
+            continue;
+        }
         w.push(
             Warning::new(
                 "metrics-on-every-address",
-                "cluster.metrics",
+                key,
                 format!(
                     "metrics listens on every address, the VIP included: clients of {} can read {}:{}/metrics",
                     spec.vip,
@@ -201,7 +211,8 @@ fn metrics_on_every_address(spec: &ClusterSpec, w: &mut Vec<Warning>) {
                 ),
             )
             .hint(format!(
-                "listen on 127.0.0.1:{} (a local agent) or on a management address",
+                "\":{}\" listens on each director's own address; or 127.0.0.1:{} for a local agent",
+                m.port(),
                 m.port()
             )),
         );
@@ -521,6 +532,18 @@ address = "192.0.2.22"
         let all = BASE.replace("mode = \"dr\"", "mode = \"dr\"\nmetrics = \"0.0.0.0:9100\"");
         let w = only(&all, "metrics-on-every-address");
         assert!(w.message.contains("192.0.2.100:9100"), "{}", w.message);
+        // ":PORT" (each director's own address) is the remedy: no warning;
+        // a director's own 0.0.0.0 is warned about under its key.
+        let own = BASE.replace("mode = \"dr\"", "mode = \"dr\"\nmetrics = \":9100\"");
+        assert_eq!(codes(&own), Vec::<&str>::new());
+        let one = BASE.replacen(
+            "name = \"d1\"",
+            "name = \"d1\"\nmetrics = \"0.0.0.0:9300\"",
+            1,
+        );
+        let w = only(&one, "metrics-on-every-address");
+        assert_eq!(w.key, "directors[0].metrics");
+        assert_eq!(w.line, line_of(&one, "metrics ="));
     }
 
     #[test]

@@ -795,6 +795,19 @@ mod tests {
             let c = director_toml(&spec, &d.name);
             assert_eq!(c.metrics, Some("127.0.0.1:9100".parse().expect("addr")));
         }
+        // ":PORT": each director on its own address (never the VIP); a
+        // director's own `metrics` key wins.
+        let text = text
+            .replace("metrics = \"127.0.0.1:9100\"", "metrics = \":9100\"")
+            .replace(
+                "name = \"lvs192\"",
+                "name = \"lvs192\"\nmetrics = \"10.9.9.9:9200\"",
+            );
+        let spec = config::parse_str("dr.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let c = director_toml(&spec, "lvs191");
+        assert_eq!(c.metrics, Some("192.168.0.191:9100".parse().expect("addr")));
+        let c = director_toml(&spec, "lvs192");
+        assert_eq!(c.metrics, Some("10.9.9.9:9200".parse().expect("addr")));
     }
 
     #[test]

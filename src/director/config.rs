@@ -195,7 +195,7 @@ impl DirectorConfig {
                 accept_foreign: spec.vrrp_accept_foreign,
                 sync_daemon: spec.sync_daemon,
             },
-            metrics: spec.metrics,
+            metrics: spec.metrics_for(me),
             ipvs_timeouts: spec.ipvs_timeouts,
             drain_timeout: spec.drain_timeout,
             nat: spec.nat.as_ref().map(|n| NatConfig {
