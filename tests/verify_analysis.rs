@@ -1305,3 +1305,50 @@ fn udp_replies_are_compared_with_the_counters() {
         "(empty) ×3"
     );
 }
+
+#[test]
+fn connection_sync_passes_only_when_every_connection_survives() {
+    use lvsup::verify::analysis::{ConnectionSync, HeldOutcome, analyse_connection_sync};
+    let all = ConnectionSync {
+        sync_daemon: true,
+        wanted: 5,
+        outcomes: vec![HeldOutcome::Answered(120); 5],
+    };
+    let v = analyse_connection_sync(&all);
+    assert!(v.passed && !v.skipped, "{v:?}");
+    assert_eq!(
+        v.measured,
+        "5 of 5 established connections kept (5 answered)"
+    );
+    // A server closing in order after the new data still got the packets.
+    let mut closed = all.clone();
+    closed.outcomes[0] = HeldOutcome::ClosedByServer;
+    assert!(analyse_connection_sync(&closed).passed);
+    // One reset: FAIL, with the reason and the numbers.
+    let mut one = all.clone();
+    one.outcomes[2] = HeldOutcome::Broken("connection reset by peer".into());
+    let v = analyse_connection_sync(&one);
+    assert!(!v.passed && !v.skipped, "{v:?}");
+    assert!(v.reasons[0].contains("1 of 5 connections broke"), "{v:?}");
+    assert!(v.reasons[0].contains("connection reset by peer"), "{v:?}");
+    // Fewer opened than wanted: FAIL even if those survived.
+    let few = ConnectionSync {
+        outcomes: vec![HeldOutcome::Answered(1); 3],
+        ..all.clone()
+    };
+    assert!(!analyse_connection_sync(&few).passed);
+    let none = ConnectionSync {
+        outcomes: vec![],
+        ..all.clone()
+    };
+    assert!(!analyse_connection_sync(&none).passed);
+    // Without sync: SKIP with what was seen, whatever it was.
+    let off = ConnectionSync {
+        sync_daemon: false,
+        wanted: 5,
+        outcomes: vec![HeldOutcome::Broken("reset".into()); 5],
+    };
+    let v = analyse_connection_sync(&off);
+    assert!(v.skipped && !v.passed, "{v:?}");
+    assert!(v.measured.starts_with("0 of 5"), "{v:?}");
+}

@@ -299,3 +299,77 @@ fn udp_timeline_probes() {
     assert_eq!(timeline.len(), 10);
     assert!(timeline.iter().all(|p| p.ok), "{timeline:?}");
 }
+
+/// Connections held across a (simulated) failover: a server that waits for
+/// the whole request head answers each; one that resets after the request
+/// line (like a director without the synced entry) breaks each.
+#[test]
+fn held_connections_answered_or_broken() {
+    use lvsup::verify::analysis::HeldOutcome;
+    use lvsup::verify::probe::{complete, hold};
+    let patient = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 256];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match c.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = write!(c, "HTTP/1.0 200 OK\r\n\r\nlvs\n");
+                });
+            }
+        });
+        addr
+    };
+    let resetting = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let mut keep = Vec::new();
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let mut buf = [0u8; 256];
+                let _ = c.read(&mut buf);
+                // SO_LINGER 0: close sends a reset, as a director without
+                // the connection's entry answers its next segment.
+                let s = socket2::SockRef::from(&c);
+                let _ = s.set_linger(Some(Duration::ZERO));
+                drop(c);
+                keep.push(());
+            }
+        });
+        addr
+    };
+    let rt = rt();
+    rt.block_on(async {
+        let held = hold(patient, "/", 3, Duration::from_secs(2)).await;
+        assert_eq!(held.len(), 3);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let out = complete(held, Duration::from_secs(2)).await;
+        assert!(
+            out.iter()
+                .all(|o| matches!(o, HeldOutcome::Answered(n) if *n > 10)),
+            "{out:?}"
+        );
+
+        let held = hold(resetting, "/", 3, Duration::from_secs(2)).await;
+        assert_eq!(held.len(), 3);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let out = complete(held, Duration::from_secs(2)).await;
+        assert!(
+            out.iter().all(|o| matches!(o, HeldOutcome::Broken(_))),
+            "{out:?}"
+        );
+
+        // Nothing listening: nothing held.
+        let held = hold(closed_port(), "/", 3, Duration::from_secs(1)).await;
+        assert!(held.is_empty());
+    });
+}

@@ -1305,3 +1305,86 @@ pub fn check_preempt_owner(
         reasons,
     )
 }
+
+/// What happened to connections opened through the VIP before a director
+/// failover and used again after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldOutcome {
+    /// Data went both ways after the failover (`bytes` came back).
+    Answered(usize),
+    /// The server closed it in order (FIN) after the new data: the packets
+    /// reached the same real server, so the connection was alive.
+    ClosedByServer,
+    /// Reset, refused or no answer: the connection did not survive.
+    Broken(String),
+}
+
+/// Connection sync across a director failover (`sync_daemon`).
+#[derive(Debug, Clone)]
+pub struct ConnectionSync {
+    pub sync_daemon: bool,
+    /// Connections opened (and given their first data) before the failover;
+    /// `opened < wanted` when some could not be opened at all.
+    pub wanted: u32,
+    pub outcomes: Vec<HeldOutcome>,
+}
+
+/// With `sync_daemon = true` every established connection must survive the
+/// failover (the backup had its IPVS entry from the sync daemon); without it
+/// they are expected to break (the new director has no entry and resets
+/// them): reported as SKIP with what was seen, never PASS or FAIL.
+pub fn analyse_connection_sync(c: &ConnectionSync) -> Verdict {
+    let opened = c.outcomes.len() as u32;
+    let kept = c
+        .outcomes
+        .iter()
+        .filter(|o| !matches!(o, HeldOutcome::Broken(_)))
+        .count() as u32;
+    let answered = c
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, HeldOutcome::Answered(_)))
+        .count() as u32;
+    let measured = format!("{kept} of {opened} established connections kept ({answered} answered)");
+    let broken: Vec<String> = c
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            HeldOutcome::Broken(why) => Some(why.clone()),
+            _ => None,
+        })
+        .collect();
+    if !c.sync_daemon {
+        return Verdict::skip(
+            "established connections across a director failover",
+            measured,
+            "sync_daemon = false: the new director has no entry for them and resets them \
+             (set sync_daemon = true to keep them)",
+        );
+    }
+    let mut reasons = Vec::new();
+    if opened < c.wanted || opened == 0 {
+        reasons.push(format!(
+            "only {opened} of {} connections could be opened before the failover",
+            c.wanted
+        ));
+    }
+    if kept < opened {
+        let mut first: Vec<String> = broken.clone();
+        first.sort();
+        first.dedup();
+        reasons.push(format!(
+            "{} of {opened} connections broke across the failover ({}): the backup had no \
+             synced entry for them (is the sync daemon running on both directors? \
+             `ipvsadm -L --daemon`)",
+            opened - kept,
+            first.join("; ")
+        ));
+    }
+    Verdict::new(
+        "sync_daemon = true: established connections survive a director failover",
+        measured,
+        format!("{} of {} kept", c.wanted, c.wanted),
+        reasons,
+    )
+}

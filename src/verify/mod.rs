@@ -689,6 +689,9 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
     }
 }
 
+/// Connections held open across the planned-stop failover (connection sync).
+const HELD_CONNECTIONS: u32 = 5;
+
 async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
@@ -793,6 +796,21 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         .map_or_else(|| master.to_string(), |d| d.name.clone());
     let (fail_cmd, recover_cmd) = failover_commands(mode, &unit);
 
+    // Connections that must survive the failover when sync_daemon is on:
+    // opened with their first data before it, finished after the takeover.
+    let held = if mode == FailoverMode::PlannedStop && svc.protocol == Protocol::Tcp {
+        let path = match &kind {
+            ProbeKind::Http { path, .. } => path.clone(),
+            _ => "/".to_string(),
+        };
+        let h = probe::hold(addr, &path, HELD_CONNECTIONS, PROBE_TIMEOUT).await;
+        // The kernel's sync daemon sends its buffer at least every 2 s.
+        sleep_ms(2500).await;
+        Some(h)
+    } else {
+        None
+    };
+
     // Make the master fail (undo recorded first).
     let undo_id = cx
         .undo
@@ -873,6 +891,34 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
     let outage = analysis::outage(&since_stop(prober.finish().await));
     let uoutage = match uprober {
         Some(u) => Some(analysis::outage(&since_stop(u.finish().await))),
+        None => None,
+    };
+    // Before the master comes back: the held connections now run through
+    // the backup.
+    let sync_row = match held {
+        Some(h) => {
+            let outcomes = probe::complete(h, Duration::from_secs(3)).await;
+            let c = analysis::ConnectionSync {
+                sync_daemon: spec.sync_daemon,
+                wanted: HELD_CONNECTIONS,
+                outcomes,
+            };
+            let kept = c
+                .outcomes
+                .iter()
+                .filter(|o| !matches!(o, analysis::HeldOutcome::Broken(_)))
+                .count() as u64;
+            let opened = c.outcomes.len() as u64;
+            Some(
+                CheckRow::from_verdict(
+                    "connection-sync",
+                    &format!("{} ({master} → {backup})", svc.label(spec.vip)),
+                    analysis::analyse_connection_sync(&c),
+                )
+                .figure("kept", kept)
+                .figure("opened", opened),
+            )
+        }
         None => None,
     };
 
@@ -1005,6 +1051,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
             }
         }
     }
+    rows.extend(sync_row);
     for row in rows {
         cx.add(row);
     }

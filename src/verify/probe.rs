@@ -303,3 +303,84 @@ impl Prober {
         self.task.await.unwrap_or_default()
     }
 }
+
+/// Connections held open across a director failover: each has sent the
+/// first line of an HTTP/1.0 request (so the director saw a data segment:
+/// IPVS syncs a TCP connection once it has passed 3 packets, with the
+/// kernel's default `sync_threshold`) and waits for the rest.
+pub struct Held {
+    streams: Vec<TcpStream>,
+    addr: SocketAddr,
+}
+
+impl Held {
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+}
+
+/// Open `n` connections to `addr` and send each the request line for
+/// `path`; connections that cannot be opened are left out (the caller
+/// compares the count with `n`).
+pub async fn hold(addr: SocketAddr, path: &str, n: u32, timeout: Duration) -> Held {
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        let open = async {
+            let mut s = TcpStream::connect(addr).await.ok()?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n").as_bytes())
+                .await
+                .ok()?;
+            Some(s)
+        };
+        if let Ok(Some(s)) = tokio::time::timeout(timeout, open).await {
+            streams.push(s);
+        }
+    }
+    Held { streams, addr }
+}
+
+/// Finish every held request (the rest of the head) and read the answer:
+/// data back, an orderly close, or broken (reset, no answer within
+/// `timeout`).
+pub async fn complete(held: Held, timeout: Duration) -> Vec<super::analysis::HeldOutcome> {
+    use super::analysis::HeldOutcome;
+    let rest = format!(
+        "Host: {}\r\nUser-Agent: lvsup-verify\r\nConnection: close\r\n\r\n",
+        held.addr.ip()
+    );
+    let mut out = Vec::new();
+    for mut s in held.streams {
+        let one = async {
+            s.write_all(rest.as_bytes())
+                .await
+                .map_err(|e| format!("send: {e}"))?;
+            let mut buf = [0u8; 512];
+            let mut total = 0usize;
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(e) if total > 0 => {
+                        // Data came back, then the connection ended badly: the
+                        // answer still crossed the failover.
+                        let _ = e;
+                        break;
+                    }
+                    Err(e) => return Err(format!("read: {e}")),
+                }
+            }
+            Ok(total)
+        };
+        out.push(match tokio::time::timeout(timeout, one).await {
+            Ok(Ok(0)) => HeldOutcome::ClosedByServer,
+            Ok(Ok(n)) => HeldOutcome::Answered(n),
+            Ok(Err(e)) => HeldOutcome::Broken(e),
+            Err(_) => HeldOutcome::Broken(format!("no answer within {} ms", timeout.as_millis())),
+        });
+    }
+    out
+}

@@ -144,6 +144,27 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
             ));
         }
     }
+    // Connections held across the planned-stop failover, one row per TCP
+    // service: all kept with sync_daemon = true; SKIP (expected to break,
+    // with what was seen) without it.
+    let mut sync = String::new();
+    for svc in spec.services.iter().filter(|s| s.protocol == Protocol::Tcp) {
+        let label = svc.label(spec.vip);
+        let r = rows(&v, "connection-sync")
+            .into_iter()
+            .find(|r| r["subject"].as_str().is_some_and(|x| x.starts_with(&label)))
+            .cloned()
+            .unwrap_or_else(|| panic!("no connection-sync row for {label}: {v}"));
+        let (kept, opened) = (&r["figures"]["kept"], &r["figures"]["opened"]);
+        if spec.sync_daemon {
+            assert_eq!(r["result"], "pass", "{r}");
+            assert_eq!(kept, opened, "{r}");
+            assert_eq!(opened.as_u64(), Some(5), "{r}");
+        } else {
+            assert_eq!(r["result"], "skip", "{r}");
+        }
+        sync.push_str(&format!("; connections kept {kept} of {opened}"));
+    }
     // Without --yes and without a terminal to ask on, the disruptive checks are
     // refused and said so in their rows; the rest runs and passes.
     let (code, v) = verify_with(file, &[], &[]);
@@ -155,6 +176,6 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
         assert!(r[0].to_string().contains("no terminal"), "{}", r[0]);
     }
     format!(
-        "director failover gap {gap} ms{crash_gap}; real server out {out} ms, back {back} ms{udp}"
+        "director failover gap {gap} ms{crash_gap}; real server out {out} ms, back {back} ms{udp}{sync}"
     )
 }
