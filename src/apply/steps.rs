@@ -99,6 +99,17 @@ pub fn upload_script(path: &str, size: usize, sha256: &str) -> String {
     )
 }
 
+/// The script that prints `KEY=VALUE` for each of `keys` (just `KEY` when
+/// the host has no such sysctl): the values before lvsup changes them.
+pub fn read_sysctls_script(keys: &[String]) -> String {
+    let list: Vec<String> = keys.iter().map(|k| shell_quote(k)).collect();
+    format!(
+        "for k in {}; do f=/proc/sys/$(echo \"$k\" | tr . /); \
+         if [ -r \"$f\" ]; then echo \"$k=$(cat \"$f\")\"; else echo \"$k\"; fi; done\n",
+        list.join(" ")
+    )
+}
+
 const SYSTEMD_SYSCTL: &str = "for p in /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl; do \
      if [ -x \"$p\" ]; then exec \"$p\" \"$1\"; fi; done; exec sysctl -p \"$1\"";
 
