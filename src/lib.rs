@@ -12,6 +12,7 @@ pub mod lab;
 pub mod layout;
 pub mod plan;
 pub mod remote;
+pub mod script;
 pub mod vrrp;
 
 // `lvsup verify` (its own group: stays clear of other branches' module lines).

@@ -244,7 +244,7 @@ fn lock_script_and_argv() {
     let o = lock::owner("o'brien", "lap top", 4242, "apply", "2026-12-01T16:42:35Z");
     let argv = lock::argv("web", 30, &o);
     insta::assert_snapshot!("lock_argv", argv.join("\n---\n"));
-    insta::assert_snapshot!("lock_script", lock::SCRIPT);
+    insta::assert_snapshot!("lock_script", lock::script());
 }
 
 /// The NAT real server's unit: its ExecStartPre/ExecStopPost `/bin/sh -c`

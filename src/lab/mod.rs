@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use topology::{HostRole, LabHost, Topology, topology};
 
 use crate::config::{ClusterSpec, Mode};
+use crate::script::shell_quote;
 
 /// Where `tests/lab/in-vm` mounts the base image, and where `lab up` mounts
 /// a base image file it is given.
@@ -729,17 +730,6 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@".contains(&b))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 fn ssh_true(ssh_config: &Path, host: &str) -> bool {
     Command::new("ssh")
         .arg("-F")
@@ -1102,8 +1092,6 @@ pub fn describe(state: &LabState, elapsed: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
-
     /// A real server of the TUN example (a TCP and a UDP service) gets the
     /// web server on 80 and the UDP responder on 53, enabled; a director
     /// neither.
@@ -1139,14 +1127,5 @@ mod tests {
                 assert_eq!(name, format!("{}\n", h.name));
             }
         }
-    }
-
-    #[test]
-    fn shell_quote_keeps_argv_intact() {
-        assert_eq!(shell_quote("plain-arg_1.0/x=y"), "plain-arg_1.0/x=y");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote("$HOME;rm"), "'$HOME;rm'");
     }
 }

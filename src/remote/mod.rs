@@ -22,6 +22,7 @@ use openssh::{ChildStdin, ControlPersist, KnownHosts, Session, SessionBuilder, S
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{ClusterSpec, HostKeyChecking};
+use crate::script::shell_quote;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -417,31 +418,5 @@ impl Held {
         tokio::time::timeout(limit, fut)
             .await
             .map_err(|_| RemoteError::Timeout(limit))?
-    }
-}
-
-/// `'text'` for sh, with embedded single quotes closed and escaped.
-pub fn shell_quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            o.push_str("'\\''");
-        } else {
-            o.push(c);
-        }
-    }
-    o.push('\'');
-    o
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_quote_survives_quotes_and_newlines() {
-        assert_eq!(shell_quote("a'b\nc"), "'a'\\''b\nc'");
-        assert_eq!(shell_quote(""), "''");
     }
 }
