@@ -1,10 +1,14 @@
-//! Every shell script lvsup runs on a host, rendered with representative
-//! inputs (including values that need quoting: `it's`, spaces, `$HOME`):
-//! golden snapshots, so a change to a script shows up as a reviewed diff.
+//! Every shell script lvsup runs on a host (templates/scripts/*.sh.j2),
+//! rendered with representative inputs (including values that need
+//! quoting: `it's`, spaces, `$HOME`): golden snapshots, so a change to a
+//! script shows up as a reviewed diff, and `shellcheck -s sh` over all of
+//! them. shellcheck (Debian's `shellcheck`) must be installed: without it
+//! the check fails, unless LVSUP_NO_SHELLCHECK=1 says to leave it out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::Command;
 
 use lvsup::apply::destroy::destroy_steps;
 use lvsup::apply::lock;
@@ -259,4 +263,178 @@ fn nat_real_server_unit() {
         .find(|f| f.path.ends_with(".service"))
         .expect("unit file");
     insta::assert_snapshot!(unit.content.clone());
+}
+
+/// Every template rendered through the code that uses it: (template, script).
+fn rendered() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |name: &str, s: String| out.push((name.to_string(), s));
+    add(
+        "write-file.sh.j2",
+        write_file_script("/etc/it's here/x y.conf", 0o640, "a 'b' $HOME\n"),
+    );
+    add(
+        "upload.sh.j2",
+        upload_script("/usr/local/bin/it's lvsup", 12345, &"0".repeat(64)),
+    );
+    let mut steps: Vec<Step> = Vec::new();
+    for (name, role) in [
+        ("dr", "director"),
+        ("dr", "realserver"),
+        ("nat", "director"),
+        ("nat", "realserver"),
+        ("tun", "realserver"),
+        ("minimal", "director"),
+    ] {
+        let (spec, d) = example(name);
+        let want = if role == "director" {
+            director(&d)
+        } else {
+            real_server(&d)
+        };
+        steps.extend(fresh_steps(&spec, &d, want));
+        let f = everything_present(&spec, want);
+        steps.extend(destroy_steps(&spec, want, &f));
+        add("facts.sh.j2", facts::script(&spec, want));
+        // The NAT real server's unit lines, as its `/bin/sh -c` gets them.
+        for file in &want.files {
+            for l in file.content.lines() {
+                let Some((key, cmd)) = l
+                    .split_once("=/bin/sh -c '")
+                    .or_else(|| l.split_once("=-/bin/sh -c '"))
+                else {
+                    continue;
+                };
+                let body = cmd
+                    .strip_suffix('\'')
+                    .expect("closing quote")
+                    .replace("$$", "$");
+                match key {
+                    "ExecStart" => add("nat-route-up.sh.j2", body),
+                    "ExecStop" => add("nat-route-down.sh.j2", body),
+                    // lvsup-realserver.service.j2's own sysctl line (not a
+                    // template of templates/scripts, checked all the same)
+                    _ => add("lvsup-realserver.service.j2", body),
+                }
+            }
+        }
+    }
+    for st in steps {
+        let name = match &st.action {
+            StepAction::UploadBinary { .. } => continue,
+            StepAction::RecordSysctls { keys } => {
+                add("read-sysctls.sh.j2", read_sysctls_script(keys));
+                continue;
+            }
+            StepAction::Script { .. } => {
+                let w = st.what.as_str();
+                if w.starts_with("write ") {
+                    "write-file.sh.j2"
+                } else if w.starts_with("load kernel modules") {
+                    "modprobe.sh.j2"
+                } else if w.starts_with("apply sysctls") {
+                    "apply-sysctls.sh.j2"
+                } else if w == "systemctl daemon-reload" {
+                    "daemon-reload.sh.j2"
+                } else if w.starts_with("enable")
+                    || w.starts_with("restart ")
+                    || w.starts_with("reload ")
+                {
+                    "unit.sh.j2"
+                } else if w.starts_with("stop and disable") {
+                    "stop-unit.sh.j2"
+                } else if w.starts_with("remove lvsup's IPVS services") {
+                    "remove-ipvs.sh.j2"
+                } else if w.starts_with("release floating addresses") {
+                    "release-addresses.sh.j2"
+                } else if w.starts_with("remove /usr/local/bin/lvsup") {
+                    "remove-binary.sh.j2"
+                } else if w.starts_with("remove ") {
+                    "remove-files.sh.j2"
+                } else if w.starts_with("restore ") {
+                    "restore-sysctls.sh.j2"
+                } else {
+                    panic!("which template renders the step {w:?}?")
+                }
+            }
+        };
+        if let StepAction::Script { script } = st.action {
+            add(name, script);
+        }
+    }
+    add("lock.sh.j2", lock::script());
+    out
+}
+
+/// Findings shellcheck may keep quiet about, per template, each with why.
+/// (One-line scripts cannot carry a `# shellcheck disable=` comment.)
+const ALLOWED: &[(&str, &str, &str)] = &[(
+    "nat-route-down.sh.j2",
+    "SC2086",
+    "`ip route replace $r`: $r is a whole recorded route (`default via 10.0.0.1 dev eth0 ...`), split into words on purpose",
+)];
+
+#[test]
+fn every_template_is_rendered_and_passes_shellcheck() {
+    // Every template of templates/scripts/ is rendered here (and compiled in).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/scripts");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .expect("templates/scripts")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let all = rendered();
+    let mut checked: Vec<String> = all
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n.ends_with(".sh.j2"))
+        .collect();
+    checked.sort();
+    checked.dedup();
+    assert_eq!(
+        on_disk, checked,
+        "templates/scripts/ and the scripts rendered by tests/scripts.rs differ: \
+         render a new template in `rendered()`"
+    );
+    let compiled: Vec<&str> = lvsup::script::TEMPLATES.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        on_disk, compiled,
+        "src/script.rs TEMPLATES and templates/scripts/ differ"
+    );
+
+    if std::env::var("LVSUP_NO_SHELLCHECK").as_deref() == Ok("1") {
+        eprintln!("LVSUP_NO_SHELLCHECK=1: shellcheck left out");
+        return;
+    }
+    // One shellcheck run over every rendering: one process start, not thirty.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for (i, (name, script)) in all.iter().enumerate() {
+        let mut text = String::new();
+        for (_, code, _) in ALLOWED.iter().filter(|(n, _, _)| n == name) {
+            let _ = writeln!(text, "# shellcheck disable={code}");
+        }
+        text.push_str(script);
+        let p = tmp.path().join(format!("{i:02}-{name}.sh"));
+        std::fs::write(&p, text).expect("write");
+        files.push(p);
+    }
+    let out = match Command::new("shellcheck")
+        .args(["-s", "sh", "-f", "gcc"])
+        .args(&files)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "cannot run shellcheck ({e}): install it (Debian: apt-get install shellcheck), \
+             or set LVSUP_NO_SHELLCHECK=1 to leave this check out"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "shellcheck found problems in rendered scripts ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
