@@ -10,6 +10,7 @@ pub mod import;
 pub mod ipvs;
 pub mod lab;
 pub mod layout;
+pub mod observe;
 pub mod plan;
 pub mod remote;
 pub mod script;

@@ -11,7 +11,8 @@
 //! `accept-new`. The control directory is a short `/tmp/lvsup-XXXXXX`
 //! (socket paths must fit 108 bytes), removed when the [`Transport`] drops.
 
-pub mod facts;
+// Moved to `crate::observe`; this name stays until every caller uses that.
+pub use crate::observe as facts;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
