@@ -17,8 +17,8 @@ use lvsup::apply::steps::{
 };
 use lvsup::config::{self, ClusterSpec};
 use lvsup::desired::{DesiredCluster, HostState, Role, desired_cluster};
+use lvsup::observe::{self, Facts, Iface, LiveService, managed_paths};
 use lvsup::plan::{self, UnitAction, UnitPlan};
-use lvsup::remote::facts::{self, Facts, Iface, LiveService, managed_paths};
 
 fn example(name: &str) -> (ClusterSpec, DesiredCluster) {
     let p = format!("{}/examples/{name}.toml", env!("CARGO_MANIFEST_DIR"));
@@ -239,7 +239,7 @@ fn facts_scripts() {
         } else {
             real_server(&d)
         };
-        insta::assert_snapshot!(format!("facts_{name}_{role}"), facts::script(&spec, want));
+        insta::assert_snapshot!(format!("facts_{name}_{role}"), observe::script(&spec, want));
     }
 }
 
@@ -295,7 +295,7 @@ fn rendered() -> Vec<(String, String)> {
         steps.extend(fresh_steps(&spec, &d, want));
         let f = everything_present(&spec, want);
         steps.extend(destroy_steps(&spec, want, &f));
-        add("facts.sh.j2", facts::script(&spec, want));
+        add("facts.sh.j2", observe::script(&spec, want));
         // The NAT real server's unit lines, as its `/bin/sh -c` gets them.
         for file in &want.files {
             for l in file.content.lines() {

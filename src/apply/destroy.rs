@@ -18,7 +18,7 @@ use super::run::{HostReport, Progress, Report, StepCtx, not_contacted, run_steps
 use super::steps::{Step, StepAction};
 use crate::config::{ClusterSpec, Protocol};
 use crate::desired::{self, HostState, Role};
-use crate::remote::facts::{Facts, managed_paths, previous_sysctl_path};
+use crate::observe::{Facts, managed_paths, previous_sysctl_path};
 use crate::script;
 
 fn script_step(what: impl Into<String>, s: String) -> Step {

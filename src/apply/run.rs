@@ -15,9 +15,9 @@ use super::steps::{self, Step, StepAction};
 use super::{BinarySource, Live};
 use crate::config::diag::terminal_safe;
 use crate::desired::Role;
+use crate::observe::previous_sysctl_path;
 use crate::plan::{HostError, Plan};
 use crate::remote::Host;
-use crate::remote::facts::previous_sysctl_path;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::config::ClusterSpec;
 use crate::desired::{self, HostState};
+use crate::observe::{Facts, previous_sysctl_path};
 use crate::plan::{HostPlan, Item, UnitAction};
-use crate::remote::facts::{Facts, previous_sysctl_path};
 use crate::script;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
