@@ -1,67 +1,18 @@
-//! Facts: everything `plan`, `apply`, `status` and `destroy` need to know
-//! about a host, gathered in ONE round trip — a POSIX shell script on stdin
-//! printing `### section` blocks — and parsed (pure, tested on outputs
-//! recorded from lab hosts) into [`plan::Observed`] plus host facts.
+//! What the facts script printed (`### section` blocks), parsed (pure,
+//! tested on outputs recorded from lab hosts) into [`plan::Observed`] plus
+//! host facts; what those facts say is missing on a host.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterSpec, Forward, Mode, Protocol};
-use crate::desired::{self, Destination, HostState, Interface, Role, VirtualService};
+use crate::desired::{Destination, HostState, Interface, Role, VirtualService};
 use crate::plan::Observed;
 
-use crate::script;
-
-/// Where apply records the values sysctls had before lvsup changed them.
-pub fn previous_sysctl_path(cluster: &str) -> String {
-    format!("/var/lib/lvsup/{cluster}/previous-sysctl.json")
-}
-
-/// Every file lvsup may have put on a host of `cluster`, whatever its role.
-pub fn managed_paths(cluster: &str) -> Vec<String> {
-    vec![
-        desired::director_config_path(cluster),
-        desired::unit_path(&desired::director_unit(cluster)),
-        desired::unit_path(&desired::realserver_unit(cluster)),
-        desired::sysctl_path(cluster),
-        desired::modules_path(cluster),
-        previous_sysctl_path(cluster),
-        desired::previous_route_path(cluster),
-    ]
-}
-
-/// Modules whose presence the facts report.
-fn modules_of_interest(spec: &ClusterSpec) -> Vec<String> {
-    let mut m = spec.director_modules();
-    m.push("ipip".into());
-    m
-}
-
-/// The facts script for one host of `spec` (templates/scripts/facts.sh.j2).
-pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
-    let cluster = &spec.name;
-    let keys: Vec<String> = want.sysctls.iter().map(|s| s.key.clone()).collect();
-    let units = vec![
-        desired::director_unit(cluster),
-        desired::realserver_unit(cluster),
-    ];
-    script::render(
-        "facts.sh.j2",
-        context! {
-            keys,
-            modules => modules_of_interest(spec),
-            files => managed_paths(cluster),
-            units,
-            bin => desired::BINARY_PATH,
-            director => matches!(want.role, Role::Director { .. }),
-            config => desired::director_config_path(cluster),
-        },
-    )
-}
+use super::previous_sysctl_path;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -222,7 +173,7 @@ fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
     Ok(res)
 }
 
-/// Parse the output of [`script`] for host `want` of `spec`. `local_sha256`
+/// Parse the output of [`super::script`] for host `want` of `spec`. `local_sha256`
 /// is the hash of the binary apply would install.
 pub fn parse(
     spec: &ClusterSpec,
