@@ -1,6 +1,6 @@
 //! The cluster lock on each host (pure parts): `apply` and `destroy` hold
 //! `flock(2)` on `/var/lib/lvsup/NAME/lock` on every host they work on, for
-//! the whole session, through a remote shell (templates/scripts/lock.sh) that
+//! the whole session, through a remote shell (templates/scripts/lock.sh.j2) that
 //! lives as long as its SSH channel: a killed lvsup or a lost connection ends
 //! it and the kernel releases the lock. Who holds it is written to
 //! `lock.owner` next to it; a clean release removes that file, so a
