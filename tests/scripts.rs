@@ -251,6 +251,24 @@ fn lock_script_and_argv() {
     insta::assert_snapshot!("lock_script", lock::script());
 }
 
+/// The lab's container launcher (run locally, by `lvsup lab up`).
+#[test]
+fn lab_launcher() {
+    let args: Vec<String> = [
+        "systemd-nspawn",
+        "-D",
+        "/var/lib/lvsup-lab/it's here/root",
+        "-M",
+        "lvs1",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let with = lvsup::lab::launcher_script(&args, Some(Path::new("/sys/fs/cgroup/lvsup-lab/lvs1")));
+    let without = lvsup::lab::launcher_script(&args, None);
+    insta::assert_snapshot!(format!("{with}\n---\n{without}"));
+}
+
 /// The NAT real server's unit: its ExecStartPre/ExecStopPost `/bin/sh -c`
 /// lines are scripts too (the default route via the directors).
 #[test]

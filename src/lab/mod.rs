@@ -663,6 +663,23 @@ fn cgroup_dir(machine: &str) -> Option<PathBuf> {
         .then(|| root.join("lvsup-lab").join(machine))
 }
 
+/// The launcher of a host's container (run by `setsid sh -c`, `$0` the
+/// launcher tag): joins the host's cgroup when there is one, then runs
+/// systemd-nspawn with `args` again whenever the container reboots (exit 133).
+pub fn launcher_script(args: &[String], cgroup: Option<&Path>) -> String {
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    format!(
+        "{}while :; do {}; rc=$?; [ \"$rc\" -eq 133 ] || exit \"$rc\"; done",
+        cgroup
+            .map(|c| format!(
+                "echo $$ > {}/cgroup.procs || exit 1; ",
+                shell_quote(&c.display().to_string())
+            ))
+            .unwrap_or_default(),
+        quoted.join(" ")
+    )
+}
+
 /// Start the host's container, detached, restarted when it reboots (exit 133).
 fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
     let mut args = vec![
@@ -704,17 +721,7 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
             let _ = fs::write(ctl.join("cgroup.subtree_control"), "+memory +pids");
         }
     }
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-    let script = format!(
-        "{}while :; do {}; rc=$?; [ \"$rc\" -eq 133 ] || exit \"$rc\"; done",
-        cg.as_ref()
-            .map(|c| format!(
-                "echo $$ > {}/cgroup.procs || exit 1; ",
-                shell_quote(&c.display().to_string())
-            ))
-            .unwrap_or_default(),
-        quoted.join(" ")
-    );
+    let script = launcher_script(&args, cg.as_deref());
     let log = fs::File::create(host_dir(t, h).join("console.log"))?;
     Command::new("setsid")
         .args(["sh", "-c", &script, &launcher_tag(&h.machine)])
