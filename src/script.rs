@@ -31,6 +31,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/scripts/facts.sh.j2"),
     ),
     (
+        "lab-launch.sh.j2",
+        include_str!("../templates/scripts/lab-launch.sh.j2"),
+    ),
+    (
         "lock.sh.j2",
         include_str!("../templates/scripts/lock.sh.j2"),
     ),

@@ -381,6 +381,10 @@ fn rendered() -> Vec<(String, String)> {
         }
     }
     add("lock.sh.j2", lock::script());
+    let args: Vec<String> = vec!["systemd-nspawn".into(), "-D".into(), "/it's here".into()];
+    for cg in [Some(Path::new("/sys/fs/cgroup/lvsup-lab/a b")), None] {
+        add("lab-launch.sh.j2", lvsup::lab::launcher_script(&args, cg));
+    }
     out
 }
 

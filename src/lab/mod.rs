@@ -29,12 +29,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 pub use topology::{HostRole, LabHost, Topology, topology};
 
 use crate::config::{ClusterSpec, Mode};
-use crate::script::shell_quote;
+use crate::script::{self, shell_quote};
 
 /// Where `tests/lab/in-vm` mounts the base image, and where `lab up` mounts
 /// a base image file it is given.
@@ -667,17 +668,12 @@ fn cgroup_dir(machine: &str) -> Option<PathBuf> {
 /// launcher tag): joins the host's cgroup when there is one, then runs
 /// systemd-nspawn with `args` again whenever the container reboots (exit 133).
 pub fn launcher_script(args: &[String], cgroup: Option<&Path>) -> String {
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-    format!(
-        "{}while :; do {}; rc=$?; [ \"$rc\" -eq 133 ] || exit \"$rc\"; done",
-        cgroup
-            .map(|c| format!(
-                "echo $$ > {}/cgroup.procs || exit 1; ",
-                shell_quote(&c.display().to_string())
-            ))
-            .unwrap_or_default(),
-        quoted.join(" ")
-    )
+    let cgroup = cgroup.map(|c| c.display().to_string());
+    let s = script::render(
+        "lab-launch.sh.j2",
+        context! { args => args.to_vec(), cgroup },
+    );
+    s.trim_end_matches('\n').to_string()
 }
 
 /// Start the host's container, detached, restarted when it reboots (exit 133).
