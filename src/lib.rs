@@ -10,8 +10,10 @@ pub mod import;
 pub mod ipvs;
 pub mod lab;
 pub mod layout;
+pub mod observe;
 pub mod plan;
 pub mod remote;
+pub mod script;
 pub mod vrrp;
 
 // `lvsup verify` (its own group: stays clear of other branches' module lines).

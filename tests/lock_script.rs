@@ -20,7 +20,7 @@ fn owner(user: &str) -> Owner {
 fn start(dir: &Path, secs: u64, who: &Owner) -> (Child, String) {
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(lock::SCRIPT)
+        .arg(lock::script())
         .arg("lvsup-lock")
         .arg(dir)
         .arg(secs.to_string())

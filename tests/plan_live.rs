@@ -21,8 +21,8 @@ use lvsup::apply::steps::{describe, steps_for};
 use lvsup::apply::{host_facts, plan_from_facts};
 use lvsup::config::{self, ClusterSpec};
 use lvsup::desired::{DesiredCluster, desired_cluster};
+use lvsup::observe::Facts;
 use lvsup::plan::{HostError, Plan};
-use lvsup::remote::facts::Facts;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -10,19 +10,35 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use minijinja::context;
+use minijinja::value::{Serde, Value};
+
 use super::Live;
 use super::run::{HostReport, Progress, Report, StepCtx, not_contacted, run_steps};
 use super::steps::{Step, StepAction};
 use crate::config::{ClusterSpec, Protocol};
 use crate::desired::{self, HostState, Role};
-use crate::remote::facts::{Facts, managed_paths, previous_sysctl_path};
-use crate::remote::shell_quote;
+use crate::observe::{Facts, managed_paths, previous_sysctl_path};
+use crate::script;
 
-fn script(what: impl Into<String>, s: String) -> Step {
+fn script_step(what: impl Into<String>, s: String) -> Step {
     Step {
         what: what.into(),
         action: StepAction::Script { script: s },
     }
+}
+
+/// One of lvsup's IPVS services, as remove-ipvs.sh.j2 names it.
+#[derive(serde::Serialize)]
+struct IpvsKey {
+    /// `TCP 0A000064:0050`, as `/proc/net/ip_vs` shows it (spaces squeezed).
+    key: String,
+    /// `TCP 10.0.0.100:80`
+    label: String,
+    /// `-t` or `-u`
+    flag: &'static str,
+    /// `10.0.0.100:80`
+    addr: String,
 }
 
 /// The steps that remove cluster `spec`'s traces from a host with `facts` (pure).
@@ -42,16 +58,15 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
             } else {
                 "its ExecStop removes the VIP or route"
             };
-            let q = shell_quote(&unit);
-            steps.push(script(
+            steps.push(script_step(
                 format!("stop and disable {unit} ({why})"),
-                format!("systemctl disable --now {q} 2>&1 || systemctl stop {q}\n"),
+                script::render("stop-unit.sh.j2", context! { unit }),
             ));
         }
     }
     if director {
         // lvsup's own virtual services only, re-checked after the daemon stopped.
-        let own: Vec<String> = spec
+        let own: Vec<IpvsKey> = spec
             .services
             .iter()
             .filter(|s| {
@@ -64,8 +79,12 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                 })
             })
             .map(|s| {
-                let flag = if s.protocol == Protocol::Udp { "-u" } else { "-t" };
-                let hexkey = format!(
+                let flag = if s.protocol == Protocol::Udp {
+                    "-u"
+                } else {
+                    "-t"
+                };
+                let key = format!(
                     "{} {:08X}:{:04X}",
                     if s.protocol == Protocol::Udp {
                         "UDP"
@@ -75,21 +94,24 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                     u32::from(spec.vip),
                     s.port
                 );
-                format!(
-                    "if tr -s ' ' < /proc/net/ip_vs | grep -q '^{hexkey} '; then \
-                       command -v ipvsadm >/dev/null || {{ echo 'ipvsadm is not installed: remove IPVS service {} {}:{} by hand' >&2; exit 1; }}; \
-                       ipvsadm -D {flag} {}:{}; fi\n",
-                    s.protocol, spec.vip, s.port, spec.vip, s.port
-                )
+                IpvsKey {
+                    key,
+                    label: format!("{} {}:{}", s.protocol, spec.vip, s.port),
+                    flag,
+                    addr: format!("{}:{}", spec.vip, s.port),
+                }
             })
             .collect();
         if !own.is_empty() {
-            steps.push(script(
+            steps.push(script_step(
                 format!(
                     "remove lvsup's IPVS services left behind ({} of them; others untouched)",
                     own.len()
                 ),
-                own.concat(),
+                script::render(
+                    "remove-ipvs.sh.j2",
+                    context! { services => Value::from(Serde(&own)) },
+                ),
             ));
         }
         let floating: Vec<std::net::Ipv4Addr> = want
@@ -99,19 +121,10 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
             .filter(|a| facts.holds(*a).is_some())
             .collect();
         if !floating.is_empty() {
-            let s: String = floating
-                .iter()
-                .map(|a| {
-                    format!(
-                        "ip -o -4 addr show | awk '{{ split($4, p, \"/\"); if (p[1] == \"{a}\") print $2, $4 }}' | \
-                         while read dev cidr; do ip addr del \"$cidr\" dev \"$dev\"; done\n"
-                    )
-                })
-                .collect();
             let list: Vec<String> = floating.iter().map(|a| a.to_string()).collect();
-            steps.push(script(
+            steps.push(script_step(
                 format!("release floating addresses still held: {}", list.join(", ")),
-                s,
+                script::render("release-addresses.sh.j2", context! { addresses => list }),
             ));
         }
     }
@@ -122,26 +135,21 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
         .collect();
     if !files.is_empty() {
         let units_removed = files.iter().any(|f| f.starts_with("/etc/systemd/"));
-        let q: Vec<String> = files.iter().map(|f| shell_quote(f)).collect();
-        let mut s = format!(
-            "rm -f {}\nrmdir /etc/lvsup/{c} /etc/lvsup 2>/dev/null || true\n\
-             rmdir /var/lib/lvsup/{c} /var/lib/lvsup 2>/dev/null || true\n",
-            q.join(" ")
+        let s = script::render(
+            "remove-files.sh.j2",
+            context! { files => files.clone(), cluster => c, daemon_reload => units_removed },
         );
-        if units_removed {
-            s.push_str("systemctl daemon-reload\n");
-        }
-        steps.push(script(format!("remove {}", files.join(", ")), s));
+        steps.push(script_step(format!("remove {}", files.join(", ")), s));
     }
     if director && facts.binary_sha256.is_some() {
-        steps.push(script(
+        steps.push(script_step(
             format!(
                 "remove {} unless another cluster's config is left in /etc/lvsup",
                 desired::BINARY_PATH
             ),
-            format!(
-                "if [ -z \"$(ls -A /etc/lvsup 2>/dev/null)\" ]; then rm -f {}; fi\n",
-                desired::BINARY_PATH
+            script::render(
+                "remove-binary.sh.j2",
+                context! { bin => desired::BINARY_PATH },
             ),
         ));
     }
@@ -152,20 +160,15 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
             .flatten()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
             .collect();
-        let mut s = String::new();
-        for (k, v) in &restore {
-            let path = format!("/proc/sys/{}", k.replace('.', "/"));
-            s.push_str(&format!(
-                "if [ -w {p} ]; then echo {v} > {p}; fi\n",
-                p = shell_quote(&path),
-                v = shell_quote(v)
-            ));
-        }
-        s.push_str(&format!(
-            "rm -f {}\nrmdir /var/lib/lvsup/{c} /var/lib/lvsup 2>/dev/null || true\n",
-            shell_quote(&prev)
-        ));
-        steps.push(script(
+        let sysctls: Vec<Value> = restore
+            .iter()
+            .map(|(k, v)| context! { path => format!("/proc/sys/{}", k.replace('.', "/")), value => v.as_str() })
+            .collect();
+        let s = script::render(
+            "restore-sysctls.sh.j2",
+            context! { sysctls, prev, cluster => c },
+        );
+        steps.push(script_step(
             format!(
                 "restore {} sysctls to their values before lvsup, forget them",
                 restore.len()

@@ -1,6 +1,6 @@
 //! The cluster lock on each host (pure parts): `apply` and `destroy` hold
 //! `flock(2)` on `/var/lib/lvsup/NAME/lock` on every host they work on, for
-//! the whole session, through a remote shell (templates/scripts/lock.sh) that
+//! the whole session, through a remote shell (templates/scripts/lock.sh.j2) that
 //! lives as long as its SSH channel: a killed lvsup or a lost connection ends
 //! it and the kernel releases the lock. Who holds it is written to
 //! `lock.owner` next to it; a clean release removes that file, so a
@@ -14,10 +14,13 @@
 use std::fmt;
 
 use crate::config::diag::terminal_safe;
-use crate::remote::shell_quote;
+use crate::script::{self, shell_quote};
 
-/// The script that takes and holds the lock (shellchecked by tests/run).
-pub const SCRIPT: &str = include_str!("../../templates/scripts/lock.sh");
+/// The script that takes and holds the lock (templates/scripts/lock.sh.j2,
+/// with nothing to fill in: its inputs are arguments).
+pub fn script() -> String {
+    script::render("lock.sh.j2", minijinja::context! {})
+}
 
 /// Where the lock of cluster `name` lives on a host.
 pub fn dir(cluster: &str) -> String {
@@ -114,7 +117,7 @@ pub fn argv(cluster: &str, wait_secs: u64, owner: &Owner) -> Vec<String> {
     vec![
         "sh".into(),
         "-c".into(),
-        shell_quote(SCRIPT),
+        shell_quote(&script()),
         "lvsup-lock".into(),
         shell_quote(&dir(cluster)),
         wait_secs.to_string(),

@@ -27,8 +27,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::{self, ClusterSpec};
 use crate::desired::{self, DesiredCluster, HostState, Role};
+use crate::observe::{self, Facts};
 use crate::plan::{self, HostError, Plan};
-use crate::remote::facts::{self, Facts};
 use crate::remote::{Held, Hold, Host, SshOptions, Transport};
 
 /// How the live commands reach and work on the hosts (the command line's
@@ -296,9 +296,9 @@ pub fn host_facts(
     binary: Option<&BinarySource>,
     check: bool,
 ) -> Result<Facts, HostError> {
-    let f = facts::parse(spec, want, out, local_sha)
+    let f = observe::parse(spec, want, out, local_sha)
         .map_err(|e| host_error(&want.name, "gather facts", e))?;
-    let mut problems = facts::prerequisites(spec, want, &f);
+    let mut problems = observe::prerequisites(spec, want, &f);
     if let (Some(b), Role::Director { .. }) = (binary, &want.role)
         && !f.observed.binary_current
         && let Some(p) = b.incompatible(&f)
@@ -435,7 +435,7 @@ pub async fn gather(
                     }
                 }
             };
-            let script = facts::script(&spec, &want);
+            let script = observe::script(&spec, &want);
             let out = match conn.run_script(&script, step_timeout).await {
                 Ok(o) => o,
                 Err(e) => {

@@ -15,10 +15,9 @@ use super::steps::{self, Step, StepAction};
 use super::{BinarySource, Live};
 use crate::config::diag::terminal_safe;
 use crate::desired::Role;
+use crate::observe::previous_sysctl_path;
 use crate::plan::{HostError, Plan};
 use crate::remote::Host;
-use crate::remote::facts::previous_sysctl_path;
-use crate::remote::shell_quote;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -284,14 +283,8 @@ async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         StepAction::RecordSysctls { keys } => {
-            let list: Vec<String> = keys.iter().map(|k| shell_quote(k)).collect();
-            let read = format!(
-                "for k in {}; do f=/proc/sys/$(echo \"$k\" | tr . /); \
-                 if [ -r \"$f\" ]; then echo \"$k=$(cat \"$f\")\"; else echo \"$k\"; fi; done\n",
-                list.join(" ")
-            );
             let out = conn
-                .run_script(&read, limit)
+                .run_script(&steps::read_sysctls_script(keys), limit)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut merged = ctx.previous.clone();

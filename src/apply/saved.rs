@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{BinarySource, Live, hex};
+use crate::observe::Facts;
 use crate::plan::Plan;
-use crate::remote::facts::Facts;
 
 /// The saved plan file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,8 +53,8 @@ struct DigestInput<'a> {
     glibc: &'a Option<String>,
     uid: &'a Option<u32>,
     systemd: bool,
-    interfaces: &'a [crate::remote::facts::Iface],
-    modules: &'a BTreeMap<String, crate::remote::facts::ModuleState>,
+    interfaces: &'a [crate::observe::Iface],
+    modules: &'a BTreeMap<String, crate::observe::ModuleState>,
     binary_sha256: &'a Option<String>,
     previous_sysctls: &'a Option<BTreeMap<String, Option<String>>>,
     observed: &'a crate::plan::Observed,

@@ -12,13 +12,15 @@
 
 use std::fmt::Write as _;
 
+use minijinja::context;
+use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use crate::config::ClusterSpec;
 use crate::desired::{self, HostState};
+use crate::observe::{Facts, previous_sysctl_path};
 use crate::plan::{HostPlan, Item, UnitAction};
-use crate::remote::facts::{Facts, previous_sysctl_path};
-use crate::remote::shell_quote;
+use crate::script;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
@@ -39,7 +41,7 @@ pub enum StepAction {
     RecordSysctls { keys: Vec<String> },
 }
 
-fn script(what: impl Into<String>, s: String) -> Step {
+fn script_step(what: impl Into<String>, s: String) -> Step {
     Step {
         what: what.into(),
         action: StepAction::Script { script: s },
@@ -49,19 +51,9 @@ fn script(what: impl Into<String>, s: String) -> Step {
 /// Write `content` to `path` atomically: a temp file in the same directory,
 /// mode set, then `mv` over the old one.
 pub fn write_file_script(path: &str, mode: u32, content: &str) -> String {
-    let p = shell_quote(path);
-    format!(
-        "set -e\n\
-         umask 022\n\
-         d=$(dirname {p})\n\
-         mkdir -p \"$d\"\n\
-         t=$(mktemp \"$d/.lvsup.XXXXXX\")\n\
-         trap 'rm -f \"$t\"' EXIT\n\
-         printf '%s' {} > \"$t\"\n\
-         chmod {mode:04o} \"$t\"\n\
-         mv -f \"$t\" {p}\n\
-         trap - EXIT\n",
-        shell_quote(content)
+    script::render(
+        "write-file.sh.j2",
+        context! { path, content, mode => format!("{mode:04o}") },
     )
 }
 
@@ -73,46 +65,19 @@ pub fn write_file_script(path: &str, mode: u32, content: &str) -> String {
 /// daemon's next start. On a mismatch the old binary stays and the temp file
 /// goes.
 pub fn upload_script(path: &str, size: usize, sha256: &str) -> String {
-    let p = shell_quote(path);
-    let want = shell_quote(sha256);
-    format!(
-        "set -e\n\
-         command -v sha256sum >/dev/null || {{ echo \"sha256sum not found: cannot check the upload;\" {p} \"left as it was\" >&2; exit 1; }}\n\
-         d=$(dirname {p})\n\
-         mkdir -p \"$d\"\n\
-         t=$(mktemp \"$d/.lvsup.XXXXXX\")\n\
-         trap 'rm -f \"$t\"' EXIT\n\
-         cat > \"$t\"\n\
-         n=$(wc -c < \"$t\" | tr -d ' ')\n\
-         if [ \"$n\" != {size} ]; then\n  \
-           echo \"upload incomplete: the host received $n of {size} bytes;\" {p} \"left as it was\" >&2\n  \
-           exit 1\n\
-         fi\n\
-         h=$(sha256sum \"$t\" | cut -d' ' -f1)\n\
-         if [ \"$h\" != {want} ]; then\n  \
-           echo \"upload corrupted: SHA-256 on the host is $h, sent\" {want}\";\" {p} \"left as it was\" >&2\n  \
-           exit 1\n\
-         fi\n\
-         chmod 0755 \"$t\"\n\
-         mv -f \"$t\" {p}\n\
-         trap - EXIT\n"
-    )
+    script::render("upload.sh.j2", context! { path, size, sha256 })
 }
 
-const SYSTEMD_SYSCTL: &str = "for p in /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl; do \
-     if [ -x \"$p\" ]; then exec \"$p\" \"$1\"; fi; done; exec sysctl -p \"$1\"";
+/// The script that prints `KEY=VALUE` for each of `keys` (just `KEY` when
+/// the host has no such sysctl): the values before lvsup changes them.
+pub fn read_sysctls_script(keys: &[String]) -> String {
+    script::render("read-sysctls.sh.j2", context! { keys => keys.to_vec() })
+}
 
-/// The unit is active afterwards, or the step fails with the unit's last log lines.
-fn check_active(unit: &str) -> String {
-    let u = shell_quote(unit);
-    format!(
-        "sleep 0.3\n\
-         if ! systemctl is-active --quiet {u}; then\n  \
-           echo \"unit {unit} is $(systemctl is-active {u}) after starting it:\" >&2\n  \
-           journalctl -u {u} -n 8 --no-pager -o cat >&2 || true\n  \
-           exit 1\n\
-         fi\n"
-    )
+/// `systemctl VERB UNIT`; with `check`, the unit is active afterwards, or
+/// the step fails with the unit's last log lines.
+fn unit_script(verb: &str, unit: &str, check: bool) -> String {
+    script::render("unit.sh.j2", context! { verb, unit, check })
 }
 
 /// The steps that bring a host from `facts` to `want`, given its plan `hp`.
@@ -152,17 +117,19 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
     }
     for f in &want.files {
         if changed_files.contains(&f.path.as_str()) {
-            steps.push(script(
+            steps.push(script_step(
                 format!("write {}", f.path),
                 write_file_script(&f.path, f.mode, &f.content),
             ));
         }
     }
     if !modules.is_empty() {
-        let list: Vec<String> = modules.iter().map(|m| shell_quote(m)).collect();
-        steps.push(script(
+        steps.push(script_step(
             format!("load kernel modules {}", modules.join(", ")),
-            format!("modprobe -a {}\n", list.join(" ")),
+            script::render(
+                "modprobe.sh.j2",
+                context! { modules => Value::from(Serde(&modules)) },
+            ),
         ));
     }
     // After the modules (ip_vs creates net.ipv4.vs.*), before anything can change a
@@ -192,9 +159,9 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
     if !want.sysctls.is_empty()
         && (!sysctl_keys.is_empty() || changed_files.contains(&sysctl_file.as_str()))
     {
-        steps.push(script(
+        steps.push(script_step(
             format!("apply sysctls from {sysctl_file}"),
-            format!("set -- {}\n{SYSTEMD_SYSCTL}\n", shell_quote(&sysctl_file)),
+            script::render("apply-sysctls.sh.j2", context! { file => sysctl_file }),
         ));
     }
     let unit_files_changed = want
@@ -202,38 +169,37 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
         .iter()
         .any(|u| changed_files.contains(&desired::unit_path(&u.name).as_str()));
     if unit_files_changed {
-        steps.push(script(
+        steps.push(script_step(
             "systemctl daemon-reload",
-            "systemctl daemon-reload\n".into(),
+            script::render("daemon-reload.sh.j2", context! {}),
         ));
     }
 
     // What to do to each unit was decided with the plan (shown before the
     // confirmation): [`crate::plan::unit_plans`].
     for u in &hp.units {
-        let q = shell_quote(&u.unit);
         match u.action {
             Some(UnitAction::Start) => {
-                steps.push(script(
+                steps.push(script_step(
                     format!("enable and start {}", u.unit),
-                    format!("systemctl enable --now {q}\n{}", check_active(&u.unit)),
+                    unit_script("enable --now", &u.unit, true),
                 ));
                 continue;
             }
-            _ if u.enable => steps.push(script(
+            _ if u.enable => steps.push(script_step(
                 format!("enable {}", u.unit),
-                format!("systemctl enable {q}\n"),
+                unit_script("enable", &u.unit, false),
             )),
             _ => {}
         }
         match u.action {
-            Some(UnitAction::Restart) => steps.push(script(
+            Some(UnitAction::Restart) => steps.push(script_step(
                 format!("restart {} ({})", u.unit, u.why),
-                format!("systemctl restart {q}\n{}", check_active(&u.unit)),
+                unit_script("restart", &u.unit, true),
             )),
-            Some(UnitAction::Reload) => steps.push(script(
+            Some(UnitAction::Reload) => steps.push(script_step(
                 format!("reload {} ({}: SIGHUP, no VIP movement)", u.unit, u.why),
-                format!("systemctl reload {q}\n{}", check_active(&u.unit)),
+                unit_script("reload", &u.unit, true),
             )),
             Some(UnitAction::Start) | None => {}
         }

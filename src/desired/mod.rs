@@ -249,6 +249,26 @@ fn environment() -> Environment<'static> {
     env
 }
 
+/// A script of templates/scripts as one `/bin/sh -c '…'` unit line: `$`
+/// doubled (systemd's escape for a literal `$`). The script is one line
+/// without a single quote; one with either is a defect in the template,
+/// reported as a render error.
+fn unit_sh(template: &'static str, ctx: Value) -> Result<String, RenderError> {
+    let body = crate::script::try_render(template, ctx)
+        .map_err(|source| RenderError { template, source })?;
+    let body = body.trim_end_matches('\n');
+    if body.contains(['\'', '\n']) {
+        return Err(RenderError {
+            template,
+            source: minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "a unit's /bin/sh -c line must be one line without single quotes",
+            ),
+        });
+    }
+    Ok(format!("/bin/sh -c '{}'", body.replace('$', "$$")))
+}
+
 fn render(
     env: &Environment<'_>,
     template: &'static str,
@@ -520,20 +540,13 @@ fn real_server(
             // The host's own default route (e.g. via its usual router) is
             // recorded before it is first replaced, and put back when the unit
             // stops (destroy, shutdown), so destroying a NAT cluster does not
-            // leave a real server without a default route. `$$` is systemd's
-            // escape for a literal `$`; flags `ip route` prints but does not
-            // take back (linkdown, dead) are dropped.
+            // leave a real server without a default route
+            // (templates/scripts/nat-route-up.sh.j2, nat-route-down.sh.j2).
             let rec = previous_route_path(cluster);
+            let ctx = context! { rec, cluster, gw => gw.to_string() };
             (
-                vec![format!(
-                    "/bin/sh -c '[ -e {rec} ] || {{ mkdir -p /var/lib/lvsup/{cluster} && \
-                     ip -4 route show default > {rec}; }}; \
-                     ip route replace default via {gw}'"
-                )],
-                vec![format!(
-                    "/bin/sh -c 'ip route del default via {gw}; if [ -s {rec} ]; then \
-                     sed \"s/ linkdown//; s/ dead//\" {rec} | while read -r r; do ip route replace $$r; done; fi; true'"
-                )],
+                vec![unit_sh("nat-route-up.sh.j2", ctx.clone())?],
+                vec![unit_sh("nat-route-down.sh.j2", ctx)?],
                 "default route via the directors",
             )
         }

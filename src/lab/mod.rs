@@ -29,11 +29,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 pub use topology::{HostRole, LabHost, Topology, topology};
 
 use crate::config::{ClusterSpec, Mode};
+use crate::script::{self, shell_quote};
 
 /// Where `tests/lab/in-vm` mounts the base image, and where `lab up` mounts
 /// a base image file it is given.
@@ -662,6 +664,18 @@ fn cgroup_dir(machine: &str) -> Option<PathBuf> {
         .then(|| root.join("lvsup-lab").join(machine))
 }
 
+/// The launcher of a host's container (run by `setsid sh -c`, `$0` the
+/// launcher tag): joins the host's cgroup when there is one, then runs
+/// systemd-nspawn with `args` again whenever the container reboots (exit 133).
+pub fn launcher_script(args: &[String], cgroup: Option<&Path>) -> String {
+    let cgroup = cgroup.map(|c| c.display().to_string());
+    let s = script::render(
+        "lab-launch.sh.j2",
+        context! { args => args.to_vec(), cgroup },
+    );
+    s.trim_end_matches('\n').to_string()
+}
+
 /// Start the host's container, detached, restarted when it reboots (exit 133).
 fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
     let mut args = vec![
@@ -703,17 +717,7 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
             let _ = fs::write(ctl.join("cgroup.subtree_control"), "+memory +pids");
         }
     }
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-    let script = format!(
-        "{}while :; do {}; rc=$?; [ \"$rc\" -eq 133 ] || exit \"$rc\"; done",
-        cg.as_ref()
-            .map(|c| format!(
-                "echo $$ > {}/cgroup.procs || exit 1; ",
-                shell_quote(&c.display().to_string())
-            ))
-            .unwrap_or_default(),
-        quoted.join(" ")
-    );
+    let script = launcher_script(&args, cg.as_deref());
     let log = fs::File::create(host_dir(t, h).join("console.log"))?;
     Command::new("setsid")
         .args(["sh", "-c", &script, &launcher_tag(&h.machine)])
@@ -727,17 +731,6 @@ fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
         .spawn()
         .with_context(|| format!("starting the container of {}", h.name))?;
     Ok(())
-}
-
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@".contains(&b))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 fn ssh_true(ssh_config: &Path, host: &str) -> bool {
@@ -1102,8 +1095,6 @@ pub fn describe(state: &LabState, elapsed: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
-
     /// A real server of the TUN example (a TCP and a UDP service) gets the
     /// web server on 80 and the UDP responder on 53, enabled; a director
     /// neither.
@@ -1139,14 +1130,5 @@ mod tests {
                 assert_eq!(name, format!("{}\n", h.name));
             }
         }
-    }
-
-    #[test]
-    fn shell_quote_keeps_argv_intact() {
-        assert_eq!(shell_quote("plain-arg_1.0/x=y"), "plain-arg_1.0/x=y");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote("$HOME;rm"), "'$HOME;rm'");
     }
 }

@@ -1,116 +1,18 @@
-//! Facts: everything `plan`, `apply`, `status` and `destroy` need to know
-//! about a host, gathered in ONE round trip — a POSIX shell script on stdin
-//! printing `### section` blocks — and parsed (pure, tested on outputs
-//! recorded from lab hosts) into [`plan::Observed`] plus host facts.
+//! What the facts script printed (`### section` blocks), parsed (pure,
+//! tested on outputs recorded from lab hosts) into [`plan::Observed`] plus
+//! host facts; what those facts say is missing on a host.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterSpec, Forward, Mode, Protocol};
-use crate::desired::{self, Destination, HostState, Interface, Role, VirtualService};
+use crate::desired::{Destination, HostState, Interface, Role, VirtualService};
 use crate::plan::Observed;
 
-use super::shell_quote;
-
-/// Where apply records the values sysctls had before lvsup changed them.
-pub fn previous_sysctl_path(cluster: &str) -> String {
-    format!("/var/lib/lvsup/{cluster}/previous-sysctl.json")
-}
-
-/// Every file lvsup may have put on a host of `cluster`, whatever its role.
-pub fn managed_paths(cluster: &str) -> Vec<String> {
-    vec![
-        desired::director_config_path(cluster),
-        desired::unit_path(&desired::director_unit(cluster)),
-        desired::unit_path(&desired::realserver_unit(cluster)),
-        desired::sysctl_path(cluster),
-        desired::modules_path(cluster),
-        previous_sysctl_path(cluster),
-        desired::previous_route_path(cluster),
-    ]
-}
-
-/// Modules whose presence the facts report.
-fn modules_of_interest(spec: &ClusterSpec) -> Vec<String> {
-    let mut m = spec.director_modules();
-    m.push("ipip".into());
-    m
-}
-
-/// The facts script for one host of `spec`.
-pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
-    let cluster = &spec.name;
-    let q = |v: &[String]| {
-        v.iter()
-            .map(|s| shell_quote(s))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let keys: Vec<String> = want.sysctls.iter().map(|s| s.key.clone()).collect();
-    let units = vec![
-        desired::director_unit(cluster),
-        desired::realserver_unit(cluster),
-    ];
-    let mut s = String::from(
-        "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
-         echo '### os'\n\
-         uname -s; uname -m; uname -r\n\
-         ( . /etc/os-release 2>/dev/null; echo \"${PRETTY_NAME:-unknown}\" )\n\
-         getconf GNU_LIBC_VERSION 2>/dev/null || echo none\n\
-         id -u\n\
-         echo '### init'\n\
-         if [ -d /run/systemd/system ]; then echo systemd; else cat /proc/1/comm 2>/dev/null || echo unknown; fi\n\
-         echo '### addr'\n\
-         ip -j addr 2>/dev/null || echo '[]'\n\
-         echo '### route'\n\
-         ip -4 route show 2>/dev/null\n",
-    );
-    let _ = write!(
-        s,
-        "echo '### sysctl'\n\
-         for k in {}; do f=/proc/sys/$(echo \"$k\" | tr . /); [ -r \"$f\" ] && echo \"$k=$(cat \"$f\")\"; done\n\
-         echo '### modules'\n\
-         for m in {}; do\n  \
-           if [ -d /sys/module/$m ]; then echo \"$m loaded\"\n  \
-           elif modprobe -n -q $m 2>/dev/null; then echo \"$m available\"\n  \
-           else echo \"$m missing\"; fi\n\
-         done\n",
-        q(&keys),
-        q(&modules_of_interest(spec)),
-    );
-    let _ = write!(
-        s,
-        "for f in {}; do if [ -f \"$f\" ]; then echo \"### file $(wc -c < \"$f\") $f\"; cat \"$f\"; echo; fi; done\n\
-         echo '### binary'\n\
-         if [ -x {bin} ]; then sha256sum {bin} | cut -d' ' -f1; fi\n\
-         echo '### units'\n\
-         for u in {}; do echo \"$u $(systemctl is-enabled $u 2>/dev/null || true) $(systemctl is-active $u 2>/dev/null || true)\"; done\n",
-        q(&managed_paths(cluster)),
-        q(&units),
-        bin = desired::BINARY_PATH,
-    );
-    if matches!(want.role, Role::Director { .. }) {
-        let cfg = desired::director_config_path(cluster);
-        let _ = write!(
-            s,
-            "echo '### ipvs'\n\
-             cat /proc/net/ip_vs 2>/dev/null\n\
-             echo '### ipvs-netlink'\n\
-             if [ -x {bin} ] && [ -r /proc/net/ip_vs ]; then timeout 5 {bin} ipvs list --json 2>/dev/null; fi\n\
-             echo '### hz'\n\
-             {{ grep -h '^CONFIG_HZ=' /boot/config-$(uname -r) 2>/dev/null || zcat /proc/config.gz 2>/dev/null | grep '^CONFIG_HZ='; }} | head -n1\n\
-             echo '### daemon'\n\
-             if [ -x {bin} ] && [ -f {cfg} ]; then timeout 5 {bin} director status --config {cfg} --json 2>&1 || echo \"(exit status $?)\"; fi\n",
-            bin = desired::BINARY_PATH,
-        );
-    }
-    s.push_str("echo '### end'\n");
-    s
-}
+use super::previous_sysctl_path;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -271,7 +173,7 @@ fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
     Ok(res)
 }
 
-/// Parse the output of [`script`] for host `want` of `spec`. `local_sha256`
+/// Parse the output of [`super::script`] for host `want` of `spec`. `local_sha256`
 /// is the hash of the binary apply would install.
 pub fn parse(
     spec: &ClusterSpec,

@@ -1,0 +1,62 @@
+//! Observing a host: everything `plan`, `apply`, `status` and `destroy`
+//! need to know about it, gathered in ONE round trip — the facts script
+//! (templates/scripts/facts.sh.j2) on stdin, printing `### section` blocks —
+//! and parsed by [`parse`]. Pure: `remote` is the transport that carries
+//! the script and brings the output back.
+
+pub mod parse;
+
+pub use parse::*;
+
+use minijinja::context;
+
+use crate::config::ClusterSpec;
+use crate::desired::{self, HostState, Role};
+use crate::script;
+
+/// Where apply records the values sysctls had before lvsup changed them.
+pub fn previous_sysctl_path(cluster: &str) -> String {
+    format!("/var/lib/lvsup/{cluster}/previous-sysctl.json")
+}
+
+/// Every file lvsup may have put on a host of `cluster`, whatever its role.
+pub fn managed_paths(cluster: &str) -> Vec<String> {
+    vec![
+        desired::director_config_path(cluster),
+        desired::unit_path(&desired::director_unit(cluster)),
+        desired::unit_path(&desired::realserver_unit(cluster)),
+        desired::sysctl_path(cluster),
+        desired::modules_path(cluster),
+        previous_sysctl_path(cluster),
+        desired::previous_route_path(cluster),
+    ]
+}
+
+/// Modules whose presence the facts report.
+fn modules_of_interest(spec: &ClusterSpec) -> Vec<String> {
+    let mut m = spec.director_modules();
+    m.push("ipip".into());
+    m
+}
+
+/// The facts script for one host of `spec` (templates/scripts/facts.sh.j2).
+pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
+    let cluster = &spec.name;
+    let keys: Vec<String> = want.sysctls.iter().map(|s| s.key.clone()).collect();
+    let units = vec![
+        desired::director_unit(cluster),
+        desired::realserver_unit(cluster),
+    ];
+    script::render(
+        "facts.sh.j2",
+        context! {
+            keys,
+            modules => modules_of_interest(spec),
+            files => managed_paths(cluster),
+            units,
+            bin => desired::BINARY_PATH,
+            director => matches!(want.role, Role::Director { .. }),
+            config => desired::director_config_path(cluster),
+        },
+    )
+}

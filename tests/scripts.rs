@@ -1,0 +1,462 @@
+//! Every shell script lvsup runs on a host (templates/scripts/*.sh.j2),
+//! rendered with representative inputs (including values that need
+//! quoting: `it's`, spaces, `$HOME`): golden snapshots, so a change to a
+//! script shows up as a reviewed diff, and `shellcheck -s sh` over all of
+//! them. shellcheck (Debian's `shellcheck`) must be installed: without it
+//! the check fails, unless LVSUP_NO_SHELLCHECK=1 says to leave it out.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use lvsup::apply::destroy::destroy_steps;
+use lvsup::apply::lock;
+use lvsup::apply::steps::{
+    Step, StepAction, read_sysctls_script, steps_for, upload_script, write_file_script,
+};
+use lvsup::config::{self, ClusterSpec};
+use lvsup::desired::{DesiredCluster, HostState, Role, desired_cluster};
+use lvsup::observe::{self, Facts, Iface, LiveService, managed_paths};
+use lvsup::plan::{self, UnitAction, UnitPlan};
+
+fn example(name: &str) -> (ClusterSpec, DesiredCluster) {
+    let p = format!("{}/examples/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let spec = config::load(Path::new(&p)).unwrap_or_else(|e| panic!("{e}"));
+    let d = desired_cluster(&spec).expect("render");
+    (spec, d)
+}
+
+fn director(d: &DesiredCluster) -> &HostState {
+    d.hosts
+        .iter()
+        .find(|h| matches!(h.role, Role::Director { master: true, .. }))
+        .expect("a master director")
+}
+
+fn real_server(d: &DesiredCluster) -> &HostState {
+    d.hosts
+        .iter()
+        .find(|h| h.role == Role::RealServer)
+        .expect("a real server")
+}
+
+/// The steps as the runner sees them: what, then the script.
+fn scripts(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for st in steps {
+        let _ = writeln!(out, "### {}", st.what);
+        match &st.action {
+            StepAction::Script { script } => out.push_str(script),
+            StepAction::UploadBinary { path } => {
+                let _ = writeln!(out, "(upload_script, data on stdin, to {path})");
+            }
+            StepAction::RecordSysctls { keys } => out.push_str(&read_sysctls_script(keys)),
+        }
+    }
+    out
+}
+
+/// The apply steps of `want` on a fresh host (what an offline plan plans).
+fn fresh_steps(spec: &ClusterSpec, d: &DesiredCluster, want: &HostState) -> Vec<Step> {
+    let p = plan::offline(spec, d);
+    let hp = p
+        .hosts
+        .iter()
+        .find(|h| h.host == want.name)
+        .expect("planned");
+    steps_for(spec, want, hp, &Facts::default())
+}
+
+/// A host where everything lvsup puts there is present: both units, every
+/// managed file, the binary, lvsup's IPVS services, the floating addresses,
+/// recorded sysctls (one whose value needs quoting, one the host lacked).
+fn everything_present(spec: &ClusterSpec, want: &HostState) -> Facts {
+    let c = &spec.name;
+    let mut f = Facts {
+        binary_sha256: Some("0".repeat(64)),
+        ..Facts::default()
+    };
+    for u in [
+        lvsup::desired::director_unit(c),
+        lvsup::desired::realserver_unit(c),
+    ] {
+        f.observed.units.insert(u, (true, true));
+    }
+    for p in managed_paths(c) {
+        f.observed.files.insert(p, String::new());
+    }
+    f.ipvs = Some(
+        spec.services
+            .iter()
+            .map(|s| LiveService {
+                protocol: s.protocol.as_str().to_uppercase(),
+                vip: spec.vip,
+                port: s.port,
+                scheduler: "rr".into(),
+                persistence: None,
+                destinations: Vec::new(),
+            })
+            .collect(),
+    );
+    f.interfaces = vec![Iface {
+        name: "eth0".into(),
+        up: true,
+        addresses: want
+            .addresses
+            .iter()
+            .map(|a| a.address)
+            .chain(["192.168.0.191/24".parse().expect("net")])
+            .collect(),
+    }];
+    let mut prev = BTreeMap::new();
+    prev.insert("net.ipv4.conf.all.arp_ignore".to_string(), Some("0".into()));
+    prev.insert("net.ipv4.odd".to_string(), Some("it's $HOME 1".into()));
+    prev.insert("net.ipv4.vs.missing".to_string(), None);
+    f.previous_sysctls = Some(prev);
+    f
+}
+
+#[test]
+fn write_file_quotes_path_and_content() {
+    insta::assert_snapshot!(write_file_script(
+        "/etc/lvsup/it's here/x y.conf",
+        0o640,
+        "key = \"it's\"\n$HOME `id` \\n '' end\n"
+    ));
+}
+
+#[test]
+fn upload_checks_size_and_hash() {
+    insta::assert_snapshot!(upload_script(
+        "/usr/local/bin/it's lvsup",
+        12345,
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    ));
+}
+
+#[test]
+fn read_sysctls_quotes_keys() {
+    insta::assert_snapshot!(read_sysctls_script(&[
+        "net.ipv4.ip_forward".into(),
+        "it's odd".into()
+    ]));
+}
+
+#[test]
+fn apply_steps_fresh_hosts() {
+    for (name, role) in [
+        ("dr", "director"),
+        ("dr", "realserver"),
+        ("nat", "director"),
+        ("nat", "realserver"),
+        ("tun", "realserver"),
+    ] {
+        let (spec, d) = example(name);
+        let want = if role == "director" {
+            director(&d)
+        } else {
+            real_server(&d)
+        };
+        let out = scripts(&fresh_steps(&spec, &d, want));
+        insta::assert_snapshot!(format!("apply_steps_{name}_{role}"), out);
+    }
+}
+
+#[test]
+fn apply_steps_enable_restart_reload() {
+    let (spec, d) = example("dr");
+    let want = director(&d);
+    let mut p = plan::offline(&spec, &d);
+    let hp = p
+        .hosts
+        .iter_mut()
+        .find(|h| h.host == want.name)
+        .expect("planned");
+    let unit = |name: String, enable, action, why: &str| UnitPlan {
+        unit: name,
+        enable,
+        action,
+        why: why.into(),
+        vip_handover: false,
+    };
+    hp.units = vec![
+        unit(
+            lvsup::desired::director_unit(&spec.name),
+            true,
+            Some(UnitAction::Restart),
+            "vrrp changed",
+        ),
+        unit(
+            lvsup::desired::realserver_unit(&spec.name),
+            false,
+            Some(UnitAction::Reload),
+            "config changed",
+        ),
+        unit("only-enable.service".into(), true, None, ""),
+    ];
+    let steps = steps_for(&spec, want, hp, &Facts::default());
+    let units: Vec<Step> = steps
+        .into_iter()
+        .filter(|s| {
+            s.what.starts_with("enable")
+                || (s.what.starts_with("re") && s.what.contains(".service"))
+        })
+        .collect();
+    insta::assert_snapshot!(scripts(&units));
+}
+
+#[test]
+fn destroy_steps_everything_present() {
+    for (name, role) in [
+        ("dr", "director"),
+        ("dr", "realserver"),
+        ("nat", "director"),
+    ] {
+        let (spec, d) = example(name);
+        let want = if role == "director" {
+            director(&d)
+        } else {
+            real_server(&d)
+        };
+        let f = everything_present(&spec, want);
+        let out = scripts(&destroy_steps(&spec, want, &f));
+        insta::assert_snapshot!(format!("destroy_steps_{name}_{role}"), out);
+    }
+}
+
+#[test]
+fn facts_scripts() {
+    for (name, role) in [
+        ("dr", "director"),
+        ("dr", "realserver"),
+        ("nat", "director"),
+        ("tun", "realserver"),
+    ] {
+        let (spec, d) = example(name);
+        let want = if role == "director" {
+            director(&d)
+        } else {
+            real_server(&d)
+        };
+        insta::assert_snapshot!(format!("facts_{name}_{role}"), observe::script(&spec, want));
+    }
+}
+
+#[test]
+fn lock_script_and_argv() {
+    let o = lock::owner("o'brien", "lap top", 4242, "apply", "2026-12-01T16:42:35Z");
+    let argv = lock::argv("web", 30, &o);
+    insta::assert_snapshot!("lock_argv", argv.join("\n---\n"));
+    insta::assert_snapshot!("lock_script", lock::script());
+}
+
+/// The lab's container launcher (run locally, by `lvsup lab up`).
+#[test]
+fn lab_launcher() {
+    let args: Vec<String> = [
+        "systemd-nspawn",
+        "-D",
+        "/var/lib/lvsup-lab/it's here/root",
+        "-M",
+        "lvs1",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let with = lvsup::lab::launcher_script(&args, Some(Path::new("/sys/fs/cgroup/lvsup-lab/lvs1")));
+    let without = lvsup::lab::launcher_script(&args, None);
+    insta::assert_snapshot!(format!("{with}\n---\n{without}"));
+}
+
+/// The NAT real server's unit: its ExecStartPre/ExecStopPost `/bin/sh -c`
+/// lines are scripts too (the default route via the directors).
+#[test]
+fn nat_real_server_unit() {
+    let (_, d) = example("nat");
+    let want = real_server(&d);
+    let unit = want
+        .files
+        .iter()
+        .find(|f| f.path.ends_with(".service"))
+        .expect("unit file");
+    insta::assert_snapshot!(unit.content.clone());
+}
+
+/// Every template rendered through the code that uses it: (template, script).
+fn rendered() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |name: &str, s: String| out.push((name.to_string(), s));
+    add(
+        "write-file.sh.j2",
+        write_file_script("/etc/it's here/x y.conf", 0o640, "a 'b' $HOME\n"),
+    );
+    add(
+        "upload.sh.j2",
+        upload_script("/usr/local/bin/it's lvsup", 12345, &"0".repeat(64)),
+    );
+    let mut steps: Vec<Step> = Vec::new();
+    for (name, role) in [
+        ("dr", "director"),
+        ("dr", "realserver"),
+        ("nat", "director"),
+        ("nat", "realserver"),
+        ("tun", "realserver"),
+        ("minimal", "director"),
+    ] {
+        let (spec, d) = example(name);
+        let want = if role == "director" {
+            director(&d)
+        } else {
+            real_server(&d)
+        };
+        steps.extend(fresh_steps(&spec, &d, want));
+        let f = everything_present(&spec, want);
+        steps.extend(destroy_steps(&spec, want, &f));
+        add("facts.sh.j2", observe::script(&spec, want));
+        // The NAT real server's unit lines, as its `/bin/sh -c` gets them.
+        for file in &want.files {
+            for l in file.content.lines() {
+                let Some((key, cmd)) = l
+                    .split_once("=/bin/sh -c '")
+                    .or_else(|| l.split_once("=-/bin/sh -c '"))
+                else {
+                    continue;
+                };
+                let body = cmd
+                    .strip_suffix('\'')
+                    .expect("closing quote")
+                    .replace("$$", "$");
+                match key {
+                    "ExecStart" => add("nat-route-up.sh.j2", body),
+                    "ExecStop" => add("nat-route-down.sh.j2", body),
+                    // lvsup-realserver.service.j2's own sysctl line (not a
+                    // template of templates/scripts, checked all the same)
+                    _ => add("lvsup-realserver.service.j2", body),
+                }
+            }
+        }
+    }
+    for st in steps {
+        let name = match &st.action {
+            StepAction::UploadBinary { .. } => continue,
+            StepAction::RecordSysctls { keys } => {
+                add("read-sysctls.sh.j2", read_sysctls_script(keys));
+                continue;
+            }
+            StepAction::Script { .. } => {
+                let w = st.what.as_str();
+                if w.starts_with("write ") {
+                    "write-file.sh.j2"
+                } else if w.starts_with("load kernel modules") {
+                    "modprobe.sh.j2"
+                } else if w.starts_with("apply sysctls") {
+                    "apply-sysctls.sh.j2"
+                } else if w == "systemctl daemon-reload" {
+                    "daemon-reload.sh.j2"
+                } else if w.starts_with("enable")
+                    || w.starts_with("restart ")
+                    || w.starts_with("reload ")
+                {
+                    "unit.sh.j2"
+                } else if w.starts_with("stop and disable") {
+                    "stop-unit.sh.j2"
+                } else if w.starts_with("remove lvsup's IPVS services") {
+                    "remove-ipvs.sh.j2"
+                } else if w.starts_with("release floating addresses") {
+                    "release-addresses.sh.j2"
+                } else if w.starts_with("remove /usr/local/bin/lvsup") {
+                    "remove-binary.sh.j2"
+                } else if w.starts_with("remove ") {
+                    "remove-files.sh.j2"
+                } else if w.starts_with("restore ") {
+                    "restore-sysctls.sh.j2"
+                } else {
+                    panic!("which template renders the step {w:?}?")
+                }
+            }
+        };
+        if let StepAction::Script { script } = st.action {
+            add(name, script);
+        }
+    }
+    add("lock.sh.j2", lock::script());
+    let args: Vec<String> = vec!["systemd-nspawn".into(), "-D".into(), "/it's here".into()];
+    for cg in [Some(Path::new("/sys/fs/cgroup/lvsup-lab/a b")), None] {
+        add("lab-launch.sh.j2", lvsup::lab::launcher_script(&args, cg));
+    }
+    out
+}
+
+/// Findings shellcheck may keep quiet about, per template, each with why.
+/// (One-line scripts cannot carry a `# shellcheck disable=` comment.)
+const ALLOWED: &[(&str, &str, &str)] = &[(
+    "nat-route-down.sh.j2",
+    "SC2086",
+    "`ip route replace $r`: $r is a whole recorded route (`default via 10.0.0.1 dev eth0 ...`), split into words on purpose",
+)];
+
+#[test]
+fn every_template_is_rendered_and_passes_shellcheck() {
+    // Every template of templates/scripts/ is rendered here (and compiled in).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/scripts");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .expect("templates/scripts")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let all = rendered();
+    let mut checked: Vec<String> = all
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n.ends_with(".sh.j2"))
+        .collect();
+    checked.sort();
+    checked.dedup();
+    assert_eq!(
+        on_disk, checked,
+        "templates/scripts/ and the scripts rendered by tests/scripts.rs differ: \
+         render a new template in `rendered()`"
+    );
+    let compiled: Vec<&str> = lvsup::script::TEMPLATES.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        on_disk, compiled,
+        "src/script.rs TEMPLATES and templates/scripts/ differ"
+    );
+
+    if std::env::var("LVSUP_NO_SHELLCHECK").as_deref() == Ok("1") {
+        eprintln!("LVSUP_NO_SHELLCHECK=1: shellcheck left out");
+        return;
+    }
+    // One shellcheck run over every rendering: one process start, not thirty.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for (i, (name, script)) in all.iter().enumerate() {
+        let mut text = String::new();
+        for (_, code, _) in ALLOWED.iter().filter(|(n, _, _)| n == name) {
+            let _ = writeln!(text, "# shellcheck disable={code}");
+        }
+        text.push_str(script);
+        let p = tmp.path().join(format!("{i:02}-{name}.sh"));
+        std::fs::write(&p, text).expect("write");
+        files.push(p);
+    }
+    let out = match Command::new("shellcheck")
+        .args(["-s", "sh", "-f", "gcc"])
+        .args(&files)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "cannot run shellcheck ({e}): install it (Debian: apt-get install shellcheck), \
+             or set LVSUP_NO_SHELLCHECK=1 to leave this check out"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "shellcheck found problems in rendered scripts ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
