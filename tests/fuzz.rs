@@ -284,11 +284,11 @@ fn host_facts() {
     let spec = lvsup::config::load(&file).expect("examples/dr.toml");
     let desired = lvsup::desired::desired_cluster(&spec).expect("render");
     let n = fuzz("facts", 3_000, |b| {
-        let _ = lvsup::remote::facts::parse_proc_ip_vs(&text(b));
+        let _ = lvsup::observe::parse_proc_ip_vs(&text(b));
         desired
             .hosts
             .iter()
-            .map(|h| lvsup::remote::facts::parse(&spec, h, b, "0").is_ok())
+            .map(|h| lvsup::observe::parse(&spec, h, b, "0").is_ok())
             .fold(false, |a, ok| a | ok)
     });
     assert!(n >= 3_000);
