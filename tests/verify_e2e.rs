@@ -261,5 +261,78 @@ fn verify_minimal_bare_fails_stand_in_fails_over_applied_passes_wrong_weight_cau
         "{}",
         reasons(&v)
     );
+    negative_cases(&lab, &base, dir.path());
     drop(lab);
+}
+
+/// #13: one cluster per check that must fail it, each with its reason, in
+/// the applied lab. The file claims what the cluster does not deliver:
+/// - a wrong scheduler (file sh, kernel rr) → scheduling;
+/// - a failover faster than the cluster's (advert 100 ms claimed, 1 s
+///   running) → the crash row's gap exceeds its Master_Down_Interval bound;
+/// - sync on while the directors run none → connection-sync;
+/// - a real server that never comes back (its web server stopped and not
+///   started again) → real-server-failover.
+fn negative_cases(lab: &Lab, base: &str, dir: &Path) {
+    let claim = |name: &str, text: String| -> String {
+        assert_ne!(text, base, "{name}: the claim changes nothing");
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(&p, text).expect("write claim");
+        p.display().to_string()
+    };
+    let sh = claim(
+        "sh",
+        base.replace("scheduler = \"rr\"", "scheduler = \"sh\""),
+    );
+    let (code, v) = verify(&sh, &["--skip-failover"]);
+    assert_eq!(code, 1, "{}", reasons(&v));
+    let s = rows(&v, "scheduling");
+    assert!(s.iter().any(|r| r["result"] == "fail"), "{v}");
+    assert!(reasons(&v).contains("sh"), "{}", reasons(&v));
+
+    let demo = "systemctl stop lvsup-lab-demo@80.service";
+    let fast_sync = claim(
+        "fast-sync",
+        base.replace(
+            "mode = \"dr\"",
+            "mode = \"dr\"\nadvert_interval = \"100ms\"\nsync_daemon = true",
+        ),
+    );
+    let (code, v) = verify(
+        &fast_sync,
+        &["--crash", "--rs-fail-cmd", demo, "--rs-recover-cmd", "true"],
+    );
+    // Put the stopped web servers back before anything can fail below.
+    for rs in ["rs1", "rs2"] {
+        let o = lab.ssh(rs, "systemctl start lvsup-lab-demo@80.service");
+        assert!(o.status.success(), "{rs}: {}", show(&o));
+    }
+    assert_eq!(code, 1, "{}", reasons(&v));
+    let d = rows(&v, "director-failover");
+    let crash = d
+        .iter()
+        .find(|r| r["figures"].get("gap_limit_ms").is_some())
+        .unwrap_or_else(|| panic!("no crash row: {v}"));
+    assert_eq!(crash["result"], "fail", "{crash}");
+    let (gap, limit) = (
+        crash["figures"]["gap_ms"].as_u64().unwrap_or(0),
+        crash["figures"]["gap_limit_ms"]
+            .as_u64()
+            .unwrap_or(u64::MAX),
+    );
+    assert!(gap > limit, "{crash}");
+    let c = rows(&v, "connection-sync");
+    assert_eq!(c.len(), 1, "{v}");
+    assert_eq!(c[0]["result"], "fail", "{}", c[0]);
+    assert!(
+        c[0].to_string().contains("broke across the failover"),
+        "{}",
+        c[0]
+    );
+    let f = rows(&v, "real-server-failover");
+    assert_eq!(f[0]["result"], "fail", "{}", f[0]);
+    eprintln!(
+        "negative cases: crash gap {gap} ms > limit {limit} ms; connection-sync {}; real server: {}",
+        c[0]["measured"], f[0]["measured"]
+    );
 }
