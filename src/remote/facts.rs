@@ -16,10 +16,7 @@ use crate::plan::Observed;
 
 use super::shell_quote;
 
-/// Where apply records the values sysctls had before lvsup changed them.
-pub fn previous_sysctl_path(cluster: &str) -> String {
-    format!("/var/lib/lvsup/{cluster}/previous-sysctl.json")
-}
+pub use crate::layout::previous_sysctl_path;
 
 /// Every file lvsup may have put on a host of `cluster`, whatever its role.
 pub fn managed_paths(cluster: &str) -> Vec<String> {
@@ -108,6 +105,8 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             bin = desired::BINARY_PATH,
         );
     }
+    // other lvsup clusters' files on this host (hosts shared by clusters)
+    s.push_str(&crate::plan::shared::facts_script(cluster));
     s.push_str("echo '### end'\n");
     s
 }
