@@ -15,6 +15,11 @@ pub fn realserver_unit(cluster: &str) -> String {
 pub fn director_config_path(cluster: &str) -> String {
     format!("/etc/lvsup/{cluster}/director.toml")
 }
+/// Where apply records the values sysctls had before lvsup changed them
+/// (JSON: key → value, or null when the key did not exist).
+pub fn previous_sysctl_path(cluster: &str) -> String {
+    format!("/var/lib/lvsup/{cluster}/previous-sysctl.json")
+}
 /// Where a NAT real server's unit records the default route(s) it replaced.
 pub fn previous_route_path(cluster: &str) -> String {
     format!("/var/lib/lvsup/{cluster}/previous-default-route")

@@ -27,6 +27,12 @@
 //! directors (drifted too, in the VM) are left out untouched, exit 1 → link up,
 //! `apply` converges it → `destroy --yes` → second `destroy` finds nothing →
 //! every host's snapshot equals the one before apply → `lab down`.
+//!
+//! `two_clusters_share_hosts_destroy_one_keeps_the_other`: a second cluster
+//! file on the same lab hosts (another VIP); the same VRID refused at plan
+//! time, destroy of one keeps the other's ARP sysctls, the other verifies;
+//! both destroyed in the other order: every host as before (VM: ~19 min
+//! under TCG, lab up included).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -711,4 +717,178 @@ fn become_sudo_for_a_non_root_login() {
         &format!("ls /etc/sysctl.d/90-lvsup-{name}.conf 2>/dev/null || echo gone"),
     );
     assert_eq!(left, "gone\n");
+}
+
+/// Two lvsup clusters on the same hosts (#12 item 7): the lab's own cluster
+/// A (examples/dr.toml renamed) and a second file B with the same directors
+/// and real servers (reached through A's lab ssh_config by `ssh_host`), its
+/// own VIP. B with A's VRID is refused at plan time naming both clusters, and
+/// `apply` touches nothing; with its own VRID it applies next to A.
+/// `destroy` of B keeps the ARP sysctls A still sets (and says so), A still
+/// verifies. Then the other order, which needs B's record of the host's
+/// original values to come from A's: B applied again, A destroyed (B keeps
+/// its sysctls), B destroyed — every host as before A was applied.
+#[test]
+#[ignore = "needs root and the lab (see the module docs)"]
+fn two_clusters_share_hosts_destroy_one_keeps_the_other() {
+    let (spec, a_text) = renamed_example("dr", "shra");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fa = dir.path().join("a.toml");
+    let fb = dir.path().join("b.toml");
+    std::fs::write(&fa, &a_text).expect("write a");
+    let vip_b = "192.168.0.101";
+    assert!(a_text.contains("vip = \"192.168.0.100\""), "{a_text}");
+    let mut b_text = a_text
+        .replacen("name = \"shra\"", "name = \"shrb\"", 1)
+        .replacen("vip = \"192.168.0.100\"", &format!("vip = \"{vip_b}\""), 1);
+    let hosts: Vec<String> = spec
+        .real_servers
+        .iter()
+        .map(|r| r.name.clone())
+        .chain(spec.directors.iter().map(|d| d.name.clone()))
+        .filter(|h| !no_kernel() || spec.real_servers.iter().any(|r| &r.name == h))
+        .collect();
+    for h in spec
+        .real_servers
+        .iter()
+        .map(|r| &r.name)
+        .chain(spec.directors.iter().map(|d| &d.name))
+    {
+        b_text = b_text.replacen(
+            &format!("name = \"{h}\"\n"),
+            &format!("name = \"{h}\"\nssh_host = \"{h}\"\n"),
+            1,
+        );
+    }
+    assert_eq!(b_text.matches("ssh_host = ").count(), 4, "{b_text}");
+    std::fs::write(&fb, &b_text).expect("write b");
+    let (fa, fb) = (
+        fa.to_string_lossy().into_owned(),
+        fb.to_string_lossy().into_owned(),
+    );
+    let lab = lab_up(Path::new(&fa), dir);
+    let ssh_config = "/run/lvsup-lab/shra/ssh_config";
+    let targets: Vec<String> = hosts
+        .iter()
+        .flat_map(|h| ["--target".to_string(), h.clone()])
+        .collect();
+    let run = |file: &str, base: &[&str]| {
+        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        args.extend(["-f".to_string(), file.to_string()]);
+        if file == fb {
+            args.extend(["--ssh-config".to_string(), ssh_config.to_string()]);
+        }
+        args.extend(targets.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        lvsup(&refs)
+    };
+    let rs = &spec.real_servers;
+    let before: Vec<String> = hosts.iter().map(|h| on(&lab, h, SNAPSHOT)).collect();
+    const ARP: &str = "for k in all/arp_ignore all/arp_announce lo/arp_ignore lo/arp_announce; do \
+                       echo \"$k=$(cat /proc/sys/net/ipv4/conf/$k)\"; done";
+    let suppressed = "all/arp_ignore=1\nall/arp_announce=2\nlo/arp_ignore=1\nlo/arp_announce=2\n";
+
+    expect(&run(&fa, &["apply", "--yes"]), 0, "apply A");
+
+    // B with A's VRID: on the directors, a plan-time error naming both
+    // clusters; apply refuses and touches no host, real servers included.
+    if !no_kernel() {
+        let b_same_vrid = std::fs::read_to_string(&fb).expect("read b");
+        assert!(b_same_vrid.contains("vrid = 51"), "{b_same_vrid}");
+        let out = expect(&run(&fb, &["plan"]), 1, "plan B with A's VRID");
+        for d in &spec.directors {
+            assert!(
+                out.contains(&format!(
+                    "director {}: cluster \"shrb\" and cluster \"shra\" both use VRID 51 on ",
+                    d.name
+                )),
+                "{out}"
+            );
+        }
+        let o = run(&fb, &["apply", "--yes"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("apply refused, no host was touched"),
+            "{}",
+            text(&o)
+        );
+        for r in rs {
+            let left = on(
+                &lab,
+                &r.name,
+                "ls /etc/sysctl.d/90-lvsup-shrb.conf /etc/lvsup/shrb 2>/dev/null || echo absent",
+            );
+            assert_eq!(left, "absent\n", "{}: B's apply touched it", r.name);
+        }
+        std::fs::write(&fb, b_same_vrid.replacen("vrid = 51", "vrid = 52", 1)).expect("b");
+    }
+
+    expect(&run(&fb, &["apply", "--yes"]), 0, "apply B next to A");
+    for r in rs {
+        let lo = on(&lab, &r.name, "ip -4 -o addr show dev lo");
+        assert!(
+            lo.contains("192.168.0.100/32") && lo.contains(&format!("{vip_b}/32")),
+            "{}: {lo}",
+            r.name
+        );
+    }
+
+    // destroy B: A's ARP suppression stays, and the output says why
+    let out = expect(&run(&fb, &["destroy", "--yes"]), 0, "destroy B");
+    assert!(
+        out.contains("kept net.ipv4.conf.all.arp_ignore=1: cluster shra still sets it"),
+        "{out}"
+    );
+    for r in rs {
+        assert_eq!(
+            on(&lab, &r.name, ARP),
+            suppressed,
+            "{}: after destroy B",
+            r.name
+        );
+        let lo = on(&lab, &r.name, "ip -4 -o addr show dev lo");
+        assert!(
+            lo.contains("192.168.0.100/32") && !lo.contains(&format!("{vip_b}/32")),
+            "{}: {lo}",
+            r.name
+        );
+    }
+    expect(
+        &run(&fa, &["plan", "--detailed-exitcode"]),
+        0,
+        "A untouched by B's destroy",
+    );
+    if !no_kernel() {
+        wait_for_master(&fa, rs.len());
+        let (code, v) = common::verify(&fa, &["--skip-failover"]);
+        assert_eq!(
+            code,
+            0,
+            "A does not verify after B's destroy:\n{}",
+            common::reasons(&v)
+        );
+    }
+
+    // The other order: B again, then A destroyed first, B last. B recorded
+    // A's originals for the keys A set, so the last destroy restores them.
+    expect(&run(&fb, &["apply", "--yes"]), 0, "apply B again");
+    let out = expect(&run(&fa, &["destroy", "--yes"]), 0, "destroy A");
+    assert!(
+        out.contains("kept net.ipv4.conf.all.arp_ignore=1: cluster shrb still sets it"),
+        "{out}"
+    );
+    for r in rs {
+        assert_eq!(
+            on(&lab, &r.name, ARP),
+            suppressed,
+            "{}: after destroy A",
+            r.name
+        );
+    }
+    expect(&run(&fb, &["destroy", "--yes"]), 0, "destroy B");
+    let after: Vec<String> = hosts.iter().map(|h| on(&lab, h, SNAPSHOT)).collect();
+    for ((h, b), a) in hosts.iter().zip(&before).zip(&after) {
+        assert_eq!(b, a, "{h}: not as before either cluster");
+    }
+    drop(lab);
 }

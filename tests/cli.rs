@@ -598,3 +598,77 @@ fn apply_and_destroy_document_the_lock_timeout() {
         r.stdout()
     );
 }
+
+/// A cluster file whose `[ssh] config` runs a local command (ProxyCommand)
+/// as soon as ssh reads it. `--no-ssh-config-from-file` (or
+/// LVSUP_NO_SSH_CONFIG_FROM_FILE=1) refuses the file before ssh starts,
+/// naming the key and its line; without it the command runs (the risk the
+/// flag is for). The ProxyCommand exits at once: no traffic anywhere.
+#[test]
+fn no_ssh_config_from_file_refuses_a_file_that_names_an_ssh_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("proxycommand-ran");
+    std::fs::write(
+        dir.path().join("evil_config"),
+        format!(
+            "Host *\n  ProxyCommand touch {} ; exit 1\n  ConnectTimeout 5\n",
+            marker.display()
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("cluster.toml"),
+        "[cluster]\nname = \"web\"\nvip = \"192.0.2.100\"\nmode = \"dr\"\n\n\
+         [ssh]\nuser = \"root\"\nconfig = \"evil_config\"\n\n\
+         [[services]]\nport = 80\n\n\
+         [[directors]]\nname = \"lvs1\"\naddress = \"192.0.2.10\"\n\n\
+         [[real_servers]]\nname = \"rs1\"\naddress = \"192.0.2.21\"\n",
+    )
+    .expect("write");
+    let lvsup = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lvsup"));
+        c.args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("LVSUP_NO_SSH_CONFIG_FROM_FILE");
+        if let Some(v) = env {
+            c.env("LVSUP_NO_SSH_CONFIG_FROM_FILE", v);
+        }
+        c.output().expect("run lvsup")
+    };
+    for (args, env) in [
+        (&["--no-ssh-config-from-file", "plan"][..], None),
+        (&["plan", "--no-ssh-config-from-file"][..], None),
+        (&["status"][..], Some("1")),
+        (&["destroy", "--yes"][..], Some("true")),
+        (&["verify", "--skip-failover"][..], Some("1")),
+    ] {
+        let out = lvsup(args, env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} {env:?}: {err}");
+        assert!(
+            err.contains("ssh.config")
+                && err.contains("cluster.toml:8:10")
+                && err.contains("--no-ssh-config-from-file")
+                && err.contains("ProxyCommand"),
+            "{args:?} {env:?}: {err}"
+        );
+        assert!(!marker.exists(), "{args:?} {env:?}: the ProxyCommand ran");
+    }
+    // --ssh-config replaces the file's: not refused (the hosts are then
+    // unreachable through the trusted config's closed loopback port)
+    std::fs::write(
+        dir.path().join("trusted_config"),
+        "Host *\n  HostName 127.0.0.1\n  Port 1\n  UserKnownHostsFile /dev/null\n  ConnectTimeout 5\n",
+    )
+    .expect("write");
+    let out = lvsup(&["plan", "--ssh-config", "trusted_config"], Some("1"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ERROR at step \"connect\""), "{text}");
+    assert!(!marker.exists(), "the file's ProxyCommand ran");
+    // the variable set to 0 and no flag: the file's config is read, and its
+    // ProxyCommand runs here, which is what the flag prevents
+    let out = lvsup(&["plan"], Some("0"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(marker.exists(), "the file's ssh config was not used");
+}

@@ -4,7 +4,8 @@
 //! removes its IPVS services on SIGTERM; a real server's ExecStop removes its
 //! VIP or route), leftovers of lvsup's own IPVS services and floating
 //! addresses removed, files removed, sysctls restored to the values recorded
-//! before apply changed them. Kernel modules stay loaded (other users may
+//! before apply changed them, except those another lvsup cluster on the host
+//! still sets (left at its value, and said so: `crate::plan::shared`). Kernel modules stay loaded (other users may
 //! need them); modules-load.d no longer loads them at boot.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use super::steps::{Step, StepAction};
 use crate::config::{ClusterSpec, Protocol};
 use crate::desired::{self, HostState, Role};
 use crate::observe::{Facts, managed_paths, previous_sysctl_path};
+use crate::plan::shared::{self, SysctlFate};
 use crate::script;
 
 fn script_step(what: impl Into<String>, s: String) -> Step {
@@ -154,27 +156,38 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
         ));
     }
     if facts.observed.files.contains_key(&prev) {
-        let restore: BTreeMap<&String, &String> = facts
-            .previous_sysctls
+        // a sysctl another lvsup cluster on this host still sets stays as it sets it
+        let others = shared::others(c, &facts.observed.files);
+        let recorded = facts.previous_sysctls.clone().unwrap_or_default();
+        let fates = shared::sysctl_fates(&recorded, &others);
+        let mut kept = Vec::new();
+        let sysctls: Vec<Value> = fates
             .iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-            .collect();
-        let sysctls: Vec<Value> = restore
-            .iter()
-            .map(|(k, v)| context! { path => format!("/proc/sys/{}", k.replace('.', "/")), value => v.as_str() })
+            .map(|f| {
+                if let SysctlFate::Keep {
+                    key,
+                    value,
+                    cluster,
+                } = f
+                {
+                    kept.push(shared::kept_message(key, value, cluster));
+                }
+                context! { path => format!("/proc/sys/{}", f.key().replace('.', "/")), value => f.value() }
+            })
             .collect();
         let s = script::render(
             "restore-sysctls.sh.j2",
             context! { sysctls, prev, cluster => c },
         );
-        steps.push(script_step(
-            format!(
-                "restore {} sysctls to their values before lvsup, forget them",
-                restore.len()
-            ),
-            s,
-        ));
+        let mut what = format!(
+            "restore {} sysctls to their values before lvsup, forget them",
+            fates.len() - kept.len()
+        );
+        for k in &kept {
+            what.push_str("; ");
+            what.push_str(k);
+        }
+        steps.push(script_step(what, s));
     }
     steps
 }
@@ -277,5 +290,60 @@ pub async fn run(live: &Live, plans: Vec<(usize, Vec<Step>)>, progress: &dyn Pro
             .rev()
             .filter_map(|h| reports.remove(&h.want.name))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sysctl_another_cluster_still_sets_is_kept_and_said_so() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dr.toml");
+        let spec = crate::config::load(std::path::Path::new(path)).expect("example");
+        let d = desired::desired_cluster(&spec).expect("render");
+        let want = d
+            .hosts
+            .iter()
+            .find(|h| h.role == Role::RealServer)
+            .expect("a real server");
+        let prev = previous_sysctl_path(&spec.name);
+        let mut f = Facts::default();
+        let recorded: BTreeMap<String, Option<String>> = [
+            ("net.ipv4.conf.all.arp_ignore", "0"),
+            ("net.ipv4.conf.lo.arp_ignore", "0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect();
+        f.previous_sysctls = Some(recorded);
+        f.observed.files.insert(prev, "{}".into());
+        f.observed.files.insert(
+            "/etc/sysctl.d/90-lvsup-other.conf".into(),
+            "net.ipv4.conf.all.arp_ignore = 1\n".into(),
+        );
+        let steps = destroy_steps(&spec, want, &f);
+        let last = steps.last().expect("a restore step");
+        assert_eq!(
+            last.what,
+            "restore 1 sysctls to their values before lvsup, forget them; \
+             kept net.ipv4.conf.all.arp_ignore=1: cluster other still sets it"
+        );
+        let StepAction::Script { script } = &last.action else {
+            panic!("not a script: {:?}", last.action)
+        };
+        assert!(
+            script.contains("echo '1' > '/proc/sys/net/ipv4/conf/all/arp_ignore'")
+                && script.contains("echo '0' > '/proc/sys/net/ipv4/conf/lo/arp_ignore'"),
+            "{script}"
+        );
+        // without the other cluster, both go back to 0
+        f.observed.files.remove("/etc/sysctl.d/90-lvsup-other.conf");
+        let steps = destroy_steps(&spec, want, &f);
+        let last = steps.last().expect("a restore step");
+        assert_eq!(
+            last.what,
+            "restore 2 sysctls to their values before lvsup, forget them"
+        );
     }
 }

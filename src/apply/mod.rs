@@ -312,6 +312,18 @@ pub fn host_facts(
             problems.join("; "),
         ));
     }
+    if check {
+        let others = plan::shared::others(&spec.name, &f.observed.files);
+        let iface_of = |a| f.interface_on_subnet_of(a).map(|i| i.name.clone());
+        let conflicts = plan::shared::conflicts(spec, want, &others, &iface_of);
+        if !conflicts.is_empty() {
+            return Err(host_error(
+                &want.name,
+                plan::shared::CONFLICT_STEP,
+                conflicts.join("; "),
+            ));
+        }
+    }
     Ok(f)
 }
 

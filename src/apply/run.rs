@@ -477,7 +477,16 @@ pub async fn apply(
         }
         let ctx = StepCtx {
             binary: data.clone(),
-            previous: facts.previous_sysctls.clone().unwrap_or_default(),
+            // a key another lvsup cluster here set: its record is the host's original
+            previous: crate::plan::shared::inherited_previous(
+                &facts.previous_sysctls.clone().unwrap_or_default(),
+                &lh.want
+                    .sysctls
+                    .iter()
+                    .map(|s| s.key.clone())
+                    .collect::<Vec<_>>(),
+                &crate::plan::shared::others(&live.spec.name, &facts.observed.files),
+            ),
             cluster: live.spec.name.clone(),
             limit: live.step_timeout,
         };

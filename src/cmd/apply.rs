@@ -140,6 +140,18 @@ async fn apply_locked(
     if !a.json {
         print_plan(&p, false)?;
     }
+    // Another lvsup cluster on a host conflicts with this one: nothing is
+    // applied anywhere (a real server changed first would serve a cluster
+    // whose directors cannot run).
+    let shared: Vec<String> = p
+        .errors
+        .iter()
+        .filter(|e| e.step == crate::plan::shared::CONFLICT_STEP)
+        .map(|e| e.message.clone())
+        .collect();
+    if !shared.is_empty() {
+        bail!("apply refused, no host was touched: {}", shared.join("; "));
+    }
     if !p.has_changes() {
         let code = plan_exit(&p, false);
         if a.json {

@@ -83,7 +83,20 @@ pub struct Cli {
     /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides)
     #[arg(short, long, global = true, action = ArgAction::Count)]
     verbose: u8,
+    /// Refuse a cluster file whose `[ssh] config` would make ssh read an ssh_config
+    /// from the file's side (its ProxyCommand or Match exec run commands on this
+    /// machine): for CI that plans untrusted files. `--ssh-config` still works
+    #[arg(long, global = true, env = "LVSUP_NO_SSH_CONFIG_FROM_FILE", action = ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    no_ssh_config_from_file: bool,
 }
+
+/// `--no-ssh-config-from-file` (or `LVSUP_NO_SSH_CONFIG_FROM_FILE`), set once
+/// by [`run`] and read by [`ssh_options`]: a process-wide switch rather than
+/// a field threaded through every subcommand's arguments, because every
+/// command that reaches hosts goes through that one function.
+static NO_SSH_CONFIG_FROM_FILE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// `--color WHEN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -361,6 +374,10 @@ pub fn paint(text: &str, on: bool, tone: impl Fn(&str) -> Option<Tone>) -> Strin
 
 /// Run one parsed command; the returned number is the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    NO_SSH_CONFIG_FROM_FILE.store(
+        cli.no_ssh_config_from_file,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     match cli.command {
         Command::Init(a) => init::run(a),
         Command::Validate(a) => validate::run(a),
@@ -403,8 +420,17 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool> {
 }
 
 /// How to reach `spec`'s hosts: the file's `[ssh]`, `--ssh-config`, else a
-/// running lab's ssh_config (said in one line on stderr).
-pub fn ssh_options(spec: &ClusterSpec, file: &Path, ssh_config: Option<PathBuf>) -> SshOptions {
+/// running lab's ssh_config (said in one line on stderr). With
+/// `--no-ssh-config-from-file`, a file whose `[ssh] config` would be used is
+/// refused (an error naming the key and its line), see [`refuse_file_ssh_config`].
+pub fn ssh_options(
+    spec: &ClusterSpec,
+    file: &Path,
+    ssh_config: Option<PathBuf>,
+) -> Result<SshOptions> {
+    if NO_SSH_CONFIG_FROM_FILE.load(std::sync::atomic::Ordering::Relaxed) && ssh_config.is_none() {
+        refuse_file_ssh_config(spec, file)?;
+    }
     let dir = file.parent().unwrap_or(Path::new("."));
     let lab = if ssh_config.is_none() {
         crate::lab::ssh_config_for(&spec.name)
@@ -418,14 +444,42 @@ pub fn ssh_options(spec: &ClusterSpec, file: &Path, ssh_config: Option<PathBuf>)
             l.display()
         );
     }
-    SshOptions::for_cluster(spec, dir, ssh_config, lab)
+    Ok(SshOptions::for_cluster(spec, dir, ssh_config, lab))
+}
+
+/// `--no-ssh-config-from-file`: the cluster file may not name an ssh_config.
+/// OpenSSH runs `ProxyCommand`, `LocalCommand`, `KnownHostsCommand` and
+/// `Match exec` of any config it reads as local commands, so an untrusted
+/// file (a pull request planned by CI) with `[ssh] config` could run
+/// anything here. Only the file's key is refused: the machine's own
+/// `~/.ssh/config` and `/etc/ssh/ssh_config` are its operator's (pass
+/// `--ssh-config /dev/null` to read neither). The file's other `[ssh]` keys
+/// (user, port, identity_file, host key checking) and `ssh_host` run nothing.
+fn refuse_file_ssh_config(spec: &ClusterSpec, file: &Path) -> Result<()> {
+    let Some(cfg) = &spec.ssh.config else {
+        return Ok(());
+    };
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut p = crate::config::Problem::new(
+        "ssh.config",
+        format!(
+            "`[ssh] config = \"{cfg}\"` refused (--no-ssh-config-from-file): an ssh_config \
+             named by the cluster file can run local commands (ProxyCommand, Match exec)"
+        ),
+    )
+    .hint("remove the key, or pass a trusted one with --ssh-config FILE");
+    if let Some(span) = crate::config::parse::key_span(&text, "ssh.config") {
+        p = p.at(span);
+    }
+    Err(ConfigError::new(&name, &text, vec![p]).into())
 }
 
 /// The live commands' options from the command line. Unknown `--target`
 /// names are an error here, before any host is contacted.
 pub fn live_options(spec: &ClusterSpec, file: &Path, a: &LiveArgs) -> Result<LiveOptions> {
     crate::apply::check_targets(spec, file, &a.targets)?;
-    let mut ssh = ssh_options(spec, file, a.ssh_config.clone());
+    let mut ssh = ssh_options(spec, file, a.ssh_config.clone())?;
     ssh.connect_timeout = Duration::from_secs(a.connect_timeout.max(1));
     Ok(LiveOptions {
         ssh,

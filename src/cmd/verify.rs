@@ -48,7 +48,7 @@ pub struct VerifyArgs {
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     let spec = crate::config::load(&a.file)?;
-    let opts = ssh_options(&spec, &a.file, a.ssh_config);
+    let opts = ssh_options(&spec, &a.file, a.ssh_config)?;
     let ssh = crate::verify::exec::RemoteExec::new(&spec, opts)?;
     let mut opts = crate::verify::Options {
         skip_failover: a.skip_failover,

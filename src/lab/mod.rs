@@ -36,14 +36,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-pub use topology::{HostRole, LabHost, Topology, topology};
+use down::*;
 pub use down::{DownReport, down};
 pub use exec::{describe, exec, status};
 pub use host::preflight;
-pub use up::{UDP_RESPONDER, inotify_instances_needed, launcher_script, up};
-use down::*;
 use host::*;
+pub use topology::{HostRole, LabHost, Topology, topology};
 use up::*;
+pub use up::{UDP_RESPONDER, inotify_instances_needed, launcher_script, up};
 
 use crate::config::{ClusterSpec, Mode};
 use crate::script::{self, shell_quote};

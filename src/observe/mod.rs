@@ -14,10 +14,7 @@ use crate::config::ClusterSpec;
 use crate::desired::{self, HostState, Role};
 use crate::script;
 
-/// Where apply records the values sysctls had before lvsup changed them.
-pub fn previous_sysctl_path(cluster: &str) -> String {
-    format!("/var/lib/lvsup/{cluster}/previous-sysctl.json")
-}
+pub use crate::layout::previous_sysctl_path;
 
 /// Every file lvsup may have put on a host of `cluster`, whatever its role.
 pub fn managed_paths(cluster: &str) -> Vec<String> {
@@ -57,6 +54,7 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             bin => desired::BINARY_PATH,
             director => matches!(want.role, Role::Director { .. }),
             config => desired::director_config_path(cluster),
+            own => crate::plan::shared::own_files(cluster),
         },
     )
 }

@@ -6,6 +6,8 @@
 //! within a host the order apply works in (files, binary, modules, sysctls,
 //! units, addresses, routes, IPVS).
 
+pub mod shared;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
