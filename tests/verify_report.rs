@@ -207,7 +207,7 @@ fn parses_the_director_status_vrrp_state() {
 /// either side breaks this test rather than silently dropping the state.
 #[test]
 fn reads_the_state_the_director_daemon_emits() {
-    use lvsup::director::status::*;
+    use lvsup::contract::status::*;
     for state in ["Backup", "Master"] {
         let st = Status {
             schema: SCHEMA,

@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::{BinarySource, Live, hex};
+use super::{BinarySource, Live};
+use crate::contract::sha256_hex;
 use crate::plan::Plan;
 use crate::remote::facts::Facts;
 
@@ -78,12 +78,12 @@ pub fn facts_digest(f: &Facts) -> String {
     // serializing plain data into a Vec cannot fail; an empty input would
     // still be a digest that differs from any real one
     let bytes = serde_json::to_vec(&input).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
+    sha256_hex(&bytes)
 }
 
 /// The SHA-256 of the cluster file's bytes.
 pub fn file_sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    sha256_hex(bytes)
 }
 
 /// The plan's JSON without what is not applied (notes: health, floating

@@ -29,7 +29,7 @@ pub struct ClusterStatus {
     /// From which director `services` comes.
     pub table_from: Option<String>,
     /// That director's IPVS connection timeouts (from its daemon), when known.
-    pub ipvs_timeouts: Option<crate::director::status::TimeoutsStatus>,
+    pub ipvs_timeouts: Option<crate::contract::status::TimeoutsStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,7 +107,7 @@ fn health_of(
         .and_then(Value::as_array)
         .and_then(|d| d.iter().find(is))
         && let Ok(mut d) =
-            serde_json::from_value::<crate::director::status::DrainingStatus>(d.clone())
+            serde_json::from_value::<crate::contract::status::DrainingStatus>(d.clone())
     {
         // The kernel's count, read now, is fresher than the daemon's.
         d.active_conns = Some(u32::try_from(active).unwrap_or(u32::MAX));

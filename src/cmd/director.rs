@@ -29,7 +29,7 @@ pub enum DirectorCommand {
         /// Control socket, instead of finding it from the config
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
-        /// Print the daemon's JSON (schema: lvsup::director::status::Status)
+        /// Print the daemon's JSON (schema: lvsup::contract::status::Status)
         #[arg(long)]
         json: bool,
     },

@@ -296,12 +296,12 @@ pub fn sections<'a>(out: &'a str, marker: &str) -> Vec<&'a str> {
 /// `vrrp.state` of `lvsup director status --json` ("Initialize" | "Backup" |
 /// "Master"); None when the output is not that JSON.
 ///
-/// Read through the daemon's own type ([`crate::director::status::Status`]),
+/// Read through the daemon's own type ([`crate::contract::status::Status`]),
 /// so a renamed field cannot go unnoticed here; a daemon of another lvsup
 /// version (its schema only ever adds fields under the same number, but may
 /// lack one this build has) is read by the two keys alone.
 pub fn parse_vrrp_state(json: &str) -> Option<String> {
-    if let Ok(st) = serde_json::from_str::<crate::director::status::Status>(json.trim()) {
+    if let Ok(st) = serde_json::from_str::<crate::contract::status::Status>(json.trim()) {
         return Some(st.vrrp.state);
     }
     let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;

@@ -36,11 +36,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::contract::status::{self, CheckRecord, ReconcileStatus, Status, VrrpCounters};
 use crate::director::addr::{Addrs, Change, Link};
 use crate::director::core::{self as core, Action, Director, Interfaces, Phase};
 use crate::director::net::VrrpSocket;
 use crate::director::probe::ProbeResult;
-use crate::director::status::{self, CheckRecord, ReconcileStatus, Status, VrrpCounters};
 use crate::ipvs::{DaemonState, IpvsClient};
 use crate::vrrp::packet::{self, Advert, PacketError};
 
