@@ -196,8 +196,13 @@ fn parses_what_lvsup_ipvs_list_json_prints() {
 
 #[test]
 fn parses_the_director_status_vrrp_state() {
-    let j = r#"{"schema":1,"cluster":"web","vrrp":{"state":"Master","vrid":51},"services":[]}"#;
+    // as `lvsup director status --json` prints it (format_version first)
+    let j = include_str!("fixtures/contract/director-status.json");
     assert_eq!(parse_vrrp_state(j).as_deref(), Some("Master"));
+    // a newer daemon's extra fields are ignored
+    let newer = j.replacen("\"schema\": 1,", "\"schema\": 1, \"uptime_ms\": 5,", 1);
+    assert_ne!(newer, j);
+    assert_eq!(parse_vrrp_state(&newer).as_deref(), Some("Master"));
     assert_eq!(parse_vrrp_state("error: no such command"), None);
     assert_eq!(parse_vrrp_state("{}"), None);
 }

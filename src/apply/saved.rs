@@ -237,7 +237,7 @@ mod tests {
         // what is not state does not count: notes, the daemon's report
         let mut f = facts();
         f.observed.notes.push("rs1 at weight 0".into());
-        f.daemon = Some(Ok(serde_json::json!({"uptime": 5})));
+        f.daemon = Some(Ok(crate::contract::status::tests::sample()));
         assert_eq!(facts_digest(&f), base);
     }
 

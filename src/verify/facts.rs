@@ -298,14 +298,11 @@ pub fn sections<'a>(out: &'a str, marker: &str) -> Vec<&'a str> {
 ///
 /// Read through the daemon's own type ([`crate::contract::status::Status`]),
 /// so a renamed field cannot go unnoticed here; a daemon of another lvsup
-/// version (its schema only ever adds fields under the same number, but may
-/// lack one this build has) is read by the two keys alone.
+/// version reads too (unknown fields are ignored, later ones are optional).
 pub fn parse_vrrp_state(json: &str) -> Option<String> {
-    if let Ok(st) = serde_json::from_str::<crate::contract::status::Status>(json.trim()) {
-        return Some(st.vrrp.state);
-    }
-    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
-    v.get("vrrp")?.get("state")?.as_str().map(String::from)
+    serde_json::from_str::<crate::contract::status::Status>(json.trim())
+        .ok()
+        .map(|st| st.vrrp.state)
 }
 
 /// The shell command that lists the client ports of the IPVS connection
