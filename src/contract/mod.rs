@@ -20,6 +20,7 @@
 //! `#[serde(default)]` (an older daemon does not send them). Printed JSON
 //! carries `"format_version"` first (`cmd::json_string`); readers ignore it.
 
+pub mod ipvs_list;
 pub mod status;
 
 use sha2::{Digest, Sha256};

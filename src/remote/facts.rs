@@ -548,23 +548,20 @@ const ASSUMED_HZ: u32 = 250;
 /// (seconds, as netlink gives them). `None` when the output is absent or not
 /// understood (e.g. an older binary on the host): then HZ is used.
 pub fn parse_ipvs_list_persistence(text: &str) -> Option<PersistenceByService> {
-    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+    let list = crate::contract::ipvs_list::IpvsList::parse(text).ok()?;
     let mut out = BTreeMap::new();
-    for s in v.get("services")?.as_array()? {
-        let id = s.get("id")?;
-        if id.get("kind").and_then(|k| k.as_str()) != Some("addr") {
-            continue;
-        }
-        let proto = id.get("protocol")?.as_str()?.to_ascii_uppercase();
-        let addr: std::net::SocketAddr = id.get("addr")?.as_str()?.parse().ok()?;
-        let std::net::IpAddr::V4(vip) = addr.ip() else {
+    for s in list.services {
+        let crate::ipvs::ServiceId::Addr {
+            protocol,
+            addr: std::net::SocketAddr::V4(addr),
+        } = s.id
+        else {
             continue;
         };
-        let persistence = match s.get("persistence") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(p) => Some(u32::try_from(p.as_u64()?).ok()?),
-        };
-        out.insert((proto, vip, addr.port()), persistence);
+        out.insert(
+            (protocol.name().to_string(), *addr.ip(), addr.port()),
+            s.persistence,
+        );
     }
     Some(out)
 }
@@ -831,7 +828,14 @@ mod tests {
             "wrr",
         )
         .persistent(300);
-        let json = serde_json::json!({ "version": "1.2.1", "services": [svc] }).to_string();
+        let json = crate::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![svc],
+        }
+        .to_json()
+        .expect("json")
+        .to_string();
         let netlink = parse_ipvs_list_persistence(&json).expect("understood");
         let mut live = persistent_udp_53(75000);
         let note = persistence_in_seconds(&mut live, Some(&netlink), Some(1000));
@@ -1039,6 +1043,26 @@ mod tests {
         }
     }
 
+    /// `lvsup ipvs list --json` with tcp 192.168.0.100:80 persistent 300 s.
+    fn netlink_list() -> String {
+        use crate::ipvs::{Destination, Forward, Service, ServiceId};
+        let svc = Service::new(ServiceId::tcp("192.168.0.100:80".parse().expect("a")), "rr")
+            .persistent(300)
+            .with_destination(Destination::new(
+                "192.168.0.172:80".parse().expect("a"),
+                Forward::Route,
+                100,
+            ));
+        crate::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![svc],
+        }
+        .to_json()
+        .expect("json")
+        .to_string()
+    }
+
     /// Bounded fuzzing in every `cargo test`: recorded facts of every host,
     /// plus a director's IPVS/daemon sections, mutated (bytes flipped, cut,
     /// slices duplicated, file headers with hostile lengths, numbers made
@@ -1049,10 +1073,10 @@ mod tests {
         let director_extra = "### ipvs\nIP Virtual Server version 1.2.1 (size=4096)\n\
             Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n\
             TCP  C0A80064:0050 rr persistent 75000\n  -> C0A800AC:0050 Route 100 2 7\n\
-            ### ipvs-netlink\n{\"services\":[{\"id\":{\"kind\":\"addr\",\"protocol\":\"tcp\",\"addr\":\"192.168.0.100:80\"},\"persistence\":300}]}\n\
-            ### hz\nCONFIG_HZ=250\n\
-            ### daemon\n"
+            ### ipvs-netlink\n"
             .to_string()
+            + &netlink_list()
+            + "\n### hz\nCONFIG_HZ=250\n### daemon\n"
             + &daemon_status(100)
             + "\n";
         let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();

@@ -116,67 +116,39 @@ pub struct DestSnap {
 pub const FROM_LVSUP: &str = "lvsup ipvs list --json";
 pub const FROM_IPVSADM: &str = "ipvsadm -Ln --exact + ipvsadm -Ln --stats --exact";
 
-#[derive(Deserialize)]
-struct JTable {
-    services: Vec<JService>,
-}
-#[derive(Deserialize)]
-struct JService {
-    id: JId,
-    #[serde(default)]
-    scheduler: String,
-    #[serde(default)]
-    destinations: Vec<JDest>,
-}
-#[derive(Deserialize)]
-struct JId {
-    #[serde(default)]
-    protocol: Option<String>,
-    #[serde(default)]
-    addr: Option<SocketAddr>,
-}
-#[derive(Deserialize)]
-struct JDest {
-    addr: IpAddr,
-    port: u16,
-    weight: u32,
-    #[serde(default)]
-    stats: Option<JStats>,
-    #[serde(default)]
-    active_conns: Option<u32>,
-    #[serde(default)]
-    inact_conns: Option<u32>,
-}
-#[derive(Deserialize)]
-struct JStats {
-    conns: u64,
-}
-
-/// `lvsup ipvs list --json`.
+/// `lvsup ipvs list --json`, read through its own type
+/// ([`crate::contract::ipvs_list::IpvsList`]).
 pub fn parse_ipvs_json(json: &str) -> Result<Vec<SvcSnap>, ParseError> {
-    let t: JTable = serde_json::from_str(json.trim()).map_err(|e| perr(FROM_LVSUP, e))?;
+    use crate::ipvs::ServiceId;
+    let t = crate::contract::ipvs_list::IpvsList::parse(json).map_err(|e| perr(FROM_LVSUP, e))?;
     Ok(t.services
         .into_iter()
-        .map(|s| SvcSnap {
-            protocol: s.id.protocol.unwrap_or_default(),
-            addr: s.id.addr,
-            scheduler: s.scheduler,
-            dests: s
-                .destinations
-                .into_iter()
-                .map(|d| DestSnap {
-                    addr: d.addr,
-                    port: d.port,
-                    weight: d.weight,
-                    conns: d.stats.map_or(0, |s| s.conns),
-                    load: match (d.active_conns, d.inact_conns) {
-                        (Some(active), Some(inactive)) => {
-                            Some(super::analysis::Load { active, inactive })
-                        }
-                        _ => None,
-                    },
-                })
-                .collect(),
+        .map(|s| {
+            let (protocol, addr) = match s.id {
+                ServiceId::Addr { protocol, addr } => {
+                    (protocol.name().to_ascii_lowercase(), Some(addr))
+                }
+                ServiceId::Fwmark { .. } => (String::new(), None),
+            };
+            SvcSnap {
+                protocol,
+                addr,
+                scheduler: s.scheduler,
+                dests: s
+                    .destinations
+                    .into_iter()
+                    .map(|d| DestSnap {
+                        addr: d.addr,
+                        port: d.port,
+                        weight: d.weight,
+                        conns: d.stats.map_or(0, |s| s.conns),
+                        load: Some(super::analysis::Load {
+                            active: d.active_conns,
+                            inactive: d.inact_conns,
+                        }),
+                    })
+                    .collect(),
+            }
         })
         .collect())
 }
