@@ -358,7 +358,11 @@ fn run(spec: &ClusterSpec, st: &Arc<Mutex<State>>, opts: &Options) -> verify::re
         spec: spec.clone(),
         st: st.clone(),
     };
-    verify::run(spec, Arc::new(fake), opts).expect("verify runs")
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    verify::run(spec, Arc::new(fake), opts, rt).expect("verify runs")
 }
 
 fn row<'a>(r: &'a verify::report::Report, check: &str) -> &'a verify::report::CheckRow {

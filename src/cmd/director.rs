@@ -43,11 +43,14 @@ pub fn run(cmd: DirectorCommand) -> anyhow::Result<u8> {
             socket,
             no_ipvs,
         } => {
-            crate::director::daemon::run(crate::director::daemon::RunOptions {
-                config,
-                no_ipvs,
-                socket,
-            })?;
+            crate::director::daemon::run(
+                crate::director::daemon::RunOptions {
+                    config,
+                    no_ipvs,
+                    socket,
+                },
+                &super::current_thread_runtime()?,
+            )?;
             Ok(super::exit::OK)
         }
         #[cfg(target_os = "linux")]
