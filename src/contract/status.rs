@@ -5,6 +5,13 @@
 //! newline and closes the connection. No request is read. `lvsup director
 //! status [--json]` is the client; `lvsup status` runs it over SSH.
 //!
+//! One type for both sides: `director::daemon` builds it, and `lvsup status`
+//! (`apply::status`), facts gathering (`remote::facts`: health-driven
+//! weights are not drift) and `lvsup verify` (the VRRP state) read it back
+//! through it. A newer daemon's extra fields are ignored; fields added after
+//! schema 1 shipped are `Option` or `#[serde(default)]`. The spelling is
+//! pinned by `tests/fixtures/contract/director-status.json`.
+//!
 //! The schema is versioned by [`Status::schema`]: fields are only ever added
 //! under the same number; a rename or removal bumps it. Times are RFC 3339
 //! UTC with milliseconds (`2026-11-21T07:12:03.123Z`); durations are
