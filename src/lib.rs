@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cmd;
 pub mod config;
+pub mod contract;
 pub mod desired;
 pub mod director;
 pub mod health;

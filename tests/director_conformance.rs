@@ -23,9 +23,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
+use lvsup::contract::status::CheckRecord;
 use lvsup::director::config::DirectorConfig;
 use lvsup::director::core::{Action, Director, Event, Interfaces, Loaded, Removal};
-use lvsup::director::status::CheckRecord;
 use lvsup::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
 
 #[macro_use]

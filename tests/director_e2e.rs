@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use lvsup::contract::status::Status;
 use serde_json::Value;
 
 const CLUSTER_FILE: &str = r#"
@@ -124,16 +125,16 @@ impl Lab {
         ok(self.ssh(host, cmd), &format!("{host}: {cmd}"))
     }
 
-    fn status(&self, host: &str) -> Value {
+    /// `lvsup director status --json`, read through the daemon's own type.
+    fn status(&self, host: &str) -> Status {
         let s = self.sh(host, "lvsup director status --json");
         serde_json::from_str(&s).unwrap_or_else(|e| panic!("{host} status: {e}\n{s}"))
     }
 
     fn state(&self, host: &str) -> String {
         match self.ssh(host, "lvsup director status --json") {
-            o if o.status.success() => serde_json::from_slice::<Value>(&o.stdout)
-                .ok()
-                .and_then(|v| v["vrrp"]["state"].as_str().map(str::to_string))
+            o if o.status.success() => serde_json::from_slice::<Status>(&o.stdout)
+                .map(|st| st.vrrp.state)
                 .unwrap_or_default(),
             _ => "down".into(),
         }
@@ -203,17 +204,15 @@ impl Lab {
 
     fn rs_health(&self, host: &str, rs: &str) -> (String, u64, Option<u64>) {
         let st = self.status(host);
-        let r = st["services"][0]["real_servers"]
-            .as_array()
-            .expect("real servers")
+        let r = st.services[0]
+            .real_servers
             .iter()
-            .find(|r| r["name"] == rs)
-            .expect("rs")
-            .clone();
+            .find(|r| r.name == rs)
+            .expect("rs");
         (
-            r["health"].as_str().unwrap_or_default().to_string(),
-            r["effective_weight"].as_u64().unwrap_or(999),
-            r["kernel"]["weight"].as_u64(),
+            r.health.clone(),
+            u64::from(r.effective_weight),
+            r.kernel.as_ref().map(|k| u64::from(k.weight)),
         )
     }
 }
@@ -302,18 +301,11 @@ PY"#;
 /// weight (the listener caps its connections; a probe without a socket would
 /// be "unknown", never "down"), and metrics answers again afterwards.
 fn metrics_flood_changes_no_weight(lab: &Lab) {
-    let flips = |st: &Value| -> Vec<(String, u64, u64)> {
-        st["services"][0]["real_servers"]
-            .as_array()
-            .expect("real servers")
+    let flips = |st: &Status| -> Vec<(String, u64, u32)> {
+        st.services[0]
+            .real_servers
             .iter()
-            .map(|r| {
-                (
-                    r["health"].as_str().unwrap_or_default().to_string(),
-                    r["flips"].as_u64().unwrap_or(u64::MAX),
-                    r["effective_weight"].as_u64().unwrap_or(u64::MAX),
-                )
-            })
+            .map(|r| (r.health.clone(), r.flips, r.effective_weight))
             .collect()
     };
     let before = flips(&lab.status("lvs1"));
@@ -491,10 +483,17 @@ fn director_failover_health_reload() {
         // The table is on both directors (kept identical, Backup too).
         for h in ["lvs1", "lvs2"] {
             let st = lab.status(h);
-            assert_eq!(st["ipvs"]["last_reconcile"]["ok"], true, "{h}: {st}");
+            assert_eq!(
+                st.ipvs.last_reconcile.as_ref().map(|r| r.ok),
+                Some(true),
+                "{h}: {st:?}"
+            );
             assert_eq!(lab.rs_health(h, "node1").2, Some(1), "{h} kernel weight");
         }
-        assert_eq!(lab.status("lvs1")["ipvs"]["sync_daemon"], "master");
+        assert_eq!(
+            lab.status("lvs1").ipvs.sync_daemon.as_deref(),
+            Some("master")
+        );
         // [cluster] ipvs_timeouts, set by each daemon at start (tcpfin not
         // configured: the kernel's 120 s stays).
         for h in ["lvs1", "lvs2"] {
@@ -504,7 +503,7 @@ fn director_failover_health_reload() {
                 "{h}: {t}"
             );
             let st = lab.status(h);
-            assert_eq!(st["ipvs"]["timeouts"]["tcp"], 3600, "{h}: {st}");
+            assert_eq!(st.ipvs.timeouts.map(|t| t.tcp), Some(3600), "{h}: {st:?}");
         }
     } else {
         assert_eq!(answer, "lvs1");
@@ -538,9 +537,7 @@ fn director_failover_health_reload() {
     //    rather than by polling over SSH (slow under emulation).
     let probe = lab.probe(12.0);
     std::thread::sleep(Duration::from_millis(1000));
-    let before = lab.status("lvs2")["vrrp"]["transitions"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let before = lab.status("lvs2").vrrp.transitions.len();
     lab.sh("lvs1", &format!("systemctl kill -s KILL {UNIT} || true"));
     std::thread::sleep(Duration::from_secs(8));
     let t = lab.wait_state("lvs1", "Master", Duration::from_secs(10));
@@ -549,19 +546,18 @@ fn director_failover_health_reload() {
         t.as_secs_f64()
     );
     let st = lab.status("lvs2");
-    let tr = st["vrrp"]["transitions"].as_array().expect("transitions");
+    let tr = &st.vrrp.transitions;
     let since: Vec<(String, String)> = tr[before.min(tr.len())..]
         .iter()
-        .map(|t| {
-            (
-                t["to"].as_str().unwrap_or_default().to_string(),
-                t["reason"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|t| (t.to.clone(), t.reason.clone()))
         .collect();
     eprintln!("lvs2 transitions since the kill: {since:?}");
-    assert_eq!(since.first().map(|t| t.0.as_str()), Some("Master"), "{st}");
-    assert_eq!(since.last().map(|t| t.0.as_str()), Some("Backup"), "{st}");
+    assert_eq!(
+        since.first().map(|t| t.0.as_str()),
+        Some("Master"),
+        "{st:?}"
+    );
+    assert_eq!(since.last().map(|t| t.0.as_str()), Some("Backup"), "{st:?}");
     let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
     assert!(log.contains("removed a stale lvsup address"), "{log}");
     let r = finish(probe);
@@ -631,7 +627,7 @@ fn director_failover_health_reload() {
     eprintln!("node1 back after {:.2}s", t.elapsed().as_secs_f64());
 
     // 5. SIGHUP with a broken config: refused, the old one keeps serving.
-    let before = lab.status("lvs1")["config"]["sha256"].clone();
+    let before = lab.status("lvs1").config.sha256;
     lab.sh(
         "lvs1",
         &format!(
@@ -640,9 +636,13 @@ fn director_failover_health_reload() {
         ),
     );
     let st = lab.status("lvs1");
-    assert_eq!(st["config"]["last_reload"]["ok"], false, "{st}");
-    assert_eq!(st["config"]["sha256"], before);
-    assert_eq!(st["vrrp"]["state"], "Master");
+    assert_eq!(
+        st.config.last_reload.as_ref().map(|r| r.ok),
+        Some(false),
+        "{st:?}"
+    );
+    assert_eq!(st.config.sha256, before);
+    assert_eq!(st.vrrp.state, "Master");
     assert!(
         !lab.curl().is_empty(),
         "still served after a refused reload"
@@ -653,7 +653,10 @@ fn director_failover_health_reload() {
             "cp /tmp/good /etc/lvsup/e2edir/director.toml && systemctl reload {UNIT} && sleep 1"
         ),
     );
-    assert_eq!(lab.status("lvs1")["config"]["last_reload"]["ok"], true);
+    assert_eq!(
+        lab.status("lvs1").config.last_reload.as_ref().map(|r| r.ok),
+        Some(true)
+    );
     assert_eq!(
         lab.state("lvs1"),
         "Master",
@@ -692,7 +695,7 @@ fn director_failover_health_reload() {
     let r = finish(probe);
     eprintln!("link down/up probe: {r}");
     for h in ["lvs1", "lvs2"] {
-        eprintln!("{h} transitions: {}", lab.status(h)["vrrp"]["transitions"]);
+        eprintln!("{h} transitions: {:?}", lab.status(h).vrrp.transitions);
     }
     let gaps: Vec<u64> = r["events"]
         .as_array()
@@ -822,12 +825,9 @@ fn drain(lab: &Lab) {
         "node2 while the connection lives: {d:?}"
     );
     let st = lab.status("lvs1");
-    let dr = &st["services"][0]["draining"][0];
-    assert_eq!(dr["name"], "node2", "{st}");
-    assert!(
-        dr["left_ms"].as_u64().is_some_and(|ms| ms > 200_000),
-        "{st}"
-    );
+    let dr = st.services[0].draining.first().expect("draining");
+    assert_eq!(dr.name, "node2", "{st:?}");
+    assert!(dr.left_ms > 200_000, "{st:?}");
     let text = lab.sh("lvs1", "lvsup director status");
     assert!(
         // At least the connection held open (another may still be closing).
@@ -902,9 +902,9 @@ fn drain(lab: &Lab) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let st = lab.status("lvs1");
-    let rs = &st["services"][0]["real_servers"][1];
-    assert_eq!(rs["drain"], true, "{st}");
-    assert_eq!(rs["effective_weight"], 0, "{st}");
+    let rs = &st.services[0].real_servers[1];
+    assert!(rs.drain, "{st:?}");
+    assert_eq!(rs.effective_weight, 0, "{st:?}");
     for _ in 0..4 {
         assert_eq!(
             lab.curl(),

@@ -423,18 +423,42 @@ fn facts_of_a_recorded_real_server() {
     );
 }
 
-/// The daemon's status (schema 1 of `lvsup director status --json`, the
-/// fields `lvsup status` reads), as a director would print it.
+/// The daemon's status as a director prints it (`lvsup director status
+/// --json`: the captured schema-1 document), with this test's state, timeouts
+/// and real servers.
 fn daemon_json(state: &str, node2_health: &str) -> String {
-    format!(
-        r#"{{"schema":1,"version":"0.1.0","pid":412,"cluster":"web","director":"x","started_at":"2026-11-21T07:00:00.000Z",
-"vrrp":{{"state":"{state}","vrid":51,"priority":150,"transitions":[{{"at":"2026-11-21T07:00:03.612Z","from":"Backup","to":"{state}","reason":"master down timer"}}]}},
-"ipvs":{{"enabled":true,"timeouts":{{"tcp":3600,"tcpfin":120,"udp":300}}}},
-"services":[{{"protocol":"tcp","vip":"192.168.0.100","port":80,"scheduler":"rr","check":"tcp","real_servers":[
-{{"name":"node1","address":"192.168.0.171","port":80,"health":"up","weight":100,"effective_weight":100}},
-{{"name":"node2","address":"192.168.0.172","port":80,"health":"{node2_health}","weight":100,"effective_weight":0}}]}}]}}"#
-    )
-    .replace('\n', "")
+    use lvsup::contract::status::{Status, TimeoutsStatus, TransitionRecord};
+    let mut st: Status =
+        serde_json::from_str(include_str!("fixtures/contract/director-status.json"))
+            .expect("captured status");
+    st.vrrp.state = state.into();
+    st.vrrp.transitions = vec![TransitionRecord {
+        at: "2026-11-21T07:00:03.612Z".into(),
+        from: "Backup".into(),
+        to: state.into(),
+        reason: "master down timer".into(),
+    }];
+    st.ipvs.timeouts = Some(TimeoutsStatus {
+        tcp: 3600,
+        tcpfin: 120,
+        udp: 300,
+    });
+    let svc = &mut st.services[0];
+    svc.draining.clear();
+    let mut node1 = svc.real_servers[0].clone();
+    node1.name = "node1".into();
+    node1.address = "192.168.0.171".parse().expect("ip");
+    node1.health = "up".into();
+    (node1.weight, node1.effective_weight) = (100, 100);
+    let mut node2 = node1.clone();
+    node2.name = "node2".into();
+    node2.address = "192.168.0.172".parse().expect("ip");
+    node2.health = node2_health.into();
+    node2.effective_weight = 0;
+    svc.real_servers = vec![node1, node2];
+    let json = serde_json::to_string(&st).expect("json");
+    // as printed: format_version first
+    json.replacen('{', "{\"format_version\":1,", 1)
 }
 
 #[test]

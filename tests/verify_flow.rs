@@ -8,10 +8,12 @@
 //! Loopback only.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use lvsup::config::{self, ClusterSpec};
+use lvsup::contract::ipvs_list::IpvsList;
+use lvsup::ipvs::{Destination, Forward, Service, ServiceId, Stats};
 use lvsup::verify::exec::{ExecError, ExecOutput, HostExec};
 use lvsup::verify::report::Outcome;
 use lvsup::verify::{self, Options, UndoLog};
@@ -39,9 +41,11 @@ struct State {
     stale_vip: Option<String>,
     /// The backup does not take over when the master freezes (adverts lost…).
     no_takeover: bool,
-    /// The table reports each destination's entries (all inactive: the
-    /// connections are closed) as `active_conns`/`inact_conns`.
-    loads: bool,
+    /// The director has no lvsup: the table comes from ipvsadm, here one
+    /// that lists no ActiveConn/InActConn columns (`lvsup ipvs list --json`
+    /// always reports each destination's entries, all inactive here: the
+    /// connections are closed).
+    no_loads: bool,
     /// UDP responder: answer every datagram with the first server's name,
     /// whichever server the fake director scheduled it to.
     udp_reply_first: bool,
@@ -191,34 +195,65 @@ impl HostExec for Fake {
             }
             if cmd.contains("lvsup ipvs list --json") {
                 let svc = &spec.services[0];
-                let dests: Vec<String> = spec
+                let vip = SocketAddr::from((spec.vip, svc.port));
+                // (destination, weight, connections counted, entries now)
+                let rows: Vec<(SocketAddr, u32, u64, u64)> = spec
                     .real_servers
                     .iter()
                     .enumerate()
                     .filter(|(_, r)| !st.prohibit.contains_key(&r.name))
                     .map(|(i, r)| {
-                        let loads = if st.loads {
-                            format!(r#""active_conns":0,"inact_conns":{},"#, st.conns[i])
-                        } else {
-                            String::new()
-                        };
-                        format!(
-                            r#"{{"addr":"{}","port":{},"fwd":"route","weight":{},{loads}"stats":{{"conns":{}}}}}"#,
-                            r.address.addr(),
-                            r.port_for(svc),
+                        (
+                            SocketAddr::from((r.address.addr(), r.port_for(svc))),
                             r.weight,
-                            st.published.as_ref().unwrap_or(&st.conns)[i]
+                            st.published.as_ref().unwrap_or(&st.conns)[i],
+                            st.conns[i],
                         )
                     })
                     .collect();
-                return ok(format!(
-                    r#"{{"version":"1.2.1","conn_tab_size":4096,"services":[{{"id":{{"kind":"addr","protocol":"{}","addr":"{}:{}"}},"scheduler":"{}","destinations":[{}]}}]}}"#,
-                    svc.protocol.as_str(),
-                    spec.vip,
-                    svc.port,
-                    svc.scheduler,
-                    dests.join(",")
-                ));
+                let proto = svc.protocol.as_str().to_ascii_uppercase();
+                if st.no_loads {
+                    let mut list = format!(
+                        "#lvsup-verify:ipvsadm\nIP Virtual Server version 1.2.1 (size=4096)\n\
+                         Prot LocalAddress:Port Scheduler Flags\n  \
+                         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+                         {proto}  {vip} {}\n",
+                        svc.scheduler
+                    );
+                    let mut stats = format!(
+                        "#lvsup-verify:stats\n\
+                         Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  \
+                         -> RemoteAddress:Port\n{proto}  {vip} {} 0 0 0 0\n",
+                        rows.iter().map(|r| r.2).sum::<u64>()
+                    );
+                    for (a, w, counted, _) in &rows {
+                        list += &format!("  -> {a} Route {w}\n");
+                        stats += &format!("  -> {a} {counted} 0 0 0 0\n");
+                    }
+                    return ok(list + &stats);
+                }
+                let id = if proto == "UDP" {
+                    ServiceId::udp(vip)
+                } else {
+                    ServiceId::tcp(vip)
+                };
+                let mut s = Service::new(id, svc.scheduler.clone());
+                for (a, w, counted, entries) in rows {
+                    let mut d = Destination::new(a, Forward::Route, w);
+                    d.inact_conns = u32::try_from(entries).expect("entries");
+                    d.stats = Some(Stats {
+                        conns: counted,
+                        ..Stats::default()
+                    });
+                    s = s.with_destination(d);
+                }
+                // as `lvsup ipvs list --json` prints it
+                let list = IpvsList {
+                    version: 0x01_02_01,
+                    conn_tab_size: 4096,
+                    services: vec![s],
+                };
+                return ok(list.to_json().expect("json").to_string());
             }
         }
         fail(127)
@@ -323,7 +358,11 @@ fn run(spec: &ClusterSpec, st: &Arc<Mutex<State>>, opts: &Options) -> verify::re
         spec: spec.clone(),
         st: st.clone(),
     };
-    verify::run(spec, Arc::new(fake), opts).expect("verify runs")
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    verify::run(spec, Arc::new(fake), opts, rt).expect("verify runs")
 }
 
 fn row<'a>(r: &'a verify::report::Report, check: &str) -> &'a verify::report::CheckRow {
@@ -625,7 +664,6 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     for (sched, pass) in [("lc", true), ("wlc", true), ("sed", false), ("nq", false)] {
         let (mut spec, st) = cluster(true);
         spec.services[0].scheduler = sched.into();
-        st.lock().expect("state").loads = true;
         let r = run(
             &spec,
             &st,
@@ -651,6 +689,7 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     // Without the loads in the table: SKIP with the reason, never PASS.
     let (mut spec, st) = cluster(true);
     spec.services[0].scheduler = "lc".into();
+    st.lock().expect("state").no_loads = true;
     let r = run(
         &spec,
         &st,
@@ -662,6 +701,10 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     let s = row(&r, "scheduling");
     assert_eq!(s.result, Outcome::Skip, "{}", r.render_text());
     assert!(s.reasons[0].contains("no active/inactive connection counts"));
+    assert_eq!(
+        r.counters_from.as_deref(),
+        Some(lvsup::verify::facts::FROM_IPVSADM)
+    );
 }
 
 /// A UDP service: reachability (every datagram answered, the replies named),

@@ -157,9 +157,15 @@ fn parses_what_lvsup_ipvs_list_json_prints() {
     let svc = Service::new(ServiceId::tcp(vip), "rr")
         .with_destination(d1)
         .with_destination(d2);
-    let json = serde_json::to_string_pretty(&serde_json::json!({
-        "version": "1.2.1", "conn_tab_size": 4096, "services": [svc],
-    }))
+    let json = serde_json::to_string_pretty(
+        &lvsup::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![svc],
+        }
+        .to_json()
+        .expect("json"),
+    )
     .expect("json");
     let (t, from) = parse_table_output(&json).expect("parses");
     assert_eq!(from, FROM_LVSUP);
@@ -196,8 +202,13 @@ fn parses_what_lvsup_ipvs_list_json_prints() {
 
 #[test]
 fn parses_the_director_status_vrrp_state() {
-    let j = r#"{"schema":1,"cluster":"web","vrrp":{"state":"Master","vrid":51},"services":[]}"#;
+    // as `lvsup director status --json` prints it (format_version first)
+    let j = include_str!("fixtures/contract/director-status.json");
     assert_eq!(parse_vrrp_state(j).as_deref(), Some("Master"));
+    // a newer daemon's extra fields are ignored
+    let newer = j.replacen("\"schema\": 1,", "\"schema\": 1, \"uptime_ms\": 5,", 1);
+    assert_ne!(newer, j);
+    assert_eq!(parse_vrrp_state(&newer).as_deref(), Some("Master"));
     assert_eq!(parse_vrrp_state("error: no such command"), None);
     assert_eq!(parse_vrrp_state("{}"), None);
 }
@@ -207,7 +218,7 @@ fn parses_the_director_status_vrrp_state() {
 /// either side breaks this test rather than silently dropping the state.
 #[test]
 fn reads_the_state_the_director_daemon_emits() {
-    use lvsup::director::status::*;
+    use lvsup::contract::status::*;
     for state in ["Backup", "Master"] {
         let st = Status {
             schema: SCHEMA,
@@ -307,4 +318,29 @@ UDP  10.0.0.100:53                          5        5        5      300      30
     let abbreviated = out.replace("1234560", "1234K");
     assert!(parse_table_output(&abbreviated).is_err());
     assert!(parse_table_output("not json").is_err());
+}
+
+/// `lvsup ipvs list --json` as this version prints it (the captured
+/// document, `format_version` first, a fwmark service among them).
+#[test]
+fn parses_the_captured_ipvs_list_document() {
+    let (t, from) =
+        parse_table_output(include_str!("fixtures/contract/ipvs-list.json")).expect("parses");
+    assert_eq!(from, FROM_LVSUP);
+    assert_eq!(t.len(), 3);
+    assert_eq!(
+        (t[0].protocol.as_str(), t[0].scheduler.as_str()),
+        ("tcp", "wlc")
+    );
+    assert_eq!(t[0].addr, Some("192.168.0.100:80".parse().expect("addr")));
+    assert_eq!(t[0].dests[0].conns, 42);
+    assert_eq!(
+        t[0].dests[0].load,
+        Some(Load {
+            active: 3,
+            inactive: 7
+        })
+    );
+    assert_eq!(t[1].protocol, "udp");
+    assert_eq!((t[2].protocol.as_str(), t[2].addr), ("", None));
 }

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::config::{self, ClusterSpec};
@@ -129,7 +128,7 @@ impl BinarySource {
 
     /// What apply knows of the binary at `path` with content `bytes` (pure).
     pub fn from_bytes(path: PathBuf, bytes: &[u8], explicit: bool) -> BinarySource {
-        let sha256 = hex(&Sha256::digest(bytes));
+        let sha256 = crate::contract::sha256_hex(bytes);
         let elf = elf::inspect(bytes);
         // statically linked: no glibc needed on the director, whatever
         // GLIBC_2.x strings the linked-in libc carries
@@ -191,10 +190,6 @@ impl BinarySource {
             )
         })
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The highest `GLIBC_2.N` symbol version named in an ELF binary.

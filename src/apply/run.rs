@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::steps::{self, Step, StepAction};
 use super::{BinarySource, Live};
@@ -276,7 +275,7 @@ async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
             let data = ctx.binary.as_ref().ok_or("no binary to upload")?;
             // Slow links: allow 1 s per MB on top of the step limit.
             let limit = limit + Duration::from_secs((data.len() / 1_000_000) as u64);
-            let sha = super::hex(&Sha256::digest(data.as_slice()));
+            let sha = crate::contract::sha256_hex(data.as_slice());
             conn.run_with_stdin(&steps::upload_script(path, data.len(), &sha), data, limit)
                 .await
                 .map(|_| ())

@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::{BinarySource, Live, hex};
+use super::{BinarySource, Live};
+use crate::contract::sha256_hex;
 use crate::observe::Facts;
 use crate::plan::Plan;
 
@@ -78,12 +78,12 @@ pub fn facts_digest(f: &Facts) -> String {
     // serializing plain data into a Vec cannot fail; an empty input would
     // still be a digest that differs from any real one
     let bytes = serde_json::to_vec(&input).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
+    sha256_hex(&bytes)
 }
 
 /// The SHA-256 of the cluster file's bytes.
 pub fn file_sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    sha256_hex(bytes)
 }
 
 /// The plan's JSON without what is not applied (notes: health, floating
@@ -237,7 +237,7 @@ mod tests {
         // what is not state does not count: notes, the daemon's report
         let mut f = facts();
         f.observed.notes.push("rs1 at weight 0".into());
-        f.daemon = Some(Ok(serde_json::json!({"uptime": 5})));
+        f.daemon = Some(Ok(crate::contract::status::tests::sample()));
         assert_eq!(facts_digest(&f), base);
     }
 

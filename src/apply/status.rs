@@ -6,16 +6,17 @@
 //! is the director holding the VIP, and health shows as unknown.
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
 use anyhow::Result;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{LiveOptions, gather};
 use crate::config::ClusterSpec;
+use crate::contract::status::{Status, TimeoutsStatus};
 use crate::desired::{HostState, Role};
+use crate::observe::{Facts, LiveService};
 use crate::plan::HostError;
-use crate::remote::facts::{Facts, LiveService};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterStatus {
@@ -29,7 +30,7 @@ pub struct ClusterStatus {
     /// From which director `services` comes.
     pub table_from: Option<String>,
     /// That director's IPVS connection timeouts (from its daemon), when known.
-    pub ipvs_timeouts: Option<crate::director::status::TimeoutsStatus>,
+    pub ipvs_timeouts: Option<TimeoutsStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,59 +66,49 @@ pub struct DestView {
     pub health: String,
 }
 
-fn daemon_view(v: &Value) -> (Option<String>, Option<String>) {
-    let state = v
-        .pointer("/vrrp/state")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+/// The daemon's VRRP state and since when (its last transition, else its start).
+fn daemon_view(v: &Status) -> (Option<String>, Option<String>) {
     let since = v
-        .pointer("/vrrp/transitions")
-        .and_then(Value::as_array)
-        .and_then(|t| t.last())
-        .and_then(|t| t.get("at"))
-        .and_then(Value::as_str)
-        .or_else(|| v.get("started_at").and_then(Value::as_str))
-        .map(str::to_string);
-    (state, since)
+        .vrrp
+        .transitions
+        .last()
+        .map_or(&v.started_at, |t| &t.at)
+        .clone();
+    (Some(v.vrrp.state.clone()), Some(since))
 }
 
 /// Health of `addr:port` in `service` per the daemon's status, if it said:
 /// "up", "down", "unknown", or for a drained server "draining (N active)",
 /// for one removed from the file "draining (N active, T left)".
 fn health_of(
-    v: Option<&Value>,
+    v: Option<&Status>,
     svc: &LiveService,
-    addr: &str,
+    addr: Ipv4Addr,
     port: u16,
     active: u64,
 ) -> Option<String> {
-    let services = v?.get("services")?.as_array()?;
-    let s = services.iter().find(|s| {
-        s.get("port").and_then(Value::as_u64) == Some(u64::from(svc.port))
-            && s.get("protocol")
-                .and_then(Value::as_str)
-                .is_some_and(|p| p.eq_ignore_ascii_case(&svc.protocol))
-    })?;
-    let is = |r: &&Value| {
-        r.get("address").and_then(Value::as_str) == Some(addr)
-            && r.get("port").and_then(Value::as_u64) == Some(u64::from(port))
-    };
+    let s = v?
+        .services
+        .iter()
+        .find(|s| s.port == svc.port && s.protocol.eq_ignore_ascii_case(&svc.protocol))?;
     if let Some(d) = s
-        .get("draining")
-        .and_then(Value::as_array)
-        .and_then(|d| d.iter().find(is))
-        && let Ok(mut d) =
-            serde_json::from_value::<crate::director::status::DrainingStatus>(d.clone())
+        .draining
+        .iter()
+        .find(|d| d.address == addr && d.port == port)
     {
+        let mut d = d.clone();
         // The kernel's count, read now, is fresher than the daemon's.
         d.active_conns = Some(u32::try_from(active).unwrap_or(u32::MAX));
         return Some(d.render());
     }
-    let r = s.get("real_servers")?.as_array()?.iter().find(is)?;
-    if r.get("drain").and_then(Value::as_bool) == Some(true) {
+    let r = s
+        .real_servers
+        .iter()
+        .find(|r| r.address == addr && r.port == port)?;
+    if r.drain {
         return Some(format!("draining ({active} active)"));
     }
-    r.get("health").and_then(Value::as_str).map(str::to_string)
+    Some(r.health.clone())
 }
 
 /// Gather the directors' facts (every director unless `opts.targets` names
@@ -151,7 +142,7 @@ pub fn build(
         .collect();
     let mut directors = Vec::new();
     let mut master = None;
-    let mut table: Option<(String, Vec<LiveService>, Option<Value>)> = None;
+    let mut table: Option<(String, Vec<LiveService>, Option<Status>)> = None;
     // master first: the order of `desired` is backups, then master
     for (want, facts) in hosts.iter().rev() {
         if !matches!(want.role, Role::Director { .. }) {
@@ -209,8 +200,7 @@ pub fn build(
     }
     let ipvs_timeouts = table
         .as_ref()
-        .and_then(|(_, _, dv)| dv.as_ref()?.pointer("/ipvs/timeouts").cloned())
-        .and_then(|t| serde_json::from_value(t).ok());
+        .and_then(|(_, _, dv)| dv.as_ref()?.ipvs.timeouts);
     let (table_from, services) = match table {
         Some((from, t, dv)) => (
             Some(from),
@@ -231,7 +221,7 @@ pub fn build(
                                 weight: d.weight,
                                 active: d.active,
                                 inactive: d.inactive,
-                                health: health_of(dv.as_ref(), s, &a, d.port, d.active)
+                                health: health_of(dv.as_ref(), s, d.address, d.port, d.active)
                                     .unwrap_or_else(|| "unknown".into()),
                             }
                         })

@@ -29,7 +29,7 @@ pub enum DirectorCommand {
         /// Control socket, instead of finding it from the config
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
-        /// Print the daemon's JSON (schema: lvsup::director::status::Status)
+        /// Print the daemon's JSON (schema: lvsup::contract::status::Status)
         #[arg(long)]
         json: bool,
     },
@@ -43,11 +43,14 @@ pub fn run(cmd: DirectorCommand) -> anyhow::Result<u8> {
             socket,
             no_ipvs,
         } => {
-            crate::director::daemon::run(crate::director::daemon::RunOptions {
-                config,
-                no_ipvs,
-                socket,
-            })?;
+            crate::director::daemon::run(
+                crate::director::daemon::RunOptions {
+                    config,
+                    no_ipvs,
+                    socket,
+                },
+                &super::current_thread_runtime()?,
+            )?;
             Ok(super::exit::OK)
         }
         #[cfg(target_os = "linux")]

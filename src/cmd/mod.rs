@@ -395,11 +395,19 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-/// The one tokio runtime of a command (the director daemon drives its own
-/// single-threaded one, in `director::daemon`).
+/// The tokio runtime of a command: multi-thread, 2 workers. Runtimes are
+/// built here only (library code takes one; `tests/cmd_edge.rs` checks).
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// A current-thread runtime: the director daemon's (every task on one
+/// thread, in a `LocalSet`) and the one `verify`'s checks run on.
+pub fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }

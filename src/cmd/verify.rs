@@ -49,7 +49,7 @@ pub struct VerifyArgs {
 pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     let spec = crate::config::load(&a.file)?;
     let opts = ssh_options(&spec, &a.file, a.ssh_config)?;
-    let ssh = crate::verify::exec::RemoteExec::new(&spec, opts)?;
+    let ssh = crate::verify::exec::RemoteExec::new(&spec, opts, super::runtime()?)?;
     let mut opts = crate::verify::Options {
         skip_failover: a.skip_failover,
         skip_failover_why: None,
@@ -87,7 +87,12 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         }
     }
     eprintln!("verify \"{}\" over {}", spec.name, ssh.describe());
-    let report = crate::verify::run(&spec, std::sync::Arc::new(ssh), &opts)?;
+    let report = crate::verify::run(
+        &spec,
+        std::sync::Arc::new(ssh),
+        &opts,
+        super::current_thread_runtime()?,
+    )?;
     if a.json {
         print_json(&report)?;
     } else {

@@ -75,6 +75,12 @@ pub struct HostState {
     pub units: Vec<UnitSpec>,
     /// Directors: the IPVS table the daemon keeps (identical on every director).
     pub ipvs: Vec<VirtualService>,
+    /// Directors: the daemon's configuration, typed; `files` holds it
+    /// rendered as director.toml (the text reads back as this value).
+    /// `plan` compares it with the file on the host to choose between a
+    /// reload and a restart. Not part of the plan's JSON (the file is).
+    #[serde(skip)]
+    pub director_config: Option<DirectorConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -452,6 +458,7 @@ fn director(
             active: true,
         }],
         ipvs: ipvs.to_vec(),
+        director_config: Some(cfg),
     })
 }
 
@@ -588,6 +595,7 @@ fn real_server(
             active: true,
         }],
         ipvs: vec![],
+        director_config: None,
     })
 }
 
@@ -679,6 +687,13 @@ mod tests {
                 assert_eq!(
                     parsed,
                     DirectorConfig::from_spec(&spec, d),
+                    "{ex}/{}",
+                    d.name
+                );
+                // the typed value plan decides from is the file's content
+                assert_eq!(
+                    host.director_config.as_ref(),
+                    Some(&parsed),
                     "{ex}/{}",
                     d.name
                 );

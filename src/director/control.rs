@@ -1,6 +1,6 @@
 //! The control socket: a unix stream socket, mode 0600 in a 0700 directory
 //! (root only). Each connection gets one [`Status`] as JSON and a newline,
-//! then the daemon closes it (see [`crate::director::status`]).
+//! then the daemon closes it (see [`crate::contract::status`]).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use super::status::Status;
+use crate::contract::status::Status;
 use crate::ipvs::IpvsClient;
 
 /// Where the listeners ask the main loop for its status: each request carries
@@ -69,7 +69,7 @@ pub(crate) async fn snapshot(tx: &StatusRequests, ipvs: Option<IpvsClient>) -> O
             Err(_) => status.ipvs.error = Some("reading the IPVS table timed out".into()),
         }
         if let Ok(Ok(t)) = tokio::time::timeout(Duration::from_secs(2), c.timeouts()).await {
-            status.ipvs.timeouts = Some(crate::director::status::TimeoutsStatus {
+            status.ipvs.timeouts = Some(crate::contract::status::TimeoutsStatus {
                 tcp: t.tcp,
                 tcpfin: t.tcp_fin,
                 udp: t.udp,

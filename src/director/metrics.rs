@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::control::snapshot;
-use super::status::Status;
+use crate::contract::status::Status;
 use crate::ipvs::IpvsClient;
 
 /// `Content-Type` of the text exposition format.
@@ -199,7 +199,7 @@ pub fn render(st: &Status) -> String {
 
     // Per real server.
     let svc_label =
-        |s: &super::status::ServiceStatus| format!("{}/{}:{}", s.protocol, s.vip, s.port);
+        |s: &crate::contract::status::ServiceStatus| format!("{}/{}:{}", s.protocol, s.vip, s.port);
     o.family(
         "lvsup_director_real_server_health",
         "gauge",
@@ -264,7 +264,7 @@ pub fn render(st: &Status) -> String {
     }
 
     // Kernel counters (IPVS table read at scrape time).
-    type DestField = fn(&super::status::DestCounters) -> u64;
+    type DestField = fn(&crate::contract::status::DestCounters) -> u64;
     let dest: [(&str, &str, &str, DestField); 7] = [
         (
             "weight",
@@ -327,7 +327,7 @@ pub fn render(st: &Status) -> String {
             }
         }
     }
-    type SvcField = fn(&super::status::ServiceCounters) -> u64;
+    type SvcField = fn(&crate::contract::status::ServiceCounters) -> u64;
     let svc: [(&str, &str, SvcField); 3] = [
         (
             "connections_total",
@@ -463,11 +463,11 @@ async fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::director::status::{DestCounters, ReconcileStatus};
+    use crate::contract::status::{DestCounters, ReconcileStatus};
     use tokio::sync::mpsc;
 
     fn sample() -> Status {
-        let mut st = crate::director::status::tests::sample();
+        let mut st = crate::contract::status::tests::sample();
         st.vrrp.counters.adverts_sent = 12;
         st.vrrp.counters.transitions = 2;
         st.vrrp.counters.unknown_peer = 5;

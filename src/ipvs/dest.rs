@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use netlink_packet_core::{DecodeError, DefaultNla, NLA_TYPE_MASK, Nla, NlaBuffer, Parseable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::constants::*;
 use super::family::{Family, addr_from_bytes, addr_to_bytes};
@@ -136,7 +136,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
 // ---------------------------------------------------------------------------------------
 
 /// Packet forwarding method (`IP_VS_CONN_F_*` under `IP_VS_CONN_F_FWD_MASK`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Forward {
     /// NAT (`-m`, `IP_VS_CONN_F_MASQ`).
@@ -181,7 +181,7 @@ impl Forward {
 }
 
 /// Tunnel encapsulation (`IP_VS_CONN_F_TUNNEL_TYPE_*`), meaningful with [`Forward::Tunnel`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelType {
     #[default]
@@ -209,7 +209,7 @@ impl TunnelType {
 }
 
 /// Tunnel options (kernel ≥ 5.2); defaults are plain IPIP.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tunnel {
     pub kind: TunnelType,
     /// GUE destination port.
@@ -219,7 +219,7 @@ pub struct Tunnel {
 }
 
 /// A real server of a virtual service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destination {
     pub addr: IpAddr,
     pub port: u16,

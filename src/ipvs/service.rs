@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use netlink_packet_core::{DecodeError, DefaultNla, NLA_TYPE_MASK, Nla, NlaBuffer, Parseable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::constants::*;
 use super::dest::Destination;
@@ -143,7 +143,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for ServiceAttr {
 // ---------------------------------------------------------------------------------------
 
 /// Transport protocol of an address-based virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -180,7 +180,7 @@ impl Protocol {
 }
 
 /// What identifies a virtual service in the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ServiceId {
     /// `-t`/`-u`/`--sctp-service addr:port`.
@@ -277,7 +277,7 @@ impl fmt::Display for ServiceId {
 }
 
 /// A virtual service with its real servers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub id: ServiceId,
     /// Scheduler name: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos.

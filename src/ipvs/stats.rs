@@ -6,7 +6,7 @@
 //! Kernels may add `IPVS_STATS_ATTR_PAD` before a u64 on architectures that need it.
 
 use netlink_packet_core::{DecodeError, DefaultNla, NLA_TYPE_MASK, Nla, NlaBuffer, Parseable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::constants::*;
 use super::nla::counter;
@@ -104,7 +104,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized, const WIDE: bool> Parseable<NlaBuffer<&'a T>>
 }
 
 /// Traffic counters of a service or destination (`struct ip_vs_kstats` as exported).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub conns: u64,
     pub in_pkts: u64,

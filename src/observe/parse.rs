@@ -9,6 +9,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterSpec, Forward, Mode, Protocol};
+use crate::contract::status::Status;
 use crate::desired::{Destination, HostState, Interface, Role, VirtualService};
 use crate::plan::Observed;
 
@@ -72,8 +73,8 @@ pub struct Facts {
     pub modules: BTreeMap<String, ModuleState>,
     pub binary_sha256: Option<String>,
     /// `None` when the host is not a director or the daemon is not installed;
-    /// `Err` with what it said when it did not answer with JSON.
-    pub daemon: Option<Result<serde_json::Value, String>>,
+    /// `Err` with what it said when it did not answer with its status JSON.
+    pub daemon: Option<Result<Status, String>>,
     /// `None` when `/proc/net/ip_vs` is absent (no ip_vs loaded) or not a director.
     pub ipvs: Option<Vec<LiveService>>,
     /// Previous values recorded by an earlier apply.
@@ -308,10 +309,14 @@ pub fn parse(
             "daemon" => {
                 let t = text.trim();
                 if !t.is_empty() {
-                    f.daemon =
-                        Some(serde_json::from_str(t).map_err(|_| {
+                    f.daemon = Some(serde_json::from_str(t).map_err(|e| {
+                        if e.is_data() {
+                            // JSON, but not the status document
+                            format!("status not understood: {e}")
+                        } else {
                             t.lines().last().unwrap_or("no output").trim().to_string()
-                        }));
+                        }
+                    }));
                 }
             }
             other => {
@@ -343,32 +348,22 @@ pub fn parse(
 /// the daemon wants, compare with the configured weight, and say so.
 fn health_weights(f: &mut Facts) {
     let Some(Ok(status)) = &f.daemon else { return };
-    let Some(services) = status.get("services").and_then(|s| s.as_array()) else {
-        return;
-    };
     for svc in &mut f.observed.ipvs {
-        let Some(st) = services.iter().find(|s| {
-            s.get("port").and_then(|p| p.as_u64()) == Some(u64::from(svc.port))
-                && s.get("protocol")
-                    .and_then(|p| p.as_str())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(svc.protocol.as_str()))
-        }) else {
-            continue;
-        };
-        let Some(rs) = st.get("real_servers").and_then(|r| r.as_array()) else {
+        let Some(st) = status
+            .services
+            .iter()
+            .find(|s| s.port == svc.port && s.protocol.eq_ignore_ascii_case(svc.protocol.as_str()))
+        else {
             continue;
         };
         let label = svc.label();
         // Removed from the file and draining: the daemon deletes it when its
         // connections end; not drift.
-        let draining = st.get("draining").and_then(|d| d.as_array());
         svc.destinations.retain(|d| {
-            let gone = draining.is_some_and(|v| {
-                v.iter().any(|r| {
-                    r.get("address").and_then(|a| a.as_str()) == Some(&d.address.to_string())
-                        && r.get("port").and_then(|p| p.as_u64()) == Some(u64::from(d.port))
-                })
-            });
+            let gone = st
+                .draining
+                .iter()
+                .any(|r| r.address == d.address && r.port == d.port);
             if gone {
                 f.observed.notes.push(format!(
                     "{label} {}:{} is draining (removed from cluster.toml): the daemon deletes it \
@@ -379,29 +374,19 @@ fn health_weights(f: &mut Facts) {
             !gone
         });
         for d in &mut svc.destinations {
-            let Some(r) = rs.iter().find(|r| {
-                r.get("address").and_then(|a| a.as_str()) == Some(&d.address.to_string())
-                    && r.get("port").and_then(|p| p.as_u64()) == Some(u64::from(d.port))
-            }) else {
+            let Some(r) = st
+                .real_servers
+                .iter()
+                .find(|r| r.address == d.address && r.port == d.port)
+            else {
                 continue;
             };
             // drain = true: weight 0 is what the file asks for.
-            if r.get("drain").and_then(|v| v.as_bool()) == Some(true) {
+            if r.drain {
                 continue;
             }
-            let num = |k: &str| {
-                r.get(k)
-                    .and_then(|v| v.as_u64())
-                    .and_then(|v| u32::try_from(v).ok())
-            };
-            let health = r
-                .get("health")
-                .and_then(|h| h.as_str())
-                .unwrap_or("unknown");
-            if let (Some(weight), Some(effective)) = (num("weight"), num("effective_weight"))
-                && effective != weight
-                && d.weight == effective
-            {
+            let (weight, effective, health) = (r.weight, r.effective_weight, &r.health);
+            if effective != weight && d.weight == effective {
                 f.observed.notes.push(format!(
                     "{} {}:{} ({}) is at weight {effective} in the kernel because its health is {health}                      (the daemon's doing, not drift; configured weight {weight})",
                     label,
@@ -465,23 +450,20 @@ const ASSUMED_HZ: u32 = 250;
 /// (seconds, as netlink gives them). `None` when the output is absent or not
 /// understood (e.g. an older binary on the host): then HZ is used.
 pub fn parse_ipvs_list_persistence(text: &str) -> Option<PersistenceByService> {
-    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+    let list = crate::contract::ipvs_list::IpvsList::parse(text).ok()?;
     let mut out = BTreeMap::new();
-    for s in v.get("services")?.as_array()? {
-        let id = s.get("id")?;
-        if id.get("kind").and_then(|k| k.as_str()) != Some("addr") {
-            continue;
-        }
-        let proto = id.get("protocol")?.as_str()?.to_ascii_uppercase();
-        let addr: std::net::SocketAddr = id.get("addr")?.as_str()?.parse().ok()?;
-        let std::net::IpAddr::V4(vip) = addr.ip() else {
+    for s in list.services {
+        let crate::ipvs::ServiceId::Addr {
+            protocol,
+            addr: std::net::SocketAddr::V4(addr),
+        } = s.id
+        else {
             continue;
         };
-        let persistence = match s.get("persistence") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(p) => Some(u32::try_from(p.as_u64()?).ok()?),
-        };
-        out.insert((proto, vip, addr.port()), persistence);
+        out.insert(
+            (protocol.name().to_string(), *addr.ip(), addr.port()),
+            s.persistence,
+        );
     }
     Some(out)
 }
@@ -748,7 +730,14 @@ mod tests {
             "wrr",
         )
         .persistent(300);
-        let json = serde_json::json!({ "version": "1.2.1", "services": [svc] }).to_string();
+        let json = crate::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![svc],
+        }
+        .to_json()
+        .expect("json")
+        .to_string();
         let netlink = parse_ipvs_list_persistence(&json).expect("understood");
         let mut live = persistent_udp_53(75000);
         let note = persistence_in_seconds(&mut live, Some(&netlink), Some(1000));
@@ -878,10 +867,44 @@ mod tests {
         assert!(m.contains("weight out of range"), "{m}");
     }
 
+    /// The daemon's status (the captured document) with one service,
+    /// tcp 192.168.0.100:80, and node2 (192.168.0.172) down at `weight`.
+    fn daemon_status(weight: u64) -> String {
+        let mut v: serde_json::Value =
+            serde_json::from_str(crate::contract::status::tests::FIXTURE).expect("fixture");
+        let svc = &mut v["services"][0];
+        svc["draining"] = serde_json::json!([]);
+        let rs = &mut svc["real_servers"][0];
+        rs["address"] = "192.168.0.172".into();
+        rs["weight"] = weight.into();
+        rs["effective_weight"] = 0.into();
+        rs["health"] = "down".into();
+        v.to_string()
+    }
+
+    #[test]
+    fn a_down_real_server_at_weight_0_is_the_daemons_doing() {
+        let f = parse_as(
+            "lvs191",
+            &with(&format!(
+                "### ipvs\nTCP  C0A80064:0050 rr \n  -> C0A800AC:0050 Route 0 0 0\n### daemon\n{}\n",
+                daemon_status(100)
+            )),
+        )
+        .expect("parses");
+        assert!(matches!(&f.daemon, Some(Ok(s)) if s.vrrp.state == "Master"));
+        assert_eq!(f.observed.ipvs[0].destinations[0].weight, 100);
+        assert!(
+            f.observed.notes[0].contains("because its health is down"),
+            "{:?}",
+            f.observed.notes
+        );
+    }
+
     #[test]
     fn daemon_weights_out_of_range_are_ignored_not_truncated() {
         // 4294967396 as u32 would wrap to 100 and hide the difference
-        let daemon = r#"{"services":[{"port":80,"protocol":"tcp","real_servers":[{"address":"192.168.0.172","port":80,"weight":4294967396,"effective_weight":0,"health":"down"}]}]}"#;
+        let daemon = daemon_status(4_294_967_396);
         let f = parse_as(
             "lvs191",
             &with(&format!(
@@ -891,6 +914,11 @@ mod tests {
         .expect("parses");
         assert_eq!(f.observed.ipvs[0].destinations[0].weight, 0);
         assert!(f.observed.notes.is_empty(), "{:?}", f.observed.notes);
+        assert!(
+            matches!(&f.daemon, Some(Err(e)) if e.starts_with("status not understood")),
+            "{:?}",
+            f.daemon
+        );
     }
 
     #[test]
@@ -917,6 +945,26 @@ mod tests {
         }
     }
 
+    /// `lvsup ipvs list --json` with tcp 192.168.0.100:80 persistent 300 s.
+    fn netlink_list() -> String {
+        use crate::ipvs::{Destination, Forward, Service, ServiceId};
+        let svc = Service::new(ServiceId::tcp("192.168.0.100:80".parse().expect("a")), "rr")
+            .persistent(300)
+            .with_destination(Destination::new(
+                "192.168.0.172:80".parse().expect("a"),
+                Forward::Route,
+                100,
+            ));
+        crate::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![svc],
+        }
+        .to_json()
+        .expect("json")
+        .to_string()
+    }
+
     /// Bounded fuzzing in every `cargo test`: recorded facts of every host,
     /// plus a director's IPVS/daemon sections, mutated (bytes flipped, cut,
     /// slices duplicated, file headers with hostile lengths, numbers made
@@ -927,9 +975,12 @@ mod tests {
         let director_extra = "### ipvs\nIP Virtual Server version 1.2.1 (size=4096)\n\
             Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n\
             TCP  C0A80064:0050 rr persistent 75000\n  -> C0A800AC:0050 Route 100 2 7\n\
-            ### ipvs-netlink\n{\"services\":[{\"id\":{\"kind\":\"addr\",\"protocol\":\"tcp\",\"addr\":\"192.168.0.100:80\"},\"persistence\":300}]}\n\
-            ### hz\nCONFIG_HZ=250\n\
-            ### daemon\n{\"services\":[{\"port\":80,\"protocol\":\"tcp\",\"real_servers\":[{\"address\":\"192.168.0.172\",\"port\":80,\"weight\":100,\"effective_weight\":0,\"health\":\"down\"}]}]}\n";
+            ### ipvs-netlink\n"
+            .to_string()
+            + &netlink_list()
+            + "\n### hz\nCONFIG_HZ=250\n### daemon\n"
+            + &daemon_status(100)
+            + "\n";
         let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
         for set in ["dr-fresh", "dr-converged", "dr-drift"] {
             for e in std::fs::read_dir(format!("{dir}/{set}")).expect("fixtures") {
@@ -938,7 +989,7 @@ mod tests {
                 let text = std::fs::read_to_string(&p).expect("fixture");
                 let body = text.strip_suffix("### end\n").expect("end marker");
                 let extra = if host.starts_with("lvs") {
-                    director_extra
+                    director_extra.as_str()
                 } else {
                     ""
                 };

@@ -594,14 +594,15 @@ pub fn unit_plans(
 /// change on disk but not in force. A restart hands the VIP over gracefully
 /// first. An old file that is missing or unreadable: the running config is
 /// unknown, restart.
+/// The new side is `desired`'s typed config (no text round trip); the old
+/// one comes from the host as text and is parsed here, once.
 fn director_restart_reason(path: &str, want: &HostState, obs: &Observed) -> Option<String> {
-    let new = want.files.iter().find(|f| f.path == path)?;
-    let new = DirectorConfig::parse(&new.content).ok()?;
+    let new = want.director_config.as_ref()?;
     let Some(old) = obs.files.get(path) else {
         return Some("its config was missing: what it runs is unknown".into());
     };
     match DirectorConfig::parse(old) {
-        Ok(old) => restart_needed(&old, &new)
+        Ok(old) => restart_needed(&old, new)
             .map(|what| format!("{what} changed in its config: a reload cannot apply that")),
         Err(_) => Some("its old config does not parse: what it runs is unknown".into()),
     }

@@ -11,11 +11,6 @@
 //! `accept-new`. The control directory is a short `/tmp/lvsup-XXXXXX`
 //! (socket paths must fit 108 bytes), removed when the [`Transport`] drops.
 
-// Moved to `crate::observe`. This alias is kept only for src/apply/status.rs
-// (being reworked on another branch): delete it once that file imports
-// `crate::observe` instead.
-pub use crate::observe as facts;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -69,10 +69,11 @@ pub fn destinations(spec: &ClusterSpec, use_names: bool) -> Vec<(String, String)
 /// that hands over its addresses, on a slow lab VM, is the long one).
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
-/// [`HostExec`] over [`crate::remote::Transport`]. It owns a small runtime
-/// because verify calls [`HostExec::run`] from blocking threads (and from
-/// the undo log when its own runtime is gone); one connection per host is
-/// made on first use and closed when this is dropped.
+/// [`HostExec`] over [`crate::remote::Transport`]. It owns a runtime of its
+/// own (the command line builds it: multi-thread, 2 workers) because verify
+/// calls [`HostExec::run`] from blocking threads (and from the undo log when
+/// the checks' runtime is gone); one connection per host is made on first
+/// use and closed when this is dropped.
 pub struct RemoteExec {
     rt: tokio::runtime::Runtime,
     transport: Transport,
@@ -81,12 +82,12 @@ pub struct RemoteExec {
 }
 
 impl RemoteExec {
-    pub fn new(spec: &ClusterSpec, opts: SshOptions) -> Result<RemoteExec, ExecError> {
+    pub fn new(
+        spec: &ClusterSpec,
+        opts: SshOptions,
+        rt: tokio::runtime::Runtime,
+    ) -> Result<RemoteExec, ExecError> {
         let targets = destinations(spec, opts.use_names);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         let transport = Transport::new(opts).map_err(|e| ExecError::Remote(e.to_string()))?;
         Ok(RemoteExec {
             rt,

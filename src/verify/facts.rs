@@ -116,67 +116,39 @@ pub struct DestSnap {
 pub const FROM_LVSUP: &str = "lvsup ipvs list --json";
 pub const FROM_IPVSADM: &str = "ipvsadm -Ln --exact + ipvsadm -Ln --stats --exact";
 
-#[derive(Deserialize)]
-struct JTable {
-    services: Vec<JService>,
-}
-#[derive(Deserialize)]
-struct JService {
-    id: JId,
-    #[serde(default)]
-    scheduler: String,
-    #[serde(default)]
-    destinations: Vec<JDest>,
-}
-#[derive(Deserialize)]
-struct JId {
-    #[serde(default)]
-    protocol: Option<String>,
-    #[serde(default)]
-    addr: Option<SocketAddr>,
-}
-#[derive(Deserialize)]
-struct JDest {
-    addr: IpAddr,
-    port: u16,
-    weight: u32,
-    #[serde(default)]
-    stats: Option<JStats>,
-    #[serde(default)]
-    active_conns: Option<u32>,
-    #[serde(default)]
-    inact_conns: Option<u32>,
-}
-#[derive(Deserialize)]
-struct JStats {
-    conns: u64,
-}
-
-/// `lvsup ipvs list --json`.
+/// `lvsup ipvs list --json`, read through its own type
+/// ([`crate::contract::ipvs_list::IpvsList`]).
 pub fn parse_ipvs_json(json: &str) -> Result<Vec<SvcSnap>, ParseError> {
-    let t: JTable = serde_json::from_str(json.trim()).map_err(|e| perr(FROM_LVSUP, e))?;
+    use crate::ipvs::ServiceId;
+    let t = crate::contract::ipvs_list::IpvsList::parse(json).map_err(|e| perr(FROM_LVSUP, e))?;
     Ok(t.services
         .into_iter()
-        .map(|s| SvcSnap {
-            protocol: s.id.protocol.unwrap_or_default(),
-            addr: s.id.addr,
-            scheduler: s.scheduler,
-            dests: s
-                .destinations
-                .into_iter()
-                .map(|d| DestSnap {
-                    addr: d.addr,
-                    port: d.port,
-                    weight: d.weight,
-                    conns: d.stats.map_or(0, |s| s.conns),
-                    load: match (d.active_conns, d.inact_conns) {
-                        (Some(active), Some(inactive)) => {
-                            Some(super::analysis::Load { active, inactive })
-                        }
-                        _ => None,
-                    },
-                })
-                .collect(),
+        .map(|s| {
+            let (protocol, addr) = match s.id {
+                ServiceId::Addr { protocol, addr } => {
+                    (protocol.name().to_ascii_lowercase(), Some(addr))
+                }
+                ServiceId::Fwmark { .. } => (String::new(), None),
+            };
+            SvcSnap {
+                protocol,
+                addr,
+                scheduler: s.scheduler,
+                dests: s
+                    .destinations
+                    .into_iter()
+                    .map(|d| DestSnap {
+                        addr: d.addr,
+                        port: d.port,
+                        weight: d.weight,
+                        conns: d.stats.map_or(0, |s| s.conns),
+                        load: Some(super::analysis::Load {
+                            active: d.active_conns,
+                            inactive: d.inact_conns,
+                        }),
+                    })
+                    .collect(),
+            }
         })
         .collect())
 }
@@ -296,16 +268,13 @@ pub fn sections<'a>(out: &'a str, marker: &str) -> Vec<&'a str> {
 /// `vrrp.state` of `lvsup director status --json` ("Initialize" | "Backup" |
 /// "Master"); None when the output is not that JSON.
 ///
-/// Read through the daemon's own type ([`crate::director::status::Status`]),
+/// Read through the daemon's own type ([`crate::contract::status::Status`]),
 /// so a renamed field cannot go unnoticed here; a daemon of another lvsup
-/// version (its schema only ever adds fields under the same number, but may
-/// lack one this build has) is read by the two keys alone.
+/// version reads too (unknown fields are ignored, later ones are optional).
 pub fn parse_vrrp_state(json: &str) -> Option<String> {
-    if let Ok(st) = serde_json::from_str::<crate::director::status::Status>(json.trim()) {
-        return Some(st.vrrp.state);
-    }
-    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
-    v.get("vrrp")?.get("state")?.as_str().map(String::from)
+    serde_json::from_str::<crate::contract::status::Status>(json.trim())
+        .ok()
+        .map(|st| st.vrrp.state)
 }
 
 /// The shell command that lists the client ports of the IPVS connection

@@ -1288,10 +1288,14 @@ async fn all_checks(cx: &Ctx<'_>) {
 }
 
 /// Run every check and put the cluster back; the report says what was found.
-pub fn run(spec: &ClusterSpec, exec: Arc<dyn HostExec>, opts: &Options) -> anyhow::Result<Report> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+/// `rt`: the runtime the checks run on (the command line builds it: a
+/// current-thread one); it is dropped once the cluster is put back.
+pub fn run(
+    spec: &ClusterSpec,
+    exec: Arc<dyn HostExec>,
+    opts: &Options,
+    rt: tokio::runtime::Runtime,
+) -> anyhow::Result<Report> {
     let undo = UndoLog::default();
     let _guard = UndoGuard {
         log: undo.clone(),

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use crate::contract::status::{self, ReconcileStatus};
 use crate::director::config::DirectorConfig;
 use crate::director::core::drain::DestConns;
-use crate::director::status::{self, ReconcileStatus};
 use crate::director::table;
 use crate::health::damping::Health;
 use crate::ipvs::{DaemonState, IpvsClient, ReconcileOptions, Service, ServiceId, SyncDaemon};

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::{Context, anyhow};
-use sha2::{Digest, Sha256};
 
 use crate::director::config::{DirectorConfig, check};
 use crate::director::core::Loaded;
@@ -27,13 +26,9 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     check(&cfg).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(Loaded {
         cfg,
-        sha256: hex(&Sha256::digest(&bytes)),
+        sha256: crate::contract::sha256_hex(&bytes),
         loaded_at: SystemTime::now(),
     })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -36,11 +36,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::contract::status::{self, CheckRecord, ReconcileStatus, Status, VrrpCounters};
 use crate::director::addr::{Addrs, Change, Link};
 use crate::director::core::{self as core, Action, Director, Interfaces, Phase};
 use crate::director::net::VrrpSocket;
 use crate::director::probe::ProbeResult;
-use crate::director::status::{self, CheckRecord, ReconcileStatus, Status, VrrpCounters};
 use crate::ipvs::{DaemonState, IpvsClient};
 use crate::vrrp::packet::{self, Advert, PacketError};
 
@@ -72,15 +72,13 @@ pub struct RunOptions {
 
 /// Run the daemon until SIGTERM/SIGINT; the process exit code follows.
 /// Logging is set up by the caller (`crate::cmd::init_logging`: stderr,
-/// RUST_LOG/LVSUP_LOG, info by default).
-pub fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+/// RUST_LOG/LVSUP_LOG, info by default), and so is `rt`, a current-thread
+/// runtime (`crate::cmd::current_thread_runtime`).
+pub fn run(opts: RunOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     // A LocalSet: the reconcile task holds `ipvs::apply`'s future, which is
     // not `Send`; everything runs on this one thread anyway.
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
+    local.block_on(rt, async move {
         match main_loop(opts).await {
             Ok(()) => Ok(()),
             Err(e) => {

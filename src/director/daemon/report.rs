@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use crate::director::status::{
+use crate::contract::status::{
     self, ConfigStatus, DrainingStatus, IpvsStatus, RealServerStatus, ServiceStatus, Status,
     TransitionRecord, VrrpStatus,
 };

@@ -5,6 +5,13 @@
 //! newline and closes the connection. No request is read. `lvsup director
 //! status [--json]` is the client; `lvsup status` runs it over SSH.
 //!
+//! One type for both sides: `director::daemon` builds it, and `lvsup status`
+//! (`apply::status`), facts gathering (`observe`: health-driven
+//! weights are not drift) and `lvsup verify` (the VRRP state) read it back
+//! through it. A newer daemon's extra fields are ignored; fields added after
+//! schema 1 shipped are `Option` or `#[serde(default)]`. The spelling is
+//! pinned by `tests/fixtures/contract/director-status.json`.
+//!
 //! The schema is versioned by [`Status::schema`]: fields are only ever added
 //! under the same number; a rename or removal bumps it. Times are RFC 3339
 //! UTC with milliseconds (`2026-11-21T07:12:03.123Z`); durations are
@@ -635,5 +642,82 @@ pub(crate) mod tests {
             text.contains("node3        192.168.0.173:80    removed from the config, draining (2 active, 4m 13s left)"),
             "{text}"
         );
+    }
+
+    /// `lvsup director status --json` as this version's daemon prints it
+    /// (`format_version` first, then the schema-1 document).
+    pub(crate) const FIXTURE: &str =
+        include_str!("../../tests/fixtures/contract/director-status.json");
+
+    fn fixture_status() -> Status {
+        let mut s = sample();
+        s.ipvs.timeouts = Some(TimeoutsStatus {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 300,
+        });
+        s
+    }
+
+    /// The spelling is pinned: the daemon's type, printed as the CLI prints
+    /// it, is the captured document byte for byte (field names and order).
+    #[test]
+    fn the_daemon_prints_the_captured_document() {
+        #[derive(Serialize)]
+        struct Printed<'a> {
+            format_version: u32,
+            #[serde(flatten)]
+            doc: &'a Status,
+        }
+        let text = serde_json::to_string_pretty(&Printed {
+            format_version: 1,
+            doc: &fixture_status(),
+        })
+        .expect("json")
+            + "\n";
+        assert_eq!(text, FIXTURE);
+        assert!(FIXTURE.starts_with("{\n  \"format_version\": 1,\n  \"schema\": 1,"));
+    }
+
+    /// Produced by the daemon's type → JSON → read by the same type (what
+    /// `lvsup status`, facts gathering and verify do), also with a newer
+    /// daemon's extra fields and without the fields older daemons lack.
+    #[test]
+    fn readers_get_back_what_the_daemon_wrote() {
+        let back: Status = serde_json::from_str(FIXTURE).expect("captured document");
+        assert_eq!(back, fixture_status());
+        let json = serde_json::to_string(&sample()).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Status>(&json).expect("read"),
+            sample()
+        );
+
+        let mut v: serde_json::Value = serde_json::from_str(FIXTURE).expect("json");
+        // a newer daemon: fields this build does not know are ignored
+        v["uptime_ms"] = 5.into();
+        v["vrrp"]["counters"]["new_counter"] = 1.into();
+        v["services"][0]["real_servers"][0]["zone"] = "b".into();
+        // an older one: the fields added after schema 1 first shipped
+        for (obj, key) in [
+            ("/vrrp/counters", "interval_mismatch"),
+            ("/vrrp/counters", "transitions"),
+            ("/ipvs", "timeouts"),
+            ("/services/0", "draining"),
+            ("/services/0/real_servers/0", "drain"),
+        ] {
+            v.pointer_mut(obj)
+                .and_then(serde_json::Value::as_object_mut)
+                .expect(obj)
+                .remove(key)
+                .expect(key);
+        }
+        let back: Status = serde_json::from_value(v).expect("older and newer daemons");
+        assert_eq!(back.vrrp.counters.interval_mismatch, 0);
+        assert_eq!(back.ipvs.timeouts, None);
+        assert!(back.services[0].draining.is_empty());
+        assert!(!back.services[0].real_servers[0].drain);
+        assert_eq!(back.vrrp.state, "Master");
+        // a document that is not a status is an error, not a default
+        assert!(serde_json::from_str::<Status>(r#"{"services":[]}"#).is_err());
     }
 }
