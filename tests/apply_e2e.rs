@@ -542,7 +542,8 @@ fn live_unit_is_hardened(lab: &Lab, cluster: &str, spec: &lvsup::config::Cluster
         let score: f64 = out
             .lines()
             .find_map(|l| l.split_once("Overall exposure level"))
-            .and_then(|(_, r)| r.rsplit(':').next())
+            // "… for UNIT: 1.8 OK :-)" (the smiley has a colon too)
+            .and_then(|(_, r)| r.split_once(": ").map(|(_, s)| s))
             .and_then(|t| t.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{}: no exposure score in: {out}", d.name));

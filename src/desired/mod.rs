@@ -723,11 +723,27 @@ mod tests {
                     String::from_utf8_lossy(&out.stderr)
                 )
             });
-        line.rsplit(':')
-            .next()
-            .and_then(|t| t.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("unreadable exposure line: {line}"))
+        exposure_of(line).unwrap_or_else(|| panic!("unreadable exposure line: {line}"))
+    }
+
+    /// "Overall exposure level for UNIT: 1.8 OK 🙂" (":-)" without UTF-8).
+    fn exposure_of(line: &str) -> Option<f64> {
+        let (_, rest) = line.split_once("Overall exposure level")?;
+        let (_, score) = rest.split_once(": ")?;
+        score.split_whitespace().next()?.parse().ok()
+    }
+
+    #[test]
+    fn exposure_line_with_and_without_utf8() {
+        assert_eq!(
+            exposure_of("→ Overall exposure level for a.service: 1.8 OK 🙂"),
+            Some(1.8)
+        );
+        assert_eq!(
+            exposure_of("-> Overall exposure level for a.service: 4.4 OK :-)"),
+            Some(4.4)
+        );
+        assert_eq!(exposure_of("nothing here"), None);
     }
 
     /// #14: the director unit grants the capabilities the daemon needs and
