@@ -108,6 +108,12 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             bin = desired::BINARY_PATH,
         );
     }
+    // what an interrupted `lvsup verify` left (its undo records)
+    let _ = writeln!(
+        s,
+        "echo '### verify-undo'\n{}",
+        crate::layout::verify_undo_list_command(cluster)
+    );
     s.push_str("echo '### end'\n");
     s
 }
@@ -176,6 +182,10 @@ pub struct Facts {
     pub ipvs: Option<Vec<LiveService>>,
     /// Previous values recorded by an earlier apply.
     pub previous_sysctls: Option<BTreeMap<String, Option<String>>>,
+    /// The undo records an interrupted `lvsup verify` left, as
+    /// [`crate::layout::verify_undo_list_command`] lists them (raw; read by
+    /// `crate::verify::undo::parse_listing`).
+    pub verify_undo: String,
     pub observed: Observed,
 }
 
@@ -396,6 +406,7 @@ pub fn parse(
                 }
             }
             "ipvs-netlink" => netlink_persistence = parse_ipvs_list_persistence(&text),
+            "verify-undo" => f.verify_undo = text,
             "hz" => {
                 hz = text
                     .trim()
