@@ -49,7 +49,7 @@ word=
 IFS= read -r word || true
 case $word in
   release) rm -f "$dir/lock.owner" ;;
-  remove) rm -f "$dir/lock.owner" "$lock"; rmdir "$dir" /var/lib/lvsup 2>/dev/null ;;
+  remove) rm -f "$dir/lock.owner" "$lock"; rmdir "$dir/verify-undo" "$dir" /var/lib/lvsup 2>/dev/null ;;
   *) echo "ended: without release" >> "$dir/lock.owner" ;;
 esac
 exit 0
