@@ -513,7 +513,7 @@ fn an_interrupted_verify_is_drift_in_the_plan() {
         version: 1,
         cluster: "web".into(),
         host: "node1".into(),
-        what: "recover node1 (ip route del prohibit 192.168.0.191/32)".into(),
+        what: "node1 failing its health checks (ip route add prohibit 192.168.0.191/32)".into(),
         undo: "ip route del prohibit 192.168.0.191/32".into(),
         at: 1_796_152_192,
         user: "alice".into(),
@@ -537,7 +537,7 @@ fn an_interrupted_verify_is_drift_in_the_plan() {
     assert_eq!(h.changes.len(), 2, "{text}");
     assert!(
         text.contains(
-            "  ~ interrupted verify left: recover node1 (ip route del prohibit 192.168.0.191/32) \
+            "  ~ interrupted verify left node1 failing its health checks (ip route add prohibit 192.168.0.191/32) \
              (from 2026-12-01T19:09:52Z by alice@laptop (pid 4242); apply or verify will undo it)"
         ),
         "{text}"

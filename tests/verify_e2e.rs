@@ -372,7 +372,7 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(
         text.contains(&format!(
-            "~ interrupted verify left: systemctl start {UNIT} on dr1 (from "
+            "~ interrupted verify left {UNIT} stopped on dr1 (from "
         )),
         "{}",
         show(&plan)
@@ -383,7 +383,7 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
     assert!(out.status.success(), "apply {}", show(&out));
     assert!(
         err.contains("dr1: undid an interrupted verify from ")
-            && err.contains(&format!(": systemctl start {UNIT} on dr1")),
+            && err.contains(&format!(": {UNIT} stopped on dr1")),
         "{}",
         show(&out)
     );
@@ -418,7 +418,9 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
     let undone = r["undone"].to_string();
     assert!(
         undone.contains(&format!("{failed}: undid an interrupted verify from "))
-            && undone.contains(&format!("recover {failed} (ip route del prohibit")),
+            && undone.contains(&format!(
+                "{failed} failing its health checks (ip route add prohibit"
+            )),
         "{undone}"
     );
     lab.assert_whole(file);

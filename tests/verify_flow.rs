@@ -922,7 +922,8 @@ fn a_disruption_whose_undo_record_cannot_be_written_is_not_made() {
     assert!(
         !st.log
             .iter()
-            .any(|l| l.contains("systemctl stop") || l.contains("ip route add prohibit")),
+            .filter_map(|l| l.split_once(": ").map(|x| x.1))
+            .any(|c| c.starts_with("systemctl stop") || c.starts_with("ip route add prohibit")),
         "{:#?}",
         st.log
     );
@@ -1005,7 +1006,7 @@ fn the_next_verify_undoes_what_an_interrupted_one_left_and_says_so() {
                 "/var/lib/lvsup/web/verify-undo/1796152192-1-2".into(),
             ),
             leftover(
-                "recover node1 (ip route del prohibit 192.168.0.191/32)",
+                "node1 failing its health checks (ip route add prohibit 192.168.0.191/32)",
                 "ip route del prohibit 192.168.0.191/32",
             ),
         );
@@ -1021,7 +1022,7 @@ fn the_next_verify_undoes_what_an_interrupted_one_left_and_says_so() {
     let text = r.render_text();
     assert!(r.passed, "{text}");
     let line = "node1: undid an interrupted verify from 2026-12-01T19:09:52Z by ci@elsewhere \
-                (pid 1): recover node1 (ip route del prohibit 192.168.0.191/32)";
+                (pid 1): node1 failing its health checks (ip route add prohibit 192.168.0.191/32)";
     assert_eq!(r.undone, [line], "{text}");
     assert!(text.contains(line), "{text}");
     let json = serde_json::to_value(&r).expect("json");

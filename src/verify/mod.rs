@@ -242,6 +242,10 @@ fn run_ok(exec: &dyn HostExec, host: &str, cmd: &str) -> Result<(), String> {
     }
 }
 
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() { "unknown" } else { s }.to_string()
+}
+
 /// Whether a process `pid` other than this one runs on this machine (an
 /// undo record's verify that still runs is left alone).
 pub fn local_pid_alive(pid: u32) -> bool {
@@ -259,14 +263,11 @@ struct Replayed {
 
 /// Find and replay the undo records an interrupted verify left on `host`
 /// (`here`: this machine's name). A host whose records cannot be listed is
-/// left to the checks (they report it unreachable).
+/// left to the checks (they report it unreachable; no retries here: an
+/// unreachable host would only delay them).
 fn replay_host(exec: &dyn HostExec, spec: &ClusterSpec, here: &str, host: &str) -> Replayed {
     let mut r = Replayed::default();
-    let listing = match run_retrying(
-        exec,
-        host,
-        &crate::layout::verify_undo_list_command(&spec.name),
-    ) {
+    let listing = match exec.run(host, &crate::layout::verify_undo_list_command(&spec.name)) {
         Ok(o) if o.success() => o.stdout,
         _ => return r,
     };
@@ -405,17 +406,25 @@ impl Ctx<'_> {
 
     /// Write the undo step of a change to the host it is on, before the
     /// change ([`undo`]): Err (with why) means verify must not make it.
-    async fn record_undo(&self, host: &str, cmd: &str, what: &str) -> Result<u64, String> {
+    /// `what`: the undo step (in failure messages); `left`: the change,
+    /// as a later run describes what this one left (`… stopped on dr1`).
+    async fn record_undo(
+        &self,
+        host: &str,
+        cmd: &str,
+        what: &str,
+        left: &str,
+    ) -> Result<u64, String> {
         let id = self.undo.push(host, cmd, what);
         let rec = undo::Record {
             version: undo::VERSION,
             cluster: self.spec.name.clone(),
             host: host.into(),
-            what: what.into(),
+            what: left.into(),
             undo: cmd.into(),
             at: undo::now_secs(),
-            user: self.opts.user.clone(),
-            machine: self.opts.machine.clone(),
+            user: or_unknown(&self.opts.user),
+            machine: or_unknown(&self.opts.machine),
             pid: std::process::id(),
         };
         let path = undo::path(&self.spec.name, &rec.file_name(id));
@@ -1015,7 +1024,18 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
 
     // Make the master fail (undo recorded first).
     let undo_id = match cx
-        .record_undo(master, &recover_cmd, &format!("{recover_cmd} on {master}"))
+        .record_undo(
+            master,
+            &recover_cmd,
+            &format!("{recover_cmd} on {master}"),
+            &format!(
+                "{unit} {} on {master}",
+                match mode {
+                    FailoverMode::PlannedStop => "stopped",
+                    FailoverMode::Crash => "frozen (SIGSTOP)",
+                }
+            ),
+        )
         .await
     {
         Ok(id) => id,
@@ -1206,7 +1226,12 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
     if after_start.as_deref() == Some(backup.as_str()) && !spec.preempt {
         let start_cmd = format!("systemctl start {unit}");
         let id = cx
-            .record_undo(&backup, &start_cmd, &format!("start {unit} on {backup}"))
+            .record_undo(
+                &backup,
+                &start_cmd,
+                &format!("start {unit} on {backup}"),
+                &format!("{unit} stopped on {backup} (to hand the VIP back to {master})"),
+            )
             .await;
         let restored = match &id {
             Err(e) => {
@@ -1328,6 +1353,7 @@ async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
             &rs.name,
             &recover_cmd,
             &format!("recover {} ({recover_cmd})", rs.name),
+            &format!("{} failing its health checks ({fail_cmd})", rs.name),
         )
         .await
     {
@@ -1505,12 +1531,7 @@ pub fn run(spec: &ClusterSpec, exec: Arc<dyn HostExec>, opts: &Options) -> anyho
     };
     // First what an interrupted verify left on the hosts: the checks need
     // the cluster whole, and the report says what was undone.
-    let here = if opts.machine.is_empty() {
-        "unknown"
-    } else {
-        &opts.machine
-    };
-    let replayed = replay_all(exec.as_ref(), spec, here);
+    let replayed = replay_all(exec.as_ref(), spec, &or_unknown(&opts.machine));
     let mut opts = opts.clone();
     if !replayed.failures.is_empty() && !opts.skip_failover {
         opts.skip_failover = true;

@@ -28,7 +28,7 @@ pub struct Record {
     pub cluster: String,
     /// The host (its name in the cluster file) the disruption is on.
     pub host: String,
-    /// What verify did, in a few words (`systemctl stop … on node1`).
+    /// What verify did, in a few words (`lvsup-director-web.service stopped on node1`).
     pub what: String,
     /// The shell command, run on `host` as root, that undoes it.
     pub undo: String,
@@ -235,7 +235,7 @@ pub fn undone_message(host: &str, r: &Record) -> String {
 /// The plan's drift line for a leftover record.
 pub fn drift_summary(r: &Record) -> String {
     format!(
-        "interrupted verify left: {} (from {} by {}; apply or verify will undo it)",
+        "interrupted verify left {} (from {} by {}; apply or verify will undo it)",
         r.what,
         r.when(),
         r.who()
@@ -428,7 +428,7 @@ mod tests {
             "node1: undid an interrupted verify from 2026-12-01T19:09:52Z by alice@laptop \
              (pid 4242): systemctl start lvsup-director-web.service on node1"
         );
-        assert!(drift_summary(&rec()).starts_with("interrupted verify left: systemctl start"));
+        assert!(drift_summary(&rec()).starts_with("interrupted verify left systemctl start"));
     }
 
     #[test]
