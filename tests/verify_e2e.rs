@@ -331,8 +331,18 @@ impl Lab {
             assert_eq!(self.records(h), Vec::<String>::new(), "records left on {h}");
             assert_eq!(self.prohibit_routes(h), "", "prohibit routes left on {h}");
         }
-        let (code, v) = verify(file, &["--skip-failover"]);
-        assert_eq!(code, 0, "verify after the undo:\n{}", reasons(&v));
+        // A real server just put back needs `rise` good checks (2 × 2 s
+        // here) before it is in the pool again: up to three tries, 10 s apart.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let (code, v) = verify(file, &["--skip-failover"]);
+            if code == 0 {
+                return;
+            }
+            last = reasons(&v);
+            std::thread::sleep(std::time::Duration::from_secs(10));
+        }
+        panic!("verify after the undo failed three times:\n{last}");
     }
 }
 
@@ -413,8 +423,9 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
         "",
         "the kill left no route to undo"
     );
-    let (code, r) = verify(file, &["--skip-failover"]);
-    assert_eq!(code, 0, "{}", reasons(&r));
+    // (its checks may find the server not yet back in the pool: rise)
+    let (_, r) = verify(file, &["--skip-failover"]);
+    assert_eq!(r["undo_failures"], serde_json::json!([]), "{r}");
     let undone = r["undone"].to_string();
     assert!(
         undone.contains(&format!("{failed}: undid an interrupted verify from "))
