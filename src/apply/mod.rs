@@ -346,9 +346,10 @@ pub fn verify_leftovers(cluster: &str, listing: &str) -> BTreeMap<String, String
 pub const UNDO_VERIFY_STEP: &str = "undo an interrupted verify";
 
 /// Undo, on `conn` (host `host`), what an interrupted verify left (the
-/// records in `listing`), newest first; `here`: this machine's name. Ok:
-/// what was undone, one message each; Err: the first record that is not
-/// undone (it stays on the host) and why: the host is not worked on.
+/// records in `listing`), newest first; `here`: this machine's name.
+/// Returns what was undone, one message each, and Err with the first record
+/// that is not undone (it stays on the host) and why: the host is not
+/// worked on.
 async fn undo_interrupted_verify(
     conn: &Host,
     cluster: &str,
@@ -356,20 +357,20 @@ async fn undo_interrupted_verify(
     listing: &str,
     here: &str,
     limit: Duration,
-) -> Result<Vec<String>, HostError> {
+) -> (Vec<String>, Result<(), HostError>) {
     let mut left = undo::parse_listing(listing, cluster);
     undo::replay_order(&mut left);
     let mut done = Vec::new();
     for l in &left {
         let d = undo::decide(l, here, &crate::verify::local_pid_alive);
         if let Some(why) = undo::refusal(host, &d) {
-            return Err(host_error(host, UNDO_VERIFY_STEP, why));
+            return (done, Err(host_error(host, UNDO_VERIFY_STEP, why)));
         }
         let undo::Decision::Undo(rec) = d else {
             continue;
         };
         if let Err(e) = conn.run_script(&rec.undo, limit).await {
-            return Err(host_error(
+            let e = host_error(
                 host,
                 UNDO_VERIFY_STEP,
                 format!(
@@ -378,14 +379,15 @@ async fn undo_interrupted_verify(
                     rec.undo,
                     undo::kept_note(&l.path)
                 ),
-            ));
+            );
+            return (done, Err(e));
         }
         if let Err(e) = conn.run_script(&undo::remove_command(&l.path), limit).await {
             tracing::warn!(host, "removing the undone verify record {}: {e}", l.path);
         }
         done.push(undo::undone_message(host, &rec));
     }
-    Ok(done)
+    (done, Ok(()))
 }
 
 /// A host's connection (if one was made), facts (or why there are none),
@@ -543,8 +545,8 @@ pub async fn gather(
                 )
                 .await
                 {
-                    Ok(d) => undone = d,
-                    Err(e) => return (i, Some(conn), Err(e), held, notes, vec![]),
+                    (d, Ok(())) => undone = d,
+                    (d, Err(e)) => return (i, Some(conn), Err(e), held, notes, d),
                 }
                 out = match conn.run_script(&script, step_timeout).await {
                     Ok(o) => o,
