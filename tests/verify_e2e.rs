@@ -277,9 +277,10 @@ fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// `lvsup verify -f FILE --yes --json` in the background.
-fn spawn_verify(file: &str) -> std::process::Child {
+fn spawn_verify(file: &str, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_lvsup"))
         .args(["verify", "-f", file, "--yes", "--json"])
+        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -361,7 +362,7 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
     ok(lvsup(&["apply", "-f", file, "--yes"]), "apply");
 
     // 1. SIGKILL while the master's daemon is stopped.
-    let mut v = spawn_verify(file);
+    let mut v = spawn_verify(file, &[]);
     let stopped = wait_for(600, || {
         !lab.records("dr1").is_empty() && !lab.active("dr1")
             || v.try_wait().ok().flatten().is_some()
@@ -400,8 +401,15 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
     lab.assert_whole(file);
 
     // 2. SIGKILL while a real server is behind prohibit routes; the next
-    // verify undoes it before its checks and says so in its JSON.
-    let mut v = spawn_verify(file);
+    // verify undoes it before its checks and says so in its JSON. verify's
+    // own prohibit routes last only until the director sees the server out
+    // (a few seconds: a first VM run found them gone by the time of the
+    // kill), so the routes here are added by a fail command that then
+    // blocks: verify is certainly killed with them in place.
+    let fail = "ip route add prohibit 172.18.250.10/32 && \
+                ip route add prohibit 172.18.250.11/32 && sleep 600";
+    let recover = "ip route del prohibit 172.18.250.10/32; ip route del prohibit 172.18.250.11/32";
+    let mut v = spawn_verify(file, &["--rs-fail-cmd", fail, "--rs-recover-cmd", recover]);
     let mut failed = String::new();
     let out_of_pool = wait_for(900, || {
         for rs in ["rs1", "rs2"] {
@@ -438,7 +446,7 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
 
     // 3. SIGTERM (a CI cancel) while dr1's daemon is stopped: verify puts it
     // back itself, leaves no record and says it was interrupted.
-    let v = spawn_verify(file);
+    let v = spawn_verify(file, &[]);
     let pid = v.id().to_string();
     assert!(
         wait_for(600, || !lab.records("dr1").is_empty() && !lab.active("dr1")),
