@@ -524,3 +524,62 @@ fn weight_zero_of_an_unhealthy_real_server_is_not_drift() {
     let (plan, text) = golden(&spec, &d, &hosts);
     assert!(plan.has_changes(), "{text}");
 }
+
+/// A converged real server on which a `lvsup verify` was killed mid-check:
+/// its prohibit routes and undo record are there. The plan shows the record
+/// as drift (first, as apply undoes it before anything else), in text and
+/// JSON, and plans nothing else; a garbled record is drift too, said so.
+#[test]
+fn an_interrupted_verify_is_drift_in_the_plan() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let rec = lvsup::verify::undo::Record {
+        version: 1,
+        cluster: "web".into(),
+        host: "node1".into(),
+        what: "node1 failing its health checks (ip route add prohibit 192.168.0.191/32)".into(),
+        undo: "ip route del prohibit 192.168.0.191/32".into(),
+        at: 1_796_152_192,
+        user: "alice".into(),
+        machine: "laptop".into(),
+        pid: 4242,
+    };
+    let dir = lvsup::layout::verify_undo_dir("web");
+    let node1 = recorded("dr-converged", "node1")
+        .strip_suffix("### end\n")
+        .expect("end")
+        .to_string()
+        + &format!(
+            "### verify-undo\n{dir}/1796152192-4242-3\t{}\n{dir}/x\t\u{1b}[2Jjunk\n### end\n",
+            rec.render()
+        );
+    let hosts = vec![("node1", facts(&spec, &d, "node1", &node1))];
+    let (plan, all) = golden(&spec, &d, &hosts);
+    let text = plan.render_text();
+    assert!(plan.has_changes(), "{text}");
+    let h = &plan.hosts[0];
+    assert_eq!(h.changes.len(), 2, "{text}");
+    assert!(
+        text.contains(
+            "  ~ interrupted verify left node1 failing its health checks (ip route add prohibit 192.168.0.191/32) \
+             (from 2026-12-01T19:09:52Z by alice@laptop (pid 4242); apply or verify will undo it)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  ~ interrupted verify left an unreadable undo record {dir}/x: not an undo record"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("0 to create, 2 to update"), "{text}");
+    let json = serde_json::to_value(&plan).expect("json");
+    assert_eq!(json["hosts"][0]["changes"][0]["kind"], "interrupted_verify");
+    assert_eq!(
+        json["hosts"][0]["changes"][0]["record"],
+        format!("{dir}/1796152192-4242-3")
+    );
+    // apply has no step for it: gather undid it before the plan was made
+    assert!(all.ends_with("node1:\n(nothing)\n"), "{all}");
+}

@@ -49,6 +49,31 @@ struct State {
     /// UDP responder: answer every datagram with the first server's name,
     /// whichever server the fake director scheduled it to.
     udp_reply_first: bool,
+    /// Files under /var/lib/lvsup/…/verify-undo: (host, path) → content.
+    records: BTreeMap<(String, String), String>,
+    /// Writing an undo record fails (a full disk, a read-only /var).
+    refuse_records: bool,
+    /// This many `systemctl start` commands fail as a lost ssh connection does.
+    lost_starts: usize,
+}
+
+/// The single-quoted shell word at the start of `s` (as `shell_quote`
+/// writes it) and the rest.
+fn sq_word(s: &str) -> Option<(String, &str)> {
+    let mut rest = s.strip_prefix('\'')?;
+    let mut w = String::new();
+    loop {
+        let end = rest.find('\'')?;
+        w.push_str(&rest[..end]);
+        rest = &rest[end + 1..];
+        match rest.strip_prefix("\\''") {
+            Some(r) => {
+                w.push('\'');
+                rest = r;
+            }
+            None => return Some((w, rest)),
+        }
+    }
 }
 
 struct Fake {
@@ -99,6 +124,41 @@ impl HostExec for Fake {
         }
         let mut st = self.st.lock().expect("state");
         st.log.push(format!("{host}: {cmd}"));
+        // verify's undo records (lvsup::verify::undo)
+        if cmd.starts_with("umask 077 && mkdir -p ") {
+            if st.refuse_records {
+                return fail(1);
+            }
+            let body = cmd
+                .split_once("printf '%s\\n' ")
+                .and_then(|(_, r)| sq_word(r));
+            let path = cmd.rsplit_once(' ').and_then(|(_, r)| sq_word(r));
+            let (Some((body, _)), Some((path, _))) = (body, path) else {
+                return fail(2);
+            };
+            st.records.insert((host.into(), path), body);
+            return ok("");
+        }
+        if let Some(p) = cmd.strip_prefix("rm -f -- ") {
+            let Some((path, _)) = sq_word(p) else {
+                return fail(2);
+            };
+            st.records.remove(&(host.to_string(), path));
+            return ok("");
+        }
+        if cmd.starts_with("for f in '/var/lib/lvsup/") {
+            let list: String = st
+                .records
+                .iter()
+                .filter(|((h, _), _)| h == host)
+                .map(|((_, p), b)| format!("{p}\t{b}\n"))
+                .collect();
+            return ok(list);
+        }
+        if cmd.starts_with("systemctl start") && st.lost_starts > 0 {
+            st.lost_starts -= 1;
+            return Err(ExecError::Remote("ssh: connection lost".into()));
+        }
         let spec = &self.spec;
         let is_dir = spec.directors.iter().any(|d| d.name == host);
         let ri = spec.real_servers.iter().position(|r| r.name == host);
@@ -268,6 +328,7 @@ fn assert_put_back(st: &Arc<Mutex<State>>) {
     let st = st.lock().expect("state");
     assert_eq!(st.holder.as_deref(), Some("lvs191"));
     assert!(st.running.values().all(|r| *r));
+    assert!(st.records.is_empty(), "undo records left: {:?}", st.records);
 }
 
 fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
@@ -852,5 +913,202 @@ fn director_failover_times_the_udp_service_too() {
         let st = st.lock().expect("state");
         assert_eq!(st.holder.as_deref(), Some("lvs191"));
         assert!(st.running.values().all(|r| *r));
+    }
+}
+
+/// Every disruption is written to its host as an undo record first and the
+/// record goes once it is undone (issue 14: SIGKILL must not leave the
+/// cluster degraded with nobody knowing).
+#[test]
+fn undo_records_are_written_before_each_disruption_and_removed_after() {
+    let (spec, st) = cluster(true);
+    let r = run(&spec, &st, &Options::default());
+    assert!(r.passed, "{}", r.render_text());
+    assert_put_back(&st);
+    let log = st.lock().expect("state").log.clone();
+    let at = |host: &str, pred: &dyn Fn(&str) -> bool| {
+        log.iter()
+            .position(|l| l.strip_prefix(&format!("{host}: ")).is_some_and(pred))
+            .unwrap_or_else(|| panic!("no such command on {host}: {log:#?}"))
+    };
+    let write = at("lvs191", &|c| {
+        c.starts_with("umask 077 && mkdir -p '/var/lib/lvsup/web/verify-undo'")
+            && c.contains("systemctl start lvsup-director-web.service")
+    });
+    let stop = at("lvs191", &|c| {
+        c == "systemctl stop lvsup-director-web.service"
+    });
+    assert!(write < stop, "{log:#?}");
+    let rs = at("node1", &|c| c.starts_with("umask 077 && mkdir -p"));
+    let prohibit = at("node1", &|c| c.starts_with("ip route add prohibit"));
+    assert!(rs < prohibit, "{log:#?}");
+}
+
+#[test]
+fn a_disruption_whose_undo_record_cannot_be_written_is_not_made() {
+    let (spec, st) = cluster(true);
+    st.lock().expect("state").refuse_records = true;
+    let r = run(&spec, &st, &Options::default());
+    let text = r.render_text();
+    assert!(!r.passed, "{text}");
+    for check in ["director-failover", "real-server-failover"] {
+        let c = row(&r, check);
+        assert_eq!(c.result, Outcome::Fail, "{text}");
+        assert!(
+            c.reasons
+                .iter()
+                .any(|x| x.contains("cannot write the undo record on")),
+            "{text}"
+        );
+    }
+    let st = st.lock().expect("state");
+    assert!(
+        !st.log
+            .iter()
+            .filter_map(|l| l.split_once(": ").map(|x| x.1))
+            .any(|c| c.starts_with("systemctl stop") || c.starts_with("ip route add prohibit")),
+        "{:#?}",
+        st.log
+    );
+    assert_eq!(st.holder.as_deref(), Some("lvs191"));
+}
+
+/// The master's `systemctl start` is lost twice (ssh dropped): the check
+/// fails, the undo retries the step until it goes through, and the cluster
+/// is put back with no record left.
+#[test]
+fn an_undo_whose_connection_is_lost_is_retried() {
+    let (spec, st) = cluster(true);
+    st.lock().expect("state").lost_starts = 2;
+    let r = run(&spec, &st, &Options::default());
+    let text = r.render_text();
+    assert!(r.undo_failures.is_empty(), "{text}");
+    assert!(
+        row(&r, "director-failover")
+            .reasons
+            .iter()
+            .any(|x| x.contains("connection lost")),
+        "{text}"
+    );
+    assert_put_back(&st);
+}
+
+/// Lost for good: the undo gives up after its retries, says so, and the
+/// record stays on the host for the next run.
+#[test]
+fn an_undo_that_cannot_reach_its_host_leaves_the_record_and_says_so() {
+    let (spec, st) = cluster(true);
+    st.lock().expect("state").lost_starts = 1000;
+    let r = run(&spec, &st, &Options::default());
+    let text = r.render_text();
+    assert!(!r.passed, "{text}");
+    assert_eq!(r.undo_failures.len(), 1, "{text}");
+    let u = &r.undo_failures[0];
+    assert!(u.contains("tried 4 times"), "{u}");
+    assert!(
+        u.contains("stays on the host: the next lvsup verify, apply or destroy undoes it"),
+        "{u}"
+    );
+    let st = st.lock().expect("state");
+    let left: Vec<_> = st.records.keys().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, "lvs191");
+    assert!(u.contains(&left[0].1), "{u}");
+}
+
+fn leftover(what: &str, undo: &str) -> String {
+    lvsup::verify::undo::Record {
+        version: 1,
+        cluster: "web".into(),
+        host: "node1".into(),
+        what: what.into(),
+        undo: undo.into(),
+        at: 1_796_152_192,
+        user: "ci".into(),
+        machine: "elsewhere".into(),
+        pid: 1,
+    }
+    .render()
+}
+
+/// A verify killed mid-check left a prohibit route and its record on node1:
+/// the next verify undoes it before anything else on that host, says so in
+/// text and JSON, and removes the record.
+#[test]
+fn the_next_verify_undoes_what_an_interrupted_one_left_and_says_so() {
+    let (spec, st) = cluster(true);
+    {
+        let mut g = st.lock().expect("state");
+        g.prohibit.insert(
+            "node1".into(),
+            vec!["ip route add prohibit 192.168.0.191/32".into()],
+        );
+        g.records.insert(
+            (
+                "node1".into(),
+                "/var/lib/lvsup/web/verify-undo/1796152192-1-2".into(),
+            ),
+            leftover(
+                "node1 failing its health checks (ip route add prohibit 192.168.0.191/32)",
+                "ip route del prohibit 192.168.0.191/32",
+            ),
+        );
+    }
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    let text = r.render_text();
+    assert!(r.passed, "{text}");
+    let line = "node1: undid an interrupted verify from 2026-12-01T19:09:52Z by ci@elsewhere \
+                (pid 1): node1 failing its health checks (ip route add prohibit 192.168.0.191/32)";
+    assert_eq!(r.undone, [line], "{text}");
+    assert!(text.contains(line), "{text}");
+    let json = serde_json::to_value(&r).expect("json");
+    assert_eq!(json["undone"][0], line);
+    let st = st.lock().expect("state");
+    assert!(st.prohibit.is_empty());
+    assert!(st.records.is_empty());
+    let first = |p: &str| st.log.iter().position(|l| l.starts_with(p)).expect(p);
+    assert!(
+        first("node1: ip route del prohibit") < first("node1: ip -j addr show; echo"),
+        "{:#?}",
+        st.log
+    );
+}
+
+/// A record that cannot be read or undone: nothing is disrupted, the
+/// report fails with the host and the reason, the record stays.
+#[test]
+fn a_leftover_that_cannot_be_undone_fails_verify_and_skips_the_failovers() {
+    for (body, want) in [
+        ("{garbage".to_string(), "unreadable verify undo record"),
+        (
+            leftover("start it", "no-such-command"),
+            "node1: undoing an interrupted verify's change (start it) failed",
+        ),
+    ] {
+        let (spec, st) = cluster(true);
+        let key = (
+            "node1".to_string(),
+            "/var/lib/lvsup/web/verify-undo/9-9-9".to_string(),
+        );
+        st.lock().expect("state").records.insert(key.clone(), body);
+        let r = run(&spec, &st, &Options::default());
+        let text = r.render_text();
+        assert!(!r.passed, "{text}");
+        assert!(r.undo_failures.iter().any(|u| u.contains(want)), "{text}");
+        assert_eq!(row(&r, "director-failover").result, Outcome::Skip, "{text}");
+        let st = st.lock().expect("state");
+        assert!(st.records.contains_key(&key));
+        assert!(
+            !st.log.iter().any(|l| l.contains("systemctl stop")),
+            "{:#?}",
+            st.log
+        );
     }
 }

@@ -29,6 +29,7 @@ use crate::desired::{self, DesiredCluster, HostState, Role};
 use crate::observe::{self, Facts};
 use crate::plan::{self, HostError, Plan};
 use crate::remote::{Held, Hold, Host, SshOptions, Transport};
+use crate::verify::undo;
 
 /// How the live commands reach and work on the hosts (the command line's
 /// `--ssh-config`, `--target`, `--parallel`, timeouts, resolved by `crate::cmd`).
@@ -44,6 +45,10 @@ pub struct LiveOptions {
     /// Take the cluster lock on every targeted host, right after connecting
     /// and before its facts are gathered (apply, destroy; not plan/status).
     pub lock: Option<LockRequest>,
+    /// `Some(this machine's name)`: undo what an interrupted `lvsup verify`
+    /// left on each host ([`crate::verify::undo`]) before anything else on
+    /// it (apply, destroy); `plan` and `status` only show it.
+    pub undo_interrupted_verify: Option<String>,
 }
 
 /// The cluster lock a live command takes ([`lock`]).
@@ -234,6 +239,9 @@ pub struct Live {
     /// What taking the locks found worth telling: previous sessions that did
     /// not release theirs, waits.
     pub lock_notes: Vec<String>,
+    /// What an interrupted `lvsup verify` had left and was undone first:
+    /// `HOST: undid an interrupted verify from WHEN by WHO: WHAT`.
+    pub verify_undone: Vec<String>,
 }
 
 impl Live {
@@ -291,8 +299,9 @@ pub fn host_facts(
     binary: Option<&BinarySource>,
     check: bool,
 ) -> Result<Facts, HostError> {
-    let f = observe::parse(spec, want, out, local_sha)
+    let mut f = observe::parse(spec, want, out, local_sha)
         .map_err(|e| host_error(&want.name, "gather facts", e))?;
+    f.observed.verify_leftovers = verify_leftovers(&spec.name, &f.verify_undo);
     let mut problems = observe::prerequisites(spec, want, &f);
     if let (Some(b), Role::Director { .. }) = (binary, &want.role)
         && !f.observed.binary_current
@@ -322,12 +331,80 @@ pub fn host_facts(
     Ok(f)
 }
 
+/// The plan's drift lines for the undo records in a facts listing (pure):
+/// path → what the interrupted verify left.
+pub fn verify_leftovers(cluster: &str, listing: &str) -> BTreeMap<String, String> {
+    undo::parse_listing(listing, cluster)
+        .into_iter()
+        .map(|l| {
+            let what = match &l.record {
+                Ok(r) => undo::drift_summary(r),
+                Err(e) => format!(
+                    "interrupted verify left an unreadable undo record {}: {e} (look at it and remove it)",
+                    l.path
+                ),
+            };
+            (l.path, what)
+        })
+        .collect()
+}
+
+/// The step name of a host error from replaying verify's undo records.
+pub const UNDO_VERIFY_STEP: &str = "undo an interrupted verify";
+
+/// Undo, on `conn` (host `host`), what an interrupted verify left (the
+/// records in `listing`), newest first; `here`: this machine's name.
+/// Returns what was undone, one message each, and Err with the first record
+/// that is not undone (it stays on the host) and why: the host is not
+/// worked on.
+async fn undo_interrupted_verify(
+    conn: &Host,
+    cluster: &str,
+    host: &str,
+    listing: &str,
+    here: &str,
+    limit: Duration,
+) -> (Vec<String>, Result<(), HostError>) {
+    let mut left = undo::parse_listing(listing, cluster);
+    undo::replay_order(&mut left);
+    let mut done = Vec::new();
+    for l in &left {
+        let d = undo::decide(l, here, &crate::verify::local_pid_alive);
+        if let Some(why) = undo::refusal(host, &d) {
+            return (done, Err(host_error(host, UNDO_VERIFY_STEP, why)));
+        }
+        let undo::Decision::Undo(rec) = d else {
+            continue;
+        };
+        if let Err(e) = conn.run_script(&rec.undo, limit).await {
+            let e = host_error(
+                host,
+                UNDO_VERIFY_STEP,
+                format!(
+                    "{} (`{}`): {e}; {}",
+                    rec.what,
+                    rec.undo,
+                    undo::kept_note(&l.path)
+                ),
+            );
+            return (done, Err(e));
+        }
+        if let Err(e) = conn.run_script(&undo::remove_command(&l.path), limit).await {
+            tracing::warn!(host, "removing the undone verify record {}: {e}", l.path);
+        }
+        done.push(undo::undone_message(host, &rec));
+    }
+    (done, Ok(()))
+}
+
 /// A host's connection (if one was made), facts (or why there are none),
-/// its lock and what taking it found worth telling.
+/// its lock, what taking it found worth telling and what an interrupted
+/// verify had left and was undone.
 type Gathered = (
     Option<Arc<Host>>,
     Result<Facts, HostError>,
     Option<Held>,
+    Vec<String>,
     Vec<String>,
 );
 
@@ -418,6 +495,7 @@ pub async fn gather(
         let local_sha = local_sha.clone();
         let binary = binary.cloned();
         let lock_req = opts.lock.clone();
+        let undo_verify = opts.undo_interrupted_verify.clone();
         tasks.spawn(async move {
             let _permit = parallel.acquire_owned().await;
             let dest = destination(transport.options(), &want);
@@ -430,6 +508,7 @@ pub async fn gather(
                         Err(host_error(&want.name, "connect", format!("{dest}: {e}"))),
                         None,
                         vec![],
+                        vec![],
                     );
                 }
             };
@@ -438,12 +517,12 @@ pub async fn gather(
                 Some(req) => {
                     match take_lock(&conn, &want.name, &spec.name, req, step_timeout).await {
                         Ok((h, n)) => (Some(h), n),
-                        Err(e) => return (i, Some(conn), Err(e), None, vec![]),
+                        Err(e) => return (i, Some(conn), Err(e), None, vec![], vec![]),
                     }
                 }
             };
             let script = observe::script(&spec, &want);
-            let out = match conn.run_script(&script, step_timeout).await {
+            let mut out = match conn.run_script(&script, step_timeout).await {
                 Ok(o) => o,
                 Err(e) => {
                     return (
@@ -452,9 +531,44 @@ pub async fn gather(
                         Err(host_error(&want.name, "gather facts", e)),
                         held,
                         notes,
+                        vec![],
                     );
                 }
             };
+            // What an interrupted verify left goes first; then the facts
+            // again, as the host is now.
+            let mut undone = Vec::new();
+            if let Some(here) = &undo_verify
+                && let Ok(f) = observe::parse(&spec, &want, &out.stdout, &local_sha)
+                && !f.verify_undo.trim().is_empty()
+            {
+                match undo_interrupted_verify(
+                    &conn,
+                    &spec.name,
+                    &want.name,
+                    &f.verify_undo,
+                    here,
+                    step_timeout,
+                )
+                .await
+                {
+                    (d, Ok(())) => undone = d,
+                    (d, Err(e)) => return (i, Some(conn), Err(e), held, notes, d),
+                }
+                out = match conn.run_script(&script, step_timeout).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        return (
+                            i,
+                            Some(conn),
+                            Err(host_error(&want.name, "gather facts", e)),
+                            held,
+                            notes,
+                            undone,
+                        );
+                    }
+                };
+            }
             // Debugging and fixtures: LVSUP_FACTS_DUMP=DIR keeps each host's raw facts.
             if let Some(dir) = std::env::var_os("LVSUP_FACTS_DUMP") {
                 let _ = std::fs::write(
@@ -470,28 +584,31 @@ pub async fn gather(
                 binary.as_ref(),
                 check,
             );
-            (i, Some(conn), f, held, notes)
+            (i, Some(conn), f, held, notes, undone)
         });
     }
     let mut results: BTreeMap<usize, Gathered> = BTreeMap::new();
     while let Some(r) = tasks.join_next().await {
-        let (i, conn, f, held, notes) = r.context("a host task panicked")?;
-        results.insert(i, (conn, f, held, notes));
+        let (i, conn, f, held, notes, undone) = r.context("a host task panicked")?;
+        results.insert(i, (conn, f, held, notes, undone));
     }
     let mut locks = Vec::new();
     let mut lock_notes = Vec::new();
+    let mut verify_undone = Vec::new();
     let hosts = wanted
         .into_iter()
         .enumerate()
         .map(|(i, want)| {
-            let (conn, facts, held, notes) = results.remove(&i).unwrap_or_else(|| {
+            let (conn, facts, held, notes, undone) = results.remove(&i).unwrap_or_else(|| {
                 (
                     None,
                     Err(host_error(&want.name, "connect", "task lost")),
                     None,
                     vec![],
+                    vec![],
                 )
             });
+            verify_undone.extend(undone);
             if let Some(h) = held {
                 locks.push((want.name.clone(), h));
             }
@@ -509,6 +626,7 @@ pub async fn gather(
         locks,
         remove_locks: opts.lock.as_ref().is_some_and(|l| l.remove),
         lock_notes,
+        verify_undone,
     })
 }
 

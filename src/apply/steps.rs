@@ -103,7 +103,9 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
             | Item::Address { .. }
             | Item::Route { .. }
             | Item::IpvsService { .. }
-            | Item::IpvsDestination { .. } => {}
+            | Item::IpvsDestination { .. }
+            // undone before the plan is made (crate::apply::gather)
+            | Item::InterruptedVerify { .. } => {}
         }
     }
 

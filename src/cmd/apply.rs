@@ -55,6 +55,9 @@ struct ApplyDoc<'a> {
     result: &'a str,
     report: Option<&'a Report>,
     ok: bool,
+    /// What an interrupted `lvsup verify` had left, undone before the plan:
+    /// `HOST: undid an interrupted verify from WHEN by WHO: WHAT`.
+    verify_undone: &'a [String],
 }
 
 /// Read a saved plan.
@@ -96,6 +99,7 @@ pub fn run(mut a: ApplyArgs) -> Result<u8> {
     let spec = config::load(&file)?;
     let mut opts = live_options(&spec, &file, &a.live)?;
     opts.lock = Some(lock_request("apply", a.lock_timeout, false));
+    opts.undo_interrupted_verify = Some(super::operator().1);
     runtime()?.block_on(async {
         let binary = BinarySource::resolve(a.director_binary.as_deref())?;
         let live = gather(&spec, &file, &opts, Some(&binary), true).await?;
@@ -160,6 +164,7 @@ async fn apply_locked(
                 result: "nothing_to_apply",
                 report: None,
                 ok: code == exit::OK,
+                verify_undone: &live.verify_undone,
             })?;
         } else {
             print("Nothing to apply: no host was touched.\n")?;
@@ -181,6 +186,7 @@ async fn apply_locked(
             result: "applied",
             report: Some(&report),
             ok,
+            verify_undone: &live.verify_undone,
         })?;
     } else {
         print_report(&report)?;

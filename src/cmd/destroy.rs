@@ -45,6 +45,9 @@ struct DestroyDoc<'a> {
     result: &'a str,
     report: Option<&'a Report>,
     ok: bool,
+    /// What an interrupted `lvsup verify` had left, undone first:
+    /// `HOST: undid an interrupted verify from WHEN by WHO: WHAT`.
+    verify_undone: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -58,6 +61,7 @@ pub fn run(a: DestroyArgs) -> Result<u8> {
     let spec = config::load(file)?;
     let mut opts = live_options(&spec, file, &a.live)?;
     opts.lock = Some(lock_request("destroy", a.lock_timeout, true));
+    opts.undo_interrupted_verify = Some(super::operator().1);
     runtime()?.block_on(async {
         let live = gather(&spec, file, &opts, None, false).await?;
         let live = check_locks(live, "destroy").await?;
@@ -96,6 +100,7 @@ async fn destroy_locked(a: &DestroyArgs, live: &crate::apply::Live) -> Result<u8
         result,
         report,
         ok,
+        verify_undone: &live.verify_undone,
     };
     if !any {
         if a.json {

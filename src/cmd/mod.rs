@@ -495,18 +495,26 @@ pub fn live_options(spec: &ClusterSpec, file: &Path, a: &LiveArgs) -> Result<Liv
         parallel: a.parallel.max(1),
         step_timeout: Duration::from_secs(a.step_timeout.max(1)),
         lock: None,
+        undo_interrupted_verify: None,
     })
 }
 
-/// The cluster lock `command` (apply, destroy) takes: this operator
-/// (`$USER` at this machine), this process, now (UTC).
-pub fn lock_request(command: &str, wait_secs: u64, remove: bool) -> crate::apply::LockRequest {
+/// Who runs lvsup: (`$USER` or `$LOGNAME`, this machine's host name), each
+/// "unknown" when not known. Named in locks and verify's undo records.
+pub fn operator() -> (String, String) {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
+    (user, host)
+}
+
+/// The cluster lock `command` (apply, destroy) takes: this operator
+/// (`$USER` at this machine), this process, now (UTC).
+pub fn lock_request(command: &str, wait_secs: u64, remove: bool) -> crate::apply::LockRequest {
+    let (user, host) = operator();
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     crate::apply::LockRequest {
         owner: crate::apply::lock::owner(&user, &host, std::process::id(), command, &started),
@@ -521,6 +529,11 @@ pub fn lock_request(command: &str, wait_secs: u64, remove: bool) -> crate::apply
 pub async fn check_locks(live: crate::apply::Live, verb: &str) -> Result<crate::apply::Live> {
     for n in &live.lock_notes {
         eprintln!("warning: {}", crate::config::diag::terminal_safe(n));
+    }
+    // the undo ran whatever happens next: say so now (stderr with --json,
+    // whose document carries them too)
+    for u in &live.verify_undone {
+        eprintln!("{}", crate::config::diag::terminal_safe(u));
     }
     let errors: Vec<String> = live
         .lock_errors()

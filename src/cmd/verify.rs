@@ -57,6 +57,8 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         rs_recover_cmd: a.rs_recover_cmd,
         batch: a.batch,
         crash_failover: a.crash,
+        user: super::operator().0,
+        machine: super::operator().1,
     };
     // The failover checks disrupt a live cluster: like apply, ask first (a
     // terminal prompt, or --yes); without either they are skipped, said in

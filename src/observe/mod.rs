@@ -55,6 +55,7 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             director => matches!(want.role, Role::Director { .. }),
             config => desired::director_config_path(cluster),
             own => crate::plan::shared::own_files(cluster),
+            verify_undo_list => crate::layout::verify_undo_list_command(cluster),
         },
     )
 }

@@ -79,6 +79,10 @@ pub struct Facts {
     pub ipvs: Option<Vec<LiveService>>,
     /// Previous values recorded by an earlier apply.
     pub previous_sysctls: Option<BTreeMap<String, Option<String>>>,
+    /// The undo records an interrupted `lvsup verify` left, as
+    /// [`crate::layout::verify_undo_list_command`] lists them (raw; read by
+    /// `crate::verify::undo::parse_listing`).
+    pub verify_undo: String,
     pub observed: Observed,
 }
 
@@ -299,6 +303,7 @@ pub fn parse(
                 }
             }
             "ipvs-netlink" => netlink_persistence = parse_ipvs_list_persistence(&text),
+            "verify-undo" => f.verify_undo = text,
             "hz" => {
                 hz = text
                     .trim()

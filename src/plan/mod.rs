@@ -40,6 +40,9 @@ pub struct Observed {
     pub routes: BTreeSet<String>,
     /// The kernel's IPVS table (directors).
     pub ipvs: Vec<VirtualService>,
+    /// Undo records an interrupted `lvsup verify` left on the host: path →
+    /// what it left, in one sentence (drift: apply or verify undoes it).
+    pub verify_leftovers: BTreeMap<String, String>,
     /// Facts worth showing with the host's plan that are not changes (e.g. a
     /// real server at weight 0 because its health checks fail).
     #[serde(skip)]
@@ -183,6 +186,11 @@ pub enum Item {
         forward: String,
         weight: u32,
     },
+    /// A change an interrupted `lvsup verify` left (its undo record at
+    /// `record`); apply, destroy and verify undo it before anything else.
+    InterruptedVerify {
+        record: String,
+    },
 }
 
 impl Plan {
@@ -320,6 +328,17 @@ pub fn plan<'a>(
 /// Every change that brings host `obs` to `want` (of cluster `cluster`).
 pub fn diff_host(cluster: &str, want: &HostState, obs: &Observed) -> HostPlan {
     let mut changes = Vec::new();
+    // first: what an interrupted verify left is undone before anything else
+    for (record, what) in &obs.verify_leftovers {
+        changes.push(Change {
+            action: Action::Update,
+            item: Item::InterruptedVerify {
+                record: record.clone(),
+            },
+            summary: what.clone(),
+            diff: None,
+        });
+    }
     let mut notes = Vec::new();
 
     for f in &want.files {
@@ -771,6 +790,7 @@ mod tests {
                 .map(|r| format!("{} via {}", r.destination, r.via))
                 .collect(),
             ipvs: h.ipvs.clone(),
+            verify_leftovers: BTreeMap::new(),
             notes: vec![],
         }
     }

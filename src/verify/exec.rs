@@ -120,7 +120,7 @@ impl HostExec for RemoteExec {
             .entry(host.to_string())
             .or_default()
             .clone();
-        self.rt.block_on(async {
+        let r = self.rt.block_on(async {
             let h = cell
                 .get_or_try_init(|| self.transport.connect(&target))
                 .await
@@ -138,7 +138,16 @@ impl HostExec for RemoteExec {
                 }),
                 Err(e) => Err(ExecError::Remote(e.to_string())),
             }
-        })
+        });
+        // ssh itself failed (a lost connection, a dead ControlMaster): the
+        // next command to this host connects afresh (verify's undo retries).
+        if r.is_err()
+            && let Ok(mut m) = self.hosts.lock()
+            && m.get(host).is_some_and(|c| Arc::ptr_eq(c, &cell))
+        {
+            m.remove(host);
+        }
+        r
     }
 }
 

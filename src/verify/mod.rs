@@ -13,6 +13,7 @@ pub mod exec;
 pub mod facts;
 pub mod probe;
 pub mod report;
+pub mod undo;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +25,7 @@ use analysis::{
     Batch, DestSample, DirectorFacts, DirectorFailover, FailoverMode, RealServerFacts,
     RealServerFailover,
 };
-use exec::{ExecOutput, HostExec};
+use exec::{ExecError, ExecOutput, HostExec};
 use probe::{ProbeKind, Prober, ProberLimits};
 use report::{CheckRow, Report};
 
@@ -45,6 +46,10 @@ pub struct Options {
     /// SIGSTOP, then resumed), after the planned stop: a second
     /// `director-failover` row, bounded by the backup's Master_Down_Interval.
     pub crash_failover: bool,
+    /// Who runs verify (written into the undo records): the login name and
+    /// the machine's name; empty: "unknown".
+    pub user: String,
+    pub machine: String,
 }
 
 pub use crate::layout::director_unit;
@@ -103,9 +108,14 @@ struct UndoStep {
     host: String,
     cmd: String,
     what: String,
+    /// Its record on `host` ([`undo`]), removed once the step has run.
+    record: Option<String>,
 }
 
-/// Steps that put the cluster back; replayed newest first.
+/// Steps that put the cluster back; replayed newest first. Verify also
+/// writes each step to its host ([`Ctx::record_undo`]) so that a verify that
+/// cannot replay it (SIGKILL, a lost connection) leaves it for the next
+/// `verify`, `apply` or `destroy`.
 #[derive(Clone, Default)]
 pub struct UndoLog {
     steps: Arc<Mutex<(u64, Vec<UndoStep>)>>,
@@ -124,15 +134,29 @@ impl UndoLog {
             host: host.into(),
             cmd: cmd.into(),
             what: what.into(),
+            record: None,
         });
         id
     }
 
-    /// The change was undone by the check itself.
-    pub fn done(&self, id: u64) {
-        if let Ok(mut g) = self.steps.lock() {
-            g.1.retain(|s| s.id != id);
+    /// Step `id` has a record on its host at `path`.
+    pub fn set_record(&self, id: u64, path: &str) {
+        if let Ok(mut g) = self.steps.lock()
+            && let Some(s) = g.1.iter_mut().find(|s| s.id == id)
+        {
+            s.record = Some(path.into());
         }
+    }
+
+    /// The change was undone by the check itself: the step goes; returns
+    /// (host, record path) when it has a record to remove.
+    pub fn done(&self, id: u64) -> Option<(String, String)> {
+        let Ok(mut g) = self.steps.lock() else {
+            return None;
+        };
+        let i = g.1.iter().position(|s| s.id == id)?;
+        let s = g.1.remove(i);
+        s.record.map(|r| (s.host, r))
     }
 
     pub fn pending(&self) -> Vec<String> {
@@ -143,6 +167,9 @@ impl UndoLog {
     }
 
     /// Run every pending step (newest first); returns the ones that failed.
+    /// A step whose connection is lost is retried ([`undo::RETRY_BACKOFF`]);
+    /// a step that ran removes its record from the host, one that failed
+    /// leaves it there for the next run (and says so).
     pub fn run_all(&self, exec: &dyn HostExec) -> Vec<String> {
         let steps: Vec<UndoStep> = match self.steps.lock() {
             Ok(mut g) => std::mem::take(&mut g.1),
@@ -150,21 +177,173 @@ impl UndoLog {
         };
         let mut failed = Vec::new();
         for s in steps.iter().rev() {
-            match exec.run(&s.host, &s.cmd) {
-                Ok(o) if o.success() => {}
+            let kept = s
+                .record
+                .as_deref()
+                .map(|p| format!("; {}", undo::kept_note(p)))
+                .unwrap_or_default();
+            match run_retrying(exec, &s.host, &s.cmd) {
+                Ok(o) if o.success() => {
+                    if let Some(p) = &s.record
+                        && let Err(e) = run_ok(exec, &s.host, &undo::remove_command(p))
+                    {
+                        tracing::warn!(
+                            "lvsup verify: {}: cannot remove the undo record {p} ({e}); \
+                             the next run undoes it again (harmless)",
+                            s.host
+                        );
+                    }
+                }
                 Ok(o) => failed.push(format!(
-                    "{} ({} on {}: exit {:?}: {})",
+                    "{} ({} on {}: exit {:?}: {}){kept}",
                     s.what,
                     s.cmd,
                     s.host,
                     o.code,
                     o.stderr.trim()
                 )),
-                Err(e) => failed.push(format!("{} ({} on {}: {e})", s.what, s.cmd, s.host)),
+                Err(e) => failed.push(format!(
+                    "{} ({} on {}: {e}, tried {} times){kept}",
+                    s.what,
+                    s.cmd,
+                    s.host,
+                    undo::RETRY_BACKOFF.len() + 1
+                )),
             }
         }
         failed
     }
+}
+
+/// Run `cmd` on `host`; when ssh itself fails (a lost connection), try
+/// again after each of [`undo::RETRY_BACKOFF`]. A command that ran and
+/// failed is not retried.
+fn run_retrying(exec: &dyn HostExec, host: &str, cmd: &str) -> Result<ExecOutput, ExecError> {
+    let mut r = exec.run(host, cmd);
+    for wait in undo::RETRY_BACKOFF {
+        match &r {
+            Err(ExecError::UnknownHost(_)) | Ok(_) => break,
+            Err(e) => {
+                tracing::warn!("lvsup verify: {host}: {e}; trying again in {wait:?}");
+                std::thread::sleep(wait);
+                r = exec.run(host, cmd);
+            }
+        }
+    }
+    r
+}
+
+/// [`run_retrying`], a non-zero exit as an error.
+fn run_ok(exec: &dyn HostExec, host: &str, cmd: &str) -> Result<(), String> {
+    match run_retrying(exec, host, cmd) {
+        Ok(o) if o.success() => Ok(()),
+        Ok(o) => Err(format!("exit {:?}: {}", o.code, o.stderr.trim())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() { "unknown" } else { s }.to_string()
+}
+
+/// Whether a process `pid` other than this one runs on this machine (an
+/// undo record's verify that still runs is left alone).
+pub fn local_pid_alive(pid: u32) -> bool {
+    pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// What replaying the records an interrupted verify left on hosts did.
+#[derive(Debug, Default)]
+struct Replayed {
+    /// `HOST: undid an interrupted verify from … by …: …`
+    undone: Vec<String>,
+    /// Records that could not be replayed (the host is not whole).
+    failures: Vec<String>,
+}
+
+/// Find and replay the undo records an interrupted verify left on `host`
+/// (`here`: this machine's name). A host whose records cannot be listed is
+/// left to the checks (they report it unreachable; no retries here: an
+/// unreachable host would only delay them).
+fn replay_host(exec: &dyn HostExec, spec: &ClusterSpec, here: &str, host: &str) -> Replayed {
+    let mut r = Replayed::default();
+    let listing = match exec.run(host, &crate::layout::verify_undo_list_command(&spec.name)) {
+        Ok(o) if o.success() => o.stdout,
+        _ => return r,
+    };
+    let mut left = undo::parse_listing(&listing, &spec.name);
+    undo::replay_order(&mut left);
+    for l in &left {
+        let d = undo::decide(l, here, &local_pid_alive);
+        if let Some(why) = undo::refusal(host, &d) {
+            r.failures.push(why);
+            continue;
+        }
+        let undo::Decision::Undo(rec) = d else {
+            continue;
+        };
+        match run_ok(exec, host, &rec.undo) {
+            Ok(()) => {
+                if let Err(e) = run_ok(exec, host, &undo::remove_command(&l.path)) {
+                    tracing::warn!("lvsup verify: {host}: cannot remove {} ({e})", l.path);
+                }
+                r.undone.push(undo::undone_message(host, &rec));
+            }
+            Err(e) => r.failures.push(format!(
+                "{host}: undoing an interrupted verify's change ({}) failed: {e}; {}",
+                rec.what,
+                undo::kept_note(&l.path)
+            )),
+        }
+    }
+    r
+}
+
+/// [`replay_host`] on every host of the file, in parallel.
+fn replay_all(exec: &dyn HostExec, spec: &ClusterSpec, here: &str) -> Replayed {
+    let hosts: Vec<&str> = spec
+        .directors
+        .iter()
+        .map(|d| d.name.as_str())
+        .chain(spec.real_servers.iter().map(|r| r.name.as_str()))
+        .collect();
+    let each: Vec<Replayed> = std::thread::scope(|s| {
+        let t: Vec<_> = hosts
+            .iter()
+            .map(|h| s.spawn(move || replay_host(exec, spec, here, h)))
+            .collect();
+        t.into_iter().filter_map(|t| t.join().ok()).collect()
+    });
+    let mut all = Replayed::default();
+    for r in each {
+        all.undone.extend(r.undone);
+        all.failures.extend(r.failures);
+    }
+    all
+}
+
+/// Resolves when the process gets SIGINT (Ctrl-C), SIGTERM (a CI cancel,
+/// `kill`) or SIGHUP (the terminal or ssh session went away): verify then
+/// puts the cluster back, as on Ctrl-C. SIGKILL cannot be caught: the undo
+/// records on the hosts cover it.
+async fn interrupt() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (term, hup) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        );
+        if let (Ok(mut term), Ok(mut hup)) = (term, hup) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Replays the undo log when dropped (panic path); the normal path replays it
@@ -222,6 +401,56 @@ impl Ctx<'_> {
                 o.code.map_or("by signal".into(), |c| c.to_string()),
                 err.join(" / ")
             ))
+        }
+    }
+
+    /// Write the undo step of a change to the host it is on, before the
+    /// change ([`undo`]): Err (with why) means verify must not make it.
+    /// `what`: the undo step (in failure messages); `left`: the change,
+    /// as a later run describes what this one left (`… stopped on dr1`).
+    async fn record_undo(
+        &self,
+        host: &str,
+        cmd: &str,
+        what: &str,
+        left: &str,
+    ) -> Result<u64, String> {
+        let id = self.undo.push(host, cmd, what);
+        let rec = undo::Record {
+            version: undo::VERSION,
+            cluster: self.spec.name.clone(),
+            host: host.into(),
+            what: left.into(),
+            undo: cmd.into(),
+            at: undo::now_secs(),
+            user: or_unknown(&self.opts.user),
+            machine: or_unknown(&self.opts.machine),
+            pid: std::process::id(),
+        };
+        let path = undo::path(&self.spec.name, &rec.file_name(id));
+        // Known before the write: an interrupt during it still removes it.
+        self.undo.set_record(id, &path);
+        match self.sh(host, &undo::write_command(&rec, &path)).await {
+            Ok(_) => Ok(id),
+            Err(e) => {
+                self.undone(id).await;
+                Err(format!(
+                    "cannot write the undo record on {host}, so verify does not make the \
+                     change ({what}): {e}"
+                ))
+            }
+        }
+    }
+
+    /// The change of step `id` was undone: its step and record go.
+    async fn undone(&self, id: u64) {
+        if let Some((host, path)) = self.undo.done(id)
+            && let Err(e) = self.sh(&host, &undo::remove_command(&path)).await
+        {
+            tracing::warn!(
+                "lvsup verify: cannot remove the undo record {path} on {host} ({e}); \
+                 the next run undoes it again (harmless)"
+            );
         }
     }
 
@@ -812,9 +1041,27 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
     };
 
     // Make the master fail (undo recorded first).
-    let undo_id = cx
-        .undo
-        .push(master, &recover_cmd, &format!("{recover_cmd} on {master}"));
+    let undo_id = match cx
+        .record_undo(
+            master,
+            &recover_cmd,
+            &format!("{recover_cmd} on {master}"),
+            &format!(
+                "{unit} {} on {master}",
+                match mode {
+                    FailoverMode::PlannedStop => "stopped",
+                    FailoverMode::Crash => "frozen (SIGSTOP)",
+                }
+            ),
+        )
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            cx.add(fail(e));
+            return;
+        }
+    };
     let t0 = Instant::now();
     let prober = Prober::start(addr, kind.clone(), t0, ProberLimits::default());
     // The same failover seen by a UDP service's datagrams too, when the
@@ -841,7 +1088,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
         }
         // Whatever happened, put it back now.
         if cx.sh(master, &recover_cmd).await.is_ok() {
-            cx.undo.done(undo_id);
+            cx.undone(undo_id).await;
         }
         cx.add(fail(format!("cannot {fail_cmd} on {master}: {e}")));
         return;
@@ -935,7 +1182,7 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
     });
     let start_res = cx.sh(master, &recover_cmd).await;
     if start_res.is_ok() {
-        cx.undo.done(undo_id);
+        cx.undone(undo_id).await;
     }
     let h = &svc.health;
     let health_known = h.interval * h.rise.max(h.fall) + h.timeout;
@@ -1025,19 +1272,30 @@ async fn check_director_failover(cx: &Ctx<'_>, master: &str, svc: &Service, mode
     if after_start.as_deref() == Some(backup.as_str()) && !spec.preempt {
         let start_cmd = format!("systemctl start {unit}");
         let id = cx
-            .undo
-            .push(&backup, &start_cmd, &format!("start {unit} on {backup}"));
-        let restored = match cx.sh(&backup, &format!("systemctl stop {unit}")).await {
-            Ok(_) => {
-                wait_holder(cx, takeover_limit, |x| x == Some(master))
-                    .await
-                    .1
+            .record_undo(
+                &backup,
+                &start_cmd,
+                &format!("start {unit} on {backup}"),
+                &format!("{unit} stopped on {backup} (to hand the VIP back to {master})"),
+            )
+            .await;
+        let restored = match &id {
+            Err(e) => {
+                tracing::warn!("lvsup verify: {e}");
+                false
             }
-            Err(_) => false,
+            Ok(_) => match cx.sh(&backup, &format!("systemctl stop {unit}")).await {
+                Ok(_) => {
+                    wait_holder(cx, takeover_limit, |x| x == Some(master))
+                        .await
+                        .1
+                }
+                Err(_) => false,
+            },
         };
-        let started = cx.sh(&backup, &start_cmd).await.is_ok();
-        if started {
-            cx.undo.done(id);
+        let started = id.is_err() || cx.sh(&backup, &start_cmd).await.is_ok();
+        if let (true, Ok(id)) = (started, id) {
+            cx.undone(id).await;
         }
         for row in &mut rows {
             if !restored {
@@ -1120,21 +1378,42 @@ async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
                 .iter()
                 .map(|a| format!("ip route add prohibit {a}/32"))
                 .collect();
+            // Idempotent (it may be replayed by a later run, after a crash
+            // before the routes were added): it fails only when a route stays.
             let del: Vec<String> = srcs
                 .iter()
-                .map(|a| format!("ip route del prohibit {a}/32"))
+                .map(|a| format!("ip route del prohibit {a}/32 2>/dev/null"))
                 .collect();
-            (add.join(" && "), del.join("; "), true)
+            let left: Vec<String> = srcs
+                .iter()
+                .map(|a| format!("ip route show type prohibit exact {a}/32"))
+                .collect();
+            let recover = format!("{}; [ -z \"$({})\" ]", del.join("; "), left.join("; "));
+            (add.join(" && "), recover, true)
         }
     };
     let h = &svc.health;
     let out_limit = h.interval * (h.fall + 1) + h.timeout + Duration::from_secs(5);
     let back_limit = h.interval * (h.rise + 1) + h.timeout + Duration::from_secs(5);
-    let undo_id = cx.undo.push(
-        &rs.name,
-        &recover_cmd,
-        &format!("recover {} ({recover_cmd})", rs.name),
-    );
+    let undo_id = match cx
+        .record_undo(
+            &rs.name,
+            &recover_cmd,
+            &format!("recover {} ({recover_cmd})", rs.name),
+            &format!("{} failing its health checks ({fail_cmd})", rs.name),
+        )
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            cx.add(CheckRow::from_verdict(
+                "real-server-failover",
+                &rs.name,
+                analysis::Verdict::failed("make one real server fail and recover it", e),
+            ));
+            return;
+        }
+    };
     let t0 = Instant::now();
     let prober = Prober::start(
         vip_addr(spec, svc),
@@ -1162,7 +1441,7 @@ async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
     if let Err(e) = cx.sh(&rs.name, &recover_cmd).await {
         errors.push(format!("cannot recover {}: {e}", rs.name));
     } else {
-        cx.undo.done(undo_id);
+        cx.undone(undo_id).await;
     }
     let mut back_ms = None;
     while ms_since(t0) - t_rec <= back_limit.as_millis() as u64 {
@@ -1301,6 +1580,16 @@ pub fn run(
         log: undo.clone(),
         exec: exec.clone(),
     };
+    // First what an interrupted verify left on the hosts: the checks need
+    // the cluster whole, and the report says what was undone.
+    let replayed = replay_all(exec.as_ref(), spec, &or_unknown(&opts.machine));
+    let mut opts = opts.clone();
+    if !replayed.failures.is_empty() && !opts.skip_failover {
+        opts.skip_failover = true;
+        opts.skip_failover_why =
+            Some("an interrupted verify's change could not be undone (see UNDO FAILED)".into());
+    }
+    let opts = &opts;
     let cx = Ctx {
         spec,
         exec: exec.clone(),
@@ -1314,7 +1603,7 @@ pub fn run(
     let interrupted = rt.block_on(async {
         tokio::select! {
             _ = all_checks(&cx) => false,
-            _ = tokio::signal::ctrl_c() => true,
+            _ = interrupt() => true,
         }
     });
     if interrupted {
@@ -1329,12 +1618,14 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let undo_failures = undo.run_all(exec.as_ref());
+    let mut undo_failures = replayed.failures;
+    undo_failures.extend(undo.run_all(exec.as_ref()));
     let rows = cx.rows.lock().map(|r| r.clone()).unwrap_or_default();
     let mut report = Report::new(&spec.name, rows);
     report.counters_from = cx.counters_from.lock().ok().and_then(|c| c.clone());
     report.interrupted = interrupted;
     report.undo_failures = undo_failures;
+    report.undone = replayed.undone;
     report.settle();
     drop(rt);
     Ok(report)

@@ -90,6 +90,9 @@ pub struct Report {
     pub checks: Vec<CheckRow>,
     /// Undo steps that failed: the cluster is NOT as verify found it.
     pub undo_failures: Vec<String>,
+    /// Changes an earlier, interrupted verify left on the hosts, undone
+    /// before the checks: `HOST: undid an interrupted verify from WHEN by WHO: WHAT`.
+    pub undone: Vec<String>,
 }
 
 impl Report {
@@ -101,6 +104,7 @@ impl Report {
             interrupted: false,
             checks,
             undo_failures: vec![],
+            undone: vec![],
         };
         r.settle();
         r
@@ -137,6 +141,10 @@ impl Report {
             }
         }
         let mut s = format!("verify \"{}\"\n", self.cluster);
+        // the records' text came from the hosts
+        for u in &self.undone {
+            let _ = writeln!(s, "{}", crate::config::diag::terminal_safe(u));
+        }
         let line = |s: &mut String, r: &[String; 5]| {
             let mut l = String::new();
             for (i, cell) in r.iter().enumerate() {
