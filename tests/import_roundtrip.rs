@@ -251,7 +251,7 @@ fn round_trip(set: &str) {
             "command -v keepalived >/dev/null || {{ echo 'keepalived is not installed in the lab image' >&2; exit 1; }}\n\
              mkdir -p /etc/keepalived && cat > /etc/keepalived/roundtrip.conf <<'LVSUP_EOF'\n{conf}\nLVSUP_EOF\n\
              keepalived -t -f /etc/keepalived/roundtrip.conf\n\
-             systemd-run --unit={KA_UNIT} keepalived -n -l -D -f /etc/keepalived/roundtrip.conf"
+             systemd-run --unit={KA_UNIT} \"$(command -v keepalived)\" -n -l -D -f /etc/keepalived/roundtrip.conf"
         ),
     );
     let journal = |lab: &Lab| {
