@@ -34,40 +34,13 @@
 //! both destroyed in the other order: every host as before (VM: ~19 min
 //! under TCG, lab up included).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Instant;
 
 mod common;
 
-struct Lab {
-    file: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = lvsup(&["lab", "down", "-f", &self.file.to_string_lossy()]);
-    }
-}
-
-fn lvsup(args: &[&str]) -> Output {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run lvsup");
-    eprintln!(
-        "lvsup {} → {} in {:.2}s",
-        args.join(" "),
-        out.status.code().unwrap_or(-1),
-        t.elapsed().as_secs_f64()
-    );
-    out
-}
+use common::{Lab, lvsup};
 
 fn text(o: &Output) -> String {
     format!(

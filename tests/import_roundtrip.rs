@@ -25,9 +25,12 @@
 //! lab each, since the forwarding method is per cluster). The comparison
 //! itself is tested hermetically below (it must be able to fail).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{Lab, lvsup};
 
 const SETS: &[&str] = &["dr", "nat", "tun"];
 
@@ -122,35 +125,6 @@ fn keepalived_and_lvsup_build_the_same_ipvs_table() {
     for set in sets {
         round_trip(&set);
     }
-}
-
-struct Lab {
-    file: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = lvsup(&["lab", "down", "-f", &self.file.to_string_lossy()]);
-    }
-}
-
-fn lvsup(args: &[&str]) -> Output {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run lvsup");
-    eprintln!(
-        "lvsup {} → {} in {:.2}s",
-        args.join(" "),
-        out.status.code().unwrap_or(-1),
-        t.elapsed().as_secs_f64()
-    );
-    out
 }
 
 fn expect(o: &Output, code: i32, what: &str) {

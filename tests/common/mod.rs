@@ -4,7 +4,9 @@
 //! its own), verify_e2e on the minimal example and on bare hosts.
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -178,4 +180,37 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
     format!(
         "director failover gap {gap} ms{crash_gap}; real server out {out} ms, back {back} ms{udp}{sync}"
     )
+}
+
+/// A lab brought up from `file` (which lives in `_dir`); `lab down` when
+/// dropped, also when a test fails.
+pub struct Lab {
+    pub file: PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = lvsup(&["lab", "down", "-f", &self.file.to_string_lossy()]);
+    }
+}
+
+/// Run this build's lvsup without a terminal or colors; logs the command,
+/// its exit code and time on stderr.
+pub fn lvsup(args: &[&str]) -> Output {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run lvsup");
+    eprintln!(
+        "lvsup {} → {} in {:.2}s",
+        args.join(" "),
+        out.status.code().unwrap_or(-1),
+        t.elapsed().as_secs_f64()
+    );
+    out
 }
