@@ -1352,3 +1352,56 @@ fn connection_sync_passes_only_when_every_connection_survives() {
     assert!(v.skipped && !v.passed, "{v:?}");
     assert!(v.measured.starts_with("0 of 5"), "{v:?}");
 }
+
+#[test]
+fn source_spread_for_sh_and_mh() {
+    use lvsup::verify::analysis::{SourceSpread, analyse_source_spread, binomial_tails};
+    use std::collections::BTreeMap;
+    let (le, ge) = binomial_tails(16, 0.5, 8);
+    assert!(le > 0.5 && ge > 0.5, "{le} {ge}");
+    let (le, _) = binomial_tails(16, 0.5, 0);
+    assert!((le - 0.5f64.powi(16)).abs() < 1e-12);
+    let servers = vec![("rs1".to_string(), 1), ("rs2".to_string(), 1)];
+    let one =
+        |srv: &str| -> BTreeMap<String, u64> { [(srv.to_string(), 4u64)].into_iter().collect() };
+    let spread = |on: &[&str]| SourceSpread {
+        scheduler: "sh".into(),
+        servers: servers.clone(),
+        per_source: on
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("10.0.0.{}", i + 1), one(s)))
+            .collect(),
+    };
+    // 16 sources, 9/7: PASS.
+    let ok: Vec<&str> = (0..16).map(|i| if i < 9 { "rs1" } else { "rs2" }).collect();
+    let v = analyse_source_spread(&spread(&ok));
+    assert!(v.passed && !v.skipped, "{v:?}");
+    assert_eq!(v.measured, "16 client addresses: rs1 9, rs2 7");
+    // All 16 on one server: FAIL with the numbers.
+    let v = analyse_source_spread(&spread(&["rs1"; 16]));
+    assert!(!v.passed && !v.skipped, "{v:?}");
+    assert!(
+        v.reasons.iter().any(|r| r.contains("rs2 got 0 of 16")),
+        "{v:?}"
+    );
+    // One source split over two servers: FAIL, even with few sources.
+    let mut split = spread(&["rs1", "rs2", "rs1"]);
+    split.per_source[0].1.insert("rs2".into(), 1);
+    let v = analyse_source_spread(&split);
+    assert!(!v.passed, "{v:?}");
+    assert!(v.reasons[0].contains("not one"), "{v:?}");
+    // Few sources, each on one server: the spread cannot be judged: SKIP.
+    let v = analyse_source_spread(&spread(&["rs1", "rs1", "rs1"]));
+    assert!(v.skipped && !v.passed, "{v:?}");
+    // One source: SKIP.
+    assert!(analyse_source_spread(&spread(&["rs1"])).skipped);
+    // A weight-0 server that gets a source: FAIL.
+    let mut zero = spread(&["rs1", "rs2", "rs1"]);
+    zero.servers[1].1 = 0;
+    let v = analyse_source_spread(&zero);
+    assert!(
+        !v.passed && v.reasons.iter().any(|r| r.contains("weight 0")),
+        "{v:?}"
+    );
+}

@@ -27,6 +27,7 @@ fn help_lists_the_flags() {
         "--batch",
         "--yes",
         "--crash",
+        "--source",
     ] {
         assert!(text.contains(flag), "{flag} missing in\n{text}");
     }
@@ -47,6 +48,13 @@ fn fail_command_needs_its_recover_command() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rs-recover-cmd"));
     let out = lvsup(&["verify", "-f", "examples/dr.toml", "--batch", "0"]);
     assert_eq!(out.status.code(), Some(64), "{out:?}");
+    // --source takes an address
+    let out = lvsup(&["verify", "-f", "examples/dr.toml", "--source", "eth0"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("eth0"),
+        "{out:?}"
+    );
 }
 
 #[test]

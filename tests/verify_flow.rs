@@ -55,6 +55,9 @@ struct State {
     refuse_records: bool,
     /// This many `systemctl start` commands fail as a lost ssh connection does.
     lost_starts: usize,
+    /// Schedule by the client's address (source hashing: its last octet
+    /// modulo the live servers) instead of round robin.
+    by_source: bool,
 }
 
 /// The single-quoted shell word at the start of `s` (as `shell_quote`
@@ -359,12 +362,20 @@ fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
     std::thread::spawn(move || {
         for c in listener.incoming() {
             let Ok(c) = c else { continue };
+            let octet = match c.peer_addr() {
+                Ok(SocketAddr::V4(a)) => usize::from(a.ip().octets()[3]),
+                _ => 0,
+            };
             let mut st = st2.lock().expect("state");
             let live: Vec<usize> = (0..names.len())
                 .filter(|i| !st.prohibit.contains_key(&names[*i]))
                 .collect();
             if !live.is_empty() {
-                let i = live[st.next % live.len()];
+                let i = if st.by_source {
+                    live[octet % live.len()]
+                } else {
+                    live[st.next % live.len()]
+                };
                 st.next += 1;
                 st.conns[i] += 1;
             }
@@ -1111,4 +1122,66 @@ fn a_leftover_that_cannot_be_undone_fails_verify_and_skips_the_failovers() {
             st.log
         );
     }
+}
+
+/// sh with `--source`: 14 client addresses (127.0.0.10–23, all local on
+/// loopback) each land on one server and spread 7/7: PASS; the same claim
+/// against a round-robin director splits every address: FAIL, each named.
+#[test]
+fn source_hashing_checked_from_several_client_addresses() {
+    let sources: Vec<std::net::IpAddr> = (10u8..24)
+        .map(|o| std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, o)))
+        .collect();
+    for hashing in [true, false] {
+        let (mut spec, st) = cluster(true);
+        spec.services[0].scheduler = "sh".into();
+        spec.services[0].persistence = None;
+        st.lock().expect("state").by_source = hashing;
+        let r = run(
+            &spec,
+            &st,
+            &Options {
+                skip_failover: true,
+                sources: if hashing {
+                    sources.clone()
+                } else {
+                    sources[..3].to_vec()
+                },
+                ..Options::default()
+            },
+        );
+        let text = r.render_text();
+        let s = row(&r, "scheduling-spread");
+        if hashing {
+            assert_eq!(s.result, Outcome::Pass, "{text}");
+            assert_eq!(s.figures["sources"], 14, "{text}");
+            assert!(s.measured.contains("node1 7, node2 7"), "{text}");
+        } else {
+            assert_eq!(s.result, Outcome::Fail, "{text}");
+            assert!(
+                s.reasons.iter().filter(|r| r.contains("not one")).count() == 3,
+                "{text}"
+            );
+        }
+    }
+    // Without --source the spread stays SKIP, saying how to check it.
+    let (mut spec, st) = cluster(true);
+    spec.services[0].scheduler = "sh".into();
+    spec.services[0].persistence = None;
+    st.lock().expect("state").by_source = true;
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    let s = row(&r, "scheduling-spread");
+    assert_eq!(s.result, Outcome::Skip, "{}", r.render_text());
+    assert!(
+        s.reasons.iter().any(|r| r.contains("--source")),
+        "{}",
+        r.render_text()
+    );
 }

@@ -44,6 +44,11 @@ pub struct VerifyArgs {
     /// it): the outage must stay within the backup's Master_Down_Interval + 1 s
     #[arg(long, conflicts_with = "skip_failover")]
     crash: bool,
+    /// A local address to connect from (repeat it): for sh/mh, each address's
+    /// connections must land on one server and the addresses spread by
+    /// weight (2 equal servers: 14 addresses or more to judge the spread)
+    #[arg(long, value_name = "ADDR")]
+    source: Vec<std::net::IpAddr>,
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
@@ -59,6 +64,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         crash_failover: a.crash,
         user: super::operator().0,
         machine: super::operator().1,
+        sources: a.source,
     };
     // The failover checks disrupt a live cluster: like apply, ask first (a
     // terminal prompt, or --yes); without either they are skipped, said in

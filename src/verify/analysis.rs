@@ -595,7 +595,7 @@ pub fn spread_verdict(b: &Batch) -> Option<Verdict> {
         "sh" | "mh" => (
             "source addresses spread over the servers by weight",
             "needs connections from several client addresses; verify connects from one \
-             (the machine it runs on)",
+             (the machine it runs on) unless given local addresses with --source ADDR …",
         ),
         "dh" | "lblc" | "lblcr" => (
             "destination addresses spread over the servers",
@@ -1387,4 +1387,158 @@ pub fn analyse_connection_sync(c: &ConnectionSync) -> Verdict {
         format!("{} of {} kept", c.wanted, c.wanted),
         reasons,
     )
+}
+
+// ------------------------------------------------------------ several sources
+
+/// Where the connections of each client address went (`verify --source`),
+/// for the schedulers that hash the source address (sh, mh).
+#[derive(Debug, Clone)]
+pub struct SourceSpread {
+    pub scheduler: String,
+    /// Every real server of the service with its weight, in file order.
+    pub servers: Vec<(String, u32)>,
+    /// Per source address: the new connections the director counted on each
+    /// real server (by name) while only that source connected.
+    pub per_source: Vec<(String, BTreeMap<String, u64>)>,
+}
+
+/// A spread this unlikely under the weights fails the check (about one
+/// false alarm in 10,000 runs per server).
+pub const SPREAD_ALPHA: f64 = 1e-4;
+
+/// P(X <= k) and P(X >= k) for X ~ Binomial(n, p).
+pub fn binomial_tails(n: u64, p: f64, k: u64) -> (f64, f64) {
+    if p <= 0.0 {
+        return (1.0, if k == 0 { 1.0 } else { 0.0 });
+    }
+    if p >= 1.0 {
+        return (if k >= n { 1.0 } else { 0.0 }, 1.0);
+    }
+    let mut pmf = (1.0 - p).powi(i32::try_from(n).unwrap_or(i32::MAX));
+    let (mut le, mut ge) = (0.0, 0.0);
+    for i in 0..=n {
+        if i <= k {
+            le += pmf;
+        }
+        if i >= k {
+            ge += pmf;
+        }
+        pmf *= (n - i) as f64 / (i + 1) as f64 * p / (1.0 - p);
+    }
+    (le.min(1.0), ge.min(1.0))
+}
+
+/// sh/mh with several client addresses: every source's connections land on
+/// one real server (a weight-0 server gets none), and the sources spread
+/// over the servers by weight: a server's count of sources is FAIL when it
+/// is less likely than [`SPREAD_ALPHA`] under Binomial(sources, weight
+/// share). With too few sources for any spread to be that unlikely, the
+/// spread part is SKIP (the per-source part still fails when broken).
+pub fn analyse_source_spread(s: &SourceSpread) -> Verdict {
+    let property = format!(
+        "{}: each client address lands on one server, and addresses spread over the servers by weight",
+        s.scheduler
+    );
+    let sources = s.per_source.len() as u64;
+    if sources < 2 {
+        return Verdict::skip(
+            property,
+            "-".into(),
+            "needs connections from at least 2 client addresses (--source ADDR …)",
+        );
+    }
+    let total_w: u64 = s.servers.iter().map(|(_, w)| u64::from(*w)).sum();
+    let mut reasons = Vec::new();
+    let mut per_server: BTreeMap<&str, u64> =
+        s.servers.iter().map(|(n, _)| (n.as_str(), 0)).collect();
+    for (src, got) in &s.per_source {
+        let hit: Vec<&String> = got
+            .iter()
+            .filter(|(_, c)| **c > 0)
+            .map(|(n, _)| n)
+            .collect();
+        match hit.as_slice() {
+            [] => reasons.push(format!(
+                "{src}: the director counted none of its connections"
+            )),
+            [one] => {
+                if let Some(c) = per_server.get_mut(one.as_str()) {
+                    *c += 1;
+                }
+            }
+            many => reasons.push(format!(
+                "{src}: its connections went to {} servers ({}), not one",
+                many.len(),
+                many.iter()
+                    .map(|n| format!("{n} {}", got[*n]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+    let measured = format!(
+        "{sources} client addresses: {}",
+        per_server
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let expected = s
+        .servers
+        .iter()
+        .map(|(n, w)| {
+            format!(
+                "{n} ~{:.1}",
+                sources as f64 * f64::from(*w) / total_w.max(1) as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Could any spread be judged? The likeliest-to-be-empty server (largest
+    // share) getting no source must be unlikely enough.
+    let p_max = s
+        .servers
+        .iter()
+        .map(|(_, w)| f64::from(*w) / total_w.max(1) as f64)
+        .fold(0.0, f64::max);
+    let decidable = total_w > 0 && binomial_tails(sources, p_max, 0).0 < SPREAD_ALPHA;
+    for (n, w) in &s.servers {
+        let got = per_server.get(n.as_str()).copied().unwrap_or(0);
+        if *w == 0 {
+            if got > 0 {
+                reasons.push(format!(
+                    "{n} has weight 0 but {got} client addresses went to it"
+                ));
+            }
+            continue;
+        }
+        if !decidable {
+            continue;
+        }
+        let p = f64::from(*w) / total_w as f64;
+        let (le, ge) = binomial_tails(sources, p, got);
+        if le.min(ge) < SPREAD_ALPHA {
+            reasons.push(format!(
+                "{n} got {got} of {sources} client addresses, expected ~{:.1} by weight \
+                 (probability {:.1e} under the weights)",
+                sources as f64 * p,
+                le.min(ge)
+            ));
+        }
+    }
+    if reasons.is_empty() && !decidable {
+        let mut v = Verdict::skip(
+            property,
+            measured,
+            format!(
+                "every client address landed on one server, but {sources} addresses are too few \
+                 to judge the spread: use more --source addresses"
+            ),
+        );
+        v.expected = expected;
+        return v;
+    }
+    Verdict::new(property, measured, expected, reasons)
 }

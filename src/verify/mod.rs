@@ -50,6 +50,10 @@ pub struct Options {
     /// the machine's name; empty: "unknown".
     pub user: String,
     pub machine: String,
+    /// Client addresses of this machine to connect from, one batch each
+    /// (`--source`): for sh/mh, whose property depends on the source
+    /// address. Empty: one address, the spread is SKIP.
+    pub sources: Vec<std::net::IpAddr>,
 }
 
 pub use crate::layout::director_unit;
@@ -912,10 +916,77 @@ async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
                 .figure("counted", counted)
                 .figure("counters_read_after_ms", counters_ms),
         );
-        if let Some(spread) = analysis::spread_verdict(&batch) {
+        let by_source = matches!(svc.scheduler.as_str(), "sh" | "mh")
+            && svc.persistence.is_none()
+            && cx.opts.sources.len() >= 2;
+        if by_source {
+            check_source_spread(cx, active, svc, &kind).await;
+        } else if let Some(spread) = analysis::spread_verdict(&batch) {
             cx.add(CheckRow::from_verdict("scheduling-spread", &label, spread));
         }
     }
+}
+
+/// Connections per client address in the source-spread check: enough to
+/// see that they all land on one server.
+const PER_SOURCE: u32 = 4;
+
+/// sh/mh with `--source`: a small batch from each client address, the
+/// director's counters read after each, then [`analysis::analyse_source_spread`].
+async fn check_source_spread(cx: &Ctx<'_>, active: &str, svc: &Service, kind: &ProbeKind) {
+    let spec = cx.spec;
+    let label = svc.label(spec.vip);
+    let mut per_source = Vec::new();
+    for src in &cx.opts.sources {
+        cx.counters_settled().await;
+        let Ok(before) = cx.table(active).await else {
+            continue;
+        };
+        let b = probe::batch_from(vip_addr(spec, svc), kind, PER_SOURCE, PROBE_TIMEOUT, *src).await;
+        cx.traffic_sent();
+        let t = Instant::now();
+        let sb = find_service(&before, spec, svc);
+        let mut after;
+        loop {
+            sleep_ms(if t.elapsed() < COUNTER_SETTLE {
+                u64::try_from(COUNTER_SETTLE.as_millis()).unwrap_or(2500)
+            } else {
+                500
+            })
+            .await;
+            after = cx.table(active).await.unwrap_or_default();
+            let counted: u64 = samples(spec, svc, sb, find_service(&after, spec, svc))
+                .iter()
+                .map(|d| d.delta)
+                .sum();
+            if counted >= u64::from(b.ok) || t.elapsed() >= COUNTER_WAIT_MAX {
+                break;
+            }
+        }
+        let got = samples(spec, svc, sb, find_service(&after, spec, svc))
+            .into_iter()
+            .map(|d| (d.name, d.delta))
+            .collect();
+        per_source.push((src.to_string(), got));
+    }
+    let s = analysis::SourceSpread {
+        scheduler: svc.scheduler.clone(),
+        servers: spec
+            .real_servers
+            .iter()
+            .map(|r| (r.name.clone(), if r.drain { 0 } else { r.weight }))
+            .collect(),
+        per_source,
+    };
+    let sources = s.per_source.len() as u64;
+    cx.add(
+        CheckRow::from_verdict(
+            "scheduling-spread",
+            &label,
+            analysis::analyse_source_spread(&s),
+        )
+        .figure("sources", sources),
+    );
 }
 
 /// Connections held open across the planned-stop failover (connection sync).

@@ -64,8 +64,8 @@ fn local_addr(addr: SocketAddr, port: u16) -> SocketAddr {
 /// (trimmed, at most 64 characters; may be empty). The socket is connected,
 /// so only a reply from `addr` counts and an ICMP port unreachable is an
 /// error ("Connection refused").
-async fn udp_from(addr: SocketAddr, port: u16) -> Result<String, String> {
-    let sock = UdpSocket::bind(local_addr(addr, port))
+async fn udp_from(addr: SocketAddr, local: SocketAddr) -> Result<String, String> {
+    let sock = UdpSocket::bind(local)
         .await
         .map_err(|e| format!("bind: {e}"))?;
     sock.connect(addr)
@@ -83,32 +83,32 @@ async fn udp_from(addr: SocketAddr, port: u16) -> Result<String, String> {
     Ok(text.trim().chars().take(64).collect())
 }
 
-/// [`probe_once`] from local port `port` (None: the kernel picks one).
-/// Ok(Some(text)): a UDP probe's reply.
+/// [`probe_once`] from the local address `local` (None: the kernel picks
+/// address and port). Ok(Some(text)): a UDP probe's reply.
 async fn probe_from(
     addr: SocketAddr,
     kind: &ProbeKind,
     timeout: Duration,
-    port: Option<u16>,
+    local: Option<SocketAddr>,
 ) -> Result<Option<String>, String> {
     if *kind == ProbeKind::Udp {
-        return match tokio::time::timeout(timeout, udp_from(addr, port.unwrap_or(0))).await {
+        let local = local.unwrap_or_else(|| local_addr(addr, 0));
+        return match tokio::time::timeout(timeout, udp_from(addr, local)).await {
             Ok(r) => r.map(Some),
             Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         };
     }
     let work = async {
-        let mut s = match port {
+        let mut s = match local {
             None => TcpStream::connect(addr).await,
-            Some(p) => {
+            Some(local) => {
                 let sock = if addr.is_ipv4() {
                     TcpSocket::new_v4()
                 } else {
                     TcpSocket::new_v6()
                 }
                 .map_err(|e| format!("socket: {e}"))?;
-                sock.bind(local_addr(addr, p))
-                    .map_err(|e| format!("bind: {e}"))?;
+                sock.bind(local).map_err(|e| format!("bind: {e}"))?;
                 sock.connect(addr).await
             }
         }
@@ -193,6 +193,23 @@ pub async fn batch(addr: SocketAddr, kind: &ProbeKind, n: u32, timeout: Duration
     r
 }
 
+/// Like [`batch`], but every connection from the local address `source`
+/// (a port the kernel picks): one client address of several (`verify
+/// --source`), for the schedulers that hash the source address.
+pub async fn batch_from(
+    addr: SocketAddr,
+    kind: &ProbeKind,
+    n: u32,
+    timeout: Duration,
+    source: std::net::IpAddr,
+) -> BatchResult {
+    let mut r = BatchResult::default();
+    for _ in 0..n {
+        r.record(probe_from(addr, kind, timeout, Some(SocketAddr::new(source, 0))).await);
+    }
+    r
+}
+
 /// Like [`batch`], but from local ports not in `avoid` (ports the director's
 /// IPVS table still has a connection entry for, from this client to this
 /// VIP:port). With the default `net.ipv4.vs.conn_reuse_mode = 1` a SYN that
@@ -226,7 +243,7 @@ pub async fn batch_avoiding(
         if avoid.contains(&port) {
             continue;
         }
-        match probe_from(addr, kind, timeout, Some(port)).await {
+        match probe_from(addr, kind, timeout, Some(local_addr(addr, port))).await {
             Err(e) if e.starts_with("bind:") => continue,
             res => r.record(res),
         }
