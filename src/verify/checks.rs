@@ -1,0 +1,261 @@
+//! The checks that disrupt nothing: VIP holder, real servers, reachability,
+//! scheduling (and its spread over several client addresses).
+
+use super::*;
+
+pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
+    let spec = cx.spec;
+    let dirs = cx.director_facts().await;
+    cx.add(CheckRow::from_verdict(
+        "vip-holder",
+        &spec.vip.to_string(),
+        analysis::check_vip_holder(spec, &dirs),
+    ));
+    let rs_futs = spec.real_servers.iter().map(|r| async move {
+        match cx.sh(&r.name, &rs_facts_command()).await {
+            Ok(out) => parse_rs_facts(&r.name, &out),
+            Err(e) => RealServerFacts {
+                name: r.name.clone(),
+                error: Some(e),
+                ..Default::default()
+            },
+        }
+    });
+    for f in futures::future::join_all(rs_futs).await {
+        cx.add(CheckRow::from_verdict(
+            "real-server",
+            &f.name,
+            analysis::check_real_server(spec, &f),
+        ));
+    }
+    for svc in &spec.services {
+        let label = svc.label(spec.vip);
+        let kind = probe_kind(svc);
+        let b = probe::batch(vip_addr(spec, svc), &kind, 10, PROBE_TIMEOUT).await;
+        cx.traffic_sent();
+        let mut row = CheckRow::from_verdict(
+            "reachability",
+            &label,
+            analysis::check_answers(
+                &label,
+                b.sent,
+                b.ok,
+                kind.describe(),
+                b.first_error.as_deref(),
+            ),
+        )
+        .figure("answered", u64::from(b.ok));
+        if !b.replies.is_empty() {
+            row.measured.push_str(&format!(
+                "; replies: {}",
+                analysis::describe_replies(&b.replies)
+            ));
+        }
+        cx.add(row);
+    }
+    dirs
+}
+
+pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
+    let spec = cx.spec;
+    for svc in spec.services.iter() {
+        let label = svc.label(spec.vip);
+        let Some(active) = active else {
+            cx.add(CheckRow::skipped(
+                "scheduling",
+                &label,
+                "no single active director (see vip-holder)",
+            ));
+            continue;
+        };
+        let weights: Vec<u32> = spec.real_servers.iter().map(|r| r.weight).collect();
+        let n = cx
+            .opts
+            .batch
+            .unwrap_or_else(|| analysis::batch_size(&svc.scheduler, &weights));
+        // Counters that already include every earlier connection (the
+        // reachability batch, the previous service's batch).
+        cx.counters_settled().await;
+        let before = match cx.table(active).await {
+            Ok(t) => t,
+            Err(e) => {
+                cx.add(CheckRow::from_verdict(
+                    "scheduling",
+                    &label,
+                    analysis::Verdict::failed(
+                        "read the active director's IPVS counters",
+                        format!("cannot read the IPVS table of {active}: {e}"),
+                    ),
+                ));
+                continue;
+            }
+        };
+        let kind = probe_kind(svc);
+        // Client ports the director still has an entry for would not be
+        // counted as new connections (see probe::batch_avoiding). UDP the
+        // same: a datagram from a port with an entry (300 s by default)
+        // follows it; each new port is a new entry, scheduled and counted.
+        let avoid = cx
+            .sh(
+                active,
+                &facts::conn_ports_command(svc.protocol.as_str(), vip_addr(spec, svc)),
+            )
+            .await
+            .map(|o| facts::parse_conn_ports(&o))
+            .unwrap_or_default();
+        let b = probe::batch_avoiding(vip_addr(spec, svc), &kind, n, PROBE_TIMEOUT, &avoid).await;
+        cx.traffic_sent();
+        let t_batch = Instant::now();
+        let sb = find_service(&before, spec, svc);
+        // Read again until the counters account for the batch (see COUNTER_PERIOD).
+        let mut after;
+        loop {
+            sleep_ms(if t_batch.elapsed() < COUNTER_SETTLE {
+                u64::try_from(COUNTER_SETTLE.as_millis()).unwrap_or(2500)
+            } else {
+                500
+            })
+            .await;
+            after = cx.table(active).await.unwrap_or_default();
+            let counted: u64 = samples(spec, svc, sb, find_service(&after, spec, svc))
+                .iter()
+                .map(|d| d.delta)
+                .sum();
+            if counted >= u64::from(b.ok) || t_batch.elapsed() >= COUNTER_WAIT_MAX {
+                break;
+            }
+        }
+        let counters_ms = ms_since(t_batch);
+        let sa = find_service(&after, spec, svc);
+        let dests = samples(spec, svc, sb, sa);
+        let counted: u64 = dests.iter().map(|d| d.delta).sum();
+        let batch = Batch {
+            scheduler: svc.scheduler.clone(),
+            persistent: svc.persistence.is_some(),
+            sent: b.sent,
+            accepted: b.ok,
+            one_source: true,
+            dests,
+        };
+        let mut v = analysis::analyse_batch(&batch);
+        if let (true, Some(e)) = (b.ok < b.sent, &b.first_error) {
+            v.reasons.push(format!("the first failed connection: {e}"));
+        }
+        // UDP: the replies name the servers that answered; where they name
+        // real servers they must agree with the counters.
+        let agree = analysis::replies_vs_counters(&b.replies, &batch.dests);
+        if let Some(reasons) = &agree {
+            for r in reasons {
+                v.fail_with(r.clone());
+            }
+        }
+        if !b.replies.is_empty() {
+            v.measured.push_str(&format!(
+                "; replies: {}{}",
+                analysis::describe_replies(&b.replies),
+                match &agree {
+                    Some(r) if r.is_empty() => " (agree with the counters)",
+                    Some(_) => " (disagree with the counters)",
+                    None => " (not server names: not compared)",
+                }
+            ));
+        }
+        if sa.is_none() {
+            v.fail_with(format!(
+                "the active director {active} has no virtual service {label}"
+            ));
+        } else if counted < u64::from(b.ok)
+            && cx
+                .sh(active, "cat /proc/sys/net/ipv4/vs/run_estimation")
+                .await
+                .is_ok_and(|o| o.trim() == "0")
+        {
+            v.reasons.push(format!(
+                "net.ipv4.vs.run_estimation is 0 on {active}: the kernel does not update \
+                 the IPVS connection counters verify reads (set it to 1)"
+            ));
+        }
+        cx.add(
+            CheckRow::from_verdict("scheduling", &label, v)
+                .figure("sent", u64::from(b.sent))
+                .figure("accepted", u64::from(b.ok))
+                .figure("counted", counted)
+                .figure("counters_read_after_ms", counters_ms),
+        );
+        let by_source = matches!(svc.scheduler.as_str(), "sh" | "mh")
+            && svc.persistence.is_none()
+            && cx.opts.sources.len() >= 2;
+        if by_source {
+            check_source_spread(cx, active, svc, &kind).await;
+        } else if let Some(spread) = analysis::spread_verdict(&batch) {
+            cx.add(CheckRow::from_verdict("scheduling-spread", &label, spread));
+        }
+    }
+}
+
+/// Connections per client address in the source-spread check: enough to
+/// see that they all land on one server.
+pub(super) const PER_SOURCE: u32 = 4;
+
+/// sh/mh with `--source`: a small batch from each client address, the
+/// director's counters read after each, then [`analysis::analyse_source_spread`].
+pub(super) async fn check_source_spread(
+    cx: &Ctx<'_>,
+    active: &str,
+    svc: &Service,
+    kind: &ProbeKind,
+) {
+    let spec = cx.spec;
+    let label = svc.label(spec.vip);
+    let mut per_source = Vec::new();
+    for src in &cx.opts.sources {
+        cx.counters_settled().await;
+        let Ok(before) = cx.table(active).await else {
+            continue;
+        };
+        let b = probe::batch_from(vip_addr(spec, svc), kind, PER_SOURCE, PROBE_TIMEOUT, *src).await;
+        cx.traffic_sent();
+        let t = Instant::now();
+        let sb = find_service(&before, spec, svc);
+        let mut after;
+        loop {
+            sleep_ms(if t.elapsed() < COUNTER_SETTLE {
+                u64::try_from(COUNTER_SETTLE.as_millis()).unwrap_or(2500)
+            } else {
+                500
+            })
+            .await;
+            after = cx.table(active).await.unwrap_or_default();
+            let counted: u64 = samples(spec, svc, sb, find_service(&after, spec, svc))
+                .iter()
+                .map(|d| d.delta)
+                .sum();
+            if counted >= u64::from(b.ok) || t.elapsed() >= COUNTER_WAIT_MAX {
+                break;
+            }
+        }
+        let got = samples(spec, svc, sb, find_service(&after, spec, svc))
+            .into_iter()
+            .map(|d| (d.name, d.delta))
+            .collect();
+        per_source.push((src.to_string(), got));
+    }
+    let s = analysis::SourceSpread {
+        scheduler: svc.scheduler.clone(),
+        servers: spec
+            .real_servers
+            .iter()
+            .map(|r| (r.name.clone(), if r.drain { 0 } else { r.weight }))
+            .collect(),
+        per_source,
+    };
+    let sources = s.per_source.len() as u64;
+    cx.add(
+        CheckRow::from_verdict(
+            "scheduling-spread",
+            &label,
+            analysis::analyse_source_spread(&s),
+        )
+        .figure("sources", sources),
+    );
+}
