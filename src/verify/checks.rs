@@ -107,24 +107,7 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
         cx.traffic_sent();
         let t_batch = Instant::now();
         let sb = find_service(&before, spec, svc);
-        // Read again until the counters account for the batch (see COUNTER_PERIOD).
-        let mut after;
-        loop {
-            sleep_ms(if t_batch.elapsed() < COUNTER_SETTLE {
-                u64::try_from(COUNTER_SETTLE.as_millis()).unwrap_or(2500)
-            } else {
-                500
-            })
-            .await;
-            after = cx.table(active).await.unwrap_or_default();
-            let counted: u64 = samples(spec, svc, sb, find_service(&after, spec, svc))
-                .iter()
-                .map(|d| d.delta)
-                .sum();
-            if counted >= u64::from(b.ok) || t_batch.elapsed() >= COUNTER_WAIT_MAX {
-                break;
-            }
-        }
+        let after = counters_after(cx, active, svc, sb, b.ok, t_batch).await;
         let counters_ms = ms_since(t_batch);
         let sa = find_service(&after, spec, svc);
         let dests = samples(spec, svc, sb, sa);
@@ -193,6 +176,36 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
     }
 }
 
+/// The active director's table once its counters account for the `ok`
+/// connections a batch sent at `sent` (see [`COUNTER_PERIOD`]), or after
+/// [`COUNTER_WAIT_MAX`].
+async fn counters_after(
+    cx: &Ctx<'_>,
+    active: &str,
+    svc: &Service,
+    before: Option<&facts::SvcSnap>,
+    ok: u32,
+    sent: Instant,
+) -> Vec<facts::SvcSnap> {
+    let spec = cx.spec;
+    loop {
+        sleep_ms(if sent.elapsed() < COUNTER_SETTLE {
+            u64::try_from(COUNTER_SETTLE.as_millis()).unwrap_or(2500)
+        } else {
+            500
+        })
+        .await;
+        let after = cx.table(active).await.unwrap_or_default();
+        let counted: u64 = samples(spec, svc, before, find_service(&after, spec, svc))
+            .iter()
+            .map(|d| d.delta)
+            .sum();
+        if counted >= u64::from(ok) || sent.elapsed() >= COUNTER_WAIT_MAX {
+            return after;
+        }
+    }
+}
+
 /// Connections per client address in the source-spread check: enough to
 /// see that they all land on one server.
 pub(super) const PER_SOURCE: u32 = 4;
@@ -217,23 +230,7 @@ pub(super) async fn check_source_spread(
         cx.traffic_sent();
         let t = Instant::now();
         let sb = find_service(&before, spec, svc);
-        let mut after;
-        loop {
-            sleep_ms(if t.elapsed() < COUNTER_SETTLE {
-                u64::try_from(COUNTER_SETTLE.as_millis()).unwrap_or(2500)
-            } else {
-                500
-            })
-            .await;
-            after = cx.table(active).await.unwrap_or_default();
-            let counted: u64 = samples(spec, svc, sb, find_service(&after, spec, svc))
-                .iter()
-                .map(|d| d.delta)
-                .sum();
-            if counted >= u64::from(b.ok) || t.elapsed() >= COUNTER_WAIT_MAX {
-                break;
-            }
-        }
+        let after = counters_after(cx, active, svc, sb, b.ok, t).await;
         let got = samples(spec, svc, sb, find_service(&after, spec, svc))
             .into_iter()
             .map(|d| (d.name, d.delta))
