@@ -288,7 +288,11 @@ fn negative_cases(lab: &Lab, base: &str, dir: &Path) {
     assert_eq!(code, 1, "{}", reasons(&v));
     let s = rows(&v, "scheduling");
     assert!(s.iter().any(|r| r["result"] == "fail"), "{v}");
-    assert!(reasons(&v).contains("sh"), "{}", reasons(&v));
+    assert!(
+        reasons(&v).contains("no client affinity"),
+        "{}",
+        reasons(&v)
+    );
 
     let demo = "systemctl stop lvsup-lab-demo@80.service";
     let fast_sync = claim(
