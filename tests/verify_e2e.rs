@@ -324,7 +324,12 @@ fn negative_cases(lab: &Lab, base: &str, dir: &Path) {
             .as_u64()
             .unwrap_or(u64::MAX),
     );
-    assert!(gap > limit, "{crash}");
+    // The frozen master keeps the VIP and IPVS keeps forwarding, so probes
+    // may see no gap; the takeover itself is what comes too late.
+    assert!(
+        crash.to_string().contains("more than Master_Down_Interval"),
+        "{crash}"
+    );
     let c = rows(&v, "connection-sync");
     assert_eq!(c.len(), 1, "{v}");
     assert_eq!(c[0]["result"], "fail", "{}", c[0]);
