@@ -877,13 +877,18 @@ fn drain(lab: &Lab) {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let text = lab.sh("lvs1", "lvsup director status");
-        assert!(
-            text.contains(&format!(
-                "removed from the config, draining ({stale} active,"
-            )),
-            "{text}"
-        );
+        // The daemon samples the kernel's counters on its drain check (every
+        // 2 s), so its status may lag the table read just above: poll it.
+        let want = format!("removed from the config, draining ({stale} active,");
+        let t = Instant::now();
+        loop {
+            let text = lab.sh("lvs1", "lvsup director status");
+            if text.contains(&want) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(8), "want {want:?}:\n{text}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
         eprintln!("node2 keeps draining: {stale} stale ESTABLISHED entries from earlier steps");
     }
 
