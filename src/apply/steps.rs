@@ -265,6 +265,11 @@ mod tests {
     fn upload_installs_a_complete_binary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin/lvsup");
+        // A temp file an earlier, killed upload left: cleaned up (the
+        // pattern only: other dot files stay).
+        std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir");
+        std::fs::write(dir.path().join("bin/.lvsup.Ab12Cd"), b"cut").expect("stale");
+        std::fs::write(dir.path().join("bin/.lvsup.keep"), b"other").expect("other");
         let data = b"\x7fELF new binary".repeat(1000);
         let (ok, err) = upload(&bin, &data, &data);
         assert!(ok, "{err}");
@@ -272,7 +277,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&bin).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
-        assert_eq!(leftovers(&dir.path().join("bin")), ["lvsup"]);
+        assert_eq!(leftovers(&dir.path().join("bin")), [".lvsup.keep", "lvsup"]);
     }
 
     #[test]
