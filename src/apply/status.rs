@@ -66,6 +66,10 @@ pub struct DestView {
     pub health: String,
 }
 
+/// The health column of a sorry server the kernel has: the daemon put it
+/// in because no real server of the service can take a connection.
+pub const SORRY_IN_USE: &str = "sorry server in use";
+
 /// The daemon's VRRP state and since when (its last transition, else its start).
 fn daemon_view(v: &Status) -> (Option<String>, Option<String>) {
     let since = v
@@ -87,10 +91,21 @@ fn health_of(
     port: u16,
     active: u64,
 ) -> Option<String> {
-    let s = v?
-        .services
-        .iter()
-        .find(|s| s.port == svc.port && s.protocol.eq_ignore_ascii_case(&svc.protocol))?;
+    let s = v?.services.iter().find(|s| match svc.fwmark {
+        Some(m) => s.fwmark == Some(m),
+        None => {
+            s.fwmark.is_none()
+                && s.port == svc.port
+                && s.vip == svc.vip
+                && s.protocol.eq_ignore_ascii_case(&svc.protocol)
+        }
+    })?;
+    if let Some(ss) = &s.sorry_server
+        && ss.address == addr
+        && ss.port == port
+    {
+        return Some(SORRY_IN_USE.into());
+    }
     if let Some(d) = s
         .draining
         .iter()
@@ -215,7 +230,11 @@ pub fn build(
                         .map(|d| {
                             let a = d.address.to_string();
                             DestView {
-                                name: names.get(&a).cloned(),
+                                name: names.get(&a).cloned().or_else(|| {
+                                    let h = health_of(dv.as_ref(), s, d.address, d.port, 0);
+                                    (h.as_deref() == Some(SORRY_IN_USE))
+                                        .then(|| "sorry server".to_string())
+                                }),
                                 destination: format!("{a}:{}", d.port),
                                 forward: d.forward.clone(),
                                 weight: d.weight,
@@ -322,9 +341,25 @@ pub fn render(s: &ClusterStatus) -> String {
 /// The closing line of `status`: master, reachable directors, real servers up.
 pub fn summary(s: &ClusterStatus) -> String {
     let reachable = s.directors.iter().filter(|d| d.reachable).count();
-    let dests: Vec<&DestView> = s.services.iter().flat_map(|v| &v.destinations).collect();
+    let dests: Vec<&DestView> = s
+        .services
+        .iter()
+        .flat_map(|v| &v.destinations)
+        .filter(|d| d.health != SORRY_IN_USE)
+        .collect();
     let up = dests.iter().filter(|d| d.health == "up").count();
-    let table = if s.table_from.is_some() {
+    let sorry = s
+        .services
+        .iter()
+        .filter(|v| v.destinations.iter().any(|d| d.health == SORRY_IN_USE))
+        .count();
+    let table = if s.table_from.is_some() && sorry > 0 {
+        format!(
+            "{up} of {} real servers up, sorry server in use for {sorry} service{}",
+            dests.len(),
+            if sorry == 1 { "" } else { "s" }
+        )
+    } else if s.table_from.is_some() {
         format!("{up} of {} real servers up", dests.len())
     } else {
         "no IPVS table".to_string()

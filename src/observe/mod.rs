@@ -20,6 +20,7 @@ pub use crate::layout::previous_sysctl_path;
 pub fn managed_paths(cluster: &str) -> Vec<String> {
     vec![
         desired::director_config_path(cluster),
+        crate::layout::fwmark_rules_path(cluster),
         desired::unit_path(&desired::director_unit(cluster)),
         desired::unit_path(&desired::realserver_unit(cluster)),
         desired::sysctl_path(cluster),

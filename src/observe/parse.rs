@@ -43,17 +43,27 @@ pub struct LiveDest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveService {
+    /// "TCP", "UDP", "SCTP"; "FWM" for a fwmark service.
     pub protocol: String,
+    /// 0.0.0.0 for a fwmark service.
     pub vip: Ipv4Addr,
+    /// 0 for a fwmark service.
     pub port: u16,
+    /// A fwmark service's mark.
+    pub fwmark: Option<u32>,
     pub scheduler: String,
     pub persistence: Option<u32>,
+    /// A persistent service's netmask (host order), as the kernel prints it.
+    pub netmask: Option<u32>,
     pub destinations: Vec<LiveDest>,
 }
 
 impl LiveService {
     pub fn label(&self) -> String {
-        format!("{} {}:{}", self.protocol, self.vip, self.port)
+        match self.fwmark {
+            Some(m) => format!("FWM {m}"),
+            None => format!("{} {}:{}", self.protocol, self.vip, self.port),
+        }
     }
 }
 
@@ -414,8 +424,15 @@ fn to_virtual(s: &LiveService, names: &BTreeMap<Ipv4Addr, &str>) -> VirtualServi
         },
         vip: s.vip,
         port: s.port,
+        fwmark: s.fwmark,
         scheduler: s.scheduler.clone(),
         persistence_secs: s.persistence,
+        persistence_netmask: s
+            .persistence
+            .and(s.netmask)
+            .map(|m| m.leading_ones() as u8)
+            .filter(|m| *m != 32),
+        sorry_server: None,
         destinations: s
             .destinations
             .iter()
@@ -435,6 +452,18 @@ fn to_virtual(s: &LiveService, names: &BTreeMap<Ipv4Addr, &str>) -> VirtualServi
             })
             .collect(),
     }
+}
+
+/// `persistent TIMEOUT NETMASK` of a service line: the timeout (jiffies)
+/// and the netmask (hex, host order).
+fn persistent(w: &[&str]) -> (Option<u32>, Option<u32>) {
+    let Some(i) = w.iter().position(|x| *x == "persistent") else {
+        return (None, None);
+    };
+    (
+        w.get(i + 1).and_then(|t| t.parse().ok()),
+        w.get(i + 2).and_then(|t| u32::from_str_radix(t, 16).ok()),
+    )
 }
 
 fn hex_endpoint(s: &str) -> Option<(Ipv4Addr, u16)> {
@@ -458,19 +487,35 @@ pub fn parse_ipvs_list_persistence(text: &str) -> Option<PersistenceByService> {
     let list = crate::contract::ipvs_list::IpvsList::parse(text).ok()?;
     let mut out = BTreeMap::new();
     for s in list.services {
-        let crate::ipvs::ServiceId::Addr {
-            protocol,
-            addr: std::net::SocketAddr::V4(addr),
-        } = s.id
-        else {
-            continue;
-        };
-        out.insert(
-            (protocol.name().to_string(), *addr.ip(), addr.port()),
-            s.persistence,
-        );
+        match s.id {
+            crate::ipvs::ServiceId::Addr {
+                protocol,
+                addr: std::net::SocketAddr::V4(addr),
+            } => {
+                out.insert(
+                    (protocol.name().to_string(), *addr.ip(), addr.port()),
+                    s.persistence,
+                );
+            }
+            crate::ipvs::ServiceId::Fwmark {
+                mark,
+                family: crate::ipvs::Family::Inet,
+            } => {
+                out.insert(("FWM".into(), Ipv4Addr::from(mark), 0), s.persistence);
+            }
+            _ => {}
+        }
     }
     Some(out)
+}
+
+/// A service's key in [`PersistenceByService`]: a fwmark service is
+/// `("FWM", the mark as an address, 0)`.
+fn persistence_key(s: &LiveService) -> (String, Ipv4Addr, u16) {
+    match s.fwmark {
+        Some(m) => ("FWM".into(), Ipv4Addr::from(m), 0),
+        None => (s.protocol.to_ascii_uppercase(), s.vip, s.port),
+    }
 }
 
 /// `/proc/net/ip_vs` prints a persistent service's timeout in jiffies
@@ -488,7 +533,7 @@ pub fn persistence_in_seconds(
         let Some(jiffies) = s.persistence else {
             continue;
         };
-        let key = (s.protocol.to_ascii_uppercase(), s.vip, s.port);
+        let key = persistence_key(s);
         if let Some(Some(secs)) = netlink.and_then(|m| m.get(&key)) {
             s.persistence = Some(*secs);
             continue;
@@ -527,21 +572,37 @@ pub fn parse_proc_ip_vs(text: &str) -> Result<Vec<LiveService>, FactsError> {
                     continue;
                 };
                 skipping = false;
-                let persistence = w
-                    .iter()
-                    .position(|x| *x == "persistent")
-                    .and_then(|i| w.get(i + 1))
-                    .and_then(|t| t.parse().ok());
+                let (persistence, netmask) = persistent(&w);
                 out.push(LiveService {
                     protocol: w[0].to_string(),
                     vip,
                     port,
+                    fwmark: None,
                     scheduler: w.get(2).unwrap_or(&"?").to_string(),
                     persistence,
+                    netmask,
                     destinations: vec![],
                 });
             }
-            Some(&"FWM") => skipping = true,
+            // `FWM  00000005 wlc [ops ]persistent 75000 FFFFFF00`
+            Some(&"FWM") => {
+                let Some(mark) = w.get(1).and_then(|m| u32::from_str_radix(m, 16).ok()) else {
+                    skipping = true;
+                    continue;
+                };
+                skipping = false;
+                let (persistence, netmask) = persistent(&w);
+                out.push(LiveService {
+                    protocol: "FWM".into(),
+                    vip: Ipv4Addr::UNSPECIFIED,
+                    port: 0,
+                    fwmark: Some(mark),
+                    scheduler: w.get(2).unwrap_or(&"?").to_string(),
+                    persistence,
+                    netmask,
+                    destinations: vec![],
+                });
+            }
             Some(&"->") if w.get(1) != Some(&"RemoteAddress:Port") => {
                 if skipping {
                     continue;
