@@ -37,8 +37,8 @@ use crate::director::config::DirectorConfig;
 // Unit names and host paths live in one place, `crate::layout`, which the
 // director core, facts gathering, verify and destroy use too.
 pub use crate::layout::{
-    BINARY_PATH, director_config_path, director_unit, modules_path, previous_route_path,
-    realserver_unit, sysctl_path, unit_path,
+    BINARY_PATH, director_config_path, director_unit, fwmark_rules_path, modules_path,
+    previous_route_path, realserver_unit, sysctl_path, unit_path,
 };
 
 /// The director unit's `LimitNOFILE`: the daemon holds a few sockets of its

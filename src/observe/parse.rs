@@ -87,6 +87,9 @@ pub struct Facts {
     pub daemon: Option<Result<Status, String>>,
     /// `None` when `/proc/net/ip_vs` is absent (no ip_vs loaded) or not a director.
     pub ipvs: Option<Vec<LiveService>>,
+    /// Directors: whether `nft` is installed (fwmark services need it);
+    /// `None` when not reported.
+    pub nft: Option<bool>,
     /// Previous values recorded by an earlier apply.
     pub previous_sysctls: Option<BTreeMap<String, Option<String>>>,
     /// The undo records an interrupted `lvsup verify` left, as
@@ -313,6 +316,7 @@ pub fn parse(
                 }
             }
             "ipvs-netlink" => netlink_persistence = parse_ipvs_list_persistence(&text),
+            "nft" => f.nft = Some(!text.trim().is_empty()),
             "verify-undo" => f.verify_undo = text,
             "hz" => {
                 hz = text
@@ -680,6 +684,12 @@ pub fn prerequisites(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                         facts.kernel
                     ));
                 }
+            }
+            if facts.nft == Some(false) && spec.services.iter().any(|s| s.fwmark.is_some()) {
+                p.push(
+                    "nft is not installed (package nftables): the fwmark services' marking rule needs it"
+                        .into(),
+                );
             }
             for a in &want.addresses {
                 match &a.interface {
