@@ -370,3 +370,75 @@ pub fn summary(s: &ClusterStatus) -> String {
         s.directors.len()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::status::SorryStatus;
+    use crate::observe::LiveDest;
+
+    #[test]
+    fn a_sorry_server_in_use_and_a_fwmark_service() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fwmark.toml"))
+                .expect("example");
+        let spec = crate::config::parse_str("fwmark.toml", &text).expect("valid");
+        let d = crate::desired::desired_cluster(&spec).expect("render");
+        let want = d
+            .hosts
+            .iter()
+            .find(|h| h.name == "lvs191")
+            .expect("director");
+        let dest = |a: [u8; 4], weight: u32| LiveDest {
+            address: Ipv4Addr::from(a),
+            port: 0,
+            forward: "Route".into(),
+            weight,
+            active: 0,
+            inactive: 0,
+        };
+        let mut st = crate::contract::status::tests::sample();
+        let s = &mut st.services[0];
+        s.fwmark = Some(1);
+        s.port = 0;
+        s.ports = vec![80, 443];
+        s.real_servers[0].address = Ipv4Addr::new(192, 168, 0, 171);
+        s.real_servers[0].port = 0;
+        s.sorry_server = Some(SorryStatus {
+            address: Ipv4Addr::new(192, 168, 0, 180),
+            port: 0,
+            in_use: true,
+        });
+        let facts = Facts {
+            ipvs: Some(vec![LiveService {
+                protocol: "FWM".into(),
+                vip: Ipv4Addr::UNSPECIFIED,
+                port: 0,
+                fwmark: Some(1),
+                scheduler: "wlc".into(),
+                persistence: Some(1800),
+                netmask: Some(0xFFFF_FF00),
+                destinations: vec![
+                    dest([192, 168, 0, 171], 0),
+                    dest([192, 168, 0, 172], 0),
+                    dest([192, 168, 0, 180], 1),
+                ],
+            }]),
+            daemon: Some(Ok(st)),
+            ..Facts::default()
+        };
+        let facts: Result<Facts, HostError> = Ok(facts);
+        let s = build(&spec, &[(want, &facts)]);
+        let v = &s.services[0];
+        assert_eq!(v.service, "FWM 1");
+        assert_eq!(v.destinations[0].health, "down");
+        assert_eq!(v.destinations[2].health, SORRY_IN_USE);
+        assert_eq!(v.destinations[2].name.as_deref(), Some("sorry server"));
+        let text = render(&s);
+        assert!(text.contains("sorry server in use"), "{text}");
+        assert!(
+            text.contains("0 of 2 real servers up, sorry server in use for 1 service."),
+            "{text}"
+        );
+    }
+}

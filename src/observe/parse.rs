@@ -745,8 +745,13 @@ mod tests {
                  -> C0A800AB:0000      Route   1      0          0         \n\
                  UDP  C0A80064:0035 wrr persistent 300\n";
         let s = parse_proc_ip_vs(t).expect("parse");
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.len(), 3);
         assert_eq!(s[0].label(), "TCP 192.168.0.100:80");
+        // the fwmark service and its destination (port 0)
+        assert_eq!((s[1].label(), s[1].fwmark), ("FWM 1".to_string(), Some(1)));
+        assert_eq!(s[1].destinations.len(), 1);
+        assert_eq!(s[1].destinations[0].port, 0);
+        let s = vec![s[0].clone(), s[2].clone()];
         assert_eq!(s[0].destinations.len(), 2);
         assert_eq!(
             s[0].destinations[0].address,
@@ -796,6 +801,68 @@ mod tests {
             + &jiffies.to_string()
             + " FFFFFFFF\n";
         parse_proc_ip_vs(&t).expect("parse")
+    }
+
+    #[test]
+    fn fwmark_persistence_and_netmask_from_proc_and_netlink() {
+        let t = "FWM  00000005 wlc persistent 75000 FFFFFF00\n  \
+                 -> C0A800AB:0000      Route   1      0          0         \n\
+                 FWM  00000006 rr \n";
+        let mut live = parse_proc_ip_vs(t).expect("parse");
+        assert_eq!(live[0].netmask, Some(0xFFFF_FF00));
+        assert_eq!(live[1].persistence, None);
+        let svc =
+            crate::ipvs::Service::new(crate::ipvs::ServiceId::fwmark(5), "wlc").persistent(300);
+        let json = crate::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![svc],
+        }
+        .to_json()
+        .expect("json")
+        .to_string();
+        let netlink = parse_ipvs_list_persistence(&json).expect("understood");
+        assert_eq!(
+            persistence_in_seconds(&mut live, Some(&netlink), Some(1000)),
+            None
+        );
+        assert_eq!(live[0].persistence, Some(300));
+        let v = to_virtual(&live[0], &BTreeMap::new());
+        assert_eq!(
+            (v.fwmark, v.persistence_netmask, v.label()),
+            (Some(5), Some(24), "FWM 5".into())
+        );
+    }
+
+    #[test]
+    fn a_director_of_a_fwmark_cluster_needs_nft() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fwmark.toml"))
+                .expect("example");
+        let spec = crate::config::parse_str("fwmark.toml", &text).expect("valid");
+        let desired = crate::desired::desired_cluster(&spec).expect("render");
+        let want = desired
+            .hosts
+            .iter()
+            .find(|h| h.name == "lvs191")
+            .expect("director");
+        let mut f = Facts {
+            os: "Linux".into(),
+            systemd: true,
+            uid: Some(0),
+            nft: Some(false),
+            ..Facts::default()
+        };
+        f.interfaces.push(Iface {
+            name: "eth0".into(),
+            up: true,
+            addresses: vec!["192.168.0.191/24".parse().expect("net")],
+        });
+        let p = prerequisites(&spec, want, &f);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("package nftables"), "{p:?}");
+        f.nft = Some(true);
+        assert!(prerequisites(&spec, want, &f).is_empty());
     }
 
     #[test]
@@ -875,6 +942,16 @@ mod tests {
             Err(FactsError::Malformed(m)) => m,
             other => panic!("expected Malformed, got {:?}", other.map(|f| f.os)),
         }
+    }
+
+    #[test]
+    fn nft_section_says_whether_nft_is_installed() {
+        let f = parse_as("lvs191", &with("### nft\n/usr/sbin/nft\n")).expect("facts");
+        assert_eq!(f.nft, Some(true));
+        let f = parse_as("lvs191", &with("### nft\n")).expect("facts");
+        assert_eq!(f.nft, Some(false));
+        let f = parse_as("lvs191", &with("")).expect("facts");
+        assert_eq!(f.nft, None);
     }
 
     #[test]
