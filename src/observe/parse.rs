@@ -751,7 +751,7 @@ mod tests {
         assert_eq!((s[1].label(), s[1].fwmark), ("FWM 1".to_string(), Some(1)));
         assert_eq!(s[1].destinations.len(), 1);
         assert_eq!(s[1].destinations[0].port, 0);
-        let s = vec![s[0].clone(), s[2].clone()];
+        let s = [s[0].clone(), s[2].clone()];
         assert_eq!(s[0].destinations.len(), 2);
         assert_eq!(
             s[0].destinations[0].address,
