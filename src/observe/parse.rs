@@ -368,11 +368,14 @@ pub fn parse(
 fn health_weights(f: &mut Facts) {
     let Some(Ok(status)) = &f.daemon else { return };
     for svc in &mut f.observed.ipvs {
-        let Some(st) = status
-            .services
-            .iter()
-            .find(|s| s.port == svc.port && s.protocol.eq_ignore_ascii_case(svc.protocol.as_str()))
-        else {
+        let Some(st) = status.services.iter().find(|s| match svc.fwmark {
+            Some(m) => s.fwmark == Some(m),
+            None => {
+                s.fwmark.is_none()
+                    && s.port == svc.port
+                    && s.protocol.eq_ignore_ascii_case(svc.protocol.as_str())
+            }
+        }) else {
             continue;
         };
         let label = svc.label();

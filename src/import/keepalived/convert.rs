@@ -542,6 +542,14 @@ fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
                     }
                 }
             }
+            // the service's own method: what lvsup does anyway
+            "sorry_server_lvs_method"
+                if c.args.first().is_some_and(|a| {
+                    s.children().iter().any(|k| {
+                        matches!(k.keyword.as_str(), "lb_kind" | "lvs_method")
+                            && k.args.first().is_some_and(|b| b.eq_ignore_ascii_case(a))
+                    })
+                }) => {}
             "sorry_server" => match c.args.as_slice() {
                 [ip, rest @ ..] => {
                     let Some(a) = ipv4(ip, &c.loc, out) else {
@@ -1857,6 +1865,18 @@ mod tests {
             got.toml
         );
         valid(&got.toml);
+        // sorry_server_lvs_method: the service's own method is fine, another one is not
+        let same = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server 10.0.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server 10.0.0.50 80\n sorry_server_lvs_method DR\n real_server 10.0.0.21 80 {\n }\n}\n";
+        convert(&[input("a.conf", &same, None)], false).expect("same method");
+        let other = same.replace("sorry_server_lvs_method DR", "sorry_server_lvs_method TUN");
+        let err = convert(&[input("a.conf", &other, None)], false).expect_err("other method");
+        assert!(
+            err.unsupported[0]
+                .message
+                .contains("forwards to the sorry server"),
+            "{err}"
+        );
         // sorry_server_inhibit stays unsupported, with its reason
         let text = instance_with(" unicast_src_ip 10.0.0.11")
             + "virtual_server 10.0.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server 10.0.0.50 80\n sorry_server_inhibit\n real_server 10.0.0.21 80 {\n }\n}\n";
