@@ -57,6 +57,7 @@ const PAIRS: &[(&str, &[&str])] = &[
         "oneline",
         &["oneline/centos01.conf", "oneline/centos02.conf"],
     ),
+    ("fwmark", &["fwmark/lvs1.conf", "fwmark/lvs2.conf"]),
 ];
 
 #[test]

@@ -596,13 +596,26 @@ fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
             _ => out.other(c),
         }
     }
-    let protocol = protocol.unwrap_or_else(|| {
-        out.warn(
-            &s.loc,
-            "no protocol: keepalived (and the kernel) default to UDP, so the service is udp".into(),
-        );
-        Protocol::Udp
-    });
+    let protocol = match protocol {
+        Some(p) => p,
+        // keepalived ignores (and warns about) a fwmark service's protocol:
+        // IPVS matches the mark alone. lvsup's rule marks one protocol.
+        None if fwmark.is_some() => {
+            out.warn(
+                &s.loc,
+                "fwmark service without protocol: lvsup's nftables rule marks tcp packets (add `protocol UDP` for udp; keepalived ignores it for fwmark services)".into(),
+            );
+            Protocol::Tcp
+        }
+        None => {
+            out.warn(
+                &s.loc,
+                "no protocol: keepalived (and the kernel) default to UDP, so the service is udp"
+                    .into(),
+            );
+            Protocol::Udp
+        }
+    };
     let scheduler = scheduler.unwrap_or_else(|| {
         out.warn(&s.loc, "no lb_algo: keepalived's default wlc".into());
         "wlc".into()
@@ -633,6 +646,14 @@ fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
     // The sorry server's port: NAT may forward to another port; DR and TUN
     // forward to the one the client asked for (keepalived's port is unused).
     let sorry = sorry.map(|(a, p, loc)| match p {
+        // keepalived clears it too: a fwmark destination takes the packet's port
+        Some(p) if vport == 0 => {
+            out.warn(
+                &loc,
+                format!("sorry_server port {p} dropped: a fwmark service's sorry server takes the packet's own port (keepalived clears it too)"),
+            );
+            a.to_string()
+        }
         Some(p) if mode.0 == Mode::Nat && p != vport => format!("{a}:{p}"),
         Some(p) if p != vport && vport != 0 => {
             out.warn(
