@@ -53,6 +53,7 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             files => managed_paths(cluster),
             units,
             bin => desired::BINARY_PATH,
+            nft => crate::layout::NFT_PATH,
             director => matches!(want.role, Role::Director { .. }),
             config => desired::director_config_path(cluster),
             own => crate::plan::shared::own_files(cluster),

@@ -690,8 +690,10 @@ pub fn prerequisites(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
             }
             if facts.nft == Some(false) && spec.services.iter().any(|s| s.fwmark.is_some()) {
                 p.push(
-                    "nft is not installed (package nftables): the fwmark services' marking rule needs it"
-                        .into(),
+                    format!(
+                        "no {} (package nftables): the director unit loads the fwmark services' marking rule with it",
+                        crate::layout::NFT_PATH
+                    ),
                 );
             }
             for a in &want.addresses {
