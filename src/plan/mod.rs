@@ -843,6 +843,62 @@ mod tests {
     }
 
     #[test]
+    fn converged_fwmark_director_with_its_sorry_server_in_use_has_no_changes() {
+        let path = format!("{}/examples/fwmark.toml", env!("CARGO_MANIFEST_DIR"));
+        let spec = config::load(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+        let d = desired_cluster(&spec).expect("render");
+        let h = d
+            .hosts
+            .iter()
+            .find(|h| h.name == "lvs191")
+            .expect("director");
+        let mut obs = converged(h);
+        // as read back from the host: no sorry_server field, the sorry
+        // server a destination (both real servers down)
+        let mut live = h.ipvs[0].clone();
+        let sorry = live.sorry_server.take().expect("sorry server");
+        for d in &mut live.destinations {
+            d.weight = 0;
+        }
+        live.destinations.push(sorry);
+        obs.ipvs = vec![live];
+        let hp = diff_host(&spec.name, h, &obs);
+        let ipvs: Vec<&Change> = hp
+            .changes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.item,
+                    Item::IpvsDestination { .. } | Item::IpvsService { .. }
+                )
+            })
+            .collect();
+        // the weights are the daemon's (health); the sorry server is not drift
+        assert!(
+            ipvs.iter().all(|c| c.action == Action::Update),
+            "{:#?}",
+            hp.changes
+        );
+        assert!(
+            hp.notes
+                .iter()
+                .any(|n| n.contains("FWM 1: sorry server 192.168.0.180:0 in use")),
+            "{:#?}",
+            hp.notes
+        );
+        // the netmask is compared
+        let mut obs = converged(h);
+        obs.ipvs[0].persistence_netmask = None;
+        let hp = diff_host(&spec.name, h, &obs);
+        assert!(
+            hp.changes.iter().any(|c| c.summary
+                == "change IPVS service FWM 1: scheduler wlc, persistent 1800s → scheduler wlc, persistent 1800s per /24"),
+            "{:#?}",
+            hp.changes
+        );
+    }
+
+    #[test]
     fn converged_hosts_have_no_changes() {
         let spec = spec();
         let d = desired_cluster(&spec).expect("render");
