@@ -845,6 +845,12 @@ mod tests {
             .expect("director unit");
         let score = exposure(&unit.content);
         assert!(score <= 2.0, "exposure {score} > 2.0:\n{}", unit.content);
+        // With fwmark services: nft runs before the daemon (`+`), the
+        // daemon's sandbox is the same.
+        let fw = unit_of(&fwmark_spec(), "dr1", &director_unit("web"));
+        assert!(fw.contains("ExecStartPre=+"), "{fw}");
+        let fw_score = exposure(&fw);
+        assert!(fw_score <= 2.0, "exposure {fw_score} > 2.0:\n{fw}");
         // The check can fail: the same unit running as root with every
         // capability scores far worse.
         let loose: String = unit
