@@ -74,6 +74,19 @@ pub fn read_sysctls_script(keys: &[String]) -> String {
     script::render("read-sysctls.sh.j2", context! { keys => keys.to_vec() })
 }
 
+/// Remove lvsup's nftables table of `cluster`'s fwmark marks and its rules
+/// file `rules` (apply, when no fwmark service is left; destroy).
+pub fn fwmark_removal_step(cluster: &str, rules: &str) -> Step {
+    let table = crate::layout::fwmark_table(cluster);
+    script_step(
+        format!("remove nftables table ip {table} and {rules}"),
+        script::render(
+            "remove-fwmark.sh.j2",
+            context! { table, rules, nft => crate::layout::NFT_PATH },
+        ),
+    )
+}
+
 /// `systemctl VERB UNIT`; with `check`, the unit is active afterwards, or
 /// the step fails with the unit's last log lines.
 fn unit_script(verb: &str, unit: &str, check: bool) -> String {
@@ -124,6 +137,10 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
                 write_file_script(&f.path, f.mode, &f.content),
             ));
         }
+    }
+    let rules = crate::layout::fwmark_rules_path(cluster);
+    if changed_files.contains(&rules.as_str()) && !want.files.iter().any(|f| f.path == rules) {
+        steps.push(fwmark_removal_step(cluster, &rules));
     }
     if !modules.is_empty() {
         steps.push(script_step(
