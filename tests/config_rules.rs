@@ -391,3 +391,33 @@ fn fwmark_sorry_server_and_persistence_netmask_are_read() {
     assert!(back.services[1].real_servers.iter().all(|r| r.port == 0));
     assert_eq!(lvsup::director::config::check(&back), Ok(()));
 }
+
+#[test]
+fn in_nat_a_sorry_server_may_be_another_port_of_a_real_server() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nat.toml");
+    let text = std::fs::read_to_string(&path).expect("example");
+    let with = |sorry: &str| {
+        text.replacen(
+            "[[services]]\nport = 80\n",
+            &format!("[[services]]\nport = 80\nsorry_server = \"{sorry}\"\n"),
+            1,
+        )
+    };
+    // app1 serves 8080 (remapped): its 8081 can be the maintenance page
+    let ok = with("192.168.10.11:8081");
+    assert_ne!(ok, text, "service block not found");
+    let spec = config::parse_str("t.toml", &ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        spec.services[0].sorry_server.as_ref().map(|s| s.port),
+        Some(Some(8081))
+    );
+    // its own port, or the address alone, is the real server itself
+    for bad in ["192.168.10.11:8080", "192.168.10.11"] {
+        let e = config::parse_str("t.toml", &with(bad)).expect_err(bad);
+        assert!(
+            e.to_string()
+                .contains("is real server app1: it is in the pool already"),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -87,21 +87,36 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let real_servers = hosts.real_servers(v, raw, &services);
     addresses::unique(v, hosts.addrs);
     {
-        let mut taken: Vec<(std::net::Ipv4Addr, String)> = Vec::new();
+        // (address, what it is, the ports it serves: None = the whole address)
+        let mut taken: Vec<services::Taken> = Vec::new();
         if let Some(vip) = vip {
-            taken.push((vip, "the VIP".into()));
+            taken.push((vip, "the VIP".into(), None));
         }
         for d in &directors {
-            taken.push((d.item.address.addr(), format!("director {}", d.item.name)));
+            taken.push((
+                d.item.address.addr(),
+                format!("director {}", d.item.name),
+                None,
+            ));
         }
         for r in &real_servers {
+            // NAT: a real server's other port may serve the sorry page (a
+            // maintenance server on the same host is a common setup).
+            let ports: Vec<u16> = services
+                .iter()
+                .flat_map(|s| match &s.fwmark {
+                    Some(f) => f.ports.clone(),
+                    None => vec![r.item.port_for(s)],
+                })
+                .collect();
             taken.push((
                 r.item.address.addr(),
                 format!("real server {}: it is in the pool already", r.item.name),
+                Some(ports),
             ));
         }
         if let Some((n, _)) = &nat {
-            taken.push((n.gateway.addr(), "the NAT gateway".into()));
+            taken.push((n.gateway.addr(), "the NAT gateway".into(), None));
         }
         services::sorry_servers(v, raw, mode, &taken);
     }

@@ -276,12 +276,11 @@ fn fwmark(
 /// The rules of `sorry_server` that need the rest of the file: not a real
 /// server, director or the VIP; a port only where the mode can remap
 /// ports (NAT), like a real server's `port`.
-pub(super) fn sorry_servers(
-    v: &mut V<'_>,
-    raw: &RawFile,
-    mode: Option<Mode>,
-    taken: &[(std::net::Ipv4Addr, String)],
-) {
+/// An address the sorry server must not be: (address, what it is, the
+/// ports it serves; `None` = every port).
+pub(super) type Taken = (std::net::Ipv4Addr, String, Option<Vec<u16>>);
+
+pub(super) fn sorry_servers(v: &mut V<'_>, raw: &RawFile, mode: Option<Mode>, taken: &[Taken]) {
     for (i, e) in raw.services.iter().flatten().enumerate() {
         let Some(s) = &e.value else { continue };
         let Some(x) = &s.sorry_server else { continue };
@@ -289,13 +288,20 @@ pub(super) fn sorry_servers(
             continue;
         };
         let key = format!("services[{i}].sorry_server");
-        if let Some((_, what)) = taken.iter().find(|(a, _)| *a == ss.address) {
+        let clash = taken.iter().find(|(a, _, ports)| {
+            *a == ss.address
+                && match (ports, ss.port) {
+                    (Some(ports), Some(p)) => ports.contains(&p),
+                    _ => true,
+                }
+        });
+        if let Some((_, what, _)) = clash {
             v.err(
                 &key,
                 x.span(),
                 format!("sorry_server \"{}\" is {what}", x.get_ref()),
             )
-            .hint = Some("the sorry server is a host outside the cluster (a maintenance page), used while every real server is down".into());
+            .hint = Some("the sorry server is a host outside the cluster (a maintenance page), used while every real server is down; in NAT it may be a real server's address on a port that server does not serve".into());
             continue;
         }
         if let (Some(m), Some(p)) = (mode, ss.port)
