@@ -58,6 +58,7 @@ fn config_from_director_toml() {
         priority: 150,
         advert_interval: Duration::from_millis(100),
         preempt: false,
+        preempt_delay: Duration::from_secs(30),
         address: Ipv4Addr::new(192, 0, 2, 11),
         peers: vec![Ipv4Addr::new(192, 0, 2, 12)],
         unicast: false,
