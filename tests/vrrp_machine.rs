@@ -70,6 +70,7 @@ fn config_from_director_toml() {
     assert_eq!(c.priority, 150);
     assert_eq!(c.advert_interval, 10);
     assert!(!c.preempt);
+    assert_eq!(c.preempt_delay, Duration::from_secs(30));
     assert_eq!(c.address, v.address);
     assert!(c.graceful_handover, "graceful handover is the default");
     assert!(c.wait_for_health, "the daemon waits for health by default");

@@ -255,13 +255,15 @@ impl VrrpConfig {
     /// The VRRP machine's settings from the `[vrrp]` section (graceful
     /// handover, wait for health and keepalived's GARP timings by default).
     pub fn machine_config(&self) -> MachineConfig {
-        MachineConfig::new(
+        let mut m = MachineConfig::new(
             self.vrid,
             self.priority,
             self.advert_interval,
             self.preempt,
             self.address,
-        )
+        );
+        m.preempt_delay = self.preempt_delay;
+        m
     }
 }
 
