@@ -322,6 +322,14 @@ pub fn check(c: &DirectorConfig) -> Result<(), String> {
                 s.protocol, s.port
             ));
         }
+        if let Some(n) = &h.sni
+            && rustls::pki_types::ServerName::try_from(n.as_str()).is_err()
+        {
+            return Err(format!(
+                "service {}/{}: sni {n:?} is not a DNS name or IP address",
+                s.protocol, s.port
+            ));
+        }
         if let Some(d) = &h.expect_digest
             && !(d.len() == 32 && d.bytes().all(|c| c.is_ascii_hexdigit()))
         {

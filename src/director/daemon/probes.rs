@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::director::probe::{self, Probe};
+use crate::director::config::HealthConfig;
+use crate::director::probe::{self, HttpProbe, Probe};
 
 use super::{Driver, Event};
 
@@ -17,13 +18,8 @@ impl Driver {
         self.generation += 1;
         let generation = self.generation;
         for (i, s) in self.core.config().services.iter().enumerate() {
-            let probe = match s.health.check.as_str() {
-                "tcp" => Probe::Tcp,
-                "http" => Probe::Http {
-                    path: s.health.path.clone().unwrap_or_else(|| "/".into()),
-                    expect_status: s.health.expect_status.unwrap_or(200),
-                },
-                _ => continue,
+            let Some(probe) = probe_of(&s.health) else {
+                continue;
             };
             for (j, r) in s.real_servers.iter().enumerate() {
                 let addr = SocketAddr::from((r.address, s.health.port.unwrap_or(r.port)));
@@ -52,4 +48,32 @@ impl Driver {
             }
         }
     }
+}
+
+/// The probe of a service's `[services.health]`; `None` for "none" (and
+/// for a kind `config::check` refused).
+pub(super) fn probe_of(h: &HealthConfig) -> Option<Probe> {
+    let http = || HttpProbe {
+        path: h.path.clone().unwrap_or_else(|| "/".into()),
+        expect_status: h.expect_status.unwrap_or(200),
+        expect_body: h.expect_body.clone(),
+        expect_digest: h.expect_digest.as_ref().map(|d| d.to_ascii_lowercase()),
+    };
+    Some(match h.check.as_str() {
+        "tcp" => Probe::Tcp,
+        "http" => Probe::Http(http()),
+        "https" => Probe::Https {
+            http: http(),
+            tls: probe::tls_config(h.tls_verify.unwrap_or(true)),
+            // config::check refuses a name rustls cannot take.
+            sni: h
+                .sni
+                .as_ref()
+                .and_then(|n| rustls::pki_types::ServerName::try_from(n.clone()).ok()),
+        },
+        "script" => Probe::Script {
+            argv: h.script.clone().unwrap_or_default(),
+        },
+        _ => return None,
+    })
 }
