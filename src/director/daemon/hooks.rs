@@ -1,0 +1,86 @@
+//! `[cluster] notify` hooks: the core says which program to run
+//! ([`Action::RunHook`](crate::director::core::Action::RunHook)); here they
+//! run through [`crate::director::exec`] (no capabilities, no inherited
+//! descriptors, minimal environment), one at a time in the order of the
+//! state changes, in a task of their own so the VRRP loop never waits for
+//! one. What a program prints is logged.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::director::core::Hook;
+use crate::director::exec;
+
+/// How long one hook may run before its process group is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Hooks waiting to run at most; more (a flapping link) are dropped and logged.
+const QUEUE: usize = 16;
+
+struct Job {
+    hook: Hook,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+pub(super) struct Hooks {
+    tx: Option<mpsc::Sender<Job>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Hooks {
+    /// The runner task; it ends when [`Hooks::finish`] closes the queue.
+    pub(super) fn start() -> Hooks {
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+        let task = tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                run_one(job).await;
+            }
+        });
+        Hooks {
+            tx: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Queue `argv` for `hook`; `env` comes on top of `PATH`.
+    pub(super) fn run(&self, hook: Hook, argv: Vec<String>, env: Vec<(String, String)>) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(Job { hook, argv, env }).is_err() {
+            warn!(
+                hook = hook.as_str(),
+                "notify hook not run: {QUEUE} hooks are already waiting"
+            );
+        }
+    }
+
+    /// Let the queued hooks finish (the `stop` hook is usually last), at most
+    /// `within`: the unit's stop timeout is short.
+    pub(super) async fn finish(&mut self, within: Duration) {
+        self.tx = None;
+        if let Some(task) = self.task.take()
+            && tokio::time::timeout(within, task).await.is_err()
+        {
+            warn!("notify hooks still running at exit: left to systemd's stop");
+        }
+    }
+}
+
+async fn run_one(job: Job) {
+    let hook = job.hook.as_str();
+    let program = job.argv.first().cloned().unwrap_or_default();
+    let o = exec::run(&job.argv, &job.env, HOOK_TIMEOUT).await;
+    let took_ms = o.took.as_millis() as u64;
+    let how = o.describe(HOOK_TIMEOUT);
+    if o.success() {
+        info!(hook, program = %program, took_ms, "notify hook: {how}");
+    } else {
+        warn!(hook, program = %program, took_ms, "notify hook failed: {how}");
+    }
+    for line in o.output.lines().filter(|l| !l.trim().is_empty()) {
+        info!(hook, program = %program, "notify hook output: {line}");
+    }
+}
