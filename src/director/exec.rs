@@ -10,12 +10,16 @@
 //!   Before the exec the child clears its ambient set (`PR_CAP_AMBIENT_CLEAR_ALL`,
 //!   the one step that matters: ambient capabilities are the only ones a
 //!   non-root user keeps over `execve`), drops what it can of the bounding
-//!   set (`PR_CAPBSET_DROP`, needs CAP_SETPCAP: only when run as root) and
-//!   clears its inheritable set (`capset`; the unit's syscall filter refuses
-//!   it with EPERM, harmless: with `NoNewPrivileges=yes` file capabilities
-//!   grant nothing). A daemon run as root (by hand, in tests) runs programs
-//!   as `nobody` (65534): `setgroups`/`setgid`/`setuid`, which also empties
-//!   the permitted and effective sets.
+//!   set (`PR_CAPBSET_DROP`, needs CAP_SETPCAP: only when run as root; under
+//!   the unit the bounding set is already just the two) and clears its
+//!   inheritable set (`capset`; the unit's syscall filter refuses it with
+//!   EPERM, so there the two stay inheritable, which grants nothing: no
+//!   permitted capability to raise into the ambient set, and with
+//!   `NoNewPrivileges=yes` no file capabilities). The program starts with
+//!   empty permitted, effective and ambient sets (`tests/script_checks.rs`
+//!   checks it under the same filter). A daemon run as root (by hand, in
+//!   tests) runs programs as `nobody` (65534): `setgroups`/`setgid`/`setuid`,
+//!   which also empties the permitted and effective sets.
 //! * **None of the daemon's descriptors.** Rust opens everything with
 //!   `O_CLOEXEC`; on top, every descriptor above 2 is marked close-on-exec
 //!   (`close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`, a loop of `fcntl` on older

@@ -101,6 +101,11 @@ pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
 /// The TLS client settings of an https check: verifying against the system
 /// trust store (loaded once per daemon), or accepting any certificate.
 pub fn tls_config(verify: bool) -> Arc<rustls::ClientConfig> {
+    tls_config_with(verify.then(system_roots))
+}
+
+/// [`tls_config`] with these trust anchors (`None`: no verification).
+pub fn tls_config_with(roots: Option<Arc<rustls::RootCertStore>>) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -111,10 +116,8 @@ pub fn tls_config(verify: bool) -> Arc<rustls::ClientConfig> {
                 .with_protocol_versions(&[&rustls::version::TLS13])
                 .expect("TLS 1.3 with ring")
         });
-    let cfg = if verify {
-        builder
-            .with_root_certificates(system_roots())
-            .with_no_client_auth()
+    let cfg = if let Some(roots) = roots {
+        builder.with_root_certificates(roots).with_no_client_auth()
     } else {
         builder
             .dangerous()
