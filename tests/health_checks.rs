@@ -93,12 +93,21 @@ async fn body_longer_than_1_mib_fails_the_check() {
         let addr = plain_server(answer(&big, content_length)).await;
         let r = probe::run(&Probe::Http(http(Some("x"), None)), addr, T).await;
         assert!(!r.ok, "{r:?}");
-        assert!(r.detail.contains("1048576 bytes a check reads"), "{}", r.detail);
+        assert!(
+            r.detail.contains("1048576 bytes a check reads"),
+            "{}",
+            r.detail
+        );
     }
     // Exactly 1 MiB is read whole.
     let max = vec![b'y'; lvsup::config::MAX_BODY];
     let addr = plain_server(answer(&max, false)).await;
-    let r = probe::run(&Probe::Http(http(None, Some(&probe::md5_hex(&max)))), addr, T).await;
+    let r = probe::run(
+        &Probe::Http(http(None, Some(&probe::md5_hex(&max)))),
+        addr,
+        T,
+    )
+    .await;
     assert!(r.ok, "{r:?}");
 }
 
@@ -208,12 +217,21 @@ async fn https_verification_checks_the_name() {
     // No sni: the real server's address, which the certificate names.
     let r = probe::run(&https(tls.clone(), None, None, None), addr, T).await;
     assert!(r.ok, "{r:?}");
-    let r = probe::run(&https(tls.clone(), Some("rs1.example"), None, None), addr, T).await;
+    let r = probe::run(
+        &https(tls.clone(), Some("rs1.example"), None, None),
+        addr,
+        T,
+    )
+    .await;
     assert!(r.ok, "{r:?}");
     let r = probe::run(&https(tls, Some("rs2.example"), None, None), addr, T).await;
     assert!(!r.ok, "{r:?}");
     assert!(r.detail.starts_with("TLS: "), "{}", r.detail);
-    assert!(r.detail.contains("rs2.example") || r.detail.to_lowercase().contains("name"), "{}", r.detail);
+    assert!(
+        r.detail.contains("rs2.example") || r.detail.to_lowercase().contains("name"),
+        "{}",
+        r.detail
+    );
 }
 
 #[tokio::test]

@@ -113,17 +113,26 @@ fn proc_state(pid: u32) -> Option<char> {
 async fn timeout_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The shell and a background child both sleep far past the timeout.
-    let s = script(dir.path(), "hang", "echo $$; sleep 300 & echo $!; sleep 300");
+    let s = script(
+        dir.path(),
+        "hang",
+        "echo $$; sleep 300 & echo $!; sleep 300",
+    );
     let started = std::time::Instant::now();
     let t = Duration::from_millis(500);
     let o = exec::run(&argv(&s, &[]), &[], t).await;
     assert_eq!(o.end, End::TimedOut, "{o:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert_eq!(
-        o.describe(t),
-        "timeout after 500ms: process group killed"
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
     );
-    let pids: Vec<u32> = o.output.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(o.describe(t), "timeout after 500ms: process group killed");
+    let pids: Vec<u32> = o
+        .output
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     assert_eq!(pids.len(), 2, "{:?}", o.output);
     // Both are gone (or dead, waiting for init to reap the orphan).
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -154,24 +163,37 @@ async fn refused_programs_are_down_with_the_reason() {
     std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o757)).expect("chmod");
     let r = check(argv(&s, &[]), Duration::from_secs(5)).await;
     assert!(!r.ok, "{r:?}");
-    assert!(r.detail.contains("writable by group or others (mode 757)"), "{}", r.detail);
+    assert!(
+        r.detail.contains("writable by group or others (mode 757)"),
+        "{}",
+        r.detail
+    );
     // A directory above it, writable by others (not sticky).
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).expect("mkdir");
     let s = script(&sub, "ok", "exit 0");
     std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let r = check(argv(&s, &[]), Duration::from_secs(5)).await;
-    assert!(r.detail.contains("sub is writable by group or others"), "{}", r.detail);
+    assert!(
+        r.detail.contains("sub is writable by group or others"),
+        "{}",
+        r.detail
+    );
     // Relative path, missing program.
     let r = check(vec!["check.sh".into()], Duration::from_secs(5)).await;
     assert_eq!(r.detail, "not started: check.sh: not an absolute path");
     let r = check(vec!["/nonexistent/check".into()], Duration::from_secs(5)).await;
     assert!(!r.ok && !r.inconclusive, "{r:?}");
-    assert!(r.detail.starts_with("not started: /nonexistent"), "{}", r.detail);
+    assert!(
+        r.detail.starts_with("not started: /nonexistent"),
+        "{}",
+        r.detail
+    );
 }
 
 /// `CapEff` etc. of the program, as /proc/PID/status shows them.
-const CAPS_SCRIPT: &str = r#"while read -r k v; do case "$k" in Uid:|Cap*) echo "$k $v";; esac; done < /proc/$$/status"#;
+const CAPS_SCRIPT: &str =
+    r#"while read -r k v; do case "$k" in Uid:|Cap*) echo "$k $v";; esac; done < /proc/$$/status"#;
 
 fn field<'a>(out: &'a str, key: &str) -> &'a str {
     out.lines()
@@ -187,12 +209,21 @@ async fn no_capabilities_and_no_descriptors_reach_the_program() {
     let o = exec::run(&argv(&s, &[]), &[], Duration::from_secs(5)).await;
     assert!(o.success(), "{o:?}");
     for key in ["CapInh:", "CapPrm:", "CapEff:", "CapAmb:"] {
-        assert_eq!(field(&o.output, key), "0000000000000000", "{key}\n{}", o.output);
+        assert_eq!(
+            field(&o.output, key),
+            "0000000000000000",
+            "{key}\n{}",
+            o.output
+        );
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         // A root daemon runs programs as nobody, bounding set emptied too.
-        assert!(field(&o.output, "Uid:").starts_with("65534"), "{}", o.output);
+        assert!(
+            field(&o.output, "Uid:").starts_with("65534"),
+            "{}",
+            o.output
+        );
         assert_eq!(field(&o.output, "CapBnd:"), "0000000000000000");
     }
 
@@ -221,7 +252,10 @@ async fn no_capabilities_and_no_descriptors_reach_the_program() {
     assert!(o.success(), "{o:?}");
     let open: Vec<i32> = o.output.lines().filter_map(|l| l.parse().ok()).collect();
     assert!(open.contains(&0) && open.contains(&1), "{open:?}");
-    assert!(!open.contains(&leaked), "descriptor {leaked} leaked: {open:?}");
+    assert!(
+        !open.contains(&leaked),
+        "descriptor {leaked} leaked: {open:?}"
+    );
     assert!(!open.contains(&sock), "descriptor {sock} leaked: {open:?}");
 }
 
@@ -322,10 +356,30 @@ fn become_daemon_like() -> std::io::Result<()> {
         }
         // classic BPF: A = seccomp_data.nr; capset → ERRNO(EPERM); else allow.
         let filter = [
-            libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // BPF_LD|BPF_W|BPF_ABS
-            libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: libc::SYS_capset as u32 }, // BPF_JMP|BPF_JEQ|BPF_K
-            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::EPERM as u32 }, // RET ERRNO
-            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }, // RET ALLOW
+            libc::sock_filter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }, // BPF_LD|BPF_W|BPF_ABS
+            libc::sock_filter {
+                code: 0x15,
+                jt: 0,
+                jf: 1,
+                k: libc::SYS_capset as u32,
+            }, // BPF_JMP|BPF_JEQ|BPF_K
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x0005_0000 | libc::EPERM as u32,
+            }, // RET ERRNO
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff_0000,
+            }, // RET ALLOW
         ];
         let prog = libc::sock_fprog {
             len: filter.len() as u16,
@@ -361,9 +415,18 @@ async fn inner_program_under_ambient_capabilities() {
     // capset is filtered, as under the unit.
     // SAFETY: a null header pointer: capset fails before reading it (EPERM
     // from the filter, EFAULT without it).
-    let r = unsafe { libc::syscall(libc::SYS_capset, std::ptr::null::<u8>(), std::ptr::null::<u8>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+        )
+    };
     assert_eq!(r, -1);
-    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EPERM)
+    );
     // A plain child would inherit them: the check below can fail.
     let plain = std::process::Command::new("/bin/sh")
         .args(["-c", CAPS_SCRIPT])
@@ -378,7 +441,12 @@ async fn inner_program_under_ambient_capabilities() {
     let o = exec::run(&argv(&s, &[]), &[], Duration::from_secs(5)).await;
     assert!(o.success(), "{o:?}");
     for key in ["CapPrm:", "CapEff:", "CapAmb:"] {
-        assert_eq!(field(&o.output, key), "0000000000000000", "{key}\n{}", o.output);
+        assert_eq!(
+            field(&o.output, key),
+            "0000000000000000",
+            "{key}\n{}",
+            o.output
+        );
     }
     // The inheritable set cannot be cleared where capset is filtered (the
     // unit's case): it grants nothing without permitted capabilities (no

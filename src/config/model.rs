@@ -285,7 +285,9 @@ pub enum Check {
         sni: Option<String>,
     },
     /// Run a program (keepalived's MISC_CHECK): exit 0 = up.
-    Script { argv: Vec<String> },
+    Script {
+        argv: Vec<String>,
+    },
     None,
 }
 
@@ -350,7 +352,10 @@ pub struct Notify {
 
 impl Notify {
     pub fn is_empty(&self) -> bool {
-        self.master.is_none() && self.backup.is_none() && self.fault.is_none() && self.stop.is_none()
+        self.master.is_none()
+            && self.backup.is_none()
+            && self.fault.is_none()
+            && self.stop.is_none()
     }
 }
 

@@ -176,11 +176,7 @@ impl DirectorConfig {
                     path: s.health.check.http().map(|h| h.path.clone()),
                     expect_status: s.health.check.http().map(|h| h.expect_status),
                     expect_body: s.health.check.http().and_then(|h| h.expect_body.clone()),
-                    expect_digest: s
-                        .health
-                        .check
-                        .http()
-                        .and_then(|h| h.expect_digest.clone()),
+                    expect_digest: s.health.check.http().and_then(|h| h.expect_digest.clone()),
                     tls_verify: match &s.health.check {
                         Check::Https { tls_verify, .. } => Some(*tls_verify),
                         _ => None,
@@ -304,7 +300,10 @@ pub fn check(c: &DirectorConfig) -> Result<(), String> {
     }
     for s in &c.services {
         let h = &s.health;
-        if !matches!(h.check.as_str(), "tcp" | "http" | "https" | "script" | "none") {
+        if !matches!(
+            h.check.as_str(),
+            "tcp" | "http" | "https" | "script" | "none"
+        ) {
             return Err(format!(
                 "service {}/{}: unknown check {:?} (tcp, http, https, script, none)",
                 s.protocol, s.port, h.check

@@ -54,6 +54,33 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// System calls a run makes, in the daemon and in the child before the
+/// exec: the director unit's `SystemCallFilter=` must allow every one (a
+/// test in `desired` checks it with `systemd-analyze syscall-filter`).
+/// `capset` and the set*id calls are best effort or root-only: not listed.
+pub const SYSCALLS: &[&str] = &[
+    "clone",
+    "clone3",
+    "vfork",
+    "execve",
+    "wait4",
+    "waitid",
+    "kill",
+    "setpgid",
+    "prctl",
+    "capget",
+    "close_range",
+    "fcntl",
+    "pipe2",
+    "dup3",
+    "chdir",
+    "prlimit64",
+    "pidfd_open",
+    "rt_sigprocmask",
+    "openat",
+    "newfstatat",
+];
+
 /// Bytes of stdout (and of stderr) kept from one run.
 pub const MAX_OUTPUT: usize = 4096;
 
@@ -258,7 +285,14 @@ fn drop_privileges() -> io::Result<()> {
     unsafe {
         // Ambient capabilities: the ones that survive execve for a non-root
         // user. EINVAL: a kernel before 4.3 has none.
-        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINVAL) {
                 return Err(e);

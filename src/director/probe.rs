@@ -59,7 +59,9 @@ pub enum Probe {
         sni: Option<ServerName<'static>>,
     },
     /// `argv` with `{address}` and `{port}` replaced per real server.
-    Script { argv: Vec<String> },
+    Script {
+        argv: Vec<String>,
+    },
 }
 
 /// One probe result.
@@ -337,7 +339,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let n = read_some(&mut s, &mut chunk).await?;
         if n == 0 {
-            return Err(Failure::Remote("connection closed inside the headers".into()));
+            return Err(Failure::Remote(
+                "connection closed inside the headers".into(),
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
     };

@@ -352,7 +352,10 @@ fn check_rules(
                 n.span(),
                 format!("\"{}\" is not a DNS name or IP address", n.get_ref()),
             )
-            .hint = Some("the name the real servers' certificate is issued for, e.g. \"www.example.com\"".into());
+            .hint = Some(
+                "the name the real servers' certificate is issued for, e.g. \"www.example.com\""
+                    .into(),
+            );
             ok = false;
         }
     }
@@ -382,16 +385,17 @@ fn script_check(
 /// program an absolute path, no control characters.
 pub(super) fn argv(v: &mut V<'_>, key: &str, s: &Sp<Vec<String>>) -> Option<Vec<String>> {
     let words = s.get_ref();
+    let name = key.rsplit('.').next().unwrap_or(key);
     let Some(first) = words.first() else {
-        v.err(key, s.span(), format!("{key} is empty"))
-            .hint = Some("a list: the program's absolute path, then its arguments, e.g. [\"/usr/local/bin/check\", \"{address}\"]".into());
+        v.err(key, s.span(), format!("`{name}` is an empty list"))
+            .hint = Some("the program's absolute path, then its arguments, e.g. [\"/usr/local/bin/prog\", \"arg\"]".into());
         return None;
     };
     if let Some(w) = words.iter().find(|w| w.chars().any(char::is_control)) {
         v.err(
             key,
             s.span(),
-            format!("{key}: \"{}\" contains control characters", w.escape_debug()),
+            format!("\"{}\" contains control characters", w.escape_debug()),
         );
         return None;
     }
@@ -399,7 +403,7 @@ pub(super) fn argv(v: &mut V<'_>, key: &str, s: &Sp<Vec<String>>) -> Option<Vec<
         v.err(
             key,
             s.span(),
-            format!("{key}: \"{first}\" is not an absolute path to a program"),
+            format!("\"{first}\" is not an absolute path to a program"),
         )
         .hint = Some(
             "the daemon runs it without a shell and without searching PATH: write the full \
