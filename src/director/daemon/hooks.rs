@@ -5,12 +5,15 @@
 //! state changes, in a task of their own so the VRRP loop never waits for
 //! one. What a program prints is logged.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::contract::status::{self, HookRecord, MAX_HOOKS};
 use crate::director::core::Hook;
 use crate::director::exec;
 
@@ -29,20 +32,33 @@ struct Job {
 pub(super) struct Hooks {
     tx: Option<mpsc::Sender<Job>>,
     task: Option<JoinHandle<()>>,
+    /// The last runs, for status (most recent last).
+    pub(super) runs: Runs,
 }
+
+pub(super) type Runs = Arc<Mutex<VecDeque<HookRecord>>>;
 
 impl Hooks {
     /// The runner task; it ends when [`Hooks::finish`] closes the queue.
     pub(super) fn start() -> Hooks {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+        let runs: Runs = Arc::default();
+        let record = runs.clone();
         let task = tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
-                run_one(job).await;
+                let r = run_one(job).await;
+                if let Ok(mut v) = record.lock() {
+                    if v.len() >= MAX_HOOKS {
+                        v.pop_front();
+                    }
+                    v.push_back(r);
+                }
             }
         });
         Hooks {
             tx: Some(tx),
             task: Some(task),
+            runs,
         }
     }
 
@@ -69,7 +85,7 @@ impl Hooks {
     }
 }
 
-async fn run_one(job: Job) {
+async fn run_one(job: Job) -> HookRecord {
     let hook = job.hook.as_str();
     let program = job.argv.first().cloned().unwrap_or_default();
     let o = exec::run(&job.argv, &job.env, HOOK_TIMEOUT).await;
@@ -82,5 +98,13 @@ async fn run_one(job: Job) {
     }
     for line in o.output.lines().filter(|l| !l.trim().is_empty()) {
         info!(hook, program = %program, "notify hook output: {line}");
+    }
+    HookRecord {
+        at: status::timestamp(SystemTime::now()),
+        hook: hook.to_string(),
+        program,
+        ok: o.success(),
+        detail: how,
+        duration_ms: took_ms,
     }
 }
