@@ -202,8 +202,12 @@ pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let local = crate::director::probe::is_local_exhaustion(&e)
-                || e.raw_os_error() == Some(libc::EAGAIN);
+            // The director's own resources (descriptors, memory,
+            // processes), not the program's fault.
+            let local = matches!(
+                e.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN)
+            );
             return not_started(format!("{program}: {e}"), local);
         }
     };

@@ -375,9 +375,7 @@ fn script_check(
     if check != Some("script") {
         return None;
     }
-    let Some(s) = v.required(hp, "script", &h.script, hspan) else {
-        return None;
-    };
+    let s = v.required(hp, "script", &h.script, hspan)?;
     argv(v, &format!("{hp}.script"), s)
 }
 
