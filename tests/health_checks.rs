@@ -150,7 +150,9 @@ async fn tls_server(body: &'static [u8]) -> (SocketAddr, CertificateDer<'static>
                     return;
                 };
                 let mut b = [0u8; 1024];
-                let _ = s.read(&mut b).await;
+                let n = s.read(&mut b).await.unwrap_or(0);
+                // An empty body asks for the request back (to see its Host).
+                let body = if body.is_empty() { &b[..n] } else { body };
                 let _ = s.write_all(&answer(body, true)).await;
                 let _ = s.shutdown().await;
             });
@@ -243,4 +245,39 @@ async fn plain_http_to_a_tls_server_and_tls_to_a_plain_server_fail() {
     let r = probe::run(&https(probe::tls_config(false), None, None, None), plain, T).await;
     assert!(!r.ok, "{r:?}");
     assert!(r.detail.starts_with("TLS: "), "{}", r.detail);
+}
+
+/// The Host header names `sni` when it is a DNS name (a virtual host), else
+/// the real server's address.
+#[tokio::test]
+async fn https_host_header_follows_sni() {
+    let (addr, _) = tls_server(b"").await;
+    let tls = probe::tls_config(false);
+    let r = probe::run(
+        &https(
+            tls.clone(),
+            Some("rs1.example"),
+            Some("Host: rs1.example\r\n"),
+            None,
+        ),
+        addr,
+        T,
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    let r = probe::run(
+        &https(tls.clone(), None, Some("Host: 127.0.0.1\r\n"), None),
+        addr,
+        T,
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    // And the check can fail: the other name is not what was sent.
+    let r = probe::run(
+        &https(tls, Some("rs1.example"), Some("Host: 127.0.0.1"), None),
+        addr,
+        T,
+    )
+    .await;
+    assert!(!r.ok, "{r:?}");
 }

@@ -212,6 +212,9 @@ pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -
         }
     };
     let pgid = child.id().map(|p| p as i32);
+    // Dropped before the end (the probe task aborted by a reload, the daemon
+    // stopping): the group goes too, not only the child (kill_on_drop).
+    let mut guard = GroupGuard(pgid);
     // The pipes are read while the program runs (a full pipe would block it).
     let out = tokio::spawn(bounded(child.stdout.take()));
     let err = tokio::spawn(bounded(child.stderr.take()));
@@ -219,12 +222,7 @@ pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -
     // The whole group goes, whether the program ended or not: a check's
     // leftovers (a background `sleep`, a hung curl) must not pile up, nor
     // hold the pipes open.
-    if let Some(pgid) = pgid {
-        // SAFETY: kill has no memory preconditions; a negative pid names the group.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-    }
+    guard.kill();
     use std::os::unix::process::ExitStatusExt;
     let end = match status {
         Ok(Ok(status)) => match (status.code(), status.signal()) {
@@ -253,6 +251,27 @@ pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -
         end,
         output: join_output(&o, &e),
         took: start.elapsed(),
+    }
+}
+
+/// SIGKILL to a process group, once: by [`GroupGuard::kill`] or on drop.
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            // SAFETY: kill has no memory preconditions; a negative pid names
+            // the group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

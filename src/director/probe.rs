@@ -272,17 +272,23 @@ async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, Failure> {
     })?;
     match probe {
         Probe::Tcp | Probe::Script { .. } => Ok("connected".into()),
-        Probe::Http(h) => exchange(s, h, addr).await,
+        Probe::Http(h) => exchange(s, h, &addr.ip().to_string()).await,
         Probe::Https { http, tls, sni } => {
             let name = sni
                 .clone()
                 .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+            // A name (virtual host) in the Host header too, as a browser
+            // would send it; else the address.
+            let host = match &name {
+                ServerName::DnsName(d) => d.as_ref().to_string(),
+                _ => addr.ip().to_string(),
+            };
             let connector = tokio_rustls::TlsConnector::from(tls.clone());
             let s = connector
                 .connect(name, s)
                 .await
                 .map_err(|e| Failure::Remote(format!("TLS: {e}")))?;
-            exchange(s, http, addr).await
+            exchange(s, http, &host).await
         }
     }
 }
@@ -291,9 +297,9 @@ async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, Failure> {
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
     h: &HttpProbe,
-    addr: SocketAddr,
+    host: &str,
 ) -> Result<String, Failure> {
-    let req = request(&h.path, addr);
+    let req = request_to(&h.path, host);
     s.write_all(req.as_bytes())
         .await
         .map_err(|e| format!("send: {e}"))?;
@@ -422,11 +428,15 @@ async fn read_some<S: AsyncRead + Unpin>(s: &mut S, chunk: &mut [u8]) -> Result<
     }
 }
 
-/// The request a check sends.
+/// The request a check sends (Host: the real server's address).
 pub fn request(path: &str, addr: SocketAddr) -> String {
+    request_to(path, &addr.ip().to_string())
+}
+
+/// The request with this Host header.
+pub fn request_to(path: &str, host: &str) -> String {
     format!(
-        "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: lvsup-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        addr.ip()
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: lvsup-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     )
 }
 
