@@ -553,6 +553,8 @@ enum CheckKind {
         digest: Option<String>,
         body: Option<String>,
         tls: bool,
+        /// SSL_GET `virtualhost`: lvsup's `sni` (SNI and Host header).
+        sni: Option<String>,
     },
     /// MISC_CHECK: the program and its arguments.
     Script {
@@ -808,6 +810,9 @@ fn checker(
     let mut misc: Option<Vec<String>> = None;
     let mut misc_timeout = None;
     let is_http = c.keyword == "HTTP_GET" || c.keyword == "SSL_GET";
+    let is_ssl = c.keyword == "SSL_GET";
+    let mut vhost: Option<String> = None;
+    let mut enable_sni = false;
     for k in c.children() {
         if c.keyword == "TCP_CHECK" && k.keyword == "nb_get_retry" {
             out.warn(
@@ -823,6 +828,8 @@ fn checker(
                 connect_port = arg(k, out).and_then(|a| port(a, &k.loc, out));
             }
             "url" if is_http => urls.push(k),
+            "virtualhost" if is_ssl => vhost = arg(k, out).map(str::to_string),
+            "enable_sni" if is_ssl => enable_sni = true,
             "misc_path" if c.keyword == "MISC_CHECK" => {
                 // keepalived reads the rest of the line as the command.
                 let cmd = k.args.join(" ");
@@ -890,6 +897,7 @@ fn checker(
                                 format!("digest {}: not an MD5 digest (32 hex digits)", u.args.join(" ")),
                             ),
                         },
+                        "virtualhost" if is_ssl => vhost = arg(u, out).map(str::to_string),
                         // A regex without special characters is a substring.
                         "regex" => match u.args.as_slice() {
                             [r] if !r.is_empty()
@@ -914,12 +922,31 @@ fn checker(
                 }
             }
         }
+        let sni = match vhost {
+            Some(v) if rustls::pki_types::ServerName::try_from(v.as_str()).is_ok() => {
+                if !enable_sni {
+                    out.warn(
+                        &c.loc,
+                        format!(
+                            "virtualhost {v} without enable_sni: lvsup sends it in the TLS handshake (SNI) as well as in the Host header"
+                        ),
+                    );
+                }
+                Some(v)
+            }
+            Some(v) => {
+                out.error(&c.loc, format!("virtualhost {v}: not a DNS name"));
+                None
+            }
+            None => None,
+        };
         CheckKind::Http {
             path,
             status,
             digest,
             body,
-            tls: c.keyword == "SSL_GET",
+            tls: is_ssl,
+            sni,
         }
     } else {
         CheckKind::Tcp
@@ -1843,6 +1870,7 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
                     digest,
                     body,
                     tls,
+                    sni,
                 } = &h.check
                 {
                     t.push_str(&format!("path = {}\n", q(path)));
@@ -1856,6 +1884,9 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
                     if *tls {
                         // keepalived's SSL_GET never verifies the certificate.
                         t.push_str("tls_verify = false\n");
+                    }
+                    if let Some(n) = sni {
+                        t.push_str(&format!("sni = {}\n", q(n)));
                     }
                 }
                 if let CheckKind::Script { argv } = &h.check {
@@ -2135,6 +2166,26 @@ mod checks_and_hooks_tests {
             "{}",
             got.toml
         );
+        // SSL_GET's virtualhost (with enable_sni) is the sni; HTTP_GET's is refused.
+        let text = instance("")
+            + &vs(
+                "  SSL_GET {\n   url {\n    path /\n   }\n   virtualhost www.example.com\n   enable_sni\n  }",
+            );
+        let got = import(&text);
+        assert!(
+            got.toml
+                .contains("tls_verify = false\nsni = \"www.example.com\"\n"),
+            "{}",
+            got.toml
+        );
+        assert!(
+            !got.warnings
+                .iter()
+                .any(|w| w.contains("without enable_sni"))
+        );
+        let text = instance("")
+            + &vs("  HTTP_GET {\n   url {\n    path /\n   }\n   virtualhost www.example.com\n  }");
+        assert!(refused(&text).contains("virtualhost www.example.com"));
         // A real regex and a broken digest are refused.
         let text =
             instance("") + &vs("  HTTP_GET {\n   url {\n    path /\n    regex \"^ok$\"\n   }\n  }");

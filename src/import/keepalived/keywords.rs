@@ -450,7 +450,10 @@ pub fn unsupported(keyword: &str) -> &'static str {
         | "regex_max_offset" => {
             "lvsup matches the body against plain text (expect_body), not a regular expression"
         }
-        "virtualhost" => "lvsup http checks send no chosen Host header",
+        "virtualhost" => {
+            "lvsup http checks send the real server's address as Host (an https check's `sni` sets it: SSL_GET's virtualhost converts)"
+        }
+        "enable_sni" => "lvsup sends SNI with an https check's `sni` only (SSL_GET's virtualhost)",
         "persistence_granularity" => "lvsup has no persistence netmask yet",
         "persistence_engine" => "lvsup has no persistence engine",
         "fwmark" => "lvsup has no fwmark services yet",

@@ -45,7 +45,7 @@
 //! | persistence_timeout [N] (no value: 360) | `persistence = "Ns"` |
 //! | real_server IP PORT, weight (default 1) | `[[real_servers]]` address, weight; NAT port remapping → `port` |
 //! | TCP_CHECK / HTTP_GET / SSL_GET / MISC_CHECK | `health.check` "tcp" / "http" / "https" / "script"; no checker: "none" |
-//! | SSL_GET | `tls_verify = false`: keepalived's SSL_GET never verifies the real server's certificate (it loads a `ca` but leaves OpenSSL's peer verification off) |
+//! | SSL_GET | `tls_verify = false`: keepalived's SSL_GET never verifies the real server's certificate (it loads a `ca` but leaves OpenSSL's peer verification off); its `virtualhost` → `sni` |
 //! | url { path, status_code N, digest D, regex R } | `health.path`, `health.expect_status` (no status_code: 200), `health.expect_digest` = D, `health.expect_body` = R when R has no regex special character |
 //! | connect_port (if not the real server's port) | `health.port` |
 //! | misc_path "CMD ARGS" | `health.script` = the words; the real server's own address → `{address}`, its port → `{port}` (lvsup has one script per service, run per real server) |
