@@ -179,6 +179,20 @@ async fn refused_programs_are_down_with_the_reason() {
         "{}",
         r.detail
     );
+    // A safe-looking link to a program in an open directory: the target's
+    // directories count.
+    let safe = dir.path().join("safe");
+    std::fs::create_dir(&safe).expect("mkdir");
+    std::fs::set_permissions(&safe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let link = safe.join("check");
+    std::os::unix::fs::symlink(&s, &link).expect("symlink");
+    let r = check(argv(&link, &[]), Duration::from_secs(5)).await;
+    assert!(!r.ok, "{r:?}");
+    assert!(
+        r.detail.contains("sub is writable by group or others"),
+        "{}",
+        r.detail
+    );
     // Relative path, missing program.
     let r = check(vec!["check.sh".into()], Duration::from_secs(5)).await;
     assert_eq!(r.detail, "not started: check.sh: not an absolute path");

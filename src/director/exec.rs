@@ -138,7 +138,13 @@ pub fn insecure(program: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    let mut p = Some(program);
+    // Through symbolic links: what runs is the target, and its directories
+    // are the ones that must be safe.
+    let real = match std::fs::canonicalize(program) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("{}: {e}", program.display())),
+    };
+    let mut p = Some(real.as_path());
     while let Some(path) = p {
         let m = match std::fs::metadata(path) {
             Ok(m) => m,
