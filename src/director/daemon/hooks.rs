@@ -108,3 +108,68 @@ async fn run_one(job: Job) -> HookRecord {
         duration_ms: took_ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p.display().to_string()
+    }
+
+    /// Hooks run in the order queued, with their state in the environment,
+    /// and every run is recorded for status; `finish` waits for them.
+    #[tokio::test]
+    async fn hooks_run_in_order_with_their_state_and_are_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = script(
+            dir.path(),
+            "hook",
+            r#"[ "$LVSUP_STATE" = "$1" ] || { echo "state $LVSUP_STATE, expected $1"; exit 1; }
+sleep 0.2; echo "ran $1""#,
+        );
+        let env = |state: &str| vec![("LVSUP_STATE".to_string(), state.to_string())];
+        let mut h = Hooks::start();
+        h.run(
+            Hook::Master,
+            vec![s.clone(), "master".into()],
+            env("master"),
+        );
+        // Wrong state in the environment: the program says so and fails.
+        h.run(Hook::Fault, vec![s.clone(), "stop".into()], env("fault"));
+        h.run(Hook::Stop, vec![s, "stop".into()], env("stop"));
+        let runs = h.runs.clone();
+        h.finish(Duration::from_secs(10)).await;
+        let v: Vec<HookRecord> = runs.lock().expect("lock").iter().cloned().collect();
+        let got: Vec<(&str, bool, &str)> = v
+            .iter()
+            .map(|r| (r.hook.as_str(), r.ok, r.detail.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("master", true, "exit 0"),
+                ("fault", false, "exit 1"),
+                ("stop", true, "exit 0")
+            ]
+        );
+        // In order: each ended after the one before.
+        assert!(v[0].at <= v[1].at && v[1].at <= v[2].at, "{v:?}");
+        assert!(
+            v.iter().filter(|r| r.ok).all(|r| r.duration_ms >= 200),
+            "{v:?}"
+        );
+        // One at a time: the last ended a whole run (200 ms) after the first.
+        let end = |r: &HookRecord| humantime::parse_rfc3339(&r.at).expect("timestamp");
+        let gap = end(&v[2]).duration_since(end(&v[0])).expect("in order");
+        assert!(gap >= Duration::from_millis(200), "{gap:?}");
+        // Queued after finish: not run.
+        h.run(Hook::Master, vec!["/bin/true".into()], vec![]);
+        assert_eq!(runs.lock().expect("lock").len(), 3);
+    }
+}
