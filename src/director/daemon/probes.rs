@@ -77,3 +77,59 @@ pub(super) fn probe_of(h: &HealthConfig) -> Option<Probe> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn health(check: &str) -> HealthConfig {
+        HealthConfig {
+            check: check.into(),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            fall: 3,
+            rise: 2,
+            port: None,
+            path: None,
+            expect_status: None,
+            expect_body: None,
+            expect_digest: None,
+            tls_verify: None,
+            sni: None,
+            script: None,
+        }
+    }
+
+    /// director.toml's `[services.health]` → the probe the task runs.
+    #[test]
+    fn probes_from_the_health_settings() {
+        assert!(matches!(probe_of(&health("tcp")), Some(Probe::Tcp)));
+        assert!(probe_of(&health("none")).is_none());
+        let mut h = health("https");
+        h.path = Some("/status".into());
+        h.expect_digest = Some("9A0364B9E99BB480DD25E1F0284C8555".into());
+        h.sni = Some("www.example.com".into());
+        match probe_of(&h) {
+            Some(Probe::Https { http, sni, .. }) => {
+                assert_eq!(http.path, "/status");
+                assert_eq!(http.expect_status, 200);
+                assert_eq!(
+                    http.expect_digest.as_deref(),
+                    Some("9a0364b9e99bb480dd25e1f0284c8555")
+                );
+                assert_eq!(
+                    sni,
+                    Some(rustls::pki_types::ServerName::try_from("www.example.com").expect("name"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut h = health("script");
+        h.script = Some(vec!["/bin/check".into(), "{address}".into()]);
+        match probe_of(&h) {
+            Some(Probe::Script { argv }) => assert_eq!(argv, ["/bin/check", "{address}"]),
+            other => panic!("{other:?}"),
+        }
+    }
+}
