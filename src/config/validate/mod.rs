@@ -86,6 +86,25 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let directors = hosts.directors(v, raw, &c.vrrp_unicast, &c.vrrp_accept_foreign);
     let real_servers = hosts.real_servers(v, raw, &services);
     addresses::unique(v, hosts.addrs);
+    {
+        let mut taken: Vec<(std::net::Ipv4Addr, String)> = Vec::new();
+        if let Some(vip) = vip {
+            taken.push((vip, "the VIP".into()));
+        }
+        for d in &directors {
+            taken.push((d.item.address.addr(), format!("director {}", d.item.name)));
+        }
+        for r in &real_servers {
+            taken.push((
+                r.item.address.addr(),
+                format!("real server {}: it is in the pool already", r.item.name),
+            ));
+        }
+        if let Some((n, _)) = &nat {
+            taken.push((n.gateway.addr(), "the NAT gateway".into()));
+        }
+        services::sorry_servers(v, raw, mode, &taken);
+    }
     if let (Some(vip), Some(m)) = (vip, mode) {
         topology::topology(v, vip, m, &directors, &real_servers, nat.as_ref());
     }

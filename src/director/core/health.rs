@@ -14,6 +14,8 @@ use crate::health::damping::{Damper, Health};
 pub struct RsKey {
     pub proto: crate::config::Protocol,
     pub svc_port: u16,
+    /// A fwmark service's mark (`svc_port` is then 0).
+    pub fwmark: Option<u32>,
     pub addr: SocketAddr,
     pub check: String,
     pub check_port: Option<u16>,
@@ -43,6 +45,7 @@ pub fn fresh(cfg: &DirectorConfig, old: &[Vec<RsState>]) -> Vec<Vec<RsState>> {
                     let key = RsKey {
                         proto: s.protocol,
                         svc_port: s.port,
+                        fwmark: s.fwmark,
                         addr: SocketAddr::from((r.address, r.port)),
                         check: s.health.check.clone(),
                         check_port: s.health.port,

@@ -415,8 +415,11 @@ pub fn dropped(keyword: &str) -> Option<&'static str> {
 /// [`dropped`] does not name).
 pub fn unsupported(keyword: &str) -> &'static str {
     match keyword {
-        "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
-            "lvsup has no sorry server yet"
+        "sorry_server_inhibit" => {
+            "lvsup removes the sorry server when a real server is back (no weight-0 inhibit)"
+        }
+        "sorry_server_lvs_method" => {
+            "lvsup forwards to the sorry server the way the service forwards (lb_kind)"
         }
         // notify_master/backup/fault/stop convert (`[cluster] notify`); a
         // vrrp_sync_group's only when the group holds the VIP's instance.
@@ -454,9 +457,7 @@ pub fn unsupported(keyword: &str) -> &'static str {
             "lvsup http checks send the real server's address as Host (an https check's `sni` sets it: SSL_GET's virtualhost converts)"
         }
         "enable_sni" => "lvsup sends SNI with an https check's `sni` only (SSL_GET's virtualhost)",
-        "persistence_granularity" => "lvsup has no persistence netmask yet",
         "persistence_engine" => "lvsup has no persistence engine",
-        "fwmark" => "lvsup has no fwmark services yet",
         "virtual_server_group" | "group" => "lvsup has no virtual server groups",
         "vrrp_script" | "track_script" | "track_interface" | "track_process" | "track_file"
         | "track_bfd" | "vrrp_track_file" | "vrrp_track_process" | "track_src_ip" => {

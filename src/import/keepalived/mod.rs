@@ -50,6 +50,9 @@
 //! | connect_port (if not the real server's port) | `health.port` |
 //! | misc_path "CMD ARGS" | `health.script` = the words; the real server's own address → `{address}`, its port → `{port}` (lvsup has one script per service, run per real server) |
 //! | misc_timeout N (default: delay_loop) | `health.timeout` |
+//! | persistence_granularity MASK (with persistence_timeout) | `persistence_netmask = "MASK"` |
+//! | sorry_server IP [PORT] | `sorry_server = "IP"` (`"IP:PORT"` in NAT when PORT differs) |
+//! | virtual_server fwmark N with `# ports 80,443` on its line | `fwmark = N`, `ports = [80, 443]`; the real servers' port → `health.port` |
 //!
 //! ## Health timers
 //!
@@ -81,10 +84,11 @@
 //! * An error, listing every construct with `file:line` (nothing written;
 //!   `--lossy` writes the file anyway, dropping them, one warning line each
 //!   and a comment at the top of the file): a keepalived keyword lvsup cannot
-//!   express (sorry_server, fwmark and group virtual servers, the generic
-//!   `notify` script and the other notify hooks, misc_dynamic, the checkers
-//!   other than TCP/HTTP/SSL/MISC, regular expressions,
-//!   persistence_granularity, quorum, tracking, static
+//!   express (sorry_server_inhibit, a sorry_server_lvs_method other than
+//!   the service's lb_kind, a fwmark virtual server without its
+//!   ports in a comment, group virtual servers, the generic `notify` script
+//!   and the other notify hooks, misc_dynamic, the checkers other than
+//!   TCP/HTTP/SSL/MISC, regular expressions, quorum, tracking, static
 //!   addresses and routes, virtual_ipaddress options, vrrp_strict, …; see
 //!   [`keywords::unsupported`]), several VIPs or VRRP instances, per-service
 //!   weights or real-server sets, different checks for the real servers of a
