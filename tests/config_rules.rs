@@ -322,6 +322,136 @@ fn random_mutations_of_a_valid_file_never_panic() {
     }
 }
 
+/// https/script checks, body checks, notify hooks and preempt_delay: read
+/// into the model, carried into every director.toml, read back the same.
+#[test]
+fn checks_hooks_and_preempt_delay_are_read_and_reach_director_toml() {
+    use lvsup::config::{Check, HttpCheck};
+    use std::time::Duration;
+    let text = r#"
+[cluster]
+name = "web"
+vip = "172.18.250.99"
+mode = "dr"
+preempt_delay = "90s"
+notify = { master = ["/usr/local/bin/vip-up", "web"], stop = ["/bin/logger", "lvsup stop"] }
+
+[[services]]
+port = 443
+[services.health]
+check = "https"
+path = "/status"
+expect_body = "\"ok\": true"
+expect_digest = "9A0364B9E99BB480DD25E1F0284C8555"
+tls_verify = false
+sni = "www.example.com"
+
+[[services]]
+port = 8080
+[services.health]
+check = "script"
+script = ["/usr/local/bin/check-app", "--host={address}", "{port}"]
+timeout = "3s"
+interval = "10s"
+
+[[services]]
+port = 80
+[services.health]
+check = "https"
+
+[[directors]]
+name = "dr1"
+address = "172.18.250.10"
+
+[[directors]]
+name = "dr2"
+address = "172.18.250.11"
+
+[[real_servers]]
+name = "rs1"
+address = "172.18.250.77"
+"#;
+    let spec = config::parse_str("t.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.preempt_delay, Duration::from_secs(90));
+    assert_eq!(
+        spec.notify.master.as_deref(),
+        Some(&["/usr/local/bin/vip-up".to_string(), "web".into()][..])
+    );
+    assert_eq!(spec.notify.backup, None);
+    assert_eq!(
+        spec.services[0].health.check,
+        Check::Https {
+            http: HttpCheck {
+                path: "/status".into(),
+                expect_status: 200,
+                expect_body: Some("\"ok\": true".into()),
+                // stored in lower case, as md5sum prints it
+                expect_digest: Some("9a0364b9e99bb480dd25e1f0284c8555".into()),
+            },
+            tls_verify: false,
+            sni: Some("www.example.com".into()),
+        }
+    );
+    assert_eq!(
+        spec.services[1].health.check,
+        Check::Script {
+            argv: vec![
+                "/usr/local/bin/check-app".into(),
+                "--host={address}".into(),
+                "{port}".into()
+            ]
+        }
+    );
+    // https defaults: verification on, the real server's address as name.
+    assert!(matches!(
+        &spec.services[2].health.check,
+        Check::Https { tls_verify: true, sni: None, http } if http.path == "/" && http.expect_body.is_none()
+    ));
+    // Defaults when left out.
+    let minimal = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml"),
+    )
+    .expect("example");
+    let m = config::parse_str("m.toml", &minimal).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.preempt_delay, Duration::ZERO);
+    assert!(m.notify.is_empty());
+
+    let d = lvsup::desired::desired_cluster(&spec).expect("render");
+    for dir in &spec.directors {
+        let host = d.hosts.iter().find(|h| h.name == dir.name).expect("host");
+        let file = host
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("director.toml"))
+            .expect("director.toml");
+        let back = lvsup::director::config::DirectorConfig::parse(&file.content)
+            .unwrap_or_else(|e| panic!("{e}\n{}", file.content));
+        assert_eq!(
+            back,
+            lvsup::director::config::DirectorConfig::from_spec(&spec, dir),
+            "{}",
+            file.content
+        );
+        assert_eq!(lvsup::director::config::check(&back), Ok(()));
+        assert_eq!(back.vrrp.preempt_delay, Duration::from_secs(90));
+        assert_eq!(back.notify, spec.notify);
+        let h = &back.services[0].health;
+        assert_eq!(
+            (h.check.as_str(), h.tls_verify, h.sni.as_deref()),
+            ("https", Some(false), Some("www.example.com"))
+        );
+        assert_eq!(
+            back.services[1].health.script.as_ref().map(Vec::len),
+            Some(3)
+        );
+        assert!(
+            file.content.contains("preempt_delay = \"90s\""),
+            "{}",
+            file.content
+        );
+    }
+}
+
 #[test]
 fn fwmark_sorry_server_and_persistence_netmask_are_read() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml");

@@ -138,7 +138,7 @@ fn lossy_writes_the_file_with_a_warning_and_a_comment_per_dropped_construct() {
         .lines()
         .filter(|l| l.contains("dropped (--lossy)"))
         .collect();
-    assert_eq!(dropped.len(), 8, "{stderr}");
+    assert_eq!(dropped.len(), 7, "{stderr}");
     for l in &dropped {
         let (_, what) = l.split_once("dropped (--lossy): ").expect("format");
         assert!(stdout.contains(what), "no comment for {what} in\n{stdout}");

@@ -126,6 +126,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
 
     let (name, vip, mode, advert_interval) = (c.name?, vip?, mode?, c.advert_interval?);
     let drain_timeout = c.kernel.drain_timeout?;
+    let (preempt_delay, notify) = (c.hooks.preempt_delay?, c.hooks.notify?);
     Some(ClusterSpec {
         vrid: c.vrid.unwrap_or_else(|| derived_vrid(&name)),
         name,
@@ -134,6 +135,8 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         interface: c.interface,
         advert_interval,
         preempt: c.preempt,
+        preempt_delay,
+        notify,
         vrrp_unicast: c.vrrp_unicast.is_some_and(|(u, _)| u),
         vrrp_accept_foreign: c.vrrp_accept_foreign.is_some_and(|(a, _)| a),
         sync_daemon: c.sync_daemon,
