@@ -165,7 +165,13 @@ fn fwmark(lab: &Lab, m: &str) {
         "{table}"
     );
     let ipvs = on(lab, m, "cat /proc/net/ip_vs");
-    assert!(ipvs.contains("FWM  00000001 rr persistent 60"), "{ipvs}");
+    // /proc shows the persistence timeout in jiffies: 60 s at any CONFIG_HZ
+    assert!(
+        [100, 250, 300, 1000]
+            .iter()
+            .any(|hz| ipvs.contains(&format!("FWM  00000001 rr persistent {} ", 60 * hz))),
+        "{ipvs}"
+    );
     // rr alone would alternate between app1 and app2; persistence on the
     // fwmark service keeps this client on one, whichever port it asks.
     let (ok, first) = until(30, || {
