@@ -321,3 +321,47 @@ fn random_mutations_of_a_valid_file_never_panic() {
         }
     }
 }
+
+/// `[[services]] name` and `vip`, `[[real_servers]] services` and `weights`
+/// (examples/two-vips.toml): names default to "PORT/PROTO" (or
+/// "VIP:PORT/PROTO" with a vip of its own), VIPs to the cluster's.
+#[test]
+fn service_names_vips_and_per_service_real_servers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/two-vips.toml");
+    let spec = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<(&str, String)> = spec
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.vip.to_string()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("80/tcp", "192.168.0.100".to_string()),
+            ("https", "192.168.0.100".to_string()),
+            ("api", "192.168.0.101".to_string()),
+        ]
+    );
+    let vips: Vec<String> = spec.vips().iter().map(|v| v.to_string()).collect();
+    assert_eq!(vips, ["192.168.0.100", "192.168.0.101"]);
+    let (node1, node2) = (&spec.real_servers[0], &spec.real_servers[1]);
+    let api = &spec.services[2];
+    assert!(node1.serves(api) && !node2.serves(api));
+    assert_eq!(node1.weight_for(api), 50);
+    assert_eq!(node1.weight_for(&spec.services[0]), 100);
+    let of_api: Vec<&str> = spec.real_servers_of(api).map(|r| r.name.as_str()).collect();
+    assert_eq!(of_api, ["node1"]);
+    assert_eq!(api.label(), "TCP 192.168.0.101:80");
+
+    // Without a name, a service with its own VIP is called "VIP:PORT/PROTO".
+    let text = std::fs::read_to_string(&path)
+        .expect("example")
+        .replace("name = \"api\"\n", "")
+        .replace(
+            "weights = { api = 50 }",
+            "weights = { \"192.168.0.101:80/tcp\" = 50 }",
+        );
+    let spec = config::parse_str("two-vips.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.services[2].name, "192.168.0.101:80/tcp");
+    assert_eq!(spec.real_servers[0].weight_for(&spec.services[2]), 50);
+}

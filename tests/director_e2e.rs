@@ -886,7 +886,10 @@ fn drain(lab: &Lab) {
             if text.contains(&want) {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(8), "want {want:?}:\n{text}");
+            assert!(
+                t.elapsed() < Duration::from_secs(8),
+                "want {want:?}:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
         eprintln!("node2 keeps draining: {stale} stale ESTABLISHED entries from earlier steps");

@@ -886,7 +886,7 @@ fn director_failover_times_the_udp_service_too() {
         udp.scheduler = "rr".into();
         udp.persistence = None;
         udp.health.check = config::Check::None;
-        let label = udp.label(spec.vip);
+        let label = udp.label();
         spec.services.push(udp);
         if answering {
             std::thread::spawn(move || {

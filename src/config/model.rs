@@ -3,6 +3,7 @@
 //! from director order, health defaults); facts only a host can tell (which
 //! interface holds the VIP) stay `None` until apply time.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -229,6 +230,13 @@ pub const SCHEDULERS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
+    /// `[[services]] name`: default `"PORT/PROTO"` (`"80/tcp"`), or
+    /// `"VIP:PORT/PROTO"` for a service with its own `vip`. Unique; real
+    /// servers' `services` and `weights` refer to it.
+    pub name: String,
+    /// The virtual address of this service: `[[services]] vip`, default
+    /// the cluster's `vip`. Every distinct one floats with the VRRP master.
+    pub vip: Ipv4Addr,
     pub port: u16,
     pub protocol: Protocol,
     /// One of [`SCHEDULERS`].
@@ -240,9 +248,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// `TCP 192.168.0.100:80`
-    pub fn label(&self, vip: Ipv4Addr) -> String {
-        format!("{} {}:{}", self.protocol, vip, self.port)
+    /// `TCP 192.168.0.100:80`, on the service's own VIP.
+    pub fn label(&self) -> String {
+        format!("{} {}:{}", self.protocol, self.vip, self.port)
+    }
+
+    /// The default name of a service: `"80/tcp"` on the cluster's VIP,
+    /// `"192.168.0.101:80/tcp"` on a VIP of its own.
+    pub fn default_name(vip: Option<Ipv4Addr>, port: u16, protocol: Protocol) -> String {
+        match vip {
+            Some(v) => format!("{v}:{port}/{}", protocol.as_str()),
+            None => format!("{port}/{}", protocol.as_str()),
+        }
     }
 }
 
@@ -306,12 +323,36 @@ pub struct RealServer {
     /// Drained: kept in IPVS at weight 0 (no new connections, existing ones
     /// finish), whatever its health and weight. Default false.
     pub drain: bool,
+    /// `[[real_servers]] services`: the names of the services this real
+    /// server is a destination of; `None` (the default) = every service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
+    /// `[[real_servers]] weights = { NAME = W }`: per-service weights over
+    /// `weight`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, u32>,
 }
 
 impl RealServer {
     /// The port this real server listens on for `service`.
     pub fn port_for(&self, service: &Service) -> u16 {
         self.port.unwrap_or(service.port)
+    }
+
+    /// Whether this real server is a destination of `service`.
+    pub fn serves(&self, service: &Service) -> bool {
+        self.services
+            .as_ref()
+            .is_none_or(|names| names.contains(&service.name))
+    }
+
+    /// The IPVS weight of this real server in `service`: its `weights`
+    /// entry for the service, else `weight`.
+    pub fn weight_for(&self, service: &Service) -> u32 {
+        self.weights
+            .get(&service.name)
+            .copied()
+            .unwrap_or(self.weight)
     }
 }
 
@@ -356,6 +397,26 @@ impl ClusterSpec {
             n(self.directors.len(), "director"),
             n(self.real_servers.len(), "real server")
         )
+    }
+
+    /// Every VIP of the cluster, each once: `[cluster] vip` first, then the
+    /// services' own VIPs in file order. The VRRP master holds them all.
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        let mut v = vec![self.vip];
+        for s in &self.services {
+            if !v.contains(&s.vip) {
+                v.push(s.vip);
+            }
+        }
+        v
+    }
+
+    /// The real servers that are destinations of `service`.
+    pub fn real_servers_of<'a>(
+        &'a self,
+        service: &'a Service,
+    ) -> impl Iterator<Item = &'a RealServer> + 'a {
+        self.real_servers.iter().filter(move |r| r.serves(service))
     }
 
     /// Directors ordered by priority, highest first: the first is the intended master.

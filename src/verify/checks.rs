@@ -29,7 +29,7 @@ pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
         ));
     }
     for svc in &spec.services {
-        let label = svc.label(spec.vip);
+        let label = svc.label();
         let kind = probe_kind(svc);
         let b = probe::batch(vip_addr(spec, svc), &kind, 10, PROBE_TIMEOUT).await;
         cx.traffic_sent();
@@ -59,7 +59,7 @@ pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
 pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
     let spec = cx.spec;
     for svc in spec.services.iter() {
-        let label = svc.label(spec.vip);
+        let label = svc.label();
         let Some(active) = active else {
             cx.add(CheckRow::skipped(
                 "scheduling",
@@ -219,7 +219,7 @@ pub(super) async fn check_source_spread(
     kind: &ProbeKind,
 ) {
     let spec = cx.spec;
-    let label = svc.label(spec.vip);
+    let label = svc.label();
     let mut per_source = Vec::new();
     for src in &cx.opts.sources {
         cx.counters_settled().await;

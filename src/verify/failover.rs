@@ -249,7 +249,7 @@ pub(super) async fn check_director_failover(
             Some(
                 CheckRow::from_verdict(
                     "connection-sync",
-                    &format!("{} ({master} → {backup})", svc.label(spec.vip)),
+                    &format!("{} ({master} → {backup})", svc.label()),
                     analysis::analyse_connection_sync(&c),
                 )
                 .figure("kept", kept)
@@ -346,11 +346,7 @@ pub(super) async fn check_director_failover(
     let mut rows = vec![make_row(&subject, outage, failback)];
     if let (Some(u), Some(o), Some(f)) = (also_udp, uoutage, ufailback) {
         rows.push(make_row(
-            &format!(
-                "{master} → {backup} ({}, {})",
-                mode.as_str(),
-                u.label(spec.vip)
-            ),
+            &format!("{master} → {backup} ({}, {})", mode.as_str(), u.label()),
             o,
             f,
         ));
@@ -424,7 +420,7 @@ pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service)
     let Some(rs) = live.first().copied() else {
         cx.add(CheckRow::skipped(
             "real-server-failover",
-            &svc.label(spec.vip),
+            &svc.label(),
             "no real server in the pool",
         ));
         return;

@@ -56,11 +56,47 @@ pub fn validate(
         text,
         problems,
         poisoned: &raw.poisoned,
+        services_complete: false,
     };
     let spec = build(&mut v, raw);
     match spec {
         Some(spec) if v.problems.is_empty() => Ok(spec),
         _ => Err(v.problems),
+    }
+}
+
+/// Each service has at least one real server (checked when every real
+/// server was read: a broken one might have served it).
+fn every_service_served(
+    v: &mut V<'_>,
+    raw: &RawFile,
+    places: &[(String, std::ops::Range<usize>)],
+    services: &[Service],
+    real_servers: &[hosts::Placed<RealServer>],
+) {
+    let all_read = raw
+        .real_servers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty() && e.len() == real_servers.len());
+    if !all_read {
+        return;
+    }
+    for (s, (path, span)) in services.iter().zip(places) {
+        if !real_servers.iter().any(|r| r.item.serves(s)) {
+            v.err(
+                &format!("{path}.name"),
+                span.clone(),
+                format!(
+                    "service \"{}\" ({}) has no real server: every [[real_servers]] lists `services` without it",
+                    s.name,
+                    s.label()
+                ),
+            )
+            .hint = Some(format!(
+                "add \"{}\" to a real server's `services`, or remove the service",
+                s.name
+            ));
+        }
     }
 }
 
@@ -78,13 +114,17 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             span: span.clone(),
         });
     }
-    let services = services::services(v, raw);
+    let cluster_vip = c.vip.as_ref().map(|(ip, _)| *ip);
+    let sp = services::services(v, raw, cluster_vip, &mut addrs);
+    v.services_complete = sp.complete;
+    let services = sp.services;
     let nat = nat::nat(v, raw, c.mode.as_ref(), &mut addrs);
     let vip = c.vip.as_ref().map(|(ip, _)| *ip);
     let mode = c.mode.as_ref().map(|(m, _)| *m);
     let mut hosts = hosts::Hosts::new(vip, mode, addrs);
     let directors = hosts.directors(v, raw, &c.vrrp_unicast, &c.vrrp_accept_foreign);
     let real_servers = hosts.real_servers(v, raw, &services);
+    every_service_served(v, raw, &sp.places, &services, &real_servers);
     addresses::unique(v, hosts.addrs);
     if let (Some(vip), Some(m)) = (vip, mode) {
         topology::topology(v, vip, m, &directors, &real_servers, nat.as_ref());

@@ -1,42 +1,143 @@
 //! `[[services]]` with their health checks, and a real server's `port`.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::time::Duration;
 
+use super::addresses::AddrUse;
 use super::check::{Sp, V, count_rule};
 use crate::config::model::*;
 use crate::config::raw::*;
 
-/// Every `[[services]]` table; a port and protocol may appear once.
-pub(super) fn services(v: &mut V<'_>, raw: &RawFile) -> Vec<Service> {
+/// The services read from the file, with where each one's name is (for
+/// the rule that every service has a real server).
+pub(super) struct ServicesPart {
+    pub(super) services: Vec<Service>,
+    /// `(path, span)` of each of `services`: the `name` key if written,
+    /// else the table.
+    pub(super) places: Vec<(String, Range<usize>)>,
+    /// Every element of `[[services]]` was read and valid: the names are
+    /// complete, so a real server's unknown name is an error.
+    pub(super) complete: bool,
+}
+
+/// Every `[[services]]` table; a (vip, port, protocol) may appear once, a
+/// name once. `cluster_vip`: the default of `vip`; a service's own VIP is
+/// added to `addrs` (once per address) for the uniqueness rule.
+pub(super) fn services(
+    v: &mut V<'_>,
+    raw: &RawFile,
+    cluster_vip: Option<Ipv4Addr>,
+    addrs: &mut Vec<AddrUse>,
+) -> ServicesPart {
     let mut services = Vec::new();
-    let mut seen_services: BTreeMap<(u16, Protocol), (String, Range<usize>)> = BTreeMap::new();
+    let mut places = Vec::new();
+    let mut seen_services: BTreeMap<(Ipv4Addr, u16, Protocol), (String, Range<usize>)> =
+        BTreeMap::new();
+    let mut seen_names: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     count_rule(v, "services", raw.services.as_deref(), "[[services]]");
+    let before = v.problems.len();
     for (i, e) in raw.services.iter().flatten().enumerate() {
         let Some(s) = &e.value else { continue };
         let path = format!("services[{i}]");
-        if let Some(svc) = service(v, &path, s, &e.span) {
-            let key = (svc.port, svc.protocol);
-            let pspan = s.port.as_ref().map_or(e.span.clone(), |p| p.span());
-            if let Some((first, fspan)) = seen_services.get(&key) {
-                let line = v.line(fspan);
-                v.err(
-                    &format!("{path}.port"),
-                    pspan,
-                    format!(
-                        "{} port {} is already a service in {first} (line {line})",
-                        svc.protocol, svc.port
-                    ),
-                )
-                .related = Some(("first defined here".into(), fspan.clone()));
-            } else {
-                seen_services.insert(key, (path.clone(), pspan));
-            }
-            services.push(svc);
+        let vip = match &s.vip {
+            Some(a) => v.ipv4(&format!("{path}.vip"), a).map(|ip| {
+                if Some(ip) != cluster_vip && !addrs.iter().any(|u| u.addr == ip) {
+                    addrs.push(AddrUse {
+                        addr: ip,
+                        key: format!("{path}.vip"),
+                        span: a.span(),
+                    });
+                }
+                Some(ip)
+            }),
+            None => Some(None),
+        };
+        let Some(svc) = service(v, &path, s, &e.span) else {
+            continue;
+        };
+        let Some(own_vip) = vip else { continue };
+        let Some(vip) = own_vip.or(cluster_vip) else {
+            continue;
+        };
+        let name = match &s.name {
+            Some(n) => match service_name(v, &format!("{path}.name"), n) {
+                Some(name) => (name, n.span()),
+                None => continue,
+            },
+            None => (
+                Service::default_name(own_vip, svc.port, svc.protocol),
+                e.span.clone(),
+            ),
+        };
+        let (name, nspan) = name;
+        let key = (vip, svc.port, svc.protocol);
+        let pspan = s.port.as_ref().map_or(e.span.clone(), |p| p.span());
+        if let Some((first, fspan)) = seen_services.get(&key) {
+            let line = v.line(fspan);
+            v.err(
+                &format!("{path}.port"),
+                pspan,
+                format!(
+                    "{} {vip}:{} is already a service in {first} (line {line})",
+                    svc.protocol, svc.port
+                ),
+            )
+            .related = Some(("first defined here".into(), fspan.clone()));
+            continue;
         }
+        seen_services.insert(key, (path.clone(), pspan));
+        if let Some((first, fspan)) = seen_names.get(&name) {
+            let line = v.line(fspan);
+            let msg = if s.name.is_some() {
+                format!("service name \"{name}\" is already used by {first} (line {line})")
+            } else {
+                format!(
+                    "the default name of this service, \"{name}\", is already used by {first} (line {line})"
+                )
+            };
+            v.err(&format!("{path}.name"), nspan.clone(), msg).related =
+                Some(("first used here".into(), fspan.clone()));
+            continue;
+        }
+        seen_names.insert(name.clone(), (path.clone(), nspan.clone()));
+        places.push((path, nspan));
+        services.push(Service { name, vip, ..svc });
     }
-    services
+    let complete = v.problems.len() == before
+        && raw
+            .services
+            .as_ref()
+            .is_some_and(|e| e.iter().all(|e| e.value.is_some()) && e.len() == services.len())
+        && !v.poisoned.iter().any(|k| k.starts_with("services"));
+    ServicesPart {
+        services,
+        places,
+        complete,
+    }
+}
+
+/// `[[services]] name`: letters, digits and `- _ / : .`, at most 64.
+fn service_name(v: &mut V<'_>, key: &str, n: &Sp<String>) -> Option<String> {
+    let s = n.get_ref();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_/:.".contains(&b));
+    if !ok {
+        v.err(
+            key,
+            n.span(),
+            format!("\"{}\" is not a valid service name", s.escape_debug()),
+        )
+        .hint = Some(
+            "letters, digits and - _ / : . (at most 64 characters), e.g. \"web\" or \"80/tcp\""
+                .into(),
+        );
+        return None;
+    }
+    Some(s.clone())
 }
 
 fn service(v: &mut V<'_>, path: &str, s: &RawService, span: &Range<usize>) -> Option<Service> {
@@ -81,6 +182,8 @@ fn service(v: &mut V<'_>, path: &str, s: &RawService, span: &Range<usize>) -> Op
     };
     let health = health(v, path, s.health.as_ref(), protocol);
     Some(Service {
+        name: String::new(),
+        vip: Ipv4Addr::UNSPECIFIED,
         port: port?,
         protocol: protocol?,
         scheduler: scheduler?,
