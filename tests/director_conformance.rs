@@ -115,6 +115,14 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
             "drain" => {
                 cfg.services[0].real_servers[v.parse::<usize>().expect("drain")].drain = true
             }
+            // vip2=ADDR: a second service, a copy of the first on its own VIP
+            // (cluster.toml `[[services]] vip`), named "api".
+            "vip2" => {
+                let mut s = cfg.services[0].clone();
+                s.name = "api".into();
+                s.vip = Some(v.parse().expect("vip2"));
+                cfg.services.push(s);
+            }
             "accept-foreign" => cfg.vrrp.accept_foreign = v == "on",
             "unicast" => cfg.vrrp.unicast = v == "on",
             _ => panic!("unknown config key {k}"),
@@ -504,4 +512,5 @@ cases! {
     c22_advert_interval_mismatch_timing_unchanged: "22-advert-interval-mismatch-timing-unchanged",
     c23_accept_foreign_takes_any_source: "23-accept-foreign-takes-any-source",
     c24_probe_without_socket_keeps_health: "24-probe-without-socket-keeps-health",
+    c25_every_vip_floats_with_the_instance: "25-every-vip-floats-with-the-instance",
 }

@@ -74,7 +74,7 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
             .filter(|s| {
                 facts.ipvs.as_ref().is_some_and(|t| {
                     t.iter().any(|l| {
-                        l.vip == spec.vip
+                        l.vip == s.vip
                             && l.port == s.port
                             && l.protocol.eq_ignore_ascii_case(s.protocol.as_str())
                     })
@@ -93,14 +93,14 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                     } else {
                         "TCP"
                     },
-                    u32::from(spec.vip),
+                    u32::from(s.vip),
                     s.port
                 );
                 IpvsKey {
                     key,
-                    label: format!("{} {}:{}", s.protocol, spec.vip, s.port),
+                    label: s.label(),
                     flag,
-                    addr: format!("{}:{}", spec.vip, s.port),
+                    addr: format!("{}:{}", s.vip, s.port),
                 }
             })
             .collect();

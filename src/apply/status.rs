@@ -22,6 +22,10 @@ use crate::plan::HostError;
 pub struct ClusterStatus {
     pub cluster: String,
     pub vip: String,
+    /// The services' own VIPs besides `vip` (`[[services]] vip`), held with
+    /// it by the master; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_vips: Vec<String>,
     /// The director that is master (by its daemon, else by holding the VIP).
     pub master: Option<String>,
     pub directors: Vec<DirectorStatus>,
@@ -87,10 +91,9 @@ fn health_of(
     port: u16,
     active: u64,
 ) -> Option<String> {
-    let s = v?
-        .services
-        .iter()
-        .find(|s| s.port == svc.port && s.protocol.eq_ignore_ascii_case(&svc.protocol))?;
+    let s = v?.services.iter().find(|s| {
+        s.vip == svc.vip && s.port == svc.port && s.protocol.eq_ignore_ascii_case(&svc.protocol)
+    })?;
     if let Some(d) = s
         .draining
         .iter()
@@ -234,6 +237,7 @@ pub fn build(
     ClusterStatus {
         cluster: spec.name.clone(),
         vip: spec.vip.to_string(),
+        other_vips: spec.vips()[1..].iter().map(|v| v.to_string()).collect(),
         master,
         directors,
         services,
@@ -246,9 +250,13 @@ pub fn render(s: &ClusterStatus) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Cluster \"{}\", VIP {}: master {}",
+        "Cluster \"{}\", VIP {}{}: master {}",
         s.cluster,
         s.vip,
+        s.other_vips
+            .iter()
+            .map(|v| format!(", {v}"))
+            .collect::<String>(),
         s.master
             .as_deref()
             .unwrap_or("none (no director holds the VIP)")

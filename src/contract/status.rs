@@ -168,6 +168,10 @@ pub struct ReconcileStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
+    /// The service's name (`[[services]] name`, default "PORT/PROTO").
+    /// Absent from daemons before it was added.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// "tcp" | "udp"
     pub protocol: String,
     pub vip: Ipv4Addr,
@@ -412,9 +416,15 @@ impl Status {
             let _ = writeln!(o, "         sync daemon: {sd}");
         }
         for s in &self.services {
+            // A name of its own is shown; the default "80/tcp" says nothing more.
+            let named = if s.name.is_empty() || s.name == format!("{}/{}", s.port, s.protocol) {
+                String::new()
+            } else {
+                format!(" \"{}\"", s.name)
+            };
             let _ = writeln!(
                 o,
-                "{} {}:{} {} (check {}){}",
+                "{} {}:{}{named} {} (check {}){}",
                 s.protocol.to_uppercase(),
                 s.vip,
                 s.port,
@@ -523,6 +533,7 @@ pub(crate) mod tests {
                 timeouts: None,
             },
             services: vec![ServiceStatus {
+                name: String::new(),
                 protocol: "tcp".into(),
                 vip: Ipv4Addr::new(192, 168, 0, 100),
                 port: 80,

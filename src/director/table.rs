@@ -45,7 +45,7 @@ pub fn forward(f: CfgForward) -> Forward {
 pub fn service_id(cfg: &DirectorConfig, s: &ServiceConfig) -> ServiceId {
     ServiceId::Addr {
         protocol: protocol(s.protocol),
-        addr: SocketAddr::from((cfg.vip, s.port)),
+        addr: SocketAddr::from((cfg.service_vip(s), s.port)),
     }
 }
 

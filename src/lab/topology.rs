@@ -146,7 +146,7 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
     let int_bridge = format!("lvb{id}i");
 
     let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
-    used.insert(spec.vip);
+    used.extend(spec.vips());
     for d in &spec.directors {
         used.insert(d.address.addr());
         if let Some(i) = d.internal_address {

@@ -68,7 +68,10 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
             ));
             continue;
         };
-        let weights: Vec<u32> = spec.real_servers.iter().map(|r| r.weight).collect();
+        let weights: Vec<u32> = spec
+            .real_servers_of(svc)
+            .map(|r| r.weight_for(svc))
+            .collect();
         let n = cx
             .opts
             .batch
@@ -240,9 +243,8 @@ pub(super) async fn check_source_spread(
     let s = analysis::SourceSpread {
         scheduler: svc.scheduler.clone(),
         servers: spec
-            .real_servers
-            .iter()
-            .map(|r| (r.name.clone(), if r.drain { 0 } else { r.weight }))
+            .real_servers_of(svc)
+            .map(|r| (r.name.clone(), if r.drain { 0 } else { r.weight_for(svc) }))
             .collect(),
         per_source,
     };

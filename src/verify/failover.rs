@@ -413,9 +413,8 @@ pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service)
         })
     };
     let live: Vec<&crate::config::RealServer> = spec
-        .real_servers
-        .iter()
-        .filter(|r| r.weight > 0 && in_pool(&table, r).unwrap_or(0) > 0)
+        .real_servers_of(svc)
+        .filter(|r| r.weight_for(svc) > 0 && in_pool(&table, r).unwrap_or(0) > 0)
         .collect();
     let Some(rs) = live.first().copied() else {
         cx.add(CheckRow::skipped(
@@ -532,7 +531,7 @@ pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service)
     let mut back_ms = None;
     while ms_since(t0) - t_rec <= back_limit.as_millis() as u64 {
         if let Ok(t) = cx.table(active).await
-            && in_pool(&t, rs) == Some(rs.weight)
+            && in_pool(&t, rs) == Some(rs.weight_for(svc))
         {
             back_ms = Some(ms_since(t0) - t_rec);
             break;

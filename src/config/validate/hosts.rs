@@ -321,6 +321,9 @@ impl Hosts {
     }
 }
 
+/// A real server's `services`: `None` = every service.
+type Served = Option<Vec<String>>;
+
 /// A real server's `services` and `weights`: each name a service of the
 /// file (checked only when every service was read, `complete`), `weights`
 /// only for services it serves, each weight 0..=65535. `None`: an error.
@@ -329,7 +332,7 @@ fn served(
     path: &str,
     r: &RawRealServer,
     services: &[Service],
-) -> (Option<Option<Vec<String>>>, Option<BTreeMap<String, u32>>) {
+) -> (Option<Served>, Option<BTreeMap<String, u32>>) {
     let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     let complete = v.services_complete;
     let unknown = |v: &mut V<'_>, key: &str, name: &str, span: Range<usize>| {

@@ -71,11 +71,12 @@ impl Driver {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| ServiceStatus {
+                    name: cfg.service_name(s),
                     protocol: match s.protocol {
                         crate::config::Protocol::Tcp => "tcp".into(),
                         crate::config::Protocol::Udp => "udp".into(),
                     },
-                    vip: cfg.vip,
+                    vip: cfg.service_vip(s),
                     port: s.port,
                     scheduler: s.scheduler.clone(),
                     check: s.health.check.clone(),
