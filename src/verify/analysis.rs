@@ -824,7 +824,7 @@ pub fn check_real_server(spec: &ClusterSpec, f: &RealServerFacts) -> Verdict {
                     ));
                 } else if !on.contains(&dev) {
                     reasons.push(format!(
-                        "{} has the VIP {vip} on {} instead of {dev}: it would answer ARP for the VIP",
+                        "{} has the VIP on {} instead of {dev} ({vip}): it would answer ARP for the VIP",
                         f.name,
                         on.join(", ")
                     ));
