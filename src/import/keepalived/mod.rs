@@ -42,6 +42,9 @@
 //! | lb_kind / lvs_method (default NAT) | `cluster.mode` |
 //! | persistence_timeout [N] (no value: 360) | `persistence = "Ns"` |
 //! | real_server IP PORT, weight (default 1) | `[[real_servers]]` address, weight; NAT port remapping → `port` |
+//! | virtual_server on another address of the vrrp_instance holding the first one's | `[[services]] vip` (the first virtual_server's address is `cluster.vip`) |
+//! | real_server in only some virtual_servers | `[[real_servers]] services = ["PORT/PROTO", "VIP:PORT/PROTO", …]` (lvsup's default service names) |
+//! | real_server weight differing between virtual_servers | `weight` (its first) and `weights = { NAME = W }` for the others |
 //! | TCP_CHECK / HTTP_GET | `health.check` "tcp" / "http"; no checker: "none" |
 //! | url { path, status_code N } | `health.path`, `health.expect_status` (no status_code: 200) |
 //! | connect_port (if not the real server's port) | `health.port` |
@@ -80,9 +83,11 @@
 //!   SSL_GET, MISC_CHECK and the other checkers, digest/regex,
 //!   persistence_granularity, preempt_delay, quorum, tracking, static
 //!   addresses and routes, virtual_ipaddress options, vrrp_strict, …; see
-//!   [`keywords::unsupported`]), several VIPs or VRRP instances, per-service
-//!   weights or real-server sets, different checks for the real servers of a
-//!   service, scheduler names lvsup does not know, priority 255.
+//!   [`keywords::unsupported`]), several VRRP instances (a virtual_server
+//!   on an address of another instance than the first's; an address of the
+//!   instance no virtual_server uses, other than a NAT gateway), the same
+//!   real server twice in one virtual_server, different checks for the real
+//!   servers of a service, scheduler names lvsup does not know, priority 255.
 //! * A warning: keywords that change nothing lvsup builds
 //!   ([`keywords::dropped`]: authentication — RFC 5798 has none —, e-mail and
 //!   SNMP settings, gratuitous-ARP timing, process tuning…), keepalived's
