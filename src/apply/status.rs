@@ -250,8 +250,13 @@ pub fn render(s: &ClusterStatus) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Cluster \"{}\", VIP {}{}: master {}",
+        "Cluster \"{}\", {} {}{}: master {}",
         s.cluster,
+        if s.other_vips.is_empty() {
+            "VIP"
+        } else {
+            "VIPs"
+        },
         s.vip,
         s.other_vips
             .iter()
