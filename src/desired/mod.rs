@@ -997,6 +997,36 @@ mod tests {
             .filter(|a| a.interface == Interface::Named("tunl0".into()))
             .count();
         assert_eq!(on_tunl0, 2);
+        // NAT: each VIP on the directors (with the gateway); the real
+        // servers route through the gateway and hold no VIP.
+        let text =
+            std::fs::read_to_string(format!("{}/examples/nat.toml", env!("CARGO_MANIFEST_DIR")))
+                .expect("example")
+                .replacen(
+                    "[[directors]]",
+                    "[[services]]\nvip = \"10.0.0.101\"\nport = 80\n\n[[directors]]",
+                    1,
+                );
+        let nat = config::parse_str("nat.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let d = desired_cluster(&nat).expect("render");
+        let nat1 = d.hosts.iter().find(|h| h.name == "nat1").expect("nat1");
+        let floating: Vec<String> = nat1
+            .addresses
+            .iter()
+            .map(|a| a.address.to_string())
+            .collect();
+        assert_eq!(
+            floating,
+            ["10.0.0.100/32", "10.0.0.101/32", "192.168.10.254/24"]
+        );
+        assert!(
+            d.hosts[0].addresses.is_empty(),
+            "{:?}",
+            d.hosts[0].addresses
+        );
+        let t = ipvs_table(&nat);
+        assert_eq!(t[1].label(), "TCP 10.0.0.101:80");
+        assert!(t[1].destinations.iter().all(|d| d.port == 8080));
     }
 
     #[test]

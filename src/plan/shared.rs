@@ -625,4 +625,59 @@ mod tests {
         o.realserver_vips = vec![Ipv4Addr::new(10, 0, 0, 101)];
         assert!(conflicts(&s, &rs1, &[o], &|_| None).is_empty());
     }
+
+    /// Services' own VIPs (`[[services]] vip`) conflict like the cluster's,
+    /// on both sides: ours against theirs, theirs from their director.toml.
+    #[test]
+    fn services_vips_conflict_like_the_cluster_vip() {
+        let s = spec("");
+        let s2 = crate::config::parse_str(
+            "web.toml",
+            &format!(
+                "{}\n[[services]]\nvip = \"10.0.0.101\"\nport = 80\n",
+                toml_of_spec()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(s.vips().len(), 1);
+        let lvs1 = host(&s2, "lvs1");
+        let c = conflicts(
+            &s2,
+            &lvs1,
+            &[director("10.0.0.101", Some("eth1"), 52, false)],
+            &|_| None,
+        );
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].contains("both use 10.0.0.101 (as VIP and VIP)"),
+            "{c:?}"
+        );
+        // theirs: a service VIP in their director.toml
+        let o = others(
+            "web",
+            &files(&[(
+                "/etc/lvsup/api/director.toml",
+                "vip = \"10.0.0.9\"\n[[services]]\nvip = \"10.0.0.100\"\nport = 80\n",
+            )]),
+        );
+        let d = o[0].director.as_ref().expect("director");
+        assert_eq!(d.service_vips, [Ipv4Addr::new(10, 0, 0, 100)]);
+        let c = conflicts(&s, &host(&s, "lvs1"), &o, &|_| None);
+        assert!(c.iter().any(|c| c.contains("both use 10.0.0.100")), "{c:?}");
+        // real servers: their unit's VIPs, every line
+        let mut o = other("api", &[]);
+        o.realserver_vips = vec![Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 101)];
+        let c = conflicts(&s2, &host(&s2, "rs1"), &[o], &|_| None);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].contains("both use VIP 10.0.0.101"), "{c:?}");
+    }
+
+    fn toml_of_spec() -> String {
+        "[cluster]\nname = \"web\"\nvip = \"10.0.0.100\"\nmode = \"dr\"\nvrid = 51\n\
+         [[directors]]\nname = \"lvs1\"\naddress = \"10.0.0.2\"\n\
+         [[directors]]\nname = \"lvs2\"\naddress = \"10.0.0.3\"\n\
+         [[real_servers]]\nname = \"rs1\"\naddress = \"10.0.0.11\"\n\
+         [[services]]\nport = 80\n"
+            .to_string()
+    }
 }

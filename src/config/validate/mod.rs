@@ -127,7 +127,21 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     every_service_served(v, raw, &sp.places, &services, &real_servers);
     addresses::unique(v, hosts.addrs);
     if let (Some(vip), Some(m)) = (vip, mode) {
-        topology::topology(v, vip, m, &directors, &real_servers, nat.as_ref());
+        let mut other_vips: Vec<std::net::Ipv4Addr> = Vec::new();
+        for s in services.iter().filter(|s| s.vip != vip) {
+            if !other_vips.contains(&s.vip) {
+                other_vips.push(s.vip);
+            }
+        }
+        topology::topology(
+            v,
+            vip,
+            &other_vips,
+            m,
+            &directors,
+            &real_servers,
+            nat.as_ref(),
+        );
     }
 
     let (name, vip, mode, advert_interval) = (c.name?, vip?, mode?, c.advert_interval?);
