@@ -348,3 +348,44 @@ pub fn summary(s: &ClusterStatus) -> String {
         s.directors.len()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(other_vips: &[&str]) -> ClusterStatus {
+        ClusterStatus {
+            cluster: "site".into(),
+            vip: "192.168.0.100".into(),
+            other_vips: other_vips.iter().map(|v| v.to_string()).collect(),
+            master: Some("lvs191".into()),
+            directors: vec![],
+            services: vec![],
+            table_from: None,
+            ipvs_timeouts: None,
+        }
+    }
+
+    /// Services with VIPs of their own: the first line names every VIP,
+    /// and the JSON lists them in `other_vips` (absent with one VIP).
+    #[test]
+    fn every_vip_is_named() {
+        let one = status(&[]);
+        assert!(
+            render(&one).starts_with("Cluster \"site\", VIP 192.168.0.100: master lvs191"),
+            "{}",
+            render(&one)
+        );
+        let json = serde_json::to_value(&one).expect("json");
+        assert!(json.get("other_vips").is_none(), "{json}");
+        let two = status(&["192.168.0.101"]);
+        assert!(
+            render(&two)
+                .starts_with("Cluster \"site\", VIPs 192.168.0.100, 192.168.0.101: master lvs191"),
+            "{}",
+            render(&two)
+        );
+        let json = serde_json::to_value(&two).expect("json");
+        assert_eq!(json["other_vips"][0], "192.168.0.101");
+    }
+}

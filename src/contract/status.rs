@@ -655,6 +655,28 @@ pub(crate) mod tests {
         );
     }
 
+    /// A service's own name is shown after its address; the default
+    /// "PORT/PROTO" is not (it says nothing more), nor is an absent one
+    /// (older daemons). The name is in the JSON when set.
+    #[test]
+    fn service_names_other_than_the_default_are_shown() {
+        let mut st = sample();
+        st.services[0].name = "80/tcp".into();
+        assert!(
+            st.render_text().contains("TCP 192.168.0.100:80 rr"),
+            "{}",
+            st.render_text()
+        );
+        st.services[0].name = "api".into();
+        st.services[0].vip = "192.168.0.101".parse().expect("ip");
+        let text = st.render_text();
+        assert!(text.contains("TCP 192.168.0.101:80 \"api\" rr"), "{text}");
+        let v = serde_json::to_value(&st).expect("json");
+        assert_eq!(v["services"][0]["name"], "api");
+        let back: Status = serde_json::from_value(v).expect("read back");
+        assert_eq!(back.services[0].name, "api");
+    }
+
     /// `lvsup director status --json` as this version's daemon prints it
     /// (`format_version` first, then the schema-1 document).
     pub(crate) const FIXTURE: &str =
