@@ -267,7 +267,7 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
             let mut ports: Vec<u16> = spec
                 .services
                 .iter()
-                .filter(|s| s.protocol == proto)
+                .filter(|s| s.protocol == proto && r.serves(s))
                 .map(|s| r.port_for(s))
                 .collect();
             ports.sort_unstable();
