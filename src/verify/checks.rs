@@ -8,7 +8,13 @@ pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
     let dirs = cx.director_facts().await;
     cx.add(CheckRow::from_verdict(
         "vip-holder",
-        &spec.vip.to_string(),
+        // every VIP of the cluster (services may have their own)
+        &spec
+            .vips()
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         analysis::check_vip_holder(spec, &dirs),
     ));
     let rs_futs = spec.real_servers.iter().map(|r| async move {
