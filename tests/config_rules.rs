@@ -352,6 +352,10 @@ fn service_names_vips_and_per_service_real_servers() {
     let of_api: Vec<&str> = spec.real_servers_of(api).map(|r| r.name.as_str()).collect();
     assert_eq!(of_api, ["node1"]);
     assert_eq!(api.label(), "TCP 192.168.0.101:80");
+    assert_eq!(
+        spec.summary(),
+        "site: DR, 2 VIPs, 3 services, 2 directors, 2 real servers"
+    );
 
     // Without a name, a service with its own VIP is called "VIP:PORT/PROTO".
     let text = std::fs::read_to_string(&path)

@@ -384,15 +384,22 @@ pub enum HostKeyChecking {
 }
 
 impl ClusterSpec {
-    /// "web: DR, 1 service, 2 directors, 2 real servers"
+    /// "web: DR, 1 service, 2 directors, 2 real servers" ("site: DR, 2 VIPs,
+    /// 3 services, …" when services have VIPs of their own)
     pub fn summary(&self) -> String {
         fn n(count: usize, what: &str) -> String {
             format!("{count} {what}{}", if count == 1 { "" } else { "s" })
         }
+        let vips = self.vips().len();
         format!(
-            "{}: {}, {}, {}, {}",
+            "{}: {}, {}{}, {}, {}",
             self.name,
             self.mode,
+            if vips > 1 {
+                format!("{vips} VIPs, ")
+            } else {
+                String::new()
+            },
             n(self.services.len(), "service"),
             n(self.directors.len(), "director"),
             n(self.real_servers.len(), "real server")
