@@ -15,6 +15,17 @@ pub fn realserver_unit(cluster: &str) -> String {
 pub fn director_config_path(cluster: &str) -> String {
     format!("/etc/lvsup/{cluster}/director.toml")
 }
+/// The nftables ruleset marking the packets of a cluster's fwmark services
+/// (directors with a fwmark service only; loaded by the director unit).
+pub fn fwmark_rules_path(cluster: &str) -> String {
+    format!("/etc/lvsup/{cluster}/fwmark.nft")
+}
+/// The nftables table lvsup owns for a cluster's fwmark marks (family ip).
+pub fn fwmark_table(cluster: &str) -> String {
+    format!("lvsup_{cluster}")
+}
+/// Where nft is on directors (Debian, Fedora, SUSE; /sbin with merged /usr).
+pub const NFT_PATH: &str = "/usr/sbin/nft";
 /// Where apply records the values sysctls had before lvsup changed them
 /// (JSON: key → value, or null when the key did not exist).
 pub fn previous_sysctl_path(cluster: &str) -> String {

@@ -67,6 +67,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/scripts/remove-files.sh.j2"),
     ),
     (
+        "remove-fwmark.sh.j2",
+        include_str!("../templates/scripts/remove-fwmark.sh.j2"),
+    ),
+    (
         "remove-ipvs.sh.j2",
         include_str!("../templates/scripts/remove-ipvs.sh.j2"),
     ),

@@ -373,6 +373,13 @@ fn run_example(ex: &str) {
         "plan after the host came back",
     );
 
+    // #14: the SSH connection to a director cut in the middle of the upload
+    // of a new director binary (on DR: once in CI; last before destroy, which
+    // removes whichever binary is there).
+    if ex == "dr" && !no_kernel() {
+        upload_cut_keeps_the_old_binary(&lab, &spec, &with);
+    }
+
     let out = expect(&run(&["destroy", "--yes"]), 0, "destroy");
     assert!(out.contains("destroy summary"), "{out}");
     let out = expect(&run(&["destroy", "--yes"]), 0, "second destroy");
@@ -392,6 +399,123 @@ fn run_example(ex: &str) {
         start.elapsed().as_secs_f64()
     );
     drop(lab);
+}
+
+/// #14 "upload cut midway": apply sends a new director binary (the test's
+/// lvsup with bytes appended) and, once the upload's temp file exists on
+/// the backup director, every sshd process there is killed: the connection
+/// is lost mid-stream. apply fails naming the host and the upload step, the
+/// master (applied after the backups) is left out, the backup keeps its old
+/// binary (same SHA-256) and its running daemon, no temp file is left; the
+/// next apply installs the new binary.
+fn upload_cut_keeps_the_old_binary(
+    lab: &Lab,
+    spec: &lvsup::config::ClusterSpec,
+    with: &dyn Fn(&[&str]) -> Vec<String>,
+) {
+    let backup = spec.directors.last().expect("a director").name.clone();
+    let master = spec.directors[0].name.clone();
+    assert_ne!(backup, master, "the example has two directors");
+    let sha = |h: &str| {
+        on(lab, h, "sha256sum /usr/local/bin/lvsup")
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let old = sha(&backup);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let new_bin = dir.path().join("lvsup");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_lvsup")).expect("read lvsup");
+    bytes.extend_from_slice(b"\0lvsup e2e: a binary that differs\0");
+    std::fs::write(&new_bin, &bytes).expect("write the new binary");
+    let new_sha = lvsup::contract::sha256_hex(&bytes);
+    let new_path = new_bin.to_string_lossy().into_owned();
+
+    let cutter = {
+        let file = lab.file.to_string_lossy().into_owned();
+        let backup = backup.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(300) {
+                let o = lvsup(&[
+                    "lab",
+                    "exec",
+                    "-f",
+                    &file,
+                    &backup,
+                    "--",
+                    "sh",
+                    "-c",
+                    "ls /usr/local/bin/.lvsup.* 2>/dev/null | head -n 1",
+                ]);
+                if !String::from_utf8_lossy(&o.stdout).trim().is_empty() {
+                    // The connection dies with its server side.
+                    let o = lvsup(&[
+                        "lab",
+                        "exec",
+                        "-f",
+                        &file,
+                        &backup,
+                        "--",
+                        "sh",
+                        "-c",
+                        "pkill -KILL -f '^sshd: [^/]' ; true",
+                    ]);
+                    return format!(
+                        "cut after {:.1}s: {}",
+                        started.elapsed().as_secs_f64(),
+                        text(&o)
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            "the upload's temp file never showed up".to_string()
+        })
+    };
+    let args = with(&["apply", "--yes", "--director-binary", &new_path]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = lvsup(&refs);
+    let cut = cutter.join().expect("cutter thread");
+    assert!(cut.starts_with("cut after"), "{cut}");
+    let out = expect(&o, 1, "apply with the upload cut");
+    assert!(
+        out.contains(&format!(
+            "  {backup}: NOT CHANGED — failed at \"upload the director binary"
+        )),
+        "{cut}\n{out}"
+    );
+    assert!(
+        out.contains(&format!("  {master}: LEFT OUT, not touched")),
+        "{out}"
+    );
+    // Only the connections' processes died ("sshd: USER…"), not the
+    // listener ("sshd: /usr/sbin/sshd -D [listener]…"): `lab exec` and the
+    // next apply connect again.
+    assert_eq!(sha(&backup), old, "the backup's binary changed");
+    let left = on(
+        lab,
+        &backup,
+        "for i in 1 2 3 4 5 6 7 8 9 10; do ls /usr/local/bin/.lvsup.* >/dev/null 2>&1 || break; sleep 1; done; \
+         ls -A /usr/local/bin | grep '^\\.lvsup' || echo none",
+    );
+    assert_eq!(left, "none\n", "temp files left by the cut upload");
+    let active = on(
+        lab,
+        &backup,
+        &format!(
+            "systemctl is-active lvsup-director-{}.service || true",
+            spec.name
+        ),
+    );
+    assert_eq!(active, "active\n", "the daemon on {backup} stopped");
+
+    // The next apply converges: the new binary on both directors.
+    let o = lvsup(&refs);
+    expect(&o, 0, "apply after the cut upload");
+    assert_eq!(sha(&backup), new_sha);
+    assert_eq!(sha(&master), new_sha);
+    eprintln!("upload cut on {backup}: {cut}; old binary kept, next apply installed the new one");
 }
 
 /// Another session holds the cluster lock on `host` (by hand, as lock.sh

@@ -369,3 +369,70 @@ fn service_names_vips_and_per_service_real_servers() {
     assert_eq!(spec.services[2].name, "192.168.0.101:80/tcp");
     assert_eq!(spec.real_servers[0].weight_for(&spec.services[2]), 50);
 }
+
+#[test]
+fn fwmark_sorry_server_and_persistence_netmask_are_read() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml");
+    let text = std::fs::read_to_string(&path).expect("example");
+    let text = text.replacen(
+        "[[services]]\nport = 80\nscheduler = \"rr\"",
+        "[[services]]\nport = 8000\npersistence = \"300s\"\npersistence_netmask = \"255.255.255.0\"\n\
+         sorry_server = \"172.18.250.90\"\n\n\
+         [[services]]\nfwmark = 7\nports = [443, 80]\npersistence = \"1h\"\npersistence_netmask = \"/16\"\n\
+         sorry_server = \"172.18.250.91\"\n[services.health]\nport = 80\n",
+        1,
+    );
+    let spec = config::parse_str("t.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let (a, f) = (&spec.services[0], &spec.services[1]);
+    assert_eq!(a.persistence_netmask, Some(24));
+    assert_eq!(
+        a.sorry_server,
+        Some(config::SorryServer {
+            address: "172.18.250.90".parse().expect("ip"),
+            port: None
+        })
+    );
+    assert_eq!(a.fwmark, None);
+    assert_eq!(
+        f.fwmark,
+        Some(config::Fwmark {
+            mark: 7,
+            ports: vec![80, 443]
+        }),
+        "ports sorted"
+    );
+    assert_eq!(
+        (f.port, f.persistence_netmask, f.health.port),
+        (0, Some(16), Some(80))
+    );
+    assert_eq!(f.label(), format!("FWM 7 (TCP {}:80,443)", spec.vip));
+    // The directors' config carries them and reads back the same.
+    let d = lvsup::desired::desired_cluster(&spec).expect("render");
+    let dir = d
+        .hosts
+        .iter()
+        .find(|h| h.name == spec.directors[0].name)
+        .expect("director");
+    let cfg = dir
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("director.toml"))
+        .expect("director.toml");
+    let back = lvsup::director::config::DirectorConfig::parse(&cfg.content)
+        .unwrap_or_else(|e| panic!("{e}\n{}", cfg.content));
+    assert_eq!(back, *dir.director_config.as_ref().expect("typed"));
+    assert_eq!(back.services[1].fwmark, Some(7));
+    assert_eq!(back.services[1].ports, [80, 443]);
+    assert_eq!(back.services[0].persistence_netmask, Some(24));
+    let s = back.services[1].sorry_server.as_ref().expect("sorry");
+    assert_eq!(
+        s.port, 0,
+        "a fwmark service's sorry server takes the packet's port"
+    );
+    assert_eq!(
+        back.services[0].sorry_server.as_ref().expect("sorry").port,
+        8000
+    );
+    assert!(back.services[1].real_servers.iter().all(|r| r.port == 0));
+    assert_eq!(lvsup::director::config::check(&back), Ok(()));
+}

@@ -296,6 +296,56 @@ time.sleep(5)
 print(len(conns))
 PY"#;
 
+/// VRRPv3 adverts for VRID 78 claiming priority 254 and the longest
+/// interval (4095 cs), sent 20 times from node1 (a real server, not a
+/// director) to 224.0.0.18 with TTL 255 and a correct checksum.
+const SPOOF: &str = r#"python3 - <<'PY'
+import socket, struct, time
+src = "10.78.0.21"
+dst = "224.0.0.18"
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+msg = struct.pack("!BBBBHH", 0x31, 78, 254, 1, 4095, 0) + socket.inet_aton("10.78.0.100")
+pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 112, len(msg))
+msg = msg[:6] + struct.pack("!H", csum(pseudo + msg)) + msg[8:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(src))
+for _ in range(20):
+    s.sendto(msg, (dst, 0))
+    time.sleep(0.1)
+print("sent 20")
+PY"#;
+
+/// #14 attack: a host on the segment that is not a director advertises a
+/// higher priority for the cluster's VRID. The directors drop its adverts
+/// (counted as `unknown_peer`) and the VIP stays on the master.
+fn spoofed_adverts_from_a_real_server_are_dropped(lab: &Lab) {
+    let peers = |h: &str| lab.status(h).vrrp.counters.unknown_peer;
+    let before = (peers("lvs1"), peers("lvs2"));
+    let out = lab.sh("node1", SPOOF);
+    assert!(out.contains("sent 20"), "{out}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(lab.state("lvs1"), "Master");
+    assert_eq!(lab.state("lvs2"), "Backup");
+    assert!(
+        lab.holds_vip("lvs1"),
+        "the VIP left lvs1 after spoofed adverts"
+    );
+    assert!(!lab.holds_vip("lvs2"));
+    let after = (peers("lvs1"), peers("lvs2"));
+    assert!(
+        after.0 >= before.0 + 20 && after.1 >= before.1 + 20,
+        "spoofed adverts not counted as unknown_peer: {before:?} → {after:?}"
+    );
+    eprintln!("spoofed adverts: dropped and counted {before:?} → {after:?}; VIP stays on lvs1");
+}
+
 /// #14 attack: a flood of idle metrics clients (held longer than
 /// fall × interval + interval = 4 s) changes no real server's health or
 /// weight (the listener caps its connections; a probe without a socket would
@@ -529,6 +579,7 @@ fn director_failover_health_reload() {
     }
 
     metrics_flood_changes_no_weight(&lab);
+    spoofed_adverts_from_a_real_server_are_dropped(&lab);
 
     // 2. kill -9 the master's daemon: the backup takes over. The unit
     //    restarts the killed daemon (Restart=on-failure, 1 s): it removes its

@@ -60,6 +60,7 @@ const PAIRS: &[(&str, &[&str])] = &[
     // Several VIPs in one instance, a real server of only some virtual
     // servers, another weight in one of them.
     ("multivip", &["multivip/lvs1.conf", "multivip/lvs2.conf"]),
+    ("fwmark", &["fwmark/lvs1.conf", "fwmark/lvs2.conf"]),
 ];
 
 #[test]
@@ -140,14 +141,23 @@ fn lossy_writes_the_file_with_a_warning_and_a_comment_per_dropped_construct() {
         .lines()
         .filter(|l| l.contains("dropped (--lossy)"))
         .collect();
-    assert_eq!(dropped.len(), 9, "{stderr}");
+    assert_eq!(dropped.len(), 7, "{stderr}");
     for l in &dropped {
         let (_, what) = l.split_once("dropped (--lossy): ").expect("format");
         assert!(stdout.contains(what), "no comment for {what} in\n{stdout}");
     }
+    // the fwmark service is dropped: its ports are not in the file
     assert!(stderr.contains(
-        "warning: bad/unsupported.conf:26: dropped (--lossy): sorry_server 192.168.0.200 80: lvsup has no sorry server yet"
-    ));
+        "warning: bad/unsupported.conf:14: dropped (--lossy): virtual_server fwmark 1: keepalived.conf does not say which ports mark 1 covers"
+    ), "{stderr}");
+    // sorry_server converts; persistence_granularity without persistence has no effect
+    assert!(
+        stdout.contains("sorry_server = \"192.168.0.200\"\n"),
+        "{stdout}"
+    );
+    assert!(stderr.contains(
+        "warning: bad/unsupported.conf:25: persistence_granularity /24 dropped: without persistence_timeout it has no effect"
+    ), "{stderr}");
     lvsup::config::parse_str("lossy", &stdout).expect("valid");
     insta::assert_snapshot!("unsupported_lossy_toml", stdout);
 }

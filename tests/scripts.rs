@@ -90,11 +90,21 @@ fn everything_present(spec: &ClusterSpec, want: &HostState) -> Facts {
         spec.services
             .iter()
             .map(|s| LiveService {
-                protocol: s.protocol.as_str().to_uppercase(),
-                vip: spec.vip,
+                protocol: if s.fwmark.is_some() {
+                    "FWM".into()
+                } else {
+                    s.protocol.as_str().to_uppercase()
+                },
+                vip: if s.fwmark.is_some() {
+                    std::net::Ipv4Addr::UNSPECIFIED
+                } else {
+                    spec.vip
+                },
                 port: s.port,
+                fwmark: s.fwmark.as_ref().map(|f| f.mark),
                 scheduler: "rr".into(),
                 persistence: None,
+                netmask: None,
                 destinations: Vec::new(),
             })
             .collect(),
@@ -151,6 +161,7 @@ fn apply_steps_fresh_hosts() {
         ("nat", "director"),
         ("nat", "realserver"),
         ("tun", "realserver"),
+        ("fwmark", "director"),
     ] {
         let (spec, d) = example(name);
         let want = if role == "director" {
@@ -212,6 +223,7 @@ fn destroy_steps_everything_present() {
         ("dr", "director"),
         ("dr", "realserver"),
         ("nat", "director"),
+        ("fwmark", "director"),
     ] {
         let (spec, d) = example(name);
         let want = if role == "director" {
@@ -232,6 +244,7 @@ fn facts_scripts() {
         ("dr", "realserver"),
         ("nat", "director"),
         ("tun", "realserver"),
+        ("fwmark", "director"),
     ] {
         let (spec, d) = example(name);
         let want = if role == "director" {
@@ -241,6 +254,41 @@ fn facts_scripts() {
         };
         insta::assert_snapshot!(format!("facts_{name}_{role}"), observe::script(&spec, want));
     }
+}
+
+/// A director whose cluster dropped its fwmark services: apply removes the
+/// rules file and lvsup's nftables table (plan shows it as a file removal).
+#[test]
+fn apply_steps_fwmark_services_gone() {
+    let (spec, d) = example("dr");
+    let want = director(&d);
+    let mut obs = lvsup::plan::Observed::default();
+    for f in &want.files {
+        obs.files.insert(f.path.clone(), f.content.clone());
+    }
+    obs.files.insert(
+        lvsup::desired::fwmark_rules_path(&spec.name),
+        "table ip lvsup_web {}\n".into(),
+    );
+    let hp = plan::diff_host(&spec.name, want, &obs);
+    let removal: Vec<&str> = hp
+        .changes
+        .iter()
+        .filter(|c| c.action == plan::Action::Delete)
+        .map(|c| c.summary.as_str())
+        .collect();
+    assert_eq!(
+        removal,
+        [
+            "remove file /etc/lvsup/web/fwmark.nft and nftables table ip lvsup_web (no fwmark service left)"
+        ]
+    );
+    let steps = steps_for(&spec, want, &hp, &Facts::default());
+    let out: Vec<Step> = steps
+        .into_iter()
+        .filter(|s| s.what.contains("nftables"))
+        .collect();
+    insta::assert_snapshot!(scripts(&out));
 }
 
 #[test]
@@ -325,6 +373,7 @@ fn rendered() -> Vec<(String, String)> {
         ("nat", "realserver"),
         ("tun", "realserver"),
         ("minimal", "director"),
+        ("fwmark", "director"),
     ] {
         let (spec, d) = example(name);
         let want = if role == "director" {
@@ -387,6 +436,8 @@ fn rendered() -> Vec<(String, String)> {
                     "remove-ipvs.sh.j2"
                 } else if w.starts_with("release floating addresses") {
                     "release-addresses.sh.j2"
+                } else if w.starts_with("remove nftables table") {
+                    "remove-fwmark.sh.j2"
                 } else if w.starts_with("remove /usr/local/bin/lvsup") {
                     "remove-binary.sh.j2"
                 } else if w.starts_with("remove ") {

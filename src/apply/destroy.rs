@@ -33,13 +33,14 @@ fn script_step(what: impl Into<String>, s: String) -> Step {
 /// One of lvsup's IPVS services, as remove-ipvs.sh.j2 names it.
 #[derive(serde::Serialize)]
 struct IpvsKey {
-    /// `TCP 0A000064:0050`, as `/proc/net/ip_vs` shows it (spaces squeezed).
+    /// `TCP 0A000064:0050` or `FWM 00000005`, as `/proc/net/ip_vs` shows it
+    /// (spaces squeezed).
     key: String,
     /// `TCP 10.0.0.100:80`
     label: String,
-    /// `-t` or `-u`
+    /// `-t`, `-u` or `-f`
     flag: &'static str,
-    /// `10.0.0.100:80`
+    /// `10.0.0.100:80`, or a fwmark service's mark
     addr: String,
 }
 
@@ -73,14 +74,26 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
             .iter()
             .filter(|s| {
                 facts.ipvs.as_ref().is_some_and(|t| {
-                    t.iter().any(|l| {
-                        l.vip == s.vip
-                            && l.port == s.port
-                            && l.protocol.eq_ignore_ascii_case(s.protocol.as_str())
+                    t.iter().any(|l| match &s.fwmark {
+                        Some(f) => l.fwmark == Some(f.mark),
+                        None => {
+                            l.fwmark.is_none()
+                                && l.vip == s.vip
+                                && l.port == s.port
+                                && l.protocol.eq_ignore_ascii_case(s.protocol.as_str())
+                        }
                     })
                 })
             })
             .map(|s| {
+                if let Some(f) = &s.fwmark {
+                    return IpvsKey {
+                        key: format!("FWM {:08X}", f.mark),
+                        label: format!("FWM {}", f.mark),
+                        flag: "-f",
+                        addr: f.mark.to_string(),
+                    };
+                }
                 let flag = if s.protocol == Protocol::Udp {
                     "-u"
                 } else {
@@ -115,6 +128,14 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                     context! { services => Value::from(Serde(&own)) },
                 ),
             ));
+        }
+        // lvsup's nftables table of the fwmark marks (the unit stopped
+        // above no longer reloads it).
+        let rules = desired::fwmark_rules_path(c);
+        if spec.services.iter().any(|s| s.fwmark.is_some())
+            || facts.observed.files.contains_key(&rules)
+        {
+            steps.push(super::steps::fwmark_removal_step(c, &rules));
         }
         let floating: Vec<std::net::Ipv4Addr> = want
             .addresses

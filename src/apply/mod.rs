@@ -127,8 +127,18 @@ impl BinarySource {
                 false,
             ),
         };
+        let started = std::time::Instant::now();
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(BinarySource::from_bytes(path, &bytes, explicit))
+        let read_ms = started.elapsed().as_millis();
+        let source = BinarySource::from_bytes(path, &bytes, explicit);
+        tracing::debug!(
+            path = %source.path.display(),
+            size = source.size,
+            read_ms,
+            hash_ms = started.elapsed().as_millis() - read_ms,
+            "director binary read and hashed"
+        );
+        Ok(source)
     }
 
     /// What apply knows of the binary at `path` with content `bytes` (pure).
@@ -522,6 +532,7 @@ pub async fn gather(
                 }
             };
             let script = observe::script(&spec, &want);
+            let started = std::time::Instant::now();
             let mut out = match conn.run_script(&script, step_timeout).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -569,6 +580,12 @@ pub async fn gather(
                     }
                 };
             }
+            tracing::debug!(
+                host = want.name,
+                ms = started.elapsed().as_millis(),
+                bytes = out.stdout.len(),
+                "facts gathered"
+            );
             // Debugging and fixtures: LVSUP_FACTS_DUMP=DIR keeps each host's raw facts.
             if let Some(dir) = std::env::var_os("LVSUP_FACTS_DUMP") {
                 let _ = std::fs::write(

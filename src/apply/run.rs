@@ -225,7 +225,15 @@ pub async fn run_steps(
     let mut done = Vec::new();
     for (i, st) in steps.iter().enumerate() {
         line.step(i + 1, steps.len(), &st.what);
+        let step_start = Instant::now();
         let r = run_one(conn, st, ctx).await.map_err(|e| last_lines(&e, 4));
+        tracing::debug!(
+            host,
+            step = st.what,
+            ms = step_start.elapsed().as_millis(),
+            ok = r.is_ok(),
+            "step"
+        );
         if let Err(e) = r {
             line.finish(format!("FAILED at \"{}\": {e}", st.what));
             return HostReport {

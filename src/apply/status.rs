@@ -70,6 +70,10 @@ pub struct DestView {
     pub health: String,
 }
 
+/// The health column of a sorry server the kernel has: the daemon put it
+/// in because no real server of the service can take a connection.
+pub const SORRY_IN_USE: &str = "sorry server in use";
+
 /// The daemon's VRRP state and since when (its last transition, else its start).
 fn daemon_view(v: &Status) -> (Option<String>, Option<String>) {
     let since = v
@@ -91,9 +95,21 @@ fn health_of(
     port: u16,
     active: u64,
 ) -> Option<String> {
-    let s = v?.services.iter().find(|s| {
-        s.vip == svc.vip && s.port == svc.port && s.protocol.eq_ignore_ascii_case(&svc.protocol)
+    let s = v?.services.iter().find(|s| match svc.fwmark {
+        Some(m) => s.fwmark == Some(m),
+        None => {
+            s.fwmark.is_none()
+                && s.port == svc.port
+                && s.vip == svc.vip
+                && s.protocol.eq_ignore_ascii_case(&svc.protocol)
+        }
     })?;
+    if let Some(ss) = &s.sorry_server
+        && ss.address == addr
+        && ss.port == port
+    {
+        return Some(SORRY_IN_USE.into());
+    }
     if let Some(d) = s
         .draining
         .iter()
@@ -218,7 +234,11 @@ pub fn build(
                         .map(|d| {
                             let a = d.address.to_string();
                             DestView {
-                                name: names.get(&a).cloned(),
+                                name: names.get(&a).cloned().or_else(|| {
+                                    let h = health_of(dv.as_ref(), s, d.address, d.port, 0);
+                                    (h.as_deref() == Some(SORRY_IN_USE))
+                                        .then(|| "sorry server".to_string())
+                                }),
                                 destination: format!("{a}:{}", d.port),
                                 forward: d.forward.clone(),
                                 weight: d.weight,
@@ -335,9 +355,25 @@ pub fn render(s: &ClusterStatus) -> String {
 /// The closing line of `status`: master, reachable directors, real servers up.
 pub fn summary(s: &ClusterStatus) -> String {
     let reachable = s.directors.iter().filter(|d| d.reachable).count();
-    let dests: Vec<&DestView> = s.services.iter().flat_map(|v| &v.destinations).collect();
+    let dests: Vec<&DestView> = s
+        .services
+        .iter()
+        .flat_map(|v| &v.destinations)
+        .filter(|d| d.health != SORRY_IN_USE)
+        .collect();
     let up = dests.iter().filter(|d| d.health == "up").count();
-    let table = if s.table_from.is_some() {
+    let sorry = s
+        .services
+        .iter()
+        .filter(|v| v.destinations.iter().any(|d| d.health == SORRY_IN_USE))
+        .count();
+    let table = if s.table_from.is_some() && sorry > 0 {
+        format!(
+            "{up} of {} real servers up, sorry server in use for {sorry} service{}",
+            dests.len(),
+            if sorry == 1 { "" } else { "s" }
+        )
+    } else if s.table_from.is_some() {
         format!("{up} of {} real servers up", dests.len())
     } else {
         "no IPVS table".to_string()
@@ -352,6 +388,73 @@ pub fn summary(s: &ClusterStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::status::SorryStatus;
+    use crate::observe::LiveDest;
+
+    #[test]
+    fn a_sorry_server_in_use_and_a_fwmark_service() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fwmark.toml"))
+                .expect("example");
+        let spec = crate::config::parse_str("fwmark.toml", &text).expect("valid");
+        let d = crate::desired::desired_cluster(&spec).expect("render");
+        let want = d
+            .hosts
+            .iter()
+            .find(|h| h.name == "lvs191")
+            .expect("director");
+        let dest = |a: [u8; 4], weight: u32| LiveDest {
+            address: Ipv4Addr::from(a),
+            port: 0,
+            forward: "Route".into(),
+            weight,
+            active: 0,
+            inactive: 0,
+        };
+        let mut st = crate::contract::status::tests::sample();
+        let s = &mut st.services[0];
+        s.fwmark = Some(1);
+        s.port = 0;
+        s.ports = vec![80, 443];
+        s.real_servers[0].address = Ipv4Addr::new(192, 168, 0, 171);
+        s.real_servers[0].port = 0;
+        s.sorry_server = Some(SorryStatus {
+            address: Ipv4Addr::new(192, 168, 0, 180),
+            port: 0,
+            in_use: true,
+        });
+        let facts = Facts {
+            ipvs: Some(vec![LiveService {
+                protocol: "FWM".into(),
+                vip: Ipv4Addr::UNSPECIFIED,
+                port: 0,
+                fwmark: Some(1),
+                scheduler: "wlc".into(),
+                persistence: Some(1800),
+                netmask: Some(0xFFFF_FF00),
+                destinations: vec![
+                    dest([192, 168, 0, 171], 0),
+                    dest([192, 168, 0, 172], 0),
+                    dest([192, 168, 0, 180], 1),
+                ],
+            }]),
+            daemon: Some(Ok(st)),
+            ..Facts::default()
+        };
+        let facts: Result<Facts, HostError> = Ok(facts);
+        let s = build(&spec, &[(want, &facts)]);
+        let v = &s.services[0];
+        assert_eq!(v.service, "FWM 1");
+        assert_eq!(v.destinations[0].health, "down");
+        assert_eq!(v.destinations[2].health, SORRY_IN_USE);
+        assert_eq!(v.destinations[2].name.as_deref(), Some("sorry server"));
+        let text = render(&s);
+        assert!(text.contains("sorry server in use"), "{text}");
+        assert!(
+            text.contains("0 of 2 real servers up, sorry server in use for 1 service."),
+            "{text}"
+        );
+    }
 
     fn status(other_vips: &[&str]) -> ClusterStatus {
         ClusterStatus {

@@ -74,6 +74,19 @@ pub fn read_sysctls_script(keys: &[String]) -> String {
     script::render("read-sysctls.sh.j2", context! { keys => keys.to_vec() })
 }
 
+/// Remove lvsup's nftables table of `cluster`'s fwmark marks and its rules
+/// file `rules` (apply, when no fwmark service is left; destroy).
+pub fn fwmark_removal_step(cluster: &str, rules: &str) -> Step {
+    let table = crate::layout::fwmark_table(cluster);
+    script_step(
+        format!("remove nftables table ip {table} and {rules}"),
+        script::render(
+            "remove-fwmark.sh.j2",
+            context! { table, rules, nft => crate::layout::NFT_PATH },
+        ),
+    )
+}
+
 /// `systemctl VERB UNIT`; with `check`, the unit is active afterwards, or
 /// the step fails with the unit's last log lines.
 fn unit_script(verb: &str, unit: &str, check: bool) -> String {
@@ -124,6 +137,10 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
                 write_file_script(&f.path, f.mode, &f.content),
             ));
         }
+    }
+    let rules = crate::layout::fwmark_rules_path(cluster);
+    if changed_files.contains(&rules.as_str()) && !want.files.iter().any(|f| f.path == rules) {
+        steps.push(fwmark_removal_step(cluster, &rules));
     }
     if !modules.is_empty() {
         steps.push(script_step(
@@ -265,6 +282,11 @@ mod tests {
     fn upload_installs_a_complete_binary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin/lvsup");
+        // A temp file an earlier, killed upload left: cleaned up (the
+        // pattern only: other dot files stay).
+        std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir");
+        std::fs::write(dir.path().join("bin/.lvsup.Ab12Cd"), b"cut").expect("stale");
+        std::fs::write(dir.path().join("bin/.lvsup.keep"), b"other").expect("other");
         let data = b"\x7fELF new binary".repeat(1000);
         let (ok, err) = upload(&bin, &data, &data);
         assert!(ok, "{err}");
@@ -272,7 +294,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&bin).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
-        assert_eq!(leftovers(&dir.path().join("bin")), ["lvsup"]);
+        assert_eq!(leftovers(&dir.path().join("bin")), [".lvsup.keep", "lvsup"]);
     }
 
     #[test]

@@ -231,12 +231,14 @@ pub const SCHEDULERS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
     /// `[[services]] name`: default `"PORT/PROTO"` (`"80/tcp"`), or
-    /// `"VIP:PORT/PROTO"` for a service with its own `vip`. Unique; real
-    /// servers' `services` and `weights` refer to it.
+    /// `"VIP:PORT/PROTO"` for a service with its own `vip`; a fwmark
+    /// service: `"fwmark:N"` (`"VIP:fwmark:N"`). Unique; real servers'
+    /// `services` and `weights` refer to it.
     pub name: String,
     /// The virtual address of this service: `[[services]] vip`, default
     /// the cluster's `vip`. Every distinct one floats with the VRRP master.
     pub vip: Ipv4Addr,
+    /// The service port; 0 for a fwmark service (its ports are in `fwmark`).
     pub port: u16,
     pub protocol: Protocol,
     /// One of [`SCHEDULERS`].
@@ -244,22 +246,154 @@ pub struct Service {
     /// Client affinity timeout (`ipvsadm -p`), whole seconds; `None` = off.
     #[serde(serialize_with = "ser_opt_duration")]
     pub persistence: Option<Duration>,
+    /// Persistence granularity (`ipvsadm -M`) as a prefix length: clients
+    /// of one such network stick to one real server. `None` = /32 (each
+    /// client address on its own). Only with `persistence`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence_netmask: Option<u8>,
+    /// A firewall-mark service (`ipvsadm -f MARK`): the packets to the VIP
+    /// on `ports` are marked by lvsup's nftables table on the directors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<Fwmark>,
+    /// Put in IPVS while no real server of the service can take a new
+    /// connection; removed as soon as one can (director policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryServer>,
     pub health: Health,
 }
 
+/// `[[services]] fwmark = N` with `ports = [...]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fwmark {
+    /// 1..=2^32-1.
+    pub mark: u32,
+    /// The destination ports marked (sorted, unique, at least one).
+    pub ports: Vec<u16>,
+}
+
+/// `[[services]] sorry_server = "ADDR[:PORT]"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SorryServer {
+    pub address: Ipv4Addr,
+    /// `None`: the service's port (for a fwmark service: the packet's own
+    /// destination port, IPVS port 0).
+    pub port: Option<u16>,
+}
+
+impl SorryServer {
+    /// `"10.0.0.9"` or `"10.0.0.9:8080"`: an IPv4 address with an optional
+    /// port 1..=65535. The error says what is wrong, for the caller to word.
+    pub fn parse(s: &str) -> Result<SorryServer, String> {
+        let s = s.trim();
+        if let Ok(a) = s.parse::<Ipv4Addr>() {
+            return Ok(SorryServer {
+                address: a,
+                port: None,
+            });
+        }
+        if let Ok(sa) = s.parse::<std::net::SocketAddrV4>() {
+            if sa.port() == 0 {
+                return Err("port 0 is not a port: leave it out for the service's port".into());
+            }
+            return Ok(SorryServer {
+                address: *sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        if s.parse::<std::net::Ipv6Addr>().is_ok() || s.parse::<std::net::SocketAddrV6>().is_ok() {
+            return Err("IPv6 is not supported yet: lvsup clusters are IPv4".into());
+        }
+        Err("not an IPv4 address with an optional port".into())
+    }
+
+    /// The port of the sorry destination for `service`.
+    pub fn port_for(&self, service: &Service) -> u16 {
+        self.port.unwrap_or(service.port)
+    }
+}
+
+impl fmt::Display for SorryServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{}:{p}", self.address),
+            None => write!(f, "{}", self.address),
+        }
+    }
+}
+
+/// `"255.255.255.0"` or `"/24"` → 24: a contiguous IPv4 netmask or a prefix
+/// length 0..=32 after a slash. The error says what is wrong.
+pub fn parse_netmask(s: &str) -> Result<u8, String> {
+    let s = s.trim();
+    if let Some(p) = s.strip_prefix('/') {
+        return match p.parse::<u8>() {
+            Ok(n) if n <= 32 => Ok(n),
+            _ => Err("a prefix length is 0..=32 after the slash".into()),
+        };
+    }
+    if s.contains(':') {
+        return Err("IPv6 is not supported yet: lvsup clusters are IPv4".into());
+    }
+    let Ok(mask) = s.parse::<Ipv4Addr>() else {
+        return Err("not a netmask: write \"255.255.255.0\" or \"/24\"".into());
+    };
+    let bits = u32::from(mask);
+    let ones = bits.leading_ones();
+    if bits.checked_shl(ones).unwrap_or(0) != 0 {
+        return Err("its one bits are not contiguous".into());
+    }
+    Ok(ones as u8)
+}
+
 impl Service {
-    /// `TCP 192.168.0.100:80`, on the service's own VIP.
+    /// `TCP 192.168.0.100:80` on the service's own VIP; a fwmark service:
+    /// `FWM 5 (TCP 192.168.0.100:80,443)`.
     pub fn label(&self) -> String {
-        format!("{} {}:{}", self.protocol, self.vip, self.port)
+        match &self.fwmark {
+            Some(f) => format!(
+                "FWM {} ({} {}:{})",
+                f.mark,
+                self.protocol,
+                self.vip,
+                f.ports_text()
+            ),
+            None => format!("{} {}:{}", self.protocol, self.vip, self.port),
+        }
     }
 
     /// The default name of a service: `"80/tcp"` on the cluster's VIP,
-    /// `"192.168.0.101:80/tcp"` on a VIP of its own.
-    pub fn default_name(vip: Option<Ipv4Addr>, port: u16, protocol: Protocol) -> String {
-        match vip {
-            Some(v) => format!("{v}:{port}/{}", protocol.as_str()),
+    /// `"192.168.0.101:80/tcp"` on a VIP of its own; a fwmark service
+    /// (`fwmark`: its mark) `"fwmark:5"`, `"192.168.0.101:fwmark:5"`.
+    pub fn default_name(
+        vip: Option<Ipv4Addr>,
+        port: u16,
+        protocol: Protocol,
+        fwmark: Option<u32>,
+    ) -> String {
+        let what = match fwmark {
+            Some(m) => format!("fwmark:{m}"),
             None => format!("{port}/{}", protocol.as_str()),
+        };
+        match vip {
+            Some(v) => format!("{v}:{what}"),
+            None => what,
         }
+    }
+
+    /// The destination ports the service takes: `port`, or a fwmark's `ports`.
+    pub fn ports(&self) -> Vec<u16> {
+        match &self.fwmark {
+            Some(f) => f.ports.clone(),
+            None => vec![self.port],
+        }
+    }
+}
+
+impl Fwmark {
+    /// `80,443`
+    pub fn ports_text(&self) -> String {
+        let v: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+        v.join(",")
     }
 }
 

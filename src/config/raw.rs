@@ -63,6 +63,10 @@ pub struct RawService {
     pub protocol: S<String>,
     pub scheduler: S<String>,
     pub persistence: S<String>,
+    pub persistence_netmask: S<String>,
+    pub fwmark: S<i64>,
+    pub ports: S<Vec<Spanned<i64>>>,
+    pub sorry_server: S<String>,
     pub health: Option<Spanned<RawHealth>>,
 }
 

@@ -102,6 +102,7 @@ pub fn check(spec: &ClusterSpec) -> Vec<Warning> {
         weights_ignored(spec, s, &path, &mut w);
         persistence_redundant(s, &path, &mut w);
         no_health_check(s, &path, &mut w);
+        sorry_server_unchecked(s, &path, &mut w);
         slow_health_check(spec, s, &path, &mut w);
     }
     single_director(spec, &mut w);
@@ -316,6 +317,22 @@ fn no_health_check(s: &Service, path: &str, w: &mut Vec<Warning>) {
                 "no health check: a real server that stops answering keeps getting new connections",
             )
             .hint("check = \"tcp\" (connect) or \"http\""),
+        );
+    }
+}
+
+/// `sorry-server-unchecked`: a sorry server on a service without a health
+/// check comes in only when every real server is drained or at weight 0:
+/// nothing ever takes a dead one down.
+fn sorry_server_unchecked(s: &Service, path: &str, w: &mut Vec<Warning>) {
+    if s.sorry_server.is_some() && s.health.check == Check::None {
+        w.push(
+            Warning::new(
+                "sorry-server-unchecked",
+                format!("{path}.sorry_server"),
+                "sorry_server on a service without a health check: it is used only while every real server is drained or at weight 0, never because they are down",
+            )
+            .hint("set [services.health] check (tcp or http)"),
         );
     }
 }
@@ -607,6 +624,21 @@ address = "192.0.2.22"
         assert_eq!(w.line, line_of(&none, "check = "));
         let udp = none.replace("port = 80\n", "port = 53\nprotocol = \"udp\"\n");
         assert_eq!(codes(&udp), Vec::<&str>::new(), "UDP has no generic check");
+    }
+
+    #[test]
+    fn sorry_server_without_a_health_check() {
+        let none = with_health("check = \"none\"", "")
+            .replace("port = 80\n", "port = 80\nsorry_server = \"192.0.2.99\"\n");
+        let w: Vec<Warning> = warnings(&none)
+            .into_iter()
+            .filter(|w| w.code == "sorry-server-unchecked")
+            .collect();
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert_eq!(w[0].key, "services[0].sorry_server");
+        assert_eq!(w[0].line, line_of(&none, "sorry_server = "));
+        let checked = BASE.replace("port = 80\n", "port = 80\nsorry_server = \"192.0.2.99\"\n");
+        assert_eq!(codes(&checked), Vec::<&str>::new());
     }
 
     fn with_health(health: &str, cluster_extra: &str) -> String {

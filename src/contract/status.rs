@@ -186,6 +186,62 @@ pub struct ServiceStatus {
     /// connections finish. Absent from daemons before it was added.
     #[serde(default)]
     pub draining: Vec<DrainingStatus>,
+    /// A fwmark service's mark (`port` is then 0 and `ports` its ports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+    /// The service's sorry server, and whether it is in IPVS now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SorryStatus {
+    pub address: Ipv4Addr,
+    /// 0: the packet's own destination port (fwmark service).
+    pub port: u16,
+    /// In IPVS now: no real server can take a new connection. From the
+    /// kernel's table when the daemon could read it, else from the health.
+    pub in_use: bool,
+}
+
+impl ServiceStatus {
+    /// `TCP 192.168.0.100:80`, or `FWM 5 (TCP 192.168.0.100:80,443)`.
+    pub fn label(&self) -> String {
+        match self.fwmark {
+            Some(m) => {
+                let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+                format!(
+                    "FWM {m} ({} {}:{})",
+                    self.protocol.to_uppercase(),
+                    self.vip,
+                    ports.join(",")
+                )
+            }
+            None => format!(
+                "{} {}:{}",
+                self.protocol.to_uppercase(),
+                self.vip,
+                self.port
+            ),
+        }
+    }
+
+    /// The IPVS service it is.
+    pub fn service_id(&self) -> crate::ipvs::ServiceId {
+        match self.fwmark {
+            Some(m) => crate::ipvs::ServiceId::fwmark(m),
+            None => crate::ipvs::ServiceId::Addr {
+                protocol: if self.protocol == "udp" {
+                    crate::ipvs::Protocol::Udp
+                } else {
+                    crate::ipvs::Protocol::Tcp
+                },
+                addr: std::net::SocketAddr::from((self.vip, self.port)),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,18 +331,14 @@ impl Status {
     pub fn attach_kernel(&mut self, table: &[crate::ipvs::Service]) {
         use crate::ipvs::ServiceId;
         for s in &mut self.services {
-            let proto = if s.protocol == "udp" {
-                crate::ipvs::Protocol::Udp
-            } else {
-                crate::ipvs::Protocol::Tcp
-            };
-            let want = ServiceId::Addr {
-                protocol: proto,
-                addr: std::net::SocketAddr::from((s.vip, s.port)),
-            };
+            let want: ServiceId = s.service_id();
             let Some(k) = table.iter().find(|k| k.id == want) else {
                 continue;
             };
+            if let Some(ss) = &mut s.sorry_server {
+                let addr = std::net::SocketAddr::from((ss.address, ss.port));
+                ss.in_use = k.destinations.iter().any(|d| d.socket_addr() == addr);
+            }
             let st = k.stats.unwrap_or_default();
             s.kernel = Some(ServiceCounters {
                 conns: st.conns,
@@ -417,17 +469,19 @@ impl Status {
         }
         for s in &self.services {
             // A name of its own is shown; the default "80/tcp" says nothing more.
-            let named = if s.name.is_empty() || s.name == format!("{}/{}", s.port, s.protocol) {
+            let default = match s.fwmark {
+                Some(m) => format!("fwmark:{m}"),
+                None => format!("{}/{}", s.port, s.protocol),
+            };
+            let named = if s.name.is_empty() || s.name == default {
                 String::new()
             } else {
                 format!(" \"{}\"", s.name)
             };
             let _ = writeln!(
                 o,
-                "{} {}:{}{named} {} (check {}){}",
-                s.protocol.to_uppercase(),
-                s.vip,
-                s.port,
+                "{}{named} {} (check {}){}",
+                s.label(),
                 s.scheduler,
                 s.check,
                 s.kernel
@@ -462,6 +516,20 @@ impl Status {
                     d.address,
                     d.port,
                     d.render()
+                );
+            }
+            if let Some(ss) = &s.sorry_server {
+                let _ = writeln!(
+                    o,
+                    "  -> {:<12} {}:{:<5} {}",
+                    "sorry server",
+                    ss.address,
+                    ss.port,
+                    if ss.in_use {
+                        "sorry server in use: no real server can take a connection"
+                    } else {
+                        "standby (in IPVS only while no real server can take a connection)"
+                    }
                 );
             }
         }
@@ -560,8 +628,49 @@ pub(crate) mod tests {
                     inact_conns: Some(0),
                     left_ms: 252_400,
                 }],
+                fwmark: None,
+                ports: vec![],
+                sorry_server: None,
             }],
         }
+    }
+
+    #[test]
+    fn sorry_server_and_fwmark_in_status() {
+        let mut st = sample();
+        st.services[0].fwmark = Some(5);
+        st.services[0].port = 0;
+        st.services[0].ports = vec![80, 443];
+        st.services[0].sorry_server = Some(SorryStatus {
+            address: Ipv4Addr::new(192, 168, 0, 50),
+            port: 0,
+            in_use: false,
+        });
+        let text = st.render_text();
+        assert!(
+            text.contains("FWM 5 (TCP 192.168.0.100:80,443) rr"),
+            "{text}"
+        );
+        assert!(text.contains("standby"), "{text}");
+        // the kernel has it: in use
+        let k = crate::ipvs::Service::new(crate::ipvs::ServiceId::fwmark(5), "rr")
+            .with_destination(crate::ipvs::Destination::new(
+                "192.168.0.50:0".parse().expect("addr"),
+                crate::ipvs::Forward::Route,
+                1,
+            ));
+        st.attach_kernel(&[k]);
+        assert!(st.services[0].sorry_server.as_ref().expect("sorry").in_use);
+        let text = st.render_text();
+        assert!(text.contains("sorry server in use"), "{text}");
+        // JSON round trip, and absent for a daemon without the fields
+        let json = serde_json::to_string(&st).expect("json");
+        assert_eq!(serde_json::from_str::<Status>(&json).expect("read"), st);
+        assert!(
+            !serde_json::to_string(&sample())
+                .expect("json")
+                .contains("sorry")
+        );
     }
 
     /// The keys `lvsup status` (over SSH) and scripts read: renaming one is a

@@ -37,8 +37,8 @@ use crate::director::config::DirectorConfig;
 // Unit names and host paths live in one place, `crate::layout`, which the
 // director core, facts gathering, verify and destroy use too.
 pub use crate::layout::{
-    BINARY_PATH, director_config_path, director_unit, modules_path, previous_route_path,
-    realserver_unit, sysctl_path, unit_path,
+    BINARY_PATH, director_config_path, director_unit, fwmark_rules_path, modules_path,
+    previous_route_path, realserver_unit, sysctl_path, unit_path,
 };
 
 /// The director unit's `LimitNOFILE`: the daemon holds a few sockets of its
@@ -180,17 +180,41 @@ pub struct UnitSpec {
 pub struct VirtualService {
     pub protocol: Protocol,
     pub vip: Ipv4Addr,
+    /// 0 for a fwmark service.
     pub port: u16,
+    /// A fwmark service (`ipvsadm -f`): identified by the mark alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
     pub scheduler: String,
     /// Persistence timeout in seconds (`ipvsadm -p`); `None` = off.
     pub persistence_secs: Option<u32>,
+    /// Persistence granularity as a prefix length (`ipvsadm -M`), when
+    /// persistent and not /32.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence_netmask: Option<u8>,
     pub destinations: Vec<Destination>,
+    /// The sorry server the daemon adds while no real server can take a
+    /// connection (not in `destinations`: with every real server up, as the
+    /// plan assumes, it is out of the table).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<Destination>,
 }
 
 impl VirtualService {
-    /// `TCP 192.168.0.100:80`
+    /// `TCP 192.168.0.100:80`, or `FWM 5`
     pub fn label(&self) -> String {
-        format!("{} {}:{}", self.protocol, self.vip, self.port)
+        match self.fwmark {
+            Some(m) => format!("FWM {m}"),
+            None => format!("{} {}:{}", self.protocol, self.vip, self.port),
+        }
+    }
+
+    /// What identifies the service in the kernel: (fwmark, protocol, VIP, port).
+    pub fn key(&self) -> (Option<u32>, Protocol, Ipv4Addr, u16) {
+        match self.fwmark {
+            Some(m) => (Some(m), Protocol::Tcp, Ipv4Addr::UNSPECIFIED, 0),
+            None => (None, self.protocol, self.vip, self.port),
+        }
     }
 }
 
@@ -317,8 +341,19 @@ pub fn ipvs_table(spec: &ClusterSpec) -> Vec<VirtualService> {
             protocol: s.protocol,
             vip: s.vip,
             port: s.port,
+            fwmark: s.fwmark.as_ref().map(|f| f.mark),
             scheduler: s.scheduler.clone(),
             persistence_secs: s.persistence.map(|d| d.as_secs() as u32),
+            persistence_netmask: s
+                .persistence_netmask
+                .filter(|m| *m != 32 && s.persistence.is_some()),
+            sorry_server: s.sorry_server.map(|ss| Destination {
+                name: "sorry server".into(),
+                address: ss.address,
+                port: ss.port_for(s),
+                forward: spec.mode.forward(),
+                weight: 1,
+            }),
             destinations: spec
                 .real_servers_of(s)
                 .map(|r| Destination {
@@ -332,6 +367,52 @@ pub fn ipvs_table(spec: &ClusterSpec) -> Vec<VirtualService> {
                 .collect(),
         })
         .collect()
+}
+
+/// The nftables ruleset of a cluster's fwmark services, `None` without one:
+/// lvsup's own table (`lvsup_NAME`, family ip), replaced whole in one
+/// transaction (the create-delete-define idiom: `nft -f` applies a file
+/// atomically), one rule per service in the prerouting hook at mangle
+/// priority, before IPVS (LOCAL_IN) sees the packet. Only packets to the
+/// VIP on the service's ports and protocol are marked; nothing is dropped.
+pub fn fwmark_rules(spec: &ClusterSpec) -> Option<FileSpec> {
+    let marks: Vec<(&crate::config::Fwmark, &crate::config::Service)> = spec
+        .services
+        .iter()
+        .filter_map(|s| s.fwmark.as_ref().map(|f| (f, s)))
+        .collect();
+    if marks.is_empty() {
+        return None;
+    }
+    let table = crate::layout::fwmark_table(&spec.name);
+    let mut t = format!(
+        "#!{nft} -f\n# Managed by lvsup: `lvsup apply` rewrites this file. Edit cluster.toml instead.\n\
+         # The firewall marks of cluster \"{c}\"'s fwmark services (IPVS `-f MARK`), loaded by\n\
+         # {unit} at start and reload; `lvsup destroy` removes the table.\n\
+         table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n\
+         \tchain prerouting {{\n\
+         \t\ttype filter hook prerouting priority mangle; policy accept;\n",
+        nft = crate::layout::NFT_PATH,
+        c = spec.name,
+        unit = director_unit(&spec.name),
+    );
+    for (f, s) in marks {
+        let ports = f.ports_text().replace(',', ", ");
+        t.push_str(&format!(
+            "\t\tip daddr {vip} {proto} dport {{ {ports} }} meta mark set {mark:#010x} comment \"FWM {mark_dec}\"\n",
+            vip = s.vip,
+            proto = s.protocol.as_str(),
+            mark = f.mark,
+            mark_dec = f.mark,
+        ));
+    }
+    t.push_str("\t}\n}\n");
+    Some(FileSpec {
+        path: crate::layout::fwmark_rules_path(&spec.name),
+        mode: 0o644,
+        content: t,
+        purpose: "nftables marks of the fwmark services, loaded by the director unit".into(),
+    })
 }
 
 fn sysctl(key: &str, value: &str, why: &str) -> SysctlSpec {
@@ -389,7 +470,8 @@ fn director(
         );
     }
 
-    let files = vec![
+    let fwmark = fwmark_rules(spec);
+    let mut files = vec![
         FileSpec {
             path: config_path.clone(),
             mode: 0o644,
@@ -411,6 +493,8 @@ fn director(
                     binary => BINARY_PATH,
                     config => config_path,
                     nofile => director_nofile(spec),
+                    fwmark_rules => fwmark.as_ref().map(|f| f.path.clone()),
+                    nft => crate::layout::NFT_PATH,
                 },
             )?,
             purpose: "systemd unit of the director daemon".into(),
@@ -418,6 +502,7 @@ fn director(
         sysctl_file(env, spec, "director", &sysctls)?,
         modules_file(env, spec, "director", &modules)?,
     ];
+    files.extend(fwmark);
 
     let vip_iface = match &spec.interface {
         Some(i) => Interface::Named(i.clone()),
@@ -794,6 +879,12 @@ mod tests {
             .expect("director unit");
         let score = exposure(&unit.content);
         assert!(score <= 2.0, "exposure {score} > 2.0:\n{}", unit.content);
+        // With fwmark services: nft runs before the daemon (`+`), the
+        // daemon's sandbox is the same.
+        let fw = unit_of(&fwmark_spec(), "dr1", &director_unit("web"));
+        assert!(fw.contains("ExecStartPre=+"), "{fw}");
+        let fw_score = exposure(&fw);
+        assert!(fw_score <= 2.0, "exposure {fw_score} > 2.0:\n{fw}");
         // The check can fail: the same unit running as root with every
         // capability scores far worse.
         let loose: String = unit
@@ -1123,6 +1214,124 @@ mod tests {
             "no merged /usr"
         );
         assert_eq!(run(&missing, &missing), format!("sysctl -p {file}\n"));
+    }
+
+    fn fwmark_spec() -> ClusterSpec {
+        let text = std::fs::read_to_string(format!(
+            "{}/examples/minimal.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("example")
+        .replacen(
+            "[[services]]\nport = 80\nscheduler = \"rr\"",
+            "[[services]]\nfwmark = 5\nports = [443, 80]\nscheduler = \"sh\"\npersistence = \"300s\"\n\
+             persistence_netmask = \"/24\"\nsorry_server = \"172.18.250.90\"\n\
+             [services.health]\nport = 80\n\n[[services]]\nfwmark = 4294967295\nports = [53]\n\
+             protocol = \"udp\"\n",
+            1,
+        );
+        config::parse_str("fwmark.toml", &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn fwmark_services_get_their_rules_file_and_unit_lines() {
+        let spec = fwmark_spec();
+        let f = fwmark_rules(&spec).expect("rules");
+        assert_eq!(f.path, "/etc/lvsup/web/fwmark.nft");
+        assert!(
+            f.content.contains(
+                "ip daddr 172.18.250.99 tcp dport { 80, 443 } meta mark set 0x00000005 comment \"FWM 5\""
+            ),
+            "{}",
+            f.content
+        );
+        assert!(
+            f.content
+                .contains("ip daddr 172.18.250.99 udp dport { 53 } meta mark set 0xffffffff"),
+            "{}",
+            f.content
+        );
+        let unit = unit_of(&spec, "dr1", &director_unit("web"));
+        assert!(
+            unit.contains("\nExecStartPre=+/usr/sbin/nft -f /etc/lvsup/web/fwmark.nft\n"),
+            "{unit}"
+        );
+        assert!(
+            unit.contains("\nExecReload=+/usr/sbin/nft -f /etc/lvsup/web/fwmark.nft\nExecReload=/bin/kill -HUP $MAINPID\n"),
+            "{unit}"
+        );
+        let d = desired_cluster(&spec).expect("render");
+        let dir = d.hosts.iter().find(|h| h.name == "dr1").expect("dr1");
+        assert!(dir.files.iter().any(|x| x == &f));
+        let t = &dir.ipvs[0];
+        assert_eq!(
+            (t.fwmark, t.port, t.persistence_netmask),
+            (Some(5), 0, Some(24))
+        );
+        assert_eq!(t.label(), "FWM 5");
+        assert!(t.destinations.iter().all(|x| x.port == 0));
+        let sorry = t.sorry_server.as_ref().expect("sorry");
+        assert_eq!(
+            (sorry.port, sorry.weight, sorry.forward),
+            (0, 1, Forward::Route)
+        );
+        // real servers get nothing of it; a cluster without fwmark neither
+        let rs = d.hosts.iter().find(|h| h.name == "rs1").expect("rs1");
+        assert!(!rs.files.iter().any(|x| x.path.ends_with(".nft")));
+        let plain = example("minimal.toml");
+        assert_eq!(fwmark_rules(&plain), None);
+        assert!(!unit_of(&plain, "dr1", &director_unit("web")).contains("nft"));
+    }
+
+    /// The rules file loads in nft, twice (a reload replaces the table),
+    /// in a throwaway user and network namespace (`unshare -rn`: no root,
+    /// nothing left behind). nft (package nftables) is required: tests/run
+    /// installs it; without it this test fails.
+    #[test]
+    fn fwmark_rules_load_in_nft_in_a_throwaway_namespace() {
+        let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!("nft (package nftables) is required: apt-get install nftables")
+            });
+        let f = fwmark_rules(&fwmark_spec()).expect("rules");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fwmark.nft");
+        std::fs::write(&path, &f.content).expect("write");
+        let p = path.to_string_lossy();
+        let out = std::process::Command::new("unshare")
+            .args([
+                "-rn",
+                "sh",
+                "-c",
+                &format!("{nft} -f '{p}' && {nft} -f '{p}' && {nft} list ruleset"),
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("unshare (util-linux) is required: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text.matches("table ip lvsup_web").count(), 1, "{text}");
+        assert!(
+            text.contains("ip daddr 172.18.250.99 tcp dport { 80, 443 } meta mark set 0x00000005"),
+            "{text}"
+        );
+        // and nft refuses a broken one (the check can fail)
+        std::fs::write(
+            &path,
+            f.content.replace("prerouting priority", "prerouting prio"),
+        )
+        .expect("write");
+        let bad = std::process::Command::new("unshare")
+            .args(["-rn", nft, "-f", &p])
+            .output()
+            .expect("unshare");
+        assert!(!bad.status.success());
     }
 
     #[test]

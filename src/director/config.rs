@@ -96,12 +96,36 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub vip: Option<Ipv4Addr>,
     pub protocol: Protocol,
+    /// 0 for a fwmark service.
     pub port: u16,
+    /// A fwmark service (`ipvsadm -f`): the IPVS service is this mark, the
+    /// VIP and `ports` only say what lvsup's nftables table marks.
+    #[serde(default)]
+    pub fwmark: Option<u32>,
+    /// The ports a fwmark service takes (status only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     pub scheduler: String,
     #[serde(default, with = "opt_dur")]
     pub persistence: Option<Duration>,
+    /// Persistence granularity as a prefix length (`ipvsadm -M`); absent: /32.
+    #[serde(default)]
+    pub persistence_netmask: Option<u8>,
+    /// In IPVS at weight 1 while no real server can take a new connection.
+    #[serde(default)]
+    pub sorry_server: Option<SorryConfig>,
     pub health: HealthConfig,
     pub real_servers: Vec<RealServerConfig>,
+}
+
+/// The sorry server of a service, resolved: its port and forwarding method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SorryConfig {
+    pub address: Ipv4Addr,
+    /// 0 for a fwmark service without a port: the packet's own port.
+    pub port: u16,
+    pub forward: Forward,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +177,7 @@ impl DirectorConfig {
                         (s.vip != spec.vip).then_some(s.vip),
                         s.port,
                         s.protocol,
+                        s.fwmark.as_ref().map(|f| f.mark),
                     ) {
                     String::new()
                 } else {
@@ -161,8 +186,16 @@ impl DirectorConfig {
                 vip: (s.vip != spec.vip).then_some(s.vip),
                 protocol: s.protocol,
                 port: s.port,
+                fwmark: s.fwmark.as_ref().map(|f| f.mark),
+                ports: s.fwmark.as_ref().map_or_else(Vec::new, |f| f.ports.clone()),
                 scheduler: s.scheduler.clone(),
                 persistence: s.persistence,
+                persistence_netmask: s.persistence_netmask,
+                sorry_server: s.sorry_server.map(|ss| SorryConfig {
+                    address: ss.address,
+                    port: ss.port_for(s),
+                    forward: spec.mode.forward(),
+                }),
                 health: HealthConfig {
                     check: s.health.check.name().to_string(),
                     interval: s.health.interval,
@@ -257,7 +290,7 @@ impl DirectorConfig {
     /// default "PORT/PROTO" ("80/tcp"), or "VIP:PORT/PROTO" with its own VIP.
     pub fn service_name(&self, s: &ServiceConfig) -> String {
         if s.name.is_empty() {
-            crate::config::Service::default_name(s.vip, s.port, s.protocol)
+            crate::config::Service::default_name(s.vip, s.port, s.protocol, s.fwmark)
         } else {
             s.name.clone()
         }
@@ -323,6 +356,25 @@ pub fn check(c: &DirectorConfig) -> Result<(), String> {
         if h.check != "none" && (h.interval.is_zero() || h.timeout.is_zero()) {
             return Err(format!(
                 "service {}/{}: health interval and timeout must be > 0",
+                s.protocol, s.port
+            ));
+        }
+        if s.fwmark == Some(0) {
+            return Err(format!(
+                "service {}/{}: fwmark 0 is no mark",
+                s.protocol, s.port
+            ));
+        }
+        if s.fwmark.is_some() && h.check != "none" && h.port.is_none() {
+            return Err(format!(
+                "service fwmark {}: a {} check needs health.port",
+                s.fwmark.unwrap_or_default(),
+                h.check
+            ));
+        }
+        if s.persistence_netmask.is_some_and(|m| m > 32) {
+            return Err(format!(
+                "service {}/{}: persistence_netmask is a prefix length 0..=32",
                 s.protocol, s.port
             ));
         }

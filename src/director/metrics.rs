@@ -198,8 +198,27 @@ pub fn render(st: &Status) -> String {
     );
 
     // Per real server.
-    let svc_label =
-        |s: &crate::contract::status::ServiceStatus| format!("{}/{}:{}", s.protocol, s.vip, s.port);
+    // `tcp/VIP:PORT`, a fwmark service `fwm/MARK`
+    let svc_label = |s: &crate::contract::status::ServiceStatus| match s.fwmark {
+        Some(m) => format!("fwm/{m}"),
+        None => format!("{}/{}:{}", s.protocol, s.vip, s.port),
+    };
+    if st.services.iter().any(|s| s.sorry_server.is_some()) {
+        o.family(
+            "lvsup_director_sorry_server_in_use",
+            "gauge",
+            "1 while the service's sorry server is in IPVS (no real server can take a connection).",
+        );
+        for s in &st.services {
+            if let Some(ss) = &s.sorry_server {
+                o.sample(
+                    "lvsup_director_sorry_server_in_use",
+                    &[("service", &svc_label(s))],
+                    u8::from(ss.in_use),
+                );
+            }
+        }
+    }
     o.family(
         "lvsup_director_real_server_health",
         "gauge",
@@ -549,6 +568,30 @@ mod tests {
         let mut st = sample();
         st.services[0].real_servers[0].kernel = None;
         assert!(!render(&st).contains("lvsup_director_ipvs_real_server"));
+    }
+
+    #[test]
+    fn fwmark_services_and_sorry_servers() {
+        let text = render(&sample());
+        assert!(!text.contains("sorry_server"), "only with a sorry server");
+        let mut st = sample();
+        st.services[0].fwmark = Some(5);
+        st.services[0].sorry_server = Some(crate::contract::status::SorryStatus {
+            address: std::net::Ipv4Addr::new(192, 168, 0, 50),
+            port: 0,
+            in_use: true,
+        });
+        let text = render(&st);
+        assert!(
+            text.contains("lvsup_director_sorry_server_in_use{service=\"fwm/5\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "lvsup_director_real_server_weight{service=\"fwm/5\",real_server=\"node1\""
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -17,7 +17,16 @@
 //! - health unknown (daemon just started, no probe answered yet) → the weight
 //!   the kernel already has for it, or 0 if it is new: a daemon restart does
 //!   not drain servers that were serving, and a server nobody checked yet
-//!   gets no traffic.
+//!   gets no traffic;
+//! - a service's `sorry_server` ([`sorry_in_use`]) is a destination at weight
+//!   1 (the mode's forwarding method) while none of its real servers can take
+//!   a new connection (each down, drained or at weight 0: keepalived's rule,
+//!   "the live real servers' weights sum below its default quorum of 1"),
+//!   and is deleted as soon as one can. Real servers whose health is still
+//!   unknown keep the sorry server as the kernel has it, so a daemon restart
+//!   neither adds nor removes it before the probes tell;
+//! - a fwmark service is the IPVS service `-f MARK`, its real servers at port
+//!   0 (the packet's own destination port); `persistence_netmask` is `-M`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,10 +52,32 @@ pub fn forward(f: CfgForward) -> Forward {
 }
 
 pub fn service_id(cfg: &DirectorConfig, s: &ServiceConfig) -> ServiceId {
-    ServiceId::Addr {
-        protocol: protocol(s.protocol),
-        addr: SocketAddr::from((cfg.service_vip(s), s.port)),
+    match s.fwmark {
+        Some(mark) => ServiceId::fwmark(mark),
+        None => ServiceId::Addr {
+            protocol: protocol(s.protocol),
+            addr: SocketAddr::from((cfg.service_vip(s), s.port)),
+        },
     }
+}
+
+/// Whether a service's sorry server belongs in IPVS. `servers`: each real
+/// server's health and the weight the table gives it; `in_kernel`: whether
+/// the kernel has the sorry destination now.
+/// - one real server at a weight above 0 (up, or unknown and serving
+///   before a restart) → out;
+/// - else one whose health is unknown → as the kernel has it (a daemon
+///   restart changes nothing before the probes tell);
+/// - else (every one down, drained or at weight 0; or none at all) → in.
+pub fn sorry_in_use(servers: impl IntoIterator<Item = (Health, u32)>, in_kernel: bool) -> bool {
+    let mut unknown = false;
+    for (h, w) in servers {
+        if w > 0 {
+            return false;
+        }
+        unknown |= h == Health::Unknown;
+    }
+    if unknown { in_kernel } else { true }
 }
 
 /// The weight a real server should have in the kernel.
@@ -76,6 +107,10 @@ pub fn desired_services(
             if let Some(p) = s.persistence {
                 svc = svc.persistent(u32::try_from(p.as_secs()).unwrap_or(u32::MAX).max(1));
             }
+            if let Some(m) = s.persistence_netmask {
+                svc.netmask = m.min(32);
+            }
+            let mut weights = Vec::with_capacity(s.real_servers.len());
             for (j, r) in s.real_servers.iter().enumerate() {
                 let addr = SocketAddr::from((r.address, r.port));
                 let in_kernel = have.and_then(|k| {
@@ -84,12 +119,22 @@ pub fn desired_services(
                         .find(|d| d.socket_addr() == addr)
                         .map(|d| d.weight)
                 });
+                let h = health(i, j);
                 let w = if r.drain {
                     0
                 } else {
-                    effective_weight(health(i, j), r.weight, in_kernel)
+                    effective_weight(h, r.weight, in_kernel)
                 };
+                weights.push((h, w));
                 svc = svc.with_destination(Destination::new(addr, forward(r.forward), w));
+            }
+            if let Some(ss) = &s.sorry_server {
+                let addr = SocketAddr::from((ss.address, ss.port));
+                let in_kernel =
+                    have.is_some_and(|k| k.destinations.iter().any(|d| d.socket_addr() == addr));
+                if sorry_in_use(weights, in_kernel) {
+                    svc = svc.with_destination(Destination::new(addr, forward(ss.forward), 1));
+                }
             }
             svc
         })
@@ -441,6 +486,114 @@ forward = "route"
         };
         assert_eq!(timeouts_to_set(&same, kernel), None);
         assert_eq!(timeouts_to_set(&IpvsTimeouts::default(), kernel), None);
+    }
+
+    fn with_sorry() -> DirectorConfig {
+        let mut c = cfg();
+        c.services[0].sorry_server = Some(crate::director::config::SorryConfig {
+            address: "192.0.2.50".parse().expect("addr"),
+            port: 80,
+            forward: CfgForward::Route,
+        });
+        c
+    }
+
+    fn sorry_of(t: &[Service]) -> Option<&Destination> {
+        t[0].destinations
+            .iter()
+            .find(|d| d.socket_addr() == "192.0.2.50:80".parse().expect("addr"))
+    }
+
+    #[test]
+    fn sorry_policy() {
+        use Health::*;
+        // one server serving: out, whatever the kernel has
+        assert!(!sorry_in_use([(Up, 100), (Down, 0)], true));
+        assert!(!sorry_in_use([(Unknown, 5), (Down, 0)], true));
+        // nobody can take a connection: in
+        assert!(sorry_in_use([(Down, 0), (Down, 0)], false));
+        // up but drained or weight 0: nobody takes new connections
+        assert!(sorry_in_use([(Up, 0), (Down, 0)], false));
+        // unknown health and nobody serving: as the kernel has it
+        assert!(sorry_in_use([(Unknown, 0), (Down, 0)], true));
+        assert!(!sorry_in_use([(Unknown, 0), (Down, 0)], false));
+        // no real server at all
+        assert!(sorry_in_use([], false));
+    }
+
+    #[test]
+    fn sorry_server_goes_in_when_all_are_down_and_out_when_one_is_back() {
+        let c = with_sorry();
+        let up = desired_services(&c, |_, _| Health::Up, &[]);
+        assert_eq!(sorry_of(&up), None);
+        // both down: the sorry server at weight 1, the mode's method
+        let down = desired_services(&c, |_, _| Health::Down, &up);
+        let s = sorry_of(&down).expect("sorry server in use");
+        assert_eq!((s.weight, s.fwd), (1, Forward::Route));
+        assert!(down[0].destinations.iter().filter(|d| d.weight > 0).count() == 1);
+        let plan = crate::ipvs::reconcile(&down, &up, &Default::default());
+        assert!(
+            plan.ops
+                .iter()
+                .any(|op| matches!(op, crate::ipvs::Op::AddDestination { dest, .. } if dest.port == 80 && dest.weight == 1)),
+            "{:?}",
+            plan.ops
+        );
+        // one back: the sorry server is deleted
+        let one = desired_services(
+            &c,
+            |_, j| if j == 0 { Health::Up } else { Health::Down },
+            &down,
+        );
+        assert_eq!(sorry_of(&one), None);
+        let plan = crate::ipvs::reconcile(&one, &down, &Default::default());
+        assert!(
+            plan.ops
+                .iter()
+                .any(|op| matches!(op, crate::ipvs::Op::DeleteDestination { .. })),
+            "{:?}",
+            plan.ops
+        );
+        // both drained: no server takes new connections
+        let mut drained = with_sorry();
+        for r in &mut drained.services[0].real_servers {
+            r.drain = true;
+        }
+        assert!(sorry_of(&desired_services(&drained, |_, _| Health::Up, &[])).is_some());
+        // daemon restart (health unknown): kept as the kernel has it
+        let restart = desired_services(&c, |_, _| Health::Unknown, &down);
+        assert!(sorry_of(&restart).is_some());
+        let restart = desired_services(&c, |_, _| Health::Unknown, &up);
+        assert_eq!(sorry_of(&restart), None);
+    }
+
+    #[test]
+    fn fwmark_service_with_persistence_netmask() {
+        let mut c = cfg();
+        c.services[0].fwmark = Some(5);
+        c.services[0].port = 0;
+        c.services[0].ports = vec![80, 443];
+        c.services[0].persistence_netmask = Some(24);
+        for r in &mut c.services[0].real_servers {
+            r.port = 0;
+        }
+        let t = desired_services(&c, |_, _| Health::Up, &[]);
+        assert_eq!(t[0].id, ServiceId::fwmark(5));
+        assert_eq!((t[0].persistence, t[0].netmask), (Some(50), 24));
+        assert!(t[0].destinations.iter().all(|d| d.port == 0));
+        // what goes on the wire: FWMARK and NETMASK 255.255.255.0
+        let attrs = t[0].to_attrs();
+        assert!(attrs.contains(&crate::ipvs::ServiceAttr::Fwmark(5)));
+        assert!(
+            attrs.contains(&crate::ipvs::ServiceAttr::Netmask(u32::from_ne_bytes([
+                255, 255, 255, 0
+            ])))
+        );
+        // the old address service goes when a reload makes it a fwmark one
+        assert_eq!(
+            dropped_services(&cfg(), &c),
+            vec![service_id(&cfg(), &cfg().services[0])]
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub use crate::layout::previous_sysctl_path;
 pub fn managed_paths(cluster: &str) -> Vec<String> {
     vec![
         desired::director_config_path(cluster),
+        crate::layout::fwmark_rules_path(cluster),
         desired::unit_path(&desired::director_unit(cluster)),
         desired::unit_path(&desired::realserver_unit(cluster)),
         desired::sysctl_path(cluster),
@@ -52,6 +53,7 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             files => managed_paths(cluster),
             units,
             bin => desired::BINARY_PATH,
+            nft => crate::layout::NFT_PATH,
             director => matches!(want.role, Role::Director { .. }),
             config => desired::director_config_path(cluster),
             own => crate::plan::shared::own_files(cluster),

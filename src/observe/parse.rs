@@ -43,17 +43,27 @@ pub struct LiveDest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveService {
+    /// "TCP", "UDP", "SCTP"; "FWM" for a fwmark service.
     pub protocol: String,
+    /// 0.0.0.0 for a fwmark service.
     pub vip: Ipv4Addr,
+    /// 0 for a fwmark service.
     pub port: u16,
+    /// A fwmark service's mark.
+    pub fwmark: Option<u32>,
     pub scheduler: String,
     pub persistence: Option<u32>,
+    /// A persistent service's netmask (host order), as the kernel prints it.
+    pub netmask: Option<u32>,
     pub destinations: Vec<LiveDest>,
 }
 
 impl LiveService {
     pub fn label(&self) -> String {
-        format!("{} {}:{}", self.protocol, self.vip, self.port)
+        match self.fwmark {
+            Some(m) => format!("FWM {m}"),
+            None => format!("{} {}:{}", self.protocol, self.vip, self.port),
+        }
     }
 }
 
@@ -77,6 +87,9 @@ pub struct Facts {
     pub daemon: Option<Result<Status, String>>,
     /// `None` when `/proc/net/ip_vs` is absent (no ip_vs loaded) or not a director.
     pub ipvs: Option<Vec<LiveService>>,
+    /// Directors: whether `nft` is installed (fwmark services need it);
+    /// `None` when not reported.
+    pub nft: Option<bool>,
     /// Previous values recorded by an earlier apply.
     pub previous_sysctls: Option<BTreeMap<String, Option<String>>>,
     /// The undo records an interrupted `lvsup verify` left, as
@@ -303,6 +316,7 @@ pub fn parse(
                 }
             }
             "ipvs-netlink" => netlink_persistence = parse_ipvs_list_persistence(&text),
+            "nft" => f.nft = Some(!text.trim().is_empty()),
             "verify-undo" => f.verify_undo = text,
             "hz" => {
                 hz = text
@@ -354,11 +368,14 @@ pub fn parse(
 fn health_weights(f: &mut Facts) {
     let Some(Ok(status)) = &f.daemon else { return };
     for svc in &mut f.observed.ipvs {
-        let Some(st) = status
-            .services
-            .iter()
-            .find(|s| s.port == svc.port && s.protocol.eq_ignore_ascii_case(svc.protocol.as_str()))
-        else {
+        let Some(st) = status.services.iter().find(|s| match svc.fwmark {
+            Some(m) => s.fwmark == Some(m),
+            None => {
+                s.fwmark.is_none()
+                    && s.port == svc.port
+                    && s.protocol.eq_ignore_ascii_case(svc.protocol.as_str())
+            }
+        }) else {
             continue;
         };
         let label = svc.label();
@@ -414,8 +431,15 @@ fn to_virtual(s: &LiveService, names: &BTreeMap<Ipv4Addr, &str>) -> VirtualServi
         },
         vip: s.vip,
         port: s.port,
+        fwmark: s.fwmark,
         scheduler: s.scheduler.clone(),
         persistence_secs: s.persistence,
+        persistence_netmask: s
+            .persistence
+            .and(s.netmask)
+            .map(|m| m.leading_ones() as u8)
+            .filter(|m| *m != 32),
+        sorry_server: None,
         destinations: s
             .destinations
             .iter()
@@ -435,6 +459,18 @@ fn to_virtual(s: &LiveService, names: &BTreeMap<Ipv4Addr, &str>) -> VirtualServi
             })
             .collect(),
     }
+}
+
+/// `persistent TIMEOUT NETMASK` of a service line: the timeout (jiffies)
+/// and the netmask (hex, host order).
+fn persistent(w: &[&str]) -> (Option<u32>, Option<u32>) {
+    let Some(i) = w.iter().position(|x| *x == "persistent") else {
+        return (None, None);
+    };
+    (
+        w.get(i + 1).and_then(|t| t.parse().ok()),
+        w.get(i + 2).and_then(|t| u32::from_str_radix(t, 16).ok()),
+    )
 }
 
 fn hex_endpoint(s: &str) -> Option<(Ipv4Addr, u16)> {
@@ -458,19 +494,35 @@ pub fn parse_ipvs_list_persistence(text: &str) -> Option<PersistenceByService> {
     let list = crate::contract::ipvs_list::IpvsList::parse(text).ok()?;
     let mut out = BTreeMap::new();
     for s in list.services {
-        let crate::ipvs::ServiceId::Addr {
-            protocol,
-            addr: std::net::SocketAddr::V4(addr),
-        } = s.id
-        else {
-            continue;
-        };
-        out.insert(
-            (protocol.name().to_string(), *addr.ip(), addr.port()),
-            s.persistence,
-        );
+        match s.id {
+            crate::ipvs::ServiceId::Addr {
+                protocol,
+                addr: std::net::SocketAddr::V4(addr),
+            } => {
+                out.insert(
+                    (protocol.name().to_string(), *addr.ip(), addr.port()),
+                    s.persistence,
+                );
+            }
+            crate::ipvs::ServiceId::Fwmark {
+                mark,
+                family: crate::ipvs::Family::Inet,
+            } => {
+                out.insert(("FWM".into(), Ipv4Addr::from(mark), 0), s.persistence);
+            }
+            _ => {}
+        }
     }
     Some(out)
+}
+
+/// A service's key in [`PersistenceByService`]: a fwmark service is
+/// `("FWM", the mark as an address, 0)`.
+fn persistence_key(s: &LiveService) -> (String, Ipv4Addr, u16) {
+    match s.fwmark {
+        Some(m) => ("FWM".into(), Ipv4Addr::from(m), 0),
+        None => (s.protocol.to_ascii_uppercase(), s.vip, s.port),
+    }
 }
 
 /// `/proc/net/ip_vs` prints a persistent service's timeout in jiffies
@@ -488,7 +540,7 @@ pub fn persistence_in_seconds(
         let Some(jiffies) = s.persistence else {
             continue;
         };
-        let key = (s.protocol.to_ascii_uppercase(), s.vip, s.port);
+        let key = persistence_key(s);
         if let Some(Some(secs)) = netlink.and_then(|m| m.get(&key)) {
             s.persistence = Some(*secs);
             continue;
@@ -527,21 +579,37 @@ pub fn parse_proc_ip_vs(text: &str) -> Result<Vec<LiveService>, FactsError> {
                     continue;
                 };
                 skipping = false;
-                let persistence = w
-                    .iter()
-                    .position(|x| *x == "persistent")
-                    .and_then(|i| w.get(i + 1))
-                    .and_then(|t| t.parse().ok());
+                let (persistence, netmask) = persistent(&w);
                 out.push(LiveService {
                     protocol: w[0].to_string(),
                     vip,
                     port,
+                    fwmark: None,
                     scheduler: w.get(2).unwrap_or(&"?").to_string(),
                     persistence,
+                    netmask,
                     destinations: vec![],
                 });
             }
-            Some(&"FWM") => skipping = true,
+            // `FWM  00000005 wlc [ops ]persistent 75000 FFFFFF00`
+            Some(&"FWM") => {
+                let Some(mark) = w.get(1).and_then(|m| u32::from_str_radix(m, 16).ok()) else {
+                    skipping = true;
+                    continue;
+                };
+                skipping = false;
+                let (persistence, netmask) = persistent(&w);
+                out.push(LiveService {
+                    protocol: "FWM".into(),
+                    vip: Ipv4Addr::UNSPECIFIED,
+                    port: 0,
+                    fwmark: Some(mark),
+                    scheduler: w.get(2).unwrap_or(&"?").to_string(),
+                    persistence,
+                    netmask,
+                    destinations: vec![],
+                });
+            }
             Some(&"->") if w.get(1) != Some(&"RemoteAddress:Port") => {
                 if skipping {
                     continue;
@@ -620,6 +688,14 @@ pub fn prerequisites(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                     ));
                 }
             }
+            if facts.nft == Some(false) && spec.services.iter().any(|s| s.fwmark.is_some()) {
+                p.push(
+                    format!(
+                        "no {} (package nftables): the director unit loads the fwmark services' marking rule with it",
+                        crate::layout::NFT_PATH
+                    ),
+                );
+            }
             for a in &want.addresses {
                 match &a.interface {
                     Interface::Named(n) => {
@@ -674,8 +750,13 @@ mod tests {
                  -> C0A800AB:0000      Route   1      0          0         \n\
                  UDP  C0A80064:0035 wrr persistent 300\n";
         let s = parse_proc_ip_vs(t).expect("parse");
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.len(), 3);
         assert_eq!(s[0].label(), "TCP 192.168.0.100:80");
+        // the fwmark service and its destination (port 0)
+        assert_eq!((s[1].label(), s[1].fwmark), ("FWM 1".to_string(), Some(1)));
+        assert_eq!(s[1].destinations.len(), 1);
+        assert_eq!(s[1].destinations[0].port, 0);
+        let s = [s[0].clone(), s[2].clone()];
         assert_eq!(s[0].destinations.len(), 2);
         assert_eq!(
             s[0].destinations[0].address,
@@ -725,6 +806,68 @@ mod tests {
             + &jiffies.to_string()
             + " FFFFFFFF\n";
         parse_proc_ip_vs(&t).expect("parse")
+    }
+
+    #[test]
+    fn fwmark_persistence_and_netmask_from_proc_and_netlink() {
+        let t = "FWM  00000005 wlc persistent 75000 FFFFFF00\n  \
+                 -> C0A800AB:0000      Route   1      0          0         \n\
+                 FWM  00000006 rr \n";
+        let mut live = parse_proc_ip_vs(t).expect("parse");
+        assert_eq!(live[0].netmask, Some(0xFFFF_FF00));
+        assert_eq!(live[1].persistence, None);
+        let svc =
+            crate::ipvs::Service::new(crate::ipvs::ServiceId::fwmark(5), "wlc").persistent(300);
+        let json = crate::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![svc],
+        }
+        .to_json()
+        .expect("json")
+        .to_string();
+        let netlink = parse_ipvs_list_persistence(&json).expect("understood");
+        assert_eq!(
+            persistence_in_seconds(&mut live, Some(&netlink), Some(1000)),
+            None
+        );
+        assert_eq!(live[0].persistence, Some(300));
+        let v = to_virtual(&live[0], &BTreeMap::new());
+        assert_eq!(
+            (v.fwmark, v.persistence_netmask, v.label()),
+            (Some(5), Some(24), "FWM 5".into())
+        );
+    }
+
+    #[test]
+    fn a_director_of_a_fwmark_cluster_needs_nft() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fwmark.toml"))
+                .expect("example");
+        let spec = crate::config::parse_str("fwmark.toml", &text).expect("valid");
+        let desired = crate::desired::desired_cluster(&spec).expect("render");
+        let want = desired
+            .hosts
+            .iter()
+            .find(|h| h.name == "lvs191")
+            .expect("director");
+        let mut f = Facts {
+            os: "Linux".into(),
+            systemd: true,
+            uid: Some(0),
+            nft: Some(false),
+            ..Facts::default()
+        };
+        f.interfaces.push(Iface {
+            name: "eth0".into(),
+            up: true,
+            addresses: vec!["192.168.0.191/24".parse().expect("net")],
+        });
+        let p = prerequisites(&spec, want, &f);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("package nftables"), "{p:?}");
+        f.nft = Some(true);
+        assert!(prerequisites(&spec, want, &f).is_empty());
     }
 
     #[test]
@@ -804,6 +947,16 @@ mod tests {
             Err(FactsError::Malformed(m)) => m,
             other => panic!("expected Malformed, got {:?}", other.map(|f| f.os)),
         }
+    }
+
+    #[test]
+    fn nft_section_says_whether_nft_is_installed() {
+        let f = parse_as("lvs191", &with("### nft\n/usr/sbin/nft\n")).expect("facts");
+        assert_eq!(f.nft, Some(true));
+        let f = parse_as("lvs191", &with("### nft\n")).expect("facts");
+        assert_eq!(f.nft, Some(false));
+        let f = parse_as("lvs191", &with("")).expect("facts");
+        assert_eq!(f.nft, None);
     }
 
     #[test]

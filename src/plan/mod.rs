@@ -391,6 +391,27 @@ pub fn diff_host(cluster: &str, want: &HostState, obs: &Observed) -> HostPlan {
         });
     }
 
+    // A director whose cluster had fwmark services and has none now: the
+    // rules file goes, and with it lvsup's nftables table.
+    let rules = crate::layout::fwmark_rules_path(cluster);
+    if matches!(want.role, Role::Director { .. })
+        && obs.files.contains_key(&rules)
+        && !want.files.iter().any(|f| f.path == rules)
+    {
+        changes.push(Change {
+            action: Action::Delete,
+            item: Item::File {
+                path: rules.clone(),
+                mode: "0644".into(),
+            },
+            summary: format!(
+                "remove file {rules} and nftables table ip {} (no fwmark service left)",
+                crate::layout::fwmark_table(cluster)
+            ),
+            diff: None,
+        });
+    }
+
     if matches!(want.role, Role::Director { .. }) && !obs.binary_current {
         let version = env!("CARGO_PKG_VERSION").to_string();
         changes.push(Change {
@@ -642,9 +663,10 @@ fn director_restart_reason(path: &str, want: &HostState, obs: &Observed) -> Opti
 }
 
 fn service_detail(s: &VirtualService) -> String {
-    match s.persistence_secs {
-        Some(p) => format!("scheduler {}, persistent {p}s", s.scheduler),
-        None => format!("scheduler {}", s.scheduler),
+    match (s.persistence_secs, s.persistence_netmask) {
+        (Some(p), Some(m)) => format!("scheduler {}, persistent {p}s per /{m}", s.scheduler),
+        (Some(p), None) => format!("scheduler {}, persistent {p}s", s.scheduler),
+        _ => format!("scheduler {}", s.scheduler),
     }
 }
 
@@ -661,7 +683,7 @@ fn diff_ipvs(
     changes: &mut Vec<Change>,
     notes: &mut Vec<String>,
 ) {
-    let key = |s: &VirtualService| (s.protocol, s.vip, s.port);
+    let key = VirtualService::key;
     for w in want {
         let label = w.label();
         let h = have.iter().find(|h| key(h) == key(w));
@@ -677,7 +699,11 @@ fn diff_ipvs(
                 summary: format!("add IPVS service {label} ({})", service_detail(w)),
                 diff: None,
             }),
-            Some(h) if h.scheduler != w.scheduler || h.persistence_secs != w.persistence_secs => {
+            Some(h)
+                if h.scheduler != w.scheduler
+                    || h.persistence_secs != w.persistence_secs
+                    || h.persistence_netmask != w.persistence_netmask =>
+            {
                 changes.push(Change {
                     action: Action::Update,
                     item: service_item,
@@ -729,11 +755,32 @@ fn diff_ipvs(
                 Some(_) => {}
             }
         }
-        for x in have_dests {
-            if !w
-                .destinations
+        if let Some(ss) = &w.sorry_server {
+            let in_use = have_dests
                 .iter()
-                .any(|d| d.address == x.address && d.port == x.port)
+                .any(|x| x.address == ss.address && x.port == ss.port);
+            notes.push(if in_use {
+                format!(
+                    "{label}: sorry server {}:{} in use (no real server can take a connection): the daemon removes it when one can",
+                    ss.address, ss.port
+                )
+            } else {
+                format!(
+                    "{label}: sorry server {}:{} ({}, weight 1) is added by the daemon while no real server can take a connection",
+                    ss.address, ss.port, ss.forward
+                )
+            });
+        }
+        for x in have_dests {
+            let is_sorry = w
+                .sorry_server
+                .as_ref()
+                .is_some_and(|ss| ss.address == x.address && ss.port == x.port);
+            if !is_sorry
+                && !w
+                    .destinations
+                    .iter()
+                    .any(|d| d.address == x.address && d.port == x.port)
             {
                 changes.push(Change {
                     action: Action::Delete,
@@ -807,6 +854,62 @@ mod tests {
             verify_leftovers: BTreeMap::new(),
             notes: vec![],
         }
+    }
+
+    #[test]
+    fn converged_fwmark_director_with_its_sorry_server_in_use_has_no_changes() {
+        let path = format!("{}/examples/fwmark.toml", env!("CARGO_MANIFEST_DIR"));
+        let spec = config::load(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+        let d = desired_cluster(&spec).expect("render");
+        let h = d
+            .hosts
+            .iter()
+            .find(|h| h.name == "lvs191")
+            .expect("director");
+        let mut obs = converged(h);
+        // as read back from the host: no sorry_server field, the sorry
+        // server a destination (both real servers down)
+        let mut live = h.ipvs[0].clone();
+        let sorry = live.sorry_server.take().expect("sorry server");
+        for d in &mut live.destinations {
+            d.weight = 0;
+        }
+        live.destinations.push(sorry);
+        obs.ipvs = vec![live];
+        let hp = diff_host(&spec.name, h, &obs);
+        let ipvs: Vec<&Change> = hp
+            .changes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.item,
+                    Item::IpvsDestination { .. } | Item::IpvsService { .. }
+                )
+            })
+            .collect();
+        // the weights are the daemon's (health); the sorry server is not drift
+        assert!(
+            ipvs.iter().all(|c| c.action == Action::Update),
+            "{:#?}",
+            hp.changes
+        );
+        assert!(
+            hp.notes
+                .iter()
+                .any(|n| n.contains("FWM 1: sorry server 192.168.0.180:0 in use")),
+            "{:#?}",
+            hp.notes
+        );
+        // the netmask is compared
+        let mut obs = converged(h);
+        obs.ipvs[0].persistence_netmask = None;
+        let hp = diff_host(&spec.name, h, &obs);
+        assert!(
+            hp.changes.iter().any(|c| c.summary
+                == "change IPVS service FWM 1: scheduler wlc, persistent 1800s → scheduler wlc, persistent 1800s per /24"),
+            "{:#?}",
+            hp.changes
+        );
     }
 
     #[test]

@@ -249,10 +249,12 @@ pub fn rs_failover_service(spec: &ClusterSpec) -> Option<&Service> {
         })
 }
 
-/// The address clients reach `svc` on: its own VIP (`[[services]] vip`,
-/// default the cluster's), so every VIP with a service is probed.
+/// Where verify sends its probes: the service's own VIP (`[[services]]
+/// vip`, default the cluster's, so every VIP with a service is probed) and
+/// its port; for a fwmark service its first port.
 pub(super) fn vip_addr(_spec: &ClusterSpec, svc: &Service) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(svc.vip), svc.port)
+    let port = svc.ports().first().copied().unwrap_or(svc.port);
+    SocketAddr::new(IpAddr::V4(svc.vip), port)
 }
 
 /// Timeout of one connection of the reachability and scheduling batches.
@@ -298,8 +300,10 @@ pub(super) fn find_service<'a>(
     spec: &ClusterSpec,
     svc: &Service,
 ) -> Option<&'a facts::SvcSnap> {
-    t.iter()
-        .find(|s| s.addr == Some(vip_addr(spec, svc)) && s.protocol == svc.protocol.as_str())
+    t.iter().find(|s| match &svc.fwmark {
+        Some(f) => s.fwmark == Some(f.mark),
+        None => s.addr == Some(vip_addr(spec, svc)) && s.protocol == svc.protocol.as_str(),
+    })
 }
 
 /// Join a table's destinations with the file's real servers.
@@ -370,4 +374,32 @@ pub(super) fn samples(
     // Stable: servers not in the table keep the file's order.
     out.sort_by_key(|(r, _)| *r);
     out.into_iter().map(|(_, d)| d).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fwmark_service_is_probed_on_its_first_port_and_found_by_its_mark() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fwmark.toml"))
+                .expect("example");
+        let spec = crate::config::parse_str("fwmark.toml", &text).expect("valid");
+        let svc = &spec.services[0];
+        assert_eq!(
+            vip_addr(&spec, svc),
+            "192.168.0.100:80".parse().expect("addr")
+        );
+        let snap = |fwmark: Option<u32>| facts::SvcSnap {
+            protocol: String::new(),
+            addr: None,
+            fwmark,
+            scheduler: "wlc".into(),
+            dests: vec![],
+        };
+        let t = [snap(Some(4)), snap(Some(1))];
+        assert_eq!(find_service(&t, &spec, svc).and_then(|s| s.fwmark), Some(1));
+        assert!(find_service(&t[..1], &spec, svc).is_none());
+    }
 }

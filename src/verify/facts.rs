@@ -94,9 +94,11 @@ pub fn parse_sysctls(text: &str) -> BTreeMap<(String, String), i64> {
 /// One virtual service of a director's table, reduced to what verify reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SvcSnap {
-    /// "tcp" / "udp"
+    /// "tcp" / "udp" ("" for a fwmark service)
     pub protocol: String,
     pub addr: Option<SocketAddr>,
+    /// A fwmark service's mark (`addr` is then `None`).
+    pub fwmark: Option<u32>,
     pub scheduler: String,
     pub dests: Vec<DestSnap>,
 }
@@ -124,15 +126,16 @@ pub fn parse_ipvs_json(json: &str) -> Result<Vec<SvcSnap>, ParseError> {
     Ok(t.services
         .into_iter()
         .map(|s| {
-            let (protocol, addr) = match s.id {
+            let (protocol, addr, fwmark) = match s.id {
                 ServiceId::Addr { protocol, addr } => {
-                    (protocol.name().to_ascii_lowercase(), Some(addr))
+                    (protocol.name().to_ascii_lowercase(), Some(addr), None)
                 }
-                ServiceId::Fwmark { .. } => (String::new(), None),
+                ServiceId::Fwmark { mark, .. } => (String::new(), None, Some(mark)),
             };
             SvcSnap {
                 protocol,
                 addr,
+                fwmark,
                 scheduler: s.scheduler,
                 dests: s
                     .destinations
@@ -168,6 +171,18 @@ pub fn parse_ipvsadm(list: &str, stats: &str) -> Result<Vec<SvcSnap>, ParseError
                 addr: Some(
                     parse_sockaddr(a)
                         .ok_or_else(|| perr("ipvsadm -Ln", format!("bad address {a}")))?,
+                ),
+                fwmark: None,
+                scheduler: (*sched).to_string(),
+                dests: vec![],
+            }),
+            // `FWM  5 wlc persistent 1800 mask 255.255.255.0`
+            ["FWM", m, sched, ..] => svcs.push(SvcSnap {
+                protocol: String::new(),
+                addr: None,
+                fwmark: Some(
+                    m.parse()
+                        .map_err(|_| perr("ipvsadm -Ln", format!("bad fwmark {m}")))?,
                 ),
                 scheduler: (*sched).to_string(),
                 dests: vec![],
@@ -212,6 +227,10 @@ pub fn parse_ipvsadm(list: &str, stats: &str) -> Result<Vec<SvcSnap>, ParseError
                 cur = svcs
                     .iter()
                     .position(|s| s.addr == sa && s.protocol == proto);
+            }
+            ["FWM", m, ..] => {
+                let m = m.parse::<u32>().ok();
+                cur = svcs.iter().position(|s| m.is_some() && s.fwmark == m);
             }
             ["->", a, conns, ..] if *a != "RemoteAddress:Port" => {
                 let (Some(i), Some(sa)) = (cur, parse_sockaddr(a)) else {
@@ -296,4 +315,39 @@ pub fn parse_conn_ports(out: &str) -> std::collections::HashSet<u16> {
     out.lines()
         .filter_map(|l| u16::from_str_radix(l.trim(), 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fwmark_services_in_both_table_sources() {
+        let list = "IP Virtual Server version 1.2.1 (size=4096)\n\
+                    Prot LocalAddress:Port Scheduler Flags\n  \
+                    -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+                    FWM  5 wlc persistent 1800 mask 255.255.255.0\n  \
+                    -> 192.168.0.171:0              Route   1      2          3\n\
+                    TCP  192.168.0.100:80 rr\n  \
+                    -> 192.168.0.172:80             Route   1      0          0\n";
+        let stats = "FWM  5  10 20 30 400 500\n  \
+                     -> 192.168.0.171:0  7 1 1 1 1\n";
+        let t = parse_ipvsadm(list, stats).expect("parse");
+        assert_eq!((t[0].fwmark, t[0].addr), (Some(5), None));
+        assert_eq!((t[0].dests[0].port, t[0].dests[0].conns), (0, 7));
+        assert_eq!(t[1].fwmark, None);
+        let json = crate::contract::ipvs_list::IpvsList {
+            version: 0x01_02_01,
+            conn_tab_size: 4096,
+            services: vec![crate::ipvs::Service::new(
+                crate::ipvs::ServiceId::fwmark(5),
+                "wlc",
+            )],
+        }
+        .to_json()
+        .expect("json")
+        .to_string();
+        let t = parse_ipvs_json(&json).expect("parse");
+        assert_eq!((t[0].fwmark, t[0].addr), (Some(5), None));
+    }
 }

@@ -126,6 +126,25 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let real_servers = hosts.real_servers(v, raw, &services);
     every_service_served(v, raw, &sp.places, &services, &real_servers);
     addresses::unique(v, hosts.addrs);
+    {
+        let mut taken: Vec<(std::net::Ipv4Addr, String)> = Vec::new();
+        if let Some(vip) = vip {
+            taken.push((vip, "the VIP".into()));
+        }
+        for d in &directors {
+            taken.push((d.item.address.addr(), format!("director {}", d.item.name)));
+        }
+        for r in &real_servers {
+            taken.push((
+                r.item.address.addr(),
+                format!("real server {}: it is in the pool already", r.item.name),
+            ));
+        }
+        if let Some((n, _)) = &nat {
+            taken.push((n.gateway.addr(), "the NAT gateway".into()));
+        }
+        services::sorry_servers(v, raw, mode, &taken);
+    }
     if let (Some(vip), Some(m)) = (vip, mode) {
         let mut other_vips: Vec<std::net::Ipv4Addr> = Vec::new();
         for s in services.iter().filter(|s| s.vip != vip) {

@@ -22,9 +22,10 @@ pub(super) struct ServicesPart {
     pub(super) complete: bool,
 }
 
-/// Every `[[services]]` table; a (vip, port, protocol) may appear once, a
-/// name once. `cluster_vip`: the default of `vip`; a service's own VIP is
-/// added to `addrs` (once per address) for the uniqueness rule.
+/// Every `[[services]]` table; a (vip, port, protocol) may appear once (a
+/// fwmark service's `ports` count, on its VIP), a fwmark once, a name once.
+/// `cluster_vip`: the default of `vip`; a service's own VIP is added to
+/// `addrs` (once per address) for the uniqueness rule.
 pub(super) fn services(
     v: &mut V<'_>,
     raw: &RawFile,
@@ -35,6 +36,7 @@ pub(super) fn services(
     let mut places = Vec::new();
     let mut seen_services: BTreeMap<(Ipv4Addr, u16, Protocol), (String, Range<usize>)> =
         BTreeMap::new();
+    let mut seen_marks: BTreeMap<u32, (String, Range<usize>)> = BTreeMap::new();
     let mut seen_names: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     count_rule(v, "services", raw.services.as_deref(), "[[services]]");
     let before = v.problems.len();
@@ -61,33 +63,80 @@ pub(super) fn services(
         let Some(vip) = own_vip.or(cluster_vip) else {
             continue;
         };
-        let name = match &s.name {
+        let (name, nspan) = match &s.name {
             Some(n) => match service_name(v, &format!("{path}.name"), n) {
                 Some(name) => (name, n.span()),
                 None => continue,
             },
             None => (
-                Service::default_name(own_vip, svc.port, svc.protocol),
+                Service::default_name(
+                    own_vip,
+                    svc.port,
+                    svc.protocol,
+                    svc.fwmark.as_ref().map(|f| f.mark),
+                ),
                 e.span.clone(),
             ),
         };
-        let (name, nspan) = name;
-        let key = (vip, svc.port, svc.protocol);
-        let pspan = s.port.as_ref().map_or(e.span.clone(), |p| p.span());
-        if let Some((first, fspan)) = seen_services.get(&key) {
-            let line = v.line(fspan);
-            v.err(
-                &format!("{path}.port"),
-                pspan,
-                format!(
-                    "{} {vip}:{} is already a service in {first} (line {line})",
-                    svc.protocol, svc.port
-                ),
-            )
-            .related = Some(("first defined here".into(), fspan.clone()));
+        let mut ok = true;
+        if let (Some(f), Some(m)) = (&svc.fwmark, &s.fwmark) {
+            if let Some((first, fspan)) = seen_marks.get(&f.mark) {
+                let line = v.line(fspan);
+                v.err(
+                    &format!("{path}.fwmark"),
+                    m.span(),
+                    format!(
+                        "fwmark {} is already the mark of {first} (line {line})",
+                        f.mark
+                    ),
+                )
+                .related = Some(("first defined here".into(), fspan.clone()));
+                ok = false;
+            } else {
+                seen_marks.insert(f.mark, (path.clone(), m.span()));
+            }
+        }
+        // Every port the service takes on its VIP, with the span to point at.
+        let taken: Vec<(u16, Range<usize>, String)> = match (&svc.fwmark, &s.ports) {
+            (Some(f), Some(ps)) => f
+                .ports
+                .iter()
+                .map(|p| {
+                    let span = ps
+                        .get_ref()
+                        .iter()
+                        .find(|x| *x.get_ref() == i64::from(*p))
+                        .map_or(ps.span(), |x| x.span());
+                    (*p, span, format!("{path}.ports"))
+                })
+                .collect(),
+            _ => vec![(
+                svc.port,
+                s.port.as_ref().map_or(e.span.clone(), |p| p.span()),
+                format!("{path}.port"),
+            )],
+        };
+        for (port, pspan, key) in taken {
+            let k = (vip, port, svc.protocol);
+            if let Some((first, fspan)) = seen_services.get(&k) {
+                let line = v.line(fspan);
+                v.err(
+                    &key,
+                    pspan,
+                    format!(
+                        "{} port {port} of {vip} is already a service in {first} (line {line})",
+                        svc.protocol
+                    ),
+                )
+                .related = Some(("first defined here".into(), fspan.clone()));
+                ok = false;
+            } else {
+                seen_services.insert(k, (path.clone(), pspan));
+            }
+        }
+        if !ok {
             continue;
         }
-        seen_services.insert(key, (path.clone(), pspan));
         if let Some((first, fspan)) = seen_names.get(&name) {
             let line = v.line(fspan);
             let msg = if s.name.is_some() {
@@ -141,10 +190,26 @@ fn service_name(v: &mut V<'_>, key: &str, n: &Sp<String>) -> Option<String> {
 }
 
 fn service(v: &mut V<'_>, path: &str, s: &RawService, span: &Range<usize>) -> Option<Service> {
-    let port = v
-        .required(path, "port", &s.port, span)
-        .and_then(|p| v.int(&format!("{path}.port"), p, 1, 65535, "port"))
-        .map(|n| n as u16);
+    let fwmark = fwmark(v, path, s, span);
+    let port = match (&s.fwmark, &s.port) {
+        (Some(_), None) => Some(0),
+        (Some(_), Some(p)) => {
+            v.err(
+                &format!("{path}.port"),
+                p.span(),
+                format!(
+                    "`port` = {} and `fwmark` exclude each other: a fwmark service takes `ports`",
+                    p.get_ref()
+                ),
+            )
+            .hint = Some("list every port in `ports = [...]` and remove `port`".into());
+            None
+        }
+        _ => v
+            .required(path, "port", &s.port, span)
+            .and_then(|p| v.int(&format!("{path}.port"), p, 1, 65535, "port"))
+            .map(|n| n as u16),
+    };
     let protocol = match &s.protocol {
         Some(p) => v
             .one_of(&format!("{path}.protocol"), p, Protocol::ALL)
@@ -180,7 +245,59 @@ fn service(v: &mut V<'_>, path: &str, s: &RawService, span: &Range<usize>) -> Op
             }
         }
     };
-    let health = health(v, path, s.health.as_ref(), protocol);
+    let persistence_netmask = match &s.persistence_netmask {
+        None => Some(None),
+        Some(m) => {
+            let key = format!("{path}.persistence_netmask");
+            match parse_netmask(m.get_ref()) {
+                Err(why) => {
+                    v.err(
+                        &key,
+                        m.span(),
+                        format!("persistence_netmask \"{}\": {why}", m.get_ref()),
+                    )
+                    .hint = Some(
+                        "a netmask such as \"255.255.255.0\", or a prefix length such as \"/24\""
+                            .into(),
+                    );
+                    None
+                }
+                Ok(_) if s.persistence.is_none() => {
+                    v.err(
+                        &key,
+                        m.span(),
+                        format!(
+                            "persistence_netmask \"{}\" needs `persistence`: it sets which clients share one persistent real server",
+                            m.get_ref()
+                        ),
+                    )
+                    .hint = Some("add persistence = \"300s\" (or how long clients stick), or remove persistence_netmask".into());
+                    None
+                }
+                Ok(n) => Some(Some(n)),
+            }
+        }
+    };
+    let sorry_server = match &s.sorry_server {
+        None => Some(None),
+        Some(x) => match SorryServer::parse(x.get_ref()) {
+            Ok(ss) => Some(Some(ss)),
+            Err(why) => {
+                v.err(
+                    &format!("{path}.sorry_server"),
+                    x.span(),
+                    format!("sorry_server \"{}\": {why}", x.get_ref()),
+                )
+                .hint = Some(
+                    "\"ADDRESS\" or \"ADDRESS:PORT\", e.g. \"10.0.0.9\" or \"10.0.0.9:8080\""
+                        .into(),
+                );
+                None
+            }
+        },
+    };
+    let fwmark_on = matches!(fwmark, Some(Some(_)));
+    let health = health(v, path, s.health.as_ref(), protocol, fwmark_on, span);
     Some(Service {
         name: String::new(),
         vip: Ipv4Addr::UNSPECIFIED,
@@ -188,8 +305,129 @@ fn service(v: &mut V<'_>, path: &str, s: &RawService, span: &Range<usize>) -> Op
         protocol: protocol?,
         scheduler: scheduler?,
         persistence: persistence?,
+        persistence_netmask: persistence_netmask?,
+        fwmark: fwmark?,
+        sorry_server: sorry_server?,
         health: health?,
     })
+}
+
+/// `fwmark` with its `ports`: `Some(None)` = not a fwmark service (and no
+/// `ports`), `None` = an error was reported.
+fn fwmark(
+    v: &mut V<'_>,
+    path: &str,
+    s: &RawService,
+    span: &Range<usize>,
+) -> Option<Option<Fwmark>> {
+    let Some(m) = &s.fwmark else {
+        if let Some(ps) = &s.ports {
+            v.err(
+                &format!("{path}.ports"),
+                ps.span(),
+                "`ports` only applies to a fwmark service (`fwmark = N`)".into(),
+            )
+            .hint = Some("a service of one port takes `port = N`; several ports on one service need `fwmark`".into());
+            return None;
+        }
+        return Some(None);
+    };
+    let mark = v.int(
+        &format!("{path}.fwmark"),
+        m,
+        1,
+        i64::from(u32::MAX),
+        "fwmark",
+    );
+    let key = format!("{path}.ports");
+    let Some(ps) = &s.ports else {
+        if !v.poisoned.contains(&key) {
+            v.err(
+                &key,
+                m.span(),
+                format!(
+                    "fwmark {} needs `ports`: the ports lvsup's nftables rule marks",
+                    m.get_ref()
+                ),
+            )
+            .hint = Some("e.g. ports = [80, 443]".into());
+        }
+        let _ = span;
+        return None;
+    };
+    if ps.get_ref().is_empty() {
+        v.err(
+            &key,
+            ps.span(),
+            "`ports` is empty: a fwmark service needs at least one port".into(),
+        )
+        .hint = Some("e.g. ports = [80, 443]".into());
+        return None;
+    }
+    let mut ports = Vec::new();
+    let mut ok = true;
+    for p in ps.get_ref() {
+        match v.int(&key, p, 1, 65535, "port") {
+            Some(n) if ports.contains(&(n as u16)) => {
+                v.err(&key, p.span(), format!("port {n} is listed twice"));
+                ok = false;
+            }
+            Some(n) => ports.push(n as u16),
+            None => ok = false,
+        }
+    }
+    ports.sort_unstable();
+    if !ok {
+        return None;
+    }
+    Some(Some(Fwmark {
+        mark: mark? as u32,
+        ports,
+    }))
+}
+
+/// The rules of `sorry_server` that need the rest of the file: not a real
+/// server, director or the VIP; a port only where the mode can remap
+/// ports (NAT), like a real server's `port`.
+pub(super) fn sorry_servers(
+    v: &mut V<'_>,
+    raw: &RawFile,
+    mode: Option<Mode>,
+    taken: &[(std::net::Ipv4Addr, String)],
+) {
+    for (i, e) in raw.services.iter().flatten().enumerate() {
+        let Some(s) = &e.value else { continue };
+        let Some(x) = &s.sorry_server else { continue };
+        let Ok(ss) = SorryServer::parse(x.get_ref()) else {
+            continue;
+        };
+        let key = format!("services[{i}].sorry_server");
+        if let Some((_, what)) = taken.iter().find(|(a, _)| *a == ss.address) {
+            v.err(
+                &key,
+                x.span(),
+                format!("sorry_server \"{}\" is {what}", x.get_ref()),
+            )
+            .hint = Some("the sorry server is a host outside the cluster (a maintenance page), used while every real server is down".into());
+            continue;
+        }
+        if let (Some(m), Some(p)) = (mode, ss.port)
+            && !m.can_remap_ports()
+        {
+            let service_port = s.port.as_ref().map(|p| *p.get_ref());
+            if s.fwmark.is_some() || service_port != Some(i64::from(p)) {
+                v.err(
+                    &key,
+                    x.span(),
+                    format!("sorry_server \"{}\": {m} cannot remap ports", x.get_ref()),
+                )
+                .hint = Some(format!(
+                    "{m} forwards to the port the client asked for: write the address alone, \"{}\"",
+                    ss.address
+                ));
+            }
+        }
+    }
 }
 
 fn health(
@@ -197,6 +435,8 @@ fn health(
     path: &str,
     h: Option<&Sp<RawHealth>>,
     protocol: Option<Protocol>,
+    fwmark: bool,
+    sspan: &Range<usize>,
 ) -> Option<Health> {
     let hp = format!("{path}.health");
     let default_check = if protocol == Some(Protocol::Udp) {
@@ -204,6 +444,15 @@ fn health(
     } else {
         "tcp"
     };
+    if h.is_none() && fwmark && default_check != "none" {
+        v.err(
+            &format!("{hp}.port"),
+            sspan.clone(),
+            "a fwmark service's health check needs `health.port`: the service has several ports".into(),
+        )
+        .hint = Some("add [services.health] with port = one of the ports the real servers listen on (e.g. 80), or check = \"none\"".into());
+        return None;
+    }
     let Some(h) = h else {
         return Some(Health {
             check: if default_check == "none" {
@@ -282,6 +531,26 @@ fn health(
     };
     let (rules_ok, path_, status) = check_rules(v, &hp, h, &hspan, check, protocol);
     ok &= rules_ok;
+    if fwmark
+        && protocol != Some(Protocol::Udp)
+        && !matches!(check, Some("none"))
+        && h.port.is_none()
+    {
+        let span = h.check.as_ref().map_or(hspan.clone(), |c| c.span());
+        v.err(
+            &format!("{hp}.port"),
+            span,
+            format!(
+                "a {} check of a fwmark service needs `port`: the service has several ports",
+                check.unwrap_or_default()
+            ),
+        )
+        .hint = Some(
+            "set health.port to one of the ports the real servers listen on, or check = \"none\""
+                .into(),
+        );
+        ok = false;
+    }
     let check = match check? {
         "tcp" => Check::Tcp,
         "http" => Check::Http {
@@ -386,6 +655,22 @@ pub(super) fn rs_port(
 ) -> Option<Option<u16>> {
     let key = format!("{path}.port");
     let port = v.int(&key, p, 1, 65535, "port")? as u16;
+    if let Some(f) = services.iter().find_map(|s| s.fwmark.as_ref()) {
+        v.err(
+            &key,
+            p.span(),
+            format!(
+                "port {port} is ambiguous: fwmark {} takes ports {}",
+                f.mark,
+                f.ports_text()
+            ),
+        )
+        .hint = Some(
+            "a fwmark service forwards each packet to the port it was sent to: remove `port`"
+                .into(),
+        );
+        return None;
+    }
     match mode {
         Some(m) if !m.can_remap_ports() => {
             if let Some(s) = services.iter().find(|s| s.port != port) {

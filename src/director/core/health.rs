@@ -16,6 +16,8 @@ pub struct RsKey {
     /// The service's VIP: two services on one port of two VIPs are two.
     pub svc_vip: std::net::Ipv4Addr,
     pub svc_port: u16,
+    /// A fwmark service's mark (`svc_port` is then 0).
+    pub fwmark: Option<u32>,
     pub addr: SocketAddr,
     pub check: String,
     pub check_port: Option<u16>,
@@ -46,6 +48,7 @@ pub fn fresh(cfg: &DirectorConfig, old: &[Vec<RsState>]) -> Vec<Vec<RsState>> {
                         proto: s.protocol,
                         svc_vip: cfg.service_vip(s),
                         svc_port: s.port,
+                        fwmark: s.fwmark,
                         addr: SocketAddr::from((r.address, r.port)),
                         check: s.health.check.clone(),
                         check_port: s.health.port,

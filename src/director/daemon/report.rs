@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use crate::contract::status::{
-    self, ConfigStatus, DrainingStatus, IpvsStatus, RealServerStatus, ServiceStatus, Status,
-    TransitionRecord, VrrpStatus,
+    self, ConfigStatus, DrainingStatus, IpvsStatus, RealServerStatus, ServiceStatus, SorryStatus,
+    Status, TransitionRecord, VrrpStatus,
 };
 use crate::director::table;
 use crate::health::damping::Health;
@@ -72,6 +72,27 @@ impl Driver {
                 .enumerate()
                 .map(|(i, s)| ServiceStatus {
                     name: cfg.service_name(s),
+                    fwmark: s.fwmark,
+                    ports: s.ports.clone(),
+                    // from the health here; `attach_kernel` reads the kernel's table
+                    sorry_server: s.sorry_server.as_ref().map(|ss| SorryStatus {
+                        address: ss.address,
+                        port: ss.port,
+                        in_use: table::sorry_in_use(
+                            s.real_servers.iter().enumerate().map(|(j, r)| {
+                                let h = core
+                                    .real_server(i, j)
+                                    .map_or(Health::Unknown, |x| x.damper.state);
+                                let w = if r.drain {
+                                    0
+                                } else {
+                                    table::effective_weight(h, r.weight, None)
+                                };
+                                (h, w)
+                            }),
+                            false,
+                        ),
+                    }),
                     protocol: match s.protocol {
                         crate::config::Protocol::Tcp => "tcp".into(),
                         crate::config::Protocol::Udp => "udp".into(),

@@ -415,13 +415,39 @@ struct Rs {
 #[derive(Debug, Clone)]
 struct Vs {
     loc: Loc,
+    /// 0.0.0.0 for a fwmark service (the cluster's VIP is used).
     vip: Ipv4Addr,
+    /// 0 for a fwmark service.
     port: u16,
     protocol: Protocol,
     scheduler: String,
     persistence: Option<u32>,
+    /// `virtual_server fwmark N` with the ports from its line's comment.
+    fwmark: Option<(u32, Vec<u16>)>,
+    /// `persistence_granularity`, as a prefix length.
+    netmask: Option<u8>,
+    /// `sorry_server`, as cluster.toml writes it.
+    sorry: Option<String>,
     mode: (Mode, Loc),
     rs: Vec<Rs>,
+}
+
+/// The ports of a fwmark virtual server from the comment on its line:
+/// `# ports 80,443`, `# ports: 80 443`, `# ports = [80, 443]`. keepalived
+/// does not know them (the firewall rule that sets the mark is elsewhere).
+fn ports_in_comment(c: &str) -> Option<Vec<u16>> {
+    let rest = c.trim().strip_prefix("ports")?;
+    let rest = rest.trim_start_matches([':', '=', ' ', '\t']);
+    let rest = rest.trim().trim_start_matches('[').trim_end_matches(']');
+    let mut ports = Vec::new();
+    for p in rest.split([',', ' ', '\t']).filter(|p| !p.is_empty()) {
+        let n: u16 = p.parse().ok().filter(|n| *n > 0)?;
+        if !ports.contains(&n) {
+            ports.push(n);
+        }
+    }
+    ports.sort_unstable();
+    (!ports.is_empty()).then_some(ports)
 }
 
 fn mode_of(s: &Stmt, out: &mut Out) -> Option<Mode> {
@@ -446,9 +472,32 @@ fn mode_of(s: &Stmt, out: &mut Out) -> Option<Mode> {
 }
 
 fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
+    let mut fwmark = None;
     let (vip, vport) = match s.args.as_slice() {
-        [kw, ..] if kw == "fwmark" => {
-            out.unsupported(s, keywords::unsupported("fwmark"));
+        [kw, mark, ..] if kw == "fwmark" => {
+            let Some(m) = mark.parse::<u32>().ok().filter(|m| *m > 0) else {
+                out.error(
+                    &s.loc,
+                    format!("virtual_server fwmark \"{mark}\": a mark is 1..=4294967295"),
+                );
+                return None;
+            };
+            let Some(ports) = s.comment.as_deref().and_then(ports_in_comment) else {
+                out.unsupported(
+                    s,
+                    &format!(
+                        "keepalived.conf does not say which ports mark {m} covers (the iptables/nft rule that sets it is outside keepalived): \
+                         add the comment `# ports 80,443` (the marked ports) at the end of this line and import again, \
+                         or write the service by hand (fwmark = {m}, ports = [...])"
+                    ),
+                );
+                return None;
+            };
+            fwmark = Some((m, ports));
+            (Ipv4Addr::UNSPECIFIED, 0)
+        }
+        [kw] if kw == "fwmark" => {
+            out.error(&s.loc, "virtual_server fwmark needs the mark".into());
             return None;
         }
         [kw, ..] if kw == "group" => {
@@ -474,12 +523,48 @@ fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
     let mut scheduler = None;
     let mut persistence = None;
     let mut mode = None;
+    let mut netmask: Option<(u8, Loc)> = None;
+    let mut sorry: Option<(Ipv4Addr, Option<u16>, Loc)> = None;
     let mut rs_stmts = Vec::new();
     for c in s.children() {
         if timers.read(c, out) {
             continue;
         }
         match c.keyword.as_str() {
+            "persistence_granularity" => {
+                if let Some(a) = arg(c, out) {
+                    match crate::config::parse_netmask(a) {
+                        Ok(n) => netmask = Some((n, c.loc.clone())),
+                        Err(why) => {
+                            out.error(&c.loc, format!("persistence_granularity {a}: {why}"))
+                        }
+                    }
+                }
+            }
+            // the service's own method: what lvsup does anyway
+            "sorry_server_lvs_method"
+                if c.args.first().is_some_and(|a| {
+                    s.children().iter().any(|k| {
+                        matches!(k.keyword.as_str(), "lb_kind" | "lvs_method")
+                            && k.args.first().is_some_and(|b| b.eq_ignore_ascii_case(a))
+                    })
+                }) => {}
+            "sorry_server" => match c.args.as_slice() {
+                [ip, rest @ ..] => {
+                    let Some(a) = ipv4(ip, &c.loc, out) else {
+                        continue;
+                    };
+                    let p = match rest.first() {
+                        Some(p) => match port(p, &c.loc, out) {
+                            Some(p) => Some(p),
+                            None => continue,
+                        },
+                        None => None,
+                    };
+                    sorry = Some((a, p, c.loc.clone()));
+                }
+                [] => out.error(&c.loc, "sorry_server needs an address".into()),
+            },
             "lb_algo" | "lvs_sched" => {
                 if let Some(a) = arg(c, out) {
                     if SCHEDULERS.contains(&a) {
@@ -510,13 +595,26 @@ fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
             _ => out.other(c),
         }
     }
-    let protocol = protocol.unwrap_or_else(|| {
-        out.warn(
-            &s.loc,
-            "no protocol: keepalived (and the kernel) default to UDP, so the service is udp".into(),
-        );
-        Protocol::Udp
-    });
+    let protocol = match protocol {
+        Some(p) => p,
+        // keepalived ignores (and warns about) a fwmark service's protocol:
+        // IPVS matches the mark alone. lvsup's rule marks one protocol.
+        None if fwmark.is_some() => {
+            out.warn(
+                &s.loc,
+                "fwmark service without protocol: lvsup's nftables rule marks tcp packets (add `protocol UDP` for udp; keepalived ignores it for fwmark services)".into(),
+            );
+            Protocol::Tcp
+        }
+        None => {
+            out.warn(
+                &s.loc,
+                "no protocol: keepalived (and the kernel) default to UDP, so the service is udp"
+                    .into(),
+            );
+            Protocol::Udp
+        }
+    };
     let scheduler = scheduler.unwrap_or_else(|| {
         out.warn(&s.loc, "no lb_algo: keepalived's default wlc".into());
         "wlc".into()
@@ -531,6 +629,40 @@ fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
             rs.push(x);
         }
     }
+    let netmask = match netmask {
+        Some((n, loc)) if persistence.is_none() => {
+            out.warn(
+                &loc,
+                format!("persistence_granularity /{n} dropped: without persistence_timeout it has no effect"),
+            );
+            None
+        }
+        // /32: the default
+        Some((32, _)) => None,
+        Some((n, _)) => Some(n),
+        None => None,
+    };
+    // The sorry server's port: NAT may forward to another port; DR and TUN
+    // forward to the one the client asked for (keepalived's port is unused).
+    let sorry = sorry.map(|(a, p, loc)| match p {
+        // keepalived clears it too: a fwmark destination takes the packet's port
+        Some(p) if vport == 0 => {
+            out.warn(
+                &loc,
+                format!("sorry_server port {p} dropped: a fwmark service's sorry server takes the packet's own port (keepalived clears it too)"),
+            );
+            a.to_string()
+        }
+        Some(p) if mode.0 == Mode::Nat && p != vport => format!("{a}:{p}"),
+        Some(p) if p != vport && vport != 0 => {
+            out.warn(
+                &loc,
+                format!("sorry_server port {p} differs from the virtual server's {vport}: {} cannot remap ports, it gets {vport}", mode.0),
+            );
+            a.to_string()
+        }
+        _ => a.to_string(),
+    });
     Some(Vs {
         loc: s.loc.clone(),
         vip,
@@ -538,6 +670,9 @@ fn virtual_server(s: &Stmt, out: &mut Out) -> Option<Vs> {
         protocol,
         scheduler,
         persistence,
+        fwmark,
+        netmask,
+        sorry,
         mode,
         rs,
     })
@@ -556,7 +691,10 @@ fn real_server(
         Some(p) => port(p, &s.loc, out)?,
         None => vport,
     };
-    if rport != vport && mode != Mode::Nat {
+    // A fwmark service's destinations take the packet's own port: the
+    // real server's port is where its check connects.
+    let fwmark = vport == 0;
+    if !fwmark && rport != vport && mode != Mode::Nat {
         out.warn(
             &s.loc,
             format!(
@@ -611,6 +749,23 @@ fn real_server(
             )
         }
     };
+    let mut health = health;
+    if fwmark {
+        if health.0.check != CheckKind::None {
+            match health.0.port {
+                Some(p) if p != 0 => {}
+                _ if rport != 0 => health.0.port = Some(rport),
+                _ => {
+                    out.error(
+                        &s.loc,
+                        format!("real_server {addr} of a fwmark virtual_server has no port: its check needs one (a port on this line, or connect_port)"),
+                    );
+                    return None;
+                }
+            }
+        }
+        rport = 0;
+    }
     Some(Rs {
         addr,
         port: rport,
@@ -836,7 +991,26 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
         ));
         return None;
     };
-    let vip_addr = first.vip;
+    // fwmark services have no address: the VIP is the first address
+    // service's, else the first address of the first vrrp_instance.
+    let vip_addr = match services.iter().find(|v| v.fwmark.is_none()) {
+        Some(v) => v.vip,
+        None => match instances.first().and_then(|i| i.vips.first()) {
+            Some(v) => {
+                out.warn(
+                    &first.loc,
+                    format!("the fwmark services' packets are marked for {} (the first virtual_ipaddress): lvsup's nftables rule matches that destination", v.addr),
+                );
+                v.addr
+            }
+            None => {
+                out.errors.push(format!(
+                    "{file}: no vrrp_instance with a virtual_ipaddress: lvsup needs the VIP"
+                ));
+                return None;
+            }
+        },
+    };
     let mode = first.mode.clone();
     let first_loc = first.loc.clone();
     services.retain(|vs| {
@@ -868,7 +1042,9 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
     // the instance holding the first VIP holds theirs too (lvsup's one VRRP
     // instance carries every VIP of a cluster).
     services.retain(|vs| {
-        if vs.vip == vip_addr || main.vips.iter().any(|v| v.addr == vs.vip) {
+        // fwmark services have no address: they take the cluster's VIP
+        if vs.fwmark.is_some() || vs.vip == vip_addr || main.vips.iter().any(|v| v.addr == vs.vip)
+        {
             return true;
         }
         match instances.iter().find(|i| i.vips.iter().any(|v| v.addr == vs.vip)) {
@@ -886,7 +1062,10 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
         }
         false
     });
-    let service_vips: BTreeSet<Ipv4Addr> = services.iter().map(|s| s.vip).collect();
+    let service_vips: BTreeSet<Ipv4Addr> = services
+        .iter()
+        .map(|s| if s.fwmark.is_some() { vip_addr } else { s.vip })
+        .collect();
     // keepalived speaks VRRPv2 unless told otherwise, and VRRPv2 adverts are whole seconds.
     let version = main.version.clone().or(vrrp_version);
     let ms = main.advert.0.as_millis() as u64;
@@ -1151,6 +1330,15 @@ fn shared(v: &FileView) -> Vec<(String, String, Loc)> {
             s.scheduler,
             s.persistence.map_or("off".into(), |p| format!("{p}s"))
         );
+        if let Some(n) = s.netmask {
+            desc.push_str(&format!(" per /{n}"));
+        }
+        if let Some((_, ports)) = &s.fwmark {
+            desc.push_str(&format!(", ports {ports:?}"));
+        }
+        if let Some(x) = &s.sorry {
+            desc.push_str(&format!(", sorry_server {x}"));
+        }
         for r in &s.rs {
             desc.push_str(&format!(
                 "; real_server {}:{} weight {} check {:?}",
@@ -1158,7 +1346,10 @@ fn shared(v: &FileView) -> Vec<(String, String, Loc)> {
             ));
         }
         out.push((
-            format!("virtual_server {} {}:{}", s.protocol, s.vip, s.port),
+            match &s.fwmark {
+                Some((m, _)) => format!("virtual_server fwmark {m} {}", s.protocol),
+                None => format!("virtual_server {} {}:{}", s.protocol, s.vip, s.port),
+            },
             desc,
             s.loc.clone(),
         ));
@@ -1334,10 +1525,17 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
     // ---- services: names (lvsup's defaults) and VIPs
     let services = &v0.services;
     let cluster_vip = v0.vip.addr;
-    let own_vip = |s: &Vs| (s.vip != cluster_vip).then_some(s.vip);
+    let own_vip = |s: &Vs| (s.fwmark.is_none() && s.vip != cluster_vip).then_some(s.vip);
     let svc_names: Vec<String> = services
         .iter()
-        .map(|s| crate::config::Service::default_name(own_vip(s), s.port, s.protocol))
+        .map(|s| {
+            crate::config::Service::default_name(
+                own_vip(s),
+                s.port,
+                s.protocol,
+                s.fwmark.as_ref().map(|(m, _)| *m),
+            )
+        })
         .collect();
     // ---- real servers: the union in file order; a real server of only some
     // virtual servers gets `services`, another weight in one gets `weights`
@@ -1479,14 +1677,29 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
     }
     for (s, h) in services.iter().zip(&health) {
         t.push_str("\n[[services]]\n");
-        if let Some(v) = own_vip(s) {
-            t.push_str(&format!("vip = {}\n", q(&v.to_string())));
+        match &s.fwmark {
+            Some((m, ports)) => {
+                let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+                t.push_str(&format!("fwmark = {m}\nports = [{}]\n", ports.join(", ")));
+            }
+            None => {
+                if let Some(v) = own_vip(s) {
+                    t.push_str(&format!("vip = {}\n", q(&v.to_string())));
+                }
+                t.push_str(&format!("port = {}\n", s.port));
+            }
         }
-        t.push_str(&format!("port = {}\n", s.port));
         t.push_str(&format!("protocol = {}\n", q(s.protocol.as_str())));
         t.push_str(&format!("scheduler = {}\n", q(&s.scheduler)));
         if let Some(p) = s.persistence {
             t.push_str(&format!("persistence = {}\n", q(&format!("{p}s"))));
+        }
+        if let Some(n) = s.netmask {
+            let mask = Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(n)).unwrap_or(0));
+            t.push_str(&format!("persistence_netmask = {}\n", q(&mask.to_string())));
+        }
+        if let Some(x) = &s.sorry {
+            t.push_str(&format!("sorry_server = {}\n", q(x)));
         }
         t.push_str("\n[services.health]\n");
         match &h.check {
@@ -1605,6 +1818,163 @@ mod tests {
         assert_eq!(cluster_name("vip_apache"), "vip-apache");
         assert_eq!(cluster_name("1st"), "ka-1st");
         assert_eq!(cluster_name(&"x".repeat(40)).len(), 32);
+    }
+
+    #[test]
+    fn ports_come_from_the_fwmark_line_comment() {
+        assert_eq!(ports_in_comment("ports 80,443"), Some(vec![80, 443]));
+        assert_eq!(ports_in_comment("ports: 443 80"), Some(vec![80, 443]));
+        assert_eq!(
+            ports_in_comment("ports = [80, 443, 80]"),
+            Some(vec![80, 443])
+        );
+        assert_eq!(ports_in_comment("web ports"), None);
+        assert_eq!(ports_in_comment("ports 80,http"), None);
+        assert_eq!(ports_in_comment("ports 0"), None);
+        assert_eq!(ports_in_comment("ports"), None);
+    }
+
+    /// Valid cluster.toml, or the test fails with the text.
+    fn valid(toml: &str) -> crate::config::ClusterSpec {
+        crate::config::parse_str("imported", toml).unwrap_or_else(|e| panic!("{e}\n{toml}"))
+    }
+
+    #[test]
+    fn a_fwmark_virtual_server_with_its_ports_in_a_comment() {
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server fwmark 7 { # ports 80,443\n lb_algo wlc\n lb_kind DR\n protocol TCP\n persistence_timeout 600\n \
+               persistence_granularity 255.255.0.0\n sorry_server 10.0.0.50 80\n \
+               real_server 10.0.0.21 80 {\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n \
+               real_server 10.0.0.22 80 {\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n}\n";
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(
+            got.toml.contains(
+                "[[services]]\nfwmark = 7\nports = [80, 443]\nprotocol = \"tcp\"\nscheduler = \"wlc\"\n\
+                 persistence = \"600s\"\npersistence_netmask = \"255.255.0.0\"\nsorry_server = \"10.0.0.50\"\n"
+            ),
+            "{}",
+            got.toml
+        );
+        // the check connects to the real servers' port; no real server `port`
+        assert!(got.toml.contains("\nport = 80\n"), "{}", got.toml);
+        let spec = valid(&got.toml);
+        let s = &spec.services[0];
+        assert_eq!(s.fwmark.as_ref().map(|f| f.mark), Some(7));
+        assert_eq!((s.persistence_netmask, s.health.port), (Some(16), Some(80)));
+        assert!(spec.real_servers.iter().all(|r| r.port.is_none()));
+        assert_eq!(spec.vip, Ipv4Addr::new(10, 0, 0, 100), "the instance's VIP");
+        assert!(
+            got.warnings
+                .iter()
+                .any(|w| w.contains("the fwmark services' packets are marked for 10.0.0.100")),
+            "{:#?}",
+            got.warnings
+        );
+    }
+
+    #[test]
+    fn a_fwmark_virtual_server_without_its_ports_names_the_line_and_the_key() {
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + VS
+            + "virtual_server fwmark 7 {\n lb_kind DR\n protocol TCP\n real_server 10.0.0.21 80 {\n }\n}\n";
+        let err = convert(&[input("a.conf", &text, None)], false).expect_err("ports unknown");
+        assert_eq!(err.unsupported.len(), 1, "{err}");
+        assert_eq!(err.unsupported[0].loc.to_string(), "a.conf:17");
+        assert!(
+            err.unsupported[0].message.contains("# ports 80,443"),
+            "{err}"
+        );
+        assert!(
+            err.unsupported[0]
+                .message
+                .contains("fwmark = 7, ports = [...]"),
+            "{err}"
+        );
+        // --lossy: the file without that service
+        let got = convert(&[input("a.conf", &text, None)], true).expect("lossy");
+        assert!(!got.toml.contains("fwmark = 7\n"), "{}", got.toml);
+        valid(&got.toml);
+    }
+
+    #[test]
+    fn sorry_server_ports_follow_the_mode() {
+        // DR: the port the client asked for, a different one is a warning
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server 10.0.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server 10.0.0.50 8080\n real_server 10.0.0.21 80 {\n }\n}\n";
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(
+            got.toml.contains("sorry_server = \"10.0.0.50\"\n"),
+            "{}",
+            got.toml
+        );
+        assert!(
+            got.warnings
+                .iter()
+                .any(|w| w.contains("sorry_server port 8080 differs from the virtual server's 80")),
+            "{:#?}",
+            got.warnings
+        );
+        valid(&got.toml);
+        // NAT: kept
+        let text = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.0.0.100\n  192.168.10.254/24 dev eth1\n }\n}\n\
+                    virtual_server 10.0.0.100 80 {\n lb_kind NAT\n protocol TCP\n sorry_server 192.168.10.50 8080\n real_server 192.168.10.21 80 {\n }\n}\n";
+        let got = convert(
+            &[DirectorInput {
+                internal: Some(Ipv4Addr::new(192, 168, 10, 11)),
+                ..input("a.conf", text, Some("10.0.0.11"))
+            }],
+            false,
+        )
+        .expect("imports");
+        assert!(
+            got.toml.contains("sorry_server = \"192.168.10.50:8080\"\n"),
+            "{}",
+            got.toml
+        );
+        valid(&got.toml);
+        // sorry_server_lvs_method: the service's own method is fine, another one is not
+        let same = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server 10.0.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server 10.0.0.50 80\n sorry_server_lvs_method DR\n real_server 10.0.0.21 80 {\n }\n}\n";
+        convert(&[input("a.conf", &same, None)], false).expect("same method");
+        let other = same.replace("sorry_server_lvs_method DR", "sorry_server_lvs_method TUN");
+        let err = convert(&[input("a.conf", &other, None)], false).expect_err("other method");
+        assert!(
+            err.unsupported[0]
+                .message
+                .contains("forwards to the sorry server"),
+            "{err}"
+        );
+        // sorry_server_inhibit stays unsupported, with its reason
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server 10.0.0.100 80 {\n lb_kind DR\n protocol TCP\n sorry_server 10.0.0.50 80\n sorry_server_inhibit\n real_server 10.0.0.21 80 {\n }\n}\n";
+        let err = convert(&[input("a.conf", &text, None)], false).expect_err("inhibit");
+        assert!(
+            err.unsupported[0].message.contains("no weight-0 inhibit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn persistence_granularity_becomes_persistence_netmask() {
+        let text = instance_with(" unicast_src_ip 10.0.0.11")
+            + "virtual_server 10.0.0.100 80 {\n lb_kind DR\n protocol TCP\n persistence_timeout 300\n persistence_granularity 255.255.255.0\n real_server 10.0.0.21 80 {\n }\n}\n";
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(
+            got.toml
+                .contains("persistence = \"300s\"\npersistence_netmask = \"255.255.255.0\"\n"),
+            "{}",
+            got.toml
+        );
+        assert_eq!(valid(&got.toml).services[0].persistence_netmask, Some(24));
+        // not a netmask: an error naming the line
+        let bad = text.replace("255.255.255.0", "255.0.255.0");
+        let err = convert(&[input("a.conf", &bad, None)], false).expect_err("bad mask");
+        assert!(
+            err.errors
+                .iter()
+                .any(|e| e.starts_with("a.conf:14: persistence_granularity 255.0.255.0")),
+            "{err}"
+        );
     }
 
     #[test]

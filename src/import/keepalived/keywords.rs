@@ -409,8 +409,11 @@ pub fn dropped(keyword: &str) -> Option<&'static str> {
 /// [`dropped`] does not name).
 pub fn unsupported(keyword: &str) -> &'static str {
     match keyword {
-        "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
-            "lvsup has no sorry server yet"
+        "sorry_server_inhibit" => {
+            "lvsup removes the sorry server when a real server is back (no weight-0 inhibit)"
+        }
+        "sorry_server_lvs_method" => {
+            "lvsup forwards to the sorry server the way the service forwards (lb_kind)"
         }
         "notify"
         | "notify_master"
@@ -438,10 +441,8 @@ pub fn unsupported(keyword: &str) -> &'static str {
         }
         "digest" | "regex" | "regex_no_match" => "lvsup http checks look at the status code only",
         "virtualhost" => "lvsup http checks send no chosen Host header",
-        "persistence_granularity" => "lvsup has no persistence netmask yet",
         "persistence_engine" => "lvsup has no persistence engine",
         "preempt_delay" => "lvsup has no preempt delay yet",
-        "fwmark" => "lvsup has no fwmark services yet",
         "virtual_server_group" | "group" => "lvsup has no virtual server groups",
         "vrrp_script" | "track_script" | "track_interface" | "track_process" | "track_file"
         | "track_bfd" | "vrrp_track_file" | "vrrp_track_process" | "track_src_ip" => {

@@ -48,6 +48,9 @@
 //! | TCP_CHECK / HTTP_GET | `health.check` "tcp" / "http"; no checker: "none" |
 //! | url { path, status_code N } | `health.path`, `health.expect_status` (no status_code: 200) |
 //! | connect_port (if not the real server's port) | `health.port` |
+//! | persistence_granularity MASK (with persistence_timeout) | `persistence_netmask = "MASK"` |
+//! | sorry_server IP [PORT] | `sorry_server = "IP"` (`"IP:PORT"` in NAT when PORT differs) |
+//! | virtual_server fwmark N with `# ports 80,443` on its line | `fwmark = N`, `ports = [80, 443]`; the real servers' port → `health.port` |
 //!
 //! ## Health timers
 //!
@@ -79,9 +82,10 @@
 //! * An error, listing every construct with `file:line` (nothing written;
 //!   `--lossy` writes the file anyway, dropping them, one warning line each
 //!   and a comment at the top of the file): a keepalived keyword lvsup cannot
-//!   express (sorry_server, fwmark and group virtual servers, notify scripts,
+//!   express (sorry_server_inhibit, a fwmark virtual server without its
+//!   ports in a comment, group virtual servers, notify scripts,
 //!   SSL_GET, MISC_CHECK and the other checkers, digest/regex,
-//!   persistence_granularity, preempt_delay, quorum, tracking, static
+//!   preempt_delay, quorum, tracking, static
 //!   addresses and routes, virtual_ipaddress options, vrrp_strict, …; see
 //!   [`keywords::unsupported`]), several VRRP instances (a virtual_server
 //!   on an address of another instance than the first's; an address of the
