@@ -436,3 +436,36 @@ fn fwmark_sorry_server_and_persistence_netmask_are_read() {
     assert!(back.services[1].real_servers.iter().all(|r| r.port == 0));
     assert_eq!(lvsup::director::config::check(&back), Ok(()));
 }
+
+/// A fwmark service on a VIP of its own: named "VIP:fwmark:N" by default,
+/// and lvsup's nftables rule marks the packets to that VIP.
+#[test]
+fn a_fwmark_service_on_its_own_vip() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/two-vips.toml");
+    let text = std::fs::read_to_string(&path).expect("example").replacen(
+        "[[directors]]",
+        "[[services]]\nvip = \"192.168.0.102\"\nfwmark = 7\nports = [8080, 8443]\n\
+         [services.health]\nport = 8080\n\n[[directors]]",
+        1,
+    );
+    let spec = config::parse_str("t.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let f = &spec.services[3];
+    assert_eq!(f.name, "192.168.0.102:fwmark:7");
+    assert_eq!(f.label(), "FWM 7 (TCP 192.168.0.102:8080,8443)");
+    assert_eq!(spec.vips().len(), 3);
+    let rules = lvsup::desired::fwmark_rules(&spec).expect("a fwmark service");
+    assert!(
+        rules
+            .content
+            .contains("ip daddr 192.168.0.102 tcp dport { 8080, 8443 } meta mark set 0x00000007"),
+        "{}",
+        rules.content
+    );
+    // Its ports are its VIP's: the same ports on another VIP are free.
+    let again = text.replacen(
+        "[[directors]]",
+        "[[services]]\nport = 8080\n\n[[directors]]",
+        1,
+    );
+    config::parse_str("t.toml", &again).unwrap_or_else(|e| panic!("{e}"));
+}
