@@ -481,12 +481,14 @@ fn upload_cut_keeps_the_old_binary(
     let out = expect(&o, 1, "apply with the upload cut");
     assert!(
         out.contains(&format!(
-            "  {backup}: NOT CHANGED — failed at \"upload the director binary"
-        )),
+            "  {backup}: FAILED at \"upload the director binary to /usr/local/bin/lvsup\""
+        )) && out.contains("    done: nothing\n"),
         "{cut}\n{out}"
     );
     assert!(
-        out.contains(&format!("  {master}: LEFT OUT, not touched")),
+        out.contains(&format!(
+            "  {master}: LEFT OUT, not touched — backup director {backup} failed at \"upload the director binary"
+        )),
         "{out}"
     );
     // Only the connections' processes died ("sshd: USER…"), not the

@@ -83,7 +83,35 @@ fn a_second_session_waits_then_fails_naming_the_holder() {
         !dir.join("lock.owner").exists(),
         "a clean release removes the owner file"
     );
-    assert!(dir.join("lock").exists());
+    // alice's session created the cluster's directory and nothing else was
+    // put there (a refused or no-op apply): it goes, the host is as before
+    assert!(!dir.exists(), "the session's own empty directory stays");
+    assert!(tmp.path().exists(), "the parent existed before: kept");
+}
+
+#[test]
+fn a_release_keeps_a_directory_that_holds_state_or_was_there_before() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // created by this session, but apply put state there
+    let dir = tmp.path().join("lvsup/web");
+    let (a, _) = start(&dir, 0, &owner("alice"));
+    std::fs::write(dir.join("previous-sysctl.json"), "{}").expect("state");
+    end(a, Some(lock::release_word(false)));
+    assert!(dir.join("lock").exists() && dir.join("previous-sysctl.json").exists());
+    assert!(!dir.join("lock.owner").exists());
+    // there before this session (an earlier apply's): kept as it was
+    std::fs::remove_file(dir.join("previous-sysctl.json")).expect("rm");
+    let (b, _) = start(&dir, 0, &owner("bob"));
+    end(b, Some(lock::release_word(false)));
+    assert!(
+        dir.join("lock").exists(),
+        "an earlier session's directory stays"
+    );
+    // created with its parent, nothing else put there: both go
+    let fresh = tmp.path().join("fresh/web");
+    let (c, _) = start(&fresh, 0, &owner("carol"));
+    end(c, Some(lock::release_word(false)));
+    assert!(!tmp.path().join("fresh").exists());
 }
 
 #[test]
