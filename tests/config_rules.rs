@@ -370,6 +370,136 @@ fn service_names_vips_and_per_service_real_servers() {
     assert_eq!(spec.real_servers[0].weight_for(&spec.services[2]), 50);
 }
 
+/// https/script checks, body checks, notify hooks and preempt_delay: read
+/// into the model, carried into every director.toml, read back the same.
+#[test]
+fn checks_hooks_and_preempt_delay_are_read_and_reach_director_toml() {
+    use lvsup::config::{Check, HttpCheck};
+    use std::time::Duration;
+    let text = r#"
+[cluster]
+name = "web"
+vip = "172.18.250.99"
+mode = "dr"
+preempt_delay = "90s"
+notify = { master = ["/usr/local/bin/vip-up", "web"], stop = ["/bin/logger", "lvsup stop"] }
+
+[[services]]
+port = 443
+[services.health]
+check = "https"
+path = "/status"
+expect_body = "\"ok\": true"
+expect_digest = "9A0364B9E99BB480DD25E1F0284C8555"
+tls_verify = false
+sni = "www.example.com"
+
+[[services]]
+port = 8080
+[services.health]
+check = "script"
+script = ["/usr/local/bin/check-app", "--host={address}", "{port}"]
+timeout = "3s"
+interval = "10s"
+
+[[services]]
+port = 80
+[services.health]
+check = "https"
+
+[[directors]]
+name = "dr1"
+address = "172.18.250.10"
+
+[[directors]]
+name = "dr2"
+address = "172.18.250.11"
+
+[[real_servers]]
+name = "rs1"
+address = "172.18.250.77"
+"#;
+    let spec = config::parse_str("t.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.preempt_delay, Duration::from_secs(90));
+    assert_eq!(
+        spec.notify.master.as_deref(),
+        Some(&["/usr/local/bin/vip-up".to_string(), "web".into()][..])
+    );
+    assert_eq!(spec.notify.backup, None);
+    assert_eq!(
+        spec.services[0].health.check,
+        Check::Https {
+            http: HttpCheck {
+                path: "/status".into(),
+                expect_status: 200,
+                expect_body: Some("\"ok\": true".into()),
+                // stored in lower case, as md5sum prints it
+                expect_digest: Some("9a0364b9e99bb480dd25e1f0284c8555".into()),
+            },
+            tls_verify: false,
+            sni: Some("www.example.com".into()),
+        }
+    );
+    assert_eq!(
+        spec.services[1].health.check,
+        Check::Script {
+            argv: vec![
+                "/usr/local/bin/check-app".into(),
+                "--host={address}".into(),
+                "{port}".into()
+            ]
+        }
+    );
+    // https defaults: verification on, the real server's address as name.
+    assert!(matches!(
+        &spec.services[2].health.check,
+        Check::Https { tls_verify: true, sni: None, http } if http.path == "/" && http.expect_body.is_none()
+    ));
+    // Defaults when left out.
+    let minimal = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml"),
+    )
+    .expect("example");
+    let m = config::parse_str("m.toml", &minimal).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.preempt_delay, Duration::ZERO);
+    assert!(m.notify.is_empty());
+
+    let d = lvsup::desired::desired_cluster(&spec).expect("render");
+    for dir in &spec.directors {
+        let host = d.hosts.iter().find(|h| h.name == dir.name).expect("host");
+        let file = host
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("director.toml"))
+            .expect("director.toml");
+        let back = lvsup::director::config::DirectorConfig::parse(&file.content)
+            .unwrap_or_else(|e| panic!("{e}\n{}", file.content));
+        assert_eq!(
+            back,
+            lvsup::director::config::DirectorConfig::from_spec(&spec, dir),
+            "{}",
+            file.content
+        );
+        assert_eq!(lvsup::director::config::check(&back), Ok(()));
+        assert_eq!(back.vrrp.preempt_delay, Duration::from_secs(90));
+        assert_eq!(back.notify, spec.notify);
+        let h = &back.services[0].health;
+        assert_eq!(
+            (h.check.as_str(), h.tls_verify, h.sni.as_deref()),
+            ("https", Some(false), Some("www.example.com"))
+        );
+        assert_eq!(
+            back.services[1].health.script.as_ref().map(Vec::len),
+            Some(3)
+        );
+        assert!(
+            file.content.contains("preempt_delay = \"90s\""),
+            "{}",
+            file.content
+        );
+    }
+}
+
 #[test]
 fn fwmark_sorry_server_and_persistence_netmask_are_read() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml");
@@ -468,4 +598,86 @@ fn a_fwmark_service_on_its_own_vip() {
         1,
     );
     config::parse_str("t.toml", &again).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn in_nat_a_sorry_server_may_be_another_port_of_a_real_server() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nat.toml");
+    let text = std::fs::read_to_string(&path).expect("example");
+    let with = |sorry: &str| {
+        text.replacen(
+            "[[services]]\nport = 80\n",
+            &format!("[[services]]\nport = 80\nsorry_server = \"{sorry}\"\n"),
+            1,
+        )
+    };
+    // app1 serves 8080 (remapped): its 8081 can be the maintenance page
+    let ok = with("192.168.10.11:8081");
+    assert_ne!(ok, text, "service block not found");
+    let spec = config::parse_str("t.toml", &ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        spec.services[0].sorry_server.as_ref().map(|s| s.port),
+        Some(Some(8081))
+    );
+    // its own port, or the address alone, is the real server itself
+    for bad in ["192.168.10.11:8080", "192.168.10.11"] {
+        let e = config::parse_str("t.toml", &with(bad)).expect_err(bad);
+        assert!(
+            e.to_string()
+                .contains("is real server app1: it is in the pool already"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+/// The ports a real server serves are those of its own `services`: the port
+/// of a service it is not in may be a sorry server (NAT), and another VIP of
+/// the cluster may not.
+#[test]
+fn a_sorry_server_on_a_port_of_a_service_the_real_server_is_not_in() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nat.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("example")
+        .replacen("[nat]", "[[services]]\nport = 81\n\n[nat]", 1)
+        .replacen(
+            "address = \"192.168.10.11/24\"\nport = 8080",
+            "address = \"192.168.10.11/24\"\nservices = [\"80/tcp\"]",
+            1,
+        )
+        // app2: no port remapping with two service ports
+        .replacen(
+            "address = \"192.168.10.12/24\"\nport = 8080",
+            "address = \"192.168.10.12/24\"",
+            1,
+        );
+    let with = |sorry: &str| {
+        text.replacen(
+            "[[services]]\nport = 80\n",
+            &format!("[[services]]\nport = 80\nsorry_server = \"{sorry}\"\n"),
+            1,
+        )
+    };
+    // app1 serves 80 only: its 81 is free
+    let ok = with("192.168.10.11:81");
+    assert!(ok.contains("services = [\"80/tcp\"]") && ok.contains("port = 81\n"));
+    let spec = config::parse_str("t.toml", &ok).unwrap_or_else(|e| panic!("{e}\n{ok}"));
+    assert_eq!(spec.services[1].name, "81/tcp");
+    let e = config::parse_str("t.toml", &with("192.168.10.11:80")).expect_err("its own port");
+    assert!(
+        e.to_string()
+            .contains("is real server app1: it is in the pool already"),
+        "{e}"
+    );
+    // another VIP of the cluster is no sorry server
+    let other = with("10.0.0.101").replacen(
+        "[[services]]\nport = 81\n",
+        "[[services]]\nport = 81\nvip = \"10.0.0.101\"\n",
+        1,
+    );
+    let e = config::parse_str("t.toml", &other).expect_err("a VIP");
+    assert!(
+        e.to_string()
+            .contains("sorry_server \"10.0.0.101\" is the VIP of service \"10.0.0.101:81/tcp\""),
+        "{e}"
+    );
 }

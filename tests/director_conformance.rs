@@ -125,6 +125,23 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
             }
             "accept-foreign" => cfg.vrrp.accept_foreign = v == "on",
             "unicast" => cfg.vrrp.unicast = v == "on",
+            // notify=master,fault: a hook /bin/hook-<name> for each named state.
+            "notify" => {
+                for name in v.split(',') {
+                    let argv = Some(vec![format!("/bin/hook-{name}")]);
+                    match name {
+                        "master" => cfg.notify.master = argv,
+                        "backup" => cfg.notify.backup = argv,
+                        "fault" => cfg.notify.fault = argv,
+                        "stop" => cfg.notify.stop = argv,
+                        _ => panic!("unknown notify hook {name}"),
+                    }
+                }
+            }
+            // preempt-delay=<ms>
+            "preempt-delay" => {
+                cfg.vrrp.preempt_delay = Duration::from_millis(v.parse().expect("preempt-delay"))
+            }
             _ => panic!("unknown config key {k}"),
         }
     }
@@ -171,6 +188,7 @@ fn render(d: &Director, a: &Action) -> String {
             }
             s
         }
+        Action::RunHook { hook, argv } => format!("> RunHook {} {}", hook.as_str(), argv.join(" ")),
         Action::Exit => "> Exit".into(),
     }
 }
@@ -512,5 +530,7 @@ cases! {
     c22_advert_interval_mismatch_timing_unchanged: "22-advert-interval-mismatch-timing-unchanged",
     c23_accept_foreign_takes_any_source: "23-accept-foreign-takes-any-source",
     c24_probe_without_socket_keeps_health: "24-probe-without-socket-keeps-health",
-    c25_every_vip_floats_with_the_instance: "25-every-vip-floats-with-the-instance",
+    c25_notify_hooks_on_state_changes: "25-notify-hooks-on-state-changes",
+    c26_preempt_delay_keeps_lower_priority_master: "26-preempt-delay-keeps-lower-priority-master",
+    c27_every_vip_floats_with_the_instance: "27-every-vip-floats-with-the-instance",
 }

@@ -103,6 +103,11 @@ fn from_config() {
         port: None,
         path: None,
         expect_status: None,
+        expect_body: None,
+        expect_digest: None,
+        tls_verify: None,
+        sni: None,
+        script: None,
     };
     let d = h.damper();
     assert_eq!((d.rise, d.fall, d.state), (2, 3, Health::Unknown));

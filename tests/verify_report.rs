@@ -249,6 +249,9 @@ fn reads_the_state_the_director_daemon_emits() {
                 health_gate_open: true,
                 transitions: vec![],
                 counters: VrrpCounters::default(),
+                preempt_delay_ms: 0,
+                preempt_delay_left_ms: None,
+                hooks: vec![],
             },
             ipvs: IpvsStatus {
                 enabled: true,

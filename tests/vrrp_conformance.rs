@@ -46,6 +46,10 @@ fn parse_config(line: &str) -> MachineConfig {
             // "closed": wait for health (the gate starts closed)
             "health" => cfg.wait_for_health = v == "closed",
             "lower-prio-advert" => cfg.advert_on_lower_priority = v == "on",
+            // milliseconds
+            "preempt-delay" => {
+                cfg.preempt_delay = Duration::from_millis(v.parse().expect("preempt-delay"))
+            }
             _ => panic!("unknown config key {k}"),
         }
     }
@@ -247,4 +251,7 @@ cases! {
     c24_master_lower_priority_answered_keepalived_style: "24-master-lower-priority-answered-keepalived-style",
     c25_shutdown_twice_during_handover_stops_once: "25-shutdown-twice-during-handover-stops-once",
     c26_master_priority_zero_burst_one_reply_per_interval: "26-master-priority-zero-burst-one-reply-per-interval",
+    c27_backup_preempt_delay_holds_off_lower_priority_master: "27-backup-preempt-delay-holds-off-lower-priority-master",
+    c28_preempt_delay_no_master_takes_over_at_master_down: "28-preempt-delay-no-master-takes-over-at-master-down",
+    c29_preempt_delay_restarts_with_startup: "29-preempt-delay-restarts-with-startup",
 }

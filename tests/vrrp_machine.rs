@@ -58,6 +58,7 @@ fn config_from_director_toml() {
         priority: 150,
         advert_interval: Duration::from_millis(100),
         preempt: false,
+        preempt_delay: Duration::from_secs(30),
         address: Ipv4Addr::new(192, 0, 2, 11),
         peers: vec![Ipv4Addr::new(192, 0, 2, 12)],
         unicast: false,
@@ -69,6 +70,7 @@ fn config_from_director_toml() {
     assert_eq!(c.priority, 150);
     assert_eq!(c.advert_interval, 10);
     assert!(!c.preempt);
+    assert_eq!(c.preempt_delay, Duration::from_secs(30));
     assert_eq!(c.address, v.address);
     assert!(c.graceful_handover, "graceful handover is the default");
     assert!(c.wait_for_health, "the daemon waits for health by default");

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{LiveOptions, gather};
 use crate::config::ClusterSpec;
-use crate::contract::status::{Status, TimeoutsStatus};
+use crate::contract::status::{HookRecord, Status, TimeoutsStatus};
 use crate::desired::{HostState, Role};
 use crate::observe::{Facts, LiveService};
 use crate::plan::HostError;
@@ -48,6 +48,13 @@ pub struct DirectorStatus {
     pub holds_vip: Option<String>,
     pub daemon: String,
     pub error: Option<String>,
+    /// What is left of its preempt delay (it stays backup under a
+    /// lower-priority master meanwhile), while one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preempt_delay_left_ms: Option<u64>,
+    /// Its last `[notify]` hook run, when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_hook: Option<HookRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,6 +184,8 @@ pub fn build(
                 holds_vip: None,
                 daemon: "unreachable".into(),
                 error: Some(format!("{}: {}", e.step, e.message)),
+                preempt_delay_left_ms: None,
+                last_hook: None,
             }),
             Ok(f) => {
                 let holds = f.holds(spec.vip).map(|i| i.name.clone());
@@ -213,6 +222,8 @@ pub fn build(
                     holds_vip: holds,
                     daemon,
                     error: None,
+                    preempt_delay_left_ms: dv.as_ref().and_then(|v| v.vrrp.preempt_delay_left_ms),
+                    last_hook: dv.as_ref().and_then(|v| v.vrrp.hooks.last().cloned()),
                 });
             }
         }
@@ -304,6 +315,26 @@ pub fn render(s: &ClusterStatus) -> String {
         } else if d.daemon != "running" {
             let _ = writeln!(o, "  {:<14} {}", "", d.daemon);
         }
+        if let Some(ms) = d.preempt_delay_left_ms {
+            let _ = writeln!(
+                o,
+                "  {:<14} preempt delay: {}s left (a lower-priority master keeps the VIP)",
+                "",
+                ms.div_ceil(1000)
+            );
+        }
+        if let Some(h) = &d.last_hook {
+            let _ = writeln!(
+                o,
+                "  {:<14} last notify hook: {} {}: {}{} at {}",
+                "",
+                h.hook,
+                h.program,
+                if h.ok { "" } else { "FAILED " },
+                h.detail,
+                h.at
+            );
+        }
     }
     match &s.table_from {
         None => {
@@ -390,6 +421,61 @@ mod tests {
     use super::*;
     use crate::contract::status::SorryStatus;
     use crate::observe::LiveDest;
+
+    /// A director within its preempt delay, and its last notify hook, are
+    /// shown under its line.
+    #[test]
+    fn preempt_delay_and_last_hook_are_shown_per_director() {
+        let d = |name: &str, left: Option<u64>, hook: Option<HookRecord>| DirectorStatus {
+            name: name.into(),
+            reachable: true,
+            state: Some("Backup".into()),
+            since: Some("2026-11-21T07:00:00.000Z".into()),
+            holds_vip: None,
+            daemon: "running".into(),
+            error: None,
+            preempt_delay_left_ms: left,
+            last_hook: hook,
+        };
+        let s = ClusterStatus {
+            cluster: "web".into(),
+            vip: "192.0.2.100".into(),
+            other_vips: vec![],
+            master: Some("lvs2".into()),
+            directors: vec![
+                d(
+                    "lvs1",
+                    Some(12_400),
+                    Some(HookRecord {
+                        at: "2026-11-21T07:00:00.100Z".into(),
+                        hook: "backup".into(),
+                        program: "/usr/local/bin/became-backup".into(),
+                        ok: false,
+                        detail: "exit 3".into(),
+                        duration_ms: 5,
+                    }),
+                ),
+                d("lvs2", None, None),
+            ],
+            services: vec![],
+            table_from: None,
+            ipvs_timeouts: None,
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("preempt delay: 13s left (a lower-priority master keeps the VIP)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "last notify hook: backup /usr/local/bin/became-backup: FAILED exit 3 at 2026-11-21T07:00:00.100Z"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("preempt delay").count(), 1, "{text}");
+        let json = serde_json::to_string(&s).expect("json");
+        assert_eq!(json.matches("preempt_delay_left_ms").count(), 1, "{json}");
+    }
 
     #[test]
     fn a_sorry_server_in_use_and_a_fwmark_service() {

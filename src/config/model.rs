@@ -23,6 +23,13 @@ pub struct ClusterSpec {
     #[serde(serialize_with = "ser_duration")]
     pub advert_interval: Duration,
     pub preempt: bool,
+    /// How long a Backup waits after its start (or return from fault) before
+    /// preempting a lower-priority master (keepalived's `preempt_delay`).
+    #[serde(serialize_with = "ser_duration")]
+    pub preempt_delay: Duration,
+    /// Hooks run on VRRP state changes.
+    #[serde(skip_serializing_if = "Notify::is_empty")]
+    pub notify: Notify,
     /// VRRP adverts go unicast to the other directors' `address`es instead of
     /// the multicast group 224.0.0.18 (networks that drop multicast).
     pub vrrp_unicast: bool,
@@ -414,19 +421,92 @@ pub struct Health {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Check {
     Tcp,
-    Http { path: String, expect_status: u16 },
+    Http(HttpCheck),
+    /// HTTP over TLS (rustls).
+    Https {
+        #[serde(flatten)]
+        http: HttpCheck,
+        /// Check the certificate chain (system trust store) and that it
+        /// names `sni`; `false` accepts any certificate (keepalived's
+        /// SSL_GET, which does not verify).
+        tls_verify: bool,
+        /// Server name sent (SNI) and verified; `None` = the real server's
+        /// address (then the certificate must name that IP address).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
+    },
+    /// Run a program (keepalived's MISC_CHECK): exit 0 = up.
+    Script {
+        argv: Vec<String>,
+    },
     None,
 }
 
+/// What an `http`/`https` check asks and expects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpCheck {
+    pub path: String,
+    pub expect_status: u16,
+    /// The body must contain this text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
+    /// MD5 of the whole body, 32 lower-case hex digits (keepalived's `digest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_digest: Option<String>,
+}
+
 impl Check {
-    pub const ALL: &'static [&'static str] = &["tcp", "http", "none"];
+    pub const ALL: &'static [&'static str] = &["tcp", "http", "https", "script", "none"];
 
     pub fn name(&self) -> &'static str {
         match self {
             Check::Tcp => "tcp",
-            Check::Http { .. } => "http",
+            Check::Http(_) => "http",
+            Check::Https { .. } => "https",
+            Check::Script { .. } => "script",
             Check::None => "none",
         }
+    }
+
+    /// The HTTP part of an `http` or `https` check.
+    pub fn http(&self) -> Option<&HttpCheck> {
+        match self {
+            Check::Http(h) | Check::Https { http: h, .. } => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// How much of an HTTP answer's body a check reads (`expect_body`,
+/// `expect_digest`): 1 MiB. A longer body fails the check (a health page is
+/// small; reading without bound would let one real server fill the daemon's
+/// memory).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Upper bound of `[cluster] preempt_delay` (keepalived's: 1000 s).
+pub const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
+
+/// `[cluster] notify`: programs (argv lists) run on VRRP state changes.
+/// The same shape in director.toml (`[notify]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+}
+
+impl Notify {
+    pub fn is_empty(&self) -> bool {
+        self.master.is_none()
+            && self.backup.is_none()
+            && self.fault.is_none()
+            && self.stop.is_none()
     }
 }
 

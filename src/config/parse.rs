@@ -146,7 +146,11 @@ pub trait Nested {
 }
 impl Nested for raw::RawCluster {
     fn nested(key: &str) -> Option<&'static [&'static str]> {
-        (key == "ipvs_timeouts").then(raw::fields::<raw::RawIpvsTimeouts>)
+        match key {
+            "ipvs_timeouts" => Some(raw::fields::<raw::RawIpvsTimeouts>()),
+            "notify" => Some(raw::fields::<raw::RawNotify>()),
+            _ => None,
+        }
     }
 }
 impl Nested for raw::RawSsh {}

@@ -31,6 +31,18 @@ pub struct RawCluster {
     pub expire_nodest_conn: S<bool>,
     pub expire_quiescent_template: S<bool>,
     pub drain_timeout: S<String>,
+    pub preempt_delay: S<String>,
+    pub notify: Option<Spanned<RawNotify>>,
+}
+
+/// `[cluster] notify = { master = ["/path", "arg"], backup = [...], ... }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub master: S<Vec<String>>,
+    pub backup: S<Vec<String>>,
+    pub fault: S<Vec<String>>,
+    pub stop: S<Vec<String>>,
 }
 
 /// `[cluster] ipvs_timeouts = { tcp = "900s", tcpfin = "120s", udp = "300s" }`
@@ -81,6 +93,11 @@ pub struct RawHealth {
     pub port: S<i64>,
     pub path: S<String>,
     pub expect_status: S<i64>,
+    pub expect_body: S<String>,
+    pub expect_digest: S<String>,
+    pub tls_verify: S<bool>,
+    pub sni: S<String>,
+    pub script: S<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

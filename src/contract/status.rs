@@ -83,6 +83,39 @@ pub struct VrrpStatus {
     /// Most recent last, at most [`MAX_TRANSITIONS`].
     pub transitions: Vec<TransitionRecord>,
     pub counters: VrrpCounters,
+    /// `[vrrp] preempt_delay` in milliseconds; left out when 0 (none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub preempt_delay_ms: u64,
+    /// What is left of the preempt delay started by the last VRRP start;
+    /// left out when none runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt_delay_left_ms: Option<u64>,
+    /// The last runs of `[notify]` hooks, most recent last, at most
+    /// [`MAX_HOOKS`]; left out when none ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRecord>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How many hook runs the status keeps.
+pub const MAX_HOOKS: usize = 16;
+
+/// One run of a `[notify]` hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRecord {
+    /// When it ended.
+    pub at: String,
+    /// "master" | "backup" | "fault" | "stop"
+    pub hook: String,
+    pub program: String,
+    /// Exit 0.
+    pub ok: bool,
+    /// "exit 0", "exit 1", "timeout after 10s: process group killed", "not started: …"
+    pub detail: String,
+    pub duration_ms: u64,
 }
 
 /// How many VRRP transitions the status keeps.
@@ -177,7 +210,7 @@ pub struct ServiceStatus {
     pub vip: Ipv4Addr,
     pub port: u16,
     pub scheduler: String,
-    /// "tcp" | "http" | "none"
+    /// "tcp" | "http" | "https" | "script" | "none"
     pub check: String,
     /// The kernel's counters for this virtual service, when IPVS is readable.
     pub kernel: Option<ServiceCounters>,
@@ -438,8 +471,29 @@ impl Status {
                 )
             }
         );
+        if v.preempt_delay_ms > 0 {
+            let _ = writeln!(
+                o,
+                "         preempt delay {} ms{}",
+                v.preempt_delay_ms,
+                v.preempt_delay_left_ms.map_or(String::new(), |l| format!(
+                    " ({l} ms left: a lower-priority master is not preempted)"
+                ))
+            );
+        }
         for t in v.transitions.iter().rev().take(5) {
             let _ = writeln!(o, "         {} {} -> {}: {}", t.at, t.from, t.to, t.reason);
+        }
+        for h in v.hooks.iter().rev().take(4) {
+            let _ = writeln!(
+                o,
+                "         {} notify {} {}: {}{}",
+                h.at,
+                h.hook,
+                h.program,
+                if h.ok { "" } else { "FAILED " },
+                h.detail
+            );
         }
         match (&self.ipvs.enabled, &self.ipvs.last_reconcile) {
             (false, _) => {
@@ -592,6 +646,9 @@ pub(crate) mod tests {
                     bad_packets: [("ttl".to_string(), 2)].into_iter().collect(),
                     ..Default::default()
                 },
+                preempt_delay_ms: 0,
+                preempt_delay_left_ms: None,
+                hooks: Vec::new(),
             },
             ipvs: IpvsStatus {
                 enabled: true,
@@ -784,6 +841,55 @@ pub(crate) mod tests {
         assert_eq!(v["services"][0]["name"], "api");
         let back: Status = serde_json::from_value(v).expect("read back");
         assert_eq!(back.services[0].name, "api");
+    }
+
+    /// preempt_delay and notify hook runs: in the document only when set,
+    /// read back, and shown by `lvsup director status`.
+    #[test]
+    fn preempt_delay_and_hook_runs_are_shown() {
+        let mut st = sample();
+        let plain = serde_json::to_string(&st).expect("json");
+        assert!(
+            !plain.contains("preempt_delay") && !plain.contains("hooks"),
+            "{plain}"
+        );
+        st.vrrp.preempt_delay_ms = 30_000;
+        st.vrrp.preempt_delay_left_ms = Some(12_000);
+        st.vrrp.hooks = vec![
+            HookRecord {
+                at: "2026-11-21T07:00:03.500Z".into(),
+                hook: "master".into(),
+                program: "/usr/local/bin/vip-up".into(),
+                ok: true,
+                detail: "exit 0".into(),
+                duration_ms: 12,
+            },
+            HookRecord {
+                at: "2026-11-21T07:00:09.000Z".into(),
+                hook: "fault".into(),
+                program: "/usr/local/bin/page".into(),
+                ok: false,
+                detail: "timeout after 10s: process group killed".into(),
+                duration_ms: 10_000,
+            },
+        ];
+        let json = serde_json::to_string(&st).expect("json");
+        assert_eq!(serde_json::from_str::<Status>(&json).expect("read"), st);
+        let text = st.render_text();
+        assert!(
+            text.contains(
+                "preempt delay 30000 ms (12000 ms left: a lower-priority master is not preempted)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("2026-11-21T07:00:09.000Z notify fault /usr/local/bin/page: FAILED timeout after 10s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("notify master /usr/local/bin/vip-up: exit 0"),
+            "{text}"
+        );
     }
 
     /// `lvsup director status --json` as this version's daemon prints it

@@ -906,6 +906,83 @@ mod tests {
         assert!(worse > 2.0, "the loosened unit still scores {worse}");
     }
 
+    /// The system calls of `systemd-analyze syscall-filter GROUP`, nested
+    /// groups expanded.
+    fn syscall_group(group: &str) -> std::collections::BTreeSet<String> {
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["syscall-filter", "--no-pager", group])
+            .output()
+            .unwrap_or_else(|e| panic!("systemd-analyze (package systemd) is required: {e}"));
+        assert!(
+            out.status.success(),
+            "systemd-analyze syscall-filter {group}"
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut set = std::collections::BTreeSet::new();
+        for line in text.lines().skip(1).map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with('@') {
+                set.extend(syscall_group(line));
+            } else {
+                set.insert(line.to_string());
+            }
+        }
+        assert!(!set.is_empty(), "{group}: nothing in\n{text}");
+        set
+    }
+
+    /// Script checks and notify hooks fork and exec under the director
+    /// unit's syscall filter: every call `director::exec` makes is allowed
+    /// by it (`SystemCallFilter=` lines read from the rendered unit).
+    #[test]
+    fn director_unit_syscall_filter_allows_running_scripts() {
+        let spec = example("dr.toml");
+        let d = desired_cluster(&spec).expect("render");
+        let unit = d
+            .hosts
+            .iter()
+            .flat_map(|h| h.files.iter())
+            .find(|f| f.path.ends_with(".service") && f.path.contains("lvsup-director"))
+            .expect("director unit");
+        let mut allowed = std::collections::BTreeSet::new();
+        for line in unit.content.lines() {
+            let Some(v) = line.strip_prefix("SystemCallFilter=") else {
+                continue;
+            };
+            let (deny, v) = match v.strip_prefix('~') {
+                Some(rest) => (true, rest),
+                None => (false, v),
+            };
+            for item in v.split_whitespace() {
+                let calls = if item.starts_with('@') {
+                    syscall_group(item)
+                } else {
+                    std::iter::once(item.to_string()).collect()
+                };
+                if deny {
+                    allowed.retain(|c| !calls.contains(c));
+                } else {
+                    allowed.extend(calls);
+                }
+            }
+        }
+        assert!(
+            !allowed.is_empty(),
+            "no SystemCallFilter= in\n{}",
+            unit.content
+        );
+        for call in crate::director::exec::SYSCALLS {
+            assert!(
+                allowed.contains(*call),
+                "{call} is filtered by the director unit"
+            );
+        }
+        // The test can fail: capset (best effort in the child) is filtered.
+        assert!(!allowed.contains("capset"));
+    }
+
     #[test]
     fn vrrp_unicast_and_sync_daemon_reach_every_director_toml() {
         let director_toml = |spec: &ClusterSpec, name: &str| {

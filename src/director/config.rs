@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Check, ClusterSpec, Director, Forward, IpvsTimeouts, Mode, Protocol};
+use crate::config::{Check, ClusterSpec, Director, Forward, IpvsTimeouts, Mode, Notify, Protocol};
 use crate::health::damping::Damper;
 use crate::vrrp::machine::MachineConfig;
 
@@ -40,6 +40,10 @@ pub struct DirectorConfig {
     /// its connections finish. cluster.toml: `[cluster] drain_timeout`.
     #[serde(default = "default_drain_timeout", with = "dur")]
     pub drain_timeout: Duration,
+    /// Programs run on VRRP state changes (`director::hooks`).
+    /// cluster.toml: `[cluster] notify`.
+    #[serde(default, skip_serializing_if = "Notify::is_empty")]
+    pub notify: Notify,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -51,6 +55,10 @@ pub struct VrrpConfig {
     #[serde(with = "dur")]
     pub advert_interval: Duration,
     pub preempt: bool,
+    /// How long after its start a Backup waits before preempting a
+    /// lower-priority master. cluster.toml: `[cluster] preempt_delay`.
+    #[serde(default, with = "dur")]
+    pub preempt_delay: Duration,
     /// This director's own address: the VRRP source.
     pub address: Ipv4Addr,
     /// The other directors' addresses (unicast peers, status).
@@ -146,6 +154,21 @@ pub struct HealthConfig {
     pub path: Option<String>,
     #[serde(default)]
     pub expect_status: Option<u16>,
+    /// http/https: text the body must contain.
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    /// http/https: MD5 of the body, lower-case hex.
+    #[serde(default)]
+    pub expect_digest: Option<String>,
+    /// https: verify the certificate (absent: true).
+    #[serde(default)]
+    pub tls_verify: Option<bool>,
+    /// https: the server name sent and verified (absent: the address).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// script: the program and its arguments.
+    #[serde(default)]
+    pub script: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,12 +226,20 @@ impl DirectorConfig {
                     fall: s.health.fall,
                     rise: s.health.rise,
                     port: s.health.port,
-                    path: match &s.health.check {
-                        Check::Http { path, .. } => Some(path.clone()),
+                    path: s.health.check.http().map(|h| h.path.clone()),
+                    expect_status: s.health.check.http().map(|h| h.expect_status),
+                    expect_body: s.health.check.http().and_then(|h| h.expect_body.clone()),
+                    expect_digest: s.health.check.http().and_then(|h| h.expect_digest.clone()),
+                    tls_verify: match &s.health.check {
+                        Check::Https { tls_verify, .. } => Some(*tls_verify),
                         _ => None,
                     },
-                    expect_status: match &s.health.check {
-                        Check::Http { expect_status, .. } => Some(*expect_status),
+                    sni: match &s.health.check {
+                        Check::Https { sni, .. } => sni.clone(),
+                        _ => None,
+                    },
+                    script: match &s.health.check {
+                        Check::Script { argv } => Some(argv.clone()),
                         _ => None,
                     },
                 },
@@ -236,6 +267,7 @@ impl DirectorConfig {
                 priority: me.priority,
                 advert_interval: spec.advert_interval,
                 preempt: spec.preempt,
+                preempt_delay: spec.preempt_delay,
                 address: me.address.addr(),
                 peers: spec
                     .directors
@@ -250,6 +282,7 @@ impl DirectorConfig {
             metrics: spec.metrics_for(me),
             ipvs_timeouts: spec.ipvs_timeouts,
             drain_timeout: spec.drain_timeout,
+            notify: spec.notify.clone(),
             nat: spec.nat.as_ref().map(|n| NatConfig {
                 gateway: n.gateway,
                 internal_interface: n.internal_interface.clone(),
@@ -317,13 +350,15 @@ impl VrrpConfig {
     /// The VRRP machine's settings from the `[vrrp]` section (graceful
     /// handover, wait for health and keepalived's GARP timings by default).
     pub fn machine_config(&self) -> MachineConfig {
-        MachineConfig::new(
+        let mut m = MachineConfig::new(
             self.vrid,
             self.priority,
             self.advert_interval,
             self.preempt,
             self.address,
-        )
+        );
+        m.preempt_delay = self.preempt_delay;
+        m
     }
 }
 
@@ -342,15 +377,63 @@ pub fn check(c: &DirectorConfig) -> Result<(), String> {
     if c.vrrp.advert_interval < Duration::from_millis(10) {
         return Err("vrrp.advert_interval must be at least 10ms".into());
     }
+    if c.vrrp.preempt_delay > crate::config::MAX_PREEMPT_DELAY {
+        return Err("vrrp.preempt_delay must be 0s..=1000s".into());
+    }
+    for (name, argv) in [
+        ("master", &c.notify.master),
+        ("backup", &c.notify.backup),
+        ("fault", &c.notify.fault),
+        ("stop", &c.notify.stop),
+    ] {
+        if let Some(a) = argv
+            && !a.first().is_some_and(|p| p.starts_with('/'))
+        {
+            return Err(format!(
+                "notify.{name} must start with an absolute path to a program"
+            ));
+        }
+    }
     if c.vrrp.unicast && c.vrrp.peers.is_empty() {
         return Err("vrrp.unicast = true needs at least one address in vrrp.peers".into());
     }
     for s in &c.services {
         let h = &s.health;
-        if !matches!(h.check.as_str(), "tcp" | "http" | "none") {
+        if !matches!(
+            h.check.as_str(),
+            "tcp" | "http" | "https" | "script" | "none"
+        ) {
             return Err(format!(
-                "service {}/{}: unknown check {:?} (tcp, http, none)",
+                "service {}/{}: unknown check {:?} (tcp, http, https, script, none)",
                 s.protocol, s.port, h.check
+            ));
+        }
+        if h.check == "script"
+            && !h
+                .script
+                .as_ref()
+                .and_then(|a| a.first())
+                .is_some_and(|p| p.starts_with('/'))
+        {
+            return Err(format!(
+                "service {}/{}: check \"script\" needs `script`, starting with an absolute path",
+                s.protocol, s.port
+            ));
+        }
+        if let Some(n) = &h.sni
+            && rustls::pki_types::ServerName::try_from(n.as_str()).is_err()
+        {
+            return Err(format!(
+                "service {}/{}: sni {n:?} is not a DNS name or IP address",
+                s.protocol, s.port
+            ));
+        }
+        if let Some(d) = &h.expect_digest
+            && !(d.len() == 32 && d.bytes().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(format!(
+                "service {}/{}: expect_digest {d:?} is not 32 hex digits",
+                s.protocol, s.port
             ));
         }
         if h.check != "none" && (h.interval.is_zero() || h.timeout.is_zero()) {

@@ -20,6 +20,8 @@ pub mod addr;
 pub mod control;
 #[cfg(target_os = "linux")]
 pub mod daemon;
+#[cfg(target_os = "linux")]
+pub mod exec;
 pub mod metrics;
 #[cfg(target_os = "linux")]
 pub mod net;

@@ -1,24 +1,67 @@
-//! Health probes: TCP connect and HTTP GET, one result per call. Damping
-//! (rise/fall) is [`crate::health::damping`]'s, not here.
+//! Health probes: TCP connect, HTTP or HTTPS GET, a program; one result per
+//! call. Damping (rise/fall) is [`crate::health::damping`]'s, not here.
 //!
 //! HTTP is a minimal HTTP/1.0 client on tokio rather than a crate: a check
-//! needs one request line and the status code of the answer — no keep-alive,
-//! TLS, redirects or bodies. HTTP/1.0 with `Connection: close` makes every
-//! server close after the answer; we read only until the status line is
-//! complete. (keepalived's HTTP_GET also reads the body to hash it; lvsup
-//! compares only the status, like haproxy's `http-check expect status`.)
+//! needs one request and the status line (and, with `expect_body` or
+//! `expect_digest`, the body) of the answer — no keep-alive, redirects or
+//! chunked encoding (an HTTP/1.0 request gets none). HTTP/1.0 with
+//! `Connection: close` makes every server close after the answer. Without
+//! body checks we read only until the status line is complete; with them,
+//! the body up to `Content-Length` or the end of the connection, at most
+//! [`MAX_BODY`] (1 MiB: a longer body fails the check). `expect_digest` is
+//! the MD5 of the whole body, as keepalived's HTTP_GET/SSL_GET `digest`.
+//!
+//! HTTPS is the same exchange over rustls ([`tls_config`]): the certificate
+//! is verified against the director's system trust store and the server
+//! name (`sni`, default the real server's address), unless `tls_verify =
+//! false`, which accepts any certificate (the handshake's signatures are
+//! still checked) — what keepalived's SSL_GET does without a `ca`.
+//!
+//! Script checks run the program through [`crate::director::exec`].
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use md5::Digest as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// What a probe checks.
+use crate::config::MAX_BODY;
+use crate::director::exec;
+
+/// What an HTTP(S) probe asks and expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpProbe {
+    pub path: String,
+    pub expect_status: u16,
+    pub expect_body: Option<String>,
+    /// Lower-case hex MD5 of the body.
+    pub expect_digest: Option<String>,
+}
+
+impl HttpProbe {
+    fn reads_body(&self) -> bool {
+        self.expect_body.is_some() || self.expect_digest.is_some()
+    }
+}
+
+/// What a probe checks.
+#[derive(Debug, Clone)]
 pub enum Probe {
     Tcp,
-    Http { path: String, expect_status: u16 },
+    Http(HttpProbe),
+    Https {
+        http: HttpProbe,
+        tls: Arc<rustls::ClientConfig>,
+        /// `None`: the real server's address.
+        sni: Option<ServerName<'static>>,
+    },
+    /// `argv` with `{address}` and `{port}` replaced per real server.
+    Script {
+        argv: Vec<String>,
+    },
 }
 
 /// One probe result.
@@ -57,9 +100,117 @@ pub fn is_local_exhaustion(e: &std::io::Error) -> bool {
     )
 }
 
+/// The TLS client settings of an https check: verifying against the system
+/// trust store (loaded once per daemon), or accepting any certificate.
+pub fn tls_config(verify: bool) -> Arc<rustls::ClientConfig> {
+    tls_config_with(verify.then(system_roots))
+}
+
+/// [`tls_config`] with these trust anchors (`None`: no verification).
+pub fn tls_config_with(roots: Option<Arc<rustls::RootCertStore>>) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| {
+            // ring supports the default versions; this branch cannot be
+            // reached with the provider above.
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .expect("TLS 1.3 with ring")
+        });
+    let cfg = if let Some(roots) = roots {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    };
+    Arc::new(cfg)
+}
+
+/// The director's trust store (rustls-native-certs: /etc/ssl/certs and
+/// friends, `SSL_CERT_FILE`/`SSL_CERT_DIR`), read once. Certificates it
+/// cannot parse are skipped and logged.
+pub fn system_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!("https checks: reading the system trust store: {e}");
+            }
+            let mut store = rustls::RootCertStore::empty();
+            let (added, ignored) = store.add_parsable_certificates(found.certs);
+            tracing::debug!(added, ignored, "https checks: system trust store");
+            if store.is_empty() {
+                tracing::warn!(
+                    "https checks: no trusted certificate found on this director: every check \
+                     with tls_verify = true fails"
+                );
+            }
+            Arc::new(store)
+        })
+        .clone()
+}
+
+/// `tls_verify = false`: any certificate, any name. The handshake signature
+/// is still verified (with the certificate's key), so the session is at
+/// least with whoever holds that key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Run `probe` against `addr`, the whole probe bounded by `timeout`.
 pub async fn run(probe: &Probe, addr: SocketAddr, timeout: Duration) -> ProbeResult {
     let start = Instant::now();
+    if let Probe::Script { argv } = probe {
+        return script(argv, addr, timeout).await;
+    }
     let r = tokio::time::timeout(timeout, attempt(probe, addr)).await;
     let took = start.elapsed();
     let (ok, inconclusive, detail) = match r {
@@ -80,8 +231,39 @@ pub async fn run(probe: &Probe, addr: SocketAddr, timeout: Duration) -> ProbeRes
     }
 }
 
+/// `{address}` and `{port}` in a script's arguments.
+pub fn script_argv(argv: &[String], addr: SocketAddr) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            a.replace("{address}", &addr.ip().to_string())
+                .replace("{port}", &addr.port().to_string())
+        })
+        .collect()
+}
+
+async fn script(argv: &[String], addr: SocketAddr, timeout: Duration) -> ProbeResult {
+    let argv = script_argv(argv, addr);
+    let env = [
+        ("LVSUP_RS_ADDRESS".to_string(), addr.ip().to_string()),
+        ("LVSUP_RS_PORT".to_string(), addr.port().to_string()),
+    ];
+    let o = exec::run(&argv, &env, timeout).await;
+    let mut detail = o.describe(timeout);
+    // The first line of what it printed says why, usually.
+    if let Some(line) = o.output.lines().map(str::trim).find(|l| !l.is_empty()) {
+        let line: String = line.chars().take(200).collect();
+        detail = format!("{detail}: {line}");
+    }
+    ProbeResult {
+        ok: o.success(),
+        inconclusive: matches!(o.end, exec::End::NotStarted { local: true, .. }),
+        detail,
+        took: o.took,
+    }
+}
+
 async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, Failure> {
-    let mut s = TcpStream::connect(addr).await.map_err(|e| {
+    let s = TcpStream::connect(addr).await.map_err(|e| {
         if is_local_exhaustion(&e) {
             Failure::Local(format!("no probe socket on the director: {e}"))
         } else {
@@ -89,49 +271,172 @@ async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, Failure> {
         }
     })?;
     match probe {
-        Probe::Tcp => Ok("connected".into()),
-        Probe::Http {
-            path,
-            expect_status,
-        } => {
-            let req = request(path, addr);
-            s.write_all(req.as_bytes())
+        Probe::Tcp | Probe::Script { .. } => Ok("connected".into()),
+        Probe::Http(h) => exchange(s, h, &addr.ip().to_string()).await,
+        Probe::Https { http, tls, sni } => {
+            let name = sni
+                .clone()
+                .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+            // A name (virtual host) in the Host header too, as a browser
+            // would send it; else the address.
+            let host = match &name {
+                ServerName::DnsName(d) => d.as_ref().to_string(),
+                _ => addr.ip().to_string(),
+            };
+            let connector = tokio_rustls::TlsConnector::from(tls.clone());
+            let s = connector
+                .connect(name, s)
                 .await
-                .map_err(|e| format!("send: {e}"))?;
-            let mut buf = Vec::with_capacity(256);
-            let mut chunk = [0u8; 512];
-            loop {
-                if let Some(code) = parse_status_line(&buf)? {
-                    return if code == *expect_status {
-                        Ok(format!("HTTP {code}"))
-                    } else {
-                        Err(format!("HTTP {code}, expected {expect_status}").into())
-                    };
-                }
-                if buf.len() > 4096 {
-                    return Err(Failure::Remote(
-                        "no HTTP status line in the first 4 KiB".into(),
-                    ));
-                }
-                let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
-                if n == 0 {
-                    return Err(Failure::Remote(if buf.is_empty() {
-                        "connection closed without an answer".into()
-                    } else {
-                        "connection closed inside the status line".into()
-                    }));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
+                .map_err(|e| Failure::Remote(format!("TLS: {e}")))?;
+            exchange(s, http, &host).await
         }
     }
 }
 
-/// The request a check sends.
+/// One request and its answer on `s` (plain or TLS).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    h: &HttpProbe,
+    host: &str,
+) -> Result<String, Failure> {
+    let req = request_to(&h.path, host);
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 8192];
+    let mut eof = false;
+    // The status line.
+    let code = loop {
+        if let Some(code) = parse_status_line(&buf)? {
+            break code;
+        }
+        if buf.len() > 4096 {
+            return Err(Failure::Remote(
+                "no HTTP status line in the first 4 KiB".into(),
+            ));
+        }
+        let n = read_some(&mut s, &mut chunk).await?;
+        if n == 0 {
+            return Err(Failure::Remote(if buf.is_empty() {
+                "connection closed without an answer".into()
+            } else {
+                "connection closed inside the status line".into()
+            }));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    if code != h.expect_status {
+        return Err(format!("HTTP {code}, expected {}", h.expect_status).into());
+    }
+    if !h.reads_body() {
+        return Ok(format!("HTTP {code}"));
+    }
+    // The headers, then the body.
+    let head_end = loop {
+        if let Some(i) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if let Some(i) = memchr::memmem::find(&buf, b"\n\n") {
+            break i + 2;
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(Failure::Remote("HTTP headers longer than 64 KiB".into()));
+        }
+        let n = read_some(&mut s, &mut chunk).await?;
+        if n == 0 {
+            return Err(Failure::Remote(
+                "connection closed inside the headers".into(),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return Err(Failure::Remote(
+            "chunked body: not supported (an HTTP/1.0 request must not get one)".into(),
+        ));
+    }
+    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    if length.is_some_and(|l| l > MAX_BODY) {
+        return Err(Failure::Remote(format!(
+            "body of {} bytes is longer than the {} bytes a check reads",
+            length.unwrap_or_default(),
+            MAX_BODY
+        )));
+    }
+    let mut body = buf.split_off(head_end);
+    while length.is_none_or(|l| body.len() < l) && !eof {
+        if body.len() > MAX_BODY {
+            return Err(Failure::Remote(format!(
+                "body longer than the {MAX_BODY} bytes a check reads"
+            )));
+        }
+        let n = read_some(&mut s, &mut chunk).await?;
+        if n == 0 {
+            eof = true;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    if let Some(l) = length {
+        if body.len() < l {
+            return Err(Failure::Remote(format!(
+                "connection closed after {} of {l} body bytes",
+                body.len()
+            )));
+        }
+        body.truncate(l);
+    }
+    check_body(&body, h).map_err(Failure::Remote)?;
+    Ok(format!("HTTP {code}, body checked ({} bytes)", body.len()))
+}
+
+/// `expect_body` and `expect_digest` against a whole body.
+pub fn check_body(body: &[u8], h: &HttpProbe) -> Result<(), String> {
+    if let Some(want) = &h.expect_body
+        && memchr::memmem::find(body, want.as_bytes()).is_none()
+    {
+        return Err(format!("body does not contain {want:?}"));
+    }
+    if let Some(want) = &h.expect_digest {
+        let got = md5_hex(body);
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(format!("body MD5 {got}, expected {want}"));
+        }
+    }
+    Ok(())
+}
+
+/// MD5 of `body`, lower-case hex (`md5sum`, keepalived's `genhash`).
+pub fn md5_hex(body: &[u8]) -> String {
+    let d = md5::Md5::digest(body);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One read; a TLS peer closing without close_notify counts as the end.
+async fn read_some<S: AsyncRead + Unpin>(s: &mut S, chunk: &mut [u8]) -> Result<usize, Failure> {
+    match s.read(chunk).await {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(Failure::Remote(format!("read: {e}"))),
+    }
+}
+
+/// The request a check sends (Host: the real server's address).
 pub fn request(path: &str, addr: SocketAddr) -> String {
+    request_to(path, &addr.ip().to_string())
+}
+
+/// The request with this Host header.
+pub fn request_to(path: &str, host: &str) -> String {
     format!(
-        "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: lvsup-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        addr.ip()
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: lvsup-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     )
 }
 
@@ -221,10 +526,12 @@ mod tests {
         let t = Duration::from_secs(2);
         assert!(run(&Probe::Tcp, addr, t).await.ok);
         let r = run(
-            &Probe::Http {
+            &Probe::Http(HttpProbe {
                 path: "/".into(),
                 expect_status: 200,
-            },
+                expect_body: None,
+                expect_digest: None,
+            }),
             addr,
             t,
         )
@@ -232,10 +539,12 @@ mod tests {
         assert!(!r.ok);
         assert_eq!(r.detail, "HTTP 503, expected 200");
         let r = run(
-            &Probe::Http {
+            &Probe::Http(HttpProbe {
                 path: "/".into(),
                 expect_status: 503,
-            },
+                expect_body: None,
+                expect_digest: None,
+            }),
             addr,
             t,
         )

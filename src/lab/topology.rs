@@ -268,7 +268,11 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
                 .services
                 .iter()
                 .filter(|s| s.protocol == proto && r.serves(s))
-                .map(|s| r.port_for(s))
+                .flat_map(|s| match &s.fwmark {
+                    // a fwmark service: every marked port (the packet keeps its port)
+                    Some(f) => f.ports.clone(),
+                    None => vec![r.port_for(s)],
+                })
                 .collect();
             ports.sort_unstable();
             ports.dedup();
@@ -345,6 +349,10 @@ mod tests {
         assert!(t.hosts.iter().all(|h| h.node.links.len() == 1));
         let node1 = t.host("node1").expect("node1");
         assert_eq!(node1.demo_ports, [80]);
+        // a fwmark service: a demo server on every marked port
+        let fw = topology(&example("fwmark.toml")).expect("topology");
+        let fw_node1 = fw.host("node1").expect("node1");
+        assert_eq!(fw_node1.demo_ports, [80, 443]);
         assert_eq!(node1.node.netns, "lvsup-web-node1");
         // link names fit IFNAMSIZ
         for h in &t.hosts {

@@ -214,12 +214,10 @@ pub fn probe_kind(svc: &Service) -> ProbeKind {
         return ProbeKind::Udp;
     }
     match &svc.health.check {
-        Check::Http {
-            path,
-            expect_status,
-        } => ProbeKind::Http {
-            path: path.clone(),
-            expect_status: *expect_status,
+        // verify's own probe is plain HTTP: an https service gets a connect.
+        Check::Http(h) => ProbeKind::Http {
+            path: h.path.clone(),
+            expect_status: h.expect_status,
         },
         _ => ProbeKind::Tcp,
     }

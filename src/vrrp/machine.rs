@@ -21,6 +21,16 @@
 //!   does not demote a Master: the gate means "health is known", not
 //!   "healthy", and dropping the VIP on a reload would only add a flap.
 //!
+//! * **Preempt delay** ([`MachineConfig::preempt_delay`], keepalived's
+//!   `preempt_delay`). For this long after a Startup (daemon start, return
+//!   from fault, a step-down's restart), a Backup treats a lower-priority
+//!   master like a legitimate one: it learns it and restarts its
+//!   Master_Down_Timer instead of letting it run out. Once the delay is over
+//!   it preempts as usual (discards the lower-priority adverts and takes
+//!   over when the timer fires, within Master_Down_Interval). The delay
+//!   never holds up a takeover when no master is heard, and does not apply
+//!   to a router that became Backup by being preempted itself.
+//!
 //! * **Graceful handover** ([`MachineConfig::graceful_handover`], default
 //!   on). RFC §6.4.3 has a leaving Master send priority 0 and stop at once;
 //!   the Backup only takes over after its Skew_Time, so nobody owns the VIP
@@ -74,6 +84,8 @@ pub struct MachineConfig {
     /// yields within one packet instead of up to one advert interval.
     /// Default off: RFC 5798 §6.4.3 says discard.
     pub advert_on_lower_priority: bool,
+    /// keepalived's `preempt_delay` (see the module docs); zero = none.
+    pub preempt_delay: Duration,
 }
 
 impl MachineConfig {
@@ -98,6 +110,7 @@ impl MachineConfig {
             garp_repeat: DEFAULT_GARP_REPEAT,
             garp_master_delay: DEFAULT_GARP_MASTER_DELAY,
             advert_on_lower_priority: false,
+            preempt_delay: Duration::ZERO,
         }
     }
 
@@ -318,6 +331,8 @@ pub struct Machine {
     timers: [Option<Instant>; 4],
     /// When we last answered a priority-0 advert as Master.
     last_zero_reply: Option<Instant>,
+    /// End of the preempt delay that started with the last Startup.
+    preempt_after: Option<Instant>,
     stats: Stats,
 }
 
@@ -338,6 +353,7 @@ impl Machine {
             master: None,
             timers: [None; 4],
             last_zero_reply: None,
+            preempt_after: None,
             stats: Stats::default(),
         }
     }
@@ -413,6 +429,8 @@ impl Machine {
         self.leaving = false;
         self.takeover_deferred = false;
         self.master = None;
+        self.preempt_after =
+            (!self.cfg.preempt_delay.is_zero()).then(|| now + self.cfg.preempt_delay);
         if self.cfg.is_owner() && self.gate_open {
             self.become_master(now, Reason::AddressOwner, out);
             return;
@@ -510,7 +528,7 @@ impl Machine {
                     self.master = None;
                     let skew = skew_time(ours, self.master_adver_interval);
                     self.arm(TimerKind::MasterDown, now + centis(skew), out);
-                } else if !self.cfg.preempts() || priority >= ours {
+                } else if !self.cfg.preempts() || priority >= ours || self.preempt_delayed(now) {
                     self.master = Some(from);
                     self.takeover_deferred = false;
                     self.master_adver_interval = interval;
@@ -575,6 +593,17 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// Within the preempt delay: a lower-priority master is not preempted.
+    /// The owner (priority 255) always preempts (RFC 5798 §6.1).
+    fn preempt_delayed(&self, now: Instant) -> bool {
+        !self.cfg.is_owner() && self.preempt_after.is_some_and(|t| now < t)
+    }
+
+    /// When the preempt delay of the last Startup ends (`None`: no delay).
+    pub fn preempt_after(&self) -> Option<Instant> {
+        self.preempt_after
     }
 
     fn on_timer(&mut self, now: Instant, kind: TimerKind, out: &mut Vec<Output>) {

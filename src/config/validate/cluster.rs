@@ -25,6 +25,13 @@ pub(super) struct ClusterPart {
     pub(super) vrrp_accept_foreign: Option<(bool, Range<usize>)>,
     pub(super) metrics: Option<MetricsListen>,
     pub(super) kernel: KernelPart,
+    pub(super) hooks: HooksPart,
+}
+
+/// `[cluster] preempt_delay` and `notify`.
+pub(super) struct HooksPart {
+    pub(super) preempt_delay: Option<Duration>,
+    pub(super) notify: Option<Notify>,
 }
 
 /// The IPVS kernel settings of `[cluster]`.
@@ -146,6 +153,74 @@ pub(super) fn cluster(v: &mut V<'_>, raw: &RawFile) -> ClusterPart {
         vrrp_accept_foreign,
         metrics,
         kernel: kernel(v, raw),
+        hooks: hooks(v, raw, preempt),
+    }
+}
+
+/// `preempt_delay` (0s..=1000s, only with preempt) and `notify` hooks.
+fn hooks(v: &mut V<'_>, raw: &RawFile, preempt: bool) -> HooksPart {
+    let mut preempt_delay = Some(Duration::ZERO);
+    let mut notify = Some(Notify::default());
+    let Some(Elem { value: Some(c), .. }) = &raw.cluster else {
+        return HooksPart {
+            preempt_delay,
+            notify,
+        };
+    };
+    if let Some(d) = &c.preempt_delay {
+        let key = "cluster.preempt_delay";
+        preempt_delay = v.duration(key, d);
+        if preempt_delay.is_some_and(|t| t > MAX_PREEMPT_DELAY) {
+            v.err(
+                key,
+                d.span(),
+                format!("preempt_delay must be 0s..=1000s, got \"{}\"", d.get_ref()),
+            );
+            preempt_delay = None;
+        } else if preempt_delay.is_some_and(|t| !t.is_zero()) && !preempt {
+            let line = c.preempt.as_ref().map(|p| v.line(&p.span()));
+            v.err(
+                key,
+                d.span(),
+                format!(
+                    "preempt_delay \"{}\" has no effect with preempt = false{}",
+                    d.get_ref(),
+                    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                ),
+            )
+            .hint = Some("remove preempt_delay, or set preempt = true".into());
+            preempt_delay = None;
+        }
+    }
+    if let Some(n) = &c.notify {
+        let n = n.get_ref();
+        let mut one = |name: &str, a: &S<Vec<String>>| -> Result<Option<Vec<String>>, ()> {
+            match a {
+                None => Ok(None),
+                Some(a) => super::services::argv(v, &format!("cluster.notify.{name}"), a)
+                    .map(Some)
+                    .ok_or(()),
+            }
+        };
+        let (master, backup, fault, stop) = (
+            one("master", &n.master),
+            one("backup", &n.backup),
+            one("fault", &n.fault),
+            one("stop", &n.stop),
+        );
+        notify = match (master, backup, fault, stop) {
+            (Ok(master), Ok(backup), Ok(fault), Ok(stop)) => Some(Notify {
+                master,
+                backup,
+                fault,
+                stop,
+            }),
+            _ => None,
+        };
+    }
+    HooksPart {
+        preempt_delay,
+        notify,
     }
 }
 

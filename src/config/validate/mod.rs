@@ -127,21 +127,43 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     every_service_served(v, raw, &sp.places, &services, &real_servers);
     addresses::unique(v, hosts.addrs);
     {
-        let mut taken: Vec<(std::net::Ipv4Addr, String)> = Vec::new();
+        // (address, what it is, the ports it serves: None = the whole address)
+        let mut taken: Vec<services::Taken> = Vec::new();
         if let Some(vip) = vip {
-            taken.push((vip, "the VIP".into()));
+            taken.push((vip, "the VIP".into(), None));
+        }
+        for s in services.iter().filter(|s| Some(s.vip) != vip) {
+            if !taken.iter().any(|(a, _, _)| *a == s.vip) {
+                taken.push((s.vip, format!("the VIP of service \"{}\"", s.name), None));
+            }
         }
         for d in &directors {
-            taken.push((d.item.address.addr(), format!("director {}", d.item.name)));
+            taken.push((
+                d.item.address.addr(),
+                format!("director {}", d.item.name),
+                None,
+            ));
         }
         for r in &real_servers {
+            // NAT: a real server's other port may serve the sorry page (a
+            // maintenance server on the same host is a common setup). Only
+            // the ports of the services it serves are its.
+            let ports: Vec<u16> = services
+                .iter()
+                .filter(|s| r.item.serves(s))
+                .flat_map(|s| match &s.fwmark {
+                    Some(f) => f.ports.clone(),
+                    None => vec![r.item.port_for(s)],
+                })
+                .collect();
             taken.push((
                 r.item.address.addr(),
                 format!("real server {}: it is in the pool already", r.item.name),
+                Some(ports),
             ));
         }
         if let Some((n, _)) = &nat {
-            taken.push((n.gateway.addr(), "the NAT gateway".into()));
+            taken.push((n.gateway.addr(), "the NAT gateway".into(), None));
         }
         services::sorry_servers(v, raw, mode, &taken);
     }
@@ -165,6 +187,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
 
     let (name, vip, mode, advert_interval) = (c.name?, vip?, mode?, c.advert_interval?);
     let drain_timeout = c.kernel.drain_timeout?;
+    let (preempt_delay, notify) = (c.hooks.preempt_delay?, c.hooks.notify?);
     Some(ClusterSpec {
         vrid: c.vrid.unwrap_or_else(|| derived_vrid(&name)),
         name,
@@ -173,6 +196,8 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         interface: c.interface,
         advert_interval,
         preempt: c.preempt,
+        preempt_delay,
+        notify,
         vrrp_unicast: c.vrrp_unicast.is_some_and(|(u, _)| u),
         vrrp_accept_foreign: c.vrrp_accept_foreign.is_some_and(|(a, _)| a),
         sync_daemon: c.sync_daemon,

@@ -389,12 +389,11 @@ fn fwmark(
 /// The rules of `sorry_server` that need the rest of the file: not a real
 /// server, director or the VIP; a port only where the mode can remap
 /// ports (NAT), like a real server's `port`.
-pub(super) fn sorry_servers(
-    v: &mut V<'_>,
-    raw: &RawFile,
-    mode: Option<Mode>,
-    taken: &[(std::net::Ipv4Addr, String)],
-) {
+/// An address the sorry server must not be: (address, what it is, the
+/// ports it serves; `None` = every port).
+pub(super) type Taken = (std::net::Ipv4Addr, String, Option<Vec<u16>>);
+
+pub(super) fn sorry_servers(v: &mut V<'_>, raw: &RawFile, mode: Option<Mode>, taken: &[Taken]) {
     for (i, e) in raw.services.iter().flatten().enumerate() {
         let Some(s) = &e.value else { continue };
         let Some(x) = &s.sorry_server else { continue };
@@ -402,13 +401,20 @@ pub(super) fn sorry_servers(
             continue;
         };
         let key = format!("services[{i}].sorry_server");
-        if let Some((_, what)) = taken.iter().find(|(a, _)| *a == ss.address) {
+        let clash = taken.iter().find(|(a, _, ports)| {
+            *a == ss.address
+                && match (ports, ss.port) {
+                    (Some(ports), Some(p)) => ports.contains(&p),
+                    _ => true,
+                }
+        });
+        if let Some((_, what, _)) = clash {
             v.err(
                 &key,
                 x.span(),
                 format!("sorry_server \"{}\" is {what}", x.get_ref()),
             )
-            .hint = Some("the sorry server is a host outside the cluster (a maintenance page), used while every real server is down".into());
+            .hint = Some("the sorry server is a host outside the cluster (a maintenance page), used while every real server is down; in NAT it may be a real server's address on a port that server does not serve".into());
             continue;
         }
         if let (Some(m), Some(p)) = (mode, ss.port)
@@ -529,8 +535,9 @@ fn health(
             .int(&format!("{hp}.port"), p, 1, 65535, "port")
             .map(|n| Some(n as u16)),
     };
-    let (rules_ok, path_, status) = check_rules(v, &hp, h, &hspan, check, protocol);
+    let (rules_ok, http) = check_rules(v, &hp, h, &hspan, check, protocol);
     ok &= rules_ok;
+    let script = script_check(v, &hp, h, &hspan, check);
     if fwmark
         && protocol != Some(Protocol::Udp)
         && !matches!(check, Some("none"))
@@ -553,10 +560,13 @@ fn health(
     }
     let check = match check? {
         "tcp" => Check::Tcp,
-        "http" => Check::Http {
-            path: path_,
-            expect_status: status,
+        "http" => Check::Http(http),
+        "https" => Check::Https {
+            http,
+            tls_verify: h.tls_verify.as_ref().is_none_or(|b| *b.get_ref()),
+            sni: h.sni.as_ref().map(|s| s.get_ref().clone()),
         },
+        "script" => Check::Script { argv: script? },
         _ => Check::None,
     };
     if !ok {
@@ -572,9 +582,14 @@ fn health(
     })
 }
 
-/// The rules tied to the check kind: `path` and `expect_status` only for
-/// HTTP, a TCP port for a UDP service's TCP or HTTP check, and the HTTP
-/// values themselves. Returns whether all held, the path and the status.
+/// Longest `expect_body` accepted: it is searched for in the first
+/// [`crate::config::MAX_BODY`] bytes of every answer.
+const MAX_EXPECT_BODY: usize = 4096;
+
+/// The rules tied to the check kind: the HTTP keys only for http/https, the
+/// TLS keys only for https, a TCP port for a UDP service's TCP or HTTP(S)
+/// check, and the HTTP values themselves. Returns whether all held, and the
+/// HTTP part (defaults where unset).
 fn check_rules(
     v: &mut V<'_>,
     hp: &str,
@@ -582,28 +597,50 @@ fn check_rules(
     hspan: &Range<usize>,
     check: Option<&str>,
     protocol: Option<Protocol>,
-) -> (bool, String, u16) {
+) -> (bool, HttpCheck) {
     let mut ok = true;
-    let is_http = check == Some("http");
+    let is_http = matches!(check, Some("http" | "https"));
+    let only = |v: &mut V<'_>, key: &str, span: Option<Range<usize>>, kinds: &str| {
+        let Some(span) = span else { return true };
+        v.err(
+            &format!("{hp}.{key}"),
+            span,
+            format!(
+                "`{key}` only applies to {kinds} (check is \"{}\")",
+                check.unwrap_or_default()
+            ),
+        );
+        false
+    };
     if check.is_some() && !is_http {
         for (key, span) in [
             ("path", h.path.as_ref().map(|s| s.span())),
             ("expect_status", h.expect_status.as_ref().map(|s| s.span())),
+            ("expect_body", h.expect_body.as_ref().map(|s| s.span())),
+            ("expect_digest", h.expect_digest.as_ref().map(|s| s.span())),
         ] {
-            if let Some(span) = span {
-                v.err(
-                    &format!("{hp}.{key}"),
-                    span,
-                    format!(
-                        "`{key}` only applies to check = \"http\" (check is \"{}\")",
-                        check.unwrap_or_default()
-                    ),
-                );
-                ok = false;
-            }
+            ok &= only(v, key, span, "check = \"http\" or \"https\"");
         }
     }
-    if protocol == Some(Protocol::Udp) && matches!(check, Some("tcp" | "http")) && h.port.is_none()
+    if check.is_some() && check != Some("https") {
+        for (key, span) in [
+            ("tls_verify", h.tls_verify.as_ref().map(|s| s.span())),
+            ("sni", h.sni.as_ref().map(|s| s.span())),
+        ] {
+            ok &= only(v, key, span, "check = \"https\"");
+        }
+    }
+    if check.is_some() && check != Some("script") {
+        ok &= only(
+            v,
+            "script",
+            h.script.as_ref().map(|s| s.span()),
+            "check = \"script\"",
+        );
+    }
+    if protocol == Some(Protocol::Udp)
+        && matches!(check, Some("tcp" | "http" | "https"))
+        && h.port.is_none()
     {
         let span = h.check.as_ref().map_or(hspan.clone(), |c| c.span());
         v.err(
@@ -619,12 +656,17 @@ fn check_rules(
         );
         ok = false;
     }
-    let mut path_ = "/".to_string();
+    let mut http = HttpCheck {
+        path: "/".to_string(),
+        expect_status: 200,
+        expect_body: None,
+        expect_digest: None,
+    };
     if let Some(p) = &h.path {
         if !v.free_text(&format!("{hp}.path"), p, "HTTP path") {
             ok = false;
         } else if p.get_ref().starts_with('/') && !p.get_ref().chars().any(char::is_whitespace) {
-            path_ = p.get_ref().clone();
+            http.path = p.get_ref().clone();
         } else {
             v.err(
                 &format!("{hp}.path"),
@@ -635,14 +677,118 @@ fn check_rules(
             ok = false;
         }
     }
-    let mut status = 200;
     if let Some(s) = &h.expect_status {
         match v.int(&format!("{hp}.expect_status"), s, 100, 599, "expect_status") {
-            Some(n) => status = n as u16,
+            Some(n) => http.expect_status = n as u16,
             None => ok = false,
         }
     }
-    (ok, path_, status)
+    if let Some(b) = &h.expect_body {
+        let key = format!("{hp}.expect_body");
+        let text = b.get_ref();
+        if text.is_empty() || text.len() > MAX_EXPECT_BODY {
+            v.err(
+                &key,
+                b.span(),
+                format!(
+                    "expect_body must be 1..={MAX_EXPECT_BODY} bytes, got {}",
+                    text.len()
+                ),
+            )
+            .hint = Some("leave the key out to accept any body".into());
+            ok = false;
+        } else {
+            http.expect_body = Some(text.clone());
+        }
+    }
+    if let Some(d) = &h.expect_digest {
+        let text = d.get_ref().trim();
+        if text.len() == 32 && text.bytes().all(|c| c.is_ascii_hexdigit()) {
+            http.expect_digest = Some(text.to_ascii_lowercase());
+        } else {
+            v.err(
+                &format!("{hp}.expect_digest"),
+                d.span(),
+                format!(
+                    "expect_digest \"{}\" is not an MD5 digest",
+                    d.get_ref().escape_debug()
+                ),
+            )
+            .hint = Some(
+                "32 hexadecimal digits, as `md5sum` prints them (keepalived's `digest`)".into(),
+            );
+            ok = false;
+        }
+    }
+    if let Some(n) = &h.sni {
+        let key = format!("{hp}.sni");
+        if !v.free_text(&key, n, "server name") {
+            ok = false;
+        } else if rustls::pki_types::ServerName::try_from(n.get_ref().as_str()).is_err() {
+            v.err(
+                &key,
+                n.span(),
+                format!("\"{}\" is not a DNS name or IP address", n.get_ref()),
+            )
+            .hint = Some(
+                "the name the real servers' certificate is issued for, e.g. \"www.example.com\""
+                    .into(),
+            );
+            ok = false;
+        }
+    }
+    (ok, http)
+}
+
+/// `script`: required for check = "script"; an argv list whose first word
+/// is an absolute path (no `PATH` search: the daemon's environment is not
+/// the operator's shell).
+fn script_check(
+    v: &mut V<'_>,
+    hp: &str,
+    h: &RawHealth,
+    hspan: &Range<usize>,
+    check: Option<&str>,
+) -> Option<Vec<String>> {
+    if check != Some("script") {
+        return None;
+    }
+    let s = v.required(hp, "script", &h.script, hspan)?;
+    argv(v, &format!("{hp}.script"), s)
+}
+
+/// A program and its arguments (`script`, `notify.*`): non-empty, the
+/// program an absolute path, no control characters.
+pub(super) fn argv(v: &mut V<'_>, key: &str, s: &Sp<Vec<String>>) -> Option<Vec<String>> {
+    let words = s.get_ref();
+    let name = key.rsplit('.').next().unwrap_or(key);
+    let Some(first) = words.first() else {
+        v.err(key, s.span(), format!("`{name}` is an empty list"))
+            .hint = Some("the program's absolute path, then its arguments, e.g. [\"/usr/local/bin/prog\", \"arg\"]".into());
+        return None;
+    };
+    if let Some(w) = words.iter().find(|w| w.chars().any(char::is_control)) {
+        v.err(
+            key,
+            s.span(),
+            format!("\"{}\" contains control characters", w.escape_debug()),
+        );
+        return None;
+    }
+    if !first.starts_with('/') || first.ends_with('/') {
+        v.err(
+            key,
+            s.span(),
+            format!("\"{first}\" is not an absolute path to a program"),
+        )
+        .hint = Some(
+            "the daemon runs it without a shell and without searching PATH: write the full \
+             path, e.g. \"/usr/local/bin/check\" (for a shell command: [\"/bin/sh\", \"-c\", \"...\"])"
+                .into(),
+        );
+        return None;
+    }
+    Some(words.clone())
 }
 
 /// A real server's `port`: NAT only, and unambiguous.

@@ -180,8 +180,40 @@ pub enum Action {
         trigger: &'static str,
         dropped: Vec<ServiceId>,
     },
+    /// Run the `[cluster] notify` program of this state change (only
+    /// emitted when one is configured): in the background, in order, with
+    /// the hooks' timeout.
+    RunHook {
+        hook: Hook,
+        argv: Vec<String>,
+    },
     /// Stop: the daemon exits.
     Exit,
+}
+
+/// The state changes `[cluster] notify` has programs for (keepalived's
+/// notify_master / notify_backup / notify_fault / notify_stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// Became VRRP Master (holds the VIP).
+    Master,
+    /// Became Backup: at start, preempted, after a handover or a fault.
+    Backup,
+    /// The VRRP interface went down (addresses released).
+    Fault,
+    /// The daemon stops (addresses released).
+    Stop,
+}
+
+impl Hook {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Master => "master",
+            Hook::Backup => "backup",
+            Hook::Fault => "fault",
+            Hook::Stop => "stop",
+        }
+    }
 }
 
 /// Counters the core keeps for status (the daemon keeps the I/O ones).
@@ -590,6 +622,7 @@ impl Director {
                     self.feed(now, Input::Shutdown, out);
                 }
                 self.note("fault: interface down", out);
+                self.hook(Hook::Fault, out);
             }
             (Phase::Fault, false) | (Phase::Running | Phase::SteppingDown { .. }, true) => {}
         }
@@ -745,6 +778,7 @@ impl Director {
     /// Feed the machine and carry out what it says.
     fn feed(&mut self, now: Instant, input: Input, out: &mut Vec<Action>) {
         let mut restart = false;
+        let mut hooks = Vec::new();
         for o in self.machine.handle(now, input) {
             match o {
                 Output::SendAdvert { priority } => out.push(Action::SendAdvert { priority }),
@@ -754,7 +788,15 @@ impl Director {
                 // The driver sleeps until poll_timeout().
                 Output::ArmTimer { .. } | Output::CancelTimer { .. } => {}
                 Output::StateChanged { from, to, reason } => {
-                    out.push(Action::StateChanged { from, to, reason })
+                    out.push(Action::StateChanged { from, to, reason });
+                    // After the machine's other outputs (the master hook
+                    // after the VIP is added). Fault and stop have their
+                    // own hooks, where the phase changes (on_link, stop).
+                    hooks.extend(match to {
+                        State::Master => Some(Hook::Master),
+                        State::Backup => Some(Hook::Backup),
+                        State::Initialize => None,
+                    });
                 }
                 Output::Stopped => match self.phase {
                     // A step-down: back as Backup at once.
@@ -769,6 +811,9 @@ impl Director {
                 },
             }
         }
+        for h in hooks {
+            self.hook(h, out);
+        }
         if restart {
             self.feed(now, Input::Startup, out);
         }
@@ -781,7 +826,25 @@ impl Director {
         if !self.stale.is_empty() {
             self.drop_stale("shutting down", out);
         }
+        self.hook(Hook::Stop, out);
         out.push(Action::Exit);
+    }
+
+    /// `RunHook` when `[cluster] notify` has a program for `hook`.
+    fn hook(&self, hook: Hook, out: &mut Vec<Action>) {
+        let n = &self.loaded.cfg.notify;
+        let argv = match hook {
+            Hook::Master => &n.master,
+            Hook::Backup => &n.backup,
+            Hook::Fault => &n.fault,
+            Hook::Stop => &n.stop,
+        };
+        if let Some(argv) = argv {
+            out.push(Action::RunHook {
+                hook,
+                argv: argv.clone(),
+            });
+        }
     }
 
     fn add_vips(&mut self, out: &mut Vec<Action>) {

@@ -17,6 +17,7 @@
 //! (what keepalived's reload gets wrong: it diffs old config vs new config).
 
 mod act;
+mod hooks;
 mod ipvs;
 mod load;
 mod notify;
@@ -129,6 +130,8 @@ struct Driver {
     recon_status: Arc<Mutex<Option<ReconcileStatus>>>,
     sync_state: Arc<Mutex<Option<String>>>,
     notify: notify::Notify,
+    /// `[cluster] notify` programs, run in order in their own task.
+    hooks: hooks::Hooks,
     exit: bool,
 }
 
@@ -261,6 +264,7 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         recon_status,
         sync_state: Arc::new(Mutex::new(None)),
         notify: notify::Notify::default(),
+        hooks: hooks::Hooks::start(),
         exit: false,
     };
     d.handle(core::Event::Start { leftovers }).await;
@@ -331,6 +335,7 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         ipvs::stop_sync(c.clone(), DaemonState::Master).await;
         ipvs::stop_sync(c, DaemonState::Backup).await;
     }
+    d.hooks.finish(hooks::HOOK_TIMEOUT).await;
     let _ = std::fs::remove_file(&socket_path);
     info!("director stopped");
     Ok(())

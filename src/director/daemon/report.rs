@@ -58,6 +58,17 @@ impl Driver {
                 health_gate_open: m.health_gate_open(),
                 transitions: self.transitions.iter().cloned().collect(),
                 counters,
+                preempt_delay_ms: cfg.vrrp.preempt_delay.as_millis() as u64,
+                preempt_delay_left_ms: m
+                    .preempt_after()
+                    .and_then(|t| t.checked_duration_since(std::time::Instant::now()))
+                    .map(|d| d.as_millis() as u64),
+                hooks: self
+                    .hooks
+                    .runs
+                    .lock()
+                    .map(|v| v.iter().cloned().collect())
+                    .unwrap_or_default(),
             },
             ipvs: IpvsStatus {
                 enabled: self.ipvs.is_some(),

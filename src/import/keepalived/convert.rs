@@ -232,6 +232,151 @@ struct Instance {
     sync_daemon: Option<(String, Loc)>,
     /// `version` (VRRP protocol version keepalived speaks).
     version: Option<String>,
+    preempt_delay: Option<(Duration, Loc)>,
+    notify: NotifyIn,
+}
+
+/// notify_master / notify_backup / notify_fault / notify_stop, as argv.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct NotifyIn {
+    master: Option<(Vec<String>, Loc)>,
+    backup: Option<(Vec<String>, Loc)>,
+    fault: Option<(Vec<String>, Loc)>,
+    stop: Option<(Vec<String>, Loc)>,
+}
+
+impl NotifyIn {
+    /// Read one notify_* statement; false when `s` is none of them.
+    fn read(&mut self, s: &Stmt, out: &mut Out) -> bool {
+        let slot = match s.keyword.as_str() {
+            "notify_master" => &mut self.master,
+            "notify_backup" => &mut self.backup,
+            "notify_fault" => &mut self.fault,
+            "notify_stop" => &mut self.stop,
+            _ => return false,
+        };
+        // `notify_master "/path arg…" [username [groupname]]`
+        let Some(cmd) = arg(s, out) else { return true };
+        if s.args.len() > 1 {
+            out.warn(
+                &s.loc,
+                format!(
+                    "{}: user {} dropped: lvsup runs notify programs as the director daemon's unprivileged user",
+                    s.keyword,
+                    s.args[1..].join(" ")
+                ),
+            );
+        }
+        if let Some(argv) = program(s, cmd, out) {
+            *slot = Some((argv, s.loc.clone()));
+        }
+        true
+    }
+
+    /// `[cluster] notify = { … }`, or `None` when no hook is set.
+    fn toml(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            ("master", &self.master),
+            ("backup", &self.backup),
+            ("fault", &self.fault),
+            ("stop", &self.stop),
+        ]
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_ref().map(|(argv, _)| {
+                let words: Vec<String> = argv.iter().map(|a| q(a)).collect();
+                format!("{k} = [{}]", words.join(", "))
+            })
+        })
+        .collect();
+        (!parts.is_empty()).then(|| format!("notify = {{ {} }}", parts.join(", ")))
+    }
+}
+
+/// A keepalived command string (misc_path, notify_*) as argv: split the way
+/// keepalived splits it before its execve (white space; '…' and "…" quote,
+/// `\` escapes), no shell. Hand-written: it is keepalived's rule, not a
+/// shell's (no variables, globs or redirections to honour), a few lines.
+fn split_command(cmd: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = cmd.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated ' quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c) => cur.push(c),
+                            None => return Err("\\ at the end".into()),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated \" quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => cur.push(c),
+                    None => return Err("\\ at the end".into()),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// `cmd` of statement `s` as an argv lvsup can run: split, and the program
+/// an absolute path (lvsup searches no PATH).
+fn program(s: &Stmt, cmd: &str, out: &mut Out) -> Option<Vec<String>> {
+    let argv = match split_command(cmd) {
+        Ok(a) => a,
+        Err(e) => {
+            out.error(&s.loc, format!("{}: {e}", s.keyword));
+            return None;
+        }
+    };
+    match argv.first() {
+        None => {
+            out.error(&s.loc, format!("{} needs a command", s.keyword));
+            None
+        }
+        Some(p) if !p.starts_with('/') => {
+            out.unsupported(
+                s,
+                "lvsup runs a program by its absolute path (no shell, no PATH search)",
+            );
+            None
+        }
+        Some(_) => Some(argv),
+    }
 }
 
 fn instance(s: &Stmt, out: &mut Out) -> Instance {
@@ -248,6 +393,8 @@ fn instance(s: &Stmt, out: &mut Out) -> Instance {
         peers: None,
         sync_daemon: None,
         version: None,
+        preempt_delay: None,
+        notify: NotifyIn::default(),
     };
     for c in s.children() {
         match c.keyword.as_str() {
@@ -292,6 +439,18 @@ fn instance(s: &Stmt, out: &mut Out) -> Instance {
             // MASTER/BACKUP is only the start state: priority elects.
             "state" => {}
             "nopreempt" => i.preempt = (false, c.loc.clone()),
+            "preempt_delay" => {
+                if let Some(d) = timer(c, out) {
+                    if d > crate::config::MAX_PREEMPT_DELAY {
+                        out.error(&c.loc, "preempt_delay is more than 1000 seconds".into());
+                    } else {
+                        i.preempt_delay = Some((d, c.loc.clone()));
+                    }
+                }
+            }
+            "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+                i.notify.read(c, out);
+            }
             "preempt" => i.preempt = (true, c.loc.clone()),
             "virtual_ipaddress" => {
                 for v in c.children() {
@@ -387,7 +546,20 @@ impl Timers {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum CheckKind {
     Tcp,
-    Http { path: String, status: u16 },
+    /// HTTP_GET, or SSL_GET (`tls`: https without certificate verification).
+    Http {
+        path: String,
+        status: u16,
+        digest: Option<String>,
+        body: Option<String>,
+        tls: bool,
+        /// SSL_GET `virtualhost`: lvsup's `sni` (SNI and Host header).
+        sni: Option<String>,
+    },
+    /// MISC_CHECK: the program and its arguments.
+    Script {
+        argv: Vec<String>,
+    },
     None,
 }
 
@@ -724,7 +896,7 @@ fn real_server(
                     out.unsupported(c, "lvsup forwards every real server the same way");
                 }
             }
-            "TCP_CHECK" | "HTTP_GET" => checkers.push(c),
+            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" => checkers.push(c),
             _ => out.other(c),
         }
     }
@@ -744,7 +916,7 @@ fn real_server(
                 out.unsupported(extra, "lvsup runs one health check per service");
             }
             (
-                checker(first, rport, protocol, timers, out),
+                checker(first, addr, rport, protocol, timers, out),
                 first.loc.clone(),
             )
         }
@@ -779,6 +951,7 @@ fn real_server(
 
 fn checker(
     c: &Stmt,
+    addr: Ipv4Addr,
     rport: u16,
     protocol: Protocol,
     inherited: Timers,
@@ -787,6 +960,12 @@ fn checker(
     let mut timers = inherited;
     let mut connect_port = None;
     let mut urls = Vec::new();
+    let mut misc: Option<Vec<String>> = None;
+    let mut misc_timeout = None;
+    let is_http = c.keyword == "HTTP_GET" || c.keyword == "SSL_GET";
+    let is_ssl = c.keyword == "SSL_GET";
+    let mut vhost: Option<String> = None;
+    let mut enable_sni = false;
     for k in c.children() {
         if c.keyword == "TCP_CHECK" && k.keyword == "nb_get_retry" {
             out.warn(
@@ -801,13 +980,40 @@ fn checker(
             "connect_port" => {
                 connect_port = arg(k, out).and_then(|a| port(a, &k.loc, out));
             }
-            "url" if c.keyword == "HTTP_GET" => urls.push(k),
+            "url" if is_http => urls.push(k),
+            "virtualhost" if is_ssl => vhost = arg(k, out).map(str::to_string),
+            "enable_sni" if is_ssl => enable_sni = true,
+            "misc_path" if c.keyword == "MISC_CHECK" => {
+                // keepalived reads the rest of the line as the command.
+                let cmd = k.args.join(" ");
+                misc = program(k, &cmd, out).map(|argv| placeholders(argv, addr, rport));
+            }
+            "misc_timeout" if c.keyword == "MISC_CHECK" => misc_timeout = timer(k, out),
+            "user" if c.keyword == "MISC_CHECK" => out.warn(
+                &k.loc,
+                format!(
+                    "user {} dropped: lvsup runs script checks as the director daemon's unprivileged user",
+                    k.args.join(" ")
+                ),
+            ),
             _ => out.other(k),
         }
     }
-    let check = if c.keyword == "HTTP_GET" {
+    let check = if c.keyword == "MISC_CHECK" {
+        match misc {
+            Some(argv) => CheckKind::Script { argv },
+            None => {
+                if !c.children().iter().any(|k| k.keyword == "misc_path") {
+                    out.error(&c.loc, "MISC_CHECK without misc_path".into());
+                }
+                CheckKind::None
+            }
+        }
+    } else if is_http {
         let mut path = "/".to_string();
         let mut status = 200;
+        let mut digest = None;
+        let mut body = None;
         match urls.as_slice() {
             [] => out.warn(&c.loc, "HTTP_GET without url: lvsup checks path /".into()),
             [first, rest @ ..] => {
@@ -835,6 +1041,28 @@ fn checker(
                                 _ => out.unsupported(u, "lvsup http checks expect one status code"),
                             }
                         }
+                        "digest" => match u.args.as_slice() {
+                            [d] if d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                                digest = Some(d.to_ascii_lowercase());
+                            }
+                            _ => out.error(
+                                &u.loc,
+                                format!("digest {}: not an MD5 digest (32 hex digits)", u.args.join(" ")),
+                            ),
+                        },
+                        "virtualhost" if is_ssl => vhost = arg(u, out).map(str::to_string),
+                        // A regex without special characters is a substring.
+                        "regex" => match u.args.as_slice() {
+                            [r] if !r.is_empty()
+                                && !r.contains(|c: char| ".^$*+?()[]{}|\\".contains(c)) =>
+                            {
+                                body = Some(r.clone());
+                            }
+                            _ => out.unsupported(
+                                u,
+                                "lvsup matches the body against plain text (expect_body), not a regular expression",
+                            ),
+                        },
                         _ => out.other(u),
                     }
                 }
@@ -847,12 +1075,42 @@ fn checker(
                 }
             }
         }
-        CheckKind::Http { path, status }
+        let sni = match vhost {
+            Some(v) if rustls::pki_types::ServerName::try_from(v.as_str()).is_ok() => {
+                if !enable_sni {
+                    out.warn(
+                        &c.loc,
+                        format!(
+                            "virtualhost {v} without enable_sni: lvsup sends it in the TLS handshake (SNI) as well as in the Host header"
+                        ),
+                    );
+                }
+                Some(v)
+            }
+            Some(v) => {
+                out.error(&c.loc, format!("virtualhost {v}: not a DNS name"));
+                None
+            }
+            None => None,
+        };
+        CheckKind::Http {
+            path,
+            status,
+            digest,
+            body,
+            tls: is_ssl,
+            sni,
+        }
     } else {
         CheckKind::Tcp
     };
     let interval = timers.delay_loop.unwrap_or(Duration::from_secs(60));
-    let timeout = timers.connect_timeout.unwrap_or(Duration::from_secs(5));
+    // MISC_CHECK: misc_timeout, by default delay_loop (keepalived's default).
+    let timeout = if c.keyword == "MISC_CHECK" {
+        misc_timeout.unwrap_or(interval)
+    } else {
+        timers.connect_timeout.unwrap_or(Duration::from_secs(5))
+    };
     let interval = if timeout >= interval {
         let i = timeout + interval;
         out.warn(
@@ -869,6 +1127,8 @@ fn checker(
         interval
     };
     let port = match (connect_port, protocol) {
+        // A script connects nowhere; {port} is the real server's.
+        _ if matches!(check, CheckKind::Script { .. } | CheckKind::None) => None,
         (Some(p), _) if p != rport => Some(p),
         // A tcp/http check of a UDP service needs a port: the real server's.
         (p, Protocol::Udp) => Some(p.unwrap_or(rport)),
@@ -881,6 +1141,45 @@ fn checker(
         fall: timers.retry.unwrap_or(1).saturating_add(1).min(1000),
         port,
     }
+}
+
+/// The real server's own address (and port, as a whole word or after
+/// `ADDRESS:`) in a MISC_CHECK command → `{address}`/`{port}`: keepalived
+/// configs write one misc_path per real server, lvsup has one script per
+/// service, run with each real server's values.
+fn placeholders(argv: Vec<String>, addr: Ipv4Addr, port: u16) -> Vec<String> {
+    let a = addr.to_string();
+    let p = port.to_string();
+    argv.into_iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                return w;
+            }
+            if w == p {
+                return "{port}".into();
+            }
+            let w = w.replace(&format!("{a}:{p}"), "{address}:{port}");
+            // Replace the address only where it is not part of a longer one.
+            let mut out = String::new();
+            let mut rest = w.as_str();
+            while let Some(i) = rest.find(&a) {
+                let before = rest[..i].chars().next_back();
+                let after = rest[i + a.len()..].chars().next();
+                let part_of_more =
+                    |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
+                out.push_str(&rest[..i]);
+                if part_of_more(before) || part_of_more(after) {
+                    out.push_str(&a);
+                } else {
+                    out.push_str("{address}");
+                }
+                rest = &rest[i + a.len()..];
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
 }
 
 /// A real server's name from the comment on its line: `# web1`, `# name: web1`,
@@ -968,6 +1267,8 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
                             members.extend(c.children().iter().map(|m| m.keyword.clone()));
                             members.extend(c.args.iter().cloned());
                         }
+                        // The group's hooks: read with the instance that holds the VIP.
+                        "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {}
                         _ => out.other(c),
                     }
                 }
@@ -1111,6 +1412,54 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
     }
     let group_of = |name: &str| groups.iter().find(|(_, m)| m.iter().any(|x| x == name));
     let main_group = group_of(&main.name).map(|(g, _)| g.loc.clone());
+    // notify_* of a vrrp_sync_group: its instances change state together, so
+    // the group's hooks are the cluster's (keepalived runs both a group's
+    // and an instance's; lvsup has one program per state).
+    for (g, _) in &groups {
+        for c in g.children() {
+            if !matches!(
+                c.keyword.as_str(),
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop"
+            ) {
+                continue;
+            }
+            if Some(&g.loc) != main_group.as_ref() {
+                out.other(c);
+                continue;
+            }
+            let mut from_group = NotifyIn::default();
+            if from_group.read(c, out) {
+                for (mine, theirs) in [
+                    (&mut main.notify.master, from_group.master),
+                    (&mut main.notify.backup, from_group.backup),
+                    (&mut main.notify.fault, from_group.fault),
+                    (&mut main.notify.stop, from_group.stop),
+                ] {
+                    let Some(theirs) = theirs else { continue };
+                    match mine {
+                        Some(m) => out.unsupported.push(Finding {
+                            loc: theirs.1.clone(),
+                            message: format!(
+                                "{}: vrrp_instance {} has its own ({}): lvsup runs one program per state",
+                                c.text(),
+                                main.name,
+                                m.1
+                            ),
+                        }),
+                        None => *mine = Some(theirs),
+                    }
+                }
+            }
+        }
+    }
+    if main.preempt_delay.is_some() && !main.preempt.0 {
+        if let Some((_, loc)) = main.preempt_delay.take() {
+            out.warn(
+                &loc,
+                "preempt_delay dropped: it has no effect with nopreempt (in keepalived too)".into(),
+            );
+        }
+    }
     for (k, other) in instances.iter().enumerate() {
         if k == main_idx {
             continue;
@@ -1320,7 +1669,28 @@ fn shared(v: &FileView) -> Vec<(String, String, Loc)> {
             if v.sync_daemon { "on" } else { "off" }.into(),
             m.loc.clone(),
         ),
+        (
+            "preempt_delay".into(),
+            m.preempt_delay
+                .as_ref()
+                .map_or("0s".into(), |d| format_duration(d.0)),
+            m.preempt_delay
+                .as_ref()
+                .map_or(m.loc.clone(), |d| d.1.clone()),
+        ),
     ];
+    for (k, v) in [
+        ("notify_master", &m.notify.master),
+        ("notify_backup", &m.notify.backup),
+        ("notify_fault", &m.notify.fault),
+        ("notify_stop", &m.notify.stop),
+    ] {
+        out.push((
+            k.to_string(),
+            v.as_ref().map_or("(none)".into(), |a| a.0.join(" ")),
+            v.as_ref().map_or(m.loc.clone(), |a| a.1.clone()),
+        ));
+    }
     if let Some(g) = &v.gateway {
         out.push(("NAT gateway".into(), g.addr.to_string(), g.loc.clone()));
     }
@@ -1669,6 +2039,13 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
     if !m.preempt.0 {
         t.push_str("preempt = false\n");
     }
+    if let Some((d, _)) = &m.preempt_delay {
+        t.push_str(&format!("preempt_delay = {}\n", q(&format_duration(*d))));
+    }
+    if let Some(n) = m.notify.toml() {
+        t.push_str(&n);
+        t.push('\n');
+    }
     if m.peers.is_some() {
         t.push_str("vrrp_unicast = true\n");
     }
@@ -1704,11 +2081,12 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
         t.push_str("\n[services.health]\n");
         match &h.check {
             CheckKind::None => t.push_str("check = \"none\"\n"),
-            CheckKind::Tcp | CheckKind::Http { .. } => {
-                let name = if h.check == CheckKind::Tcp {
-                    "tcp"
-                } else {
-                    "http"
+            CheckKind::Tcp | CheckKind::Http { .. } | CheckKind::Script { .. } => {
+                let name = match &h.check {
+                    CheckKind::Http { tls: true, .. } => "https",
+                    CheckKind::Http { .. } => "http",
+                    CheckKind::Script { .. } => "script",
+                    _ => "tcp",
                 };
                 t.push_str(&format!("check = {}\n", q(name)));
                 t.push_str(&format!("interval = {}\n", q(&format_duration(h.interval))));
@@ -1718,9 +2096,34 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
                 if let Some(p) = h.port {
                     t.push_str(&format!("port = {p}\n"));
                 }
-                if let CheckKind::Http { path, status } = &h.check {
+                if let CheckKind::Http {
+                    path,
+                    status,
+                    digest,
+                    body,
+                    tls,
+                    sni,
+                } = &h.check
+                {
                     t.push_str(&format!("path = {}\n", q(path)));
                     t.push_str(&format!("expect_status = {status}\n"));
+                    if let Some(b) = body {
+                        t.push_str(&format!("expect_body = {}\n", q(b)));
+                    }
+                    if let Some(d) = digest {
+                        t.push_str(&format!("expect_digest = {}\n", q(d)));
+                    }
+                    if *tls {
+                        // keepalived's SSL_GET never verifies the certificate.
+                        t.push_str("tls_verify = false\n");
+                    }
+                    if let Some(n) = sni {
+                        t.push_str(&format!("sni = {}\n", q(n)));
+                    }
+                }
+                if let CheckKind::Script { argv } = &h.check {
+                    let words: Vec<String> = argv.iter().map(|a| q(a)).collect();
+                    t.push_str(&format!("script = [{}]\n", words.join(", ")));
                 }
             }
         }
@@ -2155,5 +2558,299 @@ mod tests {
         );
         assert!(got.toml.contains("port = 53\n"), "{}", got.toml);
         assert_eq!(got.warnings.len(), 2, "{:#?}", got.warnings);
+    }
+}
+
+/// SSL_GET, digest, literal regex, MISC_CHECK, notify_*, preempt_delay.
+#[cfg(test)]
+mod checks_and_hooks_tests {
+    use super::*;
+    use crate::import::keepalived::parse::{parse, tests::MapIncludes};
+
+    fn input(file: &str, text: &str, address: &str) -> DirectorInput {
+        let p = parse(file, text, &mut MapIncludes(BTreeMap::new())).expect("parses");
+        DirectorInput {
+            file: file.into(),
+            stmts: p.stmts,
+            notes: p.notes,
+            address: Some(address.parse().expect("address")),
+            internal: None,
+        }
+    }
+
+    fn instance(extra: &str) -> String {
+        format!(
+            "vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 9\n priority 150\n{extra}\n virtual_ipaddress {{\n  10.0.0.100\n }}\n}}\n"
+        )
+    }
+
+    /// A virtual_server on port 443 whose two real servers carry `check`
+    /// (`{A}` becomes each real server's address).
+    fn vs(check: &str) -> String {
+        let rs = |a: &str| {
+            format!(
+                " real_server {a} 443 {{\n{}\n }}\n",
+                check.replace("{A}", a)
+            )
+        };
+        format!(
+            "virtual_server 10.0.0.100 443 {{\n lb_kind DR\n protocol TCP\n delay_loop 10\n{}{}}}\n",
+            rs("10.0.0.21"),
+            rs("10.0.0.22")
+        )
+    }
+
+    fn import(text: &str) -> Imported {
+        match convert(&[input("a.conf", text, "10.0.0.11")], false) {
+            Ok(i) => i,
+            Err(e) => panic!("{e}\n{text}"),
+        }
+    }
+
+    fn refused(text: &str) -> String {
+        match convert(&[input("a.conf", text, "10.0.0.11")], false) {
+            Ok(i) => panic!("imported:\n{}", i.toml),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn ssl_get_is_https_without_verification_and_digest_is_expect_digest() {
+        let text = instance("")
+            + &vs(
+                "  SSL_GET {\n   url {\n    path /health\n    digest 9B3A0C85A887A256D6939DA88AABD8CD\n    status_code 200\n   }\n   connect_timeout 3\n  }",
+            );
+        let got = import(&text);
+        assert!(
+            got.toml.contains(
+                "check = \"https\"\ninterval = \"10s\"\ntimeout = \"3s\"\nfall = 2\nrise = 1\npath = \"/health\"\nexpect_status = 200\nexpect_digest = \"9b3a0c85a887a256d6939da88aabd8cd\"\ntls_verify = false\n"
+            ),
+            "{}",
+            got.toml
+        );
+        // HTTP_GET with a digest and a regex of plain text.
+        let text = instance("")
+            + &vs(
+                "  HTTP_GET {\n   url {\n    path /\n    digest 9b3a0c85a887a256d6939da88aabd8cd\n    regex \"status: ok\"\n    status_code 200\n   }\n  }",
+            );
+        let got = import(&text);
+        assert!(
+            got.toml.contains("check = \"http\"")
+                && got.toml.contains("expect_body = \"status: ok\"\nexpect_digest = \"9b3a0c85a887a256d6939da88aabd8cd\"\n")
+                && !got.toml.contains("tls_verify"),
+            "{}",
+            got.toml
+        );
+        // SSL_GET's virtualhost (with enable_sni) is the sni; HTTP_GET's is refused.
+        let text = instance("")
+            + &vs(
+                "  SSL_GET {\n   url {\n    path /\n   }\n   virtualhost www.example.com\n   enable_sni\n  }",
+            );
+        let got = import(&text);
+        assert!(
+            got.toml
+                .contains("tls_verify = false\nsni = \"www.example.com\"\n"),
+            "{}",
+            got.toml
+        );
+        assert!(
+            !got.warnings
+                .iter()
+                .any(|w| w.contains("without enable_sni"))
+        );
+        let text = instance("")
+            + &vs("  HTTP_GET {\n   url {\n    path /\n   }\n   virtualhost www.example.com\n  }");
+        assert!(refused(&text).contains("virtualhost www.example.com"));
+        // A real regex and a broken digest are refused.
+        let text =
+            instance("") + &vs("  HTTP_GET {\n   url {\n    path /\n    regex \"^ok$\"\n   }\n  }");
+        assert!(refused(&text).contains("not a regular expression"));
+        let text =
+            instance("") + &vs("  HTTP_GET {\n   url {\n    path /\n    digest abc\n   }\n  }");
+        assert!(refused(&text).contains("digest abc: not an MD5 digest"));
+    }
+
+    #[test]
+    fn misc_check_is_a_script_with_the_real_servers_address_as_placeholder() {
+        let text = instance("")
+            + &vs(
+                "  MISC_CHECK {\n   misc_path \"/usr/local/bin/check.sh {A} 443 --url=http://{A}:443/x 10.0.0.210\"\n   misc_timeout 4\n   user nobody\n  }",
+            );
+        let got = import(&text);
+        assert!(
+            got.toml.contains(
+                "check = \"script\"\ninterval = \"10s\"\ntimeout = \"4s\"\nfall = 2\nrise = 1\nscript = [\"/usr/local/bin/check.sh\", \"{address}\", \"{port}\", \"--url=http://{address}:{port}/x\", \"10.0.0.210\"]\n"
+            ),
+            "{}",
+            got.toml
+        );
+        assert!(
+            got.warnings
+                .iter()
+                .any(|w| w.contains("user nobody dropped")),
+            "{:#?}",
+            got.warnings
+        );
+        crate::config::parse_str("t.toml", &got.toml).expect("valid");
+        // Unquoted, with quoted words inside; a relative program is refused.
+        assert_eq!(
+            split_command("/bin/check 'a b' \"c \\\"d\\\"\" e\\ f").expect("splits"),
+            ["/bin/check", "a b", "c \"d\"", "e f"]
+        );
+        assert!(split_command("/bin/x 'open").is_err());
+        let text = instance("") + &vs("  MISC_CHECK {\n   misc_path check.sh\n  }");
+        assert!(
+            refused(&text).contains("absolute path"),
+            "{}",
+            refused(&text)
+        );
+        let text =
+            instance("") + &vs("  MISC_CHECK {\n   misc_path /bin/check\n   misc_dynamic\n  }");
+        assert!(refused(&text).contains("they set no weight"));
+    }
+
+    #[test]
+    fn misc_timeout_defaults_to_delay_loop() {
+        let text = instance("") + &vs("  MISC_CHECK {\n   misc_path /bin/true\n  }");
+        let got = import(&text);
+        // timeout = delay_loop 10s, so interval = 10s + 10s (see the mapping).
+        assert!(
+            got.toml.contains("interval = \"20s\"\ntimeout = \"10s\""),
+            "{}",
+            got.toml
+        );
+    }
+
+    #[test]
+    fn notify_scripts_and_preempt_delay_convert() {
+        let text = instance(
+            " preempt_delay 120\n notify_master \"/etc/keepalived/notify.sh MASTER\"\n notify_backup /etc/keepalived/backup.sh root root\n notify_fault /etc/keepalived/fault.sh\n notify_stop \"/usr/bin/logger -t ka stopped\"",
+        ) + &vs("");
+        let got = import(&text);
+        assert!(
+            got.toml.contains(
+                "preempt_delay = \"2m\"\nnotify = { master = [\"/etc/keepalived/notify.sh\", \"MASTER\"], backup = [\"/etc/keepalived/backup.sh\"], fault = [\"/etc/keepalived/fault.sh\"], stop = [\"/usr/bin/logger\", \"-t\", \"ka\", \"stopped\"] }\n"
+            ),
+            "{}",
+            got.toml
+        );
+        assert!(
+            got.warnings
+                .iter()
+                .any(|w| w.contains("notify_backup: user root root dropped")),
+            "{:#?}",
+            got.warnings
+        );
+        let spec = crate::config::parse_str("t.toml", &got.toml).expect("valid");
+        assert_eq!(spec.preempt_delay, Duration::from_secs(120));
+        assert_eq!(
+            spec.notify.fault.as_deref(),
+            Some(&["/etc/keepalived/fault.sh".to_string()][..])
+        );
+        // The generic notify script is refused, naming the per-state ones.
+        let text = instance(" notify /etc/keepalived/notify.sh") + &vs("");
+        assert!(refused(&text).contains("notify_master, notify_backup"));
+        // preempt_delay with nopreempt: dropped with a warning (no effect in keepalived either).
+        let text = instance(" nopreempt\n preempt_delay 30") + &vs("");
+        let got = import(&text);
+        assert!(!got.toml.contains("preempt_delay"), "{}", got.toml);
+        assert!(
+            got.warnings
+                .iter()
+                .any(|w| w.contains("preempt_delay dropped"))
+        );
+        let text = instance(" preempt_delay 1001") + &vs("");
+        assert!(refused(&text).contains("more than 1000 seconds"));
+    }
+
+    #[test]
+    fn a_sync_groups_notify_scripts_are_the_clusters() {
+        let text = instance("")
+            + "vrrp_sync_group G {\n group {\n  VI_1\n }\n notify_master /etc/keepalived/master.sh\n}\n"
+            + &vs("");
+        let got = import(&text);
+        assert!(
+            got.toml
+                .contains("notify = { master = [\"/etc/keepalived/master.sh\"] }"),
+            "{}",
+            got.toml
+        );
+        // Both the group and the instance: one program per state.
+        let text = instance(" notify_master /etc/keepalived/a.sh")
+            + "vrrp_sync_group G {\n group {\n  VI_1\n }\n notify_master /etc/keepalived/b.sh\n}\n"
+            + &vs("");
+        assert!(refused(&text).contains("lvsup runs one program per state"));
+    }
+
+    #[test]
+    fn directors_must_agree_on_hooks_and_preempt_delay() {
+        let a = instance(" preempt_delay 30\n notify_master /bin/a") + &vs("");
+        let b = instance(" preempt_delay 60\n notify_master /bin/a")
+            .replace("priority 150", "priority 100")
+            + &vs("");
+        let r = convert(
+            &[
+                input("a.conf", &a, "10.0.0.11"),
+                input("b.conf", &b, "10.0.0.12"),
+            ],
+            false,
+        );
+        let e = r.expect_err("differs").to_string();
+        assert!(e.contains("preempt_delay is 30s"), "{e}");
+        let b = instance(" preempt_delay 30\n notify_master /bin/b")
+            .replace("priority 150", "priority 100")
+            + &vs("");
+        let r = convert(
+            &[
+                input("a.conf", &a, "10.0.0.11"),
+                input("b.conf", &b, "10.0.0.12"),
+            ],
+            false,
+        );
+        let e = r.expect_err("differs").to_string();
+        assert!(e.contains("notify_master is /bin/a"), "{e}");
+    }
+
+    /// Checks and hooks with several VIPs and per-service real servers: the
+    /// check of a virtual server on the second VIP, served by one real server
+    /// only, is that service's; the notify hook is the cluster's.
+    #[test]
+    fn checks_and_hooks_with_several_vips_and_per_service_real_servers() {
+        let text = instance(" notify_master /usr/local/bin/vip-up")
+            .replace("  10.0.0.100\n", "  10.0.0.100\n  10.0.0.101\n")
+            + &vs("  MISC_CHECK {\n   misc_path \"/usr/local/bin/check.sh {A}\"\n  }")
+            + "virtual_server 10.0.0.101 443 {\n lb_kind DR\n protocol TCP\n delay_loop 10\n real_server 10.0.0.21 443 {\n  weight 3\n  SSL_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n";
+        let got = import(&text);
+        let spec = crate::config::parse_str("t.toml", &got.toml)
+            .unwrap_or_else(|e| panic!("{e}\n{}", got.toml));
+        assert_eq!(
+            spec.notify.master.as_deref(),
+            Some(&["/usr/local/bin/vip-up".to_string()][..]),
+            "{}",
+            got.toml
+        );
+        let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["443/tcp", "10.0.0.101:443/tcp"]);
+        assert_eq!(
+            spec.services[0].health.check,
+            crate::config::Check::Script {
+                argv: vec!["/usr/local/bin/check.sh".into(), "{address}".into()]
+            }
+        );
+        assert!(
+            matches!(
+                spec.services[1].health.check,
+                crate::config::Check::Https {
+                    tls_verify: false,
+                    ..
+                }
+            ),
+            "{}",
+            got.toml
+        );
+        let (rs21, rs22) = (&spec.real_servers[0], &spec.real_servers[1]);
+        assert!(rs21.serves(&spec.services[1]) && !rs22.serves(&spec.services[1]));
+        assert_eq!(rs21.weight_for(&spec.services[1]), 3);
+        assert_eq!(rs21.weight_for(&spec.services[0]), 1);
     }
 }

@@ -330,6 +330,12 @@ pub fn dropped(keyword: &str) -> Option<&'static str> {
         | "enable_snmp_vrrp"
         | "enable_traps" => "lvsup has no SNMP agent",
         "nat_mask" => "an obsolete keyword keepalived ignores too",
+        // keepalived's SSL_GET never verifies the real server's certificate
+        // (its CA file is loaded but peer verification stays off): lvsup's
+        // https check with tls_verify = false does the same.
+        "SSL" | "ca" | "certificate" | "key" | "password" => {
+            "lvsup https checks present no client certificate (a real server that demands one fails the check); keepalived did not verify the server's certificate with it"
+        }
         "garp_extra_if"
         | "garp_interval"
         | "garp_lower_prio_delay"
@@ -415,12 +421,15 @@ pub fn unsupported(keyword: &str) -> &'static str {
         "sorry_server_lvs_method" => {
             "lvsup forwards to the sorry server the way the service forwards (lb_kind)"
         }
-        "notify"
-        | "notify_master"
-        | "notify_backup"
-        | "notify_fault"
-        | "notify_stop"
-        | "notify_up"
+        // notify_master/backup/fault/stop convert (`[cluster] notify`); a
+        // vrrp_sync_group's only when the group holds the VIP's instance.
+        "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+            "lvsup runs notify programs of the VRRP instance that holds the VIP (or of its vrrp_sync_group) only"
+        }
+        "notify" => {
+            "lvsup runs one program per state (notify_master, notify_backup, notify_fault, notify_stop), not a generic notify script given the state as arguments"
+        }
+        "notify_up"
         | "notify_down"
         | "notify_deleted"
         | "notify_master_rx_lower_pri"
@@ -433,16 +442,22 @@ pub fn unsupported(keyword: &str) -> &'static str {
         | "lvs_notify_fifo"
         | "lvs_notify_fifo_script"
         | "startup_script"
-        | "shutdown_script" => "lvsup runs no notify scripts yet",
-        "MISC_CHECK" => "lvsup has no script checks yet",
-        "SSL_GET" | "SSL" => "lvsup has no https checks yet",
-        "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
-            "lvsup checks are tcp and http only"
+        | "shutdown_script" => {
+            "lvsup runs programs only on VRRP state changes (master, backup, fault, stop)"
         }
-        "digest" | "regex" | "regex_no_match" => "lvsup http checks look at the status code only",
-        "virtualhost" => "lvsup http checks send no chosen Host header",
+        "misc_dynamic" => "lvsup script checks say up or down (exit 0 or not), they set no weight",
+        "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
+            "lvsup checks are tcp, http, https and script"
+        }
+        "regex" | "regex_no_match" | "regex_options" | "regex_stack" | "regex_min_offset"
+        | "regex_max_offset" => {
+            "lvsup matches the body against plain text (expect_body), not a regular expression"
+        }
+        "virtualhost" => {
+            "lvsup http checks send the real server's address as Host (an https check's `sni` sets it: SSL_GET's virtualhost converts)"
+        }
+        "enable_sni" => "lvsup sends SNI with an https check's `sni` only (SSL_GET's virtualhost)",
         "persistence_engine" => "lvsup has no persistence engine",
-        "preempt_delay" => "lvsup has no preempt delay yet",
         "virtual_server_group" | "group" => "lvsup has no virtual server groups",
         "vrrp_script" | "track_script" | "track_interface" | "track_process" | "track_file"
         | "track_bfd" | "vrrp_track_file" | "vrrp_track_process" | "track_src_ip" => {

@@ -33,6 +33,8 @@
 //! | virtual_router_id | `cluster.vrid` |
 //! | advert_int (default 1) | `cluster.advert_interval` |
 //! | nopreempt | `cluster.preempt = false` |
+//! | preempt_delay N | `cluster.preempt_delay = "Ns"` (dropped with a warning under nopreempt, where keepalived ignores it too) |
+//! | notify_master / notify_backup / notify_fault / notify_stop "CMD" [user] (the instance's, or its vrrp_sync_group's) | `cluster.notify = { master = [argv], … }`: CMD split into words as keepalived splits it; the user is dropped with a warning (lvsup runs them as the daemon's unprivileged user) |
 //! | unicast_peer { … } | `cluster.vrrp_unicast = true` (the peers must be the other directors) |
 //! | lvs_sync_daemon IF (global_defs), lvs_sync_daemon_interface IF (1.x) | `cluster.sync_daemon = true` (IF must be the VRRP interface) |
 //! | NAT: second address of the instance, or the address of the other instance of its vrrp_sync_group | `nat.gateway`; its `dev`/the instance's interface → `nat.internal_interface` |
@@ -45,9 +47,12 @@
 //! | virtual_server on another address of the vrrp_instance holding the first one's | `[[services]] vip` (the first virtual_server's address is `cluster.vip`) |
 //! | real_server in only some virtual_servers | `[[real_servers]] services = ["PORT/PROTO", "VIP:PORT/PROTO", …]` (lvsup's default service names) |
 //! | real_server weight differing between virtual_servers | `weight` (its first) and `weights = { NAME = W }` for the others |
-//! | TCP_CHECK / HTTP_GET | `health.check` "tcp" / "http"; no checker: "none" |
-//! | url { path, status_code N } | `health.path`, `health.expect_status` (no status_code: 200) |
+//! | TCP_CHECK / HTTP_GET / SSL_GET / MISC_CHECK | `health.check` "tcp" / "http" / "https" / "script"; no checker: "none" |
+//! | SSL_GET | `tls_verify = false`: keepalived's SSL_GET never verifies the real server's certificate (it loads a `ca` but leaves OpenSSL's peer verification off); its `virtualhost` → `sni` |
+//! | url { path, status_code N, digest D, regex R } | `health.path`, `health.expect_status` (no status_code: 200), `health.expect_digest` = D, `health.expect_body` = R when R has no regex special character |
 //! | connect_port (if not the real server's port) | `health.port` |
+//! | misc_path "CMD ARGS" | `health.script` = the words; the real server's own address → `{address}`, its port → `{port}` (lvsup has one script per service, run per real server) |
+//! | misc_timeout N (default: delay_loop) | `health.timeout` |
 //! | persistence_granularity MASK (with persistence_timeout) | `persistence_netmask = "MASK"` |
 //! | sorry_server IP [PORT] | `sorry_server = "IP"` (`"IP:PORT"` in NAT when PORT differs) |
 //! | virtual_server fwmark N with `# ports 80,443` on its line | `fwmark = N`, `ports = [80, 443]`; the real servers' port → `health.port` |
@@ -82,10 +87,11 @@
 //! * An error, listing every construct with `file:line` (nothing written;
 //!   `--lossy` writes the file anyway, dropping them, one warning line each
 //!   and a comment at the top of the file): a keepalived keyword lvsup cannot
-//!   express (sorry_server_inhibit, a fwmark virtual server without its
-//!   ports in a comment, group virtual servers, notify scripts,
-//!   SSL_GET, MISC_CHECK and the other checkers, digest/regex,
-//!   preempt_delay, quorum, tracking, static
+//!   express (sorry_server_inhibit, a sorry_server_lvs_method other than
+//!   the service's lb_kind, a fwmark virtual server without its
+//!   ports in a comment, group virtual servers, the generic `notify` script
+//!   and the other notify hooks, misc_dynamic, the checkers other than
+//!   TCP/HTTP/SSL/MISC, regular expressions, quorum, tracking, static
 //!   addresses and routes, virtual_ipaddress options, vrrp_strict, …; see
 //!   [`keywords::unsupported`]), several VRRP instances (a virtual_server
 //!   on an address of another instance than the first's; an address of the
