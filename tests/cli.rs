@@ -49,7 +49,7 @@ impl Run {
     }
 }
 
-const EXAMPLES: &[&str] = &["dr", "tun", "nat", "minimal"];
+const EXAMPLES: &[&str] = &["dr", "tun", "nat", "minimal", "two-vips"];
 
 #[test]
 fn validate_prints_a_one_line_summary() {

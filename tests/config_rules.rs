@@ -322,6 +322,54 @@ fn random_mutations_of_a_valid_file_never_panic() {
     }
 }
 
+/// `[[services]] name` and `vip`, `[[real_servers]] services` and `weights`
+/// (examples/two-vips.toml): names default to "PORT/PROTO" (or
+/// "VIP:PORT/PROTO" with a vip of its own), VIPs to the cluster's.
+#[test]
+fn service_names_vips_and_per_service_real_servers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/two-vips.toml");
+    let spec = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<(&str, String)> = spec
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.vip.to_string()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("80/tcp", "192.168.0.100".to_string()),
+            ("https", "192.168.0.100".to_string()),
+            ("api", "192.168.0.101".to_string()),
+        ]
+    );
+    let vips: Vec<String> = spec.vips().iter().map(|v| v.to_string()).collect();
+    assert_eq!(vips, ["192.168.0.100", "192.168.0.101"]);
+    let (node1, node2) = (&spec.real_servers[0], &spec.real_servers[1]);
+    let api = &spec.services[2];
+    assert!(node1.serves(api) && !node2.serves(api));
+    assert_eq!(node1.weight_for(api), 50);
+    assert_eq!(node1.weight_for(&spec.services[0]), 100);
+    let of_api: Vec<&str> = spec.real_servers_of(api).map(|r| r.name.as_str()).collect();
+    assert_eq!(of_api, ["node1"]);
+    assert_eq!(api.label(), "TCP 192.168.0.101:80");
+    assert_eq!(
+        spec.summary(),
+        "site: DR, 2 VIPs, 3 services, 2 directors, 2 real servers"
+    );
+
+    // Without a name, a service with its own VIP is called "VIP:PORT/PROTO".
+    let text = std::fs::read_to_string(&path)
+        .expect("example")
+        .replace("name = \"api\"\n", "")
+        .replace(
+            "weights = { api = 50 }",
+            "weights = { \"192.168.0.101:80/tcp\" = 50 }",
+        );
+    let spec = config::parse_str("two-vips.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.services[2].name, "192.168.0.101:80/tcp");
+    assert_eq!(spec.real_servers[0].weight_for(&spec.services[2]), 50);
+}
+
 /// https/script checks, body checks, notify hooks and preempt_delay: read
 /// into the model, carried into every director.toml, read back the same.
 #[test]
@@ -487,10 +535,7 @@ fn fwmark_sorry_server_and_persistence_netmask_are_read() {
         (f.port, f.persistence_netmask, f.health.port),
         (0, Some(16), Some(80))
     );
-    assert_eq!(
-        f.label(spec.vip),
-        format!("FWM 7 (TCP {}:80,443)", spec.vip)
-    );
+    assert_eq!(f.label(), format!("FWM 7 (TCP {}:80,443)", spec.vip));
     // The directors' config carries them and reads back the same.
     let d = lvsup::desired::desired_cluster(&spec).expect("render");
     let dir = d
@@ -522,6 +567,39 @@ fn fwmark_sorry_server_and_persistence_netmask_are_read() {
     assert_eq!(lvsup::director::config::check(&back), Ok(()));
 }
 
+/// A fwmark service on a VIP of its own: named "VIP:fwmark:N" by default,
+/// and lvsup's nftables rule marks the packets to that VIP.
+#[test]
+fn a_fwmark_service_on_its_own_vip() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/two-vips.toml");
+    let text = std::fs::read_to_string(&path).expect("example").replacen(
+        "[[directors]]",
+        "[[services]]\nvip = \"192.168.0.102\"\nfwmark = 7\nports = [8080, 8443]\n\
+         [services.health]\nport = 8080\n\n[[directors]]",
+        1,
+    );
+    let spec = config::parse_str("t.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let f = &spec.services[3];
+    assert_eq!(f.name, "192.168.0.102:fwmark:7");
+    assert_eq!(f.label(), "FWM 7 (TCP 192.168.0.102:8080,8443)");
+    assert_eq!(spec.vips().len(), 3);
+    let rules = lvsup::desired::fwmark_rules(&spec).expect("a fwmark service");
+    assert!(
+        rules
+            .content
+            .contains("ip daddr 192.168.0.102 tcp dport { 8080, 8443 } meta mark set 0x00000007"),
+        "{}",
+        rules.content
+    );
+    // Its ports are its VIP's: the same ports on another VIP are free.
+    let again = text.replacen(
+        "[[directors]]",
+        "[[services]]\nport = 8080\n\n[[directors]]",
+        1,
+    );
+    config::parse_str("t.toml", &again).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn in_nat_a_sorry_server_may_be_another_port_of_a_real_server() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nat.toml");
@@ -550,4 +628,56 @@ fn in_nat_a_sorry_server_may_be_another_port_of_a_real_server() {
             "{bad}: {e}"
         );
     }
+}
+
+/// The ports a real server serves are those of its own `services`: the port
+/// of a service it is not in may be a sorry server (NAT), and another VIP of
+/// the cluster may not.
+#[test]
+fn a_sorry_server_on_a_port_of_a_service_the_real_server_is_not_in() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nat.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("example")
+        .replacen("[nat]", "[[services]]\nport = 81\n\n[nat]", 1)
+        .replacen(
+            "address = \"192.168.10.11/24\"\nport = 8080",
+            "address = \"192.168.10.11/24\"\nservices = [\"80/tcp\"]",
+            1,
+        )
+        // app2: no port remapping with two service ports
+        .replacen(
+            "address = \"192.168.10.12/24\"\nport = 8080",
+            "address = \"192.168.10.12/24\"",
+            1,
+        );
+    let with = |sorry: &str| {
+        text.replacen(
+            "[[services]]\nport = 80\n",
+            &format!("[[services]]\nport = 80\nsorry_server = \"{sorry}\"\n"),
+            1,
+        )
+    };
+    // app1 serves 80 only: its 81 is free
+    let ok = with("192.168.10.11:81");
+    assert!(ok.contains("services = [\"80/tcp\"]") && ok.contains("port = 81\n"));
+    let spec = config::parse_str("t.toml", &ok).unwrap_or_else(|e| panic!("{e}\n{ok}"));
+    assert_eq!(spec.services[1].name, "81/tcp");
+    let e = config::parse_str("t.toml", &with("192.168.10.11:80")).expect_err("its own port");
+    assert!(
+        e.to_string()
+            .contains("is real server app1: it is in the pool already"),
+        "{e}"
+    );
+    // another VIP of the cluster is no sorry server
+    let other = with("10.0.0.101").replacen(
+        "[[services]]\nport = 81\n",
+        "[[services]]\nport = 81\nvip = \"10.0.0.101\"\n",
+        1,
+    );
+    let e = config::parse_str("t.toml", &other).expect_err("a VIP");
+    assert!(
+        e.to_string()
+            .contains("sorry_server \"10.0.0.101\" is the VIP of service \"10.0.0.101:81/tcp\""),
+        "{e}"
+    );
 }

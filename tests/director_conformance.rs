@@ -115,6 +115,14 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
             "drain" => {
                 cfg.services[0].real_servers[v.parse::<usize>().expect("drain")].drain = true
             }
+            // vip2=ADDR: a second service, a copy of the first on its own VIP
+            // (cluster.toml `[[services]] vip`), named "api".
+            "vip2" => {
+                let mut s = cfg.services[0].clone();
+                s.name = "api".into();
+                s.vip = Some(v.parse().expect("vip2"));
+                cfg.services.push(s);
+            }
             "accept-foreign" => cfg.vrrp.accept_foreign = v == "on",
             "unicast" => cfg.vrrp.unicast = v == "on",
             // notify=master,fault: a hook /bin/hook-<name> for each named state.
@@ -524,4 +532,5 @@ cases! {
     c24_probe_without_socket_keeps_health: "24-probe-without-socket-keeps-health",
     c25_notify_hooks_on_state_changes: "25-notify-hooks-on-state-changes",
     c26_preempt_delay_keeps_lower_priority_master: "26-preempt-delay-keeps-lower-priority-master",
+    c27_every_vip_floats_with_the_instance: "27-every-vip-floats-with-the-instance",
 }

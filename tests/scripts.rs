@@ -331,6 +331,28 @@ fn nat_real_server_unit() {
     insta::assert_snapshot!(unit.content.clone());
 }
 
+/// Two VIPs (examples/two-vips.toml): the DR real server's unit puts every
+/// VIP of the cluster on `lo` (and takes each off at stop), whichever
+/// services it serves; the director.toml names the service with its own VIP
+/// and lists only the real servers of each service, at their weight there.
+#[test]
+fn two_vips_real_server_unit_and_director_toml() {
+    let (_, d) = example("two-vips");
+    let node2 = d.hosts.iter().find(|h| h.name == "node2").expect("node2");
+    let unit = node2
+        .files
+        .iter()
+        .find(|f| f.path.ends_with(".service"))
+        .expect("unit file");
+    insta::assert_snapshot!("two_vips_real_server_unit", unit.content.clone());
+    let toml = director(&d)
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("director.toml"))
+        .expect("director.toml");
+    insta::assert_snapshot!("two_vips_director_toml", toml.content.clone());
+}
+
 /// Every template rendered through the code that uses it: (template, script).
 fn rendered() -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();

@@ -1405,3 +1405,59 @@ fn source_spread_for_sh_and_mh() {
         "{v:?}"
     );
 }
+
+/// Two VIPs (examples/two-vips.toml): the second VIP floats with the first
+/// (the same director holds both), and every real server has both on lo.
+#[test]
+fn every_vip_with_the_holder_and_on_every_real_server() {
+    let s = spec("two-vips");
+    let both = [
+        ("eth0", "192.168.0.191"),
+        ("eth0", "192.168.0.100"),
+        ("eth0", "192.168.0.101"),
+    ];
+    let v = check_vip_holder(
+        &s,
+        &[
+            dir("lvs191", &both),
+            dir("lvs192", &[("eth0", "192.168.0.192")]),
+        ],
+    );
+    assert!(v.passed, "{}", reasons(&v));
+    // The second VIP on the other director: split between the two.
+    let v = check_vip_holder(
+        &s,
+        &[
+            dir("lvs191", &[("eth0", "192.168.0.100")]),
+            dir("lvs192", &[("eth0", "192.168.0.101")]),
+        ],
+    );
+    assert!(!v.passed);
+    assert_eq!(
+        reasons(&v),
+        "the VIP 192.168.0.101 is on [lvs192], not with the VIP 192.168.0.100 on lvs191"
+    );
+    let ok_arp = [("all", "arp_ignore", 1), ("all", "arp_announce", 2)];
+    let f = rs(
+        "node2",
+        &[
+            ("lo", "192.168.0.100"),
+            ("lo", "192.168.0.101"),
+            ("eth0", "192.168.0.172"),
+        ],
+        &ok_arp,
+    );
+    assert!(check_real_server(&s, &f).passed);
+    let f = rs(
+        "node2",
+        &[("lo", "192.168.0.100"), ("eth0", "192.168.0.172")],
+        &ok_arp,
+    );
+    let v = check_real_server(&s, &f);
+    assert!(!v.passed);
+    assert!(
+        reasons(&v).contains("node2 does not have the VIP 192.168.0.101 (expected on lo)"),
+        "{}",
+        reasons(&v)
+    );
+}

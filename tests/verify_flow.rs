@@ -340,6 +340,10 @@ fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
     let mut spec = config::parse_str(&path, &text).expect("valid");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     spec.vip = Ipv4Addr::LOCALHOST;
+    // the services' VIP (each service has its own, the cluster's by default)
+    for s in &mut spec.services {
+        s.vip = spec.vip;
+    }
     spec.services[0].port = listener.local_addr().expect("addr").port();
     spec.preempt = preempt;
     // Short timers keep the waits (preempt-off observation window) short.
@@ -886,7 +890,7 @@ fn director_failover_times_the_udp_service_too() {
         udp.scheduler = "rr".into();
         udp.persistence = None;
         udp.health.check = config::Check::None;
-        let label = udp.label(spec.vip);
+        let label = udp.label();
         spec.services.push(udp);
         if answering {
             std::thread::spawn(move || {

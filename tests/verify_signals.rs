@@ -99,6 +99,10 @@ fn spec() -> ClusterSpec {
     let text = std::fs::read_to_string(&path).expect("example");
     let mut spec = config::parse_str(&path, &text).expect("valid");
     spec.vip = std::net::Ipv4Addr::LOCALHOST;
+    // the services' VIP (each service has its own, the cluster's by default)
+    for s in &mut spec.services {
+        s.vip = spec.vip;
+    }
     // a closed port: the probes fail at once
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     spec.services[0].port = l.local_addr().expect("addr").port();

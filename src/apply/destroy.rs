@@ -78,7 +78,7 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                         Some(f) => l.fwmark == Some(f.mark),
                         None => {
                             l.fwmark.is_none()
-                                && l.vip == spec.vip
+                                && l.vip == s.vip
                                 && l.port == s.port
                                 && l.protocol.eq_ignore_ascii_case(s.protocol.as_str())
                         }
@@ -106,14 +106,14 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
                     } else {
                         "TCP"
                     },
-                    u32::from(spec.vip),
+                    u32::from(s.vip),
                     s.port
                 );
                 IpvsKey {
                     key,
-                    label: format!("{} {}:{}", s.protocol, spec.vip, s.port),
+                    label: s.label(),
                     flag,
-                    addr: format!("{}:{}", spec.vip, s.port),
+                    addr: format!("{}:{}", s.vip, s.port),
                 }
             })
             .collect();

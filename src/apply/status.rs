@@ -22,6 +22,10 @@ use crate::plan::HostError;
 pub struct ClusterStatus {
     pub cluster: String,
     pub vip: String,
+    /// The services' own VIPs besides `vip` (`[[services]] vip`), held with
+    /// it by the master; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_vips: Vec<String>,
     /// The director that is master (by its daemon, else by holding the VIP).
     pub master: Option<String>,
     pub directors: Vec<DirectorStatus>,
@@ -264,6 +268,7 @@ pub fn build(
     ClusterStatus {
         cluster: spec.name.clone(),
         vip: spec.vip.to_string(),
+        other_vips: spec.vips()[1..].iter().map(|v| v.to_string()).collect(),
         master,
         directors,
         services,
@@ -276,9 +281,18 @@ pub fn render(s: &ClusterStatus) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Cluster \"{}\", VIP {}: master {}",
+        "Cluster \"{}\", {} {}{}: master {}",
         s.cluster,
+        if s.other_vips.is_empty() {
+            "VIP"
+        } else {
+            "VIPs"
+        },
         s.vip,
+        s.other_vips
+            .iter()
+            .map(|v| format!(", {v}"))
+            .collect::<String>(),
         s.master
             .as_deref()
             .unwrap_or("none (no director holds the VIP)")
@@ -426,6 +440,7 @@ mod tests {
         let s = ClusterStatus {
             cluster: "web".into(),
             vip: "192.0.2.100".into(),
+            other_vips: vec![],
             master: Some("lvs2".into()),
             directors: vec![
                 d(
@@ -525,5 +540,41 @@ mod tests {
             text.contains("0 of 2 real servers up, sorry server in use for 1 service."),
             "{text}"
         );
+    }
+
+    fn status(other_vips: &[&str]) -> ClusterStatus {
+        ClusterStatus {
+            cluster: "site".into(),
+            vip: "192.168.0.100".into(),
+            other_vips: other_vips.iter().map(|v| v.to_string()).collect(),
+            master: Some("lvs191".into()),
+            directors: vec![],
+            services: vec![],
+            table_from: None,
+            ipvs_timeouts: None,
+        }
+    }
+
+    /// Services with VIPs of their own: the first line names every VIP,
+    /// and the JSON lists them in `other_vips` (absent with one VIP).
+    #[test]
+    fn every_vip_is_named() {
+        let one = status(&[]);
+        assert!(
+            render(&one).starts_with("Cluster \"site\", VIP 192.168.0.100: master lvs191"),
+            "{}",
+            render(&one)
+        );
+        let json = serde_json::to_value(&one).expect("json");
+        assert!(json.get("other_vips").is_none(), "{json}");
+        let two = status(&["192.168.0.101"]);
+        assert!(
+            render(&two)
+                .starts_with("Cluster \"site\", VIPs 192.168.0.100, 192.168.0.101: master lvs191"),
+            "{}",
+            render(&two)
+        );
+        let json = serde_json::to_value(&two).expect("json");
+        assert_eq!(json["other_vips"][0], "192.168.0.101");
     }
 }

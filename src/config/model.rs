@@ -3,6 +3,7 @@
 //! from director order, health defaults); facts only a host can tell (which
 //! interface holds the VIP) stay `None` until apply time.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -236,6 +237,14 @@ pub const SCHEDULERS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
+    /// `[[services]] name`: default `"PORT/PROTO"` (`"80/tcp"`), or
+    /// `"VIP:PORT/PROTO"` for a service with its own `vip`; a fwmark
+    /// service: `"fwmark:N"` (`"VIP:fwmark:N"`). Unique; real servers'
+    /// `services` and `weights` refer to it.
+    pub name: String,
+    /// The virtual address of this service: `[[services]] vip`, default
+    /// the cluster's `vip`. Every distinct one floats with the VRRP master.
+    pub vip: Ipv4Addr,
     /// The service port; 0 for a fwmark service (its ports are in `fwmark`).
     pub port: u16,
     pub protocol: Protocol,
@@ -344,17 +353,37 @@ pub fn parse_netmask(s: &str) -> Result<u8, String> {
 }
 
 impl Service {
-    /// `TCP 192.168.0.100:80`; a fwmark service: `FWM 5 (TCP 192.168.0.100:80,443)`.
-    pub fn label(&self, vip: Ipv4Addr) -> String {
+    /// `TCP 192.168.0.100:80` on the service's own VIP; a fwmark service:
+    /// `FWM 5 (TCP 192.168.0.100:80,443)`.
+    pub fn label(&self) -> String {
         match &self.fwmark {
             Some(f) => format!(
                 "FWM {} ({} {}:{})",
                 f.mark,
                 self.protocol,
-                vip,
+                self.vip,
                 f.ports_text()
             ),
-            None => format!("{} {}:{}", self.protocol, vip, self.port),
+            None => format!("{} {}:{}", self.protocol, self.vip, self.port),
+        }
+    }
+
+    /// The default name of a service: `"80/tcp"` on the cluster's VIP,
+    /// `"192.168.0.101:80/tcp"` on a VIP of its own; a fwmark service
+    /// (`fwmark`: its mark) `"fwmark:5"`, `"192.168.0.101:fwmark:5"`.
+    pub fn default_name(
+        vip: Option<Ipv4Addr>,
+        port: u16,
+        protocol: Protocol,
+        fwmark: Option<u32>,
+    ) -> String {
+        let what = match fwmark {
+            Some(m) => format!("fwmark:{m}"),
+            None => format!("{port}/{}", protocol.as_str()),
+        };
+        match vip {
+            Some(v) => format!("{v}:{what}"),
+            None => what,
         }
     }
 
@@ -508,12 +537,36 @@ pub struct RealServer {
     /// Drained: kept in IPVS at weight 0 (no new connections, existing ones
     /// finish), whatever its health and weight. Default false.
     pub drain: bool,
+    /// `[[real_servers]] services`: the names of the services this real
+    /// server is a destination of; `None` (the default) = every service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
+    /// `[[real_servers]] weights = { NAME = W }`: per-service weights over
+    /// `weight`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, u32>,
 }
 
 impl RealServer {
     /// The port this real server listens on for `service`.
     pub fn port_for(&self, service: &Service) -> u16 {
         self.port.unwrap_or(service.port)
+    }
+
+    /// Whether this real server is a destination of `service`.
+    pub fn serves(&self, service: &Service) -> bool {
+        self.services
+            .as_ref()
+            .is_none_or(|names| names.contains(&service.name))
+    }
+
+    /// The IPVS weight of this real server in `service`: its `weights`
+    /// entry for the service, else `weight`.
+    pub fn weight_for(&self, service: &Service) -> u32 {
+        self.weights
+            .get(&service.name)
+            .copied()
+            .unwrap_or(self.weight)
     }
 }
 
@@ -545,19 +598,46 @@ pub enum HostKeyChecking {
 }
 
 impl ClusterSpec {
-    /// "web: DR, 1 service, 2 directors, 2 real servers"
+    /// "web: DR, 1 service, 2 directors, 2 real servers" ("site: DR, 2 VIPs,
+    /// 3 services, …" when services have VIPs of their own)
     pub fn summary(&self) -> String {
         fn n(count: usize, what: &str) -> String {
             format!("{count} {what}{}", if count == 1 { "" } else { "s" })
         }
+        let vips = self.vips().len();
         format!(
-            "{}: {}, {}, {}, {}",
+            "{}: {}, {}{}, {}, {}",
             self.name,
             self.mode,
+            if vips > 1 {
+                format!("{vips} VIPs, ")
+            } else {
+                String::new()
+            },
             n(self.services.len(), "service"),
             n(self.directors.len(), "director"),
             n(self.real_servers.len(), "real server")
         )
+    }
+
+    /// Every VIP of the cluster, each once: `[cluster] vip` first, then the
+    /// services' own VIPs in file order. The VRRP master holds them all.
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        let mut v = vec![self.vip];
+        for s in &self.services {
+            if !v.contains(&s.vip) {
+                v.push(s.vip);
+            }
+        }
+        v
+    }
+
+    /// The real servers that are destinations of `service`.
+    pub fn real_servers_of<'a>(
+        &'a self,
+        service: &'a Service,
+    ) -> impl Iterator<Item = &'a RealServer> + 'a {
+        self.real_servers.iter().filter(move |r| r.serves(service))
     }
 
     /// Directors ordered by priority, highest first: the first is the intended master.

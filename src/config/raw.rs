@@ -69,6 +69,8 @@ pub struct RawSsh {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
+    pub name: S<String>,
+    pub vip: S<String>,
     pub port: S<i64>,
     pub protocol: S<String>,
     pub scheduler: S<String>,
@@ -118,6 +120,8 @@ pub struct RawRealServer {
     pub port: S<i64>,
     pub ssh_host: S<String>,
     pub drain: S<bool>,
+    pub services: S<Vec<Spanned<String>>>,
+    pub weights: S<std::collections::BTreeMap<String, Spanned<i64>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -154,7 +154,12 @@ fn single_real_server(spec: &ClusterSpec, w: &mut Vec<Warning>) {
 /// clients and forwards them nowhere. One quiesced server is maintenance;
 /// all of them is almost certainly a mistake. The key is the first server's.
 fn all_weights_zero(spec: &ClusterSpec, w: &mut Vec<Warning>) {
-    if !spec.real_servers.is_empty() && spec.real_servers.iter().all(|r| r.weight == 0) {
+    if !spec.real_servers.is_empty()
+        && spec
+            .services
+            .iter()
+            .all(|s| spec.real_servers_of(s).all(|r| r.weight_for(s) == 0))
+    {
         w.push(
             Warning::new(
                 "all-weights-zero",
@@ -256,9 +261,8 @@ fn weights_ignored(spec: &ClusterSpec, s: &Service, path: &str, w: &mut Vec<Warn
         return;
     }
     let mut weights: Vec<u32> = spec
-        .real_servers
-        .iter()
-        .map(|r| r.weight)
+        .real_servers_of(s)
+        .map(|r| r.weight_for(s))
         .filter(|&x| x > 0)
         .collect();
     weights.sort_unstable();

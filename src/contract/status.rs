@@ -201,6 +201,10 @@ pub struct ReconcileStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
+    /// The service's name (`[[services]] name`, default "PORT/PROTO").
+    /// Absent from daemons before it was added.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// "tcp" | "udp"
     pub protocol: String,
     pub vip: Ipv4Addr,
@@ -518,9 +522,19 @@ impl Status {
             let _ = writeln!(o, "         sync daemon: {sd}");
         }
         for s in &self.services {
+            // A name of its own is shown; the default "80/tcp" says nothing more.
+            let default = match s.fwmark {
+                Some(m) => format!("fwmark:{m}"),
+                None => format!("{}/{}", s.port, s.protocol),
+            };
+            let named = if s.name.is_empty() || s.name == default {
+                String::new()
+            } else {
+                format!(" \"{}\"", s.name)
+            };
             let _ = writeln!(
                 o,
-                "{} {} (check {}){}",
+                "{}{named} {} (check {}){}",
                 s.label(),
                 s.scheduler,
                 s.check,
@@ -644,6 +658,7 @@ pub(crate) mod tests {
                 timeouts: None,
             },
             services: vec![ServiceStatus {
+                name: String::new(),
                 protocol: "tcp".into(),
                 vip: Ipv4Addr::new(192, 168, 0, 100),
                 port: 80,
@@ -804,6 +819,28 @@ pub(crate) mod tests {
             text.contains("node3        192.168.0.173:80    removed from the config, draining (2 active, 4m 13s left)"),
             "{text}"
         );
+    }
+
+    /// A service's own name is shown after its address; the default
+    /// "PORT/PROTO" is not (it says nothing more), nor is an absent one
+    /// (older daemons). The name is in the JSON when set.
+    #[test]
+    fn service_names_other_than_the_default_are_shown() {
+        let mut st = sample();
+        st.services[0].name = "80/tcp".into();
+        assert!(
+            st.render_text().contains("TCP 192.168.0.100:80 rr"),
+            "{}",
+            st.render_text()
+        );
+        st.services[0].name = "api".into();
+        st.services[0].vip = "192.168.0.101".parse().expect("ip");
+        let text = st.render_text();
+        assert!(text.contains("TCP 192.168.0.101:80 \"api\" rr"), "{text}");
+        let v = serde_json::to_value(&st).expect("json");
+        assert_eq!(v["services"][0]["name"], "api");
+        let back: Status = serde_json::from_value(v).expect("read back");
+        assert_eq!(back.services[0].name, "api");
     }
 
     /// preempt_delay and notify hook runs: in the document only when set,

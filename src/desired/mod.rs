@@ -331,14 +331,15 @@ pub fn desired_cluster(spec: &ClusterSpec) -> Result<DesiredCluster, RenderError
     })
 }
 
-/// The IPVS table every director keeps: one virtual service per `[[services]]`,
-/// every real server a destination with the mode's forwarding method.
+/// The IPVS table every director keeps: one virtual service per `[[services]]`
+/// on its VIP, each real server that serves it a destination (its weight
+/// for that service) with the mode's forwarding method.
 pub fn ipvs_table(spec: &ClusterSpec) -> Vec<VirtualService> {
     spec.services
         .iter()
         .map(|s| VirtualService {
             protocol: s.protocol,
-            vip: spec.vip,
+            vip: s.vip,
             port: s.port,
             fwmark: s.fwmark.as_ref().map(|f| f.mark),
             scheduler: s.scheduler.clone(),
@@ -354,15 +355,14 @@ pub fn ipvs_table(spec: &ClusterSpec) -> Vec<VirtualService> {
                 weight: 1,
             }),
             destinations: spec
-                .real_servers
-                .iter()
+                .real_servers_of(s)
                 .map(|r| Destination {
                     name: r.name.clone(),
                     address: r.address.addr(),
                     port: r.port_for(s),
                     forward: spec.mode.forward(),
                     // drain = true: the daemon keeps it at weight 0.
-                    weight: if r.drain { 0 } else { r.weight },
+                    weight: if r.drain { 0 } else { r.weight_for(s) },
                 })
                 .collect(),
         })
@@ -400,7 +400,7 @@ pub fn fwmark_rules(spec: &ClusterSpec) -> Option<FileSpec> {
         let ports = f.ports_text().replace(',', ", ");
         t.push_str(&format!(
             "\t\tip daddr {vip} {proto} dport {{ {ports} }} meta mark set {mark:#010x} comment \"FWM {mark_dec}\"\n",
-            vip = spec.vip,
+            vip = s.vip,
             proto = s.protocol.as_str(),
             mark = f.mark,
             mark_dec = f.mark,
@@ -508,11 +508,16 @@ fn director(
         Some(i) => Interface::Named(i.clone()),
         None => Interface::HoldingSubnetOf(spec.vip),
     };
-    let mut addresses = vec![AddressSpec {
-        address: Ipv4Net::from(spec.vip),
-        interface: vip_iface,
-        holder: Holder::Vrrp,
-    }];
+    // Every VIP floats with the one VRRP instance, on the VRRP interface.
+    let mut addresses: Vec<AddressSpec> = spec
+        .vips()
+        .into_iter()
+        .map(|vip| AddressSpec {
+            address: Ipv4Net::from(vip),
+            interface: vip_iface.clone(),
+            holder: Holder::Vrrp,
+        })
+        .collect();
     if let Some(nat) = &spec.nat {
         addresses.push(AddressSpec {
             address: nat.gateway,
@@ -555,6 +560,9 @@ fn real_server(
     let cluster = &spec.name;
     let unit = realserver_unit(cluster);
     let vip = spec.vip;
+    // DR/TUN: every VIP of the cluster, so a real server answers for each
+    // service's VIP whichever services it serves (ARP settings unchanged).
+    let vips = spec.vips();
     let mut sysctls = Vec::new();
     let mut modules = Vec::new();
     let mut addresses = Vec::new();
@@ -573,15 +581,25 @@ fn real_server(
                     "never use the VIP as the source of ARP requests",
                 ));
             }
-            addresses.push(AddressSpec {
-                address: Ipv4Net::from(vip),
-                interface: Interface::Named("lo".into()),
-                holder: Holder::Unit(unit.clone()),
-            });
+            for v in &vips {
+                addresses.push(AddressSpec {
+                    address: Ipv4Net::from(*v),
+                    interface: Interface::Named("lo".into()),
+                    holder: Holder::Unit(unit.clone()),
+                });
+            }
             (
-                vec![format!("ip addr replace {vip}/32 dev lo")],
-                vec![format!("ip addr del {vip}/32 dev lo")],
-                "VIP on lo, ARP suppression",
+                vips.iter()
+                    .map(|v| format!("ip addr replace {v}/32 dev lo"))
+                    .collect(),
+                vips.iter()
+                    .map(|v| format!("ip addr del {v}/32 dev lo"))
+                    .collect(),
+                if vips.len() > 1 {
+                    "VIPs on lo, ARP suppression"
+                } else {
+                    "VIP on lo, ARP suppression"
+                },
             )
         }
         Mode::Tun => {
@@ -608,18 +626,28 @@ fn real_server(
                 "2",
                 "the kernel uses the max of all and tunl0: strict (1) would drop tunnelled requests, loose (2) keeps spoofing protection",
             ));
-            addresses.push(AddressSpec {
-                address: Ipv4Net::from(vip),
-                interface: Interface::Named("tunl0".into()),
-                holder: Holder::Unit(unit.clone()),
-            });
+            for v in &vips {
+                addresses.push(AddressSpec {
+                    address: Ipv4Net::from(*v),
+                    interface: Interface::Named("tunl0".into()),
+                    holder: Holder::Unit(unit.clone()),
+                });
+            }
+            let mut start = vec!["ip link set tunl0 up".to_string()];
+            start.extend(
+                vips.iter()
+                    .map(|v| format!("ip addr replace {v}/32 dev tunl0")),
+            );
             (
-                vec![
-                    "ip link set tunl0 up".to_string(),
-                    format!("ip addr replace {vip}/32 dev tunl0"),
-                ],
-                vec![format!("ip addr del {vip}/32 dev tunl0")],
-                "VIP on tunl0, ARP suppression",
+                start,
+                vips.iter()
+                    .map(|v| format!("ip addr del {v}/32 dev tunl0"))
+                    .collect(),
+                if vips.len() > 1 {
+                    "VIPs on tunl0, ARP suppression"
+                } else {
+                    "VIP on tunl0, ARP suppression"
+                },
             )
         }
         Mode::Nat => {
@@ -753,7 +781,13 @@ mod tests {
 
     #[test]
     fn rendered_director_config_reads_back_as_the_same_config() {
-        for ex in ["dr.toml", "tun.toml", "nat.toml", "minimal.toml"] {
+        for ex in [
+            "dr.toml",
+            "tun.toml",
+            "nat.toml",
+            "minimal.toml",
+            "two-vips.toml",
+        ] {
             let spec = example(ex);
             let desired = desired_cluster(&spec).expect("render");
             for d in &spec.directors {
@@ -1063,6 +1097,104 @@ mod tests {
                 .iter()
                 .all(|d| d.forward == Forward::Tunnel)
         );
+    }
+
+    /// examples/two-vips.toml: each service on its VIP with only its real
+    /// servers at their weight there; both VIPs float on the directors and
+    /// sit on every real server's lo (node2 serves only the first VIP's
+    /// services, but one unit per cluster puts them all).
+    #[test]
+    fn several_vips_and_per_service_real_servers() {
+        let spec = example("two-vips.toml");
+        let t = ipvs_table(&spec);
+        let row = |v: &VirtualService| {
+            let d: Vec<(String, u32)> = v
+                .destinations
+                .iter()
+                .map(|d| (d.name.clone(), d.weight))
+                .collect();
+            (v.label(), d)
+        };
+        let rows: Vec<_> = t.iter().map(row).collect();
+        let n = |s: &str, w| (s.to_string(), w);
+        assert_eq!(
+            rows,
+            [
+                (
+                    "TCP 192.168.0.100:80".to_string(),
+                    vec![n("node1", 100), n("node2", 100)]
+                ),
+                (
+                    "TCP 192.168.0.100:443".to_string(),
+                    vec![n("node1", 100), n("node2", 100)]
+                ),
+                ("TCP 192.168.0.101:80".to_string(), vec![n("node1", 50)]),
+            ]
+        );
+        let d = desired_cluster(&spec).expect("render");
+        let lvs191 = d.hosts.iter().find(|h| h.name == "lvs191").expect("lvs191");
+        let floating: Vec<String> = lvs191
+            .addresses
+            .iter()
+            .filter(|a| a.holder == Holder::Vrrp)
+            .map(|a| a.address.to_string())
+            .collect();
+        assert_eq!(floating, ["192.168.0.100/32", "192.168.0.101/32"]);
+        for name in ["node1", "node2"] {
+            let h = d.hosts.iter().find(|h| h.name == name).expect("host");
+            let on_lo: Vec<String> = h
+                .addresses
+                .iter()
+                .filter(|a| a.interface == Interface::Named("lo".into()))
+                .map(|a| a.address.to_string())
+                .collect();
+            assert_eq!(on_lo, ["192.168.0.100/32", "192.168.0.101/32"], "{name}");
+        }
+        // TUN: every VIP on tunl0.
+        let text = std::fs::read_to_string(format!(
+            "{}/examples/two-vips.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("example")
+        .replace("mode = \"dr\"", "mode = \"tun\"");
+        let tun = config::parse_str("two-vips.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let d = desired_cluster(&tun).expect("render");
+        let on_tunl0 = d.hosts[0]
+            .addresses
+            .iter()
+            .filter(|a| a.interface == Interface::Named("tunl0".into()))
+            .count();
+        assert_eq!(on_tunl0, 2);
+        // NAT: each VIP on the directors (with the gateway); the real
+        // servers route through the gateway and hold no VIP.
+        let text =
+            std::fs::read_to_string(format!("{}/examples/nat.toml", env!("CARGO_MANIFEST_DIR")))
+                .expect("example")
+                .replacen(
+                    "[[directors]]",
+                    "[[services]]\nvip = \"10.0.0.101\"\nport = 80\n\n[[directors]]",
+                    1,
+                );
+        let nat = config::parse_str("nat.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let d = desired_cluster(&nat).expect("render");
+        let nat1 = d.hosts.iter().find(|h| h.name == "nat1").expect("nat1");
+        let floating: Vec<String> = nat1
+            .addresses
+            .iter()
+            .map(|a| a.address.to_string())
+            .collect();
+        assert_eq!(
+            floating,
+            ["10.0.0.100/32", "10.0.0.101/32", "192.168.10.254/24"]
+        );
+        assert!(
+            d.hosts[0].addresses.is_empty(),
+            "{:?}",
+            d.hosts[0].addresses
+        );
+        let t = ipvs_table(&nat);
+        assert_eq!(t[1].label(), "TCP 10.0.0.101:80");
+        assert!(t[1].destinations.iter().all(|d| d.port == 8080));
     }
 
     #[test]

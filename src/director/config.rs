@@ -94,6 +94,15 @@ pub struct NatConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
+    /// The service's name in cluster.toml (`[[services]] name`); written
+    /// only when it is not the default "PORT/PROTO" (so files of earlier
+    /// versions read the same). See [`DirectorConfig::service_name`].
+    #[serde(default)]
+    pub name: String,
+    /// The service's own VIP (`[[services]] vip`); absent = the top-level
+    /// `vip`. Every distinct one is held with `vip` by the VRRP master.
+    #[serde(default)]
+    pub vip: Option<Ipv4Addr>,
     pub protocol: Protocol,
     /// 0 for a fwmark service.
     pub port: u16,
@@ -186,6 +195,18 @@ impl DirectorConfig {
             .services
             .iter()
             .map(|s| ServiceConfig {
+                name: if s.name
+                    == crate::config::Service::default_name(
+                        (s.vip != spec.vip).then_some(s.vip),
+                        s.port,
+                        s.protocol,
+                        s.fwmark.as_ref().map(|f| f.mark),
+                    ) {
+                    String::new()
+                } else {
+                    s.name.clone()
+                },
+                vip: (s.vip != spec.vip).then_some(s.vip),
                 protocol: s.protocol,
                 port: s.port,
                 fwmark: s.fwmark.as_ref().map(|f| f.mark),
@@ -223,13 +244,12 @@ impl DirectorConfig {
                     },
                 },
                 real_servers: spec
-                    .real_servers
-                    .iter()
+                    .real_servers_of(s)
                     .map(|r| RealServerConfig {
                         name: r.name.clone(),
                         address: r.address.addr(),
                         port: r.port_for(s),
-                        weight: r.weight,
+                        weight: r.weight_for(s),
                         forward: spec.mode.forward(),
                         drain: r.drain,
                     })
@@ -268,6 +288,53 @@ impl DirectorConfig {
                 internal_interface: n.internal_interface.clone(),
             }),
             services,
+        }
+    }
+
+    /// The VIP of service `s`: its own, else the top-level `vip`.
+    pub fn service_vip(&self, s: &ServiceConfig) -> Ipv4Addr {
+        s.vip.unwrap_or(self.vip)
+    }
+
+    /// Every VIP the VRRP master holds, each once: `vip` first, then the
+    /// services' own in file order.
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        let mut v = vec![self.vip];
+        for s in &self.services {
+            let a = self.service_vip(s);
+            if !v.contains(&a) {
+                v.push(a);
+            }
+        }
+        v
+    }
+
+    /// The addresses a VRRP advert carries (RFC 5798 §5.2.9, Count IPvX
+    /// Addr): every VIP, then the NAT gateway.
+    pub fn advert_addresses(&self) -> Vec<Ipv4Addr> {
+        let mut a = self.vips();
+        if let Some(n) = &self.nat {
+            a.push(n.gateway.addr());
+        }
+        a
+    }
+
+    /// The name of service `s` as cluster.toml has it: `name`, else the
+    /// default "PORT/PROTO" ("80/tcp"), or "VIP:PORT/PROTO" with its own VIP.
+    pub fn service_name(&self, s: &ServiceConfig) -> String {
+        if s.name.is_empty() {
+            crate::config::Service::default_name(s.vip, s.port, s.protocol, s.fwmark)
+        } else {
+            s.name.clone()
+        }
+    }
+
+    /// Service `s` for logs: its name, else TCP/80 as before names existed.
+    pub fn service_label(&self, s: &ServiceConfig) -> String {
+        if s.name.is_empty() && s.vip.is_none() {
+            format!("{}/{}", s.protocol, s.port)
+        } else {
+            self.service_name(s)
         }
     }
 
@@ -408,7 +475,9 @@ pub fn check(c: &DirectorConfig) -> Result<(), String> {
 pub fn restart_needed(old: &DirectorConfig, new: &DirectorConfig) -> Option<&'static str> {
     if old.vrrp != new.vrrp {
         Some("[vrrp]")
-    } else if old.vip != new.vip {
+    } else if old.vips() != new.vips() {
+        // One VRRP instance carries every VIP in its adverts: adding or
+        // removing one is a new advert, as for a changed `vip`.
         Some("vip")
     } else if old.interface != new.interface {
         Some("interface")
@@ -526,6 +595,24 @@ forward = "route"
         let mut new = cfg();
         new.vip = Ipv4Addr::new(192, 0, 2, 101);
         assert_eq!(restart_needed(&old, &new), Some("vip"));
+        // a service's own VIP is one more address of the instance
+        let mut new = cfg();
+        new.services[0].vip = Some(Ipv4Addr::new(192, 0, 2, 102));
+        assert_eq!(restart_needed(&old, &new), Some("vip"));
+        assert_eq!(
+            new.vips(),
+            [Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 102)]
+        );
+        assert_eq!(
+            new.advert_addresses(),
+            [Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 102)]
+        );
+        assert_eq!(new.service_name(&new.services[0]), "192.0.2.102:80/tcp");
+        assert_eq!(cfg().service_name(&cfg().services[0]), "80/tcp");
+        // its VIP named as the top-level one changes nothing
+        let mut new = cfg();
+        new.services[0].vip = Some(Ipv4Addr::new(192, 0, 2, 100));
+        assert_eq!(restart_needed(&old, &new), None);
         let mut new = cfg();
         new.metrics = Some("127.0.0.1:9100".parse().expect("addr"));
         assert_eq!(restart_needed(&old, &new), Some("metrics"));

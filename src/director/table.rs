@@ -56,7 +56,7 @@ pub fn service_id(cfg: &DirectorConfig, s: &ServiceConfig) -> ServiceId {
         Some(mark) => ServiceId::fwmark(mark),
         None => ServiceId::Addr {
             protocol: protocol(s.protocol),
-            addr: SocketAddr::from((cfg.vip, s.port)),
+            addr: SocketAddr::from((cfg.service_vip(s), s.port)),
         },
     }
 }

@@ -146,7 +146,7 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
     let int_bridge = format!("lvb{id}i");
 
     let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
-    used.insert(spec.vip);
+    used.extend(spec.vips());
     for d in &spec.directors {
         used.insert(d.address.addr());
         if let Some(i) = d.internal_address {
@@ -267,7 +267,7 @@ pub fn topology(spec: &ClusterSpec) -> Result<Topology, NoFreeAddress> {
             let mut ports: Vec<u16> = spec
                 .services
                 .iter()
-                .filter(|s| s.protocol == proto)
+                .filter(|s| s.protocol == proto && r.serves(s))
                 .flat_map(|s| match &s.fwmark {
                     // a fwmark service: every marked port (the packet keeps its port)
                     Some(f) => f.ports.clone(),

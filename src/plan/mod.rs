@@ -54,6 +54,10 @@ pub struct Plan {
     pub cluster: String,
     pub mode: Mode,
     pub vip: String,
+    /// The services' own VIPs besides `vip` (`[[services]] vip`); absent
+    /// when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_vips: Vec<String>,
     /// True when no host was contacted.
     pub offline: bool,
     pub hosts: Vec<HostPlan>,
@@ -211,10 +215,19 @@ impl Plan {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "Plan for cluster \"{}\" ({}, VIP {}){}",
+            "Plan for cluster \"{}\" ({}, {} {}{}){}",
             self.cluster,
             self.mode,
+            if self.other_vips.is_empty() {
+                "VIP"
+            } else {
+                "VIPs"
+            },
             self.vip,
+            self.other_vips
+                .iter()
+                .map(|v| format!(", {v}"))
+                .collect::<String>(),
             if self.offline {
                 " — offline: no host was contacted, every host is shown as fresh"
             } else {
@@ -315,6 +328,7 @@ pub fn plan<'a>(
         cluster: spec.name.clone(),
         mode: spec.mode,
         vip: spec.vip.to_string(),
+        other_vips: spec.vips()[1..].iter().map(|v| v.to_string()).collect(),
         offline,
         errors: Vec::new(),
         hosts: desired

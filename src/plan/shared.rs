@@ -65,8 +65,8 @@ pub struct OtherCluster {
     pub previous: BTreeMap<String, Option<String>>,
     /// Present when the host is one of its directors.
     pub director: Option<OtherDirector>,
-    /// The VIP its real-server unit puts on `lo` or `tunl0`.
-    pub realserver_vip: Option<Ipv4Addr>,
+    /// The VIPs its real-server unit puts on `lo` or `tunl0`.
+    pub realserver_vips: Vec<Ipv4Addr>,
 }
 
 /// What a director.toml of another cluster says that can conflict. Read
@@ -75,6 +75,8 @@ pub struct OtherCluster {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OtherDirector {
     pub vip: Option<Ipv4Addr>,
+    /// Its services' own VIPs (`[[services]] vip`), floating with `vip`.
+    pub service_vips: Vec<Ipv4Addr>,
     pub interface: Option<String>,
     pub vrid: Option<u8>,
     pub sync_daemon: bool,
@@ -103,7 +105,7 @@ pub fn others(cluster: &str, files: &BTreeMap<String, String>) -> Vec<OtherClust
             Kind::Sysctl => o.sysctls = parse_sysctl_conf(text),
             Kind::Previous => o.previous = serde_json::from_str(text).unwrap_or_default(),
             Kind::Director => o.director = Some(parse_director(text)),
-            Kind::RealServerUnit => o.realserver_vip = unit_vip(text),
+            Kind::RealServerUnit => o.realserver_vips = unit_vips(text),
         }
     }
     by_name.into_values().collect()
@@ -174,6 +176,13 @@ fn parse_director(text: &str) -> OtherDirector {
     let nat = v.get("nat").and_then(|x| x.as_table());
     OtherDirector {
         vip: ip(v.get("vip")),
+        service_vips: v
+            .get("services")
+            .and_then(|x| x.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|x| ip(x.get("vip")))
+            .collect(),
         interface: s(v.get("interface")),
         vrid: vrrp
             .and_then(|t| t.get("vrid"))
@@ -193,12 +202,14 @@ fn parse_director(text: &str) -> OtherDirector {
     }
 }
 
-/// The VIP of a real-server unit: `ExecStart=ip addr replace VIP/32 dev lo`.
-fn unit_vip(text: &str) -> Option<Ipv4Addr> {
-    text.lines().find_map(|l| {
-        let rest = l.trim().strip_prefix("ExecStart=ip addr replace ")?;
-        rest.split('/').next()?.parse().ok()
-    })
+/// The VIPs of a real-server unit: `ExecStart=ip addr replace VIP/32 dev lo`.
+fn unit_vips(text: &str) -> Vec<Ipv4Addr> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("ExecStart=ip addr replace ")?;
+            rest.split('/').next()?.parse().ok()
+        })
+        .collect()
 }
 
 /// What destroy does with one sysctl it recorded before apply changed it.
@@ -307,7 +318,8 @@ pub fn conflicts(
     match want.role {
         Role::Director { .. } => {
             let my_iface = spec.interface.clone().or_else(|| iface_of(spec.vip));
-            let mut mine = vec![(spec.vip, "VIP")];
+            let mut mine: Vec<(Ipv4Addr, &str)> =
+                spec.vips().into_iter().map(|v| (v, "VIP")).collect();
             if let Some(n) = &spec.nat {
                 mine.push((n.gateway.addr(), "NAT gateway"));
             }
@@ -321,7 +333,8 @@ pub fn conflicts(
                          sync_daemon = false in one of them"
                     ));
                 }
-                let theirs = [(d.vip, "VIP"), (d.gateway, "NAT gateway")];
+                let mut theirs = vec![(d.vip, "VIP"), (d.gateway, "NAT gateway")];
+                theirs.extend(d.service_vips.iter().map(|v| (Some(*v), "VIP")));
                 for (a, what) in &mine {
                     for (b, their_what) in &theirs {
                         if Some(*a) == *b {
@@ -348,12 +361,17 @@ pub fn conflicts(
         }
         Role::RealServer => {
             for o in others {
-                if o.realserver_vip == Some(spec.vip) && spec.mode != crate::config::Mode::Nat {
-                    out.push(format!(
-                        "real server {host}: cluster \"{me}\" and cluster \"{}\" both use VIP {} \
-                         (destroying one would take the VIP away from the other)",
-                        o.name, spec.vip
-                    ));
+                if spec.mode == crate::config::Mode::Nat {
+                    break;
+                }
+                for vip in spec.vips() {
+                    if o.realserver_vips.contains(&vip) {
+                        out.push(format!(
+                            "real server {host}: cluster \"{me}\" and cluster \"{}\" both use VIP {vip} \
+                             (destroying one would take the VIP away from the other)",
+                            o.name
+                        ));
+                    }
                 }
             }
         }
@@ -493,7 +511,7 @@ mod tests {
         assert_eq!(d.interface.as_deref(), Some("eth1"));
         assert_eq!((d.vrid, d.sync_daemon), (Some(51), true));
         assert_eq!(d.gateway, Some(Ipv4Addr::new(10, 1, 0, 1)));
-        assert_eq!(o[1].realserver_vip, Some(Ipv4Addr::new(10, 0, 0, 7)));
+        assert_eq!(o[1].realserver_vips, [Ipv4Addr::new(10, 0, 0, 7)]);
         // a broken file of another version is not an error: nothing known from it
         let o = others("web", &files(&[("/etc/lvsup/api/director.toml", "[[[")]));
         assert_eq!(o[0].director, Some(OtherDirector::default()));
@@ -595,7 +613,7 @@ mod tests {
         let s = spec("");
         let rs1 = host(&s, "rs1");
         let mut o = other("api", &[]);
-        o.realserver_vip = Some(Ipv4Addr::new(10, 0, 0, 100));
+        o.realserver_vips = vec![Ipv4Addr::new(10, 0, 0, 100)];
         let c = conflicts(&s, &rs1, std::slice::from_ref(&o), &|_| None);
         assert_eq!(c.len(), 1, "{c:?}");
         assert!(
@@ -604,7 +622,62 @@ mod tests {
             ),
             "{c:?}"
         );
-        o.realserver_vip = Some(Ipv4Addr::new(10, 0, 0, 101));
+        o.realserver_vips = vec![Ipv4Addr::new(10, 0, 0, 101)];
         assert!(conflicts(&s, &rs1, &[o], &|_| None).is_empty());
+    }
+
+    /// Services' own VIPs (`[[services]] vip`) conflict like the cluster's,
+    /// on both sides: ours against theirs, theirs from their director.toml.
+    #[test]
+    fn services_vips_conflict_like_the_cluster_vip() {
+        let s = spec("");
+        let s2 = crate::config::parse_str(
+            "web.toml",
+            &format!(
+                "{}\n[[services]]\nvip = \"10.0.0.101\"\nport = 80\n",
+                toml_of_spec()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(s.vips().len(), 1);
+        let lvs1 = host(&s2, "lvs1");
+        let c = conflicts(
+            &s2,
+            &lvs1,
+            &[director("10.0.0.101", Some("eth1"), 52, false)],
+            &|_| None,
+        );
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].contains("both use 10.0.0.101 (as VIP and VIP)"),
+            "{c:?}"
+        );
+        // theirs: a service VIP in their director.toml
+        let o = others(
+            "web",
+            &files(&[(
+                "/etc/lvsup/api/director.toml",
+                "vip = \"10.0.0.9\"\n[[services]]\nvip = \"10.0.0.100\"\nport = 80\n",
+            )]),
+        );
+        let d = o[0].director.as_ref().expect("director");
+        assert_eq!(d.service_vips, [Ipv4Addr::new(10, 0, 0, 100)]);
+        let c = conflicts(&s, &host(&s, "lvs1"), &o, &|_| None);
+        assert!(c.iter().any(|c| c.contains("both use 10.0.0.100")), "{c:?}");
+        // real servers: their unit's VIPs, every line
+        let mut o = other("api", &[]);
+        o.realserver_vips = vec![Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 101)];
+        let c = conflicts(&s2, &host(&s2, "rs1"), &[o], &|_| None);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].contains("both use VIP 10.0.0.101"), "{c:?}");
+    }
+
+    fn toml_of_spec() -> String {
+        "[cluster]\nname = \"web\"\nvip = \"10.0.0.100\"\nmode = \"dr\"\nvrid = 51\n\
+         [[directors]]\nname = \"lvs1\"\naddress = \"10.0.0.2\"\n\
+         [[directors]]\nname = \"lvs2\"\naddress = \"10.0.0.3\"\n\
+         [[real_servers]]\nname = \"rs1\"\naddress = \"10.0.0.11\"\n\
+         [[services]]\nport = 80\n"
+            .to_string()
     }
 }

@@ -749,6 +749,19 @@ pub fn check_vip_holder(spec: &ClusterSpec, dirs: &[DirectorFacts]) -> Verdict {
             h.join(", ")
         )),
     }
+    // The services' own VIPs float with the same VRRP instance: with it.
+    if let [holder] = h.as_slice() {
+        for vip in spec.vips().into_iter().skip(1) {
+            let o = holders(dirs, vip);
+            if o.as_slice() != std::slice::from_ref(holder) {
+                reasons.push(format!(
+                    "the VIP {vip} is on [{}], not with the VIP {} on {holder}",
+                    o.join(", "),
+                    spec.vip
+                ));
+            }
+        }
+    }
     if let (Some(nat), [holder]) = (&spec.nat, h.as_slice()) {
         let g = holders(dirs, nat.gateway.addr());
         if g.as_slice() != std::slice::from_ref(holder) {
@@ -794,24 +807,33 @@ pub fn check_real_server(spec: &ClusterSpec, f: &RealServerFacts) -> Verdict {
     let (measured, expected, property) = match spec.mode {
         Mode::Dr | Mode::Tun => {
             let dev = if spec.mode == Mode::Dr { "lo" } else { "tunl0" };
-            let on: Vec<&str> = f
-                .addrs
-                .iter()
-                .filter(|(_, a)| *a == spec.vip)
-                .map(|(i, _)| i.as_str())
-                .collect();
-            if on.is_empty() {
-                reasons.push(format!(
-                    "{} does not have the VIP {} (expected on {dev}): it will drop the requests the director forwards",
-                    f.name, spec.vip
-                ));
-            } else if !on.contains(&dev) {
-                reasons.push(format!(
-                    "{} has the VIP on {} instead of {dev}: it would answer ARP for the VIP",
-                    f.name,
-                    on.join(", ")
-                ));
+            // Every VIP of the cluster: apply puts them all on `dev`. The
+            // measured figure names where the cluster's VIP is.
+            let mut on_cluster_vip: Vec<&str> = Vec::new();
+            for vip in spec.vips() {
+                let on: Vec<&str> = f
+                    .addrs
+                    .iter()
+                    .filter(|(_, a)| *a == vip)
+                    .map(|(i, _)| i.as_str())
+                    .collect();
+                if on.is_empty() {
+                    reasons.push(format!(
+                        "{} does not have the VIP {vip} (expected on {dev}): it will drop the requests the director forwards",
+                        f.name
+                    ));
+                } else if !on.contains(&dev) {
+                    reasons.push(format!(
+                        "{} has the VIP on {} instead of {dev} ({vip}): it would answer ARP for the VIP",
+                        f.name,
+                        on.join(", ")
+                    ));
+                }
+                if vip == spec.vip {
+                    on_cluster_vip = on;
+                }
             }
+            let on = on_cluster_vip;
             // ARP: the kernel uses max(all, receiving interface).
             let mut arp = Vec::new();
             let lan: Vec<&str> = {

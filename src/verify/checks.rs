@@ -8,7 +8,13 @@ pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
     let dirs = cx.director_facts().await;
     cx.add(CheckRow::from_verdict(
         "vip-holder",
-        &spec.vip.to_string(),
+        // every VIP of the cluster (services may have their own)
+        &spec
+            .vips()
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         analysis::check_vip_holder(spec, &dirs),
     ));
     let rs_futs = spec.real_servers.iter().map(|r| async move {
@@ -29,7 +35,7 @@ pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
         ));
     }
     for svc in &spec.services {
-        let label = svc.label(spec.vip);
+        let label = svc.label();
         let kind = probe_kind(svc);
         let b = probe::batch(vip_addr(spec, svc), &kind, 10, PROBE_TIMEOUT).await;
         cx.traffic_sent();
@@ -59,7 +65,7 @@ pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
 pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
     let spec = cx.spec;
     for svc in spec.services.iter() {
-        let label = svc.label(spec.vip);
+        let label = svc.label();
         let Some(active) = active else {
             cx.add(CheckRow::skipped(
                 "scheduling",
@@ -68,7 +74,10 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
             ));
             continue;
         };
-        let weights: Vec<u32> = spec.real_servers.iter().map(|r| r.weight).collect();
+        let weights: Vec<u32> = spec
+            .real_servers_of(svc)
+            .map(|r| r.weight_for(svc))
+            .collect();
         let n = cx
             .opts
             .batch
@@ -219,7 +228,7 @@ pub(super) async fn check_source_spread(
     kind: &ProbeKind,
 ) {
     let spec = cx.spec;
-    let label = svc.label(spec.vip);
+    let label = svc.label();
     let mut per_source = Vec::new();
     for src in &cx.opts.sources {
         cx.counters_settled().await;
@@ -240,9 +249,8 @@ pub(super) async fn check_source_spread(
     let s = analysis::SourceSpread {
         scheduler: svc.scheduler.clone(),
         servers: spec
-            .real_servers
-            .iter()
-            .map(|r| (r.name.clone(), if r.drain { 0 } else { r.weight }))
+            .real_servers_of(svc)
+            .map(|r| (r.name.clone(), if r.drain { 0 } else { r.weight_for(svc) }))
             .collect(),
         per_source,
     };

@@ -247,10 +247,12 @@ pub fn rs_failover_service(spec: &ClusterSpec) -> Option<&Service> {
         })
 }
 
-/// Where verify sends its probes: VIP:port, for a fwmark service its first port.
-pub(super) fn vip_addr(spec: &ClusterSpec, svc: &Service) -> SocketAddr {
+/// Where verify sends its probes: the service's own VIP (`[[services]]
+/// vip`, default the cluster's, so every VIP with a service is probed) and
+/// its port; for a fwmark service its first port.
+pub(super) fn vip_addr(_spec: &ClusterSpec, svc: &Service) -> SocketAddr {
     let port = svc.ports().first().copied().unwrap_or(svc.port);
-    SocketAddr::new(IpAddr::V4(spec.vip), port)
+    SocketAddr::new(IpAddr::V4(svc.vip), port)
 }
 
 /// Timeout of one connection of the reachability and scheduling batches.
@@ -325,8 +327,7 @@ pub(super) fn samples(
             .unwrap_or(usize::MAX)
     };
     let mut out: Vec<(usize, DestSample)> = spec
-        .real_servers
-        .iter()
+        .real_servers_of(svc)
         .map(|r| {
             let a = IpAddr::V4(r.address.addr());
             let p = r.port_for(svc);
@@ -334,7 +335,7 @@ pub(super) fn samples(
             let af = conns(after, a, p);
             let d = DestSample {
                 name: r.name.clone(),
-                configured_weight: Some(r.weight),
+                configured_weight: Some(r.weight_for(svc)),
                 kernel_weight: af.map(|x| x.0),
                 delta: match (b, af) {
                     (Some(b), Some(a)) => a.1.saturating_sub(b.1),
@@ -350,8 +351,7 @@ pub(super) fn samples(
     if let Some(after) = after {
         for d in &after.dests {
             let known = spec
-                .real_servers
-                .iter()
+                .real_servers_of(svc)
                 .any(|r| IpAddr::V4(r.address.addr()) == d.addr && r.port_for(svc) == d.port);
             if !known {
                 let b = conns(before, d.addr, d.port).map_or(0, |x| x.1);

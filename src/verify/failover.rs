@@ -249,7 +249,7 @@ pub(super) async fn check_director_failover(
             Some(
                 CheckRow::from_verdict(
                     "connection-sync",
-                    &format!("{} ({master} → {backup})", svc.label(spec.vip)),
+                    &format!("{} ({master} → {backup})", svc.label()),
                     analysis::analyse_connection_sync(&c),
                 )
                 .figure("kept", kept)
@@ -346,11 +346,7 @@ pub(super) async fn check_director_failover(
     let mut rows = vec![make_row(&subject, outage, failback)];
     if let (Some(u), Some(o), Some(f)) = (also_udp, uoutage, ufailback) {
         rows.push(make_row(
-            &format!(
-                "{master} → {backup} ({}, {})",
-                mode.as_str(),
-                u.label(spec.vip)
-            ),
+            &format!("{master} → {backup} ({}, {})", mode.as_str(), u.label()),
             o,
             f,
         ));
@@ -417,14 +413,13 @@ pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service)
         })
     };
     let live: Vec<&crate::config::RealServer> = spec
-        .real_servers
-        .iter()
-        .filter(|r| r.weight > 0 && in_pool(&table, r).unwrap_or(0) > 0)
+        .real_servers_of(svc)
+        .filter(|r| r.weight_for(svc) > 0 && in_pool(&table, r).unwrap_or(0) > 0)
         .collect();
     let Some(rs) = live.first().copied() else {
         cx.add(CheckRow::skipped(
             "real-server-failover",
-            &svc.label(spec.vip),
+            &svc.label(),
             "no real server in the pool",
         ));
         return;
@@ -536,7 +531,7 @@ pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service)
     let mut back_ms = None;
     while ms_since(t0) - t_rec <= back_limit.as_millis() as u64 {
         if let Ok(t) = cx.table(active).await
-            && in_pool(&t, rs) == Some(rs.weight)
+            && in_pool(&t, rs) == Some(rs.weight_for(svc))
         {
             back_ms = Some(ms_since(t0) - t_rec);
             break;

@@ -114,7 +114,7 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
     }
     let mut udp = String::new();
     for svc in &spec.services {
-        let label = svc.label(spec.vip);
+        let label = svc.label();
         let row = |check: &str| {
             rows(&v, check)
                 .into_iter()
@@ -151,7 +151,7 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
     // with what was seen) without it.
     let mut sync = String::new();
     for svc in spec.services.iter().filter(|s| s.protocol == Protocol::Tcp) {
-        let label = svc.label(spec.vip);
+        let label = svc.label();
         let r = rows(&v, "connection-sync")
             .into_iter()
             .find(|r| r["subject"].as_str().is_some_and(|x| x.starts_with(&label)))

@@ -22,7 +22,13 @@ pub(super) fn unique(v: &mut V<'_>, mut addrs: Vec<AddrUse>) {
         if let Some(&first) = seen.get(&u.addr) {
             let f = &addrs[first];
             let line = v.line(&f.span);
-            let msg = if f.key == "cluster.vip" {
+            let msg = if f.key.starts_with("services[") && f.key.ends_with(".vip") {
+                format!(
+                    "{} is the VIP of {} (line {line}); a VIP must be none of the hosts' addresses",
+                    u.addr,
+                    f.key.trim_end_matches(".vip")
+                )
+            } else if f.key == "cluster.vip" {
                 format!(
                     "{} is the VIP (line {line}); the VIP must be none of the hosts' addresses",
                     u.addr

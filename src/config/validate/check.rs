@@ -16,6 +16,9 @@ pub(super) struct V<'t> {
     pub(super) text: &'t str,
     pub(super) problems: Vec<Problem>,
     pub(super) poisoned: &'t std::collections::BTreeSet<String>,
+    /// Every `[[services]]` element was read and valid: real servers'
+    /// `services`/`weights` names can be checked against them.
+    pub(super) services_complete: bool,
 }
 
 pub(super) type Sp<T> = Spanned<T>;

@@ -267,8 +267,17 @@ impl Hosts {
                 .map(|n| n as u32),
             None => Some(1),
         };
+        let (served, weights) = served(v, &path, r, services);
+        let mine: Vec<Service> = match &served {
+            Some(Some(names)) => services
+                .iter()
+                .filter(|s| names.contains(&s.name))
+                .cloned()
+                .collect(),
+            _ => services.to_vec(),
+        };
         let port = match &r.port {
-            Some(p) => rs_port(v, &path, p, self.mode, services),
+            Some(p) => rs_port(v, &path, p, self.mode, &mine),
             None => Some(None),
         };
         let ssh_host = r
@@ -283,8 +292,14 @@ impl Hosts {
                 span: s.clone(),
             });
         }
-        if let (Some(name), Some((address, aspan)), Some(weight), Some(port)) =
-            (name, address, weight, port)
+        if let (
+            Some(name),
+            Some((address, aspan)),
+            Some(weight),
+            Some(port),
+            Some(services),
+            Some(weights),
+        ) = (name, address, weight, port, served, weights)
         {
             return Some(Placed {
                 item: RealServer {
@@ -294,6 +309,8 @@ impl Hosts {
                     port,
                     ssh_host,
                     drain,
+                    services,
+                    weights,
                 },
                 path: path.clone(),
                 addr_span: aspan,
@@ -302,4 +319,107 @@ impl Hosts {
         }
         None
     }
+}
+
+/// A real server's `services`: `None` = every service.
+type Served = Option<Vec<String>>;
+
+/// A real server's `services` and `weights`: each name a service of the
+/// file (checked only when every service was read, `complete`), `weights`
+/// only for services it serves, each weight 0..=65535. `None`: an error.
+fn served(
+    v: &mut V<'_>,
+    path: &str,
+    r: &RawRealServer,
+    services: &[Service],
+) -> (Option<Served>, Option<BTreeMap<String, u32>>) {
+    let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let complete = v.services_complete;
+    let unknown = |v: &mut V<'_>, key: &str, name: &str, span: Range<usize>| {
+        v.err(
+            key,
+            span,
+            format!(
+                "{key}: \"{}\" is not a service of this cluster",
+                name.escape_debug()
+            ),
+        )
+        .hint = Some(match crate::config::diag::suggest(name, &known) {
+            Some(s) => format!("did you mean \"{s}\"? services are: {}", known.join(", ")),
+            None => format!(
+                "services are: {} (a service's name is its `name`, else \"PORT/PROTO\", or \"VIP:PORT/PROTO\" with its own vip)",
+                known.join(", ")
+            ),
+        });
+    };
+    let key = format!("{path}.services");
+    let served = match &r.services {
+        None => Some(None),
+        Some(list) if list.get_ref().is_empty() => {
+            v.err(
+                &key,
+                list.span(),
+                "services = []: the real server would serve no service".into(),
+            )
+            .hint =
+                Some("list the services it serves, or leave `services` out for all of them".into());
+            None
+        }
+        Some(list) => {
+            let mut names: Vec<String> = Vec::new();
+            let mut ok = true;
+            for n in list.get_ref() {
+                let name = n.get_ref();
+                if names.contains(name) {
+                    v.err(
+                        &key,
+                        n.span(),
+                        format!("{key}: \"{}\" is listed twice", name.escape_debug()),
+                    );
+                    ok = false;
+                } else if complete && !known.contains(&name.as_str()) {
+                    unknown(v, &key, name, n.span());
+                    ok = false;
+                } else {
+                    names.push(name.clone());
+                }
+            }
+            ok.then_some(Some(names))
+        }
+    };
+    let mut weights = BTreeMap::new();
+    let mut wok = true;
+    if let Some(w) = &r.weights {
+        for (name, val) in w.get_ref() {
+            let wkey = format!("{path}.weights.{name}");
+            if complete && !known.contains(&name.as_str()) {
+                unknown(v, &wkey, name, val.span());
+                wok = false;
+                continue;
+            }
+            if let Some(Some(list)) = &served
+                && !list.contains(name)
+            {
+                v.err(
+                    &wkey,
+                    val.span(),
+                    format!(
+                        "{wkey}: the real server does not serve \"{}\" (its services are: {})",
+                        name.escape_debug(),
+                        list.join(", ")
+                    ),
+                )
+                .hint = Some("add the service to `services`, or remove this weight".into());
+                wok = false;
+                continue;
+            }
+            match v.int(&wkey, val, 0, 65535, "weight") {
+                Some(n) => {
+                    weights.insert(name.clone(), n as u32);
+                }
+                None => wok = false,
+            }
+        }
+    }
+    (served, wok.then_some(weights))
 }

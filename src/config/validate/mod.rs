@@ -56,11 +56,47 @@ pub fn validate(
         text,
         problems,
         poisoned: &raw.poisoned,
+        services_complete: false,
     };
     let spec = build(&mut v, raw);
     match spec {
         Some(spec) if v.problems.is_empty() => Ok(spec),
         _ => Err(v.problems),
+    }
+}
+
+/// Each service has at least one real server (checked when every real
+/// server was read: a broken one might have served it).
+fn every_service_served(
+    v: &mut V<'_>,
+    raw: &RawFile,
+    places: &[(String, std::ops::Range<usize>)],
+    services: &[Service],
+    real_servers: &[hosts::Placed<RealServer>],
+) {
+    let all_read = raw
+        .real_servers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty() && e.len() == real_servers.len());
+    if !all_read {
+        return;
+    }
+    for (s, (path, span)) in services.iter().zip(places) {
+        if !real_servers.iter().any(|r| r.item.serves(s)) {
+            v.err(
+                &format!("{path}.name"),
+                span.clone(),
+                format!(
+                    "service \"{}\" ({}) has no real server: every [[real_servers]] lists `services` without it",
+                    s.name,
+                    s.label()
+                ),
+            )
+            .hint = Some(format!(
+                "add \"{}\" to a real server's `services`, or remove the service",
+                s.name
+            ));
+        }
     }
 }
 
@@ -78,19 +114,28 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
             span: span.clone(),
         });
     }
-    let services = services::services(v, raw);
+    let cluster_vip = c.vip.as_ref().map(|(ip, _)| *ip);
+    let sp = services::services(v, raw, cluster_vip, &mut addrs);
+    v.services_complete = sp.complete;
+    let services = sp.services;
     let nat = nat::nat(v, raw, c.mode.as_ref(), &mut addrs);
     let vip = c.vip.as_ref().map(|(ip, _)| *ip);
     let mode = c.mode.as_ref().map(|(m, _)| *m);
     let mut hosts = hosts::Hosts::new(vip, mode, addrs);
     let directors = hosts.directors(v, raw, &c.vrrp_unicast, &c.vrrp_accept_foreign);
     let real_servers = hosts.real_servers(v, raw, &services);
+    every_service_served(v, raw, &sp.places, &services, &real_servers);
     addresses::unique(v, hosts.addrs);
     {
         // (address, what it is, the ports it serves: None = the whole address)
         let mut taken: Vec<services::Taken> = Vec::new();
         if let Some(vip) = vip {
             taken.push((vip, "the VIP".into(), None));
+        }
+        for s in services.iter().filter(|s| Some(s.vip) != vip) {
+            if !taken.iter().any(|(a, _, _)| *a == s.vip) {
+                taken.push((s.vip, format!("the VIP of service \"{}\"", s.name), None));
+            }
         }
         for d in &directors {
             taken.push((
@@ -101,9 +146,11 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         }
         for r in &real_servers {
             // NAT: a real server's other port may serve the sorry page (a
-            // maintenance server on the same host is a common setup).
+            // maintenance server on the same host is a common setup). Only
+            // the ports of the services it serves are its.
             let ports: Vec<u16> = services
                 .iter()
+                .filter(|s| r.item.serves(s))
                 .flat_map(|s| match &s.fwmark {
                     Some(f) => f.ports.clone(),
                     None => vec![r.item.port_for(s)],
@@ -121,7 +168,21 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
         services::sorry_servers(v, raw, mode, &taken);
     }
     if let (Some(vip), Some(m)) = (vip, mode) {
-        topology::topology(v, vip, m, &directors, &real_servers, nat.as_ref());
+        let mut other_vips: Vec<std::net::Ipv4Addr> = Vec::new();
+        for s in services.iter().filter(|s| s.vip != vip) {
+            if !other_vips.contains(&s.vip) {
+                other_vips.push(s.vip);
+            }
+        }
+        topology::topology(
+            v,
+            vip,
+            &other_vips,
+            m,
+            &directors,
+            &real_servers,
+            nat.as_ref(),
+        );
     }
 
     let (name, vip, mode, advert_interval) = (c.name?, vip?, mode?, c.advert_interval?);

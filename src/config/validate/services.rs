@@ -1,81 +1,192 @@
 //! `[[services]]` with their health checks, and a real server's `port`.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::time::Duration;
 
+use super::addresses::AddrUse;
 use super::check::{Sp, V, count_rule};
 use crate::config::model::*;
 use crate::config::raw::*;
 
-/// Every `[[services]]` table; a port and protocol may appear once (a
-/// fwmark service's `ports` count), a fwmark once.
-pub(super) fn services(v: &mut V<'_>, raw: &RawFile) -> Vec<Service> {
+/// The services read from the file, with where each one's name is (for
+/// the rule that every service has a real server).
+pub(super) struct ServicesPart {
+    pub(super) services: Vec<Service>,
+    /// `(path, span)` of each of `services`: the `name` key if written,
+    /// else the table.
+    pub(super) places: Vec<(String, Range<usize>)>,
+    /// Every element of `[[services]]` was read and valid: the names are
+    /// complete, so a real server's unknown name is an error.
+    pub(super) complete: bool,
+}
+
+/// Every `[[services]]` table; a (vip, port, protocol) may appear once (a
+/// fwmark service's `ports` count, on its VIP), a fwmark once, a name once.
+/// `cluster_vip`: the default of `vip`; a service's own VIP is added to
+/// `addrs` (once per address) for the uniqueness rule.
+pub(super) fn services(
+    v: &mut V<'_>,
+    raw: &RawFile,
+    cluster_vip: Option<Ipv4Addr>,
+    addrs: &mut Vec<AddrUse>,
+) -> ServicesPart {
     let mut services = Vec::new();
-    let mut seen_services: BTreeMap<(u16, Protocol), (String, Range<usize>)> = BTreeMap::new();
+    let mut places = Vec::new();
+    let mut seen_services: BTreeMap<(Ipv4Addr, u16, Protocol), (String, Range<usize>)> =
+        BTreeMap::new();
     let mut seen_marks: BTreeMap<u32, (String, Range<usize>)> = BTreeMap::new();
+    let mut seen_names: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     count_rule(v, "services", raw.services.as_deref(), "[[services]]");
+    let before = v.problems.len();
     for (i, e) in raw.services.iter().flatten().enumerate() {
         let Some(s) = &e.value else { continue };
         let path = format!("services[{i}]");
-        if let Some(svc) = service(v, &path, s, &e.span) {
-            if let (Some(f), Some(m)) = (&svc.fwmark, &s.fwmark) {
-                if let Some((first, fspan)) = seen_marks.get(&f.mark) {
-                    let line = v.line(fspan);
-                    v.err(
-                        &format!("{path}.fwmark"),
-                        m.span(),
-                        format!(
-                            "fwmark {} is already the mark of {first} (line {line})",
-                            f.mark
-                        ),
-                    )
-                    .related = Some(("first defined here".into(), fspan.clone()));
-                } else {
-                    seen_marks.insert(f.mark, (path.clone(), m.span()));
+        let vip = match &s.vip {
+            Some(a) => v.ipv4(&format!("{path}.vip"), a).map(|ip| {
+                if Some(ip) != cluster_vip && !addrs.iter().any(|u| u.addr == ip) {
+                    addrs.push(AddrUse {
+                        addr: ip,
+                        key: format!("{path}.vip"),
+                        span: a.span(),
+                    });
                 }
-            }
-            // Every port the service takes, with the span to point at.
-            let taken: Vec<(u16, Range<usize>, String)> = match (&svc.fwmark, &s.ports) {
-                (Some(f), Some(ps)) => f
-                    .ports
-                    .iter()
-                    .map(|p| {
-                        let span = ps
-                            .get_ref()
-                            .iter()
-                            .find(|x| *x.get_ref() == i64::from(*p))
-                            .map_or(ps.span(), |x| x.span());
-                        (*p, span, format!("{path}.ports"))
-                    })
-                    .collect(),
-                _ => vec![(
+                Some(ip)
+            }),
+            None => Some(None),
+        };
+        let Some(svc) = service(v, &path, s, &e.span) else {
+            continue;
+        };
+        let Some(own_vip) = vip else { continue };
+        let Some(vip) = own_vip.or(cluster_vip) else {
+            continue;
+        };
+        let (name, nspan) = match &s.name {
+            Some(n) => match service_name(v, &format!("{path}.name"), n) {
+                Some(name) => (name, n.span()),
+                None => continue,
+            },
+            None => (
+                Service::default_name(
+                    own_vip,
                     svc.port,
-                    s.port.as_ref().map_or(e.span.clone(), |p| p.span()),
-                    format!("{path}.port"),
-                )],
-            };
-            for (port, pspan, key) in taken {
-                let k = (port, svc.protocol);
-                if let Some((first, fspan)) = seen_services.get(&k) {
-                    let line = v.line(fspan);
-                    v.err(
-                        &key,
-                        pspan,
-                        format!(
-                            "{} port {port} is already a service in {first} (line {line})",
-                            svc.protocol
-                        ),
-                    )
-                    .related = Some(("first defined here".into(), fspan.clone()));
-                } else {
-                    seen_services.insert(k, (path.clone(), pspan));
-                }
+                    svc.protocol,
+                    svc.fwmark.as_ref().map(|f| f.mark),
+                ),
+                e.span.clone(),
+            ),
+        };
+        let mut ok = true;
+        if let (Some(f), Some(m)) = (&svc.fwmark, &s.fwmark) {
+            if let Some((first, fspan)) = seen_marks.get(&f.mark) {
+                let line = v.line(fspan);
+                v.err(
+                    &format!("{path}.fwmark"),
+                    m.span(),
+                    format!(
+                        "fwmark {} is already the mark of {first} (line {line})",
+                        f.mark
+                    ),
+                )
+                .related = Some(("first defined here".into(), fspan.clone()));
+                ok = false;
+            } else {
+                seen_marks.insert(f.mark, (path.clone(), m.span()));
             }
-            services.push(svc);
         }
+        // Every port the service takes on its VIP, with the span to point at.
+        let taken: Vec<(u16, Range<usize>, String)> = match (&svc.fwmark, &s.ports) {
+            (Some(f), Some(ps)) => f
+                .ports
+                .iter()
+                .map(|p| {
+                    let span = ps
+                        .get_ref()
+                        .iter()
+                        .find(|x| *x.get_ref() == i64::from(*p))
+                        .map_or(ps.span(), |x| x.span());
+                    (*p, span, format!("{path}.ports"))
+                })
+                .collect(),
+            _ => vec![(
+                svc.port,
+                s.port.as_ref().map_or(e.span.clone(), |p| p.span()),
+                format!("{path}.port"),
+            )],
+        };
+        for (port, pspan, key) in taken {
+            let k = (vip, port, svc.protocol);
+            if let Some((first, fspan)) = seen_services.get(&k) {
+                let line = v.line(fspan);
+                v.err(
+                    &key,
+                    pspan,
+                    format!(
+                        "{} port {port} of {vip} is already a service in {first} (line {line})",
+                        svc.protocol
+                    ),
+                )
+                .related = Some(("first defined here".into(), fspan.clone()));
+                ok = false;
+            } else {
+                seen_services.insert(k, (path.clone(), pspan));
+            }
+        }
+        if !ok {
+            continue;
+        }
+        if let Some((first, fspan)) = seen_names.get(&name) {
+            let line = v.line(fspan);
+            let msg = if s.name.is_some() {
+                format!("service name \"{name}\" is already used by {first} (line {line})")
+            } else {
+                format!(
+                    "the default name of this service, \"{name}\", is already used by {first} (line {line})"
+                )
+            };
+            v.err(&format!("{path}.name"), nspan.clone(), msg).related =
+                Some(("first used here".into(), fspan.clone()));
+            continue;
+        }
+        seen_names.insert(name.clone(), (path.clone(), nspan.clone()));
+        places.push((path, nspan));
+        services.push(Service { name, vip, ..svc });
     }
-    services
+    let complete = v.problems.len() == before
+        && raw
+            .services
+            .as_ref()
+            .is_some_and(|e| e.iter().all(|e| e.value.is_some()) && e.len() == services.len())
+        && !v.poisoned.iter().any(|k| k.starts_with("services"));
+    ServicesPart {
+        services,
+        places,
+        complete,
+    }
+}
+
+/// `[[services]] name`: letters, digits and `- _ / : .`, at most 64.
+fn service_name(v: &mut V<'_>, key: &str, n: &Sp<String>) -> Option<String> {
+    let s = n.get_ref();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_/:.".contains(&b));
+    if !ok {
+        v.err(
+            key,
+            n.span(),
+            format!("\"{}\" is not a valid service name", s.escape_debug()),
+        )
+        .hint = Some(
+            "letters, digits and - _ / : . (at most 64 characters), e.g. \"web\" or \"80/tcp\""
+                .into(),
+        );
+        return None;
+    }
+    Some(s.clone())
 }
 
 fn service(v: &mut V<'_>, path: &str, s: &RawService, span: &Range<usize>) -> Option<Service> {
@@ -188,6 +299,8 @@ fn service(v: &mut V<'_>, path: &str, s: &RawService, span: &Range<usize>) -> Op
     let fwmark_on = matches!(fwmark, Some(Some(_)));
     let health = health(v, path, s.health.as_ref(), protocol, fwmark_on, span);
     Some(Service {
+        name: String::new(),
+        vip: Ipv4Addr::UNSPECIFIED,
         port: port?,
         protocol: protocol?,
         scheduler: scheduler?,

@@ -7,9 +7,12 @@ use super::check::V;
 use super::hosts::Placed;
 use crate::config::model::{Director, Mode, Nat, RealServer};
 
+/// `vip`: the cluster's; `other_vips`: the services' own (NAT: none of
+/// them may be on the internal subnet either).
 pub(super) fn topology(
     v: &mut V<'_>,
     vip: Ipv4Addr,
+    other_vips: &[Ipv4Addr],
     mode: Mode,
     directors: &[Placed<Director>],
     real_servers: &[Placed<RealServer>],
@@ -58,6 +61,8 @@ pub(super) fn topology(
                     }
                     if ia.contains(&vip) {
                         v.err(&key, ispan.clone(), format!("{ia} is on the VIP's subnet; in NAT mode the internal subnet is a different one"));
+                    } else if let Some(o) = other_vips.iter().find(|o| ia.contains(*o)) {
+                        v.err(&key, ispan.clone(), format!("{ia} is on the subnet of the VIP {o} (a service's vip); in NAT mode the internal subnet is a different one"));
                     }
                 }
             }
@@ -68,6 +73,8 @@ pub(super) fn topology(
                         .hint = Some("in NAT mode real servers sit on the internal subnet and route through nat.gateway".into());
                 } else if r.item.address.contains(&vip) {
                     v.err(&key, r.addr_span.clone(), format!("{} is on the VIP's subnet; in NAT mode real servers are on the internal subnet, not the VIP's", r.item.address));
+                } else if let Some(o) = other_vips.iter().find(|o| r.item.address.contains(*o)) {
+                    v.err(&key, r.addr_span.clone(), format!("{} is on the subnet of the VIP {o} (a service's vip); in NAT mode real servers are on the internal subnet, not a VIP's", r.item.address));
                 }
             }
             if let Some((n, gspan)) = nat {

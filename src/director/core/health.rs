@@ -13,6 +13,8 @@ use crate::health::damping::{Damper, Health};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsKey {
     pub proto: crate::config::Protocol,
+    /// The service's VIP: two services on one port of two VIPs are two.
+    pub svc_vip: std::net::Ipv4Addr,
     pub svc_port: u16,
     /// A fwmark service's mark (`svc_port` is then 0).
     pub fwmark: Option<u32>,
@@ -44,6 +46,7 @@ pub fn fresh(cfg: &DirectorConfig, old: &[Vec<RsState>]) -> Vec<Vec<RsState>> {
                 .map(|r| {
                     let key = RsKey {
                         proto: s.protocol,
+                        svc_vip: cfg.service_vip(s),
                         svc_port: s.port,
                         fwmark: s.fwmark,
                         addr: SocketAddr::from((r.address, r.port)),

@@ -323,13 +323,18 @@ impl Director {
         &self.draining
     }
 
-    /// The floating addresses of the config: the VIP, and the NAT gateway.
+    /// The floating addresses of the config: every VIP (on the VRRP
+    /// interface), and the NAT gateway.
     pub fn wanted(&self) -> Vec<Floating> {
         let cfg = &self.loaded.cfg;
-        let mut v = vec![Floating {
-            interface: self.ifaces.vrrp.clone(),
-            net: Ipv4Net::from(cfg.vip),
-        }];
+        let mut v: Vec<Floating> = cfg
+            .vips()
+            .into_iter()
+            .map(|vip| Floating {
+                interface: self.ifaces.vrrp.clone(),
+                net: Ipv4Net::from(vip),
+            })
+            .collect();
         if let (Some(n), Some(l)) = (&cfg.nat, &self.ifaces.nat) {
             v.push(Floating {
                 interface: l.clone(),
@@ -564,7 +569,7 @@ impl Director {
         {
             if t.to != Health::Up {
                 warn!(
-                    service = %format!("{}/{}", s.protocol, s.port),
+                    service = %self.loaded.cfg.service_label(s),
                     real_server = %rsc.name,
                     address = %addr,
                     from = %t.from,
@@ -574,7 +579,7 @@ impl Director {
                 );
             } else {
                 info!(
-                    service = %format!("{}/{}", s.protocol, s.port),
+                    service = %self.loaded.cfg.service_label(s),
                     real_server = %rsc.name,
                     address = %addr,
                     from = %t.from,

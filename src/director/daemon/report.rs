@@ -82,6 +82,7 @@ impl Driver {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| ServiceStatus {
+                    name: cfg.service_name(s),
                     fwmark: s.fwmark,
                     ports: s.ports.clone(),
                     // from the health here; `attach_kernel` reads the kernel's table
@@ -107,7 +108,7 @@ impl Driver {
                         crate::config::Protocol::Tcp => "tcp".into(),
                         crate::config::Protocol::Udp => "udp".into(),
                     },
-                    vip: cfg.vip,
+                    vip: cfg.service_vip(s),
                     port: s.port,
                     scheduler: s.scheduler.clone(),
                     check: s.health.check.clone(),

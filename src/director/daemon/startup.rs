@@ -24,7 +24,11 @@ pub(super) async fn leftovers(
     // no gap. Only this config's addresses on their configured interfaces
     // are touched (`addr::classify`): another cluster's VIP with the same
     // VRID on another NIC stays.
-    let mut owned = vec![(link.index, Ipv4Net::from(cfg.vip))];
+    let mut owned: Vec<(u32, Ipv4Net)> = cfg
+        .vips()
+        .into_iter()
+        .map(|v| (link.index, Ipv4Net::from(v)))
+        .collect();
     if let (Some(n), Some(l)) = (&cfg.nat, &nat_link) {
         owned.push((l.index, n.gateway));
     }

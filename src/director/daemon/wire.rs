@@ -36,10 +36,7 @@ impl Driver {
     pub(super) fn send_advert(&mut self, priority: u8) {
         let cfg = self.core.config();
         let v = &cfg.vrrp;
-        let mut addresses = vec![cfg.vip];
-        if let Some(n) = &cfg.nat {
-            addresses.push(n.gateway.addr());
-        }
+        let addresses = cfg.advert_addresses();
         let adv = Advert {
             vrid: v.vrid,
             priority,

@@ -582,7 +582,6 @@ struct Rs {
     health: HealthOut,
     loc: Loc,
     health_loc: Loc,
-    weight_loc: Loc,
 }
 
 #[derive(Debug, Clone)]
@@ -947,7 +946,6 @@ fn real_server(
         health: health.0,
         loc: s.loc.clone(),
         health_loc: health.1,
-        weight_loc: weight.1,
     })
 }
 
@@ -1317,16 +1315,6 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
     let mode = first.mode.clone();
     let first_loc = first.loc.clone();
     services.retain(|vs| {
-        if vs.fwmark.is_none() && vs.vip != vip_addr {
-            out.unsupported.push(Finding {
-                loc: vs.loc.clone(),
-                message: format!(
-                    "virtual_server on {}: lvsup has one VIP per cluster ({} from {})",
-                    vs.vip, vip_addr, first_loc
-                ),
-            });
-            return false;
-        }
         if vs.mode.0 != mode.0 {
             out.unsupported.push(Finding {
                 loc: vs.mode.1.clone(),
@@ -1351,6 +1339,34 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
         return None;
     };
     let mut main = instances[main_idx].clone();
+    // Virtual servers on other VIPs: services with their own `vip`, when
+    // the instance holding the first VIP holds theirs too (lvsup's one VRRP
+    // instance carries every VIP of a cluster).
+    services.retain(|vs| {
+        // fwmark services have no address: they take the cluster's VIP
+        if vs.fwmark.is_some() || vs.vip == vip_addr || main.vips.iter().any(|v| v.addr == vs.vip)
+        {
+            return true;
+        }
+        match instances.iter().find(|i| i.vips.iter().any(|v| v.addr == vs.vip)) {
+            Some(other) => out.unsupported.push(Finding {
+                loc: vs.loc.clone(),
+                message: format!(
+                    "virtual_server on {}: its VIP is in vrrp_instance {}, but lvsup holds every VIP of a cluster in one VRRP instance ({}, which holds {vip_addr})",
+                    vs.vip, other.name, main.name
+                ),
+            }),
+            None => out.errors.push(format!(
+                "{file}: the VIP {} of virtual_server ({}) is in no vrrp_instance's virtual_ipaddress: lvsup needs the VRRP instance that holds it",
+                vs.vip, vs.loc
+            )),
+        }
+        false
+    });
+    let service_vips: BTreeSet<Ipv4Addr> = services
+        .iter()
+        .map(|s| if s.fwmark.is_some() { vip_addr } else { s.vip })
+        .collect();
     // keepalived speaks VRRPv2 unless told otherwise, and VRRPv2 adverts are whole seconds.
     let version = main.version.clone().or(vrrp_version);
     let ms = main.advert.0.as_millis() as u64;
@@ -1363,18 +1379,19 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
         main.advert.0 = Duration::from_secs(secs);
     }
     let vip = main.vips.iter().find(|v| v.addr == vip_addr).cloned()?;
-    if vip
-        .dev
-        .as_ref()
-        .is_some_and(|d| Some(d) != main.interface.as_ref().map(|i| &i.0))
-    {
-        out.unsupported.push(Finding {
-            loc: vip.loc.clone(),
-            message: "the VIP on another interface than its vrrp_instance's: lvsup puts it on the VRRP interface".into(),
-        });
+    for v in main.vips.iter().filter(|v| service_vips.contains(&v.addr)) {
+        if v.dev
+            .as_ref()
+            .is_some_and(|d| Some(d) != main.interface.as_ref().map(|i| &i.0))
+        {
+            out.unsupported.push(Finding {
+                loc: v.loc.clone(),
+                message: "the VIP on another interface than its vrrp_instance's: lvsup puts it on the VRRP interface".into(),
+            });
+        }
     }
     let mut gateway = None;
-    for v in main.vips.iter().filter(|v| v.addr != vip_addr) {
+    for v in main.vips.iter().filter(|v| !service_vips.contains(&v.addr)) {
         if mode.0 == Mode::Nat && gateway.is_none() {
             gateway = Some(Gateway {
                 addr: v.addr,
@@ -1387,7 +1404,7 @@ fn read_file(input: &DirectorInput, out: &mut Out) -> Option<FileView> {
             out.unsupported.push(Finding {
                 loc: v.loc.clone(),
                 message: format!(
-                    "{}: lvsup has one VIP per cluster (and in NAT mode one gateway)",
+                    "{}: no virtual_server uses it: lvsup holds the services' VIPs (and in NAT mode one gateway)",
                     v.addr
                 ),
             });
@@ -1875,72 +1892,70 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
             }
         }
     }
-    // ---- real servers: one set, one weight, one port for every service
+    // ---- services: names (lvsup's defaults) and VIPs
+    let services = &v0.services;
+    let cluster_vip = v0.vip.addr;
+    let own_vip = |s: &Vs| (s.fwmark.is_none() && s.vip != cluster_vip).then_some(s.vip);
+    let svc_names: Vec<String> = services
+        .iter()
+        .map(|s| {
+            crate::config::Service::default_name(
+                own_vip(s),
+                s.port,
+                s.protocol,
+                s.fwmark.as_ref().map(|(m, _)| *m),
+            )
+        })
+        .collect();
+    // ---- real servers: the union in file order; a real server of only some
+    // virtual servers gets `services`, another weight in one gets `weights`
     let mut rs_order: Vec<Ipv4Addr> = Vec::new();
     let mut rs_map: BTreeMap<Ipv4Addr, Rs> = BTreeMap::new();
-    let services = &v0.services;
-    let all_sets: Vec<BTreeSet<Ipv4Addr>> = services
-        .iter()
-        .map(|s| s.rs.iter().map(|r| r.addr).collect())
-        .collect();
-    let common: BTreeSet<Ipv4Addr> = all_sets
-        .iter()
-        .skip(1)
-        .fold(all_sets.first().cloned().unwrap_or_default(), |acc, s| {
-            acc.intersection(s).copied().collect()
-        });
-    for s in services {
+    // per real server: (service index, weight) where it appears
+    let mut rs_in: BTreeMap<Ipv4Addr, Vec<(usize, u32)>> = BTreeMap::new();
+    for (k, s) in services.iter().enumerate() {
         for r in &s.rs {
-            if !common.contains(&r.addr) {
+            let seen = rs_in.entry(r.addr).or_default();
+            if seen.iter().any(|(j, _)| *j == k) {
+                // the same address twice in one virtual server (two ports):
+                // one destination per address and service in lvsup
                 out.unsupported.push(Finding {
                     loc: r.loc.clone(),
                     message: format!(
-                        "real_server {} serves only some virtual servers: lvsup real servers serve every service",
+                        "real_server {} appears twice in this virtual_server: lvsup has one destination per real server and service",
                         r.addr
                     ),
                 });
                 continue;
             }
-            match rs_map.get(&r.addr) {
-                None => {
-                    rs_order.push(r.addr);
-                    rs_map.insert(r.addr, r.clone());
-                }
-                Some(first) => {
-                    if first.weight != r.weight {
-                        out.unsupported.push(Finding {
-                            loc: r.weight_loc.clone(),
-                            message: format!(
-                                "weight {} of real_server {}: lvsup has one weight per real server ({} at {})",
-                                r.weight, r.addr, first.weight, first.weight_loc
-                            ),
-                        });
-                    }
-                }
+            seen.push((k, r.weight));
+            if let std::collections::btree_map::Entry::Vacant(e) = rs_map.entry(r.addr) {
+                rs_order.push(r.addr);
+                e.insert(r.clone());
             }
         }
     }
     if rs_order.is_empty() {
-        out.errors.push(format!(
-            "{}: no real_server is common to every virtual_server",
-            v0.file
-        ));
+        out.errors.push(format!("{}: no real_server", v0.file));
         return None;
     }
-    // per-real-server port (NAT remapping)
-    let mut service_ports: Vec<u16> = services.iter().map(|s| s.port).collect();
-    service_ports.sort_unstable();
-    service_ports.dedup();
+    // per-real-server port (NAT remapping), among the services it serves
     let mut rs_port: BTreeMap<Ipv4Addr, Option<u16>> = BTreeMap::new();
     for s in services {
-        for r in s.rs.iter().filter(|r| common.contains(&r.addr)) {
+        for r in &s.rs {
             let remap = (r.port != s.port).then_some(r.port);
             if let std::collections::btree_map::Entry::Vacant(e) = rs_port.entry(r.addr) {
-                if remap.is_some() && service_ports.len() > 1 {
+                let mut ports: Vec<u16> = rs_in[&r.addr]
+                    .iter()
+                    .map(|(j, _)| services[*j].port)
+                    .collect();
+                ports.sort_unstable();
+                ports.dedup();
+                if remap.is_some() && ports.len() > 1 {
                     out.unsupported.push(Finding {
                         loc: r.loc.clone(),
                         message: format!(
-                            "real_server {} on port {} for virtual server port {}: lvsup remaps ports only in a cluster with one service port",
+                            "real_server {} on port {} for virtual server port {}: lvsup remaps ports only for a real server of one service port",
                             r.addr, r.port, s.port
                         ),
                     });
@@ -1954,8 +1969,21 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
     // ---- health: one per service
     let mut health: Vec<HealthOut> = Vec::new();
     for s in services {
-        let mut rs = s.rs.iter().filter(|r| common.contains(&r.addr));
-        let Some(first) = rs.next() else { continue };
+        let mut rs = s.rs.iter();
+        let Some(first) = rs.next() else {
+            health.push(HealthOut {
+                check: CheckKind::None,
+                interval: Duration::from_secs(2),
+                timeout: Duration::from_secs(1),
+                fall: 1,
+                port: None,
+            });
+            out.errors.push(format!(
+                "{}: virtual_server {} {}:{} has no real_server",
+                s.loc, s.protocol, s.vip, s.port
+            ));
+            continue;
+        };
         for r in rs {
             if r.health != first.health {
                 out.unsupported.push(Finding {
@@ -2031,7 +2059,12 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
                 let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
                 t.push_str(&format!("fwmark = {m}\nports = [{}]\n", ports.join(", ")));
             }
-            None => t.push_str(&format!("port = {}\n", s.port)),
+            None => {
+                if let Some(v) = own_vip(s) {
+                    t.push_str(&format!("vip = {}\n", q(&v.to_string())));
+                }
+                t.push_str(&format!("port = {}\n", s.port));
+            }
         }
         t.push_str(&format!("protocol = {}\n", q(s.protocol.as_str())));
         t.push_str(&format!("scheduler = {}\n", q(&s.scheduler)));
@@ -2121,6 +2154,19 @@ fn assemble(views: &[FileView], out: &mut Out) -> Option<String> {
         t.push_str(&format!("weight = {}\n", r.weight));
         if let Some(Some(p)) = rs_port.get(a) {
             t.push_str(&format!("port = {p}\n"));
+        }
+        let inn = &rs_in[a];
+        if inn.len() < services.len() {
+            let names: Vec<String> = inn.iter().map(|(k, _)| q(&svc_names[*k])).collect();
+            t.push_str(&format!("services = [{}]\n", names.join(", ")));
+        }
+        let other: Vec<String> = inn
+            .iter()
+            .filter(|(_, w)| *w != r.weight)
+            .map(|(k, w)| format!("{} = {w}", q(&svc_names[*k])))
+            .collect();
+        if !other.is_empty() {
+            t.push_str(&format!("weights = {{ {} }}\n", other.join(", ")));
         }
     }
     if let Some(g) = &v0.gateway {
@@ -2408,22 +2454,95 @@ mod tests {
         );
     }
 
+    /// A real server in only some virtual servers serves only those
+    /// services (`services`); its weight in another one is `weights`.
     #[test]
-    fn a_real_server_of_only_some_services_is_unsupported() {
+    fn real_servers_of_some_services_and_their_own_weights() {
         let text = instance_with(" unicast_src_ip 10.0.0.11")
             + VS
-            + "virtual_server 10.0.0.100 81 {\n lb_kind DR\n protocol TCP\n real_server 10.0.0.21 81 {\n }\n real_server 10.0.0.22 81 {\n }\n}\n";
-        let e = convert(&[input("a.conf", &text, None)], false).unwrap_err();
-        assert_eq!(e.unsupported.len(), 1, "{e}");
-        assert_eq!(
-            e.unsupported[0].to_string(),
-            "a.conf:22: real_server 10.0.0.22 serves only some virtual servers: lvsup real servers serve every service"
-        );
-        let got = convert(&[input("a.conf", &text, None)], true).expect("lossy imports");
+            + "virtual_server 10.0.0.100 81 {\n lb_kind DR\n protocol TCP\n real_server 10.0.0.21 81 {\n  weight 3\n }\n real_server 10.0.0.22 81 {\n }\n}\n";
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
         assert!(
-            !got.toml.contains("address = \"10.0.0.22\""),
+            got.toml.contains(
+                "name = \"rs-10-0-0-21\"\naddress = \"10.0.0.21\"\nweight = 1\nweights = { \"81/tcp\" = 3 }\n"
+            ),
             "{}",
             got.toml
+        );
+        assert!(
+            got.toml.contains(
+                "name = \"rs-10-0-0-22\"\naddress = \"10.0.0.22\"\nweight = 1\nservices = [\"81/tcp\"]\n"
+            ),
+            "{}",
+            got.toml
+        );
+        let spec = crate::config::parse_str("a.toml", &got.toml).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.real_servers[1].services, Some(vec!["81/tcp".into()]));
+        assert_eq!(spec.real_servers[0].weight_for(&spec.services[1]), 3);
+    }
+
+    /// Virtual servers on several addresses of the one vrrp_instance: a
+    /// service with its own `vip` each; on an address of another instance
+    /// (lvsup runs one per cluster) or of none they are refused.
+    #[test]
+    fn virtual_servers_on_several_vips_of_the_instance() {
+        let inst = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 9\n priority 150\n unicast_src_ip 10.0.0.11\n virtual_ipaddress {\n  10.0.0.100\n  10.0.0.101\n }\n}\n";
+        let vs2 = "virtual_server 10.0.0.101 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 10.0.0.22 80 {\n }\n}\n";
+        let text = format!("{inst}{VS}{vs2}");
+        let got = convert(&[input("a.conf", &text, None)], false).expect("imports");
+        assert!(got.toml.contains("vip = \"10.0.0.100\"\n"), "{}", got.toml);
+        assert!(
+            got.toml
+                .contains("[[services]]\nvip = \"10.0.0.101\"\nport = 80\n"),
+            "{}",
+            got.toml
+        );
+        assert!(
+            got.toml.contains("services = [\"10.0.0.101:80/tcp\"]\n"),
+            "{}",
+            got.toml
+        );
+        let spec = crate::config::parse_str("a.toml", &got.toml).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vips().len(), 2);
+        // An address of no virtual server is still refused (not a gateway in DR).
+        let three = inst.replace("  10.0.0.101\n", "  10.0.0.101\n  10.0.0.102\n");
+        let e = convert(
+            &[input("a.conf", &format!("{three}{VS}{vs2}"), None)],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.unsupported
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>(),
+            [
+                "a.conf:9: 10.0.0.102: no virtual_server uses it: lvsup holds the services' VIPs (and in NAT mode one gateway)"
+            ]
+        );
+        // A VIP of another vrrp_instance: one VRRP instance per cluster.
+        let other = "vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 10\n priority 150\n virtual_ipaddress {\n  10.0.0.101\n }\n}\n";
+        let one = inst.replace("  10.0.0.101\n", "");
+        let e = convert(
+            &[input("a.conf", &format!("{one}{other}{VS}{vs2}"), None)],
+            false,
+        )
+        .unwrap_err();
+        let msgs: Vec<String> = e.unsupported.iter().map(|f| f.to_string()).collect();
+        assert!(
+            msgs.iter().any(|m| m.contains(
+                "virtual_server on 10.0.0.101: its VIP is in vrrp_instance VI_2, but lvsup holds every VIP of a cluster in one VRRP instance (VI_1, which holds 10.0.0.100)"
+            )),
+            "{msgs:#?}"
+        );
+        // A VIP in no instance: an error naming the virtual server.
+        let e = convert(&[input("a.conf", &format!("{one}{VS}{vs2}"), None)], false).unwrap_err();
+        assert!(
+            e.errors
+                .iter()
+                .any(|m| m.contains("the VIP 10.0.0.101 of virtual_server (a.conf:")),
+            "{:#?}",
+            e.errors
         );
     }
 
@@ -2690,5 +2809,48 @@ mod checks_and_hooks_tests {
         );
         let e = r.expect_err("differs").to_string();
         assert!(e.contains("notify_master is /bin/a"), "{e}");
+    }
+
+    /// Checks and hooks with several VIPs and per-service real servers: the
+    /// check of a virtual server on the second VIP, served by one real server
+    /// only, is that service's; the notify hook is the cluster's.
+    #[test]
+    fn checks_and_hooks_with_several_vips_and_per_service_real_servers() {
+        let text = instance(" notify_master /usr/local/bin/vip-up")
+            .replace("  10.0.0.100\n", "  10.0.0.100\n  10.0.0.101\n")
+            + &vs("  MISC_CHECK {\n   misc_path \"/usr/local/bin/check.sh {A}\"\n  }")
+            + "virtual_server 10.0.0.101 443 {\n lb_kind DR\n protocol TCP\n delay_loop 10\n real_server 10.0.0.21 443 {\n  weight 3\n  SSL_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n";
+        let got = import(&text);
+        let spec = crate::config::parse_str("t.toml", &got.toml)
+            .unwrap_or_else(|e| panic!("{e}\n{}", got.toml));
+        assert_eq!(
+            spec.notify.master.as_deref(),
+            Some(&["/usr/local/bin/vip-up".to_string()][..]),
+            "{}",
+            got.toml
+        );
+        let names: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["443/tcp", "10.0.0.101:443/tcp"]);
+        assert_eq!(
+            spec.services[0].health.check,
+            crate::config::Check::Script {
+                argv: vec!["/usr/local/bin/check.sh".into(), "{address}".into()]
+            }
+        );
+        assert!(
+            matches!(
+                spec.services[1].health.check,
+                crate::config::Check::Https {
+                    tls_verify: false,
+                    ..
+                }
+            ),
+            "{}",
+            got.toml
+        );
+        let (rs21, rs22) = (&spec.real_servers[0], &spec.real_servers[1]);
+        assert!(rs21.serves(&spec.services[1]) && !rs22.serves(&spec.services[1]));
+        assert_eq!(rs21.weight_for(&spec.services[1]), 3);
+        assert_eq!(rs21.weight_for(&spec.services[0]), 1);
     }
 }

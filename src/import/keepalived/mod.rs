@@ -44,6 +44,9 @@
 //! | lb_kind / lvs_method (default NAT) | `cluster.mode` |
 //! | persistence_timeout [N] (no value: 360) | `persistence = "Ns"` |
 //! | real_server IP PORT, weight (default 1) | `[[real_servers]]` address, weight; NAT port remapping → `port` |
+//! | virtual_server on another address of the vrrp_instance holding the first one's | `[[services]] vip` (the first virtual_server's address is `cluster.vip`) |
+//! | real_server in only some virtual_servers | `[[real_servers]] services = ["PORT/PROTO", "VIP:PORT/PROTO", …]` (lvsup's default service names) |
+//! | real_server weight differing between virtual_servers | `weight` (its first) and `weights = { NAME = W }` for the others |
 //! | TCP_CHECK / HTTP_GET / SSL_GET / MISC_CHECK | `health.check` "tcp" / "http" / "https" / "script"; no checker: "none" |
 //! | SSL_GET | `tls_verify = false`: keepalived's SSL_GET never verifies the real server's certificate (it loads a `ca` but leaves OpenSSL's peer verification off); its `virtualhost` → `sni` |
 //! | url { path, status_code N, digest D, regex R } | `health.path`, `health.expect_status` (no status_code: 200), `health.expect_digest` = D, `health.expect_body` = R when R has no regex special character |
@@ -90,9 +93,11 @@
 //!   and the other notify hooks, misc_dynamic, the checkers other than
 //!   TCP/HTTP/SSL/MISC, regular expressions, quorum, tracking, static
 //!   addresses and routes, virtual_ipaddress options, vrrp_strict, …; see
-//!   [`keywords::unsupported`]), several VIPs or VRRP instances, per-service
-//!   weights or real-server sets, different checks for the real servers of a
-//!   service, scheduler names lvsup does not know, priority 255.
+//!   [`keywords::unsupported`]), several VRRP instances (a virtual_server
+//!   on an address of another instance than the first's; an address of the
+//!   instance no virtual_server uses, other than a NAT gateway), the same
+//!   real server twice in one virtual_server, different checks for the real
+//!   servers of a service, scheduler names lvsup does not know, priority 255.
 //! * A warning: keywords that change nothing lvsup builds
 //!   ([`keywords::dropped`]: authentication — RFC 5798 has none —, e-mail and
 //!   SNMP settings, gratuitous-ARP timing, process tuning…), keepalived's
