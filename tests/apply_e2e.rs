@@ -382,7 +382,7 @@ fn run_example(ex: &str) {
     // of a new director binary (on DR: once in CI; last before destroy, which
     // removes whichever binary is there).
     if ex == "dr" && !no_kernel() {
-        upload_cut_keeps_the_old_binary(&lab, &spec, &with);
+        upload_cut_keeps_the_old_binary(&lab, &name, &spec, &with);
     }
 
     let out = expect(&run(&["destroy", "--yes"]), 0, "destroy");
@@ -415,6 +415,7 @@ fn run_example(ex: &str) {
 /// next apply installs the new binary.
 fn upload_cut_keeps_the_old_binary(
     lab: &Lab,
+    name: &str,
     spec: &lvsup::config::ClusterSpec,
     with: &dyn Fn(&[&str]) -> Vec<String>,
 ) {
@@ -510,10 +511,7 @@ fn upload_cut_keeps_the_old_binary(
     let active = on(
         lab,
         &backup,
-        &format!(
-            "systemctl is-active lvsup-director-{}.service || true",
-            spec.name
-        ),
+        &format!("systemctl is-active lvsup-director-{name}.service || true"),
     );
     assert_eq!(active, "active\n", "the daemon on {backup} stopped");
 
