@@ -63,26 +63,7 @@ fn sh(netns: &str, cmd: &str) -> Output {
 }
 
 fn on(lab: &Lab, host: &str, cmd: &str) -> String {
-    let o = lvsup(&[
-        "lab",
-        "exec",
-        "-f",
-        &lab.file.to_string_lossy(),
-        host,
-        "--",
-        // `lab exec` keeps argv intact on the host (each argument quoted for
-        // the remote shell), so the shell command goes through `sh -c`
-        "sh",
-        "-c",
-        cmd,
-    ]);
-    // A command that silently failed would make a drift or a snapshot vacuous.
-    assert!(
-        o.status.success(),
-        "on {host}: `{cmd}` failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    lab.on(host, cmd)
 }
 
 /// Everything lvsup could touch on a host, in a comparable form.

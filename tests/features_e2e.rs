@@ -73,21 +73,8 @@ fn text(o: &std::process::Output) -> String {
     )
 }
 
-/// `lab exec HOST -- sh -c CMD`: its stdout; a failed command fails the test.
 fn on(lab: &Lab, host: &str, cmd: &str) -> String {
-    let o = lvsup(&[
-        "lab",
-        "exec",
-        "-f",
-        &lab.file.to_string_lossy(),
-        host,
-        "--",
-        "sh",
-        "-c",
-        cmd,
-    ]);
-    assert!(o.status.success(), "{host}: {cmd}\n{}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    lab.on(host, cmd)
 }
 
 /// An HTTP GET from the lab's client to the VIP: the answering host's name,

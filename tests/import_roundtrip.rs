@@ -167,26 +167,8 @@ fn expect(o: &Output, code: i32, what: &str) {
     );
 }
 
-/// `sh -c CMD` on a lab host; a failed command fails the test.
 fn on(lab: &Lab, host: &str, cmd: &str) -> String {
-    let o = lvsup(&[
-        "lab",
-        "exec",
-        "-f",
-        &lab.file.to_string_lossy(),
-        host,
-        "--",
-        "sh",
-        "-c",
-        cmd,
-    ]);
-    assert!(
-        o.status.success(),
-        "on {host}: `{cmd}` failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    lab.on(host, cmd)
 }
 
 const KA_UNIT: &str = "lvsup-roundtrip-keepalived";

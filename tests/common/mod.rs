@@ -189,6 +189,33 @@ pub struct Lab {
     pub _dir: tempfile::TempDir,
 }
 
+impl Lab {
+    /// `sh -c CMD` on a lab host (`lab exec` keeps argv intact on the host,
+    /// each argument quoted for the remote shell): its stdout. A command that
+    /// failed fails the test: a silently failed one would make a drift, a
+    /// snapshot or a check vacuous.
+    pub fn on(&self, host: &str, cmd: &str) -> String {
+        let o = lvsup(&[
+            "lab",
+            "exec",
+            "-f",
+            &self.file.to_string_lossy(),
+            host,
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ]);
+        assert!(
+            o.status.success(),
+            "on {host}: `{cmd}` failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = lvsup(&["lab", "down", "-f", &self.file.to_string_lossy()]);
