@@ -969,6 +969,7 @@ fn director_failover_with_preemption() {
     let f = DirectorFailover {
         mode: FailoverMode::PlannedStop,
         takeover_ms: None,
+        takeover_exact: false,
         advert_ms: 1000,
         backup_priority: 140,
         master: "lvs191".into(),
@@ -1029,6 +1030,7 @@ fn preemption_expects_the_higher_priority_director_not_the_stopped_one() {
     let f = DirectorFailover {
         mode: FailoverMode::PlannedStop,
         takeover_ms: None,
+        takeover_exact: false,
         advert_ms: 1000,
         backup_priority: 150,
         master: "lvs192".into(),
@@ -1129,6 +1131,7 @@ fn crash(gap_ms: u64) -> DirectorFailover {
         holder_after_stop: Some("lvs192".into()),
         outage: gap(gap_ms, true),
         takeover_ms: Some(3900),
+        takeover_exact: false,
         advert_ms: 1000,
         backup_priority: 140,
         holder_after_start: Some("lvs191".into()),
@@ -1201,6 +1204,55 @@ fn crash_gap_is_bounded_by_master_down_interval_plus_margin() {
         reasons(&v).contains("after lvs191's daemon resumed the VIP is on no director"),
         "{}",
         reasons(&v)
+    );
+}
+
+/// The backup daemon's own transition time (exact) is bounded like the gap,
+/// without the poll's slack: a cluster claimed at 100 ms adverts whose backup
+/// takes over after 2.6 s (1 s adverts really) fails whatever the poll saw.
+#[test]
+fn exact_takeover_is_bounded_without_poll_slack() {
+    let exact = |t: u64, advert_ms: u64| DirectorFailover {
+        takeover_ms: Some(t),
+        takeover_exact: true,
+        advert_ms,
+        ..crash(0)
+    };
+    let v = analyse_director_failover(&exact(3500, 1000));
+    assert!(v.passed, "{}", reasons(&v));
+    assert_eq!(
+        v.expected,
+        "lvs192 takes over, gap and takeover ≤ 4453 ms (Master_Down_Interval 3453 + 1000); then on lvs191"
+    );
+    assert!(
+        v.measured.contains("Master after 3500 ms"),
+        "{}",
+        v.measured
+    );
+    assert!(analyse_director_failover(&exact(4453, 1000)).passed);
+    let v = analyse_director_failover(&exact(4454, 1000));
+    assert!(
+        reasons(&v).contains("lvs192 became Master 4454 ms after the crash (its daemon's clock)"),
+        "{}",
+        reasons(&v)
+    );
+    // 100 ms claimed: limit 345 + 1000; the earliest a 1 s cluster can take
+    // over (Master_Down_Interval less one advert) is far beyond it.
+    let v = analyse_director_failover(&exact(2609, 100));
+    assert!(!v.passed);
+    assert!(
+        reasons(&v).contains("more than Master_Down_Interval 345 ms"),
+        "{}",
+        reasons(&v)
+    );
+    // The same figure from the poll has 2 s of slack and passes: why the
+    // exact one is preferred.
+    assert!(
+        analyse_director_failover(&DirectorFailover {
+            takeover_exact: false,
+            ..exact(2609, 100)
+        })
+        .passed
     );
 }
 

@@ -120,6 +120,12 @@ impl Fake {
 
 impl HostExec for Fake {
     fn run(&self, host: &str, cmd: &str) -> Result<ExecOutput, ExecError> {
+        // verify stamps the failure with the master's clock.
+        if let Some(rest) = cmd.strip_suffix(" && date +%s%3N") {
+            let mut out = self.run(host, rest)?;
+            out.stdout.push_str("1700000000000\n");
+            return Ok(out);
+        }
         if cmd.contains("lvsup ipvs list") {
             // IPVS counts a connection at its SYN; the fake's listener only
             // at accept(): give it time to catch up with the last probes.

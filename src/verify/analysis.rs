@@ -1057,9 +1057,15 @@ pub struct DirectorFailover {
     /// took the VIP.
     pub holder_after_stop: Option<String>,
     pub outage: Outage,
-    /// ms from the failure until the holder poll saw the backup with the
-    /// VIP (None: not seen).
+    /// ms from the failure until the backup held the VIP (None: not seen):
+    /// see `takeover_exact`.
     pub takeover_ms: Option<u64>,
+    /// `takeover_ms` is the backup daemon's own time of its Backup → Master
+    /// transition less the master's clock just before the freeze (directors'
+    /// clocks agree: same host in the lab, NTP on real ones): bounded like
+    /// the gap. false: it is when the holder poll saw the backup with the
+    /// VIP, which can be late by one poll over ssh ([`HOLDER_POLL_SLACK_MS`]).
+    pub takeover_exact: bool,
     /// The cluster's advert interval (ms) and the backup's priority: the
     /// crash bound ([`crash_gap_limit_ms`]).
     pub advert_ms: u64,
@@ -1144,20 +1150,32 @@ pub fn analyse_director_failover(f: &DirectorFailover) -> Verdict {
                     f.outage.longest_gap_ms, f.advert_ms, f.backup_priority
                 ));
             }
-            if let Some(t) = f.takeover_ms
-                && t > gap_limit + HOLDER_POLL_SLACK_MS
-            {
-                reasons.push(format!(
-                    "{} held the VIP {t} ms after the crash, more than Master_Down_Interval \
-                     {mdi} ms + {CRASH_MARGIN_MS} ms + {HOLDER_POLL_SLACK_MS} ms (polling)",
+            match f.takeover_ms {
+                Some(t) if f.takeover_exact && t > gap_limit => reasons.push(format!(
+                    "{} became Master {t} ms after the crash (its daemon's clock), more than \
+                     Master_Down_Interval {mdi} ms + {CRASH_MARGIN_MS} ms",
                     f.backup
-                ));
+                )),
+                Some(t) if !f.takeover_exact && t > gap_limit + HOLDER_POLL_SLACK_MS => reasons
+                    .push(format!(
+                        "{} held the VIP {t} ms after the crash, more than Master_Down_Interval \
+                         {mdi} ms + {CRASH_MARGIN_MS} ms + {HOLDER_POLL_SLACK_MS} ms (polling)",
+                        f.backup
+                    )),
+                _ => {}
             }
-            format!(
-                "gap ≤ {gap_limit} ms (Master_Down_Interval {mdi} + {CRASH_MARGIN_MS}), \
-                 takeover seen ≤ {} ms",
-                gap_limit + HOLDER_POLL_SLACK_MS
-            )
+            if f.takeover_exact {
+                format!(
+                    "gap and takeover ≤ {gap_limit} ms (Master_Down_Interval {mdi} + \
+                     {CRASH_MARGIN_MS})"
+                )
+            } else {
+                format!(
+                    "gap ≤ {gap_limit} ms (Master_Down_Interval {mdi} + {CRASH_MARGIN_MS}), \
+                     takeover seen ≤ {} ms",
+                    gap_limit + HOLDER_POLL_SLACK_MS
+                )
+            }
         }
     };
     // After a planned stop the master starts as Backup: preemption decides.
@@ -1197,7 +1215,11 @@ pub fn analyse_director_failover(f: &DirectorFailover) -> Verdict {
             "{}{}; then {}{}, back on {}",
             f.outage.describe(),
             f.takeover_ms
-                .map(|t| format!(", takeover seen after {t} ms"))
+                .map(|t| if f.takeover_exact {
+                    format!(", Master after {t} ms")
+                } else {
+                    format!(", takeover seen after {t} ms")
+                })
                 .unwrap_or_default(),
             f.holder_after_stop.as_deref().unwrap_or("nobody"),
             f.backup_state

@@ -171,18 +171,26 @@ pub(super) async fn check_director_failover(
     });
     sleep_ms(200).await;
     let t_stop = ms_since(t0);
-    if let Err(e) = cx.sh(master, &fail_cmd).await {
-        let _ = prober.finish().await;
-        if let Some(u) = uprober {
-            let _ = u.finish().await;
+    // The master's clock right after the failure (read after the signal, so
+    // `systemctl`'s own run time, while the master still advertises, is not
+    // counted against the backup): the crash takeover is measured against it
+    // (see `DirectorFailover::takeover_exact`).
+    let stamped = format!("{fail_cmd} && date +%s%3N");
+    let failed_at = match cx.sh(master, &stamped).await {
+        Ok(out) => facts::parse_epoch_ms(&out),
+        Err(e) => {
+            let _ = prober.finish().await;
+            if let Some(u) = uprober {
+                let _ = u.finish().await;
+            }
+            // Whatever happened, put it back now.
+            if cx.sh(master, &recover_cmd).await.is_ok() {
+                cx.undone(undo_id).await;
+            }
+            cx.add(fail(format!("cannot {fail_cmd} on {master}: {e}")));
+            return;
         }
-        // Whatever happened, put it back now.
-        if cx.sh(master, &recover_cmd).await.is_ok() {
-            cx.undone(undo_id).await;
-        }
-        cx.add(fail(format!("cannot {fail_cmd} on {master}: {e}")));
-        return;
-    }
+    };
     let (after_stop, takeover_ms) = match mode {
         FailoverMode::PlannedStop => {
             let (h, _) = wait_holder(cx, takeover_limit, |h| h == Some(backup.as_str())).await;
@@ -207,14 +215,27 @@ pub(super) async fn check_director_failover(
         }
     };
     // The daemon's own view, where its status command exists (best effort).
-    let backup_state = cx
+    let backup_status = cx
         .sh(
             &backup,
             &format!("{LVSUP_PATH}; lvsup director status --json"),
         )
         .await
-        .ok()
-        .and_then(|o| facts::parse_vrrp_state(&o));
+        .ok();
+    let backup_state = backup_status.as_deref().and_then(facts::parse_vrrp_state);
+    // Crash: the backup's own transition time against the master's clock
+    // when the two agree with the poll (not before the freeze, not after
+    // the poll saw the VIP plus one ssh read); else the poll's figure.
+    let exact = match (mode, takeover_ms, failed_at) {
+        (FailoverMode::Crash, Some(seen), Some(at)) => backup_status
+            .as_deref()
+            .and_then(facts::parse_master_since_ms)
+            .and_then(|m| m.checked_sub(at))
+            .filter(|t| *t <= seen + analysis::HOLDER_POLL_SLACK_MS),
+        _ => None,
+    };
+    let takeover_exact = exact.is_some();
+    let takeover_ms = exact.or(takeover_ms);
     sleep_ms(1000).await;
     let since_stop = |t: Vec<analysis::ProbeResult>| -> Vec<analysis::ProbeResult> {
         t.into_iter()
@@ -313,6 +334,7 @@ pub(super) async fn check_director_failover(
             holder_after_stop: after_stop.clone(),
             outage,
             takeover_ms,
+            takeover_exact,
             advert_ms,
             backup_priority,
             holder_after_start: after_start.clone(),
