@@ -1,9 +1,12 @@
 //! The keepalived features of issue 15 that change traffic, in a real lab
-//! (NAT: two segments, the directors route for the real servers): a fwmark
-//! service (two ports on one mark, persistence across both, the nftables
-//! table lvsup puts on the directors) and a sorry server taking over when
-//! every real server is down, leaving when one is back. Needs root, ip_vs and
-//! systemd-nspawn, so `#[ignore]`d; tests/run runs it in the lab VM:
+//! (NAT: two segments, the directors route for the real servers): a second
+//! VIP whose service is health-checked over HTTPS (a TLS server on each real
+//! server, its certificate made by the test), a fwmark service (two ports on
+//! one mark, persistence across both, the nftables table lvsup puts on the
+//! directors) and a sorry server taking over when every real server is down,
+//! leaving when one is back; `lvsup verify` passes on that cluster, every
+//! service probed on its own VIP. Needs root, ip_vs and systemd-nspawn, so
+//! `#[ignore]`d; tests/run runs it in the lab VM:
 //!
 //!     tests/lab/in-vm target/debug/deps/features_e2e-* --ignored --test-threads=1
 
@@ -25,6 +28,18 @@ scheduler = "rr"
 sorry_server = "192.168.10.11:8081"   # app1's second demo server, started by the test
 [services.health]
 check = "http"
+interval = "1s"
+timeout = "800ms"
+fall = 2
+rise = 1
+
+[[services]]
+vip = "10.0.0.101"
+port = 443
+scheduler = "rr"
+[services.health]
+check = "https"
+tls_verify = false   # the test's self-signed certificate (the handshake is still checked)
 interval = "1s"
 timeout = "800ms"
 fall = 2
@@ -64,6 +79,31 @@ address = "192.168.10.12/24"
 "#;
 
 const VIP: &str = "10.0.0.100";
+const VIP2: &str = "10.0.0.101";
+
+/// A TLS server on port 443 (python3's ssl, in the lab image; busybox httpd
+/// has no TLS) answering every request with the host's name, like the
+/// lab's demo servers; one connection at a time, 3 s per connection.
+const TLS_SERVER: &str = r#"import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("/srv/lvsup-lab/tls.pem")
+body = open("/srv/lvsup-lab/index.html", "rb").read()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 443))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    c.settimeout(3)
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(4096)
+        t.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        t.unwrap()  # close_notify: a clean end of the TLS stream
+    except Exception:
+        pass
+    c.close()
+"#;
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -80,6 +120,12 @@ fn on(lab: &Lab, host: &str, cmd: &str) -> String {
 /// An HTTP GET from the lab's client to the VIP: the answering host's name,
 /// or None when nothing answered within 3 s.
 fn get(lab: &Lab, port: u16) -> Option<String> {
+    fetch(lab, &format!("http://{VIP}:{port}/"))
+}
+
+/// `curl URL` from the lab's client (certificates not checked: the test's
+/// own): the body, or None when nothing answered within 3 s.
+fn fetch(lab: &Lab, url: &str) -> Option<String> {
     let o = lvsup(&[
         "lab",
         "exec",
@@ -88,10 +134,10 @@ fn get(lab: &Lab, port: u16) -> Option<String> {
         "client",
         "--",
         "curl",
-        "-s",
+        "-sk",
         "-m",
         "3",
-        &format!("http://{VIP}:{port}/"),
+        url,
     ]);
     let body = String::from_utf8_lossy(&o.stdout).trim().to_string();
     (o.status.success() && !body.is_empty()).then_some(body)
@@ -132,12 +178,91 @@ fn fwmark_service_and_sorry_server() {
         file: file.clone(),
         _dir: dir,
     };
+    tls_servers(&lab);
     let o = lvsup(&["apply", "--yes", "-f", &f]);
     assert_eq!(o.status.code(), Some(0), "apply\n{}", text(&o));
     let m = master(&f);
     eprintln!("master: {m}");
+    https_on_the_second_vip(&lab, &m, &f);
     fwmark(&lab, &m);
     sorry_server(&lab, &m);
+}
+
+/// Port 443 of both real servers: the lab's plain demo server there (lab up
+/// starts one on every service port) replaced by [`TLS_SERVER`] with a
+/// self-signed certificate naming both real servers.
+fn tls_servers(lab: &Lab) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["192.168.10.11".into(), "192.168.10.12".into()])
+            .expect("certificate");
+    let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
+    for h in ["app1", "app2"] {
+        on(
+            lab,
+            h,
+            &format!(
+                "systemctl stop lvsup-lab-demo@443.service 2>/dev/null; \
+                 cat > /srv/lvsup-lab/tls.pem <<'LVSUP_EOF'\n{pem}LVSUP_EOF\n\
+                 cat > /srv/lvsup-lab/tls.py <<'LVSUP_EOF'\n{TLS_SERVER}LVSUP_EOF\n\
+                 systemd-run --unit=feat-tls /usr/bin/python3 /srv/lvsup-lab/tls.py"
+            ),
+        );
+    }
+}
+
+/// The second VIP answers HTTPS from both real servers, their https checks
+/// pass (a failed one would have put them at weight 0: `status` says so),
+/// and `lvsup verify` passes with every service probed on its own VIP.
+fn https_on_the_second_vip(lab: &Lab, m: &str, f: &str) {
+    let url = format!("https://{VIP2}/");
+    let (ok, seen) = until(40, || {
+        let mut names: Vec<String> = (0..4).filter_map(|_| fetch(lab, &url)).collect();
+        names.sort();
+        names.dedup();
+        (names == ["app1", "app2"], names)
+    });
+    let status = on(lab, m, "lvsup director status");
+    assert!(
+        ok,
+        "{url} not answered by both real servers: {seen:?}\n{status}"
+    );
+    let ipvs = on(lab, m, "ipvsadm -Ln");
+    let lines: Vec<Vec<&str>> = ipvs
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l[..] == ["TCP", "10.0.0.101:443", "rr"]),
+        "{ipvs}"
+    );
+    for rs in ["192.168.10.11:443", "192.168.10.12:443"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.len() >= 4 && l[..4] == ["->", rs, "Masq", "1"]),
+            "{rs} at weight 1 (its https check passes):\n{ipvs}"
+        );
+    }
+    let held = on(lab, m, "ip -4 -o addr show");
+    assert!(
+        held.contains(&format!("{VIP}/")) && held.contains(&format!("{VIP2}/")),
+        "the master holds both VIPs:\n{held}"
+    );
+    let (code, v) = common::verify(f, &["--skip-failover"]);
+    assert_eq!(code, 0, "verify failed:\n{}", common::reasons(&v));
+    let mut probed: Vec<String> = common::rows(&v, "reachability")
+        .iter()
+        .map(|r| r["subject"].as_str().unwrap_or_default().to_string())
+        .collect();
+    probed.sort();
+    let spec = lvsup::config::parse_str("feat.toml", CLUSTER).expect("valid cluster");
+    let mut want: Vec<String> = spec.services.iter().map(|s| s.label()).collect();
+    want.sort();
+    assert_eq!(want.len(), 3);
+    assert_eq!(probed, want, "{v}");
+    eprintln!("https on {VIP2}: both real servers; verify passed on three services");
 }
 
 /// Both ports reach the real servers through the one mark; persistence
