@@ -237,7 +237,7 @@ impl HostExec for Fake {
                 self.elect(&mut st);
                 return ok("");
             }
-            if cmd == format!("systemctl kill --signal=SIGSTOP {unit}") {
+            if cmd == verify::failover_commands(verify::analysis::FailoverMode::Crash, &unit).0 {
                 st.frozen.push(host.into());
                 if st.holder.as_deref() == Some(host) {
                     st.stale_vip = Some(host.into());
@@ -695,7 +695,7 @@ fn crash_failover_freezes_the_master_resumes_it_and_is_bounded() {
     let stop = st
         .log
         .iter()
-        .position(|l| l.ends_with("systemctl kill --signal=SIGSTOP lvsup-director-web.service"))
+        .position(|l| l.contains("kill -STOP"))
         .expect("froze");
     let cont = st
         .log

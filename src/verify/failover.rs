@@ -44,9 +44,12 @@ pub(super) async fn holds_vip(cx: &Ctx<'_>, director: &str) -> bool {
 }
 
 /// How a failover mode makes the master fail and recover: (fail, recover)
-/// commands for its daemon's unit. Crash: SIGSTOP to every process of the
-/// unit (the daemon stops sending adverts but keeps its addresses, like a
-/// hung host), SIGCONT to resume it.
+/// commands for its daemon's unit. Crash: SIGSTOP to the daemon (the unit's
+/// main process: it stops sending adverts but keeps its addresses, like a
+/// hung host), sent by the shell's own `kill` so that the moment is known to
+/// a few ms (`systemctl kill` takes a D-Bus round trip, up to a second under
+/// emulation, while the master still advertises); SIGCONT to every process
+/// of the unit to resume it.
 pub fn failover_commands(mode: FailoverMode, unit: &str) -> (String, String) {
     match mode {
         FailoverMode::PlannedStop => (
@@ -54,7 +57,10 @@ pub fn failover_commands(mode: FailoverMode, unit: &str) -> (String, String) {
             format!("systemctl start {unit}"),
         ),
         FailoverMode::Crash => (
-            format!("systemctl kill --signal=SIGSTOP {unit}"),
+            format!(
+                "pid=$(systemctl show -p MainPID --value {unit}) && [ \"${{pid:-0}}\" -gt 0 ] \
+                 && kill -STOP \"$pid\""
+            ),
             format!("systemctl kill --signal=SIGCONT {unit}"),
         ),
     }
