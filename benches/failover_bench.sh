@@ -35,12 +35,14 @@
 #   the failback gap is measured too.
 #   Gap: tests/lab/probe.py from the client, one HTTP GET to VIP:80 every 10 ms
 #   (200 ms timeout): failed probes and the longest run of failures.
-#   resources   VmRSS (keepalived: sum of its 3 processes) and CPU (utime +
+#   resources   Pss and USS summed over every process of the daemon (smem-style),
+#               VmRSS summed (overcounts shared pages) and CPU (utime +
 #               stime over an idle window, % of one core) on master and backup.
 #
 # Output: progress on stderr; one JSON line per result and a summary table with
 # ratios lvsup/keepalived on stdout. --quick: 1 repetition per case, 10 s idle
-# window (default: BENCH_REPS=3, BENCH_IDLE=30). BENCH_DAEMONS="keepalived lvsup"
+# window (default: BENCH_REPS=3, BENCH_IDLE=60: over shorter windows the two
+# daemons' idle CPU differs by a few clock ticks). BENCH_DAEMONS="keepalived lvsup"
 # changes the order (default "lvsup keepalived"). BENCH_SYNC=1: both run the
 # IPVS connection-sync daemon. Daemon logs, configs and
 # results.jsonl are copied to BENCH_LOGDIR (default: a new /tmp/lvsup-failover-bench.*).
@@ -53,7 +55,7 @@ REPS=${BENCH_REPS:-3}
 # `sync_daemon = true`, keepalived `lvs_sync_daemon eth0 VI_<vrid>`).
 SYNC=false
 [ "${BENCH_SYNC:-0}" = 1 ] && SYNC=true
-IDLE=${BENCH_IDLE:-30}
+IDLE=${BENCH_IDLE:-60}
 for a in "$@"; do
     case $a in
         --quick) REPS=1 IDLE=10 ;;
@@ -396,6 +398,25 @@ rss_kb() {
     done
     echo "$s"
 }
+# Pss (proportional set size: a page shared by N processes counts 1/N in
+# each, so the sum over a daemon's processes counts its pages once, the way
+# smem does) and USS (private pages only) summed over PIDS, in kB, from
+# /proc/PID/smaps_rollup. Summed VmRSS counts every shared page once per
+# process: keepalived's three processes share most of theirs.
+pss_kb() {
+    local p s=0
+    for p in "$@"; do
+        s=$((s + $(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup")))
+    done
+    echo "$s"
+}
+uss_kb() {
+    local p s=0
+    for p in "$@"; do
+        s=$((s + $(awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n + 0 }' "/proc/$p/smaps_rollup")))
+    done
+    echo "$s"
+}
 
 resources() { # DAEMON ADVERT_MS
     local d=$1 adv=$2 hz c1 c2 t1 t2 r1 r2
@@ -408,13 +429,16 @@ resources() { # DAEMON ADVERT_MS
         emit "$(python3 -c '
 import json, sys
 d, adv, hz, dt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[5]) - float(sys.argv[4])
-for role, c1, c2, rss, n in (("master", sys.argv[6], sys.argv[7], sys.argv[10], sys.argv[12]),
-                             ("backup", sys.argv[8], sys.argv[9], sys.argv[11], sys.argv[13])):
+for role, c1, c2, rss, n, pss, uss in (
+        ("master", sys.argv[6], sys.argv[7], sys.argv[10], sys.argv[12], sys.argv[14], sys.argv[16]),
+        ("backup", sys.argv[8], sys.argv[9], sys.argv[11], sys.argv[13], sys.argv[15], sys.argv[17])):
     print(json.dumps({"bench": "failover", "daemon": d, "advert_ms": adv, "case": "resources",
-        "role": role, "processes": int(n), "rss_kb": int(rss), "idle_s": round(dt, 1),
+        "role": role, "processes": int(n), "rss_kb": int(rss), "pss_kb": int(pss),
+        "uss_kb": int(uss), "idle_s": round(dt, 1),
         "cpu_pct": round((int(c2) - int(c1)) / hz / dt * 100, 2)}))
 ' "$d" "$adv" "$hz" "$t1" "$t2" "$c1" "$c2" "$r1" "$r2" "$(rss_kb ${PIDS[d1]})" "$(rss_kb ${PIDS[d2]})" \
-            "$(echo ${PIDS[d1]} | wc -w)" "$(echo ${PIDS[d2]} | wc -w)")"
+            "$(echo ${PIDS[d1]} | wc -w)" "$(echo ${PIDS[d2]} | wc -w)" \
+            "$(pss_kb ${PIDS[d1]})" "$(pss_kb ${PIDS[d2]})" "$(uss_kb ${PIDS[d1]})" "$(uss_kb ${PIDS[d2]})")"
     }
 }
 
@@ -518,7 +542,9 @@ for adv in (1000, 100):
         a, b = sel("lvsup", adv, case, key), sel("keepalived", adv, case, key)
         print(f"{adv:>5}ms {label:<34} {fmt(a):>22} {fmt(b):>22} {ratio(a, b):>7}")
     for role in ("master", "backup"):
-        for key, label in (("rss_kb", f"RSS kB ({role})"), ("cpu_pct", f"idle CPU % of a core ({role})")):
+        for key, label in (("pss_kb", f"Pss kB, all processes ({role})"), ("uss_kb", f"USS kB ({role})"),
+                           ("rss_kb", f"RSS kB summed, overcounts ({role})"),
+                           ("cpu_pct", f"idle CPU % of a core ({role})")):
             a = [r[key] for r in rows if r["daemon"] == "lvsup" and r["advert_ms"] == adv and r["case"] == "resources" and r["role"] == role]
             b = [r[key] for r in rows if r["daemon"] == "keepalived" and r["advert_ms"] == adv and r["case"] == "resources" and r["role"] == role]
             print(f"{adv:>5}ms {label:<34} {fmt(a):>22} {fmt(b):>22} {ratio(a, b):>7}")
