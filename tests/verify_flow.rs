@@ -58,7 +58,14 @@ struct State {
     /// Schedule by the client's address (source hashing: its last octet
     /// modulo the live servers) instead of round robin.
     by_source: bool,
+    /// The holder's daemon answers `lvsup director status --json`, its
+    /// last Backup → Master transition this many ms after the fake's clock
+    /// stamp of the freeze ([`STAMP_MS`]); None: no status command.
+    master_since: Option<u64>,
 }
+
+/// What the fake's `date +%s%3N` prints (ms since the epoch).
+const STAMP_MS: u64 = 1_700_000_000_000;
 
 /// The single-quoted shell word at the start of `s` (as `shell_quote`
 /// writes it) and the rest.
@@ -123,7 +130,7 @@ impl HostExec for Fake {
         // verify stamps the failure with the master's clock.
         if let Some(rest) = cmd.strip_suffix(" && date +%s%3N") {
             let mut out = self.run(host, rest)?;
-            out.stdout.push_str("1700000000000\n");
+            out.stdout.push_str(&format!("{STAMP_MS}\n"));
             return Ok(out);
         }
         if cmd.contains("lvsup ipvs list") {
@@ -323,6 +330,20 @@ impl HostExec for Fake {
                     services: vec![s],
                 };
                 return ok(list.to_json().expect("json").to_string());
+            }
+            if cmd.ends_with("lvsup director status --json")
+                && let Some(after) = st.master_since
+            {
+                let fixture = include_str!("fixtures/contract/director-status.json");
+                let mut v: serde_json::Value = serde_json::from_str(fixture).expect("fixture");
+                let master = st.holder.as_deref() == Some(host);
+                v["vrrp"]["state"] = (if master { "Master" } else { "Backup" }).into();
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(STAMP_MS + after);
+                v["vrrp"]["transitions"] = serde_json::json!([{
+                    "at": humantime::format_rfc3339_millis(at).to_string(),
+                    "from": "Backup", "to": "Master", "reason": "master down timer expired"
+                }]);
+                return ok(v.to_string());
             }
         }
         fail(127)
@@ -704,6 +725,52 @@ fn crash_failover_freezes_the_master_resumes_it_and_is_bounded() {
         .expect("resumed");
     assert!(stop < cont);
     assert!(st.log[stop].starts_with("lvs191: "));
+}
+
+/// With the backup's status readable, the crash takeover is its daemon's own
+/// transition time less the master's clock at the freeze: bounded like the
+/// gap (no poll slack), and a figure the poll contradicts is not used.
+#[test]
+fn crash_takeover_is_timed_by_the_backups_own_transition() {
+    let crash_row = |after: u64| {
+        let (spec, st) = cluster(true);
+        st.lock().expect("state").master_since = Some(after);
+        let r = run(
+            &spec,
+            &st,
+            &Options {
+                crash_failover: true,
+                ..Options::default()
+            },
+        );
+        let c = r
+            .checks
+            .iter()
+            .find(|c| c.subject == "lvs191 → lvs192 (crash)")
+            .cloned()
+            .unwrap_or_else(|| panic!("no crash row: {}", r.render_text()));
+        (c, r.render_text())
+    };
+    // advert 100 ms, lvs192's priority 100: limit 360 + 1000 ms.
+    let (c, text) = crash_row(250);
+    assert_eq!(c.result, Outcome::Pass, "{text}");
+    assert_eq!(c.figures["takeover_ms"], 250, "{text}");
+    assert!(c.measured.contains("Master after 250 ms"), "{text}");
+    assert!(c.expected.contains("gap and takeover ≤ 1360 ms"), "{text}");
+    // Over the limit by the daemon's own clock: fails, whatever the poll saw.
+    let (c, text) = crash_row(1900);
+    assert_eq!(c.result, Outcome::Fail, "{text}");
+    assert!(
+        c.reasons
+            .iter()
+            .any(|r| r.contains("lvs192 became Master 1900 ms after the crash")),
+        "{text}"
+    );
+    // Later than the poll saw the VIP (+ one poll's slack): the clocks
+    // disagree; the poll's figure is used, with its slack.
+    let (c, text) = crash_row(60_000);
+    assert_eq!(c.result, Outcome::Pass, "{text}");
+    assert!(c.measured.contains("takeover seen after"), "{text}");
 }
 
 #[test]
