@@ -42,7 +42,8 @@
 # Output: progress on stderr; one JSON line per result and a summary table with
 # ratios lvsup/keepalived on stdout. --quick: 1 repetition per case, 10 s idle
 # window (default: BENCH_REPS=3, BENCH_IDLE=60: over shorter windows the two
-# daemons' idle CPU differs by a few clock ticks). BENCH_DAEMONS="keepalived lvsup"
+# daemons' idle CPU differs by a few clock ticks; measured once per repetition).
+# BENCH_CASES="resources rs_removal" runs only those cases. BENCH_DAEMONS="keepalived lvsup"
 # changes the order (default "lvsup keepalived"). BENCH_SYNC=1: both run the
 # IPVS connection-sync daemon. Daemon logs, configs and
 # results.jsonl are copied to BENCH_LOGDIR (default: a new /tmp/lvsup-failover-bench.*).
@@ -76,7 +77,7 @@ if [ "${LVSUP_FAILOVER_BENCH_INNER:-0}" != 1 ]; then
     fi
     export LVSUP_LAB_IMAGE=1 LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$BENCH_LOGDIR"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE BENCH_LOGDIR BENCH_DAEMONS BENCH_SYNC" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE BENCH_LOGDIR BENCH_DAEMONS BENCH_SYNC BENCH_CASES" exec tests/lab/in-vm bash "$0"
 fi
 
 C=kabench
@@ -418,8 +419,11 @@ uss_kb() {
     echo "$s"
 }
 
-resources() { # DAEMON ADVERT_MS
-    local d=$1 adv=$2 hz c1 c2 t1 t2 r1 r2
+# BENCH_CASES="resources rs_removal ...": the cases to run (default: all).
+wanted() { case " ${BENCH_CASES:-resources rs_removal kill9 crash stop} " in *" $1 "*) return 0 ;; esac; return 1; }
+
+resources() { # DAEMON ADVERT_MS REP
+    local d=$1 adv=$2 rep=$3 hz c1 c2 t1 t2 r1 r2
     hz=$(getconf CLK_TCK)
     # shellcheck disable=SC2086
     {
@@ -429,16 +433,18 @@ resources() { # DAEMON ADVERT_MS
         emit "$(python3 -c '
 import json, sys
 d, adv, hz, dt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[5]) - float(sys.argv[4])
+rep = int(sys.argv[18])
 for role, c1, c2, rss, n, pss, uss in (
         ("master", sys.argv[6], sys.argv[7], sys.argv[10], sys.argv[12], sys.argv[14], sys.argv[16]),
         ("backup", sys.argv[8], sys.argv[9], sys.argv[11], sys.argv[13], sys.argv[15], sys.argv[17])):
     print(json.dumps({"bench": "failover", "daemon": d, "advert_ms": adv, "case": "resources",
-        "role": role, "processes": int(n), "rss_kb": int(rss), "pss_kb": int(pss),
+        "rep": rep, "role": role, "processes": int(n), "rss_kb": int(rss), "pss_kb": int(pss),
         "uss_kb": int(uss), "idle_s": round(dt, 1),
         "cpu_pct": round((int(c2) - int(c1)) / hz / dt * 100, 2)}))
 ' "$d" "$adv" "$hz" "$t1" "$t2" "$c1" "$c2" "$r1" "$r2" "$(rss_kb ${PIDS[d1]})" "$(rss_kb ${PIDS[d2]})" \
             "$(echo ${PIDS[d1]} | wc -w)" "$(echo ${PIDS[d2]} | wc -w)" \
-            "$(pss_kb ${PIDS[d1]})" "$(pss_kb ${PIDS[d2]})" "$(uss_kb ${PIDS[d1]})" "$(uss_kb ${PIDS[d2]})")"
+            "$(pss_kb ${PIDS[d1]})" "$(pss_kb ${PIDS[d2]})" "$(uss_kb ${PIDS[d1]})" "$(uss_kb ${PIDS[d2]})" \
+            "$rep")"
     }
 }
 
@@ -487,13 +493,20 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
         start_daemon "$daemon" d1
         wait_ready || { log "$daemon/$adv never became ready; logs in $W"; BENCH_KEEP=1; exit 1; }
         sleep 3
-        log "$daemon, advert ${adv} ms: idle CPU and RSS over ${IDLE} s"
-        resources "$daemon" "$adv"
-        for rep in $(seq "$REPS"); do
-            log "$daemon, advert ${adv} ms: real-server removal $rep/$REPS"
-            rs_removal "$daemon" "$adv" "$rep"
-        done
+        if wanted resources; then
+            for rep in $(seq "$REPS"); do
+                log "$daemon, advert ${adv} ms: idle CPU and memory over ${IDLE} s, $rep/$REPS"
+                resources "$daemon" "$adv" "$rep"
+            done
+        fi
+        if wanted rs_removal; then
+            for rep in $(seq "$REPS"); do
+                log "$daemon, advert ${adv} ms: real-server removal $rep/$REPS"
+                rs_removal "$daemon" "$adv" "$rep"
+            done
+        fi
         for case in kill9 crash stop; do
+            wanted "$case" || continue
             for rep in $(seq "$REPS"); do
                 log "$daemon, advert ${adv} ms: $case $rep/$REPS"
                 failover_case "$daemon" "$adv" "$case" "$rep"
