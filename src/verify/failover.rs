@@ -177,11 +177,14 @@ pub(super) async fn check_director_failover(
     });
     sleep_ms(200).await;
     let t_stop = ms_since(t0);
-    // The master's clock right after the failure (read after the signal, so
-    // `systemctl`'s own run time, while the master still advertises, is not
-    // counted against the backup): the crash takeover is measured against it
-    // (see `DirectorFailover::takeover_exact`).
-    let stamped = format!("{fail_cmd} && date +%s%3N");
+    // Crash: the master's clock right after the freeze (read after the
+    // signal, in the same command): the takeover is measured against it (see
+    // `DirectorFailover::takeover_exact`). A planned stop is timed by the
+    // probes alone and its command is sent as it is.
+    let stamped = match mode {
+        FailoverMode::Crash => format!("{fail_cmd} && date +%s%3N"),
+        FailoverMode::PlannedStop => fail_cmd.clone(),
+    };
     let failed_at = match cx.sh(master, &stamped).await {
         Ok(out) => facts::parse_epoch_ms(&out),
         Err(e) => {
