@@ -392,32 +392,23 @@ cpu_ticks() { # PIDS... — utime + stime
     done
     echo "$s"
 }
-rss_kb() {
-    local p s=0
+# sum_kb AWK_PATTERN FILE PIDS...: the kB of the lines of /proc/PID/FILE that
+# match AWK_PATTERN, summed over PIDS.
+sum_kb() {
+    local pat=$1 file=$2 p s=0
+    shift 2
     for p in "$@"; do
-        s=$((s + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")))
+        s=$((s + $(awk "$pat { n += \$2 } END { print n + 0 }" "/proc/$p/$file")))
     done
     echo "$s"
 }
-# Pss (proportional set size: a page shared by N processes counts 1/N in
-# each, so the sum over a daemon's processes counts its pages once, the way
-# smem does) and USS (private pages only) summed over PIDS, in kB, from
-# /proc/PID/smaps_rollup. Summed VmRSS counts every shared page once per
-# process: keepalived's three processes share most of theirs.
-pss_kb() {
-    local p s=0
-    for p in "$@"; do
-        s=$((s + $(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup")))
-    done
-    echo "$s"
-}
-uss_kb() {
-    local p s=0
-    for p in "$@"; do
-        s=$((s + $(awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n + 0 }' "/proc/$p/smaps_rollup")))
-    done
-    echo "$s"
-}
+# VmRSS summed counts every shared page once per process (keepalived's three
+# processes share most of theirs). Pss (a page shared by N processes counts
+# 1/N in each) summed over a daemon's processes counts its pages once, the
+# way smem does; USS is its private pages only.
+rss_kb() { sum_kb '/^VmRSS:/' status "$@"; }
+pss_kb() { sum_kb '/^Pss:/' smaps_rollup "$@"; }
+uss_kb() { sum_kb '/^Private_(Clean|Dirty):/' smaps_rollup "$@"; }
 
 # BENCH_CASES="resources rs_removal ...": the cases to run (default: all).
 wanted() { case " ${BENCH_CASES:-resources rs_removal kill9 crash stop} " in *" $1 "*) return 0 ;; esac; return 1; }

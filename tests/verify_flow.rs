@@ -673,17 +673,22 @@ fn undo_log_replays_newest_first_and_reports_failures() {
     assert!(u.pending().is_empty());
 }
 
-#[test]
-fn crash_failover_freezes_the_master_resumes_it_and_is_bounded() {
-    let (spec, st) = cluster(true);
-    let r = run(
-        &spec,
-        &st,
+/// verify with `--crash` against the fake cluster.
+fn run_crash(spec: &ClusterSpec, st: &Arc<Mutex<State>>) -> verify::report::Report {
+    run(
+        spec,
+        st,
         &Options {
             crash_failover: true,
             ..Options::default()
         },
-    );
+    )
+}
+
+#[test]
+fn crash_failover_freezes_the_master_resumes_it_and_is_bounded() {
+    let (spec, st) = cluster(true);
+    let r = run_crash(&spec, &st);
     let text = r.render_text();
     eprintln!("{text}");
     assert!(r.passed, "{text}");
@@ -735,14 +740,7 @@ fn crash_takeover_is_timed_by_the_backups_own_transition() {
     let crash_row = |after: u64| {
         let (spec, st) = cluster(true);
         st.lock().expect("state").master_since = Some(after);
-        let r = run(
-            &spec,
-            &st,
-            &Options {
-                crash_failover: true,
-                ..Options::default()
-            },
-        );
+        let r = run_crash(&spec, &st);
         let c = r
             .checks
             .iter()
@@ -777,14 +775,7 @@ fn crash_takeover_is_timed_by_the_backups_own_transition() {
 fn crash_without_takeover_fails_and_resumes_the_master() {
     let (spec, st) = cluster(true);
     st.lock().expect("state").no_takeover = true;
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            crash_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_crash(&spec, &st);
     let text = r.render_text();
     assert!(!r.passed, "{text}");
     let c = r
