@@ -1061,7 +1061,7 @@ pub struct DirectorFailover {
     /// see `takeover_exact`.
     pub takeover_ms: Option<u64>,
     /// `takeover_ms` is the backup daemon's own time of its Backup → Master
-    /// transition less the master's clock just before the freeze (directors'
+    /// transition less the master's clock right after the freeze (directors'
     /// clocks agree: same host in the lab, NTP on real ones): bounded like
     /// the gap. false: it is when the holder poll saw the backup with the
     /// VIP, which can be late by one poll over ssh ([`HOLDER_POLL_SLACK_MS`]).
