@@ -1,48 +1,98 @@
 #!/usr/bin/env bash
-# benches/apply_bench.sh — wall time of `lvsup plan` and `lvsup apply` (cold and no-op)
-# for 2 directors + N real servers in a namespace lab, against the same real-server
-# configuration done by an Ansible playbook on the same hosts in the same run.
+# benches/apply_bench.sh — fleet scale: wall time of `lvsup plan` and `lvsup apply`
+# (cold, then no-op) for 2 directors + N real servers in a namespace lab, against an
+# Ansible playbook doing the same real-server configuration on the same hosts in the
+# same run. Both tools' results are checked on every host by one independent check
+# (unit active, VIP on lo, ARP sysctls), and Ansible's recap must say failed=0,
+# unreachable=0 (and changed=0 for its no-op run): a run that did not converge is
+# recorded with "ok": false and makes the script exit 1.
 #
-#   sudo benches/apply_bench.sh 10 50        # N values (default: 10 50)
+#   benches/apply_bench.sh 10 50 200         # N values (default: 10 50)
+#   BENCH_REPS=3                             # repetitions per N (default 3)
+#   BENCH_OUT=FILE                           # raw results, one JSON line each (default:
+#                                            # a new /tmp/lvsup-apply-bench.*/results.jsonl)
+#   LVSUP=PATH                               # the lvsup to time (default: target/release/lvsup,
+#                                            # built first unless BENCH_NO_BUILD=1)
+#   ANSIBLE=PATH                             # ansible-playbook (default /tmp/ansible-venv/bin/…:
+#                                            # python3 -m venv /tmp/ansible-venv &&
+#                                            # /tmp/ansible-venv/bin/pip install ansible-core)
 #
-# Needs root, a built target/debug/lvsup, the lab base image, and ansible-core
-# (ANSIBLE=/path/to/ansible-playbook, default: /tmp/ansible-venv/bin/ansible-playbook;
-# `python3 -m venv /tmp/ansible-venv && /tmp/ansible-venv/bin/pip install ansible-core`).
-# On a kernel without ip_vs (LVSUP_NO_KERNEL=1, the default when /proc/net/ip_vs is
-# missing) the lab comes up with --no-kernel-check and both tools configure the real
-# servers only (`--target` each real server): the directors need ip_vs.
-# Traffic stays in the lab's own namespaces.
+# Needs root and the lab base image (tests/lab/base-image). On a kernel without ip_vs
+# (the default when /proc/net/ip_vs is missing; LVSUP_NO_KERNEL=0/1 forces it) the lab
+# comes up with --no-kernel-check and both tools configure the real servers only
+# (`--target` each): the directors need ip_vs. Both tools use the lab's ssh_config
+# (the same key exchange, see docs/guide/live.md "Many hosts") and 16 hosts at a time
+# (lvsup --parallel 16, Ansible forks 16, pipelining, ControlPersist). Traffic stays in
+# the lab's own namespaces. Tables: benches/report FILE.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LVSUP=${LVSUP:-target/debug/lvsup}
+REPS=${BENCH_REPS:-3}
 ANSIBLE=${ANSIBLE:-/tmp/ansible-venv/bin/ansible-playbook}
 NO_KERNEL=${LVSUP_NO_KERNEL:-$([ -e /proc/net/ip_vs ] && echo 0 || echo 1)}
-work=$(mktemp -d /tmp/lvsup-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+PAR=16
+if [ -z "${LVSUP:-}" ]; then
+  [ "${BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release --locked >&2
+  LVSUP=target/release/lvsup
+fi
+[ -x "$ANSIBLE" ] || { echo "apply_bench: no ansible-playbook at $ANSIBLE (see the header)" >&2; exit 1; }
+work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)
+OUT=${BENCH_OUT:-$work/results.jsonl}
+status=0
 
 now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+log() { echo "[$(date +%T)] $*" >&2; }
+record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
+  local line
+  line=$(printf '{"bench": "apply", "tool": "%s", "n": %s, "rep": %s, "phase": "%s", "s": %s, "ok": %s%s}' \
+    "$1" "$2" "$3" "$4" "$5" "$6" "${7:+, $7}")
+  echo "$line" | tee -a "$OUT"
+  [ "$6" = true ] || status=1
+}
 
-for n in "${@:-10 50}"; do
-for N in $n; do
+{
+  echo "# benches/apply_bench.sh, $(date -u +%F)"
+  echo "# command: BENCH_REPS=$REPS benches/apply_bench.sh ${*}"
+  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
+  echo "# lvsup: $LVSUP ($("$LVSUP" --version 2>/dev/null)), ansible: $("$ANSIBLE" --version | head -1)"
+  echo "# machine: $(nproc)-core $(uname -m), kernel $(uname -r), ip_vs: $([ "$NO_KERNEL" = 1 ] && echo 'no (real servers only)' || echo yes)"
+  echo "# load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$work/header.txt" >&2
+
+# One check for both tools, on every real server: the unit active, the VIP on lo and
+# the ARP sysctls set. Prints the hosts that fail it; exit 0 when none does.
+check_hosts() { # CFG NAME VIP N
+  seq 1 "$4" | xargs -P "$PAR" -I{} sh -c \
+    "ssh -F '$1' rs{} 'systemctl is-active --quiet lvsup-realserver-$2.service && ip -o addr show dev lo | grep -q \" $3/32 \" && [ \$(cat /proc/sys/net/ipv4/conf/all/arp_ignore) = 1 ] && [ \$(cat /proc/sys/net/ipv4/conf/all/arp_announce) = 2 ]' >/dev/null 2>&1 || echo rs{}"
+}
+# Every real server back to fresh (no unit, no files, VIP gone), checked.
+clean_hosts() { # CFG NAME VIP N
+  seq 1 "$4" | xargs -P "$PAR" -I{} ssh -F "$1" rs{} "systemctl disable --now lvsup-realserver-$2.service >/dev/null 2>&1; rm -f /etc/systemd/system/lvsup-realserver-$2.service /etc/sysctl.d/90-lvsup-$2.conf; rm -rf /var/lib/lvsup; ip addr del $3/32 dev lo 2>/dev/null; sysctl -q -w net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.lo.arp_ignore=0 net.ipv4.conf.lo.arp_announce=0; systemctl daemon-reload"
+}
+
+ns=("$@"); [ "${#ns[@]}" -gt 0 ] || ns=(10 50)
+for N in "${ns[@]}"; do
   name="bench$N"
+  vip=10.77.0.100
   f="$work/$name.toml"
   {
-    printf '[cluster]\nname = "%s"\nvip = "10.77.0.100"\nmode = "dr"\n\n' "$name"
+    printf '[cluster]\nname = "%s"\nvip = "%s"\nmode = "dr"\n\n' "$name" "$vip"
     printf '[[services]]\nport = 80\nscheduler = "rr"\n\n'
-    printf '[[directors]]\nname = "d1"\naddress = "10.77.0.2/24"\n\n'
-    printf '[[directors]]\nname = "d2"\naddress = "10.77.0.3/24"\n\n'
+    printf '[[directors]]\nname = "d1"\naddress = "10.77.0.2/22"\n\n'
+    printf '[[directors]]\nname = "d2"\naddress = "10.77.0.3/22"\n\n'
     for i in $(seq 1 "$N"); do
-      printf '[[real_servers]]\nname = "rs%d"\naddress = "10.77.0.%d/24"\n\n' "$i" $((10 + i))
+      # rs1..rs250 at 10.77.1.x, rs251.. at 10.77.2.x (one /22 with the directors and the VIP)
+      printf '[[real_servers]]\nname = "rs%d"\naddress = "10.77.%d.%d/22"\n\n' "$i" $((1 + (i - 1) / 250)) $((1 + (i - 1) % 250))
     done
   } > "$f"
-  up=(lab up -f "$f" --timeout 600)
+  up=(lab up -f "$f" --timeout 900)
   [ "$NO_KERNEL" = 1 ] && up+=(--no-kernel-check)
-  "$LVSUP" "${up[@]}" > "$work/up.log"
+  t=$(now); "$LVSUP" "${up[@]}" > "$work/up.log"
+  log "N=$N: lab up in $(secs "$t" "$(now)") s"
+  cfg=/run/lvsup-lab/$name/ssh_config
   # Ansible needs Python's standard library on the hosts; the lab base has only
   # python3-minimal: copy this machine's (same Debian, same 3.11) into each host
   # before anything is timed.
-  cfg=/run/lvsup-lab/$name/ssh_config
   py=$(python3 -c 'import sys; print("usr/lib/python%d.%d" % sys.version_info[:2])')
   tar -C / -czf "$work/py.tgz" --exclude=__pycache__ --exclude=test --exclude=idlelib "$py"
   seq 1 "$N" | xargs -P 8 -I{} sh -c "ssh -F $cfg rs{} 'tar -C / -xzf -' < $work/py.tgz"
@@ -50,30 +100,22 @@ for N in $n; do
   if [ "$NO_KERNEL" = 1 ]; then
     for i in $(seq 1 "$N"); do targets+=(--target "rs$i"); done
   fi
-  par=(--parallel 16)
-  t0=$(now); "$LVSUP" plan -f "$f" "${targets[@]}" "${par[@]}" > /dev/null 2>&1 || true; t1=$(now)
-  "$LVSUP" apply -f "$f" --yes "${targets[@]}" "${par[@]}" > "$work/apply.log" 2>&1; t2=$(now)
-  "$LVSUP" plan -f "$f" --detailed-exitcode "${targets[@]}" "${par[@]}" > /dev/null 2>&1; t3=$(now)
-  "$LVSUP" apply -f "$f" --yes "${targets[@]}" "${par[@]}" > /dev/null 2>&1; t4=$(now)
-  "$LVSUP" destroy -f "$f" --yes "${targets[@]}" "${par[@]}" > /dev/null 2>&1
+  lv() { "$LVSUP" "$@" -f "$f" "${targets[@]}" --parallel "$PAR"; }
 
   # The same real-server configuration with Ansible: the files lvsup renders, applied
-  # with copy + command + systemd (forks = 16, like --parallel 16).
+  # with copy + command + systemd.
   mkdir -p "$work/files"
-  python3 - "$f" "$work/files" "$name" <<'PY'
+  python3 - "$LVSUP" "$f" "$work/files" <<'PY'
 import sys, subprocess, json
 # lvsup renders the files; take them from the offline plan's unified diffs (all '+' lines)
-plan = json.loads(subprocess.check_output(["target/debug/lvsup", "plan", "-f", sys.argv[1], "--offline", "--json"]))
+plan = json.loads(subprocess.check_output([sys.argv[1], "plan", "-f", sys.argv[2], "--offline", "--json"]))
 h = next(h for h in plan["hosts"] if h["role"]["kind"] == "real_server")
 for c in h["changes"]:
     if c.get("kind") == "file":
         body = "".join(l[1:] + "\n" for l in c["diff"].splitlines()[3:] if l.startswith("+"))
-        open(sys.argv[2] + "/" + c["path"].rsplit("/", 1)[1], "w").write(body)
+        open(sys.argv[3] + "/" + c["path"].rsplit("/", 1)[1], "w").write(body)
 PY
-  {
-    echo "[rs]"
-    for i in $(seq 1 "$N"); do echo "rs$i"; done
-  } > "$work/inventory"
+  { echo "[rs]"; for i in $(seq 1 "$N"); do echo "rs$i"; done; } > "$work/inventory"
   cat > "$work/play.yml" <<EOF
 - hosts: rs
   gather_facts: false
@@ -85,15 +127,45 @@ PY
     - copy: { src: "$work/files/lvsup-realserver-$name.service", dest: "/etc/systemd/system/lvsup-realserver-$name.service", mode: "0644" }
     - systemd: { name: "lvsup-realserver-$name.service", enabled: true, state: started, daemon_reload: true }
 EOF
+  recap() { # LOG: "failed unreachable changed" summed over the hosts
+    awk '/ : ok=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); t[kv[1]] += kv[2] } }
+         END { printf "%d %d %d", t["failed"], t["unreachable"], t["changed"] }' "$1"
+  }
   export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_SSH_ARGS="-F $cfg -o ControlMaster=auto -o ControlPersist=60s" \
-         ANSIBLE_FORKS=16 ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True
-  a0=$(now); "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible.log" 2>&1 || { tail -20 "$work/ansible.log"; }
-  a1=$(now); "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible2.log" 2>&1 || true; a2=$(now)
-  "$LVSUP" destroy -f "$f" --yes "${targets[@]}" > /dev/null 2>&1 || true
-  "$LVSUP" lab down -f "$f" > /dev/null
+         ANSIBLE_FORKS=$PAR ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True
 
-  lp=$(secs "$t0" "$t1"); la=$(secs "$t1" "$t2"); lpn=$(secs "$t2" "$t3"); lan=$(secs "$t3" "$t4")
-  ac=$(secs "$a0" "$a1"); an=$(secs "$a1" "$a2")
-  echo "N=$N real servers$([ "$NO_KERNEL" = 1 ] && echo ' (directors skipped: no ip_vs)'): lvsup plan cold ${lp}s, apply cold ${la}s, plan no-op ${lpn}s, apply no-op ${lan}s | ansible cold ${ac}s, no-op ${an}s | ratio ansible/lvsup apply: cold $(awk -v a="$ac" -v b="$la" 'BEGIN{printf "%.1f", a/b}')x, no-op $(awk -v a="$an" -v b="$lan" 'BEGIN{printf "%.1f", a/b}')x"
+  for rep in $(seq 1 "$REPS"); do
+    log "N=$N rep $rep/$REPS: lvsup"
+    # lvsup: plan (exit 2: changes), apply, plan (exit 0: converged), apply (no-op).
+    t0=$(now); rc=0; lv plan --detailed-exitcode > "$work/plan.log" 2>&1 || rc=$?; t1=$(now)
+    record lvsup "$N" "$rep" plan_cold "$(secs "$t0" "$t1")" "$([ "$rc" = 2 ] && echo true || echo false)" "\"exit\": $rc"
+    rc=0; lv apply --yes > "$work/apply.log" 2>&1 || rc=$?; t2=$(now)
+    bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
+    record lvsup "$N" "$rep" apply_cold "$(secs "$t1" "$t2")" "$([ "$rc" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $rc, \"hosts_failing_check\": $bad"
+    t2=$(now); rc=0; lv plan --detailed-exitcode > /dev/null 2>&1 || rc=$?; t3=$(now)
+    record lvsup "$N" "$rep" plan_noop "$(secs "$t2" "$t3")" "$([ "$rc" = 0 ] && echo true || echo false)" "\"exit\": $rc"
+    rc=0; lv apply --yes > "$work/apply2.log" 2>&1 || rc=$?; t4=$(now)
+    grep -q "Nothing to apply" "$work/apply2.log" || rc=99
+    record lvsup "$N" "$rep" apply_noop "$(secs "$t3" "$t4")" "$([ "$rc" = 0 ] && echo true || echo false)" "\"exit\": $rc"
+    lv destroy --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
+    clean_hosts "$cfg" "$name" "$vip" "$N"
+
+    log "N=$N rep $rep/$REPS: ansible"
+    a0=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible.log" 2>&1 || rc=$?; a1=$(now)
+    read -r failed unreach changed <<<"$(recap "$work/ansible.log")"
+    bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
+    record ansible "$N" "$rep" apply_cold "$(secs "$a0" "$a1")" \
+      "$([ "$rc" = 0 ] && [ "$failed$unreach" = 00 ] && [ "$bad" = 0 ] && echo true || echo false)" \
+      "\"exit\": $rc, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed, \"hosts_failing_check\": $bad"
+    a1=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible2.log" 2>&1 || rc=$?; a2=$(now)
+    read -r failed unreach changed <<<"$(recap "$work/ansible2.log")"
+    record ansible "$N" "$rep" apply_noop "$(secs "$a1" "$a2")" \
+      "$([ "$rc" = 0 ] && [ "$failed$unreach$changed" = 000 ] && echo true || echo false)" \
+      "\"exit\": $rc, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed"
+    clean_hosts "$cfg" "$name" "$vip" "$N"
+  done
+  "$LVSUP" lab down -f "$f" > /dev/null
 done
-done
+echo "# load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$work/header.txt"
+log "raw results: $OUT; header: $work/header.txt"
+exit "$status"

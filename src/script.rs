@@ -23,6 +23,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/scripts/apply-sysctls.sh.j2"),
     ),
     (
+        "batch.sh.j2",
+        include_str!("../templates/scripts/batch.sh.j2"),
+    ),
+    (
         "daemon-reload.sh.j2",
         include_str!("../templates/scripts/daemon-reload.sh.j2"),
     ),

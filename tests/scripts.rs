@@ -13,7 +13,8 @@ use std::process::Command;
 use lvsup::apply::destroy::destroy_steps;
 use lvsup::apply::lock;
 use lvsup::apply::steps::{
-    Step, StepAction, read_sysctls_script, steps_for, upload_script, write_file_script,
+    Step, StepAction, batch_script, read_sysctls_script, steps_for, upload_script,
+    write_file_script,
 };
 use lvsup::config::{self, ClusterSpec};
 use lvsup::desired::{DesiredCluster, HostState, Role, desired_cluster};
@@ -51,7 +52,7 @@ fn scripts(steps: &[Step]) -> String {
             StepAction::UploadBinary { path } => {
                 let _ = writeln!(out, "(upload_script, data on stdin, to {path})");
             }
-            StepAction::RecordSysctls { keys } => out.push_str(&read_sysctls_script(keys)),
+            StepAction::RecordSysctls { keys, .. } => out.push_str(&read_sysctls_script(keys)),
         }
     }
     out
@@ -71,6 +72,74 @@ fn fresh_steps(spec: &ClusterSpec, d: &DesiredCluster, want: &HostState) -> Vec<
 /// A host where everything lvsup puts there is present: both units, every
 /// managed file, the binary, lvsup's IPVS services, the floating addresses,
 /// recorded sysctls (one whose value needs quoting, one the host lacked).
+/// The values destroy restores come from the facts where they show them: the
+/// record is then a plain file write, batched with the other steps (no read
+/// on the host); only keys the facts could not show (net.ipv4.vs.*, created
+/// when this apply loads ip_vs) are read on the host, after the modules.
+#[test]
+fn sysctl_record_takes_the_facts_and_reads_only_what_they_lack() {
+    let (spec, d) = example("dr");
+    let p = plan::offline(&spec, &d);
+    let steps_with = |want: &HostState, seen: &[(&str, &str)]| {
+        let mut f = Facts::default();
+        for (k, v) in seen {
+            f.observed.sysctls.insert(k.to_string(), v.to_string());
+        }
+        let hp = p
+            .hosts
+            .iter()
+            .find(|h| h.host == want.name)
+            .expect("planned");
+        steps_for(&spec, want, hp, &f)
+    };
+    let record = |steps: &[Step]| {
+        steps
+            .iter()
+            .find(|s| s.what.starts_with("record current values"))
+            .cloned()
+            .expect("a record step")
+    };
+
+    let rs = real_server(&d);
+    let keys: Vec<String> = rs.sysctls.iter().map(|s| s.key.clone()).collect();
+    assert!(keys.len() >= 4, "{keys:?}");
+    let seen: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "0")).collect();
+    let st = record(&steps_with(rs, &seen));
+    let StepAction::Script { script } = &st.action else {
+        panic!("facts showed every key: a plain write, got {st:?}")
+    };
+    for k in &keys {
+        assert!(
+            script.contains(&format!("\"{k}\": \"0\"")),
+            "{k} not recorded:\n{script}"
+        );
+    }
+    // Facts without the values: read on the host, every key.
+    let st = record(&steps_with(rs, &[]));
+    assert!(
+        matches!(&st.action, StepAction::RecordSysctls { keys: k, known } if *k == keys && known.is_empty()),
+        "{st:?}"
+    );
+
+    // A director: the keys the facts show are known, the others read.
+    let dir = director(&d);
+    let dkeys: Vec<String> = dir.sysctls.iter().map(|s| s.key.clone()).collect();
+    let (vs, plain): (Vec<String>, Vec<String>) = dkeys
+        .iter()
+        .cloned()
+        .partition(|k| k.starts_with("net.ipv4.vs."));
+    assert!(!vs.is_empty(), "{dkeys:?}");
+    let seen: Vec<(&str, &str)> = plain.iter().map(|k| (k.as_str(), "1")).collect();
+    let st = record(&steps_with(dir, &seen));
+    match &st.action {
+        StepAction::RecordSysctls { keys, known } => {
+            assert_eq!(*keys, vs);
+            assert_eq!(known.keys().cloned().collect::<Vec<_>>(), plain);
+        }
+        other => panic!("ip_vs keys must be read on the host: {other:?}"),
+    }
+}
+
 fn everything_present(spec: &ClusterSpec, want: &HostState) -> Facts {
     let c = &spec.name;
     let mut f = Facts {
@@ -411,7 +480,7 @@ fn rendered() -> Vec<(String, String)> {
     for st in steps {
         let name = match &st.action {
             StepAction::UploadBinary { .. } => continue,
-            StepAction::RecordSysctls { keys } => {
+            StepAction::RecordSysctls { keys, .. } => {
                 add("read-sysctls.sh.j2", read_sysctls_script(keys));
                 continue;
             }
@@ -453,6 +522,12 @@ fn rendered() -> Vec<(String, String)> {
             add(name, script);
         }
     }
+    // Two fresh-host steps in one batch, as apply sends them.
+    let a = write_file_script("/etc/it's here/x y.conf", 0o640, "a 'b' $HOME\n");
+    add(
+        "batch.sh.j2",
+        batch_script(&[(3, a.as_str()), (4, "systemctl daemon-reload\n")]),
+    );
     add("lock.sh.j2", lock::script());
     let args: Vec<String> = vec!["systemd-nspawn".into(), "-D".into(), "/it's here".into()];
     for cg in [Some(Path::new("/sys/fs/cgroup/lvsup-lab/a b")), None] {

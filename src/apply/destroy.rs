@@ -287,7 +287,6 @@ pub async fn run(live: &Live, plans: Vec<(usize, Vec<Step>)>, progress: &dyn Pro
             let line = progress.host(&name);
             let ctx = StepCtx {
                 binary: None,
-                previous: BTreeMap::new(),
                 cluster: live.spec.name.clone(),
                 limit: live.step_timeout,
             };

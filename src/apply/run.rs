@@ -16,7 +16,7 @@ use crate::config::diag::terminal_safe;
 use crate::desired::Role;
 use crate::observe::previous_sysctl_path;
 use crate::plan::{HostError, Plan};
-use crate::remote::Host;
+use crate::remote::{Host, RemoteError};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -206,14 +206,14 @@ impl HostProgress for NoProgress {
 pub struct StepCtx {
     /// The director binary, when a step uploads it.
     pub binary: Option<Arc<Vec<u8>>>,
-    /// Sysctl values recorded before lvsup changed them.
-    pub previous: BTreeMap<String, Option<String>>,
     pub cluster: String,
     /// Per-step time limit.
     pub limit: Duration,
 }
 
-/// Run `steps` on `conn` in order; stop at the first failure.
+/// Run `steps` on `conn` in order; stop at the first failure. Consecutive
+/// script steps go in one round trip ([`steps::batches`]); each step is still
+/// shown and reported on its own.
 pub async fn run_steps(
     conn: &Host,
     host: &str,
@@ -223,31 +223,44 @@ pub async fn run_steps(
 ) -> HostReport {
     let start = Instant::now();
     let mut done = Vec::new();
-    for (i, st) in steps.iter().enumerate() {
-        line.step(i + 1, steps.len(), &st.what);
-        let step_start = Instant::now();
-        let r = run_one(conn, st, ctx).await.map_err(|e| last_lines(&e, 4));
+    for range in steps::batches(steps) {
+        let first = &steps[range.start];
+        line.step(range.start + 1, steps.len(), &first.what);
+        let batch_start = Instant::now();
+        let r = if range.len() == 1 {
+            run_one(conn, first, ctx)
+                .await
+                .map_err(|e| (range.start, e))
+        } else {
+            run_batch(conn, steps, &range, ctx).await
+        };
         tracing::debug!(
             host,
-            step = st.what,
-            ms = step_start.elapsed().as_millis(),
+            steps = ?range,
+            first = first.what,
+            ms = batch_start.elapsed().as_millis(),
             ok = r.is_ok(),
-            "step"
+            "steps"
         );
-        if let Err(e) = r {
-            line.finish(format!("FAILED at \"{}\": {e}", st.what));
-            return HostReport {
-                host: host.to_string(),
-                outcome: Outcome::Failed {
-                    step: st.what.clone(),
-                    error: e,
-                },
-                done,
-                not_done: steps[i + 1..].iter().map(|s| s.what.clone()).collect(),
-                seconds: start.elapsed().as_secs_f64(),
-            };
+        match r {
+            Ok(()) => done.extend(steps[range].iter().map(|s| s.what.clone())),
+            Err((i, e)) => {
+                let e = last_lines(&e, 4);
+                let st = &steps[i];
+                done.extend(steps[range.start..i].iter().map(|s| s.what.clone()));
+                line.finish(format!("FAILED at \"{}\": {e}", st.what));
+                return HostReport {
+                    host: host.to_string(),
+                    outcome: Outcome::Failed {
+                        step: st.what.clone(),
+                        error: e,
+                    },
+                    done,
+                    not_done: steps[i + 1..].iter().map(|s| s.what.clone()).collect(),
+                    seconds: start.elapsed().as_secs_f64(),
+                };
+            }
         }
-        done.push(st.what.clone());
     }
     line.finish(format!("done ({} steps)", steps.len()));
     HostReport {
@@ -256,6 +269,42 @@ pub async fn run_steps(
         done,
         not_done: vec![],
         seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// The script steps `range` of `steps` in one round trip; on failure, the
+/// index of the step that failed (from the batch's markers) and its error.
+async fn run_batch(
+    conn: &Host,
+    steps: &[Step],
+    range: &std::ops::Range<usize>,
+    ctx: &StepCtx,
+) -> Result<(), (usize, String)> {
+    let scripts: Vec<(usize, &str)> = range
+        .clone()
+        .filter_map(|i| match &steps[i].action {
+            StepAction::Script { script } => Some((i, script.as_str())),
+            _ => None,
+        })
+        .collect();
+    let script = steps::batch_script(&scripts);
+    // Each step keeps its own limit: the batch may take their sum.
+    let limit = ctx.limit * range.len() as u32;
+    let (r, stderr) = conn.run_script_partial(&script, limit).await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(RemoteError::Failed { code, stderr }) => {
+            let (i, said) = steps::failed_in_batch(&stderr, range);
+            let stderr = if said.is_empty() {
+                "(no message)".to_string()
+            } else {
+                said
+            };
+            Err((i, RemoteError::Failed { code, stderr }.to_string()))
+        }
+        // Timed out or the connection went: the step that was running is
+        // the last one whose marker arrived.
+        Err(e) => Err((steps::failed_in_batch(&stderr, range).0, e.to_string())),
     }
 }
 
@@ -289,12 +338,12 @@ async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
-        StepAction::RecordSysctls { keys } => {
+        StepAction::RecordSysctls { keys, known } => {
             let out = conn
                 .run_script(&steps::read_sysctls_script(keys), limit)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut merged = ctx.previous.clone();
+            let mut merged = known.clone();
             for l in String::from_utf8_lossy(&out.stdout).lines() {
                 let (k, v) = match l.split_once('=') {
                     Some((k, v)) => (k.trim(), Some(v.trim().to_string())),
@@ -304,9 +353,12 @@ async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
                     merged.entry(k.to_string()).or_insert(v);
                 }
             }
-            let json = serde_json::to_string_pretty(&merged).map_err(|e| e.to_string())? + "\n";
             conn.run_script(
-                &steps::write_file_script(&previous_sysctl_path(&ctx.cluster), 0o644, &json),
+                &steps::write_file_script(
+                    &previous_sysctl_path(&ctx.cluster),
+                    0o644,
+                    &steps::record_json(&merged),
+                ),
                 limit,
             )
             .await
@@ -484,16 +536,6 @@ pub async fn apply(
         }
         let ctx = StepCtx {
             binary: data.clone(),
-            // a key another lvsup cluster here set: its record is the host's original
-            previous: crate::plan::shared::inherited_previous(
-                &facts.previous_sysctls.clone().unwrap_or_default(),
-                &lh.want
-                    .sysctls
-                    .iter()
-                    .map(|s| s.key.clone())
-                    .collect::<Vec<_>>(),
-                &crate::plan::shared::others(&live.spec.name, &facts.observed.files),
-            ),
             cluster: live.spec.name.clone(),
             limit: live.step_timeout,
         };

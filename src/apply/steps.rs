@@ -10,7 +10,9 @@
 //! when a unit file changed, then the unit as the plan decided it
 //! ([`crate::plan::unit_plans`]: start, reload or restart, and why).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::Range;
 
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -36,9 +38,15 @@ pub enum StepAction {
     Script { script: String },
     /// Stream the director binary to `path` (temp file + rename).
     UploadBinary { path: String },
-    /// Read the current values of `keys` on the host, add those not yet
-    /// recorded to the previous-values file (what destroy restores).
-    RecordSysctls { keys: Vec<String> },
+    /// Read the current values of `keys` on the host (keys the facts did not
+    /// show: created by a module this apply loads), add them to `known` and
+    /// write the result as the previous-values file (what destroy restores).
+    /// When the facts showed every key, [`steps_for`] writes the file with a
+    /// plain script step instead (no round trip of its own).
+    RecordSysctls {
+        keys: Vec<String>,
+        known: BTreeMap<String, Option<String>>,
+    },
 }
 
 fn script_step(what: impl Into<String>, s: String) -> Step {
@@ -164,13 +172,44 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
     if !unrecorded.is_empty()
         && (!sysctl_keys.is_empty() || changed_files.contains(&sysctl_file.as_str()))
     {
-        steps.push(Step {
-            what: format!(
-                "record current values of {} sysctls in {}",
-                unrecorded.len(),
-                previous_sysctl_path(cluster)
-            ),
-            action: StepAction::RecordSysctls { keys: unrecorded },
+        let what = format!(
+            "record current values of {} sysctls in {}",
+            unrecorded.len(),
+            previous_sysctl_path(cluster)
+        );
+        // A key another lvsup cluster on this host set: its record is the
+        // host's original value, not the current one (the other cluster's).
+        let mut known = crate::plan::shared::inherited_previous(
+            &recorded,
+            &unrecorded,
+            &crate::plan::shared::others(cluster, &facts.observed.files),
+        );
+        // The facts were read under the cluster lock just before: a key they
+        // show has that value until this apply changes it. Only keys they
+        // could not show (created by a module loaded above) are read on the
+        // host, after the modules.
+        let mut keys = Vec::new();
+        for k in &unrecorded {
+            if known.contains_key(k) {
+                continue;
+            }
+            match facts.observed.sysctls.get(k) {
+                Some(v) => {
+                    known.insert(k.clone(), Some(v.clone()));
+                }
+                None => keys.push(k.clone()),
+            }
+        }
+        steps.push(if keys.is_empty() {
+            script_step(
+                what,
+                write_file_script(&previous_sysctl_path(cluster), 0o644, &record_json(&known)),
+            )
+        } else {
+            Step {
+                what,
+                action: StepAction::RecordSysctls { keys, known },
+            }
         });
     }
 
@@ -226,6 +265,91 @@ pub fn steps_for(spec: &ClusterSpec, want: &HostState, hp: &HostPlan, facts: &Fa
     steps
 }
 
+/// The previous-values file (`/var/lib/lvsup/CLUSTER/previous-sysctl.json`):
+/// key → value before lvsup, `null` for a key the host did not have.
+pub fn record_json(known: &BTreeMap<String, Option<String>>) -> String {
+    serde_json::to_string_pretty(known).unwrap_or_else(|_| "{}".into()) + "\n"
+}
+
+/// The steps run together, in order: each run of consecutive script steps is
+/// one batch (one SSH round trip, [`batch_script`]); an upload or a sysctl
+/// read, which need their own exchange with the host, is a batch alone.
+/// Every step still reports on its own (the markers of [`batch_script`]).
+/// Why: a fresh real server has six script steps and a director nine;
+/// each round trip costs an SSH channel and a remote `sh`, and the cost
+/// adds up over a fleet and under the lab VM's emulation.
+pub fn batches(steps: &[Step]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for (i, st) in steps.iter().enumerate() {
+        let script = matches!(st.action, StepAction::Script { .. });
+        match out.last_mut() {
+            Some(r) if script && matches!(steps[r.start].action, StepAction::Script { .. }) => {
+                r.end = i + 1
+            }
+            _ => out.push(i..i + 1),
+        }
+    }
+    out
+}
+
+/// The marker [`batch_script`] prints on stderr before step `index`.
+pub fn step_marker(index: usize) -> String {
+    format!("@@lvsup-step {index}")
+}
+
+/// One script that runs `scripts` (step index, script) one after the other,
+/// each in its own `sh -s` as if sent alone, and stops at the first failure
+/// with that step's exit status ([`failed_in_batch`] reads which).
+pub fn batch_script(scripts: &[(usize, &str)]) -> String {
+    #[derive(Serialize)]
+    struct One<'a> {
+        index: usize,
+        delim: String,
+        script: &'a str,
+    }
+    let steps: Vec<One> = scripts
+        .iter()
+        .map(|&(index, script)| {
+            // A here-document ends at the first line equal to its delimiter:
+            // pick one that no line of the script is.
+            let mut delim = format!("LVSUP_STEP_{index}_EOF");
+            while script.lines().any(|l| l.trim_end_matches('\r') == delim) {
+                delim.push('_');
+            }
+            One {
+                index,
+                delim,
+                script: script.strip_suffix('\n').unwrap_or(script),
+            }
+        })
+        .collect();
+    script::render(
+        "batch.sh.j2",
+        context! { steps => Value::from(Serde(&steps)) },
+    )
+}
+
+/// Which step of the batch `range` failed, and what it printed, from the
+/// batch's stderr (everything after the last marker of a step in `range`).
+/// No marker: the batch failed before its first step (e.g. `sudo -n`
+/// refused), which is then the one reported.
+pub fn failed_in_batch(stderr: &str, range: &Range<usize>) -> (usize, String) {
+    let mut failed = range.start;
+    let mut after = 0;
+    let mut pos = 0;
+    for line in stderr.split_inclusive('\n') {
+        pos += line.len();
+        if let Some(n) = line.trim_end().strip_prefix("@@lvsup-step ")
+            && let Ok(i) = n.parse::<usize>()
+            && range.contains(&i)
+        {
+            failed = i;
+            after = pos;
+        }
+    }
+    (failed, stderr[after..].trim().to_string())
+}
+
 /// One line per step, for `--dry-run`-like output and golden tests.
 pub fn describe(steps: &[Step]) -> String {
     let mut s = String::new();
@@ -276,6 +400,107 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    fn script(what: &str, s: &str) -> Step {
+        script_step(what, s.to_string())
+    }
+
+    /// Run a batch of `scripts` with the local `sh -s`, as the host would.
+    fn run_batch(scripts: &[(usize, &str)]) -> (Option<i32>, String, String) {
+        let mut child = Command::new("sh")
+            .arg("-s")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(batch_script(scripts).as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn consecutive_script_steps_share_a_batch_uploads_and_reads_stand_alone() {
+        let upload = Step {
+            what: "upload".into(),
+            action: StepAction::UploadBinary { path: "/x".into() },
+        };
+        let read = Step {
+            what: "record".into(),
+            action: StepAction::RecordSysctls {
+                keys: vec!["k".into()],
+                known: BTreeMap::new(),
+            },
+        };
+        let a = script("a", "true");
+        let steps = vec![upload, a.clone(), a.clone(), read, a.clone(), a.clone(), a];
+        assert_eq!(batches(&steps), vec![0..1, 1..3, 3..4, 4..7]);
+        assert_eq!(batches(&[]), Vec::<Range<usize>>::new());
+    }
+
+    #[test]
+    fn a_batch_runs_every_step_as_if_alone_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("log");
+        let p = f.to_string_lossy();
+        // Step scripts as lvsup's templates write them: `set -e`, traps,
+        // `exit 0` in the middle, here-documents of their own, `$` that must
+        // reach the step's own shell unexpanded.
+        let one = format!(
+            "set -e\ntrap 'echo trap1 >> {p}' EXIT\necho one >> {p}\nexit 0\necho never >> {p}\n"
+        );
+        let two = format!("x='$HOME'\ncat >> {p} <<EOF\ntwo $x\nLVSUP_STEP_2_EOF\nEOF\n");
+        let three = format!("echo three >> {p}");
+        let (code, _, err) = run_batch(&[(1, &one), (2, &two), (3, &three)]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&f).expect("log"),
+            "one\ntrap1\ntwo $HOME\nLVSUP_STEP_2_EOF\nthree\n"
+        );
+        assert_eq!(
+            err, "@@lvsup-step 1\n@@lvsup-step 2\n@@lvsup-step 3\n",
+            "one marker per step, nothing else"
+        );
+    }
+
+    #[test]
+    fn a_failed_step_ends_the_batch_and_is_named_with_its_own_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("log");
+        let p = f.to_string_lossy();
+        let ok = format!("echo ok >> {p}; echo 'noise on stderr' >&2");
+        let bad = "echo 'unit x failed to start' >&2\nexit 3".to_string();
+        let after = format!("echo after >> {p}");
+        let (code, _, err) = run_batch(&[(4, &ok), (5, &bad), (6, &after)]);
+        assert_eq!(code, Some(3), "the step's own exit status: {err}");
+        assert_eq!(std::fs::read_to_string(&f).expect("log"), "ok\n");
+        assert_eq!(
+            failed_in_batch(&err, &(4..7)),
+            (5, "unit x failed to start".to_string())
+        );
+        // the first step failing, and a batch that failed before any marker
+        // (sudo -n refused): its first step is named
+        let (_, _, err) = run_batch(&[(4, "exit 1"), (5, &after)]);
+        assert_eq!(failed_in_batch(&err, &(4..6)), (4, String::new()));
+        assert_eq!(
+            failed_in_batch("sudo: a password is required", &(4..6)),
+            (4, "sudo: a password is required".to_string())
+        );
+        // a marker of another range (or a step printing one) is not taken
+        assert_eq!(
+            failed_in_batch("@@lvsup-step 4\n@@lvsup-step 9\nboom", &(4..6)),
+            (4, "@@lvsup-step 9\nboom".to_string())
+        );
     }
 
     #[test]

@@ -214,6 +214,18 @@ impl Host {
         self.run(&["sh", "-s"], script.as_bytes(), limit).await
     }
 
+    /// [`Host::run_script`], and what the script printed on stderr until it
+    /// ended, failed or timed out (a batch's progress markers survive a
+    /// timeout or a lost connection this way).
+    pub async fn run_script_partial(
+        &self,
+        script: &str,
+        limit: Duration,
+    ) -> (Result<ScriptOutput, RemoteError>, String) {
+        self.run_partial(&["sh", "-s"], script.as_bytes(), limit)
+            .await
+    }
+
     /// Run `sh -c SCRIPT` with `data` on its stdin (uploads).
     pub async fn run_with_stdin(
         &self,
@@ -231,6 +243,17 @@ impl Host {
         stdin: &[u8],
         limit: Duration,
     ) -> Result<ScriptOutput, RemoteError> {
+        self.run_partial(argv, stdin, limit).await.0
+    }
+
+    /// Run `argv` with `stdin`; the result, and the stderr read so far (all
+    /// of it unless the limit cut the run short).
+    async fn run_partial(
+        &self,
+        argv: &[&str],
+        stdin: &[u8],
+        limit: Duration,
+    ) -> (Result<ScriptOutput, RemoteError>, String) {
         tracing::debug!(
             argv = argv.join(" "),
             stdin_bytes = stdin.len(),
@@ -243,6 +266,8 @@ impl Host {
         {
             tracing::trace!("ssh: script:\n{script}");
         }
+        let mut out_buf = Vec::new();
+        let mut err_buf = Vec::new();
         let fut = async {
             let mut cmd = if self.become_sudo {
                 let mut c = self.session.raw_command("sudo");
@@ -266,29 +291,41 @@ impl Host {
                 input.shutdown().await?;
                 drop(input);
             }
-            let out = child
-                .wait_with_output()
+            let mut so = child
+                .stdout()
+                .take()
+                .ok_or_else(|| RemoteError::Ssh("no stdout".into()))?;
+            let mut se = child
+                .stderr()
+                .take()
+                .ok_or_else(|| RemoteError::Ssh("no stderr".into()))?;
+            let (a, b) = tokio::join!(so.read_to_end(&mut out_buf), se.read_to_end(&mut err_buf));
+            a?;
+            b?;
+            child
+                .wait()
                 .await
-                .map_err(|e| RemoteError::Ssh(error_chain(&e)))?;
-            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            if !out.status.success() {
-                return Err(RemoteError::Failed {
-                    code: out.status.code().unwrap_or(-1),
-                    stderr: if stderr.is_empty() {
-                        "(no message)".into()
-                    } else {
-                        stderr
-                    },
-                });
-            }
-            Ok(ScriptOutput {
-                stdout: out.stdout,
-                stderr,
-            })
+                .map_err(|e| RemoteError::Ssh(error_chain(&e)))
         };
-        tokio::time::timeout(limit, fut)
-            .await
-            .map_err(|_| RemoteError::Timeout(limit))?
+        let r = tokio::time::timeout(limit, fut).await;
+        let stderr = String::from_utf8_lossy(&err_buf).trim().to_string();
+        let r = match r {
+            Err(_) => Err(RemoteError::Timeout(limit)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(status)) if !status.success() => Err(RemoteError::Failed {
+                code: status.code().unwrap_or(-1),
+                stderr: if stderr.is_empty() {
+                    "(no message)".into()
+                } else {
+                    stderr.clone()
+                },
+            }),
+            Ok(Ok(_)) => Ok(ScriptOutput {
+                stdout: out_buf,
+                stderr: stderr.clone(),
+            }),
+        };
+        (r, stderr)
     }
 
     /// Start `argv` (quoted words, through `sudo -n` when configured) and
