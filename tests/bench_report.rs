@@ -1,0 +1,125 @@
+//! `tools/bench-report`: every table of docs/benchmarks.md that comes from
+//! committed raw data (issue 18: "the tables regenerated from the raw data by
+//! one command") equals what the data gives, and the check fails on a table
+//! that was edited by hand or on data that changed.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn report(args: &[&str]) -> Output {
+    Command::new("python3")
+        .arg("tools/bench-report")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run python3 tools/bench-report (python3 must be installed)")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn the_documented_tables_match_their_raw_data() {
+    let o = report(&["--check", "docs/benchmarks.md"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("tables match their raw data"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A copy of the document and its data in a temp dir, so the check can be
+/// shown to fail without touching the repository.
+fn copy(dir: &Path) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(dir.join("benchmarks")).expect("mkdir");
+    for e in std::fs::read_dir(root.join("benchmarks")).expect("docs/benchmarks") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), dir.join("benchmarks").join(e.file_name())).expect("copy");
+    }
+    let doc = dir.join("benchmarks.md");
+    std::fs::copy(root.join("benchmarks.md"), &doc).expect("copy doc");
+    doc
+}
+
+#[test]
+fn a_figure_edited_by_hand_or_changed_data_fails_the_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = copy(dir.path());
+    let d = doc.to_string_lossy().into_owned();
+    let original = std::fs::read_to_string(&doc).expect("doc");
+
+    // A flattering figure typed into the table.
+    let edited = original.replacen("| 0.70 |", "| 0.50 |", 1);
+    assert_ne!(edited, original, "the failover table has a 0.70 ratio");
+    std::fs::write(&doc, &edited).expect("write");
+    let o = report(&["--check", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("-| Pss"),
+        "the diff shows the line: {}",
+        text(&o)
+    );
+
+    // The data changed under an unchanged table.
+    std::fs::write(&doc, &original).expect("restore");
+    let data = dir
+        .path()
+        .join("benchmarks/2026-12-02-failover-resources.jsonl");
+    let raw = std::fs::read_to_string(&data).expect("data");
+    std::fs::write(&data, raw.replace("\"pss_kb\": 2583", "\"pss_kb\": 9999")).expect("write");
+    let o = report(&["--check", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // Regenerating makes it pass again, with the new figure.
+    let o = report(&[&d]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        std::fs::read_to_string(&doc)
+            .expect("doc")
+            .contains("9999 kB"),
+        "regenerated"
+    );
+    let o = report(&["--check", &d]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// A failed run (`"ok": false`) is counted and shown, never a figure.
+#[test]
+fn failed_runs_are_shown_and_not_averaged_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("benchmarks")).expect("mkdir");
+    let rows = [
+        (r#""tool": "lvsup", "phase": "apply_cold", "s": 1.0, "ok": true"#),
+        (r#""tool": "lvsup", "phase": "apply_cold", "s": 2.0, "ok": true"#),
+        (r#""tool": "lvsup", "phase": "apply_cold", "s": 3.0, "ok": true"#),
+        (r#""tool": "ansible", "phase": "apply_cold", "s": 10.0, "ok": true"#),
+        (r#""tool": "ansible", "phase": "apply_cold", "s": 1.0, "ok": false"#),
+    ];
+    let data: String = rows
+        .iter()
+        .map(|r| format!("{{\"bench\": \"apply\", \"n\": 10, \"rep\": 1, {r}}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("benchmarks/a.jsonl"), data).expect("data");
+    let doc = dir.path().join("b.md");
+    std::fs::write(
+        &doc,
+        "x\n<!-- bench-report benchmarks/a.jsonl -->\n<!-- /bench-report -->\n",
+    )
+    .expect("doc");
+    let o = report(&[&doc.to_string_lossy()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = std::fs::read_to_string(&doc).expect("doc");
+    assert!(
+        table.contains(
+            "| 10 | apply cold | 2.00 s (1.00–3.00) | 10.00 s (1 run) | 5.0× | better | lvsup 3/3 / ansible 1/2 |"
+        ),
+        "{table}"
+    );
+}
