@@ -35,7 +35,7 @@ if [ -z "${LVSUP:-}" ]; then
   LVSUP=target/release/lvsup
 fi
 [ -x "$ANSIBLE" ] || { echo "apply_bench: no ansible-playbook at $ANSIBLE (see the header)" >&2; exit 1; }
-work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)
+work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)  # kept: every tool's log per N and repetition
 OUT=${BENCH_OUT:-$work/results.jsonl}
 status=0
 
@@ -70,6 +70,20 @@ clean_hosts() { # CFG NAME VIP N
   seq 1 "$4" | xargs -P "$PAR" -I{} ssh -F "$1" rs{} "systemctl disable --now lvsup-realserver-$2.service >/dev/null 2>&1; rm -f /etc/systemd/system/lvsup-realserver-$2.service /etc/sysctl.d/90-lvsup-$2.conf; rm -rf /var/lib/lvsup; ip addr del $3/32 dev lo 2>/dev/null; sysctl -q -w net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.lo.arp_ignore=0 net.ipv4.conf.lo.arp_announce=0; systemctl daemon-reload"
 }
 
+# Ansible needs Python's standard library on the hosts; the lab base image has only
+# python3-minimal. A copy of the base with this machine's (same Debian, same 3.11)
+# added serves as every host's read-only lower layer (`lab up --base`): copied into
+# each host instead, 50 hosts filled the lab's 2 GB tmpfs of host changes.
+base=$work/base
+img=${LVSUP_LAB_BASE_IMAGE:-/var/cache/lvsup/lab-base.img}
+mkdir -p "$base" "$work/img"
+mount -o loop,ro,noload "$img" "$work/img"
+cp -a "$work/img/." "$base/"
+umount "$work/img"
+py=$(python3 -c 'import sys; print("usr/lib/python%d.%d" % sys.version_info[:2])')
+tar -C / -cf - --exclude=__pycache__ --exclude=test --exclude=idlelib "$py" | tar -C "$base" -xf -
+trap 'rm -rf "$base"' EXIT
+
 ns=("$@"); [ "${#ns[@]}" -gt 0 ] || ns=(10 50)
 for N in "${ns[@]}"; do
   name="bench$N"
@@ -85,17 +99,11 @@ for N in "${ns[@]}"; do
       printf '[[real_servers]]\nname = "rs%d"\naddress = "10.77.%d.%d/22"\n\n' "$i" $((1 + (i - 1) / 250)) $((1 + (i - 1) % 250))
     done
   } > "$f"
-  up=(lab up -f "$f" --timeout 900)
+  up=(lab up -f "$f" --timeout 900 --base "$base")
   [ "$NO_KERNEL" = 1 ] && up+=(--no-kernel-check)
   t=$(now); "$LVSUP" "${up[@]}" > "$work/up.log"
   log "N=$N: lab up in $(secs "$t" "$(now)") s"
   cfg=/run/lvsup-lab/$name/ssh_config
-  # Ansible needs Python's standard library on the hosts; the lab base has only
-  # python3-minimal: copy this machine's (same Debian, same 3.11) into each host
-  # before anything is timed.
-  py=$(python3 -c 'import sys; print("usr/lib/python%d.%d" % sys.version_info[:2])')
-  tar -C / -czf "$work/py.tgz" --exclude=__pycache__ --exclude=test --exclude=idlelib "$py"
-  seq 1 "$N" | xargs -P 8 -I{} sh -c "ssh -F $cfg rs{} 'tar -C / -xzf -' < $work/py.tgz"
   targets=()
   if [ "$NO_KERNEL" = 1 ]; then
     for i in $(seq 1 "$N"); do targets+=(--target "rs$i"); done
@@ -139,7 +147,7 @@ EOF
     # lvsup: plan (exit 2: changes), apply, plan (exit 0: converged), apply (no-op).
     t0=$(now); rc=0; lv plan --detailed-exitcode > "$work/plan.log" 2>&1 || rc=$?; t1=$(now)
     record lvsup "$N" "$rep" plan_cold "$(secs "$t0" "$t1")" "$([ "$rc" = 2 ] && echo true || echo false)" "\"exit\": $rc"
-    rc=0; lv apply --yes > "$work/apply.log" 2>&1 || rc=$?; t2=$(now)
+    rc=0; lv apply --yes > "$work/apply-$N-$rep.log" 2>&1 || rc=$?; t2=$(now)
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
     record lvsup "$N" "$rep" apply_cold "$(secs "$t1" "$t2")" "$([ "$rc" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $rc, \"hosts_failing_check\": $bad"
     t2=$(now); rc=0; lv plan --detailed-exitcode > /dev/null 2>&1 || rc=$?; t3=$(now)
@@ -151,14 +159,15 @@ EOF
     clean_hosts "$cfg" "$name" "$vip" "$N"
 
     log "N=$N rep $rep/$REPS: ansible"
-    a0=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible.log" 2>&1 || rc=$?; a1=$(now)
-    read -r failed unreach changed <<<"$(recap "$work/ansible.log")"
+    a0=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible-$N-$rep.log" 2>&1 || rc=$?; a1=$(now)
+    read -r failed unreach changed <<<"$(recap "$work/ansible-$N-$rep.log")"
+    [ "$rc" = 0 ] || grep -E "fatal|FAILED" "$work/ansible-$N-$rep.log" | head -3 >&2
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
     record ansible "$N" "$rep" apply_cold "$(secs "$a0" "$a1")" \
       "$([ "$rc" = 0 ] && [ "$failed$unreach" = 00 ] && [ "$bad" = 0 ] && echo true || echo false)" \
       "\"exit\": $rc, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed, \"hosts_failing_check\": $bad"
-    a1=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible2.log" 2>&1 || rc=$?; a2=$(now)
-    read -r failed unreach changed <<<"$(recap "$work/ansible2.log")"
+    a1=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible-$N-$rep-noop.log" 2>&1 || rc=$?; a2=$(now)
+    read -r failed unreach changed <<<"$(recap "$work/ansible-$N-$rep-noop.log")"
     record ansible "$N" "$rep" apply_noop "$(secs "$a1" "$a2")" \
       "$([ "$rc" = 0 ] && [ "$failed$unreach$changed" = 000 ] && echo true || echo false)" \
       "\"exit\": $rc, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed"

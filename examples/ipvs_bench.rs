@@ -5,7 +5,12 @@
 //! ```
 //! Needs root and ip_vs; runs in its own network namespace. For each tool: flush, program
 //! the whole table from empty, and time it; then check both produced the same table
-//! (`ipvsadm -Sn` output compared). Prints one line per tool and the ratio.
+//! (`ipvsadm -Sn` output compared). Prints one line per tool and the ratio: lvsup timed
+//! in-process after a warm-up (its own cost, no process start: not comparable with
+//! `ipvsadm -R`). Then the fair comparison: both tools as fresh processes (this binary
+//! re-run with `--program S D`), timed from spawn to exit, `IPVS_BENCH_REPS` (default 5)
+//! times each in alternating order, every run checked: one JSON line per run on stdout
+//! (`benches/ipvs_bench.sh` collects them; `tools/bench-report` makes the table).
 //! `benches/ipvs_bench.sh` runs it for 100×10 and 100×100 (in the lab VM if needed).
 //! `LVSUP_BENCH_ACKS=every` / `LVSUP_BENCH_BYTES=N` select batch variants.
 
@@ -83,10 +88,89 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// `--program S D`: program the table into this process's network namespace
+/// (inherited from the parent bench) and exit: lvsup timed as a fresh
+/// process, from spawn to exit, the way `ipvsadm -R` is.
+fn program_child(services: usize, dests: usize) -> Res<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut c = IpvsClient::connect().await?;
+        let plan = reconcile(&table(services, dests), &[], &ReconcileOptions::default());
+        apply(&mut c, &plan.ops).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
+
+/// Both tools as fresh processes, `reps` times each, alternating which goes
+/// first; every run starts from an empty table and must produce `want`
+/// (`ipvsadm -Sn`). Rep 1 is each binary's first run in this namespace;
+/// the others run with its pages cached ("warm"). One JSON line per run.
+fn fresh_processes(services: usize, dests: usize, rules: &str, want: &str, reps: usize) -> Res<()> {
+    // Both binaries from the same tmpfs, not the VM's uncached 9p root.
+    let dir = std::path::PathBuf::from(format!("/dev/shm/ipvs-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let me = dir.join("ipvs_bench");
+    std::fs::copy(std::env::current_exe()?, &me)?;
+    let ipvsadm = dir.join("ipvsadm");
+    std::fs::copy(run("command -v ipvsadm")?.trim(), &ipvsadm)?;
+    let n = services * dests;
+    for rep in 1..=reps {
+        let order = if rep % 2 == 1 {
+            ["lvsup", "ipvsadm"]
+        } else {
+            ["ipvsadm", "lvsup"]
+        };
+        for tool in order {
+            run("ipvsadm -C")?;
+            let start = Instant::now();
+            let ok = if tool == "lvsup" {
+                Command::new(&me)
+                    .args(["--program", &services.to_string(), &dests.to_string()])
+                    .status()?
+                    .success()
+            } else {
+                let mut child = Command::new(&ipvsadm)
+                    .arg("-R")
+                    .stdin(Stdio::piped())
+                    .spawn()?;
+                child
+                    .stdin
+                    .take()
+                    .ok_or("no stdin")?
+                    .write_all(rules.as_bytes())?;
+                child.wait()?.success()
+            };
+            let took = start.elapsed();
+            let same = ok && run("ipvsadm -Sn")? == want;
+            println!(
+                "{{\"bench\": \"ipvs\", \"tool\": \"{tool}\", \"mode\": \"process\", \"services\": {services}, \"dests\": {n}, \"rep\": {rep}, \"s\": {:.4}, \"ok\": {same}}}",
+                secs(took)
+            );
+            if !same {
+                return Err(format!("{tool} run {rep}: exit or table wrong").into());
+            }
+        }
+    }
+    run("ipvsadm -C")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn main() -> Res<()> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--program") {
+        let n = |i: usize| -> Res<usize> { Ok(argv.get(i).ok_or("--program S D")?.parse()?) };
+        return program_child(n(1)?, n(2)?);
+    }
+    let mut args = argv.iter().map(|a| a.parse::<usize>());
     let services = args.next().unwrap_or(Ok(100))?;
     let dests = args.next().unwrap_or(Ok(10))?;
+    let reps: usize = std::env::var("IPVS_BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     // SAFETY: plain syscall on this (only) thread before any other is started.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(format!(
@@ -207,5 +291,9 @@ fn main() -> Res<()> {
     println!("  read     lvsup        {:>8.3} s", secs(read_time));
     println!("  read     ipvsadm -Ln  {:>8.3} s", secs(ipvsadm_read));
     println!("{detail}");
-    Ok(())
+    println!(
+        "{{\"bench\": \"ipvs\", \"tool\": \"lvsup\", \"mode\": \"in_process\", \"services\": {services}, \"dests\": {n}, \"rep\": 1, \"s\": {:.4}, \"ok\": true}}",
+        secs(lvsup_time)
+    );
+    fresh_processes(services, dests, &rules, &ipvsadm_table, reps)
 }
