@@ -54,7 +54,7 @@ record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
   echo "# benches/apply_bench.sh, $(date -u +%F)"
   echo "# command: BENCH_REPS=$REPS benches/apply_bench.sh ${*}"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
-  echo "# lvsup: $LVSUP ($("$LVSUP" --version 2>/dev/null)), ansible: $("$ANSIBLE" --version | head -1)"
+  echo "# lvsup: $LVSUP ($("$LVSUP" --version 2>/dev/null)), ansible: $("$ANSIBLE" --version 2>/dev/null | head -1)"
   echo "# machine: $(nproc)-core $(uname -m), kernel $(uname -r), ip_vs: $([ "$NO_KERNEL" = 1 ] && echo 'no (real servers only)' || echo yes)"
   echo "# load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$work/header.txt" >&2

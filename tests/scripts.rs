@@ -140,6 +140,51 @@ fn sysctl_record_takes_the_facts_and_reads_only_what_they_lack() {
     }
 }
 
+/// The facts script run for real (this machine's `sh`, `/proc`, `ip`):
+/// its sysctl section reports each key's value as `/proc/sys` has it, and a
+/// key the kernel does not have is left out.
+#[test]
+fn facts_script_reads_sysctls_as_proc_has_them() {
+    let (spec, d) = example("dr");
+    let want = real_server(&d);
+    let script = observe::script(&spec, want);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("sh");
+    let f = observe::parse(&spec, want, &out.stdout, "")
+        .unwrap_or_else(|e| panic!("{e}:\n{}", String::from_utf8_lossy(&out.stdout)));
+    assert!(!want.sysctls.is_empty());
+    for s in &want.sysctls {
+        let path = format!("/proc/sys/{}", s.key.replace('.', "/"));
+        let expected = std::fs::read_to_string(&path)
+            .ok()
+            .map(|v| v.trim().to_string());
+        assert_eq!(
+            f.observed.sysctls.get(&s.key).cloned(),
+            expected,
+            "{} ({path})",
+            s.key
+        );
+    }
+    // A key this kernel lacks is absent, not empty.
+    let mut spec2 = spec.clone();
+    spec2.name = "other".into();
+    let text = script.replace(
+        "'/proc/sys/net/ipv4/conf/all/arp_ignore'",
+        "'/proc/sys/net/ipv4/no_such_key'",
+    );
+    assert_ne!(text, script, "the script names the arp_ignore path");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&text)
+        .output()
+        .expect("sh");
+    let f = observe::parse(&spec, want, &out.stdout, "").expect("parse");
+    assert_eq!(f.observed.sysctls.get("net.ipv4.conf.all.arp_ignore"), None);
+}
+
 fn everything_present(spec: &ClusterSpec, want: &HostState) -> Facts {
     let c = &spec.name;
     let mut f = Facts {
