@@ -187,15 +187,27 @@ fn run_example(ex: &str) {
     let plan_cold = t.elapsed();
 
     // No terminal to ask on and no --yes: refuse, touch nothing (on one
-    // example: the refusal does not depend on the mode).
+    // example: the refusal does not depend on the mode). Without
+    // LVSUP_DIRECTOR_BINARY: the binary planned for the directors is this
+    // lvsup, a debug build, which is warned about (before the refusal).
     if ex == "dr" {
-        let o = run(&["apply"]);
+        let args = with(&["apply"]);
+        let o = Command::new(env!("CARGO_BIN_EXE_lvsup"))
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .env_remove("LVSUP_DIRECTOR_BINARY")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run lvsup");
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("pass --yes"),
-            "{}",
-            text(&o)
-        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("pass --yes"), "{}", text(&o));
+        if !no_kernel() {
+            assert!(
+                err.contains("is a debug build") && err.contains("tools/build-release"),
+                "{err}"
+            );
+        }
     }
 
     let t = Instant::now();
@@ -203,12 +215,16 @@ fn run_example(ex: &str) {
     let out = expect(&o, 0, "apply");
     assert!(out.contains("apply summary"), "{out}");
     let apply_cold = t.elapsed();
-    // the tests' lvsup is a debug build: uploading it to directors is warned about
+    // the tests' lvsup is a debug build: uploading it to directors is warned
+    // about, unless LVSUP_DIRECTOR_BINARY names another (tests/run: a release build)
     if !no_kernel() {
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            err.contains("is a debug build") && err.contains("tools/build-release"),
-            "{err}"
+        let debug_warned = err.contains("is a debug build") && err.contains("tools/build-release");
+        assert_eq!(
+            debug_warned,
+            common::director_binary().is_none(),
+            "LVSUP_DIRECTOR_BINARY={:?}: {err}",
+            common::director_binary()
         );
     }
 
@@ -413,7 +429,10 @@ fn upload_cut_keeps_the_old_binary(
     let old = sha(&backup);
     let dir = tempfile::tempdir().expect("tempdir");
     let new_bin = dir.path().join("lvsup");
-    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_lvsup")).expect("read lvsup");
+    let mut bytes = std::fs::read(
+        common::director_binary().unwrap_or_else(|| env!("CARGO_BIN_EXE_lvsup").into()),
+    )
+    .expect("read lvsup");
     bytes.extend_from_slice(b"\0lvsup e2e: a binary that differs\0");
     std::fs::write(&new_bin, &bytes).expect("write the new binary");
     let new_sha = lvsup::contract::sha256_hex(&bytes);

@@ -672,3 +672,59 @@ fn no_ssh_config_from_file_refuses_a_file_that_names_an_ssh_config() {
     assert_eq!(out.status.code(), Some(1));
     assert!(marker.exists(), "the file's ssh config was not used");
 }
+
+/// `LVSUP_DIRECTOR_BINARY` is the binary plan and apply read, hash and would
+/// upload when `--director-binary` is not given: before any host is
+/// contacted, a path that does not exist is an error naming it. The option
+/// wins over the variable; an empty value counts as unset.
+#[test]
+fn director_binary_comes_from_the_environment_unless_given() {
+    let run = |env: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .env("LVSUP_DIRECTOR_BINARY", env)
+            .output()
+            .expect("run lvsup");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // ssh fails at once, on this machine: no packet leaves it
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ssh_config");
+    std::fs::write(&cfg, "Host *\n  ProxyCommand false\n").expect("ssh_config");
+    let cfg = cfg.to_string_lossy().into_owned();
+    for cmd in [&["plan"][..], &["apply", "--yes"][..]] {
+        let mut args = cmd.to_vec();
+        args.extend([
+            "-f",
+            "examples/dr.toml",
+            "--target",
+            "node1",
+            "--ssh-config",
+            &cfg,
+        ]);
+        let (code, err) = run("/nonexistent/lvsup-env", &args);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains("reading /nonexistent/lvsup-env"),
+            "{cmd:?}: {err}"
+        );
+        // --director-binary wins
+        let mut given = args.clone();
+        given.extend(["--director-binary", "/nonexistent/lvsup-option"]);
+        let (code, err) = run("/nonexistent/lvsup-env", &given);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains("reading /nonexistent/lvsup-option"),
+            "{cmd:?}: {err}"
+        );
+        // empty: unset, this lvsup is read; the run goes on to the host
+        let (code, out) = run("", &args);
+        assert_ne!(code, Some(0), "{out}");
+        assert!(!out.contains("reading "), "{cmd:?}: {out}");
+    }
+}

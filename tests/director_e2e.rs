@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use lvsup::contract::status::Status;
 use serde_json::Value;
 
@@ -457,7 +459,12 @@ fn up() -> Lab {
     // (the connection-sync daemon on from cluster.toml's `sync_daemon`; the
     // daemon ignores it under --no-ipvs), the systemd unit.
     let desired = lvsup::desired::desired_cluster(&spec).expect("desired");
-    let bin = std::fs::read(env!("CARGO_BIN_EXE_lvsup")).expect("binary");
+    // the binary apply would install: LVSUP_DIRECTOR_BINARY (tests/run: a
+    // release build), else this test's lvsup
+    let bin = std::fs::read(
+        common::director_binary().unwrap_or_else(|| env!("CARGO_BIN_EXE_lvsup").into()),
+    )
+    .expect("binary");
     for h in &desired.hosts {
         let root = PathBuf::from(format!("{}/hosts/{}/root", lab.state_dir, h.name));
         let director = matches!(h.role, lvsup::desired::Role::Director { .. });

@@ -33,8 +33,9 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// The binary to install on directors (default: this lvsup, when the
-    /// directors' OS, arch and glibc can run it)
+    /// The binary to install on directors (default: $LVSUP_DIRECTOR_BINARY,
+    /// else this lvsup, when the directors' OS, arch and glibc can run it; a
+    /// saved plan's own)
     #[arg(long, value_name = "PATH")]
     pub director_binary: Option<PathBuf>,
     /// Print the plan and the report as one JSON document (needs --yes: there is no
@@ -94,6 +95,12 @@ pub fn run(mut a: ApplyArgs) -> Result<u8> {
             Some(s)
         }
     };
+    // Without a saved plan: LVSUP_DIRECTOR_BINARY, like --director-binary (a CI
+    // job sets it once for every plan and apply). A saved plan keeps the binary
+    // it was made with.
+    if saved.is_none() && a.director_binary.is_none() {
+        a.director_binary = super::director_binary_from_env();
+    }
     let cluster_bytes =
         std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let spec = config::load(&file)?;

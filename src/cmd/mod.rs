@@ -181,6 +181,14 @@ pub struct LiveArgs {
     pub step_timeout: u64,
 }
 
+/// `LVSUP_DIRECTOR_BINARY`: the binary plan and apply put on directors when
+/// `--director-binary` is not given (an empty value counts as unset).
+pub(crate) fn director_binary_from_env() -> Option<PathBuf> {
+    std::env::var_os("LVSUP_DIRECTOR_BINARY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

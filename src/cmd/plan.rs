@@ -37,8 +37,8 @@ pub struct PlanArgs {
         conflicts_with = "offline"
     )]
     out: Option<PathBuf>,
-    /// The binary apply will install on directors (default: this lvsup);
-    /// a saved plan records it
+    /// The binary apply will install on directors (default:
+    /// $LVSUP_DIRECTOR_BINARY, else this lvsup); a saved plan records it
     #[arg(long, value_name = "PATH")]
     director_binary: Option<PathBuf>,
 }
@@ -62,7 +62,11 @@ pub fn run(a: PlanArgs) -> Result<u8> {
     }
     let opts = live_options(&spec, file, &a.live)?;
     runtime()?.block_on(async {
-        let binary = BinarySource::resolve(a.director_binary.as_deref())?;
+        let path = a
+            .director_binary
+            .clone()
+            .or_else(super::director_binary_from_env);
+        let binary = BinarySource::resolve(path.as_deref())?;
         let live = gather(&spec, file, &opts, Some(&binary), true).await?;
         let p = live_plan(&live);
         print_plan(&p, a.json)?;

@@ -224,6 +224,14 @@ impl Drop for Lab {
 
 /// Run this build's lvsup without a terminal or colors; logs the command,
 /// its exit code and time on stderr.
+/// `LVSUP_DIRECTOR_BINARY`, when set and not empty: the binary plan and
+/// apply put on directors (tests/run sets a release build for the VM).
+pub fn director_binary() -> Option<std::path::PathBuf> {
+    std::env::var_os("LVSUP_DIRECTOR_BINARY")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 pub fn lvsup(args: &[&str]) -> Output {
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
