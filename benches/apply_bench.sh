@@ -34,12 +34,24 @@ if [ -z "${LVSUP:-}" ]; then
   [ "${BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release --locked >&2
   LVSUP=target/release/lvsup
 fi
+[ -x /usr/bin/time ] || { echo "apply_bench: needs GNU time (/usr/bin/time, Debian's time)" >&2; exit 1; }
 [ -x "$ANSIBLE" ] || { echo "apply_bench: no ansible-playbook at $ANSIBLE (see the header)" >&2; exit 1; }
 work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)  # kept: every tool's log per N and repetition
 OUT=${BENCH_OUT:-$work/results.jsonl}
 status=0
 
 now() { date +%s.%N; }
+# Run CMD with its output in OUT. RC: its exit status; WALL: its wall time (s);
+# CPU: user + system CPU of it and its children (ssh, Ansible's forks) on this
+# machine, i.e. what the run costs the operator's machine, apart from the hosts.
+timed() { # OUT CMD...
+  local out=$1; shift
+  RC=0
+  /usr/bin/time -f '%e %U %S' -o "$work/time" "$@" > "$out" 2>&1 || RC=$?
+  # GNU time writes "Command exited with non-zero status N" first on a failure
+  read -r WALL u s < <(tail -n 1 "$work/time")
+  CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+}
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 log() { echo "[$(date +%T)] $*" >&2; }
 record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
@@ -108,7 +120,6 @@ for N in "${ns[@]}"; do
   if [ "$NO_KERNEL" = 1 ]; then
     for i in $(seq 1 "$N"); do targets+=(--target "rs$i"); done
   fi
-  lv() { "$LVSUP" "$@" -f "$f" "${targets[@]}" --parallel "$PAR"; }
 
   # The same real-server configuration with Ansible: the files lvsup renders, applied
   # with copy + command + systemd.
@@ -145,32 +156,34 @@ EOF
   for rep in $(seq 1 "$REPS"); do
     log "N=$N rep $rep/$REPS: lvsup"
     # lvsup: plan (exit 2: changes), apply, plan (exit 0: converged), apply (no-op).
-    t0=$(now); rc=0; lv plan --detailed-exitcode > "$work/plan.log" 2>&1 || rc=$?; t1=$(now)
-    record lvsup "$N" "$rep" plan_cold "$(secs "$t0" "$t1")" "$([ "$rc" = 2 ] && echo true || echo false)" "\"exit\": $rc"
-    rc=0; lv apply --yes > "$work/apply-$N-$rep.log" 2>&1 || rc=$?; t2=$(now)
+    lv=("$LVSUP" -f "$f" "${targets[@]}" --parallel "$PAR")
+    timed "$work/plan.log" "${lv[@]}" plan --detailed-exitcode
+    record lvsup "$N" "$rep" plan_cold "$WALL" "$([ "$RC" = 2 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
+    timed "$work/apply-$N-$rep.log" "${lv[@]}" apply --yes
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
-    record lvsup "$N" "$rep" apply_cold "$(secs "$t1" "$t2")" "$([ "$rc" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $rc, \"hosts_failing_check\": $bad"
-    t2=$(now); rc=0; lv plan --detailed-exitcode > /dev/null 2>&1 || rc=$?; t3=$(now)
-    record lvsup "$N" "$rep" plan_noop "$(secs "$t2" "$t3")" "$([ "$rc" = 0 ] && echo true || echo false)" "\"exit\": $rc"
-    rc=0; lv apply --yes > "$work/apply2.log" 2>&1 || rc=$?; t4=$(now)
-    grep -q "Nothing to apply" "$work/apply2.log" || rc=99
-    record lvsup "$N" "$rep" apply_noop "$(secs "$t3" "$t4")" "$([ "$rc" = 0 ] && echo true || echo false)" "\"exit\": $rc"
-    lv destroy --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
+    record lvsup "$N" "$rep" apply_cold "$WALL" "$([ "$RC" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"hosts_failing_check\": $bad"
+    timed /dev/null "${lv[@]}" plan --detailed-exitcode
+    record lvsup "$N" "$rep" plan_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
+    timed "$work/apply2.log" "${lv[@]}" apply --yes
+    grep -q "Nothing to apply" "$work/apply2.log" || RC=99
+    record lvsup "$N" "$rep" apply_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
+    "${lv[@]}" destroy --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
     clean_hosts "$cfg" "$name" "$vip" "$N"
 
     log "N=$N rep $rep/$REPS: ansible"
-    a0=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible-$N-$rep.log" 2>&1 || rc=$?; a1=$(now)
-    read -r failed unreach changed <<<"$(recap "$work/ansible-$N-$rep.log")"
-    [ "$rc" = 0 ] || grep -E "fatal|FAILED" "$work/ansible-$N-$rep.log" | head -3 >&2
+    alog=$work/ansible-$N-$rep.log
+    timed "$alog" "$ANSIBLE" -i "$work/inventory" "$work/play.yml"
+    read -r failed unreach changed <<<"$(recap "$alog")"
+    [ "$RC" = 0 ] || grep -E "fatal|FAILED" "$alog" | head -3 >&2
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
-    record ansible "$N" "$rep" apply_cold "$(secs "$a0" "$a1")" \
-      "$([ "$rc" = 0 ] && [ "$failed$unreach" = 00 ] && [ "$bad" = 0 ] && echo true || echo false)" \
-      "\"exit\": $rc, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed, \"hosts_failing_check\": $bad"
-    a1=$(now); rc=0; "$ANSIBLE" -i "$work/inventory" "$work/play.yml" > "$work/ansible-$N-$rep-noop.log" 2>&1 || rc=$?; a2=$(now)
-    read -r failed unreach changed <<<"$(recap "$work/ansible-$N-$rep-noop.log")"
-    record ansible "$N" "$rep" apply_noop "$(secs "$a1" "$a2")" \
-      "$([ "$rc" = 0 ] && [ "$failed$unreach$changed" = 000 ] && echo true || echo false)" \
-      "\"exit\": $rc, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed"
+    record ansible "$N" "$rep" apply_cold "$WALL" \
+      "$([ "$RC" = 0 ] && [ "$failed$unreach" = 00 ] && [ "$bad" = 0 ] && echo true || echo false)" \
+      "\"exit\": $RC, \"cpu_s\": $CPU, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed, \"hosts_failing_check\": $bad"
+    timed "$alog.noop" "$ANSIBLE" -i "$work/inventory" "$work/play.yml"
+    read -r failed unreach changed <<<"$(recap "$alog.noop")"
+    record ansible "$N" "$rep" apply_noop "$WALL" \
+      "$([ "$RC" = 0 ] && [ "$failed$unreach$changed" = 000 ] && echo true || echo false)" \
+      "\"exit\": $RC, \"cpu_s\": $CPU, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed"
     clean_hosts "$cfg" "$name" "$vip" "$N"
   done
   "$LVSUP" lab down -f "$f" > /dev/null

@@ -123,3 +123,28 @@ fn failed_runs_are_shown_and_not_averaged_in() {
         "{table}"
     );
 }
+
+/// With CPU times in the data, the apply table shows each tool's median CPU
+/// of the runs that passed.
+#[test]
+fn cpu_times_get_their_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("benchmarks")).expect("mkdir");
+    let data = "\
+{\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 5, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 1.0, \"ok\": true, \"cpu_s\": 0.25}
+{\"bench\": \"apply\", \"tool\": \"ansible\", \"n\": 5, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 9.0, \"ok\": true, \"cpu_s\": 7.5}
+{\"bench\": \"apply\", \"tool\": \"ansible\", \"n\": 5, \"rep\": 2, \"phase\": \"apply_cold\", \"s\": 9.0, \"ok\": false, \"cpu_s\": 99}
+";
+    std::fs::write(dir.path().join("benchmarks/c.jsonl"), data).expect("data");
+    let doc = dir.path().join("c.md");
+    std::fs::write(
+        &doc,
+        "<!-- bench-report benchmarks/c.jsonl -->\n<!-- /bench-report -->\n",
+    )
+    .expect("doc");
+    let o = report(&[&doc.to_string_lossy()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = std::fs::read_to_string(&doc).expect("doc");
+    assert!(table.contains("| CPU here, lvsup / Ansible |"), "{table}");
+    assert!(table.contains("| 0.25 s / 7.50 s |"), "{table}");
+}
