@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# benches/scale_bench.sh — one director at scale: 1,000 virtual services × 10 real servers
+# (10,000 destinations, each TCP-checked every second), lvsup's director daemon against
+# keepalived (Debian's 2.2.7, VRRPv3) on the same configuration, one after the other in the
+# same run.
+#
+#   sudo bash benches/scale_bench.sh
+#   SCALE_SERVICES=100 SCALE_RS=10 BENCH_IDLE=30 sudo -E bash benches/scale_bench.sh   # smaller
+#
+# Builds target/release/lvsup and the tcp_sink example, then runs here if this kernel has
+# ip_vs, else re-executes itself inside the lab VM (tests/lab/in-vm). Two network
+# namespaces joined by a veth pair: the director's (address 10.79.0.1/16, VIP 10.79.0.100,
+# services VIP:10001..) and the real servers' (10.79.1.1..10 on one interface; tcp_sink
+# accepts on every service port and records when each destination was checked). No lab
+# containers: only the daemon, the kernel and the sink.
+#
+# Both daemons: VRRP alone on the segment (they become master and hold the VIP), every
+# service rr, DR, TCP check every 1 s with a 500 ms timeout, fall 3, rise 2 (keepalived:
+# delay_loop 1, connect_timeout 0.5, retry 2, delay_before_retry 1). lvsup runs with the
+# director.toml `lvsup apply` renders for that cluster file.
+#
+# Measured, per daemon:
+#   ready_s      start → every destination in IPVS with weight > 0
+#   cpu_pct      utime + stime of all the daemon's processes over BENCH_IDLE s (default 60),
+#                % of one core; pss_kb (summed over the processes), rss_kb
+#   interval_*   the real check interval per destination, from the sink's side: p50, p99
+#                and max of the time between two checks of the same destination (1000 ms
+#                is on time; jitter is the distance from it)
+#   removal      one real server refuses connections (nft reject with tcp reset, in the real
+#                servers' namespace) → the first and the last of its SERVICES destinations
+#                gone or at weight 0 (/proc/net/ip_vs, polled every 200 ms); then back
+#   reload       one service more in the configuration, SIGHUP → the service in IPVS, and
+#                all its destinations at weight > 0
+# Output: progress on stderr, one JSON line per figure on stdout and in BENCH_OUT (default
+# a new /tmp/lvsup-scale-bench.*/results.jsonl); tables: tools/bench-report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SERVICES=${SCALE_SERVICES:-1000}
+RS=${SCALE_RS:-10}
+IDLE=${BENCH_IDLE:-60}
+FIRST_PORT=10001
+LVSUP=$PWD/target/release/lvsup
+SINK=$PWD/target/release/examples/tcp_sink
+
+if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
+    [ "$(id -u)" = 0 ] || { echo "scale_bench: run as root" >&2; exit 1; }
+    command -v keepalived >/dev/null || { echo "scale_bench: keepalived not installed (apt-get install keepalived)" >&2; exit 1; }
+    if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+        cargo build --release --locked --bin lvsup >&2
+        cargo build --release --locked --example tcp_sink >&2
+    fi
+    BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/lvsup-scale-bench.XXXXXX)/results.jsonl}
+    mkdir -p "$(dirname "$BENCH_OUT")"
+    export LVSUP_SCALE_BENCH_INNER=1 BENCH_OUT SCALE_SERVICES=$SERVICES SCALE_RS=$RS BENCH_IDLE=$IDLE
+    if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
+        exec bash "$0"
+    fi
+    export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
+    out_dir=$(dirname "$BENCH_OUT")
+    export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS BENCH_IDLE BENCH_DAEMONS" exec tests/lab/in-vm bash "$0"
+fi
+
+NS_D=lvsup-scale-d NS_R=lvsup-scale-r
+VIP=10.79.0.100
+VRID=79
+W=$(mktemp -d /tmp/lvsup-scale.XXXXXX)
+LAST_PORT=$((FIRST_PORT + SERVICES - 1))
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+emit() { echo "$1" | tee -a "$BENCH_OUT"; }
+
+cleanup() {
+    [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
+    stop_daemon 2>/dev/null || true
+    ip netns del "$NS_D" 2>/dev/null || true
+    ip netns del "$NS_R" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+{
+    echo "# benches/scale_bench.sh, $(date -u +%F): $SERVICES services x $RS real servers, idle window $IDLE s"
+    echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "# keepalived: $(keepalived --version 2>&1 | head -1); machine: $(nproc) CPUs, kernel $(uname -r)"
+} >&2
+
+# ------------------------------------------------------------------ network ---
+ip netns add "$NS_D"
+ip netns add "$NS_R"
+ip link add eth0 netns "$NS_D" type veth peer name eth0 netns "$NS_R"
+ip -n "$NS_D" link set lo up
+ip -n "$NS_R" link set lo up
+ip -n "$NS_D" addr add 10.79.0.1/16 dev eth0
+for j in $(seq 1 "$RS"); do ip -n "$NS_R" addr add "10.79.1.$j/16" dev eth0; done
+ip -n "$NS_D" link set eth0 up
+ip -n "$NS_R" link set eth0 up
+# many connections a second from one address: reuse TIME_WAIT ports on the checker's side
+ip netns exec "$NS_D" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+ip netns exec "$NS_R" sysctl -qw net.core.somaxconn=4096
+
+# one port more than the services: the reload adds a service there
+ip netns exec "$NS_R" "$SINK" "$FIRST_PORT" $((LAST_PORT + 1)) "$W/sink.json" 2>>"$W/sink.log" &
+SINK_PID=$!
+sleep 2
+
+# ------------------------------------------------------------------ configs ---
+cluster_toml() { # SERVICES
+    printf '[cluster]\nname = "scale"\nvip = "%s"\nmode = "dr"\nvrid = %s\ninterface = "eth0"\n\n' "$VIP" "$VRID"
+    for i in $(seq 0 $(($1 - 1))); do
+        printf '[[services]]\nport = %d\nscheduler = "rr"\n[services.health]\ncheck = "tcp"\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\nrise = 2\n\n' $((FIRST_PORT + i))
+    done
+    printf '[[directors]]\nname = "d1"\naddress = "10.79.0.1/16"\npriority = 150\n\n'
+    for j in $(seq 1 "$RS"); do
+        printf '[[real_servers]]\nname = "rs%d"\naddress = "10.79.1.%d/16"\n\n' "$j" "$j"
+    done
+}
+keepalived_conf() { # SERVICES
+    printf 'global_defs {\n  vrrp_version 3\n  router_id d1\n}\n'
+    printf 'vrrp_instance VI_%s {\n  state BACKUP\n  interface eth0\n  virtual_router_id %s\n  priority 150\n  advert_int 1\n  virtual_ipaddress {\n    %s/32 dev eth0\n  }\n}\n' "$VRID" "$VRID" "$VIP"
+    for i in $(seq 0 $(($1 - 1))); do
+        printf 'virtual_server %s %d {\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n' "$VIP" $((FIRST_PORT + i))
+        for j in $(seq 1 "$RS"); do
+            printf '  real_server 10.79.1.%d %d {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 0.5\n      retry 2\n      delay_before_retry 1\n    }\n  }\n' "$j" $((FIRST_PORT + i))
+        done
+        printf '}\n'
+    done
+}
+. benches/lib.sh
+cluster_toml "$SERVICES" >"$W/scale.toml"
+cluster_toml $((SERVICES + 1)) >"$W/scale-plus.toml"
+render_director_toml "$W/scale.toml" d1 "$W/d1.toml"
+render_director_toml "$W/scale-plus.toml" d1 "$W/d1-plus.toml"
+keepalived_conf "$SERVICES" >"$W/ka.conf"
+keepalived_conf $((SERVICES + 1)) >"$W/ka-plus.conf"
+
+# ------------------------------------------------------------------ daemons ---
+DAEMON_PID=""
+start_daemon() { # DAEMON CONFIG
+    if [ "$1" = lvsup ]; then
+        cp "$2" "$W/active.toml"
+        ip netns exec "$NS_D" "$LVSUP" director run --config "$W/active.toml" --socket "$W/d1.sock" >>"$W/lvsup.log" 2>&1 &
+        DAEMON_PID=$!
+    else
+        cp "$2" "$W/active.conf"
+        ip netns exec "$NS_D" keepalived -n -l -D -f "$W/active.conf" -p "$W/ka.pid" >>"$W/keepalived.log" 2>&1 &
+        DAEMON_PID=$!
+    fi
+}
+pids_of_daemon() { # the daemon's process and its children (keepalived: checker, vrrp)
+    echo "$DAEMON_PID"
+    pgrep -P "$DAEMON_PID" 2>/dev/null || true
+}
+stop_daemon() {
+    [ -n "$DAEMON_PID" ] || return 0
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+    DAEMON_PID=""
+    ip netns exec "$NS_D" ipvsadm -C
+    ip -n "$NS_D" addr del "$VIP/32" dev eth0 2>/dev/null || true
+}
+ticks() { # utime + stime of the given pids, in clock ticks
+    local t=0 p
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] || continue
+        t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+sum_kb() { # AWK-PATTERN FILE PID...
+    local pat=$1 f=$2; shift 2
+    local p; for p in "$@"; do cat "/proc/$p/$f" 2>/dev/null; done | awk "$pat"' { s += $2 } END { print s + 0 }'
+}
+
+# /proc/net/ip_vs of the director: "SERVICES DESTS UP" (UP: weight > 0);
+# PORT_HEX/ADDR_HEX narrow it to one service port or one real server.
+hex_ip() { local a b c d; IFS=. read -r a b c d <<<"$1"; printf '%02X%02X%02X%02X' "$a" "$b" "$c" "$d"; }
+ipvs_count() { # [ADDR_HEX] [SERVICE_PORT_HEX]
+    ip netns exec "$NS_D" cat /proc/net/ip_vs | awk -v a="${1:-}" -v p="${2:-}" '
+        /^TCP/ { svc = $2; split(svc, s, ":"); insvc = (p == "" || s[2] == p); if (insvc) n++; next }
+        /->/ && insvc { split($2, d, ":"); if (a == "" || d[1] == a) { m++; if ($4 > 0) up++ } }
+        END { printf "%d %d %d\n", n, m, up }'
+}
+wait_until() { # LIMIT_S CMD... (polls every 200 ms; returns 1 on timeout)
+    local limit=$1; shift
+    local t0; t0=$(now)
+    while ! "$@"; do
+        [ "$(awk -v a="$t0" -v b="$(now)" -v l="$limit" 'BEGIN { print (b - a > l) }')" = 1 ] && return 1
+        sleep 0.2
+    done
+}
+all_up() { read -r n m u <<<"$(ipvs_count)"; [ "$n" = "$SERVICES" ] && [ "$m" = $((SERVICES * RS)) ] && [ "$u" = "$m" ]; }
+
+for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
+    conf=$W/d1.toml plus=$W/d1-plus.toml
+    [ "$daemon" = keepalived ] && conf=$W/ka.conf plus=$W/ka-plus.conf
+    log "$daemon: starting with $SERVICES services x $RS real servers"
+    t0=$(now)
+    start_daemon "$daemon" "$conf"
+    ok=true
+    wait_until 600 all_up || ok=false
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\"}"
+    [ "$ok" = true ] || { log "$daemon: not every destination up after 600 s: $(ipvs_count)"; stop_daemon; continue; }
+    sleep 10
+
+    log "$daemon: CPU, memory and check intervals over $IDLE s"
+    mapfile -t pids < <(pids_of_daemon)
+    kill -USR1 "$SINK_PID"
+    a=$(ticks "${pids[@]}"); t0=$(now)
+    sleep "$IDLE"
+    b=$(ticks "${pids[@]}"); t1=$(now)
+    kill -USR2 "$SINK_PID"; sleep 1
+    hz=$(getconf CLK_TCK)
+    cpu=$(awk -v a="$a" -v b="$b" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+
+    log "$daemon: real server 10.79.1.1 refuses connections"
+    rs_hex=$(hex_ip 10.79.1.1)
+    ip netns exec "$NS_R" nft add table inet scalebench
+    ip netns exec "$NS_R" nft add chain inet scalebench in '{ type filter hook input priority 0; }'
+    t0=$(now)
+    ip netns exec "$NS_R" nft add rule inet scalebench in ip daddr 10.79.1.1 tcp dport "$FIRST_PORT-$LAST_PORT" reject with tcp reset
+    first="" last=""
+    while :; do
+        read -r _ m u <<<"$(ipvs_count "$rs_hex")"
+        [ -z "$first" ] && [ "$u" -lt "$SERVICES" ] && first=$(secs "$t0" "$(now)")
+        if [ "$u" = 0 ]; then last=$(secs "$t0" "$(now)"); break; fi
+        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a > 120) }')" = 1 ] && break
+        sleep 0.2
+    done
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"removal\", \"first_s\": ${first:-null}, \"last_s\": ${last:-null}, \"ok\": $([ -n "$last" ] && echo true || echo false)}"
+    t0=$(now)
+    ip netns exec "$NS_R" nft delete table inet scalebench
+    ok=true; wait_until 120 all_up || ok=false
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"back\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok}"
+
+    log "$daemon: reload with one service more"
+    new_port=$(printf '%04X' $((LAST_PORT + 1)))
+    svc_in() { read -r n _ _ <<<"$(ipvs_count "" "$new_port")"; [ "$n" = 1 ]; }
+    svc_up() { read -r _ m u <<<"$(ipvs_count "" "$new_port")"; [ "$m" = "$RS" ] && [ "$u" = "$RS" ]; }
+    if [ "$daemon" = lvsup ]; then cp "$plus" "$W/active.toml"; else cp "$plus" "$W/active.conf"; fi
+    t0=$(now)
+    kill -HUP "$DAEMON_PID"
+    ok=true; wait_until 120 svc_in || ok=false; t1=$(now)
+    wait_until 120 svc_up || ok=false; t2=$(now)
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"reload\", \"service_s\": $(secs "$t0" "$t1"), \"all_up_s\": $(secs "$t0" "$t2"), \"ok\": $ok}"
+    cp "$W"/*.log "$(dirname "$BENCH_OUT")/" 2>/dev/null || true
+    stop_daemon
+done
+log "raw results: $BENCH_OUT"
