@@ -118,7 +118,7 @@ fn failed_runs_are_shown_and_not_averaged_in() {
     let table = std::fs::read_to_string(&doc).expect("doc");
     assert!(
         table.contains(
-            "| 10 | apply cold | 2.00 s (1.00–3.00) | 10.00 s (1 run) | 5.0× | better | lvsup 3/3 / ansible 1/2 |"
+            "| 10 | apply cold | 2.00 s (1.00–3.00) | 10.00 s (1 run) | 5.0× | one run: no verdict | lvsup 3/3 / ansible 1/2 |"
         ),
         "{table}"
     );
