@@ -84,6 +84,17 @@ fn run(cmd: &str) -> Res<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// `BIN -R` with `rules` on its stdin; whether it exited 0.
+fn ipvsadm_restore(bin: &std::path::Path, rules: &str) -> Res<bool> {
+    let mut child = Command::new(bin).arg("-R").stdin(Stdio::piped()).spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(rules.as_bytes())?;
+    Ok(child.wait()?.success())
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -131,16 +142,7 @@ fn fresh_processes(services: usize, dests: usize, rules: &str, want: &str, reps:
                     .status()?
                     .success()
             } else {
-                let mut child = Command::new(&ipvsadm)
-                    .arg("-R")
-                    .stdin(Stdio::piped())
-                    .spawn()?;
-                child
-                    .stdin
-                    .take()
-                    .ok_or("no stdin")?
-                    .write_all(rules.as_bytes())?;
-                child.wait()?.success()
+                ipvsadm_restore(&ipvsadm, rules)?
             };
             let took = start.elapsed();
             let same = ok && run("ipvsadm -Sn")? == want;
@@ -257,16 +259,7 @@ fn main() -> Res<()> {
 
     let rules = ipvsadm_rules(&t);
     let start = Instant::now();
-    let mut child = Command::new("ipvsadm")
-        .arg("-R")
-        .stdin(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .ok_or("no stdin")?
-        .write_all(rules.as_bytes())?;
-    if !child.wait()?.success() {
+    if !ipvsadm_restore(std::path::Path::new("ipvsadm"), &rules)? {
         return Err("ipvsadm -R failed".into());
     }
     let ipvsadm_time = start.elapsed();

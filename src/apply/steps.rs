@@ -374,9 +374,19 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         let script = upload_script(&path.to_string_lossy(), data.len(), &sha);
+        let out = sh(&["-c", &script], sent);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The local `sh` with `args` and `input` on its stdin.
+    fn sh(args: &[&str], input: &[u8]) -> std::process::Output {
         let mut child = Command::new("sh")
-            .args(["-c", &script])
+            .args(args)
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("sh");
@@ -384,13 +394,9 @@ mod tests {
             .stdin
             .take()
             .expect("stdin")
-            .write_all(sent)
+            .write_all(input)
             .expect("write");
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        child.wait_with_output().expect("wait")
     }
 
     fn leftovers(dir: &std::path::Path) -> Vec<String> {
@@ -408,20 +414,7 @@ mod tests {
 
     /// Run a batch of `scripts` with the local `sh -s`, as the host would.
     fn run_batch(scripts: &[(usize, &str)]) -> (Option<i32>, String, String) {
-        let mut child = Command::new("sh")
-            .arg("-s")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sh");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(batch_script(scripts).as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("wait");
+        let out = sh(&["-s"], batch_script(scripts).as_bytes());
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
