@@ -209,7 +209,8 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 pub async fn run(probe: &Probe, addr: SocketAddr, timeout: Duration) -> ProbeResult {
     let start = Instant::now();
     if let Probe::Script { argv } = probe {
-        return script(argv, addr, timeout).await;
+        // boxed, like the HTTP(S) exchanges in `attempt`
+        return Box::pin(script(argv, addr, timeout)).await;
     }
     let r = tokio::time::timeout(timeout, attempt(probe, addr)).await;
     let took = start.elapsed();
@@ -270,27 +271,41 @@ async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<String, Failure> {
             Failure::Remote(format!("connect: {e}"))
         }
     })?;
+    // The HTTP(S) exchanges are boxed: they keep a read buffer and, for
+    // HTTPS, the TLS state across their awaits. Inline, they made every
+    // probe's future (a TCP check's too: a future is as large as its largest
+    // branch) over 10 KB, copied on every check and held by every probe
+    // task: at 1,000 TCP checks a second 16 % of the daemon's instructions
+    // were memcpy, and each task cost its 10 KB (`benches/scale_bench.sh`).
     match probe {
         Probe::Tcp | Probe::Script { .. } => Ok("connected".into()),
-        Probe::Http(h) => exchange(s, h, &addr.ip().to_string()).await,
-        Probe::Https { http, tls, sni } => {
-            let name = sni
-                .clone()
-                .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-            // A name (virtual host) in the Host header too, as a browser
-            // would send it; else the address.
-            let host = match &name {
-                ServerName::DnsName(d) => d.as_ref().to_string(),
-                _ => addr.ip().to_string(),
-            };
-            let connector = tokio_rustls::TlsConnector::from(tls.clone());
-            let s = connector
-                .connect(name, s)
-                .await
-                .map_err(|e| Failure::Remote(format!("TLS: {e}")))?;
-            exchange(s, http, &host).await
-        }
+        Probe::Http(h) => Box::pin(exchange(s, h, &addr.ip().to_string())).await,
+        Probe::Https { http, tls, sni } => Box::pin(https(s, addr, http, tls, sni)).await,
     }
+}
+
+async fn https(
+    s: TcpStream,
+    addr: SocketAddr,
+    http: &HttpProbe,
+    tls: &Arc<rustls::ClientConfig>,
+    sni: &Option<ServerName<'static>>,
+) -> Result<String, Failure> {
+    let name = sni
+        .clone()
+        .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+    // A name (virtual host) in the Host header too, as a browser
+    // would send it; else the address.
+    let host = match &name {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        _ => addr.ip().to_string(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
+    let s = connector
+        .connect(name, s)
+        .await
+        .map_err(|e| Failure::Remote(format!("TLS: {e}")))?;
+    exchange(s, http, &host).await
 }
 
 /// One request and its answer on `s` (plain or TLS).
@@ -468,6 +483,35 @@ pub fn parse_status_line(buf: &[u8]) -> Result<Option<u16>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A check's future is what every probe task holds and what is built
+    /// and moved on every check: the HTTP(S) and script paths, which keep
+    /// buffers and TLS state across awaits, are boxed so that it stays small
+    /// whatever the kind (inline they made it over 10 KB).
+    #[test]
+    fn a_check_future_stays_small() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let http = HttpProbe {
+            path: "/".into(),
+            expect_status: 200,
+            expect_body: None,
+            expect_digest: None,
+        };
+        for p in [
+            Probe::Tcp,
+            Probe::Http(http.clone()),
+            Probe::Https {
+                http,
+                tls: tls_config(false),
+                sni: None,
+            },
+            Probe::Script { argv: vec![] },
+        ] {
+            let f = run(&p, addr, Duration::from_secs(1));
+            let size = std::mem::size_of_val(&f);
+            assert!(size <= 1024, "{p:?}: {size} bytes");
+        }
+    }
 
     #[test]
     fn exhausted_director_resources_are_not_the_real_servers_fault() {
