@@ -277,8 +277,8 @@ impl Live {
         }
         while tasks.join_next().await.is_some() {}
         // Every host's master connection at once: closing one runs `ssh -O
-        // exit` (a process and a round trip); one after the other they cost
-        // 4 s of a 50-host plan in the fleet bench.
+        // exit` (a process and a round trip), so one after the other their
+        // cost grew with the number of hosts (not measured apart).
         let mut tasks = tokio::task::JoinSet::new();
         for h in self.hosts {
             if let Some(c) = h.conn.and_then(|c| Arc::try_unwrap(c).ok()) {
