@@ -438,36 +438,70 @@ fn upload_cut_keeps_the_old_binary(
     let new_sha = lvsup::contract::sha256_hex(&bytes);
     let new_path = new_bin.to_string_lossy().into_owned();
 
+    // The watcher runs on the backup itself: a shell loop that kills every
+    // SSH connection's sshd as soon as the upload's temp file exists, and
+    // notes how many bytes had arrived (polling from here, one `lab exec`
+    // per look, took seconds under TCG: a 13 MB release build's upload was
+    // over and installed before the cut came).
+    let _ = on(
+        lab,
+        &backup,
+        "rm -f /run/lvsup-e2e-cut /run/lvsup-e2e-watching",
+    );
     let cutter = {
         let file = lab.file.to_string_lossy().into_owned();
         let backup = backup.clone();
         std::thread::spawn(move || {
             // `lab exec` without Lab::on's assertion: the kill ends its own
             // session too (exit 255).
-            let exec =
-                |cmd: &str| lvsup(&["lab", "exec", "-f", &file, &backup, "--", "sh", "-c", cmd]);
-            let started = Instant::now();
-            while started.elapsed() < std::time::Duration::from_secs(300) {
-                let o = exec("ls /usr/local/bin/.lvsup.* 2>/dev/null | head -n 1");
-                if !String::from_utf8_lossy(&o.stdout).trim().is_empty() {
-                    // The connection dies with its server side.
-                    let o = exec("pkill -KILL -f '^sshd: [^/]' ; true");
-                    return format!(
-                        "cut after {:.1}s: {}",
-                        started.elapsed().as_secs_f64(),
-                        text(&o)
-                    );
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            "the upload's temp file never showed up".to_string()
+            lvsup(&[
+                "lab",
+                "exec",
+                "-f",
+                &file,
+                &backup,
+                "--",
+                "sh",
+                "-c",
+                "touch /run/lvsup-e2e-watching; i=0; while [ $i -lt 3000 ]; do \
+                 for f in /usr/local/bin/.lvsup.*; do if [ -e \"$f\" ]; then \
+                 wc -c < \"$f\" > /run/lvsup-e2e-cut; pkill -KILL -f '^sshd: [^/]'; exit 0; fi; done; \
+                 sleep 0.05; i=$((i + 1)); done",
+            ])
         })
     };
+    // the watcher is in place before apply starts
+    for _ in 0..60 {
+        if on(
+            lab,
+            &backup,
+            "ls /run/lvsup-e2e-watching 2>/dev/null || true",
+        )
+        .trim()
+            != ""
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let args = with(&["apply", "--yes", "--director-binary", &new_path]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = lvsup(&refs);
-    let cut = cutter.join().expect("cutter thread");
-    assert!(cut.starts_with("cut after"), "{cut}");
+    let _ = cutter.join().expect("cutter thread");
+    let arrived: usize = on(
+        lab,
+        &backup,
+        "cat /run/lvsup-e2e-cut 2>/dev/null || echo none",
+    )
+    .trim()
+    .parse()
+    .unwrap_or_else(|_| panic!("the upload's temp file never showed up\n{}", text(&o)));
+    assert!(
+        arrived < bytes.len(),
+        "the upload was complete ({arrived} of {} bytes) before the cut: not a cut upload",
+        bytes.len()
+    );
+    let cut = format!("cut at {arrived} of {} bytes", bytes.len());
     let out = expect(&o, 1, "apply with the upload cut");
     assert!(
         out.contains(&format!(
