@@ -53,9 +53,6 @@ pub use self::load::load;
 /// says (someone ran `ip addr del` on the Master, or a failed add): repaired.
 pub const ADDRESS_CHECK: Duration = Duration::from_secs(5);
 
-/// At most this many queued events are handled per round of the main loop.
-const EVENT_BURST: usize = 64;
-
 /// How often the VRRP interface's state is read (keepalived's FAULT state:
 /// link down → release and stop advertising; link up → start over). The
 /// daemon acts on the kernel's link and address announcements as they come
@@ -299,23 +296,7 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         let stopping = matches!(d.core.phase(), Phase::ShuttingDown { .. });
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(ev) => {
-                    d.on_event(ev).await;
-                    // What is already queued too (at scale, a thousand probe
-                    // results a second), before this select is built again:
-                    // a round of it (timers, ticks, signals) costs more than
-                    // a probe result. Bounded, so timers are late by one
-                    // burst at most.
-                    for _ in 1..EVENT_BURST {
-                        if d.exit {
-                            break;
-                        }
-                        match rx.try_recv() {
-                            Ok(ev) => d.on_event(ev).await,
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Some(ev) => d.on_event(ev).await,
                 None => bail!("internal channel closed"),
             },
             _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {
