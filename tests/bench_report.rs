@@ -90,11 +90,25 @@ fn a_figure_edited_by_hand_or_changed_data_fails_the_check() {
     assert!(o.status.success(), "{}", text(&o));
 }
 
+/// The table bench-report writes for raw `data` into a document in `dir`.
+fn table_of(dir: &Path, data: &str) -> String {
+    std::fs::create_dir_all(dir.join("benchmarks")).expect("mkdir");
+    std::fs::write(dir.join("benchmarks/t.jsonl"), data).expect("data");
+    let doc = dir.join("t.md");
+    std::fs::write(
+        &doc,
+        "x\n<!-- bench-report benchmarks/t.jsonl -->\n<!-- /bench-report -->\n",
+    )
+    .expect("doc");
+    let o = report(&[&doc.to_string_lossy()]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::read_to_string(&doc).expect("doc")
+}
+
 /// A failed run (`"ok": false`) is counted and shown, never a figure.
 #[test]
 fn failed_runs_are_shown_and_not_averaged_in() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("benchmarks")).expect("mkdir");
     let rows = [
         (r#""tool": "lvsup", "phase": "apply_cold", "s": 1.0, "ok": true"#),
         (r#""tool": "lvsup", "phase": "apply_cold", "s": 2.0, "ok": true"#),
@@ -106,16 +120,7 @@ fn failed_runs_are_shown_and_not_averaged_in() {
         .iter()
         .map(|r| format!("{{\"bench\": \"apply\", \"n\": 10, \"rep\": 1, {r}}}\n"))
         .collect();
-    std::fs::write(dir.path().join("benchmarks/a.jsonl"), data).expect("data");
-    let doc = dir.path().join("b.md");
-    std::fs::write(
-        &doc,
-        "x\n<!-- bench-report benchmarks/a.jsonl -->\n<!-- /bench-report -->\n",
-    )
-    .expect("doc");
-    let o = report(&[&doc.to_string_lossy()]);
-    assert!(o.status.success(), "{}", text(&o));
-    let table = std::fs::read_to_string(&doc).expect("doc");
+    let table = table_of(dir.path(), &data);
     assert!(
         table.contains(
             "| 10 | apply cold | 2.00 s (1.00–3.00) | 10.00 s (1 run) | 5.0× | one run: no verdict | lvsup 3/3 / ansible 1/2 |"
@@ -129,22 +134,12 @@ fn failed_runs_are_shown_and_not_averaged_in() {
 #[test]
 fn cpu_times_get_their_column() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("benchmarks")).expect("mkdir");
     let data = "\
 {\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 5, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 1.0, \"ok\": true, \"cpu_s\": 0.25}
 {\"bench\": \"apply\", \"tool\": \"ansible\", \"n\": 5, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 9.0, \"ok\": true, \"cpu_s\": 7.5}
 {\"bench\": \"apply\", \"tool\": \"ansible\", \"n\": 5, \"rep\": 2, \"phase\": \"apply_cold\", \"s\": 9.0, \"ok\": false, \"cpu_s\": 99}
 ";
-    std::fs::write(dir.path().join("benchmarks/c.jsonl"), data).expect("data");
-    let doc = dir.path().join("c.md");
-    std::fs::write(
-        &doc,
-        "<!-- bench-report benchmarks/c.jsonl -->\n<!-- /bench-report -->\n",
-    )
-    .expect("doc");
-    let o = report(&[&doc.to_string_lossy()]);
-    assert!(o.status.success(), "{}", text(&o));
-    let table = std::fs::read_to_string(&doc).expect("doc");
+    let table = table_of(dir.path(), data);
     assert!(table.contains("| CPU here, lvsup / Ansible |"), "{table}");
     assert!(table.contains("| 0.25 s / 7.50 s |"), "{table}");
 }
