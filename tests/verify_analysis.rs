@@ -604,26 +604,55 @@ fn fo_and_ovf_send_everything_to_one_server_and_ovf_overflows() {
             "connections went to 2 servers of the same highest weight (a 50, b 50); {sched}"
         )));
     }
-    // ovf: big already has as many active connections as its weight.
-    let full = |big: u32, small: u32| {
+    // ovf (ip_vs_ovf.c skips a server when activeconns > weight): big with
+    // as many active connections as its weight still takes them all; one
+    // more and it overflows to small.
+    let full = |active: u32, big: u32, small: u32| {
         batch(
             "ovf",
             false,
             100,
             vec![
-                dl("big", 10, u64::from(big), (10, 0), (10, big)),
+                dl("big", 10, u64::from(big), (active, 0), (active, big)),
                 dl("small", 5, u64::from(small), (0, 0), (0, small)),
             ],
         )
     };
-    let v = analyse_batch(&full(0, 100));
+    let v = analyse_batch(&full(10, 100, 0));
+    assert!(v.passed, "{}", reasons(&v));
+    assert_eq!(v.expected, "all 100 on big");
+    let v = analyse_batch(&full(10, 0, 100));
+    assert!(!v.passed, "at its weight big is not full yet");
+    let v = analyse_batch(&full(11, 0, 100));
     assert!(v.passed, "{}", reasons(&v));
     assert_eq!(v.expected, "all 100 on small");
-    let v = analyse_batch(&full(100, 0));
+    let v = analyse_batch(&full(11, 100, 0));
     assert!(!v.passed);
     assert!(reasons(&v).contains(
         "big got 100 of 100 connections; ovf sends every connection to the highest-weight server in the pool (small)"
     ));
+}
+
+#[test]
+fn connections_held_across_the_batch_are_enough_to_overflow() {
+    use lvsup::verify::analysis::{MAX_HELD, connections_to_hold};
+    // lc/wlc/sed/nq: two per server in the pool.
+    for s in ["lc", "wlc", "sed", "nq"] {
+        assert_eq!(connections_to_hold(s, false, &[1, 1]), 4, "{s}");
+        assert_eq!(connections_to_hold(s, false, &[3, 0, 1]), 4, "{s}");
+        assert_eq!(connections_to_hold(s, false, &[0]), 2, "{s}");
+    }
+    // ovf: the top server takes weight + 1 before it overflows, the next
+    // one goes elsewhere.
+    assert_eq!(connections_to_hold("ovf", false, &[1, 1]), 3);
+    assert_eq!(connections_to_hold("ovf", false, &[3, 1]), 5);
+    assert_eq!(connections_to_hold("ovf", false, &[100, 1]), MAX_HELD);
+    assert_eq!(connections_to_hold("lc", false, &[1; 20]), MAX_HELD);
+    // Rules that do not read active connections, and persistence: none.
+    for s in ["rr", "wrr", "sh", "mh", "dh", "lblc", "lblcr", "fo"] {
+        assert_eq!(connections_to_hold(s, false, &[1, 1]), 0, "{s}");
+    }
+    assert_eq!(connections_to_hold("wlc", true, &[1, 1]), 0);
 }
 
 #[test]

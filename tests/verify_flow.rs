@@ -62,6 +62,54 @@ struct State {
     /// last Backup → Master transition this many ms after the fake's clock
     /// stamp of the freeze ([`STAMP_MS`]); None: no status command.
     master_since: Option<u64>,
+    /// Schedule TCP connections by this rule over the servers' active and
+    /// inactive connections, as the kernel does ("wlc", "fo", "ovf"),
+    /// instead of round robin. A connection stays active while the client
+    /// keeps it open with a request under way (verify's held connections);
+    /// one the client closed is inactive.
+    rule: Option<&'static str>,
+    /// Connections kept open under `rule`: (real server index, stream).
+    open: Vec<(usize, std::net::TcpStream)>,
+    /// The weights `rule` schedules by (the file's, as the fake's table shows).
+    weights: Vec<u64>,
+}
+
+/// Still open from the client's side: data waiting (a request under way)
+/// or nothing yet; closed: end of stream or an error.
+fn still_open(s: &std::net::TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    match s.peek(&mut b) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    }
+}
+
+/// The fake director's choice under `rule` among `cands` (index, weight,
+/// active, inactive), written from the kernel's ip_vs_{wlc,fo,ovf}.c:
+/// the first of equals wins.
+fn fake_choice(rule: &str, cands: &[(usize, u64, u64, u64)]) -> Option<usize> {
+    let mut best: Option<(usize, u64, u64, u64)> = None;
+    for &(i, w, act, inact) in cands {
+        if w == 0 || (rule == "ovf" && act > w) {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((_, bw, bact, binact)) => match rule {
+                // (active·256 + inactive) / weight, cross-multiplied
+                "wlc" => (act * 256 + inact) * bw < (bact * 256 + binact) * w,
+                _ => w > bw,
+            },
+        };
+        if better {
+            best = Some((i, w, act, inact));
+        }
+    }
+    best.map(|b| b.0)
 }
 
 /// What the fake's `date +%s%3N` prints (ms since the epoch).
@@ -314,9 +362,16 @@ impl HostExec for Fake {
                     ServiceId::tcp(vip)
                 };
                 let mut s = Service::new(id, svc.scheduler.clone());
-                for (a, w, counted, entries) in rows {
+                for (i, (a, w, counted, entries)) in rows.into_iter().enumerate() {
                     let mut d = Destination::new(a, Forward::Route, w);
-                    d.inact_conns = u32::try_from(entries).expect("entries");
+                    let active = st
+                        .open
+                        .iter()
+                        .filter(|(j, s)| *j == i && still_open(s))
+                        .count();
+                    let active = u64::try_from(active).expect("count");
+                    d.active_conns = u32::try_from(active).expect("active");
+                    d.inact_conns = u32::try_from(entries - active).expect("entries");
                     d.stats = Some(Stats {
                         conns: counted,
                         ..Stats::default()
@@ -401,6 +456,22 @@ fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
             let live: Vec<usize> = (0..names.len())
                 .filter(|i| !st.prohibit.contains_key(&names[*i]))
                 .collect();
+            if let Some(rule) = st.rule {
+                let open = std::mem::take(&mut st.open);
+                st.open = open.into_iter().filter(|(_, s)| still_open(s)).collect();
+                let cands: Vec<(usize, u64, u64, u64)> = live
+                    .iter()
+                    .map(|&i| {
+                        let act = st.open.iter().filter(|(j, _)| *j == i).count() as u64;
+                        (i, st.weights[i], act, st.conns[i] - act)
+                    })
+                    .collect();
+                if let Some(i) = fake_choice(rule, &cands) {
+                    st.conns[i] += 1;
+                    st.open.push((i, c));
+                }
+                continue;
+            }
             if !live.is_empty() {
                 let i = if st.by_source {
                     live[octet % live.len()]
@@ -844,6 +915,68 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     assert_eq!(
         r.counters_from.as_deref(),
         Some(lvsup::verify::facts::FROM_IPVSADM)
+    );
+}
+
+/// ovf overflows the highest-weight server once its active connections
+/// exceed its weight. Verify holds weight + 2 connections open across the
+/// batch (the fake director schedules them as the kernel does and counts
+/// them active), so the top server is full and the whole batch must go to
+/// the next one: a director that ignores active connections (fo's rule,
+/// everything on the top server) fails, with the numbers. wlc with the
+/// held connections replayed from the counters passes.
+#[test]
+fn held_connections_make_ovf_overflow_and_are_replayed_for_wlc() {
+    let held_row = |rule: &'static str, sched: &str| {
+        let (mut spec, st) = cluster(true);
+        spec.services[0].scheduler = sched.into();
+        for r in &mut spec.real_servers {
+            r.weight = 1;
+        }
+        let mut g = st.lock().expect("state");
+        g.rule = Some(rule);
+        g.weights = vec![1; spec.real_servers.len()];
+        drop(g);
+        let r = run(
+            &spec,
+            &st,
+            &Options {
+                skip_failover: true,
+                ..Options::default()
+            },
+        );
+        let text = r.render_text();
+        (row(&r, "scheduling").clone(), text)
+    };
+    let (s, text) = held_row("ovf", "ovf");
+    assert_eq!(s.result, Outcome::Pass, "{text}");
+    assert_eq!(s.figures.get("held_open"), Some(&3), "{text}");
+    assert!(
+        s.measured.contains(
+            "3 of 3 connections held open across the batch (active before it: node1 2, node2 1)"
+        ),
+        "{text}"
+    );
+    assert!(
+        s.expected.starts_with("all ") && s.expected.ends_with(" on node2"),
+        "{text}"
+    );
+    // The same held connections, a director that never overflows.
+    let (s, text) = held_row("fo", "ovf");
+    assert_eq!(s.result, Outcome::Fail, "{text}");
+    assert!(
+        s.reasons.iter().any(|x| x.starts_with("node1 got ")
+            && x.ends_with(
+                "ovf sends every connection to the highest-weight server in the pool (node2)"
+            )),
+        "{text}"
+    );
+    let (s, text) = held_row("wlc", "wlc");
+    assert_eq!(s.result, Outcome::Pass, "{text}");
+    assert_eq!(s.figures.get("held_open"), Some(&4), "{text}");
+    assert!(
+        s.measured.contains("4 of 4 connections held open"),
+        "{text}"
     );
 }
 

@@ -144,7 +144,7 @@ pub enum Property {
     /// fo: everything on one highest-weight server.
     HighestWeight,
     /// ovf: everything on the highest-weight server whose active connections
-    /// are below its weight.
+    /// do not exceed its weight.
     Overflow,
     /// A scheduler verify has no property for (not one of the 13).
     Unknown,
@@ -255,6 +255,36 @@ pub fn least_load_choice(scheduler: &str, cands: &[(u32, Load)]) -> Option<usize
         _ => None,
     }
 }
+
+/// Connections verify holds open across the scheduling batch of a TCP
+/// service, so that the rule is checked with active connections in the
+/// counters, not only idle servers: lc/wlc/sed/nq weigh active connections
+/// (sed and nq look at nothing else), ovf overflows a server once its active
+/// connections exceed its weight. The held connections are scheduled by the
+/// same rule and read in the counters before the batch; the batch is then
+/// replayed from those counters.
+///
+/// lc/wlc/sed/nq: two per server in the pool (at least 2). ovf: the highest
+/// weight + 2, so that the top server overflows (it takes weight + 1 before
+/// its active count exceeds its weight) and the batch must go to the next
+/// one. At most [`MAX_HELD`]: beyond that the counters still decide, the
+/// overflow is just not reached. Persistent services and the other
+/// schedulers: none (their rule does not read active connections).
+pub fn connections_to_hold(scheduler: &str, persistent: bool, weights: &[u32]) -> u32 {
+    if persistent {
+        return 0;
+    }
+    let in_pool = weights.iter().filter(|w| **w > 0).count();
+    let n = match scheduler {
+        "lc" | "wlc" | "sed" | "nq" => u32::try_from(in_pool * 2).unwrap_or(MAX_HELD).max(2),
+        "ovf" => weights.iter().copied().max().unwrap_or(0).saturating_add(2),
+        _ => 0,
+    };
+    n.min(MAX_HELD)
+}
+
+/// The most connections [`connections_to_hold`] asks for.
+pub const MAX_HELD: u32 = 16;
 
 /// Replay lc/wlc/sed/nq over a batch of `n` sequential connections, starting
 /// from the loads before it: each connection goes where the rule says and is
@@ -516,16 +546,19 @@ pub fn analyse_batch(b: &Batch) -> Verdict {
             )
         }
         Property::HighestWeight | Property::Overflow => {
-            // ovf skips a server whose active connections reached its weight
+            // ovf skips a server whose active connections exceed its weight
             // (ip_vs_ovf.c); fo looks at the weight only (ip_vs_fo.c). Ties:
             // the first in the list, so all on ONE of the top ones.
             let eligible: Vec<&DestSample> = live
                 .iter()
                 .copied()
                 .filter(|d| {
+                    // ip_vs_ovf.c skips a server when `activeconns > weight`:
+                    // one with exactly its weight in active connections still
+                    // takes the next one.
                     prop == Property::HighestWeight
                         || d.load_before
-                            .is_none_or(|l| l.active < d.configured_weight.unwrap_or(0))
+                            .is_none_or(|l| l.active <= d.configured_weight.unwrap_or(0))
                 })
                 .collect();
             let max = eligible
@@ -564,7 +597,7 @@ pub fn analyse_batch(b: &Batch) -> Verdict {
                     "{}: every connection on one highest-weight healthy server{}",
                     b.scheduler,
                     if prop == Property::Overflow {
-                        " whose active connections are below its weight"
+                        " whose active connections do not exceed its weight"
                     } else {
                         ""
                     }

@@ -82,8 +82,28 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
             .opts
             .batch
             .unwrap_or_else(|| analysis::batch_size(&svc.scheduler, &weights));
+        let kind = probe_kind(svc);
+        // Connections held open across the batch where the rule reads active
+        // connections (lc, wlc, sed, nq, ovf): the counters read next include
+        // them, and the batch is replayed from those counters.
+        let to_hold = if svc.protocol == Protocol::Tcp {
+            analysis::connections_to_hold(&svc.scheduler, svc.persistence.is_some(), &weights)
+        } else {
+            0
+        };
+        let held = if to_hold > 0 {
+            let path = match &kind {
+                ProbeKind::Http { path, .. } => path.clone(),
+                _ => "/".to_string(),
+            };
+            let h = probe::hold(vip_addr(spec, svc), &path, to_hold, PROBE_TIMEOUT).await;
+            cx.traffic_sent();
+            Some(h)
+        } else {
+            None
+        };
         // Counters that already include every earlier connection (the
-        // reachability batch, the previous service's batch).
+        // reachability batch, the previous service's batch, the held ones).
         cx.counters_settled().await;
         let before = match cx.table(active).await {
             Ok(t) => t,
@@ -99,7 +119,6 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
                 continue;
             }
         };
-        let kind = probe_kind(svc);
         // Client ports the director still has an entry for would not be
         // counted as new connections (see probe::batch_avoiding). UDP the
         // same: a datagram from a port with an entry (300 s by default)
@@ -130,6 +149,22 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
             dests,
         };
         let mut v = analysis::analyse_batch(&batch);
+        if let Some(h) = &held {
+            let active: Vec<String> = batch
+                .dests
+                .iter()
+                .filter_map(|d| d.load_before.map(|l| format!("{} {}", d.name, l.active)))
+                .collect();
+            v.measured.push_str(&format!(
+                "; {} of {to_hold} connections held open across the batch (active before it: {})",
+                h.len(),
+                if active.is_empty() {
+                    "-".into()
+                } else {
+                    active.join(", ")
+                }
+            ));
+        }
         if let (true, Some(e)) = (b.ok < b.sent, &b.first_error) {
             v.reasons.push(format!("the first failed connection: {e}"));
         }
@@ -167,13 +202,16 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
                  the IPVS connection counters verify reads (set it to 1)"
             ));
         }
-        cx.add(
-            CheckRow::from_verdict("scheduling", &label, v)
-                .figure("sent", u64::from(b.sent))
-                .figure("accepted", u64::from(b.ok))
-                .figure("counted", counted)
-                .figure("counters_read_after_ms", counters_ms),
-        );
+        let mut row = CheckRow::from_verdict("scheduling", &label, v)
+            .figure("sent", u64::from(b.sent))
+            .figure("accepted", u64::from(b.ok))
+            .figure("counted", counted)
+            .figure("counters_read_after_ms", counters_ms);
+        // Released (closed) now that the counters after the batch are read.
+        if let Some(h) = held {
+            row = row.figure("held_open", h.len() as u64);
+        }
+        cx.add(row);
         let by_source = matches!(svc.scheduler.as_str(), "sh" | "mh")
             && svc.persistence.is_none()
             && cx.opts.sources.len() >= 2;
