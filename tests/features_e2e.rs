@@ -45,6 +45,16 @@ timeout = "800ms"
 fall = 2
 rise = 1
 
+# Scheduled by active connections: verify holds connections open across
+# its scheduling batch and replays wlc from the counters that include them.
+[[services]]
+port = 8080
+scheduler = "wlc"
+[services.health]
+check = "tcp"
+interval = "1s"
+timeout = "800ms"
+
 [[services]]
 fwmark = 1
 ports = [8443, 9443]
@@ -260,9 +270,28 @@ fn https_on_the_second_vip(lab: &Lab, m: &str, f: &str) {
     let spec = lvsup::config::parse_str("feat.toml", CLUSTER).expect("valid cluster");
     let mut want: Vec<String> = spec.services.iter().map(|s| s.label()).collect();
     want.sort();
-    assert_eq!(want.len(), 3);
+    assert_eq!(want.len(), 4);
     assert_eq!(probed, want, "{v}");
-    eprintln!("https on {VIP2}: both real servers; verify passed on three services");
+    // wlc: replayed with the held connections active in the counters.
+    let wlc = common::rows(&v, "scheduling")
+        .into_iter()
+        .find(|r| r["subject"].as_str().is_some_and(|s| s.ends_with(":8080")))
+        .unwrap_or_else(|| panic!("no scheduling row for port 8080: {v}"));
+    assert_eq!(wlc["result"], "pass", "{wlc}");
+    assert_eq!(
+        wlc["figures"]["held_open"], 4,
+        "two per server held open: {wlc}"
+    );
+    let measured = wlc["measured"].as_str().unwrap_or_default();
+    assert!(
+        measured.contains(
+            "4 of 4 connections held open across the batch (active before it: app1 2, app2 2)"
+        ),
+        "{wlc}"
+    );
+    eprintln!(
+        "https on {VIP2}: both real servers; verify passed on four services (wlc with 4 held)"
+    );
 }
 
 /// Both ports reach the real servers through the one mark; persistence
