@@ -55,17 +55,3 @@ pub fn verify_undo_dir(cluster: &str) -> String {
 
 /// The largest undo record read back (lvsup's are a few hundred bytes).
 pub const VERIFY_UNDO_MAX_BYTES: usize = 16 * 1024;
-
-/// A shell snippet listing the undo records of `cluster`: one line per
-/// record, `PATH<TAB>CONTENT`. A record is one line of JSON, where a raw tab,
-/// CR or line break cannot occur, so removing them loses nothing of a good
-/// record; at most [`VERIFY_UNDO_MAX_BYTES`] + 1 bytes of each are read (more
-/// is refused as too large). Facts gathering and verify both read them so.
-pub fn verify_undo_list_command(cluster: &str) -> String {
-    format!(
-        "for f in '{}'/*; do [ -f \"$f\" ] || continue; printf '%s\\t' \"$f\"; \
-         head -c {} \"$f\" | tr -d '\\t\\r\\n'; echo; done",
-        verify_undo_dir(cluster).replace('\'', ""),
-        VERIFY_UNDO_MAX_BYTES + 1
-    )
-}
