@@ -490,6 +490,7 @@ fn director(
                 "lvsup-director.service.j2",
                 context! {
                     cluster,
+                    runtime_directory => crate::layout::director_runtime_directory(cluster),
                     binary => BINARY_PATH,
                     config => config_path,
                     nofile => director_nofile(spec),
@@ -663,7 +664,7 @@ fn real_server(
             // leave a real server without a default route
             // (templates/scripts/nat-route-up.sh.j2, nat-route-down.sh.j2).
             let rec = previous_route_path(cluster);
-            let ctx = context! { rec, cluster, gw => gw.to_string() };
+            let ctx = context! { rec, state_dir => crate::layout::state_dir(cluster), gw => gw.to_string() };
             (
                 vec![unit_sh("nat-route-up.sh.j2", ctx.clone())?],
                 vec![unit_sh("nat-route-down.sh.j2", ctx)?],

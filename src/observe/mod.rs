@@ -58,6 +58,7 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             director => matches!(want.role, Role::Director { .. }),
             config => desired::director_config_path(cluster),
             own => crate::plan::shared::own_files(cluster),
+            any => crate::plan::shared::own_files(crate::layout::ANY_CLUSTER),
             verify_undo_list => verify_undo_list_command(cluster),
         },
     )
