@@ -32,7 +32,7 @@ use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
 use crate::config::{ClusterSpec, Director, Forward, Mode, Protocol, RealServer};
-use crate::director::config::DirectorConfig;
+use crate::contract::director_config::DirectorConfig;
 
 // Unit names and host paths live in one place, `crate::layout`, which the
 // director core, facts gathering, verify and destroy use too.
@@ -1033,7 +1033,7 @@ mod tests {
             c.vrrp.peers,
             ["192.168.0.192".parse::<Ipv4Addr>().expect("ip")]
         );
-        assert_eq!(crate::director::config::check(&c), Ok(()));
+        assert_eq!(crate::contract::director_config::check(&c), Ok(()));
         assert_eq!(c.metrics, None);
         // The metrics listener: the same address on every director.
         let text = text.replace("vrid = 51\n", "vrid = 51\nmetrics = \"127.0.0.1:9100\"\n");
