@@ -95,6 +95,50 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/scripts/upload.sh.j2"),
     ),
     (
+        "verify-addresses.sh.j2",
+        include_str!("../templates/scripts/verify-addresses.sh.j2"),
+    ),
+    (
+        "verify-conn-ports.sh.j2",
+        include_str!("../templates/scripts/verify-conn-ports.sh.j2"),
+    ),
+    (
+        "verify-director-status.sh.j2",
+        include_str!("../templates/scripts/verify-director-status.sh.j2"),
+    ),
+    (
+        "verify-ipvs-table.sh.j2",
+        include_str!("../templates/scripts/verify-ipvs-table.sh.j2"),
+    ),
+    (
+        "verify-prohibit.sh.j2",
+        include_str!("../templates/scripts/verify-prohibit.sh.j2"),
+    ),
+    (
+        "verify-realserver.sh.j2",
+        include_str!("../templates/scripts/verify-realserver.sh.j2"),
+    ),
+    (
+        "verify-undo-list.sh.j2",
+        include_str!("../templates/scripts/verify-undo-list.sh.j2"),
+    ),
+    (
+        "verify-undo-remove.sh.j2",
+        include_str!("../templates/scripts/verify-undo-remove.sh.j2"),
+    ),
+    (
+        "verify-undo-replay.sh.j2",
+        include_str!("../templates/scripts/verify-undo-replay.sh.j2"),
+    ),
+    (
+        "verify-undo-write.sh.j2",
+        include_str!("../templates/scripts/verify-undo-write.sh.j2"),
+    ),
+    (
+        "verify-unit.sh.j2",
+        include_str!("../templates/scripts/verify-unit.sh.j2"),
+    ),
+    (
         "write-file.sh.j2",
         include_str!("../templates/scripts/write-file.sh.j2"),
     ),
@@ -161,6 +205,17 @@ fn environment() -> &'static Environment<'static> {
 /// Render template `name` (from [`TEMPLATES`]) with `ctx`.
 pub fn try_render(name: &str, ctx: Value) -> Result<String, minijinja::Error> {
     environment().get_template(name)?.render(ctx)
+}
+
+/// Render a one-line command of template `name` with `ctx`: the rendered
+/// text without its final line break (a command shown in messages, kept in
+/// verify's undo records, compared by the tests' fake hosts).
+pub fn render_line(name: &str, ctx: Value) -> String {
+    let mut s = render(name, ctx);
+    while s.ends_with('\n') {
+        s.pop();
+    }
+    s
 }
 
 /// Render template `name` with `ctx`. The templates and what they are given

@@ -34,6 +34,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::lvsup;
 
 use lvsup::contract::status::Status;
 use serde_json::Value;
@@ -93,14 +94,6 @@ struct Lab {
     netns: std::collections::BTreeMap<String, String>,
     /// Next client port for `curl` (see there).
     curl_port: std::cell::Cell<u16>,
-}
-
-fn lvsup(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvsup")
 }
 
 fn ok(out: Output, what: &str) -> String {

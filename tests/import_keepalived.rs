@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+use common::lvsup_in;
+
 use lvsup::import::keepalived::{ConfArg, import};
 
 const FIXTURES: &str = "tests/fixtures/keepalived";
@@ -16,15 +19,6 @@ fn fixtures() -> std::path::PathBuf {
 /// Run lvsup in the fixtures directory (short file names in messages).
 fn lvsup(args: &[&str]) -> Output {
     lvsup_in(&fixtures(), args)
-}
-
-fn lvsup_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run lvsup")
 }
 
 fn text(b: &[u8]) -> String {

@@ -13,14 +13,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn lvsup(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvsup")
-}
+mod common;
+use common::lvsup;
 
 fn ok(out: Output, what: &str) -> String {
     assert!(

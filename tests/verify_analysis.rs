@@ -782,7 +782,7 @@ fn broken_both_daemons_stopped_no_vip_holder() {
     assert_eq!(v.measured, "held by none");
     assert_eq!(
         reasons(&v),
-        "no director holds the VIP 192.168.0.100: is lvsup-director-web running on any of lvs191, lvs192?"
+        "no director holds the VIP 192.168.0.100: is lvsup-director-web.service running on any of lvs191, lvs192?"
     );
 }
 

@@ -1,16 +1,8 @@
 //! `lvsup verify` on the command line: flags, usage errors, a missing file.
 //! (No host is contacted here.)
 
-use std::process::{Command, Output};
-
-fn lvsup(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run lvsup")
-}
+mod common;
+use common::lvsup;
 
 #[test]
 fn help_lists_the_flags() {

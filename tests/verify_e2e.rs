@@ -24,16 +24,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 mod common;
-use common::{reasons, rows, verify, verify_passes};
-
-fn lvsup(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvsup")
-}
+use common::{lvsup, reasons, rows, verify, verify_passes};
 
 fn show(out: &Output) -> String {
     format!(

@@ -14,9 +14,11 @@ use std::sync::{Arc, Mutex};
 use lvsup::config::{self, ClusterSpec};
 use lvsup::contract::ipvs_list::IpvsList;
 use lvsup::ipvs::{Destination, Forward, Service, ServiceId, Stats};
+use lvsup::observe::{self, live};
+use lvsup::verify::analysis::FailoverMode;
 use lvsup::verify::exec::{ExecError, ExecOutput, HostExec};
 use lvsup::verify::report::Outcome;
-use lvsup::verify::{self, Options, UndoLog};
+use lvsup::verify::{self, Options, UndoLog, commands, undo};
 
 #[derive(Debug, Default)]
 struct State {
@@ -173,44 +175,55 @@ impl Fake {
     }
 }
 
+/// The check sources verify prohibits on a real server: the directors'
+/// addresses (examples/dr.toml has no internal ones).
+fn prohibit_sources(spec: &ClusterSpec) -> Vec<Ipv4Addr> {
+    spec.directors.iter().map(|d| d.address.addr()).collect()
+}
+
+/// The fake matches verify's commands as lvsup renders them
+/// (templates/scripts/verify-*.sh.j2), never by copies of their text.
 impl HostExec for Fake {
     fn run(&self, host: &str, cmd: &str) -> Result<ExecOutput, ExecError> {
+        let unit = verify::director_unit(&self.spec.name);
+        let (freeze, resume) = commands::failover_commands(FailoverMode::Crash, &unit);
         // verify stamps the failure with the master's clock.
-        if let Some(rest) = cmd.strip_suffix(" && date +%s%3N") {
-            let mut out = self.run(host, rest)?;
+        if cmd == commands::fail_command_sent(FailoverMode::Crash, &unit) {
+            let mut out = self.run(host, &freeze)?;
             out.stdout.push_str(&format!("{STAMP_MS}\n"));
             return Ok(out);
         }
-        if cmd.contains("lvsup ipvs list") {
+        if cmd == live::table_command() {
             // IPVS counts a connection at its SYN; the fake's listener only
             // at accept(): give it time to catch up with the last probes.
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let mut st = self.st.lock().expect("state");
         st.log.push(format!("{host}: {cmd}"));
-        // verify's undo records (lvsup::verify::undo)
-        if cmd.starts_with("umask 077 && mkdir -p ") {
+        // verify's undo records (lvsup::verify::undo): the record and its
+        // path read back from the command, which must be the one lvsup
+        // renders for them.
+        let body = cmd
+            .split_once("printf '%s\\n' ")
+            .and_then(|(_, r)| sq_word(r));
+        let path = cmd.rsplit_once(' ').and_then(|(_, r)| sq_word(r));
+        if let (Some((body, _)), Some((path, _))) = (&body, &path)
+            && let Ok(rec) = undo::Record::parse(body, &self.spec.name)
+            && cmd == undo::write_command(&rec, path)
+        {
             if st.refuse_records {
                 return fail(1);
             }
-            let body = cmd
-                .split_once("printf '%s\\n' ")
-                .and_then(|(_, r)| sq_word(r));
-            let path = cmd.rsplit_once(' ').and_then(|(_, r)| sq_word(r));
-            let (Some((body, _)), Some((path, _))) = (body, path) else {
-                return fail(2);
-            };
-            st.records.insert((host.into(), path), body);
+            st.records.insert((host.into(), path.clone()), body.clone());
             return ok("");
         }
-        if let Some(p) = cmd.strip_prefix("rm -f -- ") {
-            let Some((path, _)) = sq_word(p) else {
-                return fail(2);
-            };
+        if let Some((path, _)) = cmd.strip_prefix("rm -f -- ").and_then(sq_word)
+            && cmd == undo::remove_command(&path)
+        {
             st.records.remove(&(host.to_string(), path));
             return ok("");
         }
-        if cmd.starts_with("for f in '/var/lib/lvsup/") {
+        if cmd == observe::verify_undo_list_command(&self.spec.name) {
             let list: String = st
                 .records
                 .iter()
@@ -219,16 +232,16 @@ impl HostExec for Fake {
                 .collect();
             return ok(list);
         }
-        if cmd.starts_with("systemctl start") && st.lost_starts > 0 {
+        if cmd == commands::start(&unit) && st.lost_starts > 0 {
             st.lost_starts -= 1;
             return Err(ExecError::Remote("ssh: connection lost".into()));
         }
         let spec = &self.spec;
         let is_dir = spec.directors.iter().any(|d| d.name == host);
         let ri = spec.real_servers.iter().position(|r| r.name == host);
-        if cmd == "ip -j addr show" && is_dir {
+        if cmd == live::addresses_command() && is_dir {
             let mut a = vec![format!(
-                r#"{{"family":"inet","local":"{}"}}"#,
+                r#"{{"family":"inet","local":"{}","prefixlen":24}}"#,
                 spec.directors
                     .iter()
                     .find(|d| d.name == host)
@@ -236,7 +249,10 @@ impl HostExec for Fake {
                     .unwrap_or(Ipv4Addr::UNSPECIFIED)
             )];
             if st.holder.as_deref() == Some(host) || st.stale_vip.as_deref() == Some(host) {
-                a.push(format!(r#"{{"family":"inet","local":"{}"}}"#, spec.vip));
+                a.push(format!(
+                    r#"{{"family":"inet","local":"{}","prefixlen":32}}"#,
+                    spec.vip
+                ));
             }
             return ok(format!(
                 r#"[{{"ifname":"eth0","addr_info":[{}]}}]"#,
@@ -245,46 +261,48 @@ impl HostExec for Fake {
         }
         if let Some(i) = ri {
             let r = &spec.real_servers[i];
-            if cmd.starts_with("ip -j addr show; echo") {
+            if cmd == live::rs_facts_command() {
                 let arp = if st.no_arp.as_deref() == Some(host) {
                     0
                 } else {
                     1
                 };
                 return ok(format!(
-                    "[{{\"ifname\":\"lo\",\"addr_info\":[{{\"family\":\"inet\",\"local\":\"{}\"}}]}},\
-                     {{\"ifname\":\"eth0\",\"addr_info\":[{{\"family\":\"inet\",\"local\":\"{}\"}}]}}]\n\
-                     #lvsup-verify:section\n[]\n#lvsup-verify:section\n\
+                    "### addr\n\
+                     [{{\"ifname\":\"lo\",\"addr_info\":[{{\"family\":\"inet\",\"local\":\"{}\",\"prefixlen\":32}}]}},\
+                     {{\"ifname\":\"eth0\",\"addr_info\":[{{\"family\":\"inet\",\"local\":\"{}\",\"prefixlen\":24}}]}}]\n\
+                     ### route\n[]\n### sysctl\n\
                      /proc/sys/net/ipv4/conf/all/arp_ignore:{arp}\n\
-                     /proc/sys/net/ipv4/conf/all/arp_announce:{}\n",
+                     /proc/sys/net/ipv4/conf/all/arp_announce:{}\n### end\n",
                     spec.vip,
                     r.address.addr(),
                     arp * 2
                 ));
             }
-            if cmd == "ip route show type prohibit" {
+            let srcs = prohibit_sources(spec);
+            if cmd == commands::prohibit_list() {
                 return ok("");
             }
-            if cmd.starts_with("ip route add prohibit") {
+            if cmd == commands::prohibit_add(&srcs) {
                 let routes: Vec<String> = cmd.split(" && ").map(String::from).collect();
                 st.prohibit.insert(host.into(), routes);
                 return ok("");
             }
-            if cmd.starts_with("ip route del prohibit") {
+            // all of them, or the first (a record left by an earlier run)
+            if cmd == commands::prohibit_del(&srcs) || cmd == commands::prohibit_del(&srcs[..1]) {
                 st.prohibit.remove(host);
                 return ok("");
             }
         }
         if is_dir {
-            let unit = verify::director_unit(&spec.name);
-            if cmd == format!("systemctl is-active --quiet {unit}") {
+            if cmd == commands::is_active(&unit) {
                 return if st.running.get(host) == Some(&true) {
                     ok("")
                 } else {
                     fail(3)
                 };
             }
-            if cmd == format!("systemctl stop {unit}") {
+            if cmd == commands::stop(&unit) {
                 st.running.insert(host.into(), false);
                 if st.holder.as_deref() == Some(host) {
                     st.holder = None;
@@ -292,7 +310,7 @@ impl HostExec for Fake {
                 self.elect(&mut st);
                 return ok("");
             }
-            if cmd == verify::failover_commands(verify::analysis::FailoverMode::Crash, &unit).0 {
+            if cmd == freeze {
                 st.frozen.push(host.into());
                 if st.holder.as_deref() == Some(host) {
                     st.stale_vip = Some(host.into());
@@ -303,7 +321,7 @@ impl HostExec for Fake {
                 }
                 return ok("");
             }
-            if cmd == format!("systemctl kill --signal=SIGCONT {unit}") {
+            if cmd == resume {
                 st.frozen.retain(|f| f != host);
                 if st.stale_vip.as_deref() == Some(host) {
                     // It never left Master and has the higher priority.
@@ -312,12 +330,12 @@ impl HostExec for Fake {
                 }
                 return ok("");
             }
-            if cmd == format!("systemctl start {unit}") {
+            if cmd == commands::start(&unit) {
                 st.running.insert(host.into(), true);
                 self.elect(&mut st);
                 return ok("");
             }
-            if cmd.contains("lvsup ipvs list --json") {
+            if cmd == live::table_command() {
                 let svc = &spec.services[0];
                 let vip = SocketAddr::from((spec.vip, svc.port));
                 // (destination, weight, connections counted, entries now)
@@ -338,14 +356,14 @@ impl HostExec for Fake {
                 let proto = svc.protocol.as_str().to_ascii_uppercase();
                 if st.no_loads {
                     let mut list = format!(
-                        "#lvsup-verify:ipvsadm\nIP Virtual Server version 1.2.1 (size=4096)\n\
+                        "### ipvsadm\nIP Virtual Server version 1.2.1 (size=4096)\n\
                          Prot LocalAddress:Port Scheduler Flags\n  \
                          -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
                          {proto}  {vip} {}\n",
                         svc.scheduler
                     );
                     let mut stats = format!(
-                        "#lvsup-verify:stats\n\
+                        "### stats\n\
                          Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  \
                          -> RemoteAddress:Port\n{proto}  {vip} {} 0 0 0 0\n",
                         rows.iter().map(|r| r.2).sum::<u64>()
@@ -386,7 +404,7 @@ impl HostExec for Fake {
                 };
                 return ok(list.to_json().expect("json").to_string());
             }
-            if cmd.ends_with("lvsup director status --json")
+            if cmd == commands::director_status()
                 && let Some(after) = st.master_since
             {
                 let fixture = include_str!("fixtures/contract/director-status.json");
@@ -720,14 +738,11 @@ fn undo_log_replays_newest_first_and_reports_failures() {
     let u = UndoLog::default();
     let a = u.push(
         "lvs191",
-        "systemctl start lvsup-director-web.service",
+        &commands::start(&verify::director_unit(&spec.name)),
         "start on lvs191",
     );
-    u.push(
-        "node1",
-        "ip route del prohibit 192.168.0.191/32",
-        "remove route",
-    );
+    let del = commands::prohibit_del(&prohibit_sources(&spec)[..1]);
+    u.push("node1", &del, "remove route");
     u.push("node1", "no-such-command", "broken step");
     u.done(a);
     let failed = u.run_all(&fake);
@@ -737,8 +752,8 @@ fn undo_log_replays_newest_first_and_reports_failures() {
     assert_eq!(
         log,
         vec![
-            "node1: no-such-command",
-            "node1: ip route del prohibit 192.168.0.191/32"
+            "node1: no-such-command".to_string(),
+            format!("node1: {del}")
         ]
     );
     assert!(u.pending().is_empty());
@@ -914,7 +929,7 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     assert!(s.reasons[0].contains("no active/inactive connection counts"));
     assert_eq!(
         r.counters_from.as_deref(),
-        Some(lvsup::verify::facts::FROM_IPVSADM)
+        Some(lvsup::observe::live::FROM_IPVSADM)
     );
 }
 
@@ -1262,7 +1277,7 @@ fn the_next_verify_undoes_what_an_interrupted_one_left_and_says_so() {
             ),
             leftover(
                 "node1 failing its health checks (ip route add prohibit 192.168.0.191/32)",
-                "ip route del prohibit 192.168.0.191/32",
+                &commands::prohibit_del(&prohibit_sources(&spec)[..1]),
             ),
         );
     }
@@ -1287,7 +1302,8 @@ fn the_next_verify_undoes_what_an_interrupted_one_left_and_says_so() {
     assert!(st.records.is_empty());
     let first = |p: &str| st.log.iter().position(|l| l.starts_with(p)).expect(p);
     assert!(
-        first("node1: ip route del prohibit") < first("node1: ip -j addr show; echo"),
+        first("node1: ip route del prohibit")
+            < first(&format!("node1: {}", live::rs_facts_command())),
         "{:#?}",
         st.log
     );

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use lvsup::ipvs::{Destination, Forward, Service, ServiceId, Stats};
+use lvsup::observe::live::*;
 use lvsup::verify::analysis::*;
 use lvsup::verify::facts::*;
 use lvsup::verify::report::{CheckRow, Report};
@@ -115,7 +116,7 @@ fn parses_ip_addr_json() {
     let j = r#"[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8},{"family":"inet","local":"192.168.0.100","prefixlen":32},{"family":"inet6","local":"::1"}]},
                {"ifindex":2,"ifname":"eth0","addr_info":[{"family":"inet","local":"192.168.0.171","prefixlen":24}]},
                {"ifindex":3,"ifname":"tunl0"}]"#;
-    let a = parse_ip_addr(j).expect("parses");
+    let a = parse_addresses(j).expect("parses");
     assert_eq!(
         a,
         vec![
@@ -124,7 +125,7 @@ fn parses_ip_addr_json() {
             ("eth0".to_string(), Ipv4Addr::new(192, 168, 0, 171)),
         ]
     );
-    assert!(parse_ip_addr("ssh: banner exchange").is_err());
+    assert!(parse_addresses("ssh: banner exchange").is_err());
 }
 
 #[test]
@@ -282,7 +283,7 @@ fn lists_the_client_ports_of_the_vips_connection_entries() {
 
 #[test]
 fn parses_the_ipvsadm_fallback() {
-    let out = "#lvsup-verify:ipvsadm\n\
+    let out = "### ipvsadm\n\
 IP Virtual Server version 1.2.1 (size=4096)\n\
 Prot LocalAddress:Port Scheduler Flags\n\
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
@@ -291,7 +292,7 @@ TCP  10.0.0.100:80 sh\n\
   -> 192.168.10.12:8080           Masq    0      0          0\n\
 UDP  10.0.0.100:53 rr\n\
   -> 192.168.10.11:53             Masq    1      0          0\n\
-#lvsup-verify:stats\n\
+### stats\n\
 IP Virtual Server version 1.2.1 (size=4096)\n\
 Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n\
   -> RemoteAddress:Port\n\

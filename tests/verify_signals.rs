@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lvsup::config::{self, ClusterSpec};
+use lvsup::observe::{self, live};
 use lvsup::verify::exec::{ExecError, ExecOutput, HostExec};
-use lvsup::verify::{self, Options};
+use lvsup::verify::{self, Options, commands, undo};
 
 #[derive(Default)]
 struct State {
@@ -37,26 +38,35 @@ fn out(code: i32, stdout: &str) -> Result<ExecOutput, ExecError> {
     })
 }
 
+/// The fake matches verify's commands as lvsup renders them.
 impl HostExec for Fake {
     fn run(&self, host: &str, cmd: &str) -> Result<ExecOutput, ExecError> {
         let unit = verify::director_unit(&self.spec.name);
-        if cmd == format!("systemctl stop {unit}") {
+        if cmd == commands::stop(&unit) {
             // a stop takes a while: the signal arrives while it runs
             std::thread::sleep(Duration::from_millis(500));
         }
         let mut st = self.st.lock().expect("state");
         st.log.push(format!("{host}: {cmd}"));
-        if cmd.starts_with("umask 077 && mkdir -p ") {
-            let path = cmd.rsplit_once(' ').map(|x| x.1).unwrap_or_default();
-            st.records
-                .insert(path.trim_matches('\'').into(), host.into());
+        // the paths of verify's records need no quoting: `'PATH'`
+        let path = cmd.rsplit_once(' ').map(|x| x.1.trim_matches('\''));
+        let record = cmd
+            .split_once("printf '%s\\n' '")
+            .and_then(|(_, r)| r.split_once("' > "))
+            .and_then(|(body, _)| undo::Record::parse(body, &self.spec.name).ok());
+        if let (Some(path), Some(rec)) = (path, &record)
+            && cmd == undo::write_command(rec, path)
+        {
+            st.records.insert(path.into(), host.into());
             return out(0, "");
         }
-        if let Some(p) = cmd.strip_prefix("rm -f -- ") {
-            st.records.remove(p.trim_matches('\''));
+        if let Some(path) = path
+            && cmd == undo::remove_command(path)
+        {
+            st.records.remove(path);
             return out(0, "");
         }
-        if cmd.starts_with("for f in '/var/lib/lvsup/") {
+        if cmd == observe::verify_undo_list_command(&self.spec.name) {
             return out(0, "");
         }
         let holder = if st.master_stopped {
@@ -65,27 +75,30 @@ impl HostExec for Fake {
             "lvs191"
         };
         match cmd {
-            "ip -j addr show" => {
+            c if c == live::addresses_command() => {
                 let vip = if host == holder {
-                    format!(r#",{{"family":"inet","local":"{}"}}"#, self.spec.vip)
+                    format!(
+                        r#",{{"family":"inet","local":"{}","prefixlen":32}}"#,
+                        self.spec.vip
+                    )
                 } else {
                     String::new()
                 };
                 out(
                     0,
                     &format!(
-                        r#"[{{"ifname":"eth0","addr_info":[{{"family":"inet","local":"10.0.0.1"}}{vip}]}}]"#
+                        r#"[{{"ifname":"eth0","addr_info":[{{"family":"inet","local":"10.0.0.1","prefixlen":24}}{vip}]}}]"#
                     ),
                 )
             }
-            c if c == format!("systemctl is-active --quiet {unit}") => {
+            c if c == commands::is_active(&unit) => {
                 out(i32::from(host == "lvs191" && st.master_stopped), "")
             }
-            c if c == format!("systemctl stop {unit}") && host == "lvs191" => {
+            c if c == commands::stop(&unit) && host == "lvs191" => {
                 st.master_stopped = true;
                 out(0, "")
             }
-            c if c == format!("systemctl start {unit}") && host == "lvs191" => {
+            c if c == commands::start(&unit) && host == "lvs191" => {
                 st.master_stopped = false;
                 out(0, "")
             }

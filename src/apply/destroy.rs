@@ -19,6 +19,7 @@ use super::run::{HostReport, Progress, Report, StepCtx, not_contacted, run_steps
 use super::steps::{Step, StepAction};
 use crate::config::{ClusterSpec, Protocol};
 use crate::desired::{self, HostState, Role};
+use crate::layout;
 use crate::observe::{Facts, managed_paths, previous_sysctl_path};
 use crate::plan::shared::{self, SysctlFate};
 use crate::script;
@@ -160,19 +161,27 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
         let units_removed = files.iter().any(|f| f.starts_with("/etc/systemd/"));
         let s = script::render(
             "remove-files.sh.j2",
-            context! { files => files.clone(), cluster => c, daemon_reload => units_removed },
+            context! {
+                files => files.clone(),
+                config_dir => layout::config_dir(c),
+                config_root => layout::CONFIG_ROOT,
+                state_dir => layout::state_dir(c),
+                state_root => layout::STATE_ROOT,
+                daemon_reload => units_removed,
+            },
         );
         steps.push(script_step(format!("remove {}", files.join(", ")), s));
     }
     if director && facts.binary_sha256.is_some() {
         steps.push(script_step(
             format!(
-                "remove {} unless another cluster's config is left in /etc/lvsup",
-                desired::BINARY_PATH
+                "remove {} unless another cluster's config is left in {}",
+                desired::BINARY_PATH,
+                layout::CONFIG_ROOT
             ),
             script::render(
                 "remove-binary.sh.j2",
-                context! { bin => desired::BINARY_PATH },
+                context! { bin => desired::BINARY_PATH, config_root => layout::CONFIG_ROOT },
             ),
         ));
     }
@@ -198,7 +207,12 @@ pub fn destroy_steps(spec: &ClusterSpec, want: &HostState, facts: &Facts) -> Vec
             .collect();
         let s = script::render(
             "restore-sysctls.sh.j2",
-            context! { sysctls, prev, cluster => c },
+            context! {
+                sysctls,
+                prev,
+                state_dir => layout::state_dir(c),
+                state_root => layout::STATE_ROOT,
+            },
         );
         let mut what = format!(
             "restore {} sysctls to their values before lvsup, forget them",

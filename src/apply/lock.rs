@@ -1,5 +1,5 @@
 //! The cluster lock on each host (pure parts): `apply` and `destroy` hold
-//! `flock(2)` on `/var/lib/lvsup/NAME/lock` on every host they work on, for
+//! `flock(2)` on `/var/lib/lvsup/NAME/lock` ([`crate::layout::state_dir`]) on every host they work on, for
 //! the whole session, through a remote shell (templates/scripts/lock.sh.j2) that
 //! lives as long as its SSH channel: a killed lvsup or a lost connection ends
 //! it and the kernel releases the lock. Who holds it is written to
@@ -14,17 +14,19 @@
 use std::fmt;
 
 use crate::config::diag::terminal_safe;
+use crate::layout;
 use crate::script::{self, shell_quote};
 
-/// The script that takes and holds the lock (templates/scripts/lock.sh.j2,
-/// with nothing to fill in: its inputs are arguments).
+/// The script that takes and holds the lock (templates/scripts/lock.sh.j2;
+/// its inputs are arguments, the cluster's [`layout::state_dir`] first).
 pub fn script() -> String {
-    script::render("lock.sh.j2", minijinja::context! {})
-}
-
-/// Where the lock of cluster `name` lives on a host.
-pub fn dir(cluster: &str) -> String {
-    format!("/var/lib/lvsup/{cluster}")
+    script::render(
+        "lock.sh.j2",
+        minijinja::context! {
+            root => layout::STATE_ROOT,
+            undo => layout::VERIFY_UNDO_SUBDIR,
+        },
+    )
 }
 
 /// Who holds (or held) a lock: the contents of `lock.owner`.
@@ -119,7 +121,7 @@ pub fn argv(cluster: &str, wait_secs: u64, owner: &Owner) -> Vec<String> {
         "-c".into(),
         shell_quote(&script()),
         "lvsup-lock".into(),
-        shell_quote(&dir(cluster)),
+        shell_quote(&layout::state_dir(cluster)),
         wait_secs.to_string(),
         shell_quote(&owner.render()),
     ]

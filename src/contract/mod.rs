@@ -9,17 +9,20 @@
 //!   `lvsup verify`;
 //! - [`ipvs_list`]: `lvsup ipvs list --json`, read back by facts gathering
 //!   (persistence in seconds) and `lvsup verify` (the table and counters);
+//! - [`director_config`]: the director's config file, `director.toml`:
+//!   `desired` builds and renders it, the daemon reads it, `plan` compares
+//!   the host's file with the one it wants (reload or restart). Unlike the
+//!   two documents above it is strict (`deny_unknown_fields`): the daemon
+//!   refuses a file it does not fully understand;
 //! - [`sha256_hex`]: how a file's digest is spelled (the daemon's
 //!   `config.sha256`, the binary and plan digests `apply` compares).
 //!
-//! The director's config file has its type in [`crate::director::config`]
-//! (`desired` builds it, the daemon and `plan` parse the file).
-//!
-//! Reading rules: no `deny_unknown_fields` (a newer daemon may add fields),
+//! Reading rules of the JSON documents: no `deny_unknown_fields` (a newer daemon may add fields),
 //! and fields added after a document's first version are `Option` or
 //! `#[serde(default)]` (an older daemon does not send them). Printed JSON
 //! carries `"format_version"` first (`cmd::json_string`); readers ignore it.
 
+pub mod director_config;
 pub mod ipvs_list;
 pub mod status;
 

@@ -32,7 +32,7 @@ use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
 use crate::config::{ClusterSpec, Director, Forward, Mode, Protocol, RealServer};
-use crate::director::config::DirectorConfig;
+use crate::contract::director_config::DirectorConfig;
 
 // Unit names and host paths live in one place, `crate::layout`, which the
 // director core, facts gathering, verify and destroy use too.
@@ -490,6 +490,7 @@ fn director(
                 "lvsup-director.service.j2",
                 context! {
                     cluster,
+                    runtime_directory => crate::layout::director_runtime_directory(cluster),
                     binary => BINARY_PATH,
                     config => config_path,
                     nofile => director_nofile(spec),
@@ -663,7 +664,7 @@ fn real_server(
             // leave a real server without a default route
             // (templates/scripts/nat-route-up.sh.j2, nat-route-down.sh.j2).
             let rec = previous_route_path(cluster);
-            let ctx = context! { rec, cluster, gw => gw.to_string() };
+            let ctx = context! { rec, state_dir => crate::layout::state_dir(cluster), gw => gw.to_string() };
             (
                 vec![unit_sh("nat-route-up.sh.j2", ctx.clone())?],
                 vec![unit_sh("nat-route-down.sh.j2", ctx)?],
@@ -1032,7 +1033,7 @@ mod tests {
             c.vrrp.peers,
             ["192.168.0.192".parse::<Ipv4Addr>().expect("ip")]
         );
-        assert_eq!(crate::director::config::check(&c), Ok(()));
+        assert_eq!(crate::contract::director_config::check(&c), Ok(()));
         assert_eq!(c.metrics, None);
         // The metrics listener: the same address on every director.
         let text = text.replace("vrid = 51\n", "vrid = 51\nmetrics = \"127.0.0.1:9100\"\n");

@@ -27,9 +27,3 @@ pub mod metrics;
 pub mod net;
 #[cfg(target_os = "linux")]
 pub mod probe;
-
-/// The daemon's control socket: `/run/lvsup/<cluster>/director.sock` (the
-/// unit's `RuntimeDirectory=lvsup/<cluster>`, mode 0700; the socket 0600).
-pub fn socket_path(cluster: &str) -> String {
-    format!("/run/lvsup/{cluster}/director.sock")
-}

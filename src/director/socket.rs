@@ -3,16 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::layout;
+
 /// The socket of the daemon configured by `config`, or of the only
-/// director.toml under /etc/lvsup.
+/// director.toml under [`layout::CONFIG_ROOT`].
 pub fn socket_for(config: Option<&Path>) -> anyhow::Result<PathBuf> {
     let config = match config {
         Some(c) => c.to_path_buf(),
         None => {
-            let mut found: Vec<PathBuf> = std::fs::read_dir("/etc/lvsup")
+            let mut found: Vec<PathBuf> = std::fs::read_dir(layout::CONFIG_ROOT)
                 .map(|rd| {
                     rd.filter_map(Result::ok)
-                        .map(|e| e.path().join("director.toml"))
+                        .filter_map(|e| {
+                            let name = e.file_name();
+                            name.to_str().map(layout::director_config_path)
+                        })
+                        .map(PathBuf::from)
                         .filter(|p| p.is_file())
                         .collect()
                 })
@@ -21,7 +27,8 @@ pub fn socket_for(config: Option<&Path>) -> anyhow::Result<PathBuf> {
             match found.len() {
                 1 => found.remove(0),
                 0 => anyhow::bail!(
-                    "no /etc/lvsup/*/director.toml on this host: give --config or --socket"
+                    "no {} on this host: give --config or --socket",
+                    layout::director_config_path(layout::ANY_CLUSTER)
                 ),
                 _ => anyhow::bail!(
                     "several clusters on this host ({}): give --config",
@@ -38,7 +45,7 @@ pub fn socket_for(config: Option<&Path>) -> anyhow::Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", config.display()))?;
     let cluster = cluster_of(&text)
         .ok_or_else(|| anyhow::anyhow!("{}: no `cluster = \"...\"` line", config.display()))?;
-    Ok(PathBuf::from(super::socket_path(&cluster)))
+    Ok(PathBuf::from(layout::director_socket_path(&cluster)))
 }
 
 /// The `cluster = "name"` of a director.toml, read line by line rather than

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::config::{Forward as CfgForward, IpvsTimeouts, Protocol as CfgProtocol};
-use crate::director::config::{DirectorConfig, ServiceConfig};
+use crate::contract::director_config::{DirectorConfig, ServiceConfig};
 use crate::health::damping::Health;
 use crate::ipvs::{Destination, Forward, Protocol, Service, ServiceId, Timeouts};
 
@@ -262,7 +262,7 @@ pub fn dropped_services(old: &DirectorConfig, new: &DirectorConfig) -> Vec<Servi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::director::config::DirectorConfig;
+    use crate::contract::director_config::DirectorConfig;
 
     fn cfg() -> DirectorConfig {
         DirectorConfig::parse(
@@ -490,7 +490,7 @@ forward = "route"
 
     fn with_sorry() -> DirectorConfig {
         let mut c = cfg();
-        c.services[0].sorry_server = Some(crate::director::config::SorryConfig {
+        c.services[0].sorry_server = Some(crate::contract::director_config::SorryConfig {
             address: "192.0.2.50".parse().expect("addr"),
             port: 80,
             forward: CfgForward::Route,

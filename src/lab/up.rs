@@ -473,11 +473,10 @@ pub(super) fn cgroup_dir(machine: &str) -> Option<PathBuf> {
 /// systemd-nspawn with `args` again whenever the container reboots (exit 133).
 pub fn launcher_script(args: &[String], cgroup: Option<&Path>) -> String {
     let cgroup = cgroup.map(|c| c.display().to_string());
-    let s = script::render(
+    script::render_line(
         "lab-launch.sh.j2",
         context! { args => args.to_vec(), cgroup },
-    );
-    s.trim_end_matches('\n').to_string()
+    )
 }
 
 /// Start the host's container, detached, restarted when it reboots (exit 133).

@@ -4,6 +4,7 @@
 //! and parsed by [`parse`]. Pure: `remote` is the transport that carries
 //! the script and brings the output back.
 
+pub mod live;
 pub mod parse;
 
 pub use parse::*;
@@ -57,7 +58,24 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
             director => matches!(want.role, Role::Director { .. }),
             config => desired::director_config_path(cluster),
             own => crate::plan::shared::own_files(cluster),
-            verify_undo_list => crate::layout::verify_undo_list_command(cluster),
+            any => crate::plan::shared::own_files(crate::layout::ANY_CLUSTER),
+            verify_undo_list => verify_undo_list_command(cluster),
+        },
+    )
+}
+
+/// The command listing the undo records an interrupted `lvsup verify` left
+/// for `cluster` (templates/scripts/verify-undo-list.sh.j2): one line per
+/// record, `PATH<TAB>CONTENT`, at most
+/// [`crate::layout::VERIFY_UNDO_MAX_BYTES`] + 1 bytes of each (more is
+/// refused as too large). The facts carry it; verify runs it alone; both
+/// read it with `crate::verify::undo::parse_listing`.
+pub fn verify_undo_list_command(cluster: &str) -> String {
+    script::render_line(
+        "verify-undo-list.sh.j2",
+        context! {
+            dir => crate::layout::verify_undo_dir(cluster),
+            max => crate::layout::VERIFY_UNDO_MAX_BYTES + 1,
         },
     )
 }

@@ -93,7 +93,7 @@ pub struct Facts {
     /// Previous values recorded by an earlier apply.
     pub previous_sysctls: Option<BTreeMap<String, Option<String>>>,
     /// The undo records an interrupted `lvsup verify` left, as
-    /// [`crate::layout::verify_undo_list_command`] lists them (raw; read by
+    /// [`crate::observe::verify_undo_list_command`] lists them (raw; read by
     /// `crate::verify::undo::parse_listing`).
     pub verify_undo: String,
     pub observed: Observed,
@@ -123,6 +123,30 @@ struct AddrInfoJson {
     prefixlen: Option<u8>,
 }
 
+/// `ip -j addr` (iproute2's JSON): every interface, whether it is up, and
+/// its IPv4 addresses (an entry without an address or a prefix length, which
+/// iproute2 always prints, is left out). The facts' `addr` section and
+/// verify's polls ([`super::live`]) read it so.
+pub fn parse_ip_addr(json: &str) -> Result<Vec<Iface>, serde_json::Error> {
+    let list: Vec<IpAddrJson> = serde_json::from_str(json.trim())?;
+    Ok(list
+        .into_iter()
+        .map(|i| Iface {
+            up: i.flags.iter().any(|x| x == "UP"),
+            addresses: i
+                .addr_info
+                .iter()
+                .filter(|a| a.family == "inet")
+                .filter_map(|a| {
+                    let ip: Ipv4Addr = a.local.as_deref()?.parse().ok()?;
+                    Ipv4Net::new(ip, a.prefixlen?).ok()
+                })
+                .collect(),
+            name: i.ifname,
+        })
+        .collect())
+}
+
 /// The largest file the facts may carry: lvsup's own files are a few KB (a
 /// director.toml with hundreds of real servers stays far below this).
 pub const MAX_FILE_BYTES: usize = 4 << 20;
@@ -133,7 +157,7 @@ pub const MAX_OUTPUT_BYTES: usize = 64 << 20;
 /// bytes. Host output is untrusted: lengths are checked before any
 /// arithmetic or slicing (a header `### file 18446744073709551615 /x` once
 /// overflowed here), so bad output is an error, never a panic.
-fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
+pub(super) fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
     if out.len() > MAX_OUTPUT_BYTES {
         return Err(FactsError::Malformed(format!(
             "{} bytes of output, more than the {} MiB a host's facts can be",
@@ -228,28 +252,13 @@ pub fn parse(
                 f.init = t.to_string();
             }
             "addr" => {
-                let list: Vec<IpAddrJson> = serde_json::from_str(text.trim())
+                let list = parse_ip_addr(&text)
                     .map_err(|e| FactsError::Malformed(format!("ip -j addr: {e}")))?;
                 for i in list {
-                    let addresses: Vec<Ipv4Net> = i
-                        .addr_info
-                        .iter()
-                        .filter(|a| a.family == "inet")
-                        .filter_map(|a| {
-                            let ip: Ipv4Addr = a.local.as_deref()?.parse().ok()?;
-                            Ipv4Net::new(ip, a.prefixlen?).ok()
-                        })
-                        .collect();
-                    for a in &addresses {
-                        f.observed
-                            .addresses
-                            .insert((i.ifname.clone(), a.to_string()));
+                    for a in &i.addresses {
+                        f.observed.addresses.insert((i.name.clone(), a.to_string()));
                     }
-                    f.interfaces.push(Iface {
-                        up: i.flags.iter().any(|x| x == "UP"),
-                        name: i.ifname,
-                        addresses,
-                    });
+                    f.interfaces.push(i);
                 }
             }
             "route" => {

@@ -15,11 +15,11 @@ use serde::Serialize;
 
 use crate::config::diag::terminal_safe;
 use crate::config::{ClusterSpec, Mode};
+use crate::contract::director_config::DirectorConfig;
+use crate::contract::director_config::restart_needed;
 use crate::desired::{
     BINARY_PATH, DesiredCluster, Destination, Holder, HostState, Role, VirtualService,
 };
-use crate::director::config::DirectorConfig;
-use crate::director::config::restart_needed;
 
 /// What a host has of the things lvsup manages. `Default` is a fresh host.
 /// Serialized only into a saved plan's facts digest (`notes` left out:

@@ -50,7 +50,7 @@ pub fn own_files(cluster: &str) -> Vec<String> {
         layout::sysctl_path(cluster),
         layout::director_config_path(cluster),
         layout::previous_sysctl_path(cluster),
-        layout::unit_path(&layout::realserver_unit(cluster)),
+        layout::realserver_unit_path(cluster),
     ]
 }
 
@@ -125,25 +125,13 @@ fn owner(path: &str) -> Option<(&str, Kind)> {
             && n.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
-    let (name, kind) = if let Some(n) = path
-        .strip_prefix("/etc/sysctl.d/90-lvsup-")
-        .and_then(|r| r.strip_suffix(".conf"))
-    {
+    let (name, kind) = if let Some(n) = layout::cluster_in(path, layout::sysctl_path) {
         (n, Kind::Sysctl)
-    } else if let Some(n) = path
-        .strip_prefix("/var/lib/lvsup/")
-        .and_then(|r| r.strip_suffix("/previous-sysctl.json"))
-    {
+    } else if let Some(n) = layout::cluster_in(path, layout::previous_sysctl_path) {
         (n, Kind::Previous)
-    } else if let Some(n) = path
-        .strip_prefix("/etc/lvsup/")
-        .and_then(|r| r.strip_suffix("/director.toml"))
-    {
+    } else if let Some(n) = layout::cluster_in(path, layout::director_config_path) {
         (n, Kind::Director)
-    } else if let Some(n) = path
-        .strip_prefix("/etc/systemd/system/lvsup-realserver-")
-        .and_then(|r| r.strip_suffix(".service"))
-    {
+    } else if let Some(n) = layout::cluster_in(path, layout::realserver_unit_path) {
         (n, Kind::RealServerUnit)
     } else {
         return None;

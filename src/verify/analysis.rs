@@ -79,15 +79,8 @@ impl Verdict {
 
 // ------------------------------------------------------------ scheduling
 
-/// A destination's connection entries on the director, as IPVS counts them
-/// for its schedulers: `activeconns` (ESTABLISHED) and `inactconns` (every
-/// other state: SYN_RECV, FIN_WAIT, TIME_WAIT…). Live values, unlike the
-/// `conns` totals (see `COUNTER_PERIOD` in `verify`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Load {
-    pub active: u32,
-    pub inactive: u32,
-}
+/// A destination's connection entries (observed: [`crate::observe::live`]).
+pub use crate::observe::live::Load;
 
 /// One destination of the virtual service on the active director, as seen
 /// before/after a batch, joined with the configuration.
@@ -738,17 +731,8 @@ pub struct DirectorFacts {
     pub error: Option<String>,
 }
 
-/// What a real server showed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RealServerFacts {
-    pub name: String,
-    pub addrs: Vec<(String, Ipv4Addr)>,
-    /// `net.ipv4.conf.<iface>.<key>` values, iface "all" included.
-    pub sysctls: BTreeMap<(String, String), i64>,
-    /// Gateway of the default route.
-    pub default_gateway: Option<Ipv4Addr>,
-    pub error: Option<String>,
-}
+/// What a real server showed (observed: [`crate::observe::live`]).
+pub use crate::observe::live::RealServerFacts;
 
 /// The director(s) holding `addr`.
 pub fn holders(dirs: &[DirectorFacts], addr: Ipv4Addr) -> Vec<String> {
@@ -769,9 +753,9 @@ pub fn check_vip_holder(spec: &ClusterSpec, dirs: &[DirectorFacts]) -> Verdict {
     let h = holders(dirs, spec.vip);
     match h.len() {
         0 => reasons.push(format!(
-            "no director holds the VIP {}: is lvsup-director-{} running on any of {}?",
+            "no director holds the VIP {}: is {} running on any of {}?",
             spec.vip,
-            spec.name,
+            crate::layout::director_unit(&spec.name),
             dirs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
         )),
         1 => {}

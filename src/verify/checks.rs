@@ -18,8 +18,8 @@ pub(super) async fn check_static(cx: &Ctx<'_>) -> Vec<DirectorFacts> {
         analysis::check_vip_holder(spec, &dirs),
     ));
     let rs_futs = spec.real_servers.iter().map(|r| async move {
-        match cx.sh(&r.name, &rs_facts_command()).await {
-            Ok(out) => parse_rs_facts(&r.name, &out),
+        match cx.sh(&r.name, &live::rs_facts_command()).await {
+            Ok(out) => live::parse_rs_facts(&r.name, &out),
             Err(e) => RealServerFacts {
                 name: r.name.clone(),
                 error: Some(e),
@@ -126,10 +126,10 @@ pub(super) async fn check_scheduling(cx: &Ctx<'_>, active: Option<&str>) {
         let avoid = cx
             .sh(
                 active,
-                &facts::conn_ports_command(svc.protocol.as_str(), vip_addr(spec, svc)),
+                &live::conn_ports_command(svc.protocol.as_str(), vip_addr(spec, svc)),
             )
             .await
-            .map(|o| facts::parse_conn_ports(&o))
+            .map(|o| live::parse_conn_ports(&o))
             .unwrap_or_default();
         let b = probe::batch_avoiding(vip_addr(spec, svc), &kind, n, PROBE_TIMEOUT, &avoid).await;
         cx.traffic_sent();
@@ -230,10 +230,10 @@ async fn counters_after(
     cx: &Ctx<'_>,
     active: &str,
     svc: &Service,
-    before: Option<&facts::SvcSnap>,
+    before: Option<&live::SvcSnap>,
     ok: u32,
     sent: Instant,
-) -> Vec<facts::SvcSnap> {
+) -> Vec<live::SvcSnap> {
     let spec = cx.spec;
     loop {
         sleep_ms(if sent.elapsed() < COUNTER_SETTLE {

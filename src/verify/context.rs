@@ -134,8 +134,8 @@ impl Ctx<'_> {
 
     pub(super) async fn director_facts(&self) -> Vec<DirectorFacts> {
         let futs = self.spec.directors.iter().map(|d| async move {
-            match self.sh(&d.name, "ip -j addr show").await {
-                Ok(out) => match facts::parse_ip_addr(&out) {
+            match self.sh(&d.name, &live::addresses_command()).await {
+                Ok(out) => match live::parse_addresses(&out) {
                     Ok(addrs) => DirectorFacts {
                         name: d.name.clone(),
                         addrs,
@@ -166,47 +166,14 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) async fn table(&self, director: &str) -> Result<Vec<facts::SvcSnap>, String> {
-        let out = self.sh(director, &facts::table_command()).await?;
-        let (t, from) = facts::parse_table_output(&out).map_err(|e| format!("{director}: {e}"))?;
+    pub(super) async fn table(&self, director: &str) -> Result<Vec<live::SvcSnap>, String> {
+        let out = self.sh(director, &live::table_command()).await?;
+        let (t, from) = live::parse_table_output(&out).map_err(|e| format!("{director}: {e}"))?;
         if let Ok(mut c) = self.counters_from.lock() {
             *c = Some(from.to_string());
         }
         Ok(t)
     }
-}
-
-/// Where apply installs lvsup on a director.
-pub(super) const LVSUP_PATH: &str = "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH";
-
-pub(super) const SEP: &str = "#lvsup-verify:section";
-
-pub(super) fn rs_facts_command() -> String {
-    format!(
-        "ip -j addr show; echo '{SEP}'; ip -j route show default; echo '{SEP}'; \
-         grep -H . /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce \
-         /proc/sys/net/ipv4/conf/*/rp_filter 2>/dev/null; true"
-    )
-}
-
-pub(super) fn parse_rs_facts(name: &str, out: &str) -> RealServerFacts {
-    let parts = facts::sections(out, SEP);
-    let mut f = RealServerFacts {
-        name: name.into(),
-        ..Default::default()
-    };
-    match parts.as_slice() {
-        [addr, route, sysctls] => {
-            match facts::parse_ip_addr(addr) {
-                Ok(a) => f.addrs = a,
-                Err(e) => f.error = Some(e.to_string()),
-            }
-            f.default_gateway = facts::parse_default_gateway(route).ok().flatten();
-            f.sysctls = facts::parse_sysctls(sysctls);
-        }
-        _ => f.error = Some("unexpected output of the fact commands".into()),
-    }
-    f
 }
 
 pub fn probe_kind(svc: &Service) -> ProbeKind {
@@ -294,10 +261,10 @@ pub(super) const COUNTER_SETTLE: Duration =
 pub(super) const COUNTER_WAIT_MAX: Duration = Duration::from_secs(4 * 2);
 
 pub(super) fn find_service<'a>(
-    t: &'a [facts::SvcSnap],
+    t: &'a [live::SvcSnap],
     spec: &ClusterSpec,
     svc: &Service,
-) -> Option<&'a facts::SvcSnap> {
+) -> Option<&'a live::SvcSnap> {
     t.iter().find(|s| match &svc.fwmark {
         Some(f) => s.fwmark == Some(f.mark),
         None => s.addr == Some(vip_addr(spec, svc)) && s.protocol == svc.protocol.as_str(),
@@ -308,14 +275,14 @@ pub(super) fn find_service<'a>(
 pub(super) fn samples(
     spec: &ClusterSpec,
     svc: &Service,
-    before: Option<&facts::SvcSnap>,
-    after: Option<&facts::SvcSnap>,
+    before: Option<&live::SvcSnap>,
+    after: Option<&live::SvcSnap>,
 ) -> Vec<DestSample> {
-    let conns = |s: Option<&facts::SvcSnap>, a: IpAddr, p: u16| {
+    let conns = |s: Option<&live::SvcSnap>, a: IpAddr, p: u16| {
         s.and_then(|s| s.dests.iter().find(|d| d.addr == a && d.port == p))
             .map(|d| (d.weight, d.conns))
     };
-    let load = |s: Option<&facts::SvcSnap>, a: IpAddr, p: u16| {
+    let load = |s: Option<&live::SvcSnap>, a: IpAddr, p: u16| {
         s.and_then(|s| s.dests.iter().find(|d| d.addr == a && d.port == p))
             .and_then(|d| d.load)
     };
@@ -389,7 +356,7 @@ mod tests {
             vip_addr(&spec, svc),
             "192.168.0.100:80".parse().expect("addr")
         );
-        let snap = |fwmark: Option<u32>| facts::SvcSnap {
+        let snap = |fwmark: Option<u32>| live::SvcSnap {
             protocol: String::new(),
             addr: None,
             fwmark,

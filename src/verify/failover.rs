@@ -35,34 +35,11 @@ pub(super) async fn wait_holder(
 
 /// Whether `director` holds the VIP (read over ssh; false when unreadable).
 pub(super) async fn holds_vip(cx: &Ctx<'_>, director: &str) -> bool {
-    match cx.sh(director, "ip -j addr show").await {
-        Ok(out) => facts::parse_ip_addr(&out)
+    match cx.sh(director, &live::addresses_command()).await {
+        Ok(out) => live::parse_addresses(&out)
             .map(|a| a.iter().any(|(_, x)| *x == cx.spec.vip))
             .unwrap_or(false),
         Err(_) => false,
-    }
-}
-
-/// How a failover mode makes the master fail and recover: (fail, recover)
-/// commands for its daemon's unit. Crash: SIGSTOP to the daemon (the unit's
-/// main process: it stops sending adverts but keeps its addresses, like a
-/// hung host), sent by the shell's own `kill` so that the moment is known to
-/// a few ms (`systemctl kill` takes a D-Bus round trip, up to a second under
-/// emulation, while the master still advertises); SIGCONT to every process
-/// of the unit to resume it.
-pub fn failover_commands(mode: FailoverMode, unit: &str) -> (String, String) {
-    match mode {
-        FailoverMode::PlannedStop => (
-            format!("systemctl stop {unit}"),
-            format!("systemctl start {unit}"),
-        ),
-        FailoverMode::Crash => (
-            format!(
-                "pid=$(systemctl show -p MainPID --value {unit}) && [ \"${{pid:-0}}\" -gt 0 ] \
-                 && kill -STOP \"$pid\""
-            ),
-            format!("systemctl kill --signal=SIGCONT {unit}"),
-        ),
     }
 }
 
@@ -98,10 +75,7 @@ pub(super) async fn check_director_failover(
         )
     };
     for d in [master, backup.as_str()] {
-        if let Err(e) = cx
-            .sh(d, &format!("systemctl is-active --quiet {unit}"))
-            .await
-        {
+        if let Err(e) = cx.sh(d, &commands::is_active(&unit)).await {
             cx.add(fail(format!(
                 "the director daemon {unit} is not active on {d}: {e}"
             )));
@@ -119,7 +93,7 @@ pub(super) async fn check_director_failover(
         .into_iter()
         .find(|d| d.name == master || d.name == backup)
         .map_or_else(|| master.to_string(), |d| d.name.clone());
-    let (fail_cmd, recover_cmd) = failover_commands(mode, &unit);
+    let (fail_cmd, recover_cmd) = commands::failover_commands(mode, &unit);
 
     // Connections that must survive the failover when sync_daemon is on:
     // opened with their first data before it, finished after the takeover.
@@ -181,10 +155,7 @@ pub(super) async fn check_director_failover(
     // signal, in the same command): the takeover is measured against it (see
     // `DirectorFailover::takeover_exact`). A planned stop is timed by the
     // probes alone and its command is sent as it is.
-    let stamped = match mode {
-        FailoverMode::Crash => format!("{fail_cmd} && date +%s%3N"),
-        FailoverMode::PlannedStop => fail_cmd.clone(),
-    };
+    let stamped = commands::fail_command_sent(mode, &unit);
     let failed_at = match cx.sh(master, &stamped).await {
         Ok(out) => facts::parse_epoch_ms(&out),
         Err(e) => {
@@ -224,13 +195,7 @@ pub(super) async fn check_director_failover(
         }
     };
     // The daemon's own view, where its status command exists (best effort).
-    let backup_status = cx
-        .sh(
-            &backup,
-            &format!("{LVSUP_PATH}; lvsup director status --json"),
-        )
-        .await
-        .ok();
+    let backup_status = cx.sh(&backup, &commands::director_status()).await.ok();
     let backup_state = backup_status.as_deref().and_then(facts::parse_vrrp_state);
     // Crash: the backup's own transition time against the master's clock
     // when the two agree with the poll (not before the freeze, not after
@@ -387,7 +352,7 @@ pub(super) async fn check_director_failover(
     // cluster is as verify found it (stop the backup's daemon until the
     // master holds the VIP, then start it again).
     if after_start.as_deref() == Some(backup.as_str()) && !spec.preempt {
-        let start_cmd = format!("systemctl start {unit}");
+        let start_cmd = commands::start(&unit);
         let id = cx
             .record_undo(
                 &backup,
@@ -401,7 +366,7 @@ pub(super) async fn check_director_failover(
                 tracing::warn!("lvsup verify: {e}");
                 false
             }
-            Ok(_) => match cx.sh(&backup, &format!("systemctl stop {unit}")).await {
+            Ok(_) => match cx.sh(&backup, &commands::stop(&unit)).await {
                 Ok(_) => {
                     wait_holder(cx, takeover_limit, |x| x == Some(master))
                         .await
@@ -435,7 +400,7 @@ pub(super) async fn check_director_failover(
 pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service) {
     let spec = cx.spec;
     let table = cx.table(active).await.unwrap_or_default();
-    let in_pool = |t: &[facts::SvcSnap], r: &crate::config::RealServer| {
+    let in_pool = |t: &[live::SvcSnap], r: &crate::config::RealServer| {
         find_service(t, spec, svc).and_then(|s| {
             s.dests
                 .iter()
@@ -468,7 +433,7 @@ pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service)
         (Some(f), Some(r)) => (f.clone(), r.clone(), false),
         _ => {
             let existing = cx
-                .sh(&rs.name, "ip route show type prohibit")
+                .sh(&rs.name, &commands::prohibit_list())
                 .await
                 .unwrap_or_default();
             let srcs: Vec<Ipv4Addr> = spec
@@ -490,22 +455,11 @@ pub(super) async fn check_rs_failover(cx: &Ctx<'_>, active: &str, svc: &Service)
                 ));
                 return;
             }
-            let add: Vec<String> = srcs
-                .iter()
-                .map(|a| format!("ip route add prohibit {a}/32"))
-                .collect();
-            // Idempotent (it may be replayed by a later run, after a crash
-            // before the routes were added): it fails only when a route stays.
-            let del: Vec<String> = srcs
-                .iter()
-                .map(|a| format!("ip route del prohibit {a}/32 2>/dev/null"))
-                .collect();
-            let left: Vec<String> = srcs
-                .iter()
-                .map(|a| format!("ip route show type prohibit exact {a}/32"))
-                .collect();
-            let recover = format!("{}; [ -z \"$({})\" ]", del.join("; "), left.join("; "));
-            (add.join(" && "), recover, true)
+            (
+                commands::prohibit_add(&srcs),
+                commands::prohibit_del(&srcs),
+                true,
+            )
         }
     };
     let h = &svc.health;

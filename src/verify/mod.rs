@@ -9,6 +9,7 @@
 //! found it.
 
 pub mod analysis;
+pub mod commands;
 pub mod exec;
 pub mod facts;
 pub mod probe;
@@ -26,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Check, ClusterSpec, Protocol, Service};
+use crate::observe::live::{self, RealServerFacts};
 use analysis::{
-    Batch, DestSample, DirectorFacts, DirectorFailover, FailoverMode, RealServerFacts,
-    RealServerFailover,
+    Batch, DestSample, DirectorFacts, DirectorFailover, FailoverMode, RealServerFailover,
 };
 use checks::*;
 use context::*;
@@ -38,8 +39,8 @@ use probe::{ProbeKind, Prober, ProberLimits};
 use report::{CheckRow, Report};
 use rollback::*;
 
+pub use commands::failover_commands;
 pub use context::{failover_service, probe_kind, rs_failover_service};
-pub use failover::failover_commands;
 pub use rollback::{UndoLog, local_pid_alive};
 
 /// What the user asked for.

@@ -177,7 +177,7 @@ pub(super) fn replay_host(
     host: &str,
 ) -> Replayed {
     let mut r = Replayed::default();
-    let listing = match exec.run(host, &crate::layout::verify_undo_list_command(&spec.name)) {
+    let listing = match exec.run(host, &crate::observe::verify_undo_list_command(&spec.name)) {
         Ok(o) if o.success() => o.stdout,
         _ => return r,
     };

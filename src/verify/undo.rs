@@ -8,15 +8,17 @@
 //! when, by whom (user@machine, pid) and the exact shell command that undoes
 //! it. Records are read back from hosts, so they are untrusted: bounded in
 //! size, checked field by field, and anything else is an error, never a
-//! panic. The shell text built here quotes every value with
-//! [`crate::script::shell_quote`].
+//! panic. The shell commands are templates/scripts/verify-undo-*.sh.j2,
+//! every value quoted by their `sh` filter.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use minijinja::context;
+
 use crate::layout::{VERIFY_UNDO_MAX_BYTES, verify_undo_dir};
-use crate::script::shell_quote;
+use crate::script;
 
 /// The record format's version; a record of another version is refused.
 pub const VERSION: u32 = 1;
@@ -117,28 +119,30 @@ pub fn path(cluster: &str, name: &str) -> String {
     format!("{}/{name}", verify_undo_dir(cluster))
 }
 
-/// Shell: write `rec` at `path` (a temporary dot-file renamed into place, so
-/// a cut connection leaves no half record for the listing).
+/// Shell: write `rec` at `path` (templates/scripts/verify-undo-write.sh.j2:
+/// a temporary dot-file renamed into place, so a cut connection leaves no
+/// half record for the listing).
 pub fn write_command(rec: &Record, path: &str) -> String {
     let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
-    let tmp = format!("{dir}/.{name}.tmp");
-    format!(
-        "umask 077 && mkdir -p {d} && printf '%s\\n' {body} > {t} && mv -f {t} {p}",
-        d = shell_quote(dir),
-        body = shell_quote(&rec.render()),
-        t = shell_quote(&tmp),
-        p = shell_quote(path),
+    script::render_line(
+        "verify-undo-write.sh.j2",
+        context! {
+            dir,
+            record => rec.render(),
+            tmp => format!("{dir}/.{name}.tmp"),
+            path,
+        },
     )
 }
 
 /// Shell: remove the record at `path` (the change is undone).
 pub fn remove_command(path: &str) -> String {
-    format!("rm -f -- {}", shell_quote(path))
+    script::render_line("verify-undo-remove.sh.j2", context! { path })
 }
 
 /// Shell: run `undo`, and only when it succeeds remove its record at `path`.
 pub fn replay_command(undo: &str, path: &str) -> String {
-    format!("(\n{undo}\n) && {}", remove_command(path))
+    script::render_line("verify-undo-replay.sh.j2", context! { undo, path })
 }
 
 /// A record found on a host: where, and what it says (or why it cannot be read).
@@ -151,7 +155,7 @@ pub struct Leftover {
 /// The most records read from one host; more is someone else's doing.
 pub const MAX_RECORDS: usize = 64;
 
-/// Parse the output of [`crate::layout::verify_undo_list_command`].
+/// Parse the output of [`crate::observe::verify_undo_list_command`].
 pub fn parse_listing(text: &str, cluster: &str) -> Vec<Leftover> {
     let dir = format!("{}/", verify_undo_dir(cluster));
     let mut out = Vec::new();

@@ -233,10 +233,15 @@ pub fn director_binary() -> Option<std::path::PathBuf> {
 }
 
 pub fn lvsup(args: &[&str]) -> Output {
+    lvsup_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// [`lvsup`] run in `dir` (relative paths in `args` are from there).
+pub fn lvsup_in(dir: &std::path::Path, args: &[&str]) -> Output {
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .stdin(Stdio::null())
         .env("NO_COLOR", "1")
         .output()

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::{Forward, Protocol};
-use crate::director::config::DirectorConfig;
+use crate::contract::director_config::DirectorConfig;
 use crate::director::table;
 use crate::ipvs::ServiceId;
 

@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
+use crate::contract::director_config::DirectorConfig;
 use crate::contract::status::CheckRecord;
-use crate::director::config::DirectorConfig;
 use crate::health::damping::{Damper, Health};
 
 /// Key under which a real server's health survives a reload: same service,

@@ -37,8 +37,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::Ipv4Net;
 use tracing::{debug, error, info, warn};
 
+use crate::contract::director_config::{DirectorConfig, restart_needed};
 use crate::contract::status::{CheckRecord, ReloadStatus};
-use crate::director::config::{DirectorConfig, restart_needed};
 use crate::director::table;
 use crate::health::damping::Health;
 use crate::ipvs::ServiceId;

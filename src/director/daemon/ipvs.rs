@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use crate::contract::director_config::DirectorConfig;
 use crate::contract::status::{self, ReconcileStatus};
-use crate::director::config::DirectorConfig;
 use crate::director::core::drain::DestConns;
 use crate::director::table;
 use crate::health::damping::Health;

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, anyhow};
 
-use crate::director::config::{DirectorConfig, check};
+use crate::contract::director_config::{DirectorConfig, check};
 use crate::director::core::Loaded;
 
 /// Read, parse and check a director.toml.

@@ -67,7 +67,7 @@ pub struct RunOptions {
     /// Run without IPVS (labs on kernels without ip_vs): VRRP, addresses,
     /// ARP and health checks only.
     pub no_ipvs: bool,
-    /// Control socket path; default [`crate::director::socket_path`].
+    /// Control socket path; default [`crate::layout::director_socket_path`].
     pub socket: Option<PathBuf>,
 }
 
@@ -207,7 +207,7 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let socket_path = opts
         .socket
         .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::director::socket_path(&cfg.cluster)));
+        .unwrap_or_else(|| PathBuf::from(crate::layout::director_socket_path(&cfg.cluster)));
     let _control = crate::director::control::serve(&socket_path, status_tx.clone(), ipvs.clone())
         .with_context(|| format!("control socket {}", socket_path.display()))?;
     info!(socket = %socket_path.display(), "control socket listening");

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::director::config::HealthConfig;
+use crate::contract::director_config::HealthConfig;
 use crate::director::probe::{self, HttpProbe, Probe};
 
 use super::{Driver, Event};

@@ -3,8 +3,8 @@
 use ipnet::Ipv4Net;
 use tracing::warn;
 
+use crate::contract::director_config::DirectorConfig;
 use crate::director::addr::{self, Addrs, Found, Link};
-use crate::director::config::DirectorConfig;
 
 /// Our own addresses of a run that died (kill -9, crash) while Master: those
 /// this config floats, on their interfaces, are returned for the core to keep
