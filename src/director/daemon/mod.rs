@@ -23,7 +23,6 @@ mod load;
 mod notify;
 mod probes;
 mod report;
-mod startup;
 mod wire;
 
 use std::collections::VecDeque;
@@ -42,7 +41,7 @@ use crate::director::addr::{Addrs, Change, Link};
 use crate::director::core::{self as core, Action, Director, Interfaces, Phase};
 use crate::director::net::VrrpSocket;
 use crate::director::probe::ProbeResult;
-use crate::ipvs::{DaemonState, IpvsClient};
+use crate::ipvs::IpvsClient;
 use crate::vrrp::packet::{self, Advert, PacketError};
 
 pub use self::ipvs::PERIODIC_RECONCILE;
@@ -129,6 +128,8 @@ struct Driver {
     recon_tx: Option<watch::Sender<Option<ReconInput>>>,
     recon_status: Arc<Mutex<Option<ReconcileStatus>>>,
     sync_state: Arc<Mutex<Option<String>>>,
+    /// Sync-daemon switches under way (awaited before exit).
+    sync_tasks: Vec<JoinHandle<()>>,
     notify: notify::Notify,
     /// `[cluster] notify` programs, run in order in their own task.
     hooks: hooks::Hooks,
@@ -166,8 +167,6 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
     info!(interface = %link.name, index = link.index, "VRRP interface");
-
-    let leftovers = startup::leftovers(&addrs, &cfg, &link, nat_link.as_ref()).await?;
 
     let ipvs = if opts.no_ipvs {
         warn!(
@@ -263,11 +262,16 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
         recon_tx,
         recon_status,
         sync_state: Arc::new(Mutex::new(None)),
+        sync_tasks: Vec::new(),
         notify: notify::Notify::default(),
         hooks: hooks::Hooks::start(),
         exit: false,
     };
-    d.handle(core::Event::Start { leftovers }).await;
+    let found = d
+        .host_addresses()
+        .await
+        .context("reading the host's addresses")?;
+    d.handle(core::Event::Start { found }).await;
     if d.ipvs.is_none() {
         notify::send(&d.notify.started_without_ipvs());
     }
@@ -329,11 +333,9 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     for p in d.probes.drain(..) {
         p.abort();
     }
-    if d.core.config().vrrp.sync_daemon
-        && let Some(c) = d.ipvs.clone()
-    {
-        ipvs::stop_sync(c.clone(), DaemonState::Master).await;
-        ipvs::stop_sync(c, DaemonState::Backup).await;
+    // The sync daemons' last switch (the core stopped both before Exit).
+    for t in d.sync_tasks.drain(..) {
+        let _ = t.await;
     }
     d.hooks.finish(hooks::HOOK_TIMEOUT).await;
     let _ = std::fs::remove_file(&socket_path);
