@@ -205,7 +205,15 @@ fn render(d: &Director, a: &Action) -> String {
             }
             s
         }
-        Action::RunHook { hook, argv } => format!("> RunHook {} {}", hook.as_str(), argv.join(" ")),
+        Action::RunHook { hook, argv, env } => {
+            let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "> RunHook {} {} ({})",
+                hook.as_str(),
+                argv.join(" "),
+                env.join(" ")
+            )
+        }
         Action::SyncDaemon { stop, start } => {
             let stop: Vec<String> = stop.iter().map(|s| format!("{s:?}")).collect();
             let mut s = format!("> SyncDaemon stop [{}]", stop.join(", "));

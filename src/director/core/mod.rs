@@ -190,6 +190,9 @@ pub enum Action {
     RunHook {
         hook: Hook,
         argv: Vec<String>,
+        /// Its environment: `LVSUP_STATE` (the hook), `LVSUP_CLUSTER`,
+        /// `LVSUP_DIRECTOR`, `LVSUP_VIP`, `LVSUP_PRIORITY`.
+        env: Vec<(String, String)>,
     },
     /// The kernel's connection-sync daemon (`[cluster] sync_daemon` only):
     /// stop the daemons of `stop` (an error is only logged: it may not run),
@@ -916,9 +919,18 @@ impl Director {
             Hook::Stop => &n.stop,
         };
         if let Some(argv) = argv {
+            let cfg = &self.loaded.cfg;
+            let env = [
+                ("LVSUP_STATE", hook.as_str().to_string()),
+                ("LVSUP_CLUSTER", cfg.cluster.clone()),
+                ("LVSUP_DIRECTOR", cfg.director.clone()),
+                ("LVSUP_VIP", cfg.vip.to_string()),
+                ("LVSUP_PRIORITY", cfg.vrrp.priority.to_string()),
+            ];
             out.push(Action::RunHook {
                 hook,
                 argv: argv.clone(),
+                env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             });
         }
     }

@@ -94,15 +94,7 @@ impl Driver {
                     }));
                 }
             }
-            Action::RunHook { hook, argv } => {
-                let cfg = self.core.config();
-                let env = vec![
-                    ("LVSUP_STATE".to_string(), hook.as_str().to_string()),
-                    ("LVSUP_CLUSTER".to_string(), cfg.cluster.clone()),
-                    ("LVSUP_DIRECTOR".to_string(), cfg.director.clone()),
-                    ("LVSUP_VIP".to_string(), cfg.vip.to_string()),
-                    ("LVSUP_PRIORITY".to_string(), cfg.vrrp.priority.to_string()),
-                ];
+            Action::RunHook { hook, argv, env } => {
                 info!(hook = hook.as_str(), program = %argv.first().map(String::as_str).unwrap_or_default(), "notify hook");
                 self.hooks.run(hook, argv, env);
             }

@@ -284,7 +284,7 @@ impl Driver {
     /// Count a dropped VRRP packet by reason; log the first of each kind,
     /// then every 100th: a flood cannot flood the log.
     fn bad_packet(&mut self, e: PacketError) {
-        let key = report::packet_error_key(&e);
+        let key = e.key();
         let n = self
             .counters
             .bad_packets

@@ -5,7 +5,6 @@ use std::time::{Instant, SystemTime};
 
 use crate::contract::status::{self, IpvsStatus, Status, TransitionRecord};
 use crate::director::core::status::DriverStatus;
-use crate::vrrp::packet::PacketError;
 
 use super::Driver;
 
@@ -46,43 +45,5 @@ impl Driver {
         while self.transitions.len() > status::MAX_TRANSITIONS {
             self.transitions.pop_front();
         }
-    }
-}
-
-pub(super) fn packet_error_key(e: &PacketError) -> &'static str {
-    match e {
-        PacketError::TooShort(_) => "too_short",
-        PacketError::Vrrpv2 => "vrrpv2",
-        PacketError::Version(_) => "version",
-        PacketError::Type(_) => "type",
-        PacketError::Length { .. } => "length",
-        PacketError::Checksum { .. } => "checksum",
-        PacketError::ZeroInterval => "zero_interval",
-        PacketError::Ipv4TooShort(_)
-        | PacketError::Ipv4Version(_)
-        | PacketError::Ipv4HeaderLength(_)
-        | PacketError::Ipv4TotalLength { .. }
-        | PacketError::Ipv4Checksum => "ipv4_header",
-        PacketError::Fragment => "fragment",
-        PacketError::NotVrrp(_) => "not_vrrp",
-        PacketError::Ttl(_) => "ttl",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packet_errors_have_short_keys() {
-        assert_eq!(packet_error_key(&PacketError::Ttl(64)), "ttl");
-        assert_eq!(packet_error_key(&PacketError::Vrrpv2), "vrrpv2");
-        assert_eq!(
-            packet_error_key(&PacketError::Checksum {
-                found: 1,
-                computed: 2
-            }),
-            "checksum"
-        );
     }
 }
