@@ -10,7 +10,9 @@
 //! * **Crash adoption.** Addresses of an earlier run that died while Master,
 //!   still the ones this config floats, are kept until another master is
 //!   heard (or Master_Down_Interval passes): the VIP keeps forwarding until
-//!   the backup takes over. Becoming Master again adopts them.
+//!   the backup takes over. Becoming Master again adopts them. The driver
+//!   feeds every address on the host at start; [`found::classify`] decides
+//!   (another prefix of ours goes at once, anything else stays).
 //! * **Split brain.** Still Master after another router's advert (priority
 //!   above 0): re-announce the VIP (at most once a second); but if every real
 //!   server looked down from here (we were cut off), step down and start over
@@ -21,9 +23,14 @@
 //!   none of ours: repaired on every address check.
 //! * **Reload.** Services and checks change in place, health carried over;
 //!   anything else is refused (it needs a VRRP restart).
+//! * **Connection sync.** With `sync_daemon`, the kernel's sync daemon
+//!   follows the VRRP state ([`Action::SyncDaemon`]).
 //! * **Drain.** A real server a reload removes stays at weight 0 until its
 //!   connections end or `drain_timeout` passes ([`drain`]); the driver feeds
 //!   the kernel's counters ([`Event::Connections`]).
+//!
+//! The status document is built here too ([`status`]), from this state and
+//! what the driver adds (records, counters of its I/O).
 //!
 //! Logs go out through `tracing` as the daemon wrote them before this split
 //! (messages and fields unchanged); logging is not I/O the core waits on.
