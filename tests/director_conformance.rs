@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::Ipv4Net;
 use lvsup::contract::status::CheckRecord;
 use lvsup::director::config::DirectorConfig;
+use lvsup::director::core::found::HostAddress;
 use lvsup::director::core::{Action, Director, Event, Interfaces, Loaded, Removal};
 use lvsup::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
 
@@ -124,6 +125,7 @@ fn apply(cfg: &mut DirectorConfig, kvs: &[&str]) {
                 cfg.services.push(s);
             }
             "accept-foreign" => cfg.vrrp.accept_foreign = v == "on",
+            "sync" => cfg.vrrp.sync_daemon = v == "on",
             "unicast" => cfg.vrrp.unicast = v == "on",
             // notify=master,fault: a hook /bin/hook-<name> for each named state.
             "notify" => {
@@ -152,6 +154,21 @@ fn addr(word: &str, cfg: &DirectorConfig) -> Ipv4Net {
         "vip" => Ipv4Net::from(cfg.vip),
         "gw" => cfg.nat.as_ref().expect("nat=on").gateway,
         other => other.parse().expect("address/prefix"),
+    }
+}
+
+/// `net` with lvsup's label on the interface it floats on (eth0 if none).
+fn ours(d: &Director, net: Ipv4Net) -> HostAddress {
+    let interface = d
+        .wanted()
+        .into_iter()
+        .find(|f| f.net == net)
+        .map_or("eth0".to_string(), |f| f.interface);
+    let label = lvsup::director::core::found::label(&interface, d.config().vrrp.vrid);
+    HostAddress {
+        interface: Some(interface),
+        net,
+        label: Some(label),
     }
 }
 
@@ -188,7 +205,26 @@ fn render(d: &Director, a: &Action) -> String {
             }
             s
         }
-        Action::RunHook { hook, argv } => format!("> RunHook {} {}", hook.as_str(), argv.join(" ")),
+        Action::RunHook { hook, argv, env } => {
+            let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "> RunHook {} {} ({})",
+                hook.as_str(),
+                argv.join(" "),
+                env.join(" ")
+            )
+        }
+        Action::SyncDaemon { stop, start } => {
+            let stop: Vec<String> = stop.iter().map(|s| format!("{s:?}")).collect();
+            let mut s = format!("> SyncDaemon stop [{}]", stop.join(", "));
+            if let Some(d) = start {
+                s += &format!(
+                    " start {:?} on {} sync_id {}",
+                    d.state, d.mcast_ifn, d.sync_id
+                );
+            }
+            s
+        }
         Action::Exit => "> Exit".into(),
     }
 }
@@ -378,17 +414,38 @@ fn run_case(input: &str) -> String {
         let label = words[1..].join(" ");
         let ev = match words[1] {
             "start" => {
-                // start [leftover=vip,gw]: our addresses a crashed run left.
-                let mut leftovers = Vec::new();
+                // start [leftover=vip,gw] [found=<addr>,<interface|->,<label|->...]:
+                // the host's addresses. `leftover`: ours a crashed run left
+                // (lvsup's label, on their interfaces); `found`: any address
+                // (`-` interface: one the director does not use).
+                let mut found = Vec::new();
                 for a in args {
-                    let list = a.strip_prefix("leftover=").expect("leftover=");
-                    for w in list.split(',') {
-                        let net = addr(w, &cfg);
-                        run.host.insert(net);
-                        leftovers.push(net);
+                    if let Some(list) = a.strip_prefix("leftover=") {
+                        for w in list.split(',') {
+                            let net = addr(w, &cfg);
+                            run.host.insert(net);
+                            found.push(ours(&run.d, net));
+                        }
+                        continue;
                     }
+                    let spec = a.strip_prefix("found=").expect("leftover= or found=");
+                    let [net, interface, label] = spec.split(',').collect::<Vec<_>>()[..] else {
+                        panic!("found=<addr>,<interface|->,<label|->: {spec}")
+                    };
+                    let a = HostAddress {
+                        interface: (interface != "-").then(|| interface.to_string()),
+                        net: addr(net, &cfg),
+                        label: (label != "-").then(|| label.to_string()),
+                    };
+                    // The fake host keeps lvsup's addresses on our interfaces.
+                    if a.interface.is_some()
+                        && lvsup::director::core::found::is_ours(a.label.as_deref(), cfg.vrrp.vrid)
+                    {
+                        run.host.insert(a.net);
+                    }
+                    found.push(a);
                 }
-                Event::Start { leftovers }
+                Event::Start { found }
             }
             "advert" => {
                 // advert <from> prio=<p> [int=<cs>] [vrid=<n>] [dst=<ip>]
@@ -437,7 +494,10 @@ fn run_case(input: &str) -> String {
                 up: args[0] == "up",
             },
             // The periodic (or announced) address check: what is on the host.
-            "check" => Event::AddressesPresent(run.host.iter().copied().collect()),
+            "check" => {
+                let found = run.host.iter().map(|n| ours(&run.d, *n)).collect();
+                Event::AddressesPresent(found)
+            }
             "ip-del" => {
                 run.host.remove(&addr(args[0], &cfg));
                 run.line(now, &format!("= {label}"));
@@ -533,4 +593,7 @@ cases! {
     c25_notify_hooks_on_state_changes: "25-notify-hooks-on-state-changes",
     c26_preempt_delay_keeps_lower_priority_master: "26-preempt-delay-keeps-lower-priority-master",
     c27_every_vip_floats_with_the_instance: "27-every-vip-floats-with-the-instance",
+    c28_sync_daemon_follows_vrrp_state: "28-sync-daemon-follows-vrrp-state",
+    c29_sync_daemon_off_emits_nothing: "29-sync-daemon-off-emits-nothing",
+    c30_start_classifies_the_hosts_addresses: "30-start-classifies-the-hosts-addresses",
 }

@@ -763,3 +763,18 @@ fn ttl_relaxed_for_unicast_peers_only() {
         Err(PacketError::Checksum { .. })
     ));
 }
+
+/// The status's `bad_packets` keys (moved from the daemon's report): short,
+/// one per reason, every IPv4 header problem under one key.
+#[test]
+fn packet_errors_have_short_keys() {
+    assert_eq!(PacketError::Ttl(64).key(), "ttl");
+    assert_eq!(PacketError::Vrrpv2.key(), "vrrpv2");
+    let checksum = PacketError::Checksum {
+        found: 1,
+        computed: 2,
+    };
+    assert_eq!(checksum.key(), "checksum");
+    assert_eq!(PacketError::Ipv4Checksum.key(), "ipv4_header");
+    assert_eq!(PacketError::Ipv4TooShort(3).key(), "ipv4_header");
+}

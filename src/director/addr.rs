@@ -7,7 +7,8 @@
 //! lvsup clusters on one director never touch each other's addresses; the
 //! label survives a `kill -9` of the daemon, so the next start finds what
 //! the dead one left ("stale VIP after a crash"; only this config's
-//! addresses on their interfaces: see [`classify`]). Kernels since 6.3 also have
+//! addresses on their interfaces: see
+//! [`crate::director::core::found::classify`]). Kernels since 6.3 also have
 //! `IFA_PROTO`, but Debian 12's 6.1 does not, so the label it is.
 //!
 //! An address equal to the VIP that is **not** tagged (an operator put it
@@ -22,24 +23,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::LinkAttribute;
 use rtnetlink::Handle;
 
-/// Linux IFNAMSIZ − 1: the longest label the kernel keeps.
-pub const MAX_LABEL: usize = 15;
-
-/// `eth0:lvs51`: the label marking an address as this cluster's (see module docs).
-pub fn label(ifname: &str, vrid: u8) -> String {
-    let suffix = format!(":lvs{vrid}");
-    let room = MAX_LABEL - suffix.len();
-    let mut name: String = ifname.chars().take(room).collect();
-    while name.len() > room {
-        name.pop();
-    }
-    name + &suffix
-}
-
-/// Whether an address with this label is ours (this VRID's).
-pub fn is_ours(label: Option<&str>, vrid: u8) -> bool {
-    label.is_some_and(|l| l.ends_with(&format!(":lvs{vrid}")))
-}
+pub use crate::director::core::found::{MAX_LABEL, is_ours, label};
 
 /// One IPv4 address of the host, as the kernel lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,51 +31,6 @@ pub struct HostAddr {
     pub index: u32,
     pub net: Ipv4Net,
     pub label: Option<String>,
-}
-
-/// What to do at start about an address already on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
-    /// Exactly one of this config's floating addresses, on its interface,
-    /// with our label: a run that died while Master left it; the core keeps
-    /// it until another master is heard.
-    Leftover,
-    /// One of this config's floating addresses on its interface with our
-    /// label but another prefix (the config changed since): remove it.
-    Stale,
-    /// One of our floating addresses without our label (put there by hand):
-    /// leave it, warn.
-    Foreign,
-    /// Not this cluster's: leave it alone.
-    Other,
-}
-
-/// Classify an address found at start (pure). `owned` is what this config
-/// floats, each on the interface it goes on: `(interface index, address)` of
-/// the VIP on the VRRP interface and of the NAT gateway on the internal one.
-///
-/// Only those addresses, only on those interfaces, are ever touched. The
-/// label alone (`:lvs<VRID>`) is not enough: the VRID is unique per LAN, not
-/// per host, so another cluster with the same VRID on another NIC (another
-/// segment) labels its VIP the same way, and a start-up that removed every
-/// `:lvs<VRID>` address took that cluster's VIP away. The price: an address
-/// of an *earlier* config of this cluster (the VIP changed while the daemon
-/// was dead) stays; a clean stop releases it, and `ip addr del` removes it.
-pub fn classify(a: &HostAddr, vrid: u8, owned: &[(u32, Ipv4Net)]) -> Found {
-    let ours = is_ours(a.label.as_deref(), vrid);
-    if ours && owned.contains(&(a.index, a.net)) {
-        Found::Leftover
-    } else if ours
-        && owned
-            .iter()
-            .any(|(i, n)| *i == a.index && n.addr() == a.net.addr())
-    {
-        Found::Stale
-    } else if !ours && owned.iter().any(|(_, n)| n.addr() == a.net.addr()) {
-        Found::Foreign
-    } else {
-        Found::Other
-    }
 }
 
 /// The interface holding `target`'s subnet: an address with a prefix shorter
@@ -339,93 +278,12 @@ fn link_of(m: &netlink_packet_route::link::LinkMessage) -> Link {
 mod tests {
     use super::*;
 
-    #[test]
-    fn label_fits_ifnamsiz_and_keeps_the_suffix() {
-        assert_eq!(label("eth0", 51), "eth0:lvs51");
-        assert_eq!(label("enp0s31f6", 255), "enp0s31f:lvs255");
-        assert_eq!(label("verylonginterface", 1), "verylongin:lvs1");
-        for n in ["eth0", "enp0s31f6", "verylonginterface", "x"] {
-            for v in [1, 51, 255] {
-                let l = label(n, v);
-                assert!(l.len() <= MAX_LABEL, "{l}");
-                assert!(is_ours(Some(&l), v));
-            }
-        }
-    }
-
-    #[test]
-    fn tag_is_per_vrid() {
-        assert!(is_ours(Some("eth0:lvs51"), 51));
-        assert!(!is_ours(Some("eth0:lvs51"), 5));
-        assert!(!is_ours(Some("eth0:lvs5"), 51));
-        assert!(!is_ours(Some("eth0"), 51));
-        assert!(!is_ours(None, 51));
-    }
-
     fn a(index: u32, net: &str, label: Option<&str>) -> HostAddr {
         HostAddr {
             index,
             net: net.parse().expect("net"),
             label: label.map(str::to_string),
         }
-    }
-
-    #[test]
-    fn classify_only_this_clusters_addresses_on_its_interfaces() {
-        // VRRP interface eth0 = index 2, NAT internal eth1 = index 3.
-        let vip: Ipv4Net = "192.0.2.100/32".parse().expect("vip");
-        let gw: Ipv4Net = "10.0.0.1/24".parse().expect("gw");
-        let owned = [(2, vip), (3, gw)];
-        // Our VIP and gateway, each on its interface, with our label.
-        assert_eq!(
-            classify(&a(2, "192.0.2.100/32", Some("eth0:lvs51")), 51, &owned),
-            Found::Leftover
-        );
-        assert_eq!(
-            classify(&a(3, "10.0.0.1/24", Some("eth1:lvs51")), 51, &owned),
-            Found::Leftover
-        );
-        // The gateway with another prefix (config changed): removed.
-        assert_eq!(
-            classify(&a(3, "10.0.0.1/16", Some("eth1:lvs51")), 51, &owned),
-            Found::Stale
-        );
-        // Another cluster with the same VRID on another NIC (eth5, another
-        // segment) keeps its VIP: the label alone does not make it ours.
-        assert_eq!(
-            classify(&a(5, "198.51.100.7/32", Some("eth5:lvs51")), 51, &owned),
-            Found::Other
-        );
-        // Even the same address there is not ours: only our interface counts.
-        assert_eq!(
-            classify(&a(5, "192.0.2.100/32", Some("eth5:lvs51")), 51, &owned),
-            Found::Other
-        );
-        // The gateway address on the VRRP interface is not where it goes.
-        assert_eq!(
-            classify(&a(2, "10.0.0.1/24", Some("eth0:lvs51")), 51, &owned),
-            Found::Other
-        );
-        // Another address with our label on our interface (an earlier
-        // config's VIP): left alone, it is not this config's.
-        assert_eq!(
-            classify(&a(2, "192.0.2.99/32", Some("eth0:lvs51")), 51, &owned),
-            Found::Other
-        );
-        // The VIP put there by hand: not removed, warned about.
-        assert_eq!(
-            classify(&a(2, "192.0.2.100/32", Some("eth0")), 51, &owned),
-            Found::Foreign
-        );
-        // Another VRID's VIP, and the host's own address.
-        assert_eq!(
-            classify(&a(2, "192.0.2.50/32", Some("eth0:lvs52")), 51, &owned),
-            Found::Other
-        );
-        assert_eq!(
-            classify(&a(2, "192.0.2.1/24", Some("eth0")), 51, &owned),
-            Found::Other
-        );
     }
 
     #[test]

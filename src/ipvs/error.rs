@@ -96,3 +96,11 @@ pub(crate) fn errno_error(op: &str, code: i32, ctx: Ctx<'_>) -> IpvsError {
         },
     }
 }
+
+/// A reply lvsup cannot read.
+pub(crate) fn malformed(op: &str, msg: impl ToString) -> IpvsError {
+    IpvsError::Malformed {
+        op: op.to_string(),
+        msg: msg.to_string(),
+    }
+}

@@ -22,6 +22,7 @@ pub mod error;
 pub mod family;
 pub mod message;
 mod nla;
+mod raw;
 pub mod reconcile;
 pub mod render;
 pub mod service;

@@ -66,6 +66,30 @@ pub enum PacketError {
     Ttl(u8),
 }
 
+impl PacketError {
+    /// The reason's short name: the key of the daemon's `bad_packets`
+    /// counters in its status (every IPv4 header problem is one key).
+    pub fn key(&self) -> &'static str {
+        match self {
+            PacketError::TooShort(_) => "too_short",
+            PacketError::Vrrpv2 => "vrrpv2",
+            PacketError::Version(_) => "version",
+            PacketError::Type(_) => "type",
+            PacketError::Length { .. } => "length",
+            PacketError::Checksum { .. } => "checksum",
+            PacketError::ZeroInterval => "zero_interval",
+            PacketError::Ipv4TooShort(_)
+            | PacketError::Ipv4Version(_)
+            | PacketError::Ipv4HeaderLength(_)
+            | PacketError::Ipv4TotalLength { .. }
+            | PacketError::Ipv4Checksum => "ipv4_header",
+            PacketError::Fragment => "fragment",
+            PacketError::NotVrrp(_) => "not_vrrp",
+            PacketError::Ttl(_) => "ttl",
+        }
+    }
+}
+
 /// One VRRPv3 advertisement for IPv4.
 ///
 /// RFC 5798 §5.1, the VRRP packet format (IPv4: 4-byte addresses):

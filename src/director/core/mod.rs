@@ -10,7 +10,9 @@
 //! * **Crash adoption.** Addresses of an earlier run that died while Master,
 //!   still the ones this config floats, are kept until another master is
 //!   heard (or Master_Down_Interval passes): the VIP keeps forwarding until
-//!   the backup takes over. Becoming Master again adopts them.
+//!   the backup takes over. Becoming Master again adopts them. The driver
+//!   feeds every address on the host at start; [`found::classify`] decides
+//!   (another prefix of ours goes at once, anything else stays).
 //! * **Split brain.** Still Master after another router's advert (priority
 //!   above 0): re-announce the VIP (at most once a second); but if every real
 //!   server looked down from here (we were cut off), step down and start over
@@ -21,15 +23,22 @@
 //!   none of ours: repaired on every address check.
 //! * **Reload.** Services and checks change in place, health carried over;
 //!   anything else is refused (it needs a VRRP restart).
+//! * **Connection sync.** With `sync_daemon`, the kernel's sync daemon
+//!   follows the VRRP state ([`Action::SyncDaemon`]).
 //! * **Drain.** A real server a reload removes stays at weight 0 until its
 //!   connections end or `drain_timeout` passes ([`drain`]); the driver feeds
 //!   the kernel's counters ([`Event::Connections`]).
+//!
+//! The status document is built here too ([`status`]), from this state and
+//! what the driver adds (records, counters of its I/O).
 //!
 //! Logs go out through `tracing` as the daemon wrote them before this split
 //! (messages and fields unchanged); logging is not I/O the core waits on.
 
 pub mod drain;
+pub mod found;
 pub mod health;
+pub mod status;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
@@ -41,11 +50,12 @@ use crate::contract::director_config::{DirectorConfig, restart_needed};
 use crate::contract::status::{CheckRecord, ReloadStatus};
 use crate::director::table;
 use crate::health::damping::Health;
-use crate::ipvs::ServiceId;
+use crate::ipvs::{DaemonState, ServiceId};
 use crate::vrrp::machine::{self, Input, Machine, Output, Reason, State};
 use crate::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
 
 use self::drain::{DRAIN_CHECK, DestConns, Drain, End};
+use self::found::{Found, HostAddress};
 use self::health::RsState;
 
 /// A config file as loaded (the daemon reads it; the core keeps it).
@@ -94,9 +104,10 @@ pub enum Phase {
 /// What the daemon tells the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Start: `leftovers` are this config's floating addresses found on the
-    /// host with lvsup's label (an earlier run crashed while Master).
-    Start { leftovers: Vec<Ipv4Net> },
+    /// Start: the IPv4 addresses on the host. This config's floating
+    /// addresses with lvsup's label are an earlier run's that crashed while
+    /// Master ([`found::classify`] decides what is kept, removed, left).
+    Start { found: Vec<HostAddress> },
     /// A received VRRP advert that passed the codec's checks.
     Advert {
         src: Ipv4Addr,
@@ -111,9 +122,9 @@ pub enum Event {
     },
     /// The VRRP interface's state as read now (announcement or poll).
     Link { up: bool },
-    /// Address check: the floating addresses present on their interfaces
-    /// with lvsup's label.
-    AddressesPresent(Vec<Ipv4Net>),
+    /// Address check: the IPv4 addresses on the host (drift repair looks
+    /// for the floating ones, on their interfaces with lvsup's label).
+    AddressesPresent(Vec<HostAddress>),
     /// The outcome of an [`Action::AddAddress`]: `ours` = added with our
     /// label (false: already there without it, or the add failed).
     AddressAdded { net: Ipv4Net, ours: bool },
@@ -186,6 +197,18 @@ pub enum Action {
     RunHook {
         hook: Hook,
         argv: Vec<String>,
+        /// Its environment: `LVSUP_STATE` (the hook), `LVSUP_CLUSTER`,
+        /// `LVSUP_DIRECTOR`, `LVSUP_VIP`, `LVSUP_PRIORITY`.
+        env: Vec<(String, String)>,
+    },
+    /// The kernel's connection-sync daemon (`[cluster] sync_daemon` only):
+    /// stop the daemons of `stop` (an error is only logged: it may not run),
+    /// then (re)start `start`. Follows the VRRP state: the master daemon on
+    /// the Master, the backup one on a Backup; leaving for Initialize stops
+    /// the master one; both stop before [`Action::Exit`].
+    SyncDaemon {
+        stop: Vec<DaemonState>,
+        start: Option<crate::ipvs::SyncDaemon>,
     },
     /// Stop: the daemon exits.
     Exit,
@@ -372,11 +395,11 @@ impl Director {
             return out;
         }
         match event {
-            Event::Start { leftovers } => self.on_start(now, leftovers, &mut out),
+            Event::Start { found } => self.on_start(now, found, &mut out),
             Event::Advert { src, dst, advert } => self.on_advert(now, src, dst, &advert, &mut out),
             Event::Probe { svc, rs, record } => self.on_probe(now, svc, rs, record, &mut out),
             Event::Link { up } => self.on_link(now, up, &mut out),
-            Event::AddressesPresent(present) => self.check_addresses(&present, &mut out),
+            Event::AddressesPresent(found) => self.check_addresses(&found, &mut out),
             Event::AddressAdded { net, ours } => {
                 if ours
                     && !self.held.iter().any(|f| f.net == net)
@@ -393,15 +416,8 @@ impl Director {
         out
     }
 
-    fn on_start(&mut self, now: Instant, leftovers: Vec<Ipv4Net>, out: &mut Vec<Action>) {
-        let wanted = self.wanted();
-        for net in leftovers {
-            if let Some(f) = wanted.iter().find(|f| f.net == net)
-                && !self.stale.contains(f)
-            {
-                self.stale.push(f.clone());
-            }
-        }
+    fn on_start(&mut self, now: Instant, found: Vec<HostAddress>, out: &mut Vec<Action>) {
+        self.adopt_leftovers(&found, out);
         if !self.stale.is_empty() {
             let v = &self.loaded.cfg.vrrp;
             let mdi = machine::master_down_interval(
@@ -628,14 +644,56 @@ impl Director {
         }
     }
 
+    /// Our own addresses of a run that died (kill -9, crash) while Master.
+    /// If they are still the ones we would hold, they are kept until another
+    /// master is heard (or Master_Down_Interval passes): with the unit's
+    /// restart after 1 s, the old VIP keeps forwarding (the IPVS table
+    /// survives the process) until the backup takes over, so a crash leaves
+    /// no gap. The same address with another prefix goes at once. Only this
+    /// config's addresses on their interfaces are touched
+    /// ([`found::classify`]): another cluster's VIP with the same VRID on
+    /// another NIC stays.
+    fn adopt_leftovers(&mut self, found: &[HostAddress], out: &mut Vec<Action>) {
+        let wanted = self.wanted();
+        let vrid = self.loaded.cfg.vrrp.vrid;
+        for a in found {
+            let label = a.label.as_deref().unwrap_or("");
+            match found::classify(a, vrid, &wanted) {
+                Found::Leftover(f) => {
+                    warn!(
+                        address = %a.net,
+                        label,
+                        "found a stale lvsup address left by an earlier run: kept until a master \
+                         is heard or Master_Down_Interval passes"
+                    );
+                    if !self.stale.contains(&f) {
+                        self.stale.push(f);
+                    }
+                }
+                Found::Stale(f) => out.push(Action::RemoveAddress {
+                    addr: f,
+                    why: Removal::Stale("another prefix than the config's".into()),
+                }),
+                Found::Foreign => warn!(
+                    address = %a.net,
+                    label,
+                    "the VIP is already on this host without lvsup's label: leaving it alone \
+                     (remove it by hand, or this director answers for the VIP while backup)"
+                ),
+                Found::Other => {}
+            }
+        }
+    }
+
     /// Address drift repair: Master (not leaving) must hold every floating
     /// address, anyone else none of ours.
-    fn check_addresses(&mut self, present: &[Ipv4Net], out: &mut Vec<Action>) {
+    fn check_addresses(&mut self, found: &[HostAddress], out: &mut Vec<Action>) {
         let leaving = self.machine.is_leaving();
         let master = self.machine.state() == State::Master && !leaving;
+        let vrid = self.loaded.cfg.vrrp.vrid;
         let mut repaired = false;
         for f in self.wanted() {
-            let here = present.contains(&f.net);
+            let here = found.iter().any(|a| a.holds(&f, vrid));
             if master && !here {
                 warn!(address = %f.net, interface = %f.interface, "Master without its address: re-adding");
                 self.held.retain(|h| h.net != f.net);
@@ -789,6 +847,7 @@ impl Director {
                 Output::ArmTimer { .. } | Output::CancelTimer { .. } => {}
                 Output::StateChanged { from, to, reason } => {
                     out.push(Action::StateChanged { from, to, reason });
+                    self.switch_sync(to, out);
                     // After the machine's other outputs (the master hook
                     // after the VIP is added). Fault and stop have their
                     // own hooks, where the phase changes (on_link, stop).
@@ -827,7 +886,34 @@ impl Director {
             self.drop_stale("shutting down", out);
         }
         self.hook(Hook::Stop, out);
+        if self.loaded.cfg.vrrp.sync_daemon {
+            out.push(Action::SyncDaemon {
+                stop: vec![DaemonState::Master, DaemonState::Backup],
+                start: None,
+            });
+        }
         out.push(Action::Exit);
+    }
+
+    /// The connection-sync daemon follows a VRRP state change (when
+    /// `sync_daemon` is on): master on the Master, backup on a Backup, the
+    /// master one stopped in Initialize.
+    fn switch_sync(&self, to: State, out: &mut Vec<Action>) {
+        let v = &self.loaded.cfg.vrrp;
+        if !v.sync_daemon {
+            return;
+        }
+        let (stop, start) = match to {
+            State::Master => (DaemonState::Backup, Some(DaemonState::Master)),
+            State::Backup => (DaemonState::Master, Some(DaemonState::Backup)),
+            State::Initialize => (DaemonState::Master, None),
+        };
+        out.push(Action::SyncDaemon {
+            stop: vec![stop],
+            start: start.map(|st| {
+                crate::ipvs::SyncDaemon::new(st, self.ifaces.vrrp.clone(), u32::from(v.vrid))
+            }),
+        });
     }
 
     /// `RunHook` when `[cluster] notify` has a program for `hook`.
@@ -840,9 +926,18 @@ impl Director {
             Hook::Stop => &n.stop,
         };
         if let Some(argv) = argv {
+            let cfg = &self.loaded.cfg;
+            let env = [
+                ("LVSUP_STATE", hook.as_str().to_string()),
+                ("LVSUP_CLUSTER", cfg.cluster.clone()),
+                ("LVSUP_DIRECTOR", cfg.director.clone()),
+                ("LVSUP_VIP", cfg.vip.to_string()),
+                ("LVSUP_PRIORITY", cfg.vrrp.priority.to_string()),
+            ];
             out.push(Action::RunHook {
                 hook,
                 argv: argv.clone(),
+                env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             });
         }
     }

@@ -1,9 +1,10 @@
-//! Carrying out the core's actions, and the reads the core asks to be fed
-//! (link state, addresses present).
+//! Carrying out the core's actions, and the reads the core is fed (link
+//! state, the host's addresses).
 
 use tracing::{error, info, warn};
 
 use crate::director::addr::{self, Link};
+use crate::director::core::found::HostAddress;
 use crate::director::core::{self as core, Action, Floating, Removal};
 
 use super::ipvs::ReconInput;
@@ -60,13 +61,13 @@ impl Driver {
             Action::StateChanged { from, to, reason } => {
                 info!(%from, %to, %reason, "vrrp state");
                 self.record(from.to_string(), to.to_string(), reason.to_string());
-                let cfg = self.core.config();
-                if cfg.vrrp.sync_daemon
-                    && let Some(client) = self.ipvs.clone()
-                {
-                    let sync_id = u32::from(cfg.vrrp.vrid);
-                    let (name, slot) = (self.link.name.clone(), self.sync_state.clone());
-                    ipvs::switch_sync(client, name, sync_id, to, slot);
+            }
+            Action::SyncDaemon { stop, start } => {
+                if let Some(client) = self.ipvs.clone() {
+                    let slot = self.sync_state.clone();
+                    self.sync_tasks.retain(|t| !t.is_finished());
+                    self.sync_tasks
+                        .push(ipvs::switch_sync(client, stop, start, slot));
                 }
             }
             Action::Note { state, what } => {
@@ -93,15 +94,7 @@ impl Driver {
                     }));
                 }
             }
-            Action::RunHook { hook, argv } => {
-                let cfg = self.core.config();
-                let env = vec![
-                    ("LVSUP_STATE".to_string(), hook.as_str().to_string()),
-                    ("LVSUP_CLUSTER".to_string(), cfg.cluster.clone()),
-                    ("LVSUP_DIRECTOR".to_string(), cfg.director.clone()),
-                    ("LVSUP_VIP".to_string(), cfg.vip.to_string()),
-                    ("LVSUP_PRIORITY".to_string(), cfg.vrrp.priority.to_string()),
-                ];
+            Action::RunHook { hook, argv, env } => {
                 info!(hook = hook.as_str(), program = %argv.first().map(String::as_str).unwrap_or_default(), "notify hook");
                 self.hooks.run(hook, argv, env);
             }
@@ -124,26 +117,32 @@ impl Driver {
         }
     }
 
-    /// The floating addresses present with our label, for drift repair.
-    pub(super) async fn check_addresses(&mut self) {
-        let Ok(found) = self.addrs.dump().await else {
-            return;
-        };
-        let vrid = self.core.config().vrrp.vrid;
-        let present = self
-            .core
-            .wanted()
-            .iter()
-            .filter(|f| {
-                let index = self.link_for(f).map(|l| l.index);
-                found.iter().any(|a| {
-                    Some(a.index) == index
-                        && a.net == f.net
-                        && addr::is_ours(a.label.as_deref(), vrid)
-                })
-            })
-            .map(|f| f.net)
+    /// The host's IPv4 addresses, each with the name of its interface when
+    /// it is one of ours (for the core's start-up and drift repair).
+    pub(super) async fn host_addresses(&self) -> Result<Vec<HostAddress>, addr::AddrError> {
+        let links: Vec<&Link> = std::iter::once(&self.link)
+            .chain(self.nat_link.as_ref())
             .collect();
-        self.handle(core::Event::AddressesPresent(present)).await;
+        Ok(self
+            .addrs
+            .dump()
+            .await?
+            .into_iter()
+            .map(|a| HostAddress {
+                interface: links
+                    .iter()
+                    .find(|l| l.index == a.index)
+                    .map(|l| l.name.clone()),
+                net: a.net,
+                label: a.label,
+            })
+            .collect())
+    }
+
+    /// Address check, for drift repair.
+    pub(super) async fn check_addresses(&mut self) {
+        if let Ok(found) = self.host_addresses().await {
+            self.handle(core::Event::AddressesPresent(found)).await;
+        }
     }
 }

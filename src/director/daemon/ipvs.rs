@@ -14,7 +14,6 @@ use crate::director::core::drain::DestConns;
 use crate::director::table;
 use crate::health::damping::Health;
 use crate::ipvs::{DaemonState, IpvsClient, ReconcileOptions, Service, ServiceId, SyncDaemon};
-use crate::vrrp::machine::State;
 
 /// How often the IPVS table is compared with the kernel without a trigger
 /// (repairs drift: someone ran `ipvsadm -C`, a module reload...).
@@ -32,38 +31,30 @@ pub(super) struct ReconInput {
     pub draining: Vec<table::Draining>,
 }
 
-pub(super) async fn stop_sync(mut c: IpvsClient, state: DaemonState) {
-    if let Err(e) = c.stop_daemon(state).await {
-        debug!("stopping the {state:?} sync daemon: {e}");
-    }
-}
-
-/// Connection-sync daemon follows the VRRP state: master on the Master,
-/// backup otherwise. Runs in its own task; `slot` gets the state for status.
+/// Carry out the core's [`Action::SyncDaemon`](crate::director::core::Action):
+/// stop the daemons of `stop`, then (re)start `start`, in a task of its own
+/// (netlink must not hold the main loop); `slot` gets the running state for
+/// status. The driver waits for these tasks before it exits.
 pub(super) fn switch_sync(
     client: IpvsClient,
-    ifname: String,
-    sync_id: u32,
-    to: State,
+    stop: Vec<DaemonState>,
+    start: Option<SyncDaemon>,
     slot: Arc<Mutex<Option<String>>>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let (stop, start) = match to {
-            State::Master => (DaemonState::Backup, Some(DaemonState::Master)),
-            State::Backup => (DaemonState::Master, Some(DaemonState::Backup)),
-            State::Initialize => (DaemonState::Master, None),
-        };
-        stop_sync(client.clone(), stop).await;
         let mut c = client;
+        for state in stop {
+            if let Err(e) = c.stop_daemon(state).await {
+                debug!("stopping the {state:?} sync daemon: {e}");
+            }
+        }
         let now = match start {
-            Some(st) => {
+            Some(d) => {
+                let (st, sync_id) = (d.state, d.sync_id);
                 let _ = c.stop_daemon(st).await;
-                match c
-                    .start_daemon(&SyncDaemon::new(st, ifname.clone(), sync_id))
-                    .await
-                {
+                match c.start_daemon(&d).await {
                     Ok(()) => {
-                        info!(state = ?st, interface = %ifname, sync_id, "ipvs sync daemon started");
+                        info!(state = ?st, interface = %d.mcast_ifn, sync_id, "ipvs sync daemon started");
                         Some(format!("{st:?}").to_lowercase())
                     }
                     Err(e) => {
@@ -77,7 +68,7 @@ pub(super) fn switch_sync(
         if let Ok(mut s) = slot.lock() {
             *s = now;
         }
-    });
+    })
 }
 
 pub(super) async fn reconcile_task(

@@ -23,7 +23,7 @@ mod load;
 mod notify;
 mod probes;
 mod report;
-mod startup;
+mod setup;
 mod wire;
 
 use std::collections::VecDeque;
@@ -31,23 +31,25 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail};
-use tokio::signal::unix::{SignalKind, signal};
+use anyhow::Context;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Interval;
 use tracing::{error, info, warn};
 
 use crate::contract::status::{self, CheckRecord, ReconcileStatus, Status, VrrpCounters};
 use crate::director::addr::{Addrs, Change, Link};
-use crate::director::core::{self as core, Action, Director, Interfaces, Phase};
+use crate::director::core::{self as core, Action, Director, Phase};
 use crate::director::net::VrrpSocket;
 use crate::director::probe::ProbeResult;
-use crate::ipvs::{DaemonState, IpvsClient};
+use crate::ipvs::IpvsClient;
 use crate::vrrp::packet::{self, Advert, PacketError};
 
 pub use self::ipvs::PERIODIC_RECONCILE;
 use self::ipvs::ReconInput;
 pub use self::load::load;
+use self::setup::Inputs;
 
 /// How often the floating addresses are compared with what the VRRP state
 /// says (someone ran `ip addr del` on the Master, or a failed add): repaired.
@@ -114,6 +116,8 @@ pub(crate) enum Event {
 struct Driver {
     core: Director,
     path: PathBuf,
+    /// The control socket's path.
+    socket: PathBuf,
     started_at: SystemTime,
     addrs: Addrs,
     link: Link,
@@ -129,6 +133,8 @@ struct Driver {
     recon_tx: Option<watch::Sender<Option<ReconInput>>>,
     recon_status: Arc<Mutex<Option<ReconcileStatus>>>,
     sync_state: Arc<Mutex<Option<String>>>,
+    /// Sync-daemon switches under way (awaited before exit).
+    sync_tasks: Vec<JoinHandle<()>>,
     notify: notify::Notify,
     /// `[cluster] notify` programs, run in order in their own task.
     hooks: hooks::Hooks,
@@ -136,215 +142,125 @@ struct Driver {
 }
 
 async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
-    let loaded = load(&opts.config)?;
-    let cfg = loaded.cfg.clone();
-    info!(
-        cluster = %cfg.cluster,
-        director = %cfg.director,
-        config = %opts.config.display(),
-        sha256 = %loaded.sha256,
-        "lvsup director {} starting",
-        env!("CARGO_PKG_VERSION")
-    );
-
-    let (addrs, mut changes) = Addrs::connect()?;
-    let link = addrs
-        .resolve(cfg.interface.as_deref(), cfg.vip, cfg.vrrp.vrid)
+    let (mut d, inputs) = Driver::start(&opts).await?;
+    let Inputs {
+        mut rx,
+        mut changes,
+    } = inputs;
+    let found = d
+        .host_addresses()
         .await
-        .context("finding the VRRP interface")?;
-    let nat_link = match &cfg.nat {
-        Some(n) => Some(
-            addrs
-                .resolve(
-                    n.internal_interface.as_deref(),
-                    n.gateway.addr(),
-                    cfg.vrrp.vrid,
-                )
-                .await
-                .context("finding the NAT internal interface")?,
-        ),
-        None => None,
-    };
-    info!(interface = %link.name, index = link.index, "VRRP interface");
-
-    let leftovers = startup::leftovers(&addrs, &cfg, &link, nat_link.as_ref()).await?;
-
-    let ipvs = if opts.no_ipvs {
-        warn!(
-            "running WITHOUT IPVS (--no-ipvs): VRRP, addresses and health checks only, \
-             no virtual services are programmed. For labs on kernels without ip_vs."
-        );
-        None
-    } else {
-        Some(
-            IpvsClient::connect()
-                .await
-                .context("connecting to IPVS (is the ip_vs module loaded? `modprobe ip_vs`)")?,
-        )
-    };
-
-    let sock = Arc::new(
-        VrrpSocket::open(&link.name, link.index)
-            .with_context(|| format!("opening the VRRP socket on {}", link.name))?,
-    );
-
-    let (tx, mut rx) = mpsc::channel::<Event>(1024);
-    tokio::spawn(wire::receive(sock.clone(), tx.clone()));
-
-    // The control socket and metrics ask for the status on a channel of their
-    // own (they know nothing of `Event`); forwarded into the loop here.
-    let (status_tx, mut status_rx) = mpsc::channel::<oneshot::Sender<Status>>(64);
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(reply) = status_rx.recv().await {
-                if tx.send(Event::Status(reply)).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let socket_path = opts
-        .socket
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::layout::director_socket_path(&cfg.cluster)));
-    let _control = crate::director::control::serve(&socket_path, status_tx.clone(), ipvs.clone())
-        .with_context(|| format!("control socket {}", socket_path.display()))?;
-    info!(socket = %socket_path.display(), "control socket listening");
-    // The metrics listener is an extra: if it cannot bind, say so and run on
-    // (the VIP matters more than the scrape).
-    let _metrics = match cfg.metrics {
-        Some(addr) => {
-            match crate::director::metrics::serve(addr, status_tx.clone(), ipvs.clone()).await {
-                Ok((bound, task)) => {
-                    info!(address = %bound, "Prometheus metrics listening (GET /metrics)");
-                    Some(task)
-                }
-                Err(e) => {
-                    error!(address = %addr, "metrics listener NOT started, running without it: {e}");
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-
-    let recon_status = Arc::new(Mutex::new(None));
-    let recon_tx = ipvs.as_ref().map(|c| {
-        let (wtx, wrx) = watch::channel(None);
-        tokio::task::spawn_local(ipvs::reconcile_task(
-            c.clone(),
-            wrx,
-            recon_status.clone(),
-            tx.clone(),
-        ));
-        wtx
-    });
-
-    let ifaces = Interfaces {
-        vrrp: link.name.clone(),
-        nat: nat_link.as_ref().map(|l| l.name.clone()),
-    };
-    let mut d = Driver {
-        core: Director::new(loaded, ifaces),
-        path: opts.config.clone(),
-        started_at: SystemTime::now(),
-        addrs,
-        link,
-        nat_link,
-        sock,
-        ip_id: 0,
-        generation: 0,
-        probes: Vec::new(),
-        tx,
-        counters: VrrpCounters::default(),
-        transitions: VecDeque::new(),
-        ipvs,
-        recon_tx,
-        recon_status,
-        sync_state: Arc::new(Mutex::new(None)),
-        notify: notify::Notify::default(),
-        hooks: hooks::Hooks::start(),
-        exit: false,
-    };
-    d.handle(core::Event::Start { leftovers }).await;
+        .context("reading the host's addresses")?;
+    d.handle(core::Event::Start { found }).await;
     if d.ipvs.is_none() {
         notify::send(&d.notify.started_without_ipvs());
     }
-
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut link_check = tokio::time::interval(LINK_CHECK);
-    link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut addr_check = tokio::time::interval(ADDRESS_CHECK);
-    addr_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut changes_open = true;
-    // systemd's watchdog (WatchdogSec= in the unit): pinged from this loop's
-    // own tick, so a loop stuck in a handler stops pinging and is restarted.
-    let watchdog = notify::watchdog();
-    let mut wd_tick = tokio::time::interval(notify::ping_period(
-        watchdog.unwrap_or(Duration::from_secs(3600)),
-    ));
-    wd_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    if let Some(w) = watchdog {
-        info!(timeout = ?w, "systemd watchdog: pinging every {:?}", notify::ping_period(w));
-    }
-
+    let mut w = Wakers::new()?;
     while !d.exit {
         let wake = d.core.poll_timeout().map(tokio::time::Instant::from_std);
         let stopping = matches!(d.core.phase(), Phase::ShuttingDown { .. });
         tokio::select! {
-            ev = rx.recv() => match ev {
-                Some(ev) => d.on_event(ev).await,
-                None => bail!("internal channel closed"),
-            },
+            ev = rx.recv() => d.on_event(ev.context("internal channel closed")?).await,
             _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {
                 d.handle(core::Event::Timeout).await;
             }
-            _ = addr_check.tick() => d.check_addresses().await,
-            ch = changes.next(), if changes_open => match ch {
-                Some(Change::Address) => d.check_addresses().await,
-                Some(Change::Link) if !stopping => d.check_link().await,
-                Some(Change::Link) => {}
-                None => {
-                    warn!("rtnetlink announcements stopped: polling the link every {LINK_CHECK:?} only");
-                    changes_open = false;
-                }
-            },
-            _ = link_check.tick(), if !stopping => d.check_link().await,
-            _ = hup.recv() => {
-                info!(config = %d.path.display(), "SIGHUP: reloading");
-                let at = status::timestamp(SystemTime::now());
-                let result = load(&d.path).map(Box::new).map_err(|e| format!("{e:#}"));
-                d.handle(core::Event::Reload { at, result }).await;
-            }
-            _ = term.recv() => d.shutdown("SIGTERM").await,
-            _ = int.recv() => d.shutdown("SIGINT").await,
-            _ = wd_tick.tick(), if watchdog.is_some() => notify::send(&[notify::Msg::Watchdog]),
+            _ = w.addr_check.tick() => d.check_addresses().await,
+            ch = changes.next(), if w.changes_open => w.changes_open = d.on_change(ch, stopping).await,
+            _ = w.link_check.tick(), if !stopping => d.check_link().await,
+            _ = w.hup.recv() => d.reload().await,
+            _ = w.term.recv() => d.shutdown("SIGTERM").await,
+            _ = w.int.recv() => d.shutdown("SIGINT").await,
+            _ = w.wd_tick.tick(), if w.watchdog => notify::send(&[notify::Msg::Watchdog]),
         }
     }
-
-    // The core released every address before Exit.
-    for p in d.probes.drain(..) {
-        p.abort();
-    }
-    if d.core.config().vrrp.sync_daemon
-        && let Some(c) = d.ipvs.clone()
-    {
-        ipvs::stop_sync(c.clone(), DaemonState::Master).await;
-        ipvs::stop_sync(c, DaemonState::Backup).await;
-    }
-    d.hooks.finish(hooks::HOOK_TIMEOUT).await;
-    let _ = std::fs::remove_file(&socket_path);
-    info!("director stopped");
+    d.finish().await;
     Ok(())
+}
+
+/// Signals and the driver's own ticks.
+struct Wakers {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+    link_check: Interval,
+    addr_check: Interval,
+    /// Whether rtnetlink still announces changes.
+    changes_open: bool,
+    /// systemd's watchdog (WatchdogSec= in the unit): pinged from the main
+    /// loop's own tick, so a loop stuck in a handler stops pinging and is
+    /// restarted.
+    watchdog: bool,
+    wd_tick: Interval,
+}
+
+impl Wakers {
+    fn new() -> anyhow::Result<Wakers> {
+        let every = |period| {
+            let mut i = tokio::time::interval(period);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        };
+        let watchdog = notify::watchdog();
+        if let Some(w) = watchdog {
+            info!(timeout = ?w, "systemd watchdog: pinging every {:?}", notify::ping_period(w));
+        }
+        Ok(Wakers {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            link_check: every(LINK_CHECK),
+            addr_check: every(ADDRESS_CHECK),
+            changes_open: true,
+            watchdog: watchdog.is_some(),
+            wd_tick: every(notify::ping_period(
+                watchdog.unwrap_or(Duration::from_secs(3600)),
+            )),
+        })
+    }
 }
 
 impl Driver {
     async fn shutdown(&mut self, why: &'static str) {
         notify::send(&self.notify.stopping());
         self.handle(core::Event::Shutdown { why }).await
+    }
+
+    /// SIGHUP: the file read again, for the core to take or refuse.
+    async fn reload(&mut self) {
+        info!(config = %self.path.display(), "SIGHUP: reloading");
+        let at = status::timestamp(SystemTime::now());
+        let result = load(&self.path).map(Box::new).map_err(|e| format!("{e:#}"));
+        self.handle(core::Event::Reload { at, result }).await;
+    }
+
+    /// An rtnetlink announcement; false when they stopped coming.
+    async fn on_change(&mut self, ch: Option<Change>, stopping: bool) -> bool {
+        match ch {
+            Some(Change::Address) => self.check_addresses().await,
+            Some(Change::Link) if !stopping => self.check_link().await,
+            Some(Change::Link) => {}
+            None => {
+                warn!(
+                    "rtnetlink announcements stopped: polling the link every {LINK_CHECK:?} only"
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    /// After Exit (the core released every address): probes stop, the sync
+    /// daemons' last switch and the hooks run finish, the socket goes.
+    async fn finish(mut self) {
+        for p in self.probes.drain(..) {
+            p.abort();
+        }
+        for t in self.sync_tasks.drain(..) {
+            let _ = t.await;
+        }
+        self.hooks.finish(hooks::HOOK_TIMEOUT).await;
+        let _ = std::fs::remove_file(&self.socket);
+        info!("director stopped");
     }
 
     /// Feed the core and carry out its actions in order; an action's
@@ -368,7 +284,7 @@ impl Driver {
     /// Count a dropped VRRP packet by reason; log the first of each kind,
     /// then every 100th: a flood cannot flood the log.
     fn bad_packet(&mut self, e: PacketError) {
-        let key = report::packet_error_key(&e);
+        let key = e.key();
         let n = self
             .counters
             .bad_packets
