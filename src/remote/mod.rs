@@ -499,27 +499,17 @@ impl Held {
 mod tests {
     use super::*;
 
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f)
-    }
-
     /// A host that never stops printing (`yes`): reading ends at the bound
     /// with an error, holding no more than the bound (before, `read_to_end`
     /// read until the operator's memory ran out).
-    #[test]
-    fn endless_output_is_cut_at_the_bound() {
+    #[tokio::test]
+    async fn endless_output_is_cut_at_the_bound() {
         let mut buf = Vec::new();
-        let r = block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(30),
-                read_capped(tokio::io::repeat(b'y'), &mut buf, 3 << 20, "stdout"),
-            )
-            .await
-        })
+        let r = tokio::time::timeout(
+            Duration::from_secs(30),
+            read_capped(tokio::io::repeat(b'y'), &mut buf, 3 << 20, "stdout"),
+        )
+        .await
         .expect("bounded: it ends");
         let e = r.expect_err("over the bound");
         assert!(matches!(
@@ -533,14 +523,16 @@ mod tests {
         assert_eq!(buf.len(), (3 << 20) + 1);
     }
 
-    #[test]
-    fn output_up_to_the_bound_is_read_whole() {
+    #[tokio::test]
+    async fn output_up_to_the_bound_is_read_whole() {
         let data = vec![b'x'; 4096];
         let mut buf = Vec::new();
-        block_on(read_capped(&data[..], &mut buf, 4096, "stderr")).expect("at the bound");
+        read_capped(&data[..], &mut buf, 4096, "stderr")
+            .await
+            .expect("at the bound");
         assert_eq!(buf, data);
         let mut buf = Vec::new();
-        let e = block_on(read_capped(&data[..], &mut buf, 4095, "stderr"));
+        let e = read_capped(&data[..], &mut buf, 4095, "stderr").await;
         assert!(matches!(
             e,
             Err(RemoteError::TooMuchOutput {
