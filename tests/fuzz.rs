@@ -296,17 +296,19 @@ fn host_facts() {
 
 #[test]
 fn verify_facts() {
+    use lvsup::observe::live::*;
     use lvsup::verify::facts::*;
     let n = fuzz("verify-facts", 5_000, |b| {
         let t = text(b);
         let _ = parse_sysctls(&t);
         let _ = parse_conn_ports(&t);
         let _ = parse_master_since_ms(&t);
-        let _ = sections(&t, "#lvsup-verify:section");
+        let rs = parse_rs_facts("node1", &t);
         // every reader of what verify's commands print on a host
         [
-            parse_ip_addr(&t).is_ok(),
+            parse_addresses(&t).is_ok(),
             parse_default_gateway(&t).is_ok_and(|g| g.is_some()),
+            rs.error.is_none(),
             parse_table_output(&t).is_ok(),
             parse_vrrp_state(&t).is_some(),
             parse_epoch_ms(&t).is_some(),
