@@ -294,6 +294,106 @@ fn host_facts() {
     assert!(n >= 3_000);
 }
 
+#[test]
+fn verify_facts() {
+    use lvsup::observe::live::*;
+    use lvsup::verify::facts::*;
+    let n = fuzz("verify-facts", 5_000, |b| {
+        let t = text(b);
+        let _ = parse_sysctls(&t);
+        let _ = parse_conn_ports(&t);
+        let _ = parse_master_since_ms(&t);
+        let rs = parse_rs_facts("node1", &t);
+        // every reader of what verify's commands print on a host
+        [
+            parse_addresses(&t).is_ok(),
+            parse_default_gateway(&t).is_ok_and(|g| g.is_some()),
+            rs.error.is_none(),
+            parse_table_output(&t).is_ok(),
+            parse_vrrp_state(&t).is_some(),
+            parse_epoch_ms(&t).is_some(),
+        ]
+        .contains(&true)
+    });
+    assert!(n >= 5_000);
+}
+
+#[test]
+fn verify_undo_records() {
+    use lvsup::verify::undo::{Record, parse_listing};
+    let n = fuzz("verify-undo", 5_000, |b| {
+        let t = text(b);
+        let record = Record::parse(&t, "web").is_ok();
+        let listed = parse_listing(&t, "web").iter().any(|l| l.record.is_ok());
+        record || listed
+    });
+    assert!(n >= 5_000);
+}
+
+#[test]
+fn lock_owner() {
+    use lvsup::apply::lock::{Owner, parse_answer};
+    let n = fuzz("lock-owner", 5_000, |b| {
+        let t = text(b);
+        // an owner file reads back whatever it holds (lenient, never fails)
+        let o = Owner::parse(&t);
+        let _ = o.render();
+        let _ = o.to_string();
+        parse_answer(&t).is_some()
+    });
+    assert!(n >= 5_000);
+}
+
+#[test]
+fn http_status_line() {
+    use lvsup::director::probe::parse_status_line;
+    let n = fuzz("http-status", 50_000, |b| {
+        matches!(parse_status_line(b), Ok(Some(_)))
+    });
+    assert!(n >= 50_000);
+}
+
+#[test]
+fn metrics_request() {
+    use lvsup::director::metrics::request_path;
+    let n = fuzz("metrics-request", 50_000, |b| request_path(b).is_some());
+    assert!(n >= 50_000);
+}
+
+/// Another cluster's files on a shared host, as the facts send them
+/// (plan::shared): the input as each of them, then the conflicts with the
+/// DR example's director and real server.
+#[test]
+fn other_clusters() {
+    use lvsup::plan::shared::{conflicts, others};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dr.toml");
+    let spec = lvsup::config::load(&file).expect("examples/dr.toml");
+    let desired = lvsup::desired::desired_cluster(&spec).expect("render");
+    let n = fuzz("other-clusters", 5_000, |b| {
+        let t = text(b);
+        let files: std::collections::BTreeMap<String, String> = [
+            "/etc/sysctl.d/90-lvsup-api.conf",
+            "/var/lib/lvsup/api/previous-sysctl.json",
+            "/etc/lvsup/api/director.toml",
+            "/etc/systemd/system/lvsup-realserver-api.service",
+        ]
+        .into_iter()
+        .map(|p| (p.to_string(), t.clone()))
+        .collect();
+        let o = others("web", &files);
+        for h in &desired.hosts {
+            let _ = conflicts(&spec, h, &o, &|_| Some("eth0".into()));
+        }
+        o.iter().any(|o| {
+            o.director.as_ref().is_some_and(|d| d.vip.is_some())
+                || !o.sysctls.is_empty()
+                || !o.previous.is_empty()
+                || !o.realserver_vips.is_empty()
+        })
+    });
+    assert!(n >= 5_000);
+}
+
 /// The harness itself can fail: a parser that panics on some input is
 /// reported with the input saved.
 #[test]

@@ -253,6 +253,7 @@ fn write_file_quotes_path_and_content() {
 #[test]
 fn upload_checks_size_and_hash() {
     insta::assert_snapshot!(upload_script(
+        "web",
         "/usr/local/bin/it's lvsup",
         12345,
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -548,7 +549,7 @@ fn rendered() -> Vec<(String, String)> {
     );
     add(
         "upload.sh.j2",
-        upload_script("/usr/local/bin/it's lvsup", 12345, &"0".repeat(64)),
+        upload_script("web", "/usr/local/bin/it's lvsup", 12345, &"0".repeat(64)),
     );
     let mut steps: Vec<Step> = Vec::new();
     for (name, role) in [

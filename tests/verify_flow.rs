@@ -74,6 +74,9 @@ struct State {
     open: Vec<(usize, std::net::TcpStream)>,
     /// The weights `rule` schedules by (the file's, as the fake's table shows).
     weights: Vec<u64>,
+    /// (host, start of a command, stderr): that command fails there with
+    /// this stderr (a broken or hostile host).
+    failing: Option<(String, String, String)>,
 }
 
 /// Still open from the client's side: data waiting (a request under way)
@@ -200,6 +203,16 @@ impl HostExec for Fake {
         }
         let mut st = self.st.lock().expect("state");
         st.log.push(format!("{host}: {cmd}"));
+        if let Some((h, start, stderr)) = &st.failing
+            && h == host
+            && cmd.starts_with(start.as_str())
+        {
+            return Ok(ExecOutput {
+                stdout: String::new(),
+                stderr: stderr.clone(),
+                code: Some(1),
+            });
+        }
         // verify's undo records (lvsup::verify::undo): the record and its
         // path read back from the command, which must be the one lvsup
         // renders for them.
@@ -698,6 +711,58 @@ fn broken_real_server_without_arp_suppression_fails_with_reason() {
     assert_eq!(bad[0].subject, "node2");
     assert!(bad[0].reasons[0].contains("node2 has no ARP suppression on eth0"));
     assert_eq!(row(&r, "director-failover").result, Outcome::Skip);
+}
+
+/// A host's stderr quoted in a reason is printed escaped: ESC, BEL, NUL and
+/// CR from a hostile real server never reach the operator's terminal raw
+/// (the table's rows could be forged, the terminal driven); the JSON
+/// report keeps the text as it was, JSON-escaped.
+#[test]
+fn host_stderr_in_the_report_is_escaped() {
+    let (spec, st) = cluster(true);
+    let hostile =
+        "\u{1b}]0;owned\u{7}\u{1b}[2J\0gone\rPASS: 9 checks, 0 failed\nsecond \u{1b}[31mline";
+    st.lock().expect("state").failing =
+        Some(("node2".into(), live::rs_facts_command(), hostile.into()));
+    let r = run(
+        &spec,
+        &st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    );
+    assert!(!r.passed);
+    assert!(
+        r.checks
+            .iter()
+            .any(|c| c.result == Outcome::Fail && c.reasons.iter().any(|x| x.contains("gone"))),
+        "the stderr is not in a reason:\n{}",
+        r.render_text()
+    );
+    let text = r.render_text();
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "raw control characters {raw:?} in\n{text}");
+    assert!(text.contains("\\u{1b}]0;owned\\u{7}"), "{text}");
+    let json = serde_json::to_string(&r).expect("json");
+    assert!(!json.chars().any(|c| c.is_control()), "{json}");
+    let back: serde_json::Value = serde_json::from_str(&json).expect("parses");
+    let reasons = back["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .flat_map(|c| c["reasons"].as_array().cloned().unwrap_or_default())
+        .filter_map(|x| x.as_str().map(String::from))
+        .collect::<Vec<_>>();
+    assert!(
+        reasons
+            .iter()
+            .any(|x| x.contains("\u{1b}]0;owned\u{7}\u{1b}[2J\0gone")),
+        "{reasons:?}"
+    );
 }
 
 #[test]

@@ -348,3 +348,47 @@ fn parses_the_captured_ipvs_list_document() {
     assert_eq!(t[1].protocol, "udp");
     assert_eq!((t[2].protocol.as_str(), t[2].addr), ("", None));
 }
+
+/// Host text with newlines and control characters in a cell, a reason and
+/// an undo failure: no raw control character reaches the terminal, a cell
+/// stays on its row, a reason's further lines stay indented under it (a
+/// host cannot print a line that looks like the report's own).
+#[test]
+fn host_text_is_escaped_and_cannot_forge_report_lines() {
+    let mut r = Report::new(
+        "web",
+        vec![CheckRow::from_verdict(
+            "real-server",
+            "node2\nPASS",
+            Verdict {
+                passed: false,
+                skipped: false,
+                property: "p".into(),
+                measured: "\u{1b}[2Jcleared\tscreen".into(),
+                expected: "e".into(),
+                reasons: vec!["stderr: bad\nPASS: 1 checks, 0 failed\u{0}".into()],
+            },
+        )],
+    );
+    r.undo_failures = vec!["node2: `ip route del` failed: \u{1b}]0;title\u{7}".into()];
+    let text = r.render_text();
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "raw control characters {raw:?} in\n{text}");
+    assert!(
+        text.lines().all(|l| !l.starts_with("PASS")),
+        "a host's text made a line of its own:\n{text}"
+    );
+    assert!(text.contains("node2\\nPASS"), "{text}");
+    assert!(text.contains("\\u{1b}[2Jcleared\\tscreen"), "{text}");
+    assert!(
+        text.contains("    - stderr: bad\n      PASS: 1 checks"),
+        "{text}"
+    );
+    assert!(
+        text.contains("UNDO FAILED: node2: `ip route del` failed: \\u{1b}]0;title\\u{7}"),
+        "{text}"
+    );
+}

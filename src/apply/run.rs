@@ -333,10 +333,14 @@ async fn run_one(conn: &Host, st: &Step, ctx: &StepCtx) -> Result<(), String> {
             // Slow links: allow 1 s per MB on top of the step limit.
             let limit = limit + Duration::from_secs((data.len() / 1_000_000) as u64);
             let sha = crate::contract::sha256_hex(data.as_slice());
-            conn.run_with_stdin(&steps::upload_script(path, data.len(), &sha), data, limit)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            conn.run_with_stdin(
+                &steps::upload_script(&ctx.cluster, path, data.len(), &sha),
+                data,
+                limit,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
         }
         StepAction::RecordSysctls { keys, known } => {
             let out = conn

@@ -72,8 +72,8 @@ pub fn write_file_script(path: &str, mode: u32, content: &str) -> String {
 /// check a truncated binary was installed with exit 0 and crashed at the
 /// daemon's next start. On a mismatch the old binary stays and the temp file
 /// goes.
-pub fn upload_script(path: &str, size: usize, sha256: &str) -> String {
-    script::render("upload.sh.j2", context! { path, size, sha256 })
+pub fn upload_script(cluster: &str, path: &str, size: usize, sha256: &str) -> String {
+    script::render("upload.sh.j2", context! { cluster, path, size, sha256 })
 }
 
 /// The script that prints `KEY=VALUE` for each of `keys` (just `KEY` when
@@ -373,7 +373,7 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let script = upload_script(&path.to_string_lossy(), data.len(), &sha);
+        let script = upload_script("web", &path.to_string_lossy(), data.len(), &sha);
         let out = sh(&["-c", &script], sent);
         (
             out.status.success(),
@@ -500,10 +500,14 @@ mod tests {
     fn upload_installs_a_complete_binary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin/lvsup");
-        // A temp file an earlier, killed upload left: cleaned up (the
-        // pattern only: other dot files stay).
+        // A temp file an earlier, killed upload of this cluster left:
+        // cleaned up. Another cluster's (its upload may be running now,
+        // under its own lock; "web-2" starts like "web") and other dot
+        // files stay.
         std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir");
-        std::fs::write(dir.path().join("bin/.lvsup.Ab12Cd"), b"cut").expect("stale");
+        std::fs::write(dir.path().join("bin/.lvsup.web.Ab12Cd"), b"cut").expect("stale");
+        std::fs::write(dir.path().join("bin/.lvsup.api.Xy34Zw"), b"api").expect("api");
+        std::fs::write(dir.path().join("bin/.lvsup.web-2.Qq11Ww"), b"web-2").expect("web-2");
         std::fs::write(dir.path().join("bin/.lvsup.keep"), b"other").expect("other");
         let data = b"\x7fELF new binary".repeat(1000);
         let (ok, err) = upload(&bin, &data, &data);
@@ -512,7 +516,15 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&bin).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
-        assert_eq!(leftovers(&dir.path().join("bin")), [".lvsup.keep", "lvsup"]);
+        assert_eq!(
+            leftovers(&dir.path().join("bin")),
+            [
+                ".lvsup.api.Xy34Zw",
+                ".lvsup.keep",
+                ".lvsup.web-2.Qq11Ww",
+                "lvsup"
+            ]
+        );
     }
 
     #[test]

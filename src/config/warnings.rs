@@ -12,7 +12,6 @@
 //! doc comment of its function.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -188,9 +187,13 @@ fn sync_daemon_single_director(spec: &ClusterSpec, w: &mut Vec<Warning>) {
     }
 }
 
-/// `metrics-on-every-address`: a metrics listener on 0.0.0.0 also listens on
-/// the VIP, which the active director holds: IPVS forwards only the virtual
-/// services' ports, so any client of the VIP reaches `VIP:PORT/metrics`.
+/// `metrics-on-every-address`: a metrics listener on 0.0.0.0 (or `::`, which
+/// takes IPv4 connections too) also listens on the VIP, which the active
+/// director holds: IPVS forwards only the virtual services' ports, so any
+/// client of the VIP reaches `VIP:PORT/metrics`. A warning, not an error:
+/// the wildcard is written out in the file (a deliberate choice, e.g.
+/// behind a firewall that drops the port on the VIP), and every `validate`
+/// and `plan` shows it.
 fn metrics_on_every_address(spec: &ClusterSpec, w: &mut Vec<Warning>) {
     let cluster = match spec.metrics {
         Some(MetricsListen::Address(a)) => Some(("cluster.metrics".to_string(), a)),
@@ -202,7 +205,7 @@ fn metrics_on_every_address(spec: &ClusterSpec, w: &mut Vec<Warning>) {
         .enumerate()
         .filter_map(|(i, d)| Some((format!("directors[{i}].metrics"), d.metrics?)));
     for (key, m) in cluster.into_iter().chain(own) {
-        if m.ip() != IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
+        if !m.ip().is_unspecified() {
             continue;
         }
         w.push(
@@ -565,6 +568,10 @@ address = "192.0.2.22"
         let w = only(&one, "metrics-on-every-address");
         assert_eq!(w.key, "directors[0].metrics");
         assert_eq!(w.line, line_of(&one, "metrics ="));
+        // `::` accepts IPv4 connections too: the VIP answers as well
+        let six = BASE.replace("mode = \"dr\"", "mode = \"dr\"\nmetrics = \"[::]:9100\"");
+        let w = only(&six, "metrics-on-every-address");
+        assert_eq!(w.key, "cluster.metrics");
     }
 
     #[test]

@@ -424,8 +424,10 @@ pub(crate) async fn serve(
     ))
 }
 
-/// The request's path, from its first line (`GET /metrics HTTP/1.1`).
-fn request_path(head: &[u8]) -> Option<(&str, &str)> {
+/// The request's method and path, from its first line (`GET /metrics
+/// HTTP/1.1`); any client that reaches the listener sends it (fuzzed:
+/// tests/fuzz.rs).
+pub fn request_path(head: &[u8]) -> Option<(&str, &str)> {
     let line = head.split(|b| *b == b'\n').next()?;
     let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
     let mut words = line.split(' ');

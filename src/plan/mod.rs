@@ -89,6 +89,10 @@ pub struct HostPlan {
     pub units: Vec<UnitPlan>,
     /// Things worth knowing that are not changes (floating addresses, unowned IPVS services).
     pub notes: Vec<String>,
+    /// What apply will do that the operator may not expect and can avoid
+    /// ([`restart_warnings`]): shown as `! warning: …` lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What apply does to one unit.
@@ -263,6 +267,9 @@ impl Plan {
             }
             for note in &h.notes {
                 let _ = writeln!(o, "  = {note}");
+            }
+            for w in &h.warnings {
+                let _ = writeln!(o, "  ! warning: {w}");
             }
         }
         for e in &self.errors {
@@ -527,14 +534,48 @@ pub fn diff_host(cluster: &str, want: &HostState, obs: &Observed) -> HostPlan {
     diff_ipvs(&want.ipvs, &obs.ipvs, &mut changes, &mut notes);
     notes.extend(obs.notes.iter().cloned());
 
+    let units = unit_plans(cluster, want, obs, &changes);
     HostPlan {
         host: want.name.clone(),
         address: want.address.to_string(),
         role: want.role.clone(),
-        units: unit_plans(cluster, want, obs, &changes),
+        warnings: restart_warnings(&want.name, &units, &changes),
+        units,
         changes,
         notes,
     }
+}
+
+/// A real server removed from a service while its director's daemon
+/// restarts is deleted at once, not drained: the restarted daemon starts
+/// from the file, which no longer names it (docs/reference/director.md,
+/// "Draining"). One warning per removed destination of such a director
+/// (pure). Applying the removal alone first (a reload, which drains), then
+/// the change that restarts, keeps its connections.
+pub fn restart_warnings(host: &str, units: &[UnitPlan], changes: &[Change]) -> Vec<String> {
+    let Some(unit) = units
+        .iter()
+        .find(|u| u.vip_handover && u.action == Some(UnitAction::Restart))
+    else {
+        return vec![];
+    };
+    changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .filter_map(|c| match &c.item {
+            Item::IpvsDestination {
+                service,
+                destination,
+                ..
+            } => Some(format!(
+                "real server {destination} removed from {service} while {host} restarts {}: \
+                 no drain, its connections end at once; apply twice (first only the removal, \
+                 then the other changes) to drain it",
+                unit.unit
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 impl UnitPlan {
@@ -1062,6 +1103,70 @@ mod tests {
         });
         assert_eq!(units[0].action, Some(UnitAction::Restart));
         assert_eq!(units[0].why, "its unit file changed");
+    }
+
+    /// A real server removed while the director restarts is deleted at once
+    /// (issue 12 item 4: the restarted daemon starts from the file, there is
+    /// no drain): the plan says so per director, with the way round it; a
+    /// reload drains, so no warning there.
+    #[test]
+    fn removal_during_a_restart_warns_that_there_is_no_drain() {
+        let spec = spec();
+        let d = desired_cluster(&spec).expect("render");
+        let lvs191 = d.hosts.iter().find(|h| h.name == "lvs191").expect("host");
+        let removed = |obs: &mut Observed| {
+            let mut gone = obs.ipvs[0].destinations[0].clone();
+            gone.address = "192.168.0.179".parse().expect("ip");
+            obs.ipvs[0].destinations.push(gone);
+        };
+        let mut obs = converged(lvs191);
+        removed(&mut obs);
+        obs.binary_current = false;
+        let hp = diff_host(&spec.name, lvs191, &obs);
+        assert_eq!(hp.units[0].action, Some(UnitAction::Restart));
+        let label = obs.ipvs[0].label();
+        assert_eq!(
+            hp.warnings,
+            [format!(
+                "real server 192.168.0.179:80 removed from {label} while lvs191 restarts \
+                 lvsup-director-web.service: no drain, its connections end at once; apply twice \
+                 (first only the removal, then the other changes) to drain it"
+            )]
+        );
+        let plan = Plan {
+            cluster: "web".into(),
+            mode: spec.mode,
+            vip: spec.vip.to_string(),
+            other_vips: vec![],
+            offline: false,
+            hosts: vec![hp.clone()],
+            errors: vec![],
+        };
+        assert!(
+            plan.render_text()
+                .contains("\n  ! warning: real server 192.168.0.179:80 removed from "),
+            "{}",
+            plan.render_text()
+        );
+        let json = serde_json::to_value(&hp).expect("json");
+        assert_eq!(json["warnings"][0], hp.warnings[0].as_str());
+        // the removal alone is a reload, which drains: no warning
+        let mut obs = converged(lvs191);
+        removed(&mut obs);
+        let hp = diff_host(&spec.name, lvs191, &obs);
+        assert_eq!(hp.units[0].action, Some(UnitAction::Reload));
+        assert!(hp.warnings.is_empty(), "{:?}", hp.warnings);
+        // a restart that removes nothing: no warning, none in the JSON
+        let mut obs = converged(lvs191);
+        obs.binary_current = false;
+        let hp = diff_host(&spec.name, lvs191, &obs);
+        assert!(hp.warnings.is_empty(), "{:?}", hp.warnings);
+        assert!(
+            serde_json::to_value(&hp)
+                .expect("json")
+                .get("warnings")
+                .is_none()
+        );
     }
 
     #[test]

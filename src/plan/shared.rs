@@ -24,7 +24,10 @@
 //!   ([`inherited_previous`]);
 //! - `plan` and `apply` refuse clusters that would share a host in
 //!   conflicting ways ([`conflicts`]): the kernel's one IPVS sync daemon, the
-//!   same VIP (or NAT gateway), the same VRID on one interface.
+//!   same VIP (or NAT gateway), the same VRID on one interface, different
+//!   kernel-wide IPVS settings (`ipvs_timeouts`, `expire_nodest_conn`,
+//!   `expire_quiescent_template`: one value per host, each cluster would set
+//!   its own in turn).
 //!
 //! What one host cannot show is not checked: two clusters whose directors
 //! are different hosts on one segment with the same VRID are not seen here
@@ -34,7 +37,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::config::ClusterSpec;
+use crate::config::{ClusterSpec, IpvsTimeouts};
 use crate::desired::{HostState, Role};
 use crate::layout;
 
@@ -82,6 +85,9 @@ pub struct OtherDirector {
     pub sync_daemon: bool,
     pub gateway: Option<Ipv4Addr>,
     pub gateway_interface: Option<String>,
+    /// `ipvs_timeouts` its daemon sets (kernel-wide); None when it sets none
+    /// or the table does not read.
+    pub ipvs_timeouts: Option<IpvsTimeouts>,
 }
 
 /// The other clusters whose files are among `files` (path → content, from
@@ -187,7 +193,35 @@ fn parse_director(text: &str) -> OtherDirector {
             .and_then(|x| x.split('/').next())
             .and_then(|x| x.parse().ok()),
         gateway_interface: s(nat.and_then(|t| t.get("internal_interface"))),
+        ipvs_timeouts: v
+            .get("ipvs_timeouts")
+            .and_then(|t| t.clone().try_into::<IpvsTimeouts>().ok()),
     }
+}
+
+/// The IPVS sysctls every director of a cluster sets (`[cluster]` keys of
+/// the same name): kernel-wide, so two clusters on one director must agree.
+const IPVS_SYSCTLS: [&str; 2] = [
+    "net.ipv4.vs.expire_nodest_conn",
+    "net.ipv4.vs.expire_quiescent_template",
+];
+
+/// The `ipvs_timeouts` on which `mine` and `theirs` differ, both set:
+/// `tcp = 900s (theirs 600s)`. One unset leaves the kernel's value to the
+/// other, which is no conflict.
+fn timeout_differences(mine: &IpvsTimeouts, theirs: &IpvsTimeouts) -> Vec<String> {
+    let f = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    [
+        ("tcp", mine.tcp, theirs.tcp),
+        ("tcpfin", mine.tcpfin, theirs.tcpfin),
+        ("udp", mine.udp, theirs.udp),
+    ]
+    .into_iter()
+    .filter_map(|(k, a, b)| match (a, b) {
+        (Some(a), Some(b)) if a != b => Some(format!("{k} = {} (theirs {})", f(a), f(b))),
+        _ => None,
+    })
+    .collect()
 }
 
 /// The VIPs of a real-server unit: `ExecStart=ip addr replace VIP/32 dev lo`.
@@ -334,6 +368,17 @@ pub fn conflicts(
                         }
                     }
                 }
+                if let (Some(mine), Some(theirs)) = (&spec.ipvs_timeouts, &d.ipvs_timeouts) {
+                    let diff = timeout_differences(mine, theirs);
+                    if !diff.is_empty() {
+                        out.push(format!(
+                            "director {host}: cluster \"{me}\" and cluster \"{other}\" set \
+                             different ipvs_timeouts ({}; the kernel has one set per host): \
+                             set the same in both, or leave them out of one",
+                            diff.join(", ")
+                        ));
+                    }
+                }
                 let their_iface = d.interface.clone().or_else(|| d.vip.and_then(iface_of));
                 if d.vrid == Some(spec.vrid)
                     && let (Some(mi), Some(ti)) = (&my_iface, &their_iface)
@@ -344,6 +389,25 @@ pub fn conflicts(
                          VRID {} on {mi}: set a different [cluster] vrid in one of them",
                         spec.vrid
                     ));
+                }
+            }
+            for key in IPVS_SYSCTLS {
+                let Some(mine) = want.sysctls.iter().find(|s| s.key == key) else {
+                    continue;
+                };
+                for o in others {
+                    let Some(theirs) = o.sysctls.get(key) else {
+                        continue;
+                    };
+                    if *theirs != mine.value {
+                        let name = key.trim_start_matches("net.ipv4.vs.");
+                        out.push(format!(
+                            "director {host}: cluster \"{me}\" and cluster \"{}\" set {key} \
+                             differently ({} and {theirs}; one value per host): set [cluster] \
+                             {name} alike in both",
+                            o.name, mine.value
+                        ));
+                    }
                 }
             }
         }
@@ -658,6 +722,61 @@ mod tests {
         let c = conflicts(&s2, &host(&s2, "rs1"), &[o], &|_| None);
         assert_eq!(c.len(), 1, "{c:?}");
         assert!(c[0].contains("both use VIP 10.0.0.101"), "{c:?}");
+    }
+
+    /// Kernel-wide IPVS settings (issue 12 item 7): two clusters on one
+    /// director that set them differently would each set its own in turn;
+    /// refused at plan time naming the host, both clusters and the values.
+    /// The other cluster's values come from its files on the host, as the
+    /// facts send them: its director.toml (timeouts) and sysctl.d file.
+    #[test]
+    fn different_kernel_wide_ipvs_settings_conflict() {
+        let mine = spec("ipvs_timeouts = { tcp = \"15m\", udp = \"300s\" }");
+        let lvs1 = host(&mine, "lvs1");
+        let theirs_spec = crate::config::parse_str(
+            "api.toml",
+            &toml_of_spec().replace("\"web\"", "\"api\"").replace(
+                "vrid = 51\n",
+                "vrid = 52\nvip = \"10.0.0.200\"\nipvs_timeouts = { tcp = \"10m\", tcpfin = \"60s\", udp = \"300s\" }\nexpire_nodest_conn = false\n",
+            ).replacen("vip = \"10.0.0.100\"\n", "", 1),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        // their files as a shared director holds them
+        let theirs = host(&theirs_spec, "lvs1");
+        let text = |p: &str| {
+            theirs
+                .files
+                .iter()
+                .find(|f| f.path == p)
+                .map(|f| f.content.clone())
+                .unwrap_or_else(|| panic!("no {p}"))
+        };
+        let dir_toml = layout::director_config_path("api");
+        let sysctl = layout::sysctl_path("api");
+        let o = others(
+            "web",
+            &files(&[(&dir_toml, &text(&dir_toml)), (&sysctl, &text(&sysctl))]),
+        );
+        let c = conflicts(&mine, &lvs1, &o, &|_| None);
+        assert_eq!(
+            c,
+            [
+                "director lvs1: cluster \"web\" and cluster \"api\" set different \
+                 ipvs_timeouts (tcp = 15m (theirs 10m); the kernel has one set per host): set \
+                 the same in both, or leave them out of one",
+                "director lvs1: cluster \"web\" and cluster \"api\" set \
+                 net.ipv4.vs.expire_nodest_conn differently (1 and 0; one value per host): set \
+                 [cluster] expire_nodest_conn alike in both",
+            ]
+        );
+        // the same values (or one side leaving a timeout to the other): no conflict
+        let alike = spec("ipvs_timeouts = { tcp = \"10m\" }\nexpire_nodest_conn = false");
+        assert_eq!(
+            conflicts(&alike, &host(&alike, "lvs1"), &o, &|_| None),
+            Vec::<String>::new()
+        );
+        // a real server of ours on their director: not ours to set there
+        assert!(conflicts(&mine, &host(&mine, "rs1"), &o, &|_| None).is_empty());
     }
 
     fn toml_of_spec() -> String {

@@ -32,6 +32,12 @@ pub enum RemoteError {
     Ssh(String),
     #[error("exit status {code}: {stderr}")]
     Failed { code: i32, stderr: String },
+    #[error(
+        "it printed more than {} MiB on {stream}, more than any lvsup step prints: \
+         stopped reading and closed the channel (a broken or hostile host?)",
+        limit >> 20
+    )]
+    TooMuchOutput { stream: &'static str, limit: usize },
     #[error("control directory: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -102,6 +108,31 @@ fn expand_tilde(p: &str) -> PathBuf {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(p),
     }
+}
+
+/// The most a host's command may print on stdout: above the facts parser's
+/// own bound on a host's facts (`observe::parse::MAX_OUTPUT_BYTES`, 64 MiB),
+/// which then says what is wrong, with a margin. A host that prints more
+/// (broken or hostile) must not exhaust the operator's memory.
+pub const MAX_STDOUT_BYTES: usize = (64 << 20) + (1 << 20);
+
+/// The most a host's command may print on stderr (error messages).
+pub const MAX_STDERR_BYTES: usize = 1 << 20;
+
+/// Read `r` to its end into `buf`, but no more than `limit` bytes:
+/// `Err(TooMuchOutput)` as soon as it has more (the rest is not read).
+pub async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
+    r: R,
+    buf: &mut Vec<u8>,
+    limit: usize,
+    stream: &'static str,
+) -> Result<(), RemoteError> {
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    r.take(cap).read_to_end(buf).await?;
+    if buf.len() > limit {
+        return Err(RemoteError::TooMuchOutput { stream, limit });
+    }
+    Ok(())
 }
 
 /// A short control directory for every master of one run.
@@ -299,9 +330,13 @@ impl Host {
                 .stderr()
                 .take()
                 .ok_or_else(|| RemoteError::Ssh("no stderr".into()))?;
-            let (a, b) = tokio::join!(so.read_to_end(&mut out_buf), se.read_to_end(&mut err_buf));
-            a?;
-            b?;
+            // host output is untrusted: bounded, and the first stream over
+            // its bound ends the run (the child and its pipes are dropped,
+            // which closes the channel)
+            tokio::try_join!(
+                read_capped(&mut so, &mut out_buf, MAX_STDOUT_BYTES, "stdout"),
+                read_capped(&mut se, &mut err_buf, MAX_STDERR_BYTES, "stderr"),
+            )?;
             child
                 .wait()
                 .await
@@ -384,14 +419,18 @@ impl Host {
                 }
             }
             let stdout = String::from_utf8_lossy(&buf).into_owned();
-            let o = child
-                .wait_with_output()
+            let mut err_buf = Vec::new();
+            if let Some(mut se) = child.stderr().take() {
+                read_capped(&mut se, &mut err_buf, MAX_STDERR_BYTES, "stderr").await?;
+            }
+            let status = child
+                .wait()
                 .await
                 .map_err(|e| RemoteError::Ssh(error_chain(&e)))?;
             Ok(Hold::Exited {
-                code: o.status.code().unwrap_or(-1),
+                code: status.code().unwrap_or(-1),
                 stdout,
-                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                stderr: String::from_utf8_lossy(&err_buf).trim().to_string(),
             })
         };
         tokio::time::timeout(limit, fut)
@@ -453,5 +492,61 @@ impl Held {
         tokio::time::timeout(limit, fut)
             .await
             .map_err(|_| RemoteError::Timeout(limit))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host that never stops printing (`yes`): reading ends at the bound
+    /// with an error, holding no more than the bound (before, `read_to_end`
+    /// read until the operator's memory ran out).
+    #[tokio::test]
+    async fn endless_output_is_cut_at_the_bound() {
+        let mut buf = Vec::new();
+        let r = tokio::time::timeout(
+            Duration::from_secs(30),
+            read_capped(tokio::io::repeat(b'y'), &mut buf, 3 << 20, "stdout"),
+        )
+        .await
+        .expect("bounded: it ends");
+        let e = r.expect_err("over the bound");
+        assert!(matches!(
+            e,
+            RemoteError::TooMuchOutput {
+                stream: "stdout",
+                limit
+            } if limit == 3 << 20
+        ));
+        assert!(e.to_string().contains("more than 3 MiB on stdout"), "{e}");
+        assert_eq!(buf.len(), (3 << 20) + 1);
+    }
+
+    #[tokio::test]
+    async fn output_up_to_the_bound_is_read_whole() {
+        let data = vec![b'x'; 4096];
+        let mut buf = Vec::new();
+        read_capped(&data[..], &mut buf, 4096, "stderr")
+            .await
+            .expect("at the bound");
+        assert_eq!(buf, data);
+        let mut buf = Vec::new();
+        let e = read_capped(&data[..], &mut buf, 4095, "stderr").await;
+        assert!(matches!(
+            e,
+            Err(RemoteError::TooMuchOutput {
+                stream: "stderr",
+                ..
+            })
+        ));
+    }
+
+    /// The facts parser says what is wrong with too much output; the
+    /// transport's bound only stops what is far beyond it.
+    #[test]
+    fn the_stdout_bound_is_above_the_facts_parsers() {
+        let parser = crate::observe::parse::MAX_OUTPUT_BYTES;
+        assert!(MAX_STDOUT_BYTES > parser, "{MAX_STDOUT_BYTES} <= {parser}");
     }
 }

@@ -5,6 +5,19 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::analysis::Verdict;
+use crate::config::diag::terminal_safe;
+
+/// A table cell: text from hosts (host names, measured values) escaped,
+/// newlines and tabs too, so one cell stays one cell on one line.
+fn cell(s: &str) -> String {
+    terminal_safe(s).replace('\n', "\\n").replace('\t', "\\t")
+}
+
+/// A line under a row (reasons, failed undo steps, which quote host
+/// stderr): escaped, its own further lines indented as `indent`.
+fn lines(s: &str, indent: &str) -> String {
+    terminal_safe(s).replace('\n', &format!("\n{indent}"))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,7 +131,10 @@ impl Report {
             && self.checks.iter().all(|c| c.result != Outcome::Fail);
     }
 
-    /// The table: CHECK, SUBJECT, RESULT, MEASURED, EXPECTED; reasons under failures.
+    /// The table: CHECK, SUBJECT, RESULT, MEASURED, EXPECTED; reasons under
+    /// failures. Every text that can come from a host (its stderr in
+    /// reasons, measured values, undo records) is escaped
+    /// ([`terminal_safe`]): a host cannot drive the operator's terminal.
     pub fn render_text(&self) -> String {
         let head = ["CHECK", "SUBJECT", "RESULT", "MEASURED", "EXPECTED"];
         let rows: Vec<[String; 5]> = self
@@ -126,11 +142,11 @@ impl Report {
             .iter()
             .map(|c| {
                 [
-                    c.check.clone(),
-                    c.subject.clone(),
+                    cell(&c.check),
+                    cell(&c.subject),
                     c.result.as_str().to_string(),
-                    c.measured.clone(),
-                    c.expected.clone(),
+                    cell(&c.measured),
+                    cell(&c.expected),
                 ]
             })
             .collect();
@@ -140,10 +156,10 @@ impl Report {
                 w[i] = w[i].max(cell.chars().count());
             }
         }
-        let mut s = format!("verify \"{}\"\n", self.cluster);
+        let mut s = format!("verify \"{}\"\n", cell(&self.cluster));
         // the records' text came from the hosts
         for u in &self.undone {
-            let _ = writeln!(s, "{}", crate::config::diag::terminal_safe(u));
+            let _ = writeln!(s, "{}", lines(u, "  "));
         }
         let line = |s: &mut String, r: &[String; 5]| {
             let mut l = String::new();
@@ -163,19 +179,19 @@ impl Report {
             if (c.check.starts_with("scheduling") || c.result == Outcome::Skip)
                 && !c.property.is_empty()
             {
-                let _ = writeln!(s, "    = {}", c.property);
+                let _ = writeln!(s, "    = {}", lines(&c.property, "      "));
             }
             if c.result != Outcome::Pass {
                 for reason in &c.reasons {
-                    let _ = writeln!(s, "    - {reason}");
+                    let _ = writeln!(s, "    - {}", lines(reason, "      "));
                 }
             }
         }
         if let Some(src) = &self.counters_from {
-            let _ = writeln!(s, "counters: {src}");
+            let _ = writeln!(s, "counters: {}", cell(src));
         }
         for u in &self.undo_failures {
-            let _ = writeln!(s, "UNDO FAILED: {u}");
+            let _ = writeln!(s, "UNDO FAILED: {}", lines(u, "  "));
         }
         if self.interrupted {
             let _ = writeln!(

@@ -105,3 +105,55 @@ pub(super) fn director_metrics(
     }
     Some(a)
 }
+
+/// No metrics listener on the VIP of a service (`[[services]] vip`): it
+/// floats with the cluster's VIP, so every client of that service could
+/// read the metrics, as on the cluster's VIP (refused above).
+pub(super) fn not_on_service_vips(
+    v: &mut V<'_>,
+    raw: &crate::config::raw::RawFile,
+    services: &[crate::config::model::Service],
+    cluster_vip: Option<Ipv4Addr>,
+) {
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| c.value.as_ref())
+        .and_then(|c| c.metrics.as_ref())
+        .map(|m| ("cluster.metrics".to_string(), m));
+    let directors = raw
+        .directors
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            Some((
+                format!("directors[{i}].metrics"),
+                d.value.as_ref()?.metrics.as_ref()?,
+            ))
+        });
+    for (key, m) in cluster.into_iter().chain(directors) {
+        // unreadable ones are reported already; ":PORT" is each director's own address
+        let Ok(a) = m.get_ref().parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        let Some(s) = services
+            .iter()
+            .find(|s| Some(s.vip) != cluster_vip && a.ip() == std::net::IpAddr::V4(s.vip))
+        else {
+            continue;
+        };
+        v.err(
+            &key,
+            m.span(),
+            format!(
+                "metrics must not listen on the VIP {} of service \"{}\": every client of the cluster could read it",
+                s.vip, s.name
+            ),
+        )
+        .hint = Some(
+            "\":9100\" listens on each director's own address; or 127.0.0.1 or a management address"
+                .into(),
+        );
+    }
+}

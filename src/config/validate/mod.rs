@@ -125,6 +125,7 @@ fn build(v: &mut V<'_>, raw: &RawFile) -> Option<ClusterSpec> {
     let directors = hosts.directors(v, raw, &c.vrrp_unicast, &c.vrrp_accept_foreign);
     let real_servers = hosts.real_servers(v, raw, &services);
     every_service_served(v, raw, &sp.places, &services, &real_servers);
+    metrics::not_on_service_vips(v, raw, &services, cluster_vip);
     addresses::unique(v, hosts.addrs);
     {
         // (address, what it is, the ports it serves: None = the whole address)
