@@ -18,10 +18,12 @@
 //! passes with measured failover figures; on DR it also fails, saying why,
 //! on a real server without ARP suppression and on both daemons stopped,
 //! and `apply` repairs both) → `plan` exit 0 → second `apply` touches
-//! nothing → drift by hand → `plan` shows it (exit 2) → (DR: the cluster lock held
-//! by hand on a real server: `apply --lock-timeout 1` exits 1 naming the holder,
-//! touching nothing; `plan -o`, a host changed by hand, `apply PLANFILE` refused
-//! naming it; `plan -o` again, `apply PLANFILE` applies it) → `apply` repairs → `plan` 0
+//! nothing → drift by hand → `plan` shows it (exit 2) → (DR: `plan -o`, a host
+//! changed by hand, `apply PLANFILE` refused naming it; `plan -o` again, `apply
+//! PLANFILE` applies it; drifted again, an `apply` on a terminal holds the cluster
+//! lock at its prompt: a second `apply --lock-timeout 0` exits 1 naming it, a third
+//! with `--lock-timeout 300` waits until the first is answered "no", then repairs
+//! the drift) → `apply` repairs → `plan` 0
 //! → one real server unreachable (its link down) during an `apply` that has work:
 //! reported with the step that failed, the other real servers converge, the
 //! directors (drifted too, in the VM) are left out untouched, exit 1 → link up,
@@ -290,9 +292,11 @@ fn run_example(ex: &str) {
     );
     assert!(out.contains(&shows), "{out}");
     if ex == "dr" {
-        // the drift waits: a held lock stops apply, a stale saved plan is refused
-        lock_held_by_hand_stops_apply(&lab, &name, first, &run);
+        // the drift waits: a stale saved plan is refused (a fresh one applies
+        // it); drifted again, a second apply races one that holds the lock
         saved_plan_stale_then_applied(&lab, &f, &name, &rs, &shows, &with);
+        on(&lab, first, &drift);
+        two_applies_race_for_the_lock(&lab, &name, first, &run, &with);
     }
     expect(&run(&["apply", "--yes"]), 0, "apply repairs drift");
     expect(
@@ -541,34 +545,114 @@ fn upload_cut_keeps_the_old_binary(
     eprintln!("upload cut on {backup}: {cut}; old binary kept, next apply installed the new one");
 }
 
-/// Another session holds the cluster lock on `host` (by hand, as lock.sh
-/// does): `apply --lock-timeout 1` fails naming it from lock.owner and
-/// touches nothing (the drift is still planned); released, the lock is free.
-fn lock_held_by_hand_stops_apply(
+/// Runs `ARGV...` on a pseudo-terminal (its stdin, stdout and stderr):
+/// prints `pid=N` (the child's), then copies the terminal's output to stdout
+/// and stdin to the terminal; exits with the child's status.
+const ON_A_PTY: &str = r#"import os, pty, select, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+print("pid=%d" % pid, flush=True)
+ins = [fd, 0]
+while True:
+    r, _, _ = select.select(ins, [], [])
+    if fd in r:
+        try:
+            b = os.read(fd, 4096)
+        except OSError:
+            b = b""
+        if not b:
+            break
+        os.write(1, b)
+    if 0 in r:
+        b = os.read(0, 4096)
+        if b:
+            os.write(fd, b)
+        else:
+            ins.remove(0)
+_, st = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(st))
+"#;
+
+/// #12, two real `lvsup apply` sessions and the cluster lock. The first runs
+/// on a terminal (a pty) and stops at its prompt, holding the lock on every
+/// host. A second with `--lock-timeout 0` fails at once naming the first
+/// (user, machine, its pid, start time: lock.owner on `host`) and touches
+/// nothing; a third with `--lock-timeout 300` waits (its `flock -w 300` seen
+/// on `host`); the first is answered "no" (cancelled, the lock released),
+/// and the third takes the lock, says it waited, and repairs the drift.
+fn two_applies_race_for_the_lock(
     lab: &Lab,
     name: &str,
     host: &str,
     run: &dyn Fn(&[&str]) -> Output,
+    with: &dyn Fn(&[&str]) -> Vec<String>,
 ) {
-    let dir = format!("/var/lib/lvsup/{name}");
-    on(
-        lab,
-        host,
-        &format!(
-            "touch /run/lvsup-e2e-hold; mkdir -p {dir}; \
-             setsid sh -c 'exec 9>>{dir}/lock; flock 9; \
-               printf \"user=e2e-holder\\nhost=bench\\npid=77\\ncommand=apply\\nstarted=2026-01-01T00:00:00Z\\n\" > {dir}/lock.owner; \
-               while [ -e /run/lvsup-e2e-hold ]; do sleep 0.2; done; rm -f {dir}/lock.owner' \
-               </dev/null >/dev/null 2>&1 &
-             i=0; until [ -s {dir}/lock.owner ]; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.2; done"
-        ),
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let args = with(&["apply"]);
+    let mut first = Command::new("python3")
+        .args(["-c", ON_A_PTY, env!("CARGO_BIN_EXE_lvsup")])
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (pty)");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = Arc::clone(&seen);
+        let mut out = first.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                seen.lock().expect("output").push_str(&text);
+            }
+        })
+    };
+    let screen = || seen.lock().expect("output").clone();
+    let t = Instant::now();
+    while !screen().contains("Only 'yes' is accepted") {
+        assert!(
+            t.elapsed().as_secs() < 300,
+            "the first apply never asked:\n{}",
+            screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let pid: u32 = screen()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pid=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no pid=: {}", screen()));
+    let owner = on(lab, host, &format!("cat /var/lib/lvsup/{name}/lock.owner"));
+    let field = |k: &str| -> String {
+        owner
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| if v.is_empty() { "?" } else { v }.to_string())
+            .unwrap_or_else(|| panic!("no {k}= in lock.owner: {owner}"))
+    };
+    assert_eq!(field("pid"), pid.to_string(), "{owner}");
+    assert_eq!(field("command"), "apply", "{owner}");
+    let holder = format!(
+        "lvsup apply by {}@{} (pid {pid}) since {}",
+        field("user"),
+        field("host"),
+        field("started")
     );
-    let o = run(&["apply", "--yes", "--lock-timeout", "1"]);
-    expect(&o, 1, "apply while another session holds the lock");
+
+    // A second apply, no wait: fails naming the first, touches nothing.
+    let o = run(&["apply", "--yes", "--lock-timeout", "0"]);
+    expect(&o, 1, "apply while another apply holds the lock");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(&format!(
-            "{host}: cluster \"{name}\" is locked by lvsup apply by e2e-holder@bench (pid 77) since 2026-01-01T00:00:00Z; waited 1s"
+            "{host}: cluster \"{name}\" is locked by {holder}; waited 0s"
         )) && err.contains("apply stopped before any change: no host was touched"),
         "{}",
         text(&o)
@@ -578,13 +662,51 @@ fn lock_held_by_hand_stops_apply(
         "{}",
         text(&o)
     );
-    on(
-        lab,
-        host,
-        &format!(
-            "rm /run/lvsup-e2e-hold; i=0; while [ -e {dir}/lock.owner ]; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.2; done"
-        ),
+
+    // A third, willing to wait: it waits until the first lets go, then applies.
+    let third = {
+        let args = with(&["apply", "--yes", "--lock-timeout", "300"]);
+        std::thread::spawn(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            lvsup(&refs)
+        })
+    };
+    let t = Instant::now();
+    while on(lab, host, "pgrep -f '^flock -w 300 9$' || true")
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            t.elapsed().as_secs() < 300 && !third.is_finished(),
+            "the third apply never waited for the lock on {host}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(!third.is_finished(), "the third apply did not wait");
+    {
+        let stdin = first.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"no\n").expect("answer the first apply");
+        stdin.flush().expect("flush");
+    }
+    let status = first.wait().expect("first apply");
+    let _ = reader.join();
+    assert_eq!(status.code(), Some(1), "first apply:\n{}", screen());
+    assert!(
+        screen().contains("Apply cancelled: no host was touched."),
+        "{}",
+        screen()
     );
+    let o = third.join().expect("third apply");
+    let out = expect(&o, 0, "apply after waiting for the lock");
+    assert!(out.contains("apply summary"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "{host}: waited for the cluster lock another session held"
+        )),
+        "{}",
+        text(&o)
+    );
+    eprintln!("lock race: {holder} held it; --lock-timeout 0 refused, 300 waited and applied");
 }
 
 /// `plan -o PLANFILE`, then a host changes by hand: `apply PLANFILE` is

@@ -27,7 +27,12 @@
 //! back); SIGTERM of the master → the backup takes over, gap measured; a real
 //! server's service stopped → down (weight 0) within interval × fall +
 //! interval, restarted → up after rise; SIGHUP with a broken config → refused,
-//! the old config keeps serving.
+//! the old config keeps serving; the master's link down and up; the VIP
+//! removed by hand and put back; the master's daemon frozen (SIGSTOP) past
+//! `WatchdogSec` → systemd restarts it and the cluster recovers; (IPVS) a
+//! real server removed from the file drains: its held connection still
+//! carries data both ways, then it is deleted; `drain = true` with a held
+//! connection: no new ones, the held one still works.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -49,7 +54,11 @@ advert_interval = "1s"
 preempt = true
 sync_daemon = true
 metrics = "127.0.0.1:9178"
-ipvs_timeouts = { tcp = "1h", udp = "60s" }
+# tcp 15 s: entries left ESTABLISHED by the kill -9 and link-down steps (their
+# clients' FINs went to the other director) expire before the drain step, which
+# must see node2 deleted once its own held connection closes (that connection
+# sends a header line every 2 s, so its entry stays fresh).
+ipvs_timeouts = { tcp = "15s", udp = "60s" }
 
 [[services]]
 port = 80
@@ -236,13 +245,45 @@ impl Lab {
         }
     }
 
-    /// A TCP connection to the VIP from client port `port`, held open until
-    /// the child's stdin closes.
-    fn hold(&self, port: u16) -> std::process::Child {
+    /// A long-lived TCP connection to the VIP from client port `port`: an
+    /// HTTP/1.0 request whose header lines keep coming, one every 2 s (data
+    /// from the client, so the IPVS entry and busybox httpd's 60 s header
+    /// timeout stay fresh), until [`Held::answer`] ends the request and reads
+    /// the reply, or [`release`] closes it.
+    fn hold(&self, port: u16) -> Held {
         let script = format!(
-            "import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-             s.bind(('',{port}))\ns.connect(('{VIP}',80))\nprint('connected',flush=True)\n\
-             sys.stdin.read()\ns.close()\n"
+            r#"import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", {port}))
+s.connect(("{VIP}", 80))
+s.sendall(b"GET / HTTP/1.0\r\n")
+print("connected", flush=True)
+lock, done = threading.Lock(), threading.Event()
+def tick():
+    n = 0
+    while not done.wait(2):
+        with lock:
+            if not done.is_set():
+                s.sendall(b"X-Held: %d\r\n" % n)
+                n += 1
+threading.Thread(target=tick, daemon=True).start()
+for line in sys.stdin:
+    if line.strip() == "answer":
+        with lock:
+            done.set()
+            s.sendall(b"\r\n")
+        s.settimeout(10)
+        data = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        body = data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace").strip()
+        print("answer", data.split(b"\r\n", 1)[0].decode(errors="replace"), "|", body, flush=True)
+s.close()
+"#
         );
         let mut c = Command::new("ip")
             .args([
@@ -257,11 +298,15 @@ impl Lab {
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3");
+        let mut out = std::io::BufReader::new(c.stdout.take().expect("stdout"));
         let mut line = String::new();
-        let out = c.stdout.take().expect("stdout");
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("read");
+        std::io::BufRead::read_line(&mut out, &mut line).expect("read");
         assert_eq!(line.trim(), "connected", "client port {port}");
-        c
+        Held {
+            child: c,
+            out,
+            port,
+        }
     }
 
     /// `(weight, active)` of destination `addr` in lvs1's kernel table
@@ -378,9 +423,43 @@ fn metrics_flood_changes_no_weight(lab: &Lab) {
     eprintln!("metrics flood: {made} idle connections for 5 s, no health change");
 }
 
-fn release(mut c: std::process::Child) {
-    drop(c.stdin.take());
-    let _ = c.wait();
+/// A connection held by [`Lab::hold`].
+struct Held {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    port: u16,
+}
+
+impl Held {
+    /// Data both ways now: the request's last line goes out (after the
+    /// header lines sent while it was held) and the reply comes back; the
+    /// body is the real server's name. The server then closes its side; the
+    /// client's FIN waits for [`release`].
+    fn answer(&mut self) -> String {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "answer").expect("ask the holder");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut line).expect("read the answer");
+        let (status, body) = line
+            .trim()
+            .strip_prefix("answer ")
+            .and_then(|l| l.split_once(" | "))
+            .unwrap_or_else(|| panic!("held connection from port {}: {line:?}", self.port));
+        assert!(
+            status.ends_with(" 200 OK"),
+            "held connection from port {}: {line:?}",
+            self.port
+        );
+        body.to_string()
+    }
+}
+
+/// Close a [`Lab::hold`] connection (FIN from the client).
+fn release(mut c: Held) {
+    drop(c.child.stdin.take());
+    let _ = c.child.wait();
 }
 
 fn finish(child: std::process::Child) -> Value {
@@ -549,11 +628,11 @@ fn director_failover_health_reload() {
         for h in ["lvs1", "lvs2"] {
             let t = lab.sh(h, "ipvsadm -L --timeout");
             assert!(
-                t.contains("Timeout (tcp tcpfin udp): 3600 120 60"),
+                t.contains("Timeout (tcp tcpfin udp): 15 120 60"),
                 "{h}: {t}"
             );
             let st = lab.status(h);
-            assert_eq!(st.ipvs.timeouts.map(|t| t.tcp), Some(3600), "{h}: {st:?}");
+            assert_eq!(st.ipvs.timeouts.map(|t| t.tcp), Some(15), "{h}: {st:?}");
         }
     } else {
         assert_eq!(answer, "lvs1");
@@ -809,54 +888,142 @@ fn director_failover_health_reload() {
     ok(o, "ip addr del VIP");
     vip_within_2s(true, "put back after `ip addr del`", &vip_on);
 
+    // 8. The master's daemon hangs (frozen: SIGSTOP of its MainPID) for longer
+    //    than the unit's WatchdogSec (30 s): systemd kills it and starts it
+    //    again; the cluster recovers.
+    watchdog_restarts_a_hung_daemon(&lab);
+
     if lab.ipvs {
         drain(&lab);
     }
 }
 
-/// Step 8, graceful drain (IPVS only): a real server removed from the file with
-/// an open connection stays at weight 0 until the connection closes, then
-/// is deleted; `drain = true` puts it at weight 0 and new connections avoid
-/// it; a weight changed by hand is restored with a log line saying so.
-fn drain(lab: &Lab) {
-    const NODE2: &str = "10.78.0.22:80";
-    const NODE2_BLOCK: &str = "[[real_servers]]\nname = \"node2\"\naddress = \"10.78.0.22/24\"\n";
-    assert!(CLUSTER_FILE.contains(NODE2_BLOCK));
-    // Both servers in the pool first (an earlier step may have left node1 at
-    // weight 0 until its health came back: then both connections go to node2).
+/// Step 8 (#12, `Type=notify` with `WatchdogSec=30s`): lvs1's daemon frozen
+/// with SIGSTOP sends neither adverts nor watchdog pings. lvs2 takes over
+/// within Master_Down_Interval; within WatchdogSec of the last ping systemd
+/// kills the hung daemon (result `watchdog`) and `Restart=` starts a new one
+/// (NRestarts goes up, a new MainPID), which removes the VIP the frozen one
+/// left and preempts back: the VIP on lvs1 alone, its IPVS table reconciled
+/// with both real servers at weight 1, the VIP served. lvs1's own status is
+/// not asked while it is frozen (its control socket would not answer).
+fn watchdog_restarts_a_hung_daemon(lab: &Lab) {
+    let show = |p: &str| {
+        lab.sh("lvs1", &format!("systemctl show -p {p} --value {UNIT}"))
+            .trim()
+            .to_string()
+    };
+    let restarts: u64 = show("NRestarts").parse().expect("NRestarts");
+    let pid = show("MainPID");
+    assert!(
+        pid.parse::<u32>().is_ok_and(|p| p > 0),
+        "lvs1 MainPID {pid:?}"
+    );
     let t = Instant::now();
-    while lab.dest("10.78.0.21:80").map(|d| d.0) != Some(1)
-        || lab.dest(NODE2).map(|d| d.0) != Some(1)
-    {
+    lab.sh("lvs1", &format!("kill -STOP {pid}"));
+    lab.wait_state("lvs2", "Master", Duration::from_secs(10));
+    eprintln!(
+        "lvs1 frozen: lvs2 Master after {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    // The watchdog fires 15-30 s after the freeze (pings every WatchdogSec/2);
+    // then the kill (SIGABRT with SIGCONT, or SIGKILL after TimeoutStopSec=15s)
+    // and RestartSec=1s.
+    loop {
+        if show("NRestarts").parse::<u64>().is_ok_and(|n| n > restarts) {
+            break;
+        }
         assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "node1/node2 not both at weight 1: {:?} {:?}",
-            lab.dest("10.78.0.21:80"),
-            lab.dest(NODE2)
+            t.elapsed() < Duration::from_secs(60),
+            "lvs1's frozen daemon not restarted {:.0}s after SIGSTOP (WatchdogSec=30s): {}",
+            t.elapsed().as_secs_f64(),
+            lab.sh(
+                "lvs1",
+                &format!("systemctl status --no-pager {UNIT} || true")
+            )
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let restarted = t.elapsed();
+    let new_pid = show("MainPID");
+    assert_ne!(
+        new_pid, pid,
+        "the hung daemon is still the unit's main process"
+    );
+    let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
+    assert!(log.contains("Failed with result 'watchdog'"), "{log}");
+    lab.wait_state("lvs1", "Master", Duration::from_secs(20));
+    lab.wait_state("lvs2", "Backup", Duration::from_secs(5));
+    let t1 = Instant::now();
+    while !lab.holds_vip("lvs1") || lab.holds_vip("lvs2") {
+        assert!(
+            t1.elapsed() < Duration::from_secs(5),
+            "VIP after the watchdog restart: lvs1 {}, lvs2 {}",
+            lab.holds_vip("lvs1"),
+            lab.holds_vip("lvs2")
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Two connections in a row: rr puts one on each server; keep node2's.
-    let (a, b) = (lab.hold(31001), lab.hold(31002));
-    let conns = lab.sh("lvs1", "ipvsadm -Lnc");
-    let on_node2 = |port: u16| {
-        conns
-            .lines()
-            .any(|l| l.contains(&format!(":{port} ")) && l.contains(NODE2))
-    };
-    let held = match (on_node2(31001), on_node2(31002)) {
-        (true, _) => {
-            release(b);
-            a
+    if lab.ipvs {
+        let st = lab.status("lvs1");
+        assert_eq!(
+            st.ipvs.last_reconcile.as_ref().map(|r| r.ok),
+            Some(true),
+            "{st:?}"
+        );
+        let t1 = Instant::now();
+        while lab.dest("10.78.0.21:80").map(|d| d.0) != Some(1)
+            || lab.dest("10.78.0.22:80").map(|d| d.0) != Some(1)
+        {
+            assert!(
+                t1.elapsed() < Duration::from_secs(10),
+                "lvs1's IPVS table after the watchdog restart:\n{}",
+                lab.sh("lvs1", "ipvsadm -Ln")
+            );
+            std::thread::sleep(Duration::from_millis(300));
         }
-        (false, true) => {
-            release(a);
-            b
-        }
-        _ => panic!("no connection went to node2:\n{conns}"),
-    };
+        let answer = lab.curl();
+        assert!(answer == "node1" || answer == "node2", "answer {answer:?}");
+    } else {
+        assert_eq!(lab.curl(), "lvs1");
+    }
+    eprintln!(
+        "watchdog: lvs1's frozen daemon (pid {pid}) restarted {:.1}s after SIGSTOP (new pid {new_pid}); cluster back {:.1}s after the freeze",
+        restarted.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// Step 9, graceful drain (IPVS only): a real server removed from the file
+/// with an open connection stays at weight 0, the connection still carries
+/// data both ways, and once it closes the server is deleted; `drain = true`
+/// puts a server holding a connection at weight 0: new connections avoid it,
+/// the held one still carries data both ways; a weight changed by hand is
+/// restored with a log line saying so.
+fn drain(lab: &Lab) {
+    const NODE1: &str = "10.78.0.21:80";
+    const NODE2: &str = "10.78.0.22:80";
+    const NODE2_BLOCK: &str = "[[real_servers]]\nname = \"node2\"\naddress = \"10.78.0.22/24\"\n";
+    assert!(CLUSTER_FILE.contains(NODE2_BLOCK));
+    // Both servers in the pool (an earlier step may have left node1 at weight
+    // 0 until its health came back) and no active connection left: entries
+    // left ESTABLISHED by the kill -9 and link-down steps expire after the
+    // cluster's 15 s tcp timeout, and the watchdog step before this one took
+    // longer than that. Node2 must then go as soon as the connection held
+    // below closes: no earlier connection can keep it draining.
+    let t = Instant::now();
+    while lab.dest(NODE1) != Some((1, 0)) || lab.dest(NODE2) != Some((1, 0)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "node1/node2 not both at weight 1 without active connections: {:?} {:?}\n{}",
+            lab.dest(NODE1),
+            lab.dest(NODE2),
+            lab.sh("lvs1", "ipvsadm -Lnc")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut held = hold_on_node2(lab, 31001);
     let before = lab.dest(NODE2).expect("node2 in the table");
-    assert!(before.0 == 1 && before.1 >= 1, "node2 before: {before:?}");
+    assert_eq!(before, (1, 1), "node2 before: {before:?}");
 
     // node2 removed from the file: weight 0, kept while the connection lives.
     lab.reload_with(&CLUSTER_FILE.replace(NODE2_BLOCK, ""));
@@ -869,21 +1036,16 @@ fn drain(lab: &Lab) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(3));
     let d = lab.dest(NODE2);
-    assert!(
-        matches!(d, Some((0, n)) if n >= 1),
-        "node2 while the connection lives: {d:?}"
-    );
+    assert_eq!(d, Some((0, 1)), "node2 while the connection lives");
     let st = lab.status("lvs1");
     let dr = st.services[0].draining.first().expect("draining");
     assert_eq!(dr.name, "node2", "{st:?}");
     assert!(dr.left_ms > 200_000, "{st:?}");
     let text = lab.sh("lvs1", "lvsup director status");
     assert!(
-        // At least the connection held open (another may still be closing).
-        text.contains("removed from the config, draining (")
-            && !text.contains("removed from the config, draining (0 active"),
+        text.contains("removed from the config, draining (1 active,"),
         "{text}"
     );
     for _ in 0..4 {
@@ -893,60 +1055,50 @@ fn drain(lab: &Lab) {
             "new connections avoid the draining node2"
         );
     }
-    // The connection closes: node2 goes (drain check every 2 s) once no
-    // connection is left. Entries left ESTABLISHED by the earlier kill -9 and
-    // link-down steps (their clients' FINs went to the other director) count
-    // as active until the tcp timeout: then node2 stays draining, which is
-    // what must happen, and its active count drops by the one released.
-    let stale = d.map(|d| d.1).unwrap_or(1).saturating_sub(1);
+    // The held connection still works: the rest of its request goes out
+    // through the director, node2's reply comes back.
+    assert_eq!(
+        held.answer(),
+        "node2",
+        "the held connection after node2 left the file"
+    );
+    assert_eq!(lab.dest(NODE2), Some((0, 1)), "node2 after the reply");
+    // The connection closes: node2 goes (drain check every 2 s).
     release(held);
     let t = Instant::now();
-    if stale == 0 {
-        while lab.dest(NODE2).is_some() {
-            assert!(
-                t.elapsed() < Duration::from_secs(8),
-                "node2 still there: {:?}",
-                lab.dest(NODE2)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        eprintln!(
-            "node2 deleted {:.1}s after its last connection closed",
-            t.elapsed().as_secs_f64()
-        );
-        let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
+    while lab.dest(NODE2).is_some() {
         assert!(
-            log.contains("drained: no connection left, deleting"),
-            "{log}"
+            t.elapsed() < Duration::from_secs(8),
+            "node2 still there after its last connection closed: {:?}\n{}",
+            lab.dest(NODE2),
+            lab.sh("lvs1", "ipvsadm -Lnc")
         );
-    } else {
-        while lab.dest(NODE2).map(|d| d.1) != Some(stale) {
-            assert!(
-                t.elapsed() < Duration::from_secs(8),
-                "node2's active count did not drop to {stale}: {:?}",
-                lab.dest(NODE2)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        // The daemon samples the kernel's counters on its drain check (every
-        // 2 s), so its status may lag the table read just above: poll it.
-        let want = format!("removed from the config, draining ({stale} active,");
-        let t = Instant::now();
-        loop {
-            let text = lab.sh("lvs1", "lvsup director status");
-            if text.contains(&want) {
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(8),
-                "want {want:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        eprintln!("node2 keeps draining: {stale} stale ESTABLISHED entries from earlier steps");
+        std::thread::sleep(Duration::from_millis(200));
     }
+    eprintln!(
+        "node2 deleted {:.1}s after its last connection closed",
+        t.elapsed().as_secs_f64()
+    );
+    let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
+    assert!(
+        log.contains("drained: no connection left, deleting"),
+        "{log}"
+    );
 
-    // drain = true: back in the table at weight 0; new connections avoid it.
+    // drain = true on a server that holds a connection: weight 0, new
+    // connections avoid it, the held one still carries data both ways. node2
+    // back in the file first, up (rise 2) at weight 1.
+    lab.reload_with(CLUSTER_FILE);
+    let t = Instant::now();
+    while lab.dest(NODE2).map(|d| d.0) != Some(1) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "node2 back in the file: {:?}",
+            lab.dest(NODE2)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut held = hold_on_node2(lab, 31011);
     lab.reload_with(&CLUSTER_FILE.replace(
         "address = \"10.78.0.22/24\"\n",
         "address = \"10.78.0.22/24\"\ndrain = true\n",
@@ -971,15 +1123,33 @@ fn drain(lab: &Lab) {
             "drain = true: no new connections to node2"
         );
     }
+    assert_eq!(
+        lab.dest(NODE2),
+        Some((0, 1)),
+        "drain = true: the held connection to node2"
+    );
+    assert_eq!(
+        held.answer(),
+        "node2",
+        "the held connection after drain = true"
+    );
+    release(held);
+    // drain = true keeps it in the table (at weight 0), connection or not.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        lab.dest(NODE2).map(|d| d.0),
+        Some(0),
+        "drain = true keeps node2"
+    );
 
     // A weight changed by hand: restored at the next reconcile, and logged.
     lab.sh(
         "lvs1",
-        &format!("ipvsadm -e -t {VIP}:80 -r 10.78.0.21:80 -g -w 7"),
+        &format!("ipvsadm -e -t {VIP}:80 -r {NODE1} -g -w 7"),
     );
     lab.sh("lvs1", &format!("systemctl reload {UNIT}"));
     let t = Instant::now();
-    while lab.dest("10.78.0.21:80").map(|d| d.0) != Some(1) {
+    while lab.dest(NODE1).map(|d| d.0) != Some(1) {
         assert!(
             t.elapsed() < Duration::from_secs(5),
             "node1 weight not restored"
@@ -988,6 +1158,29 @@ fn drain(lab: &Lab) {
     }
     let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
     assert!(log.contains("weight changed outside lvsup"), "{log}");
+}
+
+/// Two connections in a row from client ports `port` and `port + 1`: rr puts
+/// one on each server; node2's is kept, the other closed.
+fn hold_on_node2(lab: &Lab, port: u16) -> Held {
+    let (a, b) = (lab.hold(port), lab.hold(port + 1));
+    let conns = lab.sh("lvs1", "ipvsadm -Lnc");
+    let on_node2 = |port: u16| {
+        conns
+            .lines()
+            .any(|l| l.contains(&format!(":{port} ")) && l.contains("10.78.0.22:80"))
+    };
+    match (on_node2(a.port), on_node2(b.port)) {
+        (true, _) => {
+            release(b);
+            a
+        }
+        (false, true) => {
+            release(a);
+            b
+        }
+        _ => panic!("no connection went to node2:\n{conns}"),
+    }
 }
 
 /// Wait (at most 2 s, polling every 20 ms) until lvs1 holds the VIP

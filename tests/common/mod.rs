@@ -147,8 +147,10 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
         }
     }
     // Connections held across the planned-stop failover, one row per TCP
-    // service: all kept with sync_daemon = true; SKIP (expected to break,
-    // with what was seen) without it.
+    // service: all kept with sync_daemon = true; without it SKIP, and the
+    // claim its reason makes (the new director resets them) must hold: fewer
+    // kept than opened (all 5 kept would mean the test showed nothing, or
+    // connections were synced after all).
     let mut sync = String::new();
     for svc in spec.services.iter().filter(|s| s.protocol == Protocol::Tcp) {
         let label = svc.label();
@@ -164,6 +166,11 @@ pub fn verify_passes(file: &str, crash: bool) -> String {
             assert_eq!(opened.as_u64(), Some(5), "{r}");
         } else {
             assert_eq!(r["result"], "skip", "{r}");
+            assert_eq!(opened.as_u64(), Some(5), "{r}");
+            assert!(
+                kept.as_u64().is_some_and(|k| k < 5),
+                "sync_daemon = false, yet every held connection survived the failover: {r}"
+            );
         }
         sync.push_str(&format!("; connections kept {kept} of {opened}"));
     }
