@@ -527,13 +527,13 @@ mod opt_dur {
     }
 }
 
+/// The cluster, director and VRRP part every unit test's config shares
+/// (cluster "web", director "a", DR, VIP 192.0.2.100, VRID 51 at priority
+/// 150 with peer 192.0.2.2), followed by the test's own `services`.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg() -> DirectorConfig {
-        DirectorConfig::parse(
-            r#"
+pub(crate) fn test_config(services: &str) -> DirectorConfig {
+    let text = format!(
+        r#"
 cluster = "web"
 director = "a"
 mode = "dr"
@@ -545,6 +545,18 @@ advert_interval = "1s"
 preempt = true
 address = "192.0.2.1"
 peers = ["192.0.2.2"]
+{services}"#
+    );
+    DirectorConfig::parse(&text).expect("test config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DirectorConfig {
+        test_config(
+            r#"
 [[services]]
 protocol = "tcp"
 port = 80
@@ -564,7 +576,6 @@ weight = 1
 forward = "route"
 "#,
         )
-        .expect("config")
     }
 
     #[test]

@@ -265,19 +265,8 @@ mod tests {
     use crate::contract::director_config::DirectorConfig;
 
     fn cfg() -> DirectorConfig {
-        DirectorConfig::parse(
+        crate::contract::director_config::test_config(
             r#"
-cluster = "web"
-director = "a"
-mode = "dr"
-vip = "192.0.2.100"
-[vrrp]
-vrid = 51
-priority = 150
-advert_interval = "1s"
-preempt = true
-address = "192.0.2.1"
-peers = ["192.0.2.2"]
 [[services]]
 protocol = "tcp"
 port = 80
@@ -303,7 +292,6 @@ weight = 5
 forward = "route"
 "#,
         )
-        .expect("config")
     }
 
     #[test]

@@ -184,18 +184,8 @@ mod tests {
     use crate::director::core::{Action, Event, Interfaces, Loaded};
     use crate::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
 
-    const CFG: &str = r#"
-cluster = "web"
-director = "a"
-mode = "dr"
-vip = "192.0.2.100"
-[vrrp]
-vrid = 51
-priority = 150
-advert_interval = "1s"
-preempt = true
-address = "192.0.2.1"
-peers = ["192.0.2.2"]
+    /// The services of the test config (see `test_config`).
+    const SERVICES: &str = r#"
 [[services]]
 protocol = "tcp"
 port = 80
@@ -295,7 +285,7 @@ forward = "route"
 
     #[test]
     fn status_from_the_core_state_with_the_drivers_parts() {
-        let cfg = DirectorConfig::parse(CFG).expect("config");
+        let cfg = crate::contract::director_config::test_config(SERVICES);
         let ifaces = Interfaces {
             vrrp: "eth0".into(),
             nat: None,
@@ -363,7 +353,7 @@ forward = "route"
 
     #[test]
     fn a_down_server_has_weight_zero() {
-        let cfg = DirectorConfig::parse(CFG).expect("config");
+        let cfg = crate::contract::director_config::test_config(SERVICES);
         let ifaces = Interfaces {
             vrrp: "eth0".into(),
             nat: None,
