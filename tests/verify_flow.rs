@@ -558,6 +558,18 @@ fn udp_cluster(responder: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
     (spec, st)
 }
 
+/// [`run`] with `--skip-failover`.
+fn run_without_failover(spec: &ClusterSpec, st: &Arc<Mutex<State>>) -> verify::report::Report {
+    run(
+        spec,
+        st,
+        &Options {
+            skip_failover: true,
+            ..Options::default()
+        },
+    )
+}
+
 fn run(spec: &ClusterSpec, st: &Arc<Mutex<State>>, opts: &Options) -> verify::report::Report {
     let fake = Fake {
         spec: spec.clone(),
@@ -633,14 +645,7 @@ fn counters_published_every_2s_are_waited_for() {
             std::thread::sleep(std::time::Duration::from_secs(2));
         }
     });
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     let text = r.render_text();
     let s = row(&r, "scheduling");
     assert_eq!(s.result, Outcome::Pass, "{text}");
@@ -693,14 +698,7 @@ fn broken_both_daemons_stopped_fails_with_reason() {
 fn broken_real_server_without_arp_suppression_fails_with_reason() {
     let (spec, st) = cluster(true);
     st.lock().expect("state").no_arp = Some("node2".into());
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     assert!(!r.passed);
     let bad: Vec<_> = r
         .checks
@@ -724,14 +722,7 @@ fn host_stderr_in_the_report_is_escaped() {
         "\u{1b}]0;owned\u{7}\u{1b}[2J\0gone\rPASS: 9 checks, 0 failed\nsecond \u{1b}[31mline";
     st.lock().expect("state").failing =
         Some(("node2".into(), live::rs_facts_command(), hostile.into()));
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     assert!(!r.passed);
     assert!(
         r.checks
@@ -773,14 +764,7 @@ fn broken_wrong_weight_fails_with_reason() {
     spec.services[0].scheduler = "wrr".into();
     spec.real_servers[0].weight = 300;
     spec.real_servers[1].weight = 100;
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     assert!(!r.passed);
     let s = row(&r, "scheduling");
     assert_eq!(s.result, Outcome::Fail);
@@ -955,14 +939,7 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     for (sched, pass) in [("lc", true), ("wlc", true), ("sed", false), ("nq", false)] {
         let (mut spec, st) = cluster(true);
         spec.services[0].scheduler = sched.into();
-        let r = run(
-            &spec,
-            &st,
-            &Options {
-                skip_failover: true,
-                ..Options::default()
-            },
-        );
+        let r = run_without_failover(&spec, &st);
         let text = r.render_text();
         let s = row(&r, "scheduling");
         if pass {
@@ -981,14 +958,7 @@ fn least_load_schedulers_are_checked_against_their_rule() {
     let (mut spec, st) = cluster(true);
     spec.services[0].scheduler = "lc".into();
     st.lock().expect("state").no_loads = true;
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     let s = row(&r, "scheduling");
     assert_eq!(s.result, Outcome::Skip, "{}", r.render_text());
     assert!(s.reasons[0].contains("no active/inactive connection counts"));
@@ -1017,14 +987,7 @@ fn held_connections_make_ovf_overflow_and_are_replayed_for_wlc() {
         g.rule = Some(rule);
         g.weights = vec![1; spec.real_servers.len()];
         drop(g);
-        let r = run(
-            &spec,
-            &st,
-            &Options {
-                skip_failover: true,
-                ..Options::default()
-            },
-        );
+        let r = run_without_failover(&spec, &st);
         let text = r.render_text();
         (row(&r, "scheduling").clone(), text)
     };
@@ -1128,14 +1091,7 @@ fn udp_without_a_responder_fails_with_the_numbers() {
 fn udp_replies_that_disagree_with_the_counters_fail() {
     let (spec, st) = udp_cluster(true);
     st.lock().expect("state").udp_reply_first = true;
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     let text = r.render_text();
     let s = row(&r, "scheduling");
     assert_eq!(s.result, Outcome::Fail, "{text}");
@@ -1346,14 +1302,7 @@ fn the_next_verify_undoes_what_an_interrupted_one_left_and_says_so() {
             ),
         );
     }
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     let text = r.render_text();
     assert!(r.passed, "{text}");
     let line = "node1: undid an interrupted verify from 2026-12-01T19:09:52Z by ci@elsewhere \
@@ -1451,14 +1400,7 @@ fn source_hashing_checked_from_several_client_addresses() {
     spec.services[0].scheduler = "sh".into();
     spec.services[0].persistence = None;
     st.lock().expect("state").by_source = true;
-    let r = run(
-        &spec,
-        &st,
-        &Options {
-            skip_failover: true,
-            ..Options::default()
-        },
-    );
+    let r = run_without_failover(&spec, &st);
     let s = row(&r, "scheduling-spread");
     assert_eq!(s.result, Outcome::Skip, "{}", r.render_text());
     assert!(
