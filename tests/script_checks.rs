@@ -242,20 +242,25 @@ async fn no_capabilities_and_no_descriptors_reach_the_program() {
     }
 
     // A socket opened without CLOEXEC (as a careless crate might) does not
-    // reach the program.
-    // SAFETY: plain socket/fcntl calls; the descriptors are closed below.
-    let (sock, leaked) = unsafe {
+    // reach the program. The program lists what each of its descriptors
+    // points at: the socket would show as `socket:[INODE]`. (Descriptor
+    // numbers alone do not tell: the shell's glob over /proc/$$/fd opens that
+    // directory as the lowest free descriptor, often the socket's number.)
+    // SAFETY: plain socket/fcntl/fstat calls; the descriptors are closed below.
+    let (sock, leaked, inode) = unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         assert!(sock >= 0);
         let leaked = libc::fcntl(sock, libc::F_DUPFD, 200);
         assert!(leaked >= 200);
         assert_eq!(libc::fcntl(leaked, libc::F_GETFD) & libc::FD_CLOEXEC, 0);
-        (sock, leaked)
+        let mut st: libc::stat = std::mem::zeroed();
+        assert_eq!(libc::fstat(sock, &mut st), 0);
+        (sock, leaked, st.st_ino)
     };
     let fds = script(
         dir.path(),
         "fds",
-        "for f in /proc/$$/fd/*; do echo \"${f##*/}\"; done",
+        "for f in /proc/$$/fd/*; do echo \"${f##*/} $(readlink \"$f\")\"; done",
     );
     let o = exec::run(&argv(&fds, &[]), &[], Duration::from_secs(5)).await;
     // SAFETY: our own descriptors.
@@ -264,13 +269,23 @@ async fn no_capabilities_and_no_descriptors_reach_the_program() {
         libc::close(sock);
     }
     assert!(o.success(), "{o:?}");
-    let open: Vec<i32> = o.output.lines().filter_map(|l| l.parse().ok()).collect();
-    assert!(open.contains(&0) && open.contains(&1), "{open:?}");
+    let open: Vec<(i32, &str)> = o
+        .output
+        .lines()
+        .filter_map(|l| {
+            let (n, target) = l.split_once(' ')?;
+            Some((n.parse().ok()?, target))
+        })
+        .collect();
     assert!(
-        !open.contains(&leaked),
-        "descriptor {leaked} leaked: {open:?}"
+        open.iter().any(|(n, _)| *n == 0) && open.iter().any(|(n, _)| *n == 1),
+        "{open:?}"
     );
-    assert!(!open.contains(&sock), "descriptor {sock} leaked: {open:?}");
+    let socket = format!("socket:[{inode}]");
+    assert!(
+        !open.iter().any(|(n, t)| *n == leaked || *t == socket),
+        "the socket ({socket}, descriptors {sock} and {leaked}) leaked: {open:?}"
+    );
 }
 
 const INNER: &str = "LVSUP_TEST_AMBIENT_INNER";
