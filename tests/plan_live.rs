@@ -187,7 +187,34 @@ fn fresh_hosts() {
     let (plan, text) = golden(&spec, &d, &hosts);
     assert!(plan.errors.is_empty(), "{text}");
     assert!(plan.hosts.iter().all(|h| !h.changes.is_empty()));
+    // New units that are started next: `enable --now` loads them, no
+    // separate daemon-reload (apply::steps).
+    assert!(text.contains("enable and start lvsup-director-web"), "{text}");
+    assert!(!text.contains("daemon-reload"), "{text}");
     insta::assert_snapshot!(text);
+}
+
+/// A unit file edited by hand on a host where the unit runs: systemd holds
+/// the old definition, so apply reloads the manager before it restarts the
+/// unit (the reload a fresh host skips: `fresh_hosts`).
+#[test]
+fn an_edited_unit_file_is_reloaded_before_the_restart() {
+    let spec = spec();
+    let d = desired_cluster(&spec).expect("render");
+    let converged = recorded("dr-converged", "node1");
+    // Same length: the facts header gives the file's size in bytes.
+    let edited = converged.replacen("real server setup", "REAL SERVER SETUP", 1);
+    assert_ne!(edited, converged);
+    let hosts = vec![("node1", facts(&spec, &d, "node1", &edited))];
+    let (plan, text) = golden(&spec, &d, &hosts);
+    assert!(plan.errors.is_empty(), "{text}");
+    let steps = text.split("--- apply steps ---").nth(1).unwrap_or_default();
+    let reload = steps.find("systemctl daemon-reload");
+    let restart = steps.find("restart lvsup-realserver-web.service");
+    assert!(
+        matches!((reload, restart), (Some(a), Some(b)) if a < b),
+        "{text}"
+    );
 }
 
 #[test]

@@ -594,6 +594,30 @@ fn rendered() -> Vec<(String, String)> {
             }
         }
     }
+    // A unit file that was on the host before with another content: the
+    // step list gets its daemon-reload (a fresh host's does not).
+    {
+        let (spec, d) = example("dr");
+        let want = real_server(&d);
+        let p = plan::offline(&spec, &d);
+        let hp = p
+            .hosts
+            .iter()
+            .find(|h| h.host == want.name)
+            .expect("planned");
+        let mut f = Facts::default();
+        for u in &want.units {
+            f.observed
+                .files
+                .insert(lvsup::desired::unit_path(&u.name), "old\n".into());
+        }
+        let reload: Vec<Step> = steps_for(&spec, want, hp, &f)
+            .into_iter()
+            .filter(|s| s.what == "systemctl daemon-reload")
+            .collect();
+        assert_eq!(reload.len(), 1, "an existing unit file changed: one reload");
+        steps.extend(reload);
+    }
     for st in steps {
         let name = match &st.action {
             StepAction::UploadBinary { .. } => continue,
