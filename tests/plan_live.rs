@@ -189,7 +189,10 @@ fn fresh_hosts() {
     assert!(plan.hosts.iter().all(|h| !h.changes.is_empty()));
     // New units that are started next: `enable --now` loads them, no
     // separate daemon-reload (apply::steps).
-    assert!(text.contains("enable and start lvsup-director-web"), "{text}");
+    assert!(
+        text.contains("enable and start lvsup-director-web"),
+        "{text}"
+    );
     assert!(!text.contains("daemon-reload"), "{text}");
     insta::assert_snapshot!(text);
 }

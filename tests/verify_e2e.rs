@@ -16,7 +16,9 @@
 //! example: first its hosts bare (before apply: verify must fail, clearly),
 //! then with a stand-in VRRP daemon (verify's director failover for real
 //! without the product daemon), then applied (verify passes), then against a
-//! file claiming a weight the kernel does not have. Every part runs whenever
+//! file claiming a weight the kernel does not have, the negative cases, and
+//! last verify killed mid-failover (undone by the next apply or verify), all
+//! in the same lab. Every part runs whenever
 //! the test runs: no environment variable turns one off.
 
 use std::path::{Path, PathBuf};
@@ -253,6 +255,9 @@ fn verify_minimal_bare_fails_stand_in_fails_over_applied_passes_wrong_weight_cau
         reasons(&v)
     );
     negative_cases(&lab, &base, dir.path());
+    // The same applied lab (each lab up and apply costs minutes of CI under
+    // the VM's emulation): verify killed mid-failover.
+    killed_mid_failover_is_undone(&lab, file);
     drop(lab);
 }
 
@@ -438,13 +443,12 @@ impl Lab {
 /// or `verify` (real server) undoes it first, says so, and the cluster is
 /// whole again. SIGTERM is handled like Ctrl-C: verify puts the cluster back
 /// itself before it exits.
-#[test]
-#[ignore = "needs root, ip_vs and the lab VM; runs in tests/run"]
-fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
-    let file = "examples/minimal.toml";
-    assert!(have_apply());
-    let lab = Lab::up(file, &[]);
-    ok(lvsup(&["apply", "-f", file, "--yes"]), "apply");
+///
+/// Runs in the applied lab of
+/// `verify_minimal_bare_fails_stand_in_fails_over_applied_passes_wrong_weight_caught`.
+fn killed_mid_failover_is_undone(lab: &Lab, file: &str) {
+    // The negative cases before left the cluster applied and whole.
+    lab.assert_whole(file);
 
     // 1. SIGKILL while the master's daemon is stopped.
     let mut v = spawn_verify(file, &[]);
@@ -548,5 +552,4 @@ fn verify_killed_mid_failover_is_undone_by_the_next_apply_or_verify() {
     assert_eq!(r["interrupted"], true, "{}", show(&out));
     assert_eq!(r["undo_failures"], serde_json::json!([]), "{}", show(&out));
     lab.assert_whole(file);
-    drop(lab);
 }
