@@ -31,10 +31,11 @@
 //! `destroy --yes` → second `destroy` finds nothing → every host's snapshot
 //! equals the one before apply → `lab down`.
 //!
-//! In the DR run, before its destroy: a second cluster file on the same lab
-//! hosts (another VIP, `second_cluster_shares_the_hosts`); the same VRID
-//! refused at plan time, destroy of one keeps the other's ARP sysctls, the
-//! other verifies; both destroyed in the other order. The TUN run logs in as
+//! In the DR run: a second cluster file on the same lab hosts (another VIP,
+//! `SecondCluster`); the same VRID refused at plan time, destroy of one keeps
+//! the other's ARP sysctls, the other verifies (before the upload cut, which
+//! leaves another director binary installed); at the end both destroyed in
+//! the other order. The TUN run logs in as
 //! a non-root user and becomes root through sudo (`[ssh] become = "sudo"`):
 //! without `become` the plan refuses naming every host; the files written
 //! belong to root. Both share a lab with an example run because every lab up
@@ -431,6 +432,10 @@ fn run_example(ex: &str) {
         );
     }
 
+    // A second cluster on the same hosts (DR): next to this one, then
+    // destroyed first.
+    let second = (ex == "dr").then(|| SecondCluster::next_to(&lab, &spec, &name, &f, &hosts, &run));
+
     // #14: the SSH connection to a director cut in the middle of the upload
     // of a new director binary (on DR: once in CI; last before destroy, which
     // removes whichever binary is there).
@@ -438,9 +443,9 @@ fn run_example(ex: &str) {
         upload_cut_keeps_the_old_binary(&lab, &name, &spec, &with);
     }
 
-    if ex == "dr" {
-        // A second cluster on the same hosts; ends with this one destroyed.
-        second_cluster_shares_the_hosts(&lab, &spec, &name, &f, &hosts, &run);
+    if let Some(second) = second {
+        // ... and the other order: this cluster destroyed first.
+        second.outlives(&lab, &spec, &run);
     } else {
         let out = expect(&run(&["destroy", "--yes"]), 0, "destroy");
         assert!(out.contains("destroy summary"), "{out}");
@@ -951,186 +956,202 @@ fn broken_dr_is_caught_and_repaired(
 /// (a lab of its own cost minutes of CI under the VM's emulation): the run's
 /// own cluster A (applied) and a second file B with the same directors and
 /// real servers (reached through A's lab ssh_config by `ssh_host`), its own
-/// VIP. B with A's VRID is refused at plan time naming both clusters, and
-/// `apply` touches nothing; with its own VRID it applies next to A.
-/// `destroy` of B keeps the ARP sysctls A still sets (and says so), A still
-/// verifies. Then the other order, which needs B's record of the host's
-/// original values to come from A's: B applied again, A destroyed (B keeps
-/// its sysctls), B destroyed. The caller compares every host with its
-/// snapshot from before A was applied.
-fn second_cluster_shares_the_hosts(
-    lab: &Lab,
-    spec: &lvsup::config::ClusterSpec,
-    a_name: &str,
-    fa: &str,
-    hosts: &[String],
-    run_a: &dyn Fn(&[&str]) -> Output,
-) {
-    let b_name = "e2eb";
-    let a_text = std::fs::read_to_string(fa).expect("read a");
-    let vip_a = spec.vip.to_string();
-    let vip_b = "192.168.0.101";
-    assert!(a_text.contains(&format!("vip = \"{vip_a}\"")), "{a_text}");
-    let mut b_text = a_text
-        .replacen(
-            &format!("name = \"{a_name}\""),
-            &format!("name = \"{b_name}\""),
-            1,
-        )
-        .replacen(
-            &format!("vip = \"{vip_a}\""),
-            &format!("vip = \"{vip_b}\""),
-            1,
-        );
-    for h in spec
-        .real_servers
-        .iter()
-        .map(|r| &r.name)
-        .chain(spec.directors.iter().map(|d| &d.name))
-    {
-        b_text = b_text.replacen(
-            &format!("name = \"{h}\"\n"),
-            &format!("name = \"{h}\"\nssh_host = \"{h}\"\n"),
-            1,
-        );
-    }
-    assert_eq!(b_text.matches("ssh_host = ").count(), 4, "{b_text}");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fb = dir.path().join("b.toml");
-    std::fs::write(&fb, &b_text).expect("write b");
-    let fb = fb.to_string_lossy().into_owned();
-    let ssh_config = format!("/run/lvsup-lab/{a_name}/ssh_config");
-    let targets: Vec<String> = hosts
-        .iter()
-        .flat_map(|h| ["--target".to_string(), h.clone()])
-        .collect();
-    let run_b_all = |base: &[&str]| {
-        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-        args.extend(["-f".to_string(), fb.clone()]);
-        args.extend(["--ssh-config".to_string(), ssh_config.clone()]);
-        args.extend(targets.iter().cloned());
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        lvsup(&refs)
-    };
-    // B's apply and destroy touch the real servers only: the shared real
-    // server is where the sysctls of both clusters meet, and each director
-    // apply costs minutes of CI under TCG. The directors still take part in
-    // B's plan (the VRID conflict).
-    let run_b = |base: &[&str]| {
-        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-        args.extend(["-f".to_string(), fb.clone()]);
-        args.extend(["--ssh-config".to_string(), ssh_config.clone()]);
-        for r in &spec.real_servers {
-            args.extend(["--target".to_string(), r.name.clone()]);
-        }
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        lvsup(&refs)
-    };
-    let rs = &spec.real_servers;
-    const ARP: &str = "for k in all/arp_ignore all/arp_announce lo/arp_ignore lo/arp_announce; do \
-                       echo \"$k=$(cat /proc/sys/net/ipv4/conf/$k)\"; done";
-    let suppressed = "all/arp_ignore=1\nall/arp_announce=2\nlo/arp_ignore=1\nlo/arp_announce=2\n";
+/// VIP. [`SecondCluster::next_to`]: B with A's VRID is refused at plan time
+/// naming both clusters, and `apply` touches nothing; with its own VRID it
+/// applies next to A. `destroy` of B keeps the ARP sysctls A still sets (and
+/// says so), A still verifies. [`SecondCluster::outlives`], the other order,
+/// which needs B's record of the host's original values to come from A's:
+/// B applied again, A destroyed (B keeps its sysctls), B destroyed. The
+/// caller compares every host with its snapshot from before A was applied.
+struct SecondCluster {
+    _dir: tempfile::TempDir,
+    file: String,
+    ssh_config: String,
+}
 
-    // B with A's VRID: on the directors, a plan-time error naming both
-    // clusters; apply refuses and touches no host, real servers included.
-    if !no_kernel() {
-        assert!(b_text.contains("vrid = 51"), "{b_text}");
-        let out = expect(&run_b_all(&["plan"]), 1, "plan B with A's VRID");
-        for d in &spec.directors {
-            assert!(
-                out.contains(&format!(
-                    "director {}: cluster \"{b_name}\" and cluster \"{a_name}\" both use VRID 51 on ",
-                    d.name
-                )),
-                "{out}"
+const SECOND: &str = "e2eb";
+const ARP: &str = "for k in all/arp_ignore all/arp_announce lo/arp_ignore lo/arp_announce; do \
+                   echo \"$k=$(cat /proc/sys/net/ipv4/conf/$k)\"; done";
+const SUPPRESSED: &str =
+    "all/arp_ignore=1\nall/arp_announce=2\nlo/arp_ignore=1\nlo/arp_announce=2\n";
+
+impl SecondCluster {
+    /// `lvsup ARGS -f B --ssh-config A's` on `targets`.
+    fn run(&self, base: &[&str], targets: &[&str]) -> Output {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["-f", &self.file, "--ssh-config", &self.ssh_config]);
+        for t in targets {
+            args.extend(["--target", t]);
+        }
+        lvsup(&args)
+    }
+
+    /// B's apply and destroy touch the real servers only: the shared real
+    /// server is where the sysctls of both clusters meet, and each director
+    /// apply costs minutes of CI under TCG. The directors still take part in
+    /// B's plan (the VRID conflict).
+    fn run_rs(&self, spec: &lvsup::config::ClusterSpec, base: &[&str]) -> Output {
+        let rs: Vec<&str> = spec.real_servers.iter().map(|r| r.name.as_str()).collect();
+        self.run(base, &rs)
+    }
+
+    fn next_to(
+        lab: &Lab,
+        spec: &lvsup::config::ClusterSpec,
+        a_name: &str,
+        fa: &str,
+        hosts: &[String],
+        run_a: &dyn Fn(&[&str]) -> Output,
+    ) -> SecondCluster {
+        let b_name = SECOND;
+        let a_text = std::fs::read_to_string(fa).expect("read a");
+        let vip_a = spec.vip.to_string();
+        let vip_b = "192.168.0.101";
+        assert!(a_text.contains(&format!("vip = \"{vip_a}\"")), "{a_text}");
+        let mut b_text = a_text
+            .replacen(
+                &format!("name = \"{a_name}\""),
+                &format!("name = \"{b_name}\""),
+                1,
+            )
+            .replacen(
+                &format!("vip = \"{vip_a}\""),
+                &format!("vip = \"{vip_b}\""),
+                1,
+            );
+        for h in spec
+            .real_servers
+            .iter()
+            .map(|r| &r.name)
+            .chain(spec.directors.iter().map(|d| &d.name))
+        {
+            b_text = b_text.replacen(
+                &format!("name = \"{h}\"\n"),
+                &format!("name = \"{h}\"\nssh_host = \"{h}\"\n"),
+                1,
             );
         }
-        let o = run_b_all(&["apply", "--yes"]);
-        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert_eq!(b_text.matches("ssh_host = ").count(), 4, "{b_text}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fb = dir.path().join("b.toml");
+        std::fs::write(&fb, &b_text).expect("write b");
+        let b = SecondCluster {
+            file: fb.to_string_lossy().into_owned(),
+            _dir: dir,
+            ssh_config: format!("/run/lvsup-lab/{a_name}/ssh_config"),
+        };
+        let rs = &spec.real_servers;
+
+        // B with A's VRID: on the directors, a plan-time error naming both
+        // clusters; apply refuses and touches no host, real servers included.
+        if !no_kernel() {
+            let all: Vec<&str> = hosts.iter().map(String::as_str).collect();
+            assert!(b_text.contains("vrid = 51"), "{b_text}");
+            let out = expect(&b.run(&["plan"], &all), 1, "plan B with A's VRID");
+            for d in &spec.directors {
+                assert!(
+                    out.contains(&format!(
+                        "director {}: cluster \"{b_name}\" and cluster \"{a_name}\" both use VRID 51 on ",
+                        d.name
+                    )),
+                    "{out}"
+                );
+            }
+            let o = b.run(&["apply", "--yes"], &all);
+            assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("apply refused, no host was touched"),
+                "{}",
+                text(&o)
+            );
+            for r in rs {
+                let left = on(
+                    lab,
+                    &r.name,
+                    &format!(
+                        "ls /etc/sysctl.d/90-lvsup-{b_name}.conf /etc/lvsup/{b_name} 2>/dev/null || echo absent"
+                    ),
+                );
+                assert_eq!(left, "absent\n", "{}: B's apply touched it", r.name);
+            }
+            std::fs::write(&b.file, b_text.replacen("vrid = 51", "vrid = 52", 1)).expect("b");
+        }
+
+        expect(&b.run_rs(spec, &["apply", "--yes"]), 0, "apply B next to A");
+        for r in rs {
+            let lo = on(lab, &r.name, "ip -4 -o addr show dev lo");
+            assert!(
+                lo.contains(&format!("{vip_a}/32")) && lo.contains(&format!("{vip_b}/32")),
+                "{}: {lo}",
+                r.name
+            );
+        }
+
+        // destroy B: A's ARP suppression stays, and the output says why
+        let out = expect(&b.run_rs(spec, &["destroy", "--yes"]), 0, "destroy B");
         assert!(
-            String::from_utf8_lossy(&o.stderr).contains("apply refused, no host was touched"),
-            "{}",
-            text(&o)
+            out.contains(&format!(
+                "kept net.ipv4.conf.all.arp_ignore=1: cluster {a_name} still sets it"
+            )),
+            "{out}"
         );
         for r in rs {
-            let left = on(
-                lab,
-                &r.name,
-                &format!(
-                    "ls /etc/sysctl.d/90-lvsup-{b_name}.conf /etc/lvsup/{b_name} 2>/dev/null || echo absent"
-                ),
+            assert_eq!(
+                on(lab, &r.name, ARP),
+                SUPPRESSED,
+                "{}: after destroy B",
+                r.name
             );
-            assert_eq!(left, "absent\n", "{}: B's apply touched it", r.name);
+            let lo = on(lab, &r.name, "ip -4 -o addr show dev lo");
+            assert!(
+                lo.contains(&format!("{vip_a}/32")) && !lo.contains(&format!("{vip_b}/32")),
+                "{}: {lo}",
+                r.name
+            );
         }
-        std::fs::write(&fb, b_text.replacen("vrid = 51", "vrid = 52", 1)).expect("b");
-    }
-
-    expect(&run_b(&["apply", "--yes"]), 0, "apply B next to A");
-    for r in rs {
-        let lo = on(lab, &r.name, "ip -4 -o addr show dev lo");
-        assert!(
-            lo.contains(&format!("{vip_a}/32")) && lo.contains(&format!("{vip_b}/32")),
-            "{}: {lo}",
-            r.name
-        );
-    }
-
-    // destroy B: A's ARP suppression stays, and the output says why
-    let out = expect(&run_b(&["destroy", "--yes"]), 0, "destroy B");
-    assert!(
-        out.contains(&format!(
-            "kept net.ipv4.conf.all.arp_ignore=1: cluster {a_name} still sets it"
-        )),
-        "{out}"
-    );
-    for r in rs {
-        assert_eq!(
-            on(lab, &r.name, ARP),
-            suppressed,
-            "{}: after destroy B",
-            r.name
-        );
-        let lo = on(lab, &r.name, "ip -4 -o addr show dev lo");
-        assert!(
-            lo.contains(&format!("{vip_a}/32")) && !lo.contains(&format!("{vip_b}/32")),
-            "{}: {lo}",
-            r.name
-        );
-    }
-    expect(
-        &run_a(&["plan", "--detailed-exitcode"]),
-        0,
-        "A untouched by B's destroy",
-    );
-    if !no_kernel() {
-        wait_for_master(fa, rs.len());
-        let (code, v) = common::verify(fa, &["--skip-failover"]);
-        assert_eq!(
-            code,
+        expect(
+            &run_a(&["plan", "--detailed-exitcode"]),
             0,
-            "A does not verify after B's destroy:\n{}",
-            common::reasons(&v)
+            "A untouched by B's destroy",
         );
+        if !no_kernel() {
+            wait_for_master(fa, rs.len());
+            let (code, v) = common::verify(fa, &["--skip-failover"]);
+            assert_eq!(
+                code,
+                0,
+                "A does not verify after B's destroy:\n{}",
+                common::reasons(&v)
+            );
+        }
+        b
     }
 
-    // The other order: B again, then A destroyed first, B last. B recorded
-    // A's originals for the keys A set, so the last destroy restores them.
-    expect(&run_b(&["apply", "--yes"]), 0, "apply B again");
-    let out = expect(&run_a(&["destroy", "--yes"]), 0, "destroy A");
-    assert!(out.contains("destroy summary"), "{out}");
-    assert!(
-        out.contains(&format!(
-            "kept net.ipv4.conf.all.arp_ignore=1: cluster {b_name} still sets it"
-        )),
-        "{out}"
-    );
-    for r in rs {
-        assert_eq!(
-            on(lab, &r.name, ARP),
-            suppressed,
-            "{}: after destroy A",
-            r.name
+    /// The other order: B again, then A destroyed first, B last. B recorded
+    /// A's originals for the keys A set, so the last destroy restores them.
+    fn outlives(
+        self,
+        lab: &Lab,
+        spec: &lvsup::config::ClusterSpec,
+        run_a: &dyn Fn(&[&str]) -> Output,
+    ) {
+        expect(&self.run_rs(spec, &["apply", "--yes"]), 0, "apply B again");
+        let out = expect(&run_a(&["destroy", "--yes"]), 0, "destroy A");
+        assert!(out.contains("destroy summary"), "{out}");
+        assert!(
+            out.contains(&format!(
+                "kept net.ipv4.conf.all.arp_ignore=1: cluster {SECOND} still sets it"
+            )),
+            "{out}"
         );
+        for r in &spec.real_servers {
+            assert_eq!(
+                on(lab, &r.name, ARP),
+                SUPPRESSED,
+                "{}: after destroy A",
+                r.name
+            );
+        }
+        expect(&self.run_rs(spec, &["destroy", "--yes"]), 0, "destroy B");
     }
-    expect(&run_b(&["destroy", "--yes"]), 0, "destroy B");
 }
