@@ -98,13 +98,15 @@ fn recorded_hosts_are_planned_through_the_fake_ssh() {
     );
 }
 
-/// Issue 14 item 5: a facts header announcing 2^64-1 bytes panicked the
-/// parser (overflow, slice index). Now: an error naming node2 and the step,
+/// Issue 14 item 5: a facts file size of 2^64-1 bytes panicked the parser
+/// (overflow, slice index). Now: an error naming node2 and the step,
 /// the other host still planned, exit 1 (a host could not be planned).
 #[test]
 fn a_crafted_facts_header_is_an_error_naming_the_host() {
-    let o = plan_with_node2("printf '### os\\nLinux\\n### file 18446744073709551615 /x\\nabc\\n'");
-    node2_failed_gathering_facts(&o, "bad file header \"### file 18446744073709551615 /x\"");
+    let o = plan_with_node2(
+        "printf '### os\\nLinux\\n### file-sizes\\n18446744073709551615 /x\\n### file-contents\\nabc\\n'",
+    );
+    node2_failed_gathering_facts(&o, "bad file size line \"18446744073709551615 /x\"");
 }
 
 /// `plan` exited 1 without a panic, node2's facts failed with `why` named

@@ -53,7 +53,7 @@ const HOSTILE_TEXT: &[&str] = &[
     "[[",
     "\"\"\"",
     "include /dev/zero",
-    "### file 18446744073709551615 /x\n",
+    "### file-sizes\n18446744073709551615 /x\n### file-contents\n",
 ];
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {

@@ -73,6 +73,8 @@ fn director_with(d: &DesiredCluster, host: &str, how: Director) -> String {
         let _ = writeln!(s, "{}={}", k.key, k.value);
     }
     s.push_str("### modules\nip_vs loaded\nip_vs_rr loaded\n");
+    let mut sizes = String::from("### file-sizes\n");
+    let mut contents = String::from("### file-contents\n");
     for f in &want.files {
         let mut content = f.content.clone();
         if how == Director::Drifted && f.path.ends_with("director.toml") {
@@ -84,11 +86,17 @@ fn director_with(d: &DesiredCluster, host: &str, how: Director) -> String {
         if how == Director::VrrpEdited && f.path.ends_with("director.toml") {
             content = content.replace("\npeers = ", "\nsync_daemon = true\npeers = ");
         }
-        let _ = write!(s, "### file {} {}\n{}\n", content.len(), f.path, content);
+        let _ = writeln!(sizes, "{} {}", content.len(), f.path);
+        contents.push_str(&content);
     }
+    s.push_str(&sizes);
+    s.push_str(&contents);
+    s.push('\n');
     let _ = write!(
         s,
-        "### binary\n{SHA}\n### units\nlvsup-director-web.service enabled active\nlvsup-realserver-web.service  inactive\n"
+        "### binary\n{SHA}\n### units\n\
+         Id=lvsup-director-web.service\nActiveState=active\nUnitFileState=enabled\n\n\
+         Id=lvsup-realserver-web.service\nActiveState=inactive\nUnitFileState=\n"
     );
     s.push_str(
         "### ipvs\nIP Virtual Server version 1.2.1 (size=4096)\n\

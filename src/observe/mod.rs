@@ -31,13 +31,6 @@ pub fn managed_paths(cluster: &str) -> Vec<String> {
     ]
 }
 
-/// Modules whose presence the facts report.
-fn modules_of_interest(spec: &ClusterSpec) -> Vec<String> {
-    let mut m = spec.director_modules();
-    m.push("ipip".into());
-    m
-}
-
 /// The facts script for one host of `spec` (templates/scripts/facts.sh.j2).
 pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
     let cluster = &spec.name;
@@ -50,7 +43,8 @@ pub fn script(spec: &ClusterSpec, want: &HostState) -> String {
         "facts.sh.j2",
         context! {
             keys,
-            modules => modules_of_interest(spec),
+            // only the host's own: a `modprobe -n` each where not loaded
+            modules => &want.modules,
             files => managed_paths(cluster),
             units,
             bin => desired::BINARY_PATH,

@@ -153,9 +153,11 @@ pub const MAX_FILE_BYTES: usize = 4 << 20;
 /// The largest facts output parsed: a host that sends more is broken or hostile.
 pub const MAX_OUTPUT_BYTES: usize = 64 << 20;
 
-/// Split the raw output into sections; `### file N PATH` sections carry N raw
-/// bytes. Host output is untrusted: lengths are checked before any
-/// arithmetic or slicing (a header `### file 18446744073709551615 /x` once
+/// Split the raw output into sections. The files come as a `### file-sizes`
+/// block (`stat -c '%s %n'`: `N PATH` per line) and a `### file-contents`
+/// block with their bytes back to back (one `cat`), which become one
+/// `file PATH` section each. Host output is untrusted: lengths are checked
+/// before any arithmetic or slicing (a length of 18446744073709551615 once
 /// overflowed here), so bad output is an error, never a panic.
 pub(super) fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError> {
     if out.len() > MAX_OUTPUT_BYTES {
@@ -176,27 +178,16 @@ pub(super) fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError>
         let line = String::from_utf8_lossy(&out[i..end]).into_owned();
         let next = (end + 1).min(out.len());
         if let Some(head) = line.strip_prefix("### ") {
-            if let Some(rest) = head.strip_prefix("file ") {
-                let (n, path) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| FactsError::Malformed(format!("bad file header {line:?}")))?;
-                let n: usize = n
-                    .trim()
-                    .parse()
-                    .map_err(|_| FactsError::Malformed(format!("bad file length {line:?}")))?;
-                if n > MAX_FILE_BYTES || path.is_empty() {
-                    return Err(FactsError::Malformed(format!(
-                        "bad file header {line:?}: lvsup's files are at most {} MiB and have a path",
-                        MAX_FILE_BYTES >> 20
-                    )));
-                }
-                let stop = next.checked_add(n).ok_or(FactsError::Truncated)?;
-                if stop > out.len() {
-                    return Err(FactsError::Truncated);
-                }
-                res.push((format!("file {path}"), out[next..stop].to_vec()));
-                // the `echo` after the content
-                i = (stop + 1).min(out.len());
+            if head == "file-contents" {
+                let sizes = match res.pop() {
+                    Some((name, body)) if name == "file-sizes" => file_sizes(&body)?,
+                    _ => {
+                        return Err(FactsError::Malformed(
+                            "file contents without their sizes".into(),
+                        ));
+                    }
+                };
+                i = file_contents(out, next, sizes, &mut res)?;
                 continue;
             }
             if head == "end" {
@@ -213,6 +204,53 @@ pub(super) fn sections(out: &[u8]) -> Result<Vec<(String, Vec<u8>)>, FactsError>
         return Err(FactsError::Truncated);
     }
     Ok(res)
+}
+
+/// The `### file-sizes` block: `N PATH` per line, each N at most
+/// [`MAX_FILE_BYTES`].
+fn file_sizes(body: &[u8]) -> Result<Vec<(usize, String)>, FactsError> {
+    let text = String::from_utf8_lossy(body);
+    let mut sizes = Vec::new();
+    for line in text.lines() {
+        let bad = || FactsError::Malformed(format!("bad file size line {line:?}"));
+        let (n, path) = line.split_once(' ').ok_or_else(bad)?;
+        let n: usize = n.parse().map_err(|_| bad())?;
+        if n > MAX_FILE_BYTES || path.is_empty() {
+            return Err(FactsError::Malformed(format!(
+                "bad file size line {line:?}: lvsup's files are at most {} MiB and have a path",
+                MAX_FILE_BYTES >> 20
+            )));
+        }
+        sizes.push((n, path.to_string()));
+    }
+    Ok(sizes)
+}
+
+/// Cut the bytes from `start` into the files of `sizes`, push them as
+/// `file PATH` sections, and return where the output goes on. The `echo`
+/// after the bytes and the next section's header must follow exactly: a
+/// file that grew, shrank or went away between `stat` and `cat` shifts them.
+fn file_contents(
+    out: &[u8],
+    start: usize,
+    sizes: Vec<(usize, String)>,
+    res: &mut Vec<(String, Vec<u8>)>,
+) -> Result<usize, FactsError> {
+    let mut at = start;
+    for (n, path) in sizes {
+        let stop = at.checked_add(n).ok_or(FactsError::Truncated)?;
+        if stop > out.len() {
+            return Err(FactsError::Truncated);
+        }
+        res.push((format!("file {path}"), out[at..stop].to_vec()));
+        at = stop;
+    }
+    if out.get(at) != Some(&b'\n') || !out[at + 1..].starts_with(b"### ") {
+        return Err(FactsError::Malformed(
+            "a file changed while it was read (its size and its bytes disagree): run again".into(),
+        ));
+    }
+    Ok(at + 1)
 }
 
 /// Parse the output of [`super::script`] for host `want` of `spec`. `local_sha256`
@@ -302,21 +340,8 @@ pub fn parse(
                 }
             }
             "units" => {
-                for l in text.lines() {
-                    let w: Vec<&str> = l.split_whitespace().collect();
-                    // `UNIT [is-enabled] is-active`: is-enabled prints nothing for a unit
-                    // without a unit file, is-active prints `inactive` for it
-                    let (state, activity) = match w.as_slice() {
-                        [_, e, a, ..] => (Some(*e), *a),
-                        [_, a] => (None, *a),
-                        _ => continue,
-                    };
-                    let active = activity == "active" || activity == "reloading";
-                    if state.is_some() || active {
-                        f.observed
-                            .units
-                            .insert(w[0].to_string(), (state == Some("enabled"), active));
-                    }
+                for (unit, enabled, active) in parse_units(&text) {
+                    f.observed.units.insert(unit, (enabled, active));
                 }
             }
             "ipvs" => {
@@ -368,6 +393,30 @@ pub fn parse(
     }
     health_weights(&mut f);
     Ok(f)
+}
+
+/// The `units` section: `systemctl show --property=Id,UnitFileState,ActiveState`,
+/// one block per unit, blank lines between. `UnitFileState` is `is-enabled`'s
+/// word (empty without a unit file), `ActiveState` `is-active`'s. A unit
+/// without a unit file that is not running is left out (not on the host).
+fn parse_units(text: &str) -> Vec<(String, bool, bool)> {
+    let mut units = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut id, mut file_state, mut activity) = ("", "", "");
+        for line in block.lines() {
+            match line.split_once('=') {
+                Some(("Id", v)) => id = v.trim(),
+                Some(("UnitFileState", v)) => file_state = v.trim(),
+                Some(("ActiveState", v)) => activity = v.trim(),
+                _ => {}
+            }
+        }
+        let active = activity == "active" || activity == "reloading";
+        if !id.is_empty() && (!file_state.is_empty() || active) {
+            units.push((id.to_string(), file_state == "enabled", active));
+        }
+    }
+    units
 }
 
 /// The daemon sets a real server whose health checks fail to weight 0 in
@@ -919,10 +968,53 @@ mod tests {
 
     #[test]
     fn file_sections_are_byte_exact_even_without_a_final_newline() {
-        let out = b"### os\nLinux\n### file 5 /etc/a\nab\ncd\n### file 3 /etc/b\n###\n### end\n";
+        let out = b"### os\nLinux\n### file-sizes\n5 /etc/a\n3 /etc/b\n\
+                    ### file-contents\nab\ncd###\n### units\n### end\n";
         let s = sections(out).expect("sections");
         assert_eq!(s[1], ("file /etc/a".to_string(), b"ab\ncd".to_vec()));
         assert_eq!(s[2], ("file /etc/b".to_string(), b"###".to_vec()));
+        assert_eq!(s[3].0, "units");
+    }
+
+    /// A file that grew, shrank or vanished between `stat` and `cat`: the
+    /// bytes do not end where the sizes say, and the facts are refused.
+    #[test]
+    fn a_file_changed_between_stat_and_cat_is_an_error() {
+        for contents in ["abcd", "abcdef", "ab\n", ""] {
+            let out = format!(
+                "### os\nLinux\n### file-sizes\n5 /etc/a\n### file-contents\n{contents}\n### units\n### end\n"
+            );
+            match sections(out.as_bytes()) {
+                Err(FactsError::Malformed(m)) => assert!(m.contains("changed while"), "{m}"),
+                Err(FactsError::Truncated) if contents.is_empty() => {}
+                other => panic!("{contents:?}: {other:?}"),
+            }
+        }
+        let out = b"### os\nLinux\n### file-sizes\n5 /etc/a\n### file-contents\nabcde\n### end\n";
+        assert_eq!(sections(out).expect("sections")[1].1, b"abcde");
+    }
+
+    #[test]
+    fn file_contents_without_sizes_is_an_error() {
+        let r = sections(b"### os\nLinux\n### file-contents\nabc\n### end\n");
+        assert!(matches!(r, Err(FactsError::Malformed(m)) if m.contains("without their sizes")));
+    }
+
+    #[test]
+    fn units_come_from_systemctl_show_blocks() {
+        let text = "Id=a.service\nActiveState=active\nUnitFileState=enabled\n\n\
+                    Id=b.service\nActiveState=inactive\nUnitFileState=\n\n\
+                    Id=c.service\nUnitFileState=disabled\nActiveState=reloading\n\n\
+                    Id=d.service\nActiveState=failed\nUnitFileState=static\n";
+        assert_eq!(
+            parse_units(text),
+            vec![
+                ("a.service".to_string(), true, true),
+                ("c.service".to_string(), false, true),
+                ("d.service".to_string(), false, false),
+            ]
+        );
+        assert!(parse_units("").is_empty());
     }
 
     #[test]
@@ -972,23 +1064,28 @@ mod tests {
     fn file_length_of_usize_max_is_an_error_not_a_panic() {
         let m = malformed(parse_as(
             "lvs191",
-            &with("### file 18446744073709551615 /x\nabc\n"),
+            &with("### file-sizes\n18446744073709551615 /x\n### file-contents\nabc\n"),
         ));
-        assert!(m.contains("bad file header"), "{m}");
+        assert!(m.contains("bad file size line"), "{m}");
         assert!(m.contains("at most 4 MiB"), "{m}");
     }
 
     #[test]
     fn file_length_beyond_usize_negative_or_missing_is_an_error() {
         for header in [
-            "### file 99999999999999999999999999 /x",
-            "### file -1 /x",
-            "### file 0x10 /x",
-            "### file  /x",
-            "### file 5",
-            "### file 5 ",
+            "99999999999999999999999999 /x",
+            "-1 /x",
+            "0x10 /x",
+            " /x",
+            "5",
+            "5 ",
         ] {
-            let r = parse_as("node1", &with(&format!("{header}\nhello\n")));
+            let r = parse_as(
+                "node1",
+                &with(&format!(
+                    "### file-sizes\n{header}\n### file-contents\nhello\n"
+                )),
+            );
             assert!(
                 matches!(r, Err(FactsError::Malformed(_))),
                 "{header:?}: {:?}",
@@ -999,9 +1096,14 @@ mod tests {
 
     #[test]
     fn file_just_over_the_bound_is_an_error_and_at_the_bound_is_read() {
-        let over = format!("### file {} /x\n", MAX_FILE_BYTES + 1);
+        let over = format!(
+            "### file-sizes\n{} /x\n### file-contents\n",
+            MAX_FILE_BYTES + 1
+        );
         malformed(parse_as("node1", &with(&over)));
-        let mut out = format!("### os\nLinux\n### file {MAX_FILE_BYTES} /x\n").into_bytes();
+        let mut out =
+            format!("### os\nLinux\n### file-sizes\n{MAX_FILE_BYTES} /x\n### file-contents\n")
+                .into_bytes();
         out.extend(std::iter::repeat_n(b'a', MAX_FILE_BYTES));
         out.extend_from_slice(b"\n### end\n");
         let f = parse_as("node1", &out).expect("parses");
@@ -1012,7 +1114,7 @@ mod tests {
     fn file_longer_than_the_output_is_truncated() {
         let r = parse_as(
             "node1",
-            b"### os\nLinux\n### file 4000 /x\nshort\n### end\n",
+            b"### os\nLinux\n### file-sizes\n4000 /x\n### file-contents\nshort\n### end\n",
         );
         assert!(matches!(r, Err(FactsError::Truncated)));
     }
@@ -1191,7 +1293,7 @@ mod tests {
                     }
                     3 => {
                         let n = hostile[rng.below(hostile.len())];
-                        let h = format!("\n### file {n} /etc/x\n");
+                        let h = format!("\n### file-sizes\n{n} /etc/x\n### file-contents\n");
                         b.splice(at..at, h.into_bytes());
                     }
                     4 => {
