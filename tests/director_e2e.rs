@@ -816,7 +816,7 @@ fn director_failover_health_reload() {
     std::thread::sleep(Duration::from_millis(1000));
     link("down");
     // The daemon hears the kernel's link announcement: the VIP goes at once
-    // (the 5 s poll is only a backstop).
+    // (the 30 s poll is only a backstop).
     let took = vip_within_2s(false, "released after link down", &vip_on);
     std::thread::sleep(Duration::from_secs(6).saturating_sub(took));
     link("up");
@@ -872,7 +872,7 @@ fn director_failover_health_reload() {
     assert!(log.contains("VRRP fault"), "{log}");
 
     // 7. The VIP removed by hand on the master: put back at once, on the
-    //    kernel's address announcement (the 5 s check is only a backstop).
+    //    kernel's address announcement (the 30 s check is only a backstop).
     let o = Command::new("ip")
         .args([
             "-n",

@@ -82,6 +82,9 @@ pub enum Change {
     Link,
     /// RTM_NEWADDR / RTM_DELADDR: an IPv4 address was added or removed.
     Address,
+    /// The socket's buffer overflowed (ENOBUFS, which netlink-proto passes
+    /// on as an overrun message): announcements were lost, look at both.
+    Lost,
 }
 
 /// Link and IPv4 address changes as the kernel announces them (the
@@ -110,8 +113,11 @@ impl Changes {
                 NetlinkPayload::InnerMessage(M::NewAddress(_) | M::DelAddress(_)) => {
                     return Some(Change::Address);
                 }
-                // ENOBUFS and the like: events were lost, look at everything.
-                NetlinkPayload::Error(_) => return Some(Change::Link),
+                // ENOBUFS: announcements were lost; an error message: something
+                // went wrong on the socket. Either way, look at everything.
+                NetlinkPayload::Overrun(_) | NetlinkPayload::Error(_) => {
+                    return Some(Change::Lost);
+                }
                 _ => {}
             }
         }
@@ -277,6 +283,52 @@ fn link_of(m: &netlink_packet_route::link::LinkMessage) -> Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What netlink-proto hands on from the announcement socket → the change
+    /// the daemon acts on; a buffer overrun (announcements lost) asks for a
+    /// look at everything, not nothing.
+    #[test]
+    fn announcements_and_overruns_become_changes() {
+        use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+        use netlink_packet_route::RouteNetlinkMessage as M;
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let mut changes = Changes { rx };
+        let msg = |p: NetlinkPayload<M>| {
+            (
+                NetlinkMessage::new(NetlinkHeader::default(), p),
+                netlink_sys::SocketAddr::new(0, 0),
+            )
+        };
+        for p in [
+            NetlinkPayload::Noop,
+            NetlinkPayload::InnerMessage(M::NewLink(Default::default())),
+            NetlinkPayload::Noop,
+            NetlinkPayload::InnerMessage(M::DelAddress(Default::default())),
+            NetlinkPayload::Overrun(Vec::new()),
+        ] {
+            tx.unbounded_send(msg(p)).expect("send");
+        }
+        drop(tx);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let got: Vec<Option<Change>> = rt.block_on(async {
+            let mut v = Vec::new();
+            for _ in 0..4 {
+                v.push(changes.next().await);
+            }
+            v
+        });
+        assert_eq!(
+            got,
+            [
+                Some(Change::Link),
+                Some(Change::Address),
+                Some(Change::Lost),
+                None
+            ]
+        );
+    }
 
     fn a(index: u32, net: &str, label: Option<&str>) -> HostAddr {
         HostAddr {

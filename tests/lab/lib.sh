@@ -5,6 +5,8 @@
 #   apt_install PKG...      install the missing Debian packages (one note naming them;
 #                           `apt-get update` once, only when an install fails or a
 #                           package is unknown)
+#   qemu_system_install     install Debian 12's qemu-system-x86, with the qemu-utils
+#                           it needs (see below)
 #   with_progress LABEL MEASURE CMD...
 #                           run CMD with its output sent to stderr (or a log the
 #                           caller redirects), and while it runs print LABEL with
@@ -71,4 +73,32 @@ with_progress() { # LABEL MEASURE CMD...
         note "$label: done in $((SECONDS - start)) s"
     fi
     return "$rc"
+}
+
+# Debian 12's qemu-system-x86 (7.2) needs a qemu-utils of the same release: the
+# qemu-utils of bookworm-backports (10.x, which machines of the project's kind come
+# with) Breaks qemu-system-common << 8.0, and apt does not downgrade on its own, so a
+# plain install fails. Then this installs Debian 12's qemu-utils with it
+# (--allow-downgrades; qemu-img and qemu-nbd stay, one release older), and says so.
+# LVSUP_NO_QEMU_DOWNGRADE=1 refuses and fails instead.
+qemu_system_install() {
+    dpkg-query -W -f='${Status}' qemu-system-x86 2>/dev/null | grep -q 'install ok installed' && return 0
+    local have want
+    have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    if [ -n "$have" ]; then
+        apt_update
+        want=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
+        if [ -n "$want" ] && [ "$want" != "(none)" ] && dpkg --compare-versions "$have" gt "$want" &&
+            apt-cache madison qemu-utils | awk -F' [|] ' '{ print $2 }' | grep -qxF "$want"; then
+            [ "${LVSUP_NO_QEMU_DOWNGRADE:-0}" = 1 ] && {
+                note "qemu-utils $have is newer than Debian 12's qemu-system-x86 $want accepts, and LVSUP_NO_QEMU_DOWNGRADE=1 forbids installing qemu-utils $want"
+                return 1
+            }
+            note "qemu-utils $have (backports) blocks Debian 12's qemu-system-x86 $want: installing qemu-utils $want with it"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends \
+                --allow-downgrades qemu-system-x86 "qemu-utils=$want" >/dev/null
+            return
+        fi
+    fi
+    apt_install qemu-system-x86
 }

@@ -53,14 +53,23 @@ use self::setup::Inputs;
 
 /// How often the floating addresses are compared with what the VRRP state
 /// says (someone ran `ip addr del` on the Master, or a failed add): repaired.
-pub const ADDRESS_CHECK: Duration = Duration::from_secs(5);
+/// The kernel's address announcements trigger the same check at once
+/// ([`crate::director::addr::Changes`]), so this poll only backs them up; a
+/// lost announcement (the socket's buffer overflowed) is reported as
+/// [`Change::Lost`] and triggers it too.
+pub const ADDRESS_CHECK: Duration = Duration::from_secs(30);
 
 /// How often the VRRP interface's state is read (keepalived's FAULT state:
 /// link down → release and stop advertising; link up → start over). The
-/// daemon acts on the kernel's link and address announcements as they come
-/// ([`crate::director::addr::Changes`]); this poll only backs them up (a
-/// netlink socket whose buffer overflowed loses announcements).
-pub const LINK_CHECK: Duration = Duration::from_secs(5);
+/// daemon acts on the kernel's link announcements as they come; this poll
+/// only backs them up, like [`ADDRESS_CHECK`]. Each poll parses the whole
+/// link message: at 5 s the two polls were ~40 % of an idle daemon's
+/// user-space instructions (callgrind, 2026-12-02).
+pub const LINK_CHECK: Duration = Duration::from_secs(30);
+
+/// Both polls' period once the announcements stopped (the netlink socket
+/// failed): then they are all the daemon has.
+pub const POLL_WITHOUT_ANNOUNCEMENTS: Duration = Duration::from_secs(5);
 
 /// Options of `lvsup director run`.
 #[derive(Debug, Clone)]
@@ -165,7 +174,12 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
                 d.handle(core::Event::Timeout).await;
             }
             _ = w.addr_check.tick() => d.check_addresses().await,
-            ch = changes.next(), if w.changes_open => w.changes_open = d.on_change(ch, stopping).await,
+            ch = changes.next(), if w.changes_open => {
+                w.changes_open = d.on_change(ch, stopping).await;
+                if !w.changes_open {
+                    w.poll_often();
+                }
+            }
             _ = w.link_check.tick(), if !stopping => d.check_link().await,
             _ = w.hup.recv() => d.reload().await,
             _ = w.term.recv() => d.shutdown("SIGTERM").await,
@@ -193,13 +207,21 @@ struct Wakers {
     wd_tick: Interval,
 }
 
+fn every(period: Duration) -> Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    i
+}
+
 impl Wakers {
+    /// The announcements stopped: the polls become the only way to see a link
+    /// or address change, every [`POLL_WITHOUT_ANNOUNCEMENTS`].
+    fn poll_often(&mut self) {
+        self.link_check = every(POLL_WITHOUT_ANNOUNCEMENTS);
+        self.addr_check = every(POLL_WITHOUT_ANNOUNCEMENTS);
+    }
+
     fn new() -> anyhow::Result<Wakers> {
-        let every = |period| {
-            let mut i = tokio::time::interval(period);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        };
         let watchdog = notify::watchdog();
         if let Some(w) = watchdog {
             info!(timeout = ?w, "systemd watchdog: pinging every {:?}", notify::ping_period(w));
@@ -239,9 +261,18 @@ impl Driver {
             Some(Change::Address) => self.check_addresses().await,
             Some(Change::Link) if !stopping => self.check_link().await,
             Some(Change::Link) => {}
+            Some(Change::Lost) => {
+                warn!(
+                    "rtnetlink announcements were lost (socket buffer full): reading the link and addresses"
+                );
+                if !stopping {
+                    self.check_link().await;
+                }
+                self.check_addresses().await;
+            }
             None => {
                 warn!(
-                    "rtnetlink announcements stopped: polling the link every {LINK_CHECK:?} only"
+                    "rtnetlink announcements stopped: polling the link and addresses every {POLL_WITHOUT_ANNOUNCEMENTS:?} only"
                 );
                 return false;
             }

@@ -1,7 +1,7 @@
 //! Health probes: one task per checked (service, real server).
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::contract::director_config::HealthConfig;
 use crate::director::probe::{self, HttpProbe, Probe};
@@ -17,6 +17,16 @@ impl Driver {
         }
         self.generation += 1;
         let generation = self.generation;
+        let total: usize = self
+            .core
+            .config()
+            .services
+            .iter()
+            .filter(|s| probe_of(&s.health).is_some())
+            .map(|s| s.real_servers.len())
+            .sum();
+        let now = tokio::time::Instant::now();
+        let mut k = 0;
         for (i, s) in self.core.config().services.iter().enumerate() {
             let Some(probe) = probe_of(&s.health) else {
                 continue;
@@ -26,8 +36,10 @@ impl Driver {
                 let (interval, timeout) = (s.health.interval, s.health.timeout);
                 let tx = self.tx.clone();
                 let probe = probe.clone();
+                let first = now + first_check_offset(k, total, interval);
+                k += 1;
                 self.probes.push(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(interval);
+                    let mut tick = tokio::time::interval_at(first, interval);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         tick.tick().await;
@@ -48,6 +60,21 @@ impl Driver {
             }
         }
     }
+}
+
+/// When the `k`th of `n` probes runs its first check, after the start: the
+/// probes' first checks spread evenly over one interval, and so every check
+/// after them. All at once, 10,000 probes would connect in one burst every
+/// interval, queue behind each other on the one thread, and be late by the
+/// burst's length (keepalived starts each checker after a random part of
+/// its `delay_loop` for the same reason). The first of them runs at once.
+pub(super) fn first_check_offset(k: usize, n: usize, interval: Duration) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    // k < n, so the fraction is below 1: u128 keeps k × interval exact
+    let nanos = interval.as_nanos() * (k.min(n - 1) as u128) / (n as u128);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// The probe of a service's `[services.health]`; `None` for "none" (and
@@ -81,7 +108,6 @@ pub(super) fn probe_of(h: &HealthConfig) -> Option<Probe> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn health(check: &str) -> HealthConfig {
         HealthConfig {
@@ -99,6 +125,25 @@ mod tests {
             sni: None,
             script: None,
         }
+    }
+
+    /// First checks spread over one interval: the first at once, none as
+    /// late as a whole interval, evenly apart; none past the interval for an
+    /// index out of range.
+    #[test]
+    fn first_checks_spread_over_one_interval() {
+        let i = Duration::from_secs(1);
+        let offsets: Vec<Duration> = (0..4).map(|k| first_check_offset(k, 4, i)).collect();
+        assert_eq!(
+            offsets,
+            [0, 250, 500, 750].map(Duration::from_millis).to_vec()
+        );
+        assert_eq!(first_check_offset(0, 1, i), Duration::ZERO);
+        assert_eq!(first_check_offset(0, 0, i), Duration::ZERO);
+        assert!(first_check_offset(9, 4, i) < i);
+        let n = 10_000;
+        let last = first_check_offset(n - 1, n, Duration::from_secs(3600));
+        assert!(last < Duration::from_secs(3600) && last > Duration::from_secs(3599));
     }
 
     /// director.toml's `[services.health]` → the probe the task runs.
