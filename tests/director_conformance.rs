@@ -391,7 +391,7 @@ fn run_case(input: &str) -> String {
                 nat: cfg.nat.as_ref().map(|_| "eth1".to_string()),
             };
             let loaded = Loaded {
-                cfg,
+                cfg: std::sync::Arc::new(cfg),
                 sha256: "sha-0".into(),
                 loaded_at: SystemTime::UNIX_EPOCH,
             };
@@ -520,7 +520,7 @@ fn run_case(input: &str) -> String {
                     let mut new = cfg.clone();
                     apply(&mut new, args);
                     Ok(Box::new(Loaded {
-                        cfg: new,
+                        cfg: std::sync::Arc::new(new),
                         sha256: format!("sha-{t}"),
                         loaded_at: SystemTime::UNIX_EPOCH,
                     }))

@@ -41,6 +41,7 @@ pub mod health;
 pub mod status;
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
@@ -61,7 +62,10 @@ use self::health::RsState;
 /// A config file as loaded (the daemon reads it; the core keeps it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
-    pub cfg: DirectorConfig,
+    /// Shared: every health change hands the config to the reconcile task,
+    /// and a copy of 10,000 real servers per change was the daemon's largest
+    /// cost per check at scale.
+    pub cfg: Arc<DirectorConfig>,
     pub sha256: String,
     pub loaded_at: SystemTime,
 }
@@ -303,6 +307,11 @@ impl Director {
 
     pub fn config(&self) -> &DirectorConfig {
         &self.loaded.cfg
+    }
+
+    /// The config in force, shared (no copy).
+    pub fn config_shared(&self) -> Arc<DirectorConfig> {
+        Arc::clone(&self.loaded.cfg)
     }
 
     pub fn loaded(&self) -> &Loaded {

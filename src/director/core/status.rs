@@ -213,7 +213,7 @@ forward = "route"
 
     fn loaded(cfg: DirectorConfig, sha: &str) -> Loaded {
         Loaded {
-            cfg,
+            cfg: std::sync::Arc::new(cfg),
             sha256: sha.into(),
             loaded_at: SystemTime::UNIX_EPOCH,
         }

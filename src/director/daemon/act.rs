@@ -77,7 +77,7 @@ impl Driver {
             Action::Reconcile { trigger, dropped } => {
                 if let Some(tx) = &self.recon_tx {
                     tx.send_replace(Some(ReconInput {
-                        cfg: self.core.config().clone(),
+                        cfg: self.core.config_shared(),
                         health: self.core.health_matrix(),
                         trigger,
                         dropped,

@@ -22,7 +22,7 @@ pub const PERIODIC_RECONCILE: Duration = Duration::from_secs(30);
 /// What the reconcile task works from.
 #[derive(Debug, Clone)]
 pub(super) struct ReconInput {
-    pub cfg: DirectorConfig,
+    pub cfg: Arc<DirectorConfig>,
     pub health: Vec<Vec<Health>>,
     pub trigger: &'static str,
     /// Services a reload removed from the config: delete them.

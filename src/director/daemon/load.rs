@@ -25,7 +25,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     })?;
     check(&cfg).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(Loaded {
-        cfg,
+        cfg: std::sync::Arc::new(cfg),
         sha256: crate::contract::sha256_hex(&bytes),
         loaded_at: SystemTime::now(),
     })
