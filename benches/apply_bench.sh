@@ -9,6 +9,8 @@
 #
 #   benches/apply_bench.sh 10 50 200         # N values (default: 10 50)
 #   BENCH_REPS=3                             # repetitions per N (default 3)
+#   BENCH_TOOLS="lvsup ansible"              # which tools run (default both; "lvsup" alone
+#                                            # gives no ratio, only lvsup's own figures)
 #   BENCH_OUT=FILE                           # raw results, one JSON line each (default:
 #                                            # a new /tmp/lvsup-apply-bench.*/results.jsonl)
 #   LVSUP=PATH                               # the lvsup to time (default: target/release/lvsup,
@@ -23,10 +25,11 @@
 # (`--target` each): the directors need ip_vs. Both tools use the lab's ssh_config
 # (the same key exchange, see docs/guide/live.md "Many hosts") and 16 hosts at a time
 # (lvsup --parallel 16, Ansible forks 16, pipelining, ControlPersist). Traffic stays in
-# the lab's own namespaces. Tables: benches/report FILE.jsonl.
+# the lab's own namespaces. Tables: tools/bench-report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${BENCH_REPS:-3}
+TOOLS=" ${BENCH_TOOLS:-lvsup ansible} "
 ANSIBLE=${ANSIBLE:-/tmp/ansible-venv/bin/ansible-playbook}
 NO_KERNEL=${LVSUP_NO_KERNEL:-$([ -e /proc/net/ip_vs ] && echo 0 || echo 1)}
 PAR=16
@@ -35,7 +38,7 @@ if [ -z "${LVSUP:-}" ]; then
   LVSUP=target/release/lvsup
 fi
 [ -x /usr/bin/time ] || { echo "apply_bench: needs GNU time (/usr/bin/time, Debian's time)" >&2; exit 1; }
-[ -x "$ANSIBLE" ] || { echo "apply_bench: no ansible-playbook at $ANSIBLE (see the header)" >&2; exit 1; }
+[[ $TOOLS != *" ansible "* ]] || [ -x "$ANSIBLE" ] || { echo "apply_bench: no ansible-playbook at $ANSIBLE (see the header)" >&2; exit 1; }
 work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)  # kept: every tool's log per N and repetition
 OUT=${BENCH_OUT:-$work/results.jsonl}
 status=0
@@ -64,7 +67,7 @@ record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
 
 {
   echo "# benches/apply_bench.sh, $(date -u +%F)"
-  echo "# command: BENCH_REPS=$REPS benches/apply_bench.sh ${*}"
+  echo "# command: BENCH_REPS=$REPS BENCH_TOOLS=\"${TOOLS# }\" benches/apply_bench.sh ${*}"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
   echo "# lvsup: $LVSUP ($("$LVSUP" --version 2>/dev/null)), ansible: $("$ANSIBLE" --version 2>/dev/null | head -1)"
   echo "# machine: $(nproc)-core $(uname -m), kernel $(uname -r), ip_vs: $([ "$NO_KERNEL" = 1 ] && echo 'no (real servers only)' || echo yes)"
@@ -154,6 +157,7 @@ EOF
          ANSIBLE_FORKS=$PAR ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True
 
   for rep in $(seq 1 "$REPS"); do
+    if [[ $TOOLS == *" lvsup "* ]]; then
     log "N=$N rep $rep/$REPS: lvsup"
     # lvsup: plan (exit 2: changes), apply, plan (exit 0: converged), apply (no-op).
     lv=("$LVSUP" -f "$f" "${targets[@]}" --parallel "$PAR")
@@ -169,7 +173,9 @@ EOF
     record lvsup "$N" "$rep" apply_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
     "${lv[@]}" destroy --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
     clean_hosts "$cfg" "$name" "$vip" "$N"
+    fi
 
+    [[ $TOOLS == *" ansible "* ]] || continue
     log "N=$N rep $rep/$REPS: ansible"
     alog=$work/ansible-$N-$rep.log
     timed "$alog" "$ANSIBLE" -i "$work/inventory" "$work/play.yml"
