@@ -77,10 +77,12 @@ with_progress() { # LABEL MEASURE CMD...
 
 # Debian 12's qemu-system-x86 (7.2) needs a qemu-utils of the same release: the
 # qemu-utils of bookworm-backports (10.x, which machines of the project's kind come
-# with) Breaks qemu-system-common << 8.0, and apt does not downgrade on its own, so a
-# plain install fails. Then this installs Debian 12's qemu-utils with it
-# (--allow-downgrades; qemu-img and qemu-nbd stay, one release older), and says so.
-# LVSUP_NO_QEMU_DOWNGRADE=1 refuses and fails instead.
+# with) Breaks qemu-system-common << 8.0, and apt does not downgrade on its own: a
+# plain `apt-get install -y qemu-system-x86` silently REMOVES qemu-utils (qemu-img,
+# qemu-nbd; the Vagrant box build needs qemu-img). This installs Debian 12's qemu-utils
+# with it instead (--allow-downgrades; the tools stay, one release older), and says so.
+# LVSUP_NO_QEMU_DOWNGRADE=1 refuses and fails instead. Tried in a fresh Debian 12
+# chroot with backports' qemu-utils (2026-12-02).
 qemu_system_install() {
     dpkg-query -W -f='${Status}' qemu-system-x86 2>/dev/null | grep -q 'install ok installed' && return 0
     local have want
