@@ -23,9 +23,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
-use lvsup::contract::status::CheckRecord;
 use lvsup::director::config::DirectorConfig;
 use lvsup::director::core::found::HostAddress;
+use lvsup::director::core::health::Check;
 use lvsup::director::core::{Action, Director, Event, Interfaces, Loaded, Removal};
 use lvsup::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
 
@@ -476,8 +476,8 @@ fn run_case(input: &str) -> String {
                 Event::Probe {
                     svc: args[0].parse().expect("svc"),
                     rs: args[1].parse().expect("rs"),
-                    record: CheckRecord {
-                        at: format!("t+{t}ms"),
+                    record: Check {
+                        at: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(t),
                         ok,
                         detail: match args[2] {
                             "ok" => "HTTP 200",

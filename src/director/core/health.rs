@@ -3,9 +3,10 @@
 //! rule that carries health over a reload.
 
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use crate::contract::director_config::DirectorConfig;
-use crate::contract::status::CheckRecord;
+use crate::contract::status::{self, CheckRecord};
 use crate::health::damping::{Damper, Health};
 
 /// Key under which a real server's health survives a reload: same service,
@@ -24,12 +25,41 @@ pub struct RsKey {
     pub path: Option<String>,
 }
 
+/// A check's result as the core keeps it. The time stays a `SystemTime`
+/// until a status is asked for ([`Check::record`]): formatting it as RFC
+/// 3339 text for every check was ~6 % of the daemon's user-space
+/// instructions per check (callgrind, 2026-12-02), for a status nobody read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub at: SystemTime,
+    pub ok: bool,
+    /// "connected", "HTTP 200", "connection refused", "timeout after 3s", ...
+    pub detail: String,
+    pub duration_ms: u64,
+    /// The probe could not run on the director (no socket): not counted
+    /// for or against the real server.
+    pub inconclusive: bool,
+}
+
+impl Check {
+    /// The status document's form.
+    pub fn record(&self) -> CheckRecord {
+        CheckRecord {
+            at: status::timestamp(self.at),
+            ok: self.ok,
+            detail: self.detail.clone(),
+            duration_ms: self.duration_ms,
+            inconclusive: self.inconclusive,
+        }
+    }
+}
+
 /// One real server of one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsState {
     pub key: RsKey,
     pub damper: Damper,
-    pub last: Option<CheckRecord>,
+    pub last: Option<Check>,
     pub flips: u64,
 }
 

@@ -48,7 +48,7 @@ use ipnet::Ipv4Net;
 use tracing::{debug, error, info, warn};
 
 use crate::contract::director_config::{DirectorConfig, restart_needed};
-use crate::contract::status::{CheckRecord, ReloadStatus};
+use crate::contract::status::ReloadStatus;
 use crate::director::table;
 use crate::health::damping::Health;
 use crate::ipvs::{DaemonState, ServiceId};
@@ -122,7 +122,7 @@ pub enum Event {
     Probe {
         svc: usize,
         rs: usize,
-        record: CheckRecord,
+        record: health::Check,
     },
     /// The VRRP interface's state as read now (announcement or poll).
     Link { up: bool },
@@ -565,7 +565,7 @@ impl Director {
         now: Instant,
         i: usize,
         j: usize,
-        record: CheckRecord,
+        record: health::Check,
         out: &mut Vec<Action>,
     ) {
         let Some(st) = self.rs.get_mut(i).and_then(|v| v.get_mut(j)) else {

@@ -143,7 +143,8 @@ impl Director {
                         health: h.to_string(),
                         weight: r.weight,
                         effective_weight: weight(r, h),
-                        last_check: st.and_then(|x| x.last.clone()),
+                        last_check: st
+                            .and_then(|x| x.last.as_ref().map(super::health::Check::record)),
                         flips: st.map_or(0, |x| x.flips),
                         kernel: None,
                         drain: r.drain,
@@ -220,8 +221,8 @@ forward = "route"
     }
 
     fn probe(d: &mut Director, now: Instant, rs: usize, ok: bool) {
-        let record = crate::contract::status::CheckRecord {
-            at: "t".into(),
+        let record = super::super::health::Check {
+            at: SystemTime::UNIX_EPOCH,
             ok,
             detail: "d".into(),
             duration_ms: 1,

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Interval;
 use tracing::{error, info, warn};
 
-use crate::contract::status::{self, CheckRecord, ReconcileStatus, Status, VrrpCounters};
+use crate::contract::status::{self, ReconcileStatus, Status, VrrpCounters};
 use crate::director::addr::{Addrs, Change, Changes, Link};
 use crate::director::core::{self as core, Action, Director, Phase};
 use crate::director::net::VrrpSocket;
@@ -370,8 +370,8 @@ impl Driver {
                 result: r,
                 at,
             } if generation == self.generation => {
-                let record = CheckRecord {
-                    at: status::timestamp(at),
+                let record = core::health::Check {
+                    at,
                     ok: r.ok,
                     detail: r.detail,
                     duration_ms: r.took.as_millis() as u64,
