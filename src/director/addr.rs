@@ -287,8 +287,8 @@ mod tests {
     /// What netlink-proto hands on from the announcement socket → the change
     /// the daemon acts on; a buffer overrun (announcements lost) asks for a
     /// look at everything, not nothing.
-    #[test]
-    fn announcements_and_overruns_become_changes() {
+    #[tokio::test]
+    async fn announcements_and_overruns_become_changes() {
         use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
         use netlink_packet_route::RouteNetlinkMessage as M;
         let (tx, rx) = futures::channel::mpsc::unbounded();
@@ -309,16 +309,10 @@ mod tests {
             tx.unbounded_send(msg(p)).expect("send");
         }
         drop(tx);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let got: Vec<Option<Change>> = rt.block_on(async {
-            let mut v = Vec::new();
-            for _ in 0..4 {
-                v.push(changes.next().await);
-            }
-            v
-        });
+        let mut got: Vec<Option<Change>> = Vec::new();
+        for _ in 0..4 {
+            got.push(changes.next().await);
+        }
         assert_eq!(
             got,
             [
