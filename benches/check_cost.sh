@@ -80,7 +80,9 @@ measure() { # NAME CONFIG: prints the window's Ir
     awk '/^summary:/ { print $2 }' "$dir/callgrind.out.$pid.1"
 }
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+')
-meta="\"label\": \"${BENCH_LABEL:-$commit}\", \"commit\": \"$commit\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\""
+# commit: this checkout's; binary: what was measured (BIN may be another commit's build:
+# BENCH_LABEL then says which).
+meta="\"label\": \"${BENCH_LABEL:-$commit}\", \"commit\": \"$commit\", \"binary\": \"$BIN\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\""
 cluster "$SERVICES" tcp >"$W/checks.toml"
 render_director_toml "$W/checks.toml" d1 "$W/checks-d1.toml"
 cluster 1 none >"$W/idle.toml"
