@@ -6,6 +6,7 @@
 #
 #   sudo bash benches/scale_bench.sh
 #   SCALE_SERVICES=100 SCALE_RS=10 BENCH_IDLE=30 sudo -E bash benches/scale_bench.sh   # smaller
+#   BENCH_REPS=3                     # repetitions (default 1): lvsup, keepalived, lvsup, …
 #
 # Builds target/release/lvsup and the tcp_sink example, then runs here if this kernel has
 # ip_vs, else re-executes itself inside the lab VM (tests/lab/in-vm). Two network
@@ -38,6 +39,7 @@ cd "$(dirname "$0")/.."
 SERVICES=${SCALE_SERVICES:-1000}
 RS=${SCALE_RS:-10}
 IDLE=${BENCH_IDLE:-60}
+REPS=${BENCH_REPS:-1}
 FIRST_PORT=10001
 LVSUP=$PWD/target/release/lvsup
 SINK=$PWD/target/release/examples/tcp_sink
@@ -51,14 +53,16 @@ if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
     fi
     BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/lvsup-scale-bench.XXXXXX)/results.jsonl}
     mkdir -p "$(dirname "$BENCH_OUT")"
-    export LVSUP_SCALE_BENCH_INNER=1 BENCH_OUT SCALE_SERVICES=$SERVICES SCALE_RS=$RS BENCH_IDLE=$IDLE
+    # the commit measured, read here: inside the VM the checkout is another user's (9p)
+    BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+')
+    export LVSUP_SCALE_BENCH_INNER=1 BENCH_OUT SCALE_SERVICES=$SERVICES SCALE_RS=$RS BENCH_IDLE=$IDLE BENCH_REPS=$REPS BENCH_COMMIT
     if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
         exec bash "$0"
     fi
     export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     out_dir=$(dirname "$BENCH_OUT")
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS BENCH_IDLE BENCH_DAEMONS" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT" exec tests/lab/in-vm bash "$0"
 fi
 
 NS_D=lvsup-scale-d NS_R=lvsup-scale-r
@@ -69,7 +73,11 @@ LAST_PORT=$((FIRST_PORT + SERVICES - 1))
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-emit() { echo "$1" | tee -a "$BENCH_OUT"; }
+# every result also says which repetition, commit, machine and load (the load average when
+# it was written: other work on the machine shows there)
+emit() {
+    echo "${1%\}}, \"rep\": $rep, \"commit\": \"${BENCH_COMMIT:-unknown}\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$BENCH_OUT"
+}
 
 cleanup() {
     [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
@@ -81,7 +89,7 @@ trap cleanup EXIT
 
 {
     echo "# benches/scale_bench.sh, $(date -u +%F): $SERVICES services x $RS real servers, idle window $IDLE s"
-    echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "# commit: ${BENCH_COMMIT:-unknown}; repetitions: $REPS"
     echo "# keepalived: $(keepalived --version 2>&1 | head -1); machine: $(nproc) CPUs, kernel $(uname -r)"
 } >&2
 
@@ -193,6 +201,7 @@ wait_until() { # LIMIT_S CMD... (polls every 200 ms; returns 1 on timeout)
 }
 all_up() { read -r n m u <<<"$(ipvs_count)"; [ "$n" = "$SERVICES" ] && [ "$m" = $((SERVICES * RS)) ] && [ "$u" = "$m" ]; }
 
+for rep in $(seq 1 "$REPS"); do
 for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     conf=$W/d1.toml plus=$W/d1-plus.toml
     [ "$daemon" = keepalived ] && conf=$W/ka.conf plus=$W/ka-plus.conf
@@ -248,5 +257,6 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"reload\", \"service_s\": $(secs "$t0" "$t1"), \"all_up_s\": $(secs "$t0" "$t2"), \"ok\": $ok}"
     cp "$W"/*.log "$(dirname "$BENCH_OUT")/" 2>/dev/null || true
     stop_daemon
+done
 done
 log "raw results: $BENCH_OUT"
