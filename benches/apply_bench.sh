@@ -42,6 +42,7 @@ fi
 work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)  # kept: every tool's log per N and repetition
 OUT=${BENCH_OUT:-$work/results.jsonl}
 status=0
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+')
 
 now() { date +%s.%N; }
 # Run CMD with its output in OUT. RC: its exit status; WALL: its wall time (s);
@@ -59,8 +60,9 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 log() { echo "[$(date +%T)] $*" >&2; }
 record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
   local line
-  line=$(printf '{"bench": "apply", "tool": "%s", "n": %s, "rep": %s, "phase": "%s", "s": %s, "ok": %s%s}' \
-    "$1" "$2" "$3" "$4" "$5" "$6" "${7:+, $7}")
+  # with the commit and the load average when the result was written (other work shows there)
+  line=$(printf '{"bench": "apply", "tool": "%s", "n": %s, "rep": %s, "phase": "%s", "s": %s, "ok": %s%s, "commit": "%s", "load": "%s"}' \
+    "$1" "$2" "$3" "$4" "$5" "$6" "${7:+, $7}" "$COMMIT" "$(cut -d' ' -f1-3 /proc/loadavg)")
   echo "$line" | tee -a "$OUT"
   [ "$6" = true ] || status=1
 }
