@@ -162,18 +162,19 @@ EOF
     if [[ $TOOLS == *" lvsup "* ]]; then
     log "N=$N rep $rep/$REPS: lvsup"
     # lvsup: plan (exit 2: changes), apply, plan (exit 0: converged), apply (no-op).
-    lv=("$LVSUP" -f "$f" "${targets[@]}" --parallel "$PAR")
-    timed "$work/plan.log" "${lv[@]}" plan --detailed-exitcode
+    # the subcommand first, then its options (lvsup's command line since its redesign)
+    lv=(-f "$f" "${targets[@]}" --parallel "$PAR")
+    timed "$work/plan.log" "$LVSUP" plan "${lv[@]}" --detailed-exitcode
     record lvsup "$N" "$rep" plan_cold "$WALL" "$([ "$RC" = 2 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
-    timed "$work/apply-$N-$rep.log" "${lv[@]}" apply --yes
+    timed "$work/apply-$N-$rep.log" "$LVSUP" apply "${lv[@]}" --yes
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
     record lvsup "$N" "$rep" apply_cold "$WALL" "$([ "$RC" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"hosts_failing_check\": $bad"
-    timed /dev/null "${lv[@]}" plan --detailed-exitcode
+    timed /dev/null "$LVSUP" plan "${lv[@]}" --detailed-exitcode
     record lvsup "$N" "$rep" plan_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
-    timed "$work/apply2.log" "${lv[@]}" apply --yes
+    timed "$work/apply2.log" "$LVSUP" apply "${lv[@]}" --yes
     grep -q "Nothing to apply" "$work/apply2.log" || RC=99
     record lvsup "$N" "$rep" apply_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
-    "${lv[@]}" destroy --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
+    "$LVSUP" destroy "${lv[@]}" --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
     clean_hosts "$cfg" "$name" "$vip" "$N"
     fi
 
