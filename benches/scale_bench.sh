@@ -7,6 +7,9 @@
 #   sudo bash benches/scale_bench.sh
 #   SCALE_SERVICES=100 SCALE_RS=10 BENCH_IDLE=30 sudo -E bash benches/scale_bench.sh   # smaller
 #   BENCH_REPS=3                     # repetitions (default 1): lvsup, keepalived, lvsup, …
+#   BENCH_STRACE=1                   # after the steady window, a second one of BENCH_IDLE s under
+#                                    # `strace -c -f`: system calls per check (strace slows the
+#                                    # daemon, so that window gives no CPU figure)
 #
 # Builds target/release/lvsup and the tcp_sink example, then runs here if this kernel has
 # ip_vs, else re-executes itself inside the lab VM (tests/lab/in-vm). Two network
@@ -62,7 +65,7 @@ if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
     export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     out_dir=$(dirname "$BENCH_OUT")
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE" exec tests/lab/in-vm bash "$0"
 fi
 
 NS_D=lvsup-scale-d NS_R=lvsup-scale-r
@@ -224,6 +227,20 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     hz=$(getconf CLK_TCK)
     cpu=$(awk -v a="$a" -v b="$b" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
     emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+
+    if [ "${BENCH_STRACE:-0}" = 1 ]; then
+        log "$daemon: system calls over $IDLE s (strace -c -f)"
+        sargs=(); for p in "${pids[@]}"; do for t in /proc/"$p"/task/*; do sargs+=(-p "${t##*/}"); done; done  # every thread
+        kill -USR1 "$SINK_PID"
+        timeout -s INT "$IDLE" strace -c -f -o "$W/strace-$daemon.txt" "${sargs[@]}" 2>/dev/null || true
+        kill -USR2 "$SINK_PID"; sleep 1
+        checks=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["checks"])' "$W/sink.json")
+        # strace -c's last line: "100.00 SECONDS USECS/CALL CALLS [ERRORS] total"
+        calls=$(awk '$NF == "total" { print $4 }' "$W/strace-$daemon.txt")
+        top=$(awk '/^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+/ && $NF != "total" { print $4, $NF }' "$W/strace-$daemon.txt" | sort -rn | head -8 | awk '{ printf "%s\"%s\": %s", (NR > 1 ? ", " : ""), $2, $1 }')
+        emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"syscalls\", \"calls\": ${calls:-0}, \"checks\": ${checks:-0}, \"per_check\": $(awk -v c="${calls:-0}" -v n="${checks:-0}" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }'), \"top\": {$top}, \"window_s\": $IDLE, \"ok\": $([ "${checks:-0}" -gt 0 ] && [ "${calls:-0}" -gt 0 ] && echo true || echo false)}"
+        cp "$W/strace-$daemon.txt" "$(dirname "$BENCH_OUT")/" 2>/dev/null || true
+    fi
 
     log "$daemon: real server 10.79.1.1 refuses connections"
     rs_hex=$(hex_ip 10.79.1.1)
