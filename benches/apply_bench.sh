@@ -42,7 +42,9 @@ fi
 work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)  # kept: every tool's log per N and repetition
 OUT=${BENCH_OUT:-$work/results.jsonl}
 status=0
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+')
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+COMMIT=$(bench_commit)
 
 now() { date +%s.%N; }
 # Run CMD with its output in OUT. RC: its exit status; WALL: its wall time (s);
@@ -70,7 +72,7 @@ record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
 {
   echo "# benches/apply_bench.sh, $(date -u +%F)"
   echo "# command: BENCH_REPS=$REPS BENCH_TOOLS=\"${TOOLS# }\" benches/apply_bench.sh ${*}"
-  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
+  echo "# commit: $COMMIT ('+': src/ differs from it)"
   echo "# lvsup: $LVSUP ($("$LVSUP" --version 2>/dev/null)), ansible: $("$ANSIBLE" --version 2>/dev/null | head -1)"
   echo "# machine: $(nproc)-core $(uname -m), kernel $(uname -r), ip_vs: $([ "$NO_KERNEL" = 1 ] && echo 'no (real servers only)' || echo yes)"
   echo "# load at start: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -79,7 +79,7 @@ measure() { # NAME CONFIG: prints the window's Ir
     sleep 2
     awk '/^summary:/ { print $2 }' "$dir/callgrind.out.$pid.1"
 }
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+')
+commit=$(bench_commit)
 # commit: this checkout's; binary: what was measured (BIN may be another commit's build:
 # BENCH_LABEL then says which).
 meta="\"label\": \"${BENCH_LABEL:-$commit}\", \"commit\": \"$commit\", \"binary\": \"$BIN\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\""

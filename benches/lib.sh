@@ -13,3 +13,10 @@ sys.stdout.write("".join(l[1:] + "\n" for l in c["diff"].splitlines()[3:] if l.s
 ' "$2" >"$3"
     grep -q '^advert_interval' "$3" || { echo "rendering director.toml for $2 failed" >&2; exit 1; }
 }
+
+# The commit a bench measures, for its results: HEAD's short hash, with "+" when the product
+# code (src/) differs from it. Docs, benches and tests edited beside a run do not change what
+# is measured, so they do not mark it.
+bench_commit() {
+    echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+')"
+}

@@ -57,7 +57,9 @@ if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
     BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/lvsup-scale-bench.XXXXXX)/results.jsonl}
     mkdir -p "$(dirname "$BENCH_OUT")"
     # the commit measured, read here: inside the VM the checkout is another user's (9p)
-    BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+')
+    # shellcheck source=benches/lib.sh
+    . benches/lib.sh
+    BENCH_COMMIT=$(bench_commit)
     export LVSUP_SCALE_BENCH_INNER=1 BENCH_OUT SCALE_SERVICES=$SERVICES SCALE_RS=$RS BENCH_IDLE=$IDLE BENCH_REPS=$REPS BENCH_COMMIT
     if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
         exec bash "$0"
