@@ -19,14 +19,18 @@
 # containers: only the daemon, the kernel and the sink.
 #
 # Both daemons: VRRP alone on the segment (they become master and hold the VIP), every
-# service rr, DR, TCP check every 1 s with a 500 ms timeout, fall 3, rise 2 (keepalived:
-# delay_loop 1, connect_timeout 0.5, retry 2, delay_before_retry 1). lvsup runs with the
-# director.toml `lvsup apply` renders for that cluster file.
+# service rr, DR, TCP check every 1 s with a 500 ms timeout, fall 3, rise 1 (keepalived:
+# delay_loop 1, connect_timeout 0.5, retry 2, delay_before_retry 1). rise 1 because
+# keepalived has no rise: one passed check brings a real server back; lvsup's default
+# (rise 2) would add one interval to "back". lvsup runs with the director.toml
+# `lvsup apply` renders for that cluster file.
 #
 # Measured, per daemon:
 #   ready_s      start → every destination in IPVS with weight > 0
 #   cpu_pct      utime + stime of all the daemon's processes over BENCH_IDLE s (default 60),
-#                % of one core; pss_kb (summed over the processes), rss_kb
+#                % of one core (user_pct and sys_pct apart; machine_busy_pct: the whole
+#                machine's, sink and softirq included, machine_softirq_pct of it); pss_kb
+#                (summed over the processes), rss_kb
 #   interval_*   the real check interval per destination, from the sink's side: p50, p99
 #                and max of the time between two checks of the same destination (1000 ms
 #                is on time; jitter is the distance from it)
@@ -121,7 +125,7 @@ sleep 2
 cluster_toml() { # SERVICES
     printf '[cluster]\nname = "scale"\nvip = "%s"\nmode = "dr"\nvrid = %s\ninterface = "eth0"\n\n' "$VIP" "$VRID"
     for i in $(seq 0 $(($1 - 1))); do
-        printf '[[services]]\nport = %d\nscheduler = "rr"\n[services.health]\ncheck = "tcp"\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\nrise = 2\n\n' $((FIRST_PORT + i))
+        printf '[[services]]\nport = %d\nscheduler = "rr"\n[services.health]\ncheck = "tcp"\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\nrise = 1\n\n' $((FIRST_PORT + i))
     done
     printf '[[directors]]\nname = "d1"\naddress = "10.79.0.1/16"\npriority = 150\n\n'
     for j in $(seq 1 "$RS"); do
@@ -174,13 +178,17 @@ stop_daemon() {
     ip netns exec "$NS_D" ipvsadm -C
     ip -n "$NS_D" addr del "$VIP/32" dev eth0 2>/dev/null || true
 }
-ticks() { # utime + stime of the given pids, in clock ticks
-    local t=0 p
+ticks() { # "UTIME STIME" of the given pids, in clock ticks
+    local u=0 s=0 p a b
     for p in "$@"; do
         [ -r "/proc/$p/stat" ] || continue
-        t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+        read -r a b < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$p/stat")
+        u=$((u + a)) s=$((s + b))
     done
-    echo "$t"
+    echo "$u $s"
+}
+machine_ticks() { # "BUSY SOFTIRQ" of the whole machine (/proc/stat, every CPU), in clock ticks
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $8 }' /proc/stat
 }
 sum_kb() { # AWK-PATTERN FILE PID...
     local pat=$1 f=$2; shift 2
@@ -222,13 +230,17 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     log "$daemon: CPU, memory and check intervals over $IDLE s"
     mapfile -t pids < <(pids_of_daemon)
     kill -USR1 "$SINK_PID"
-    a=$(ticks "${pids[@]}"); t0=$(now)
+    read -r au sa < <(ticks "${pids[@]}"); read -r ma msi < <(machine_ticks); t0=$(now)
     sleep "$IDLE"
-    b=$(ticks "${pids[@]}"); t1=$(now)
+    read -r bu bs < <(ticks "${pids[@]}"); read -r mb msj < <(machine_ticks); t1=$(now)
     kill -USR2 "$SINK_PID"; sleep 1
     hz=$(getconf CLK_TCK)
-    cpu=$(awk -v a="$a" -v b="$b" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+    pct() { awk -v d="$1" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", d / hz / s * 100 }'; }
+    cpu=$(pct $((bu + bs - au - sa)))
+    # user and system apart, and the machine's busy time (the sink and the network's
+    # softirq work included, which the daemon's own figures may leave out)
+    split="\"user_pct\": $(pct $((bu - au))), \"sys_pct\": $(pct $((bs - sa))), \"machine_busy_pct\": $(pct $((mb - ma))), \"machine_softirq_pct\": $(pct $((msj - msi)))"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
 
     if [ "${BENCH_STRACE:-0}" = 1 ]; then
         log "$daemon: system calls over $IDLE s (strace -c -f)"

@@ -76,11 +76,26 @@ impl Driver {
             Action::StartProbes => self.start_probes(),
             Action::Reconcile { trigger, dropped } => {
                 if let Some(tx) = &self.recon_tx {
+                    // A reload's deletions stay asked for until a reconcile
+                    // carried them out: the watch keeps the latest input
+                    // only, and a health change right after the reload would
+                    // replace it. A service the config has again is kept.
+                    for id in dropped {
+                        if !self.dropped.contains(&id) {
+                            self.dropped.push(id);
+                        }
+                    }
+                    let cfg = self.core.config_shared();
+                    self.dropped.retain(|id| {
+                        !cfg.services
+                            .iter()
+                            .any(|s| crate::director::table::service_id(&cfg, s) == *id)
+                    });
                     tx.send_replace(Some(ReconInput {
-                        cfg: self.core.config_shared(),
+                        cfg,
                         health: self.core.health_matrix(),
                         trigger,
-                        dropped,
+                        dropped: self.dropped.clone(),
                         draining: self
                             .core
                             .draining()

@@ -83,6 +83,8 @@ pub(super) async fn reconcile_task(
     // The weights the last successful reconcile left in the kernel: a
     // different one found later was set by someone else.
     let mut written = std::collections::BTreeMap::new();
+    // What the last successful reconcile wrote; `None` after a failure.
+    let mut applied: Option<table::Applied> = None;
     let mut tick = tokio::time::interval(PERIODIC_RECONCILE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -107,7 +109,28 @@ pub(super) async fn reconcile_task(
                 enforce_timeouts(&mut client, &w).await;
             }
         }
-        let r = reconcile_once(&mut client, &input, &mut written).await;
+        // A change of health alone is carried out from what the last
+        // reconcile wrote (`table::Applied`), without reading the kernel.
+        let step = match (&applied, periodic || !input.dropped.is_empty()) {
+            (Some(a), false) => a.health_step(&input.cfg, &input.health, &input.draining),
+            _ => None,
+        };
+        let r = match step {
+            Some(step) => match health_step(&mut client, &step, &mut written).await {
+                Ok(n) => {
+                    if let Some(a) = applied.as_mut() {
+                        a.applied(input.health.clone(), step);
+                    }
+                    Ok((n, Vec::new()))
+                }
+                Err(e) => {
+                    warn!("ipvs: {e:#}: reading the kernel's table and reconciling all of it");
+                    applied = None;
+                    reconcile_once(&mut client, &input, &mut written, &mut applied).await
+                }
+            },
+            None => reconcile_once(&mut client, &input, &mut written, &mut applied).await,
+        };
         let conns = r.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
         let r = r.map(|(n, _)| n);
         let rec = ReconcileStatus {
@@ -123,13 +146,22 @@ pub(super) async fn reconcile_task(
             Err(e) => error!(trigger, "ipvs reconcile failed: {e:#}"),
         }
         let error = rec.error.clone();
+        let deleted = if rec.ok {
+            input.dropped.clone()
+        } else {
+            Vec::new()
+        };
         if let Ok(mut s) = status.lock() {
             *s = Some(rec);
         }
         // The main loop says READY=1 to systemd after the first one, and
         // feeds the draining destinations' counters to the core.
         if done
-            .send(super::Event::Reconciled { error, conns })
+            .send(super::Event::Reconciled {
+                error,
+                deleted,
+                conns,
+            })
             .await
             .is_err()
         {
@@ -165,11 +197,15 @@ async fn enforce_timeouts(client: &mut IpvsClient, want: &crate::config::IpvsTim
     }
 }
 
+/// Read the kernel's table and bring it to config × health; `applied` is
+/// what it wrote on success, `None` on failure.
 async fn reconcile_once(
     client: &mut IpvsClient,
     input: &ReconInput,
     written: &mut std::collections::BTreeMap<(ServiceId, std::net::SocketAddr), u32>,
+    applied: &mut Option<table::Applied>,
 ) -> anyhow::Result<(usize, Vec<DestConns>)> {
+    *applied = None;
     let kernel: Vec<Service> = client.services().await?;
     let mut desired = table::desired_services(&input.cfg, |i, j| input.health[i][j], &kernel);
     table::keep_draining(&mut desired, &input.draining, &kernel);
@@ -203,5 +239,36 @@ async fn reconcile_once(
     }
     let n = crate::ipvs::apply(client, &plan.ops).await?;
     *written = table::weights(&desired);
+    *applied = Some(table::Applied::new(
+        input.cfg.clone(),
+        input.health.clone(),
+        input.draining.clone(),
+        &desired,
+    ));
     Ok((n, conns))
+}
+
+/// Carry out a change of health from what the last reconcile wrote: the
+/// changed services' operations only, no read of the kernel. An operation
+/// the kernel refuses (someone deleted the service meanwhile) fails the
+/// step, and the caller reads the kernel.
+async fn health_step(
+    client: &mut IpvsClient,
+    step: &table::HealthStep,
+    written: &mut std::collections::BTreeMap<(ServiceId, std::net::SocketAddr), u32>,
+) -> anyhow::Result<usize> {
+    let plan = crate::ipvs::reconcile(
+        &step.desired,
+        &step.known,
+        &ReconcileOptions {
+            prune: false,
+            drain: false,
+        },
+    );
+    for op in &plan.ops {
+        info!("ipvs: {op}");
+    }
+    let n = crate::ipvs::apply(client, &plan.ops).await?;
+    written.extend(table::weights(&step.desired));
+    Ok(n)
 }

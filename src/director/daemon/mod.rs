@@ -119,6 +119,8 @@ pub(crate) enum Event {
     /// of the draining destinations it read.
     Reconciled {
         error: Option<String>,
+        /// The dropped services it deleted (or found gone).
+        deleted: Vec<crate::ipvs::ServiceId>,
         conns: Vec<crate::director::core::drain::DestConns>,
     },
 }
@@ -143,6 +145,8 @@ struct Driver {
     ipvs: Option<IpvsClient>,
     recon_tx: Option<watch::Sender<Option<ReconInput>>>,
     recon_status: Arc<Mutex<Option<ReconcileStatus>>>,
+    /// Services reloads removed that no reconcile has deleted yet.
+    dropped: Vec<crate::ipvs::ServiceId>,
     sync_state: Arc<Mutex<Option<String>>>,
     /// Sync-daemon switches under way (awaited before exit).
     sync_tasks: Vec<JoinHandle<()>>,
@@ -385,7 +389,12 @@ impl Driver {
                 let _ = reply.send(self.status());
             }
             Event::Wake(w) => self.on_wake(w).await,
-            Event::Reconciled { error, conns } => {
+            Event::Reconciled {
+                error,
+                deleted,
+                conns,
+            } => {
+                self.dropped.retain(|id| !deleted.contains(id));
                 notify::send(&self.notify.reconciled(error.as_deref()));
                 if !conns.is_empty() {
                     self.handle(core::Event::Connections(conns)).await;

@@ -83,6 +83,7 @@ impl Driver {
             ipvs,
             recon_tx,
             recon_status,
+            dropped: Vec::new(),
             sync_state: Arc::new(Mutex::new(None)),
             sync_tasks: Vec::new(),
             notify: notify::Notify::default(),
