@@ -35,8 +35,9 @@
 #                and max of the time between two checks of the same destination (1000 ms
 #                is on time; jitter is the distance from it)
 #   removal      one real server refuses connections (nft reject with tcp reset, in the real
-#                servers' namespace) → the first and the last of its SERVICES destinations
-#                gone or at weight 0 (/proc/net/ip_vs, polled every 200 ms); then back
+#                servers' namespace; timed from the moment the rule is in force) → the first
+#                and the last of its SERVICES destinations gone or at weight 0 (the director's
+#                /proc/net/ip_vs, read every 50 ms: watch_ipvs); then back
 #   reload       one service more in the configuration, SIGHUP → the service in IPVS, and
 #                all its destinations at weight > 0
 # Output: progress on stderr, one JSON line per figure on stdout and in BENCH_OUT (default
@@ -195,13 +196,12 @@ sum_kb() { # AWK-PATTERN FILE PID...
     local p; for p in "$@"; do cat "/proc/$p/$f" 2>/dev/null; done | awk "$pat"' { s += $2 } END { print s + 0 }'
 }
 
-# /proc/net/ip_vs of the director: "SERVICES DESTS UP" (UP: weight > 0);
-# PORT_HEX/ADDR_HEX narrow it to one service port or one real server.
+# /proc/net/ip_vs of the director: "SERVICES DESTS UP" (UP: weight > 0)
 hex_ip() { local a b c d; IFS=. read -r a b c d <<<"$1"; printf '%02X%02X%02X%02X' "$a" "$b" "$c" "$d"; }
-ipvs_count() { # [ADDR_HEX] [SERVICE_PORT_HEX]
-    ip netns exec "$NS_D" cat /proc/net/ip_vs | awk -v a="${1:-}" -v p="${2:-}" '
-        /^TCP/ { svc = $2; split(svc, s, ":"); insvc = (p == "" || s[2] == p); if (insvc) n++; next }
-        /->/ && insvc { split($2, d, ":"); if (a == "" || d[1] == a) { m++; if ($4 > 0) up++ } }
+ipvs_count() {
+    ip netns exec "$NS_D" cat /proc/net/ip_vs | awk '
+        /^TCP/ { n++; next }
+        /->/ { m++; if ($4 > 0) up++ }
         END { printf "%d %d %d\n", n, m, up }'
 }
 wait_until() { # LIMIT_S CMD... (polls every 200 ms; returns 1 on timeout)
@@ -213,6 +213,63 @@ wait_until() { # LIMIT_S CMD... (polls every 200 ms; returns 1 on timeout)
     done
 }
 all_up() { read -r n m u <<<"$(ipvs_count)"; [ "$n" = "$SERVICES" ] && [ "$m" = $((SERVICES * RS)) ] && [ "$u" = "$m" ]; }
+# watch_ipvs MODE [ARG] -- CMD...: run CMD (what changes the world), then read the director's
+# table (/proc/DAEMON_PID/net/ip_vs, the daemon's namespace) every 50 ms from one Python
+# process, timing from the moment CMD returned (the change in force), to the first answer:
+#   removal ADDR_HEX  "FIRST LAST": the first of ADDR's SERVICES destinations out (gone or at
+#                     weight 0), and the last
+#   all               "S": every service with all its destinations at weight > 0
+#   service PORT_HEX  "IN UP": the service on that port in the table; its RS destinations up
+# "null" for what did not happen within 120 s. (A shell loop polling with `ip netns exec`,
+# `cat` and `awk` took 0.4–0.8 s a turn under TCG: as much as the differences measured.)
+watch_ipvs() {
+    local mode=$1 arg=""
+    shift
+    [ "$1" != -- ] && { arg=$1; shift; }
+    shift
+    python3 - "$DAEMON_PID" "$SERVICES" "$RS" "$mode" "$arg" "$@" <<'PY'
+import subprocess, sys, time
+pid, services, rs, mode, arg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+subprocess.run(sys.argv[6:], check=True)
+t0 = time.monotonic()
+def table():
+    svcs = {}
+    cur = None
+    with open(f"/proc/{pid}/net/ip_vs") as f:
+        for line in f:
+            w = line.split()
+            if w and w[0] in ("TCP", "UDP"):
+                cur = svcs.setdefault(w[1], [])
+            elif w and w[0] == "->" and cur is not None:
+                cur.append((w[1], int(w[3])))
+    return svcs
+found = {}
+while time.monotonic() - t0 < 120:
+    t = table()
+    now = round(time.monotonic() - t0, 2)
+    if mode == "removal":
+        up = sum(1 for d in t.values() for a, wt in d if a.startswith(arg + ":") and wt > 0)
+        if up < services:
+            found.setdefault("first", now)
+        if up == 0:
+            found["last"] = now
+            break
+    elif mode == "all":
+        if len(t) >= services and all(len(d) == rs and all(wt > 0 for _, wt in d) for d in t.values()):
+            found["s"] = now
+            break
+    else:
+        d = [v for k, v in t.items() if k.endswith(":" + arg)]
+        if d:
+            found.setdefault("in", now)
+            if len(d[0]) == rs and all(wt > 0 for _, wt in d[0]):
+                found["up"] = now
+                break
+    time.sleep(0.05)
+keys = {"removal": ("first", "last"), "all": ("s",), "service": ("in", "up")}[mode]
+print(" ".join(str(found.get(k, "null")) for k in keys))
+PY
+}
 
 for rep in $(seq 1 "$REPS"); do
 for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
@@ -260,32 +317,16 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     rs_hex=$(hex_ip 10.79.1.1)
     ip netns exec "$NS_R" nft add table inet scalebench
     ip netns exec "$NS_R" nft add chain inet scalebench in '{ type filter hook input priority 0; }'
-    t0=$(now)
-    ip netns exec "$NS_R" nft add rule inet scalebench in ip daddr 10.79.1.1 tcp dport "$FIRST_PORT-$LAST_PORT" reject with tcp reset
-    first="" last=""
-    while :; do
-        read -r _ m u <<<"$(ipvs_count "$rs_hex")"
-        [ -z "$first" ] && [ "$u" -lt "$SERVICES" ] && first=$(secs "$t0" "$(now)")
-        if [ "$u" = 0 ]; then last=$(secs "$t0" "$(now)"); break; fi
-        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a > 120) }')" = 1 ] && break
-        sleep 0.2
-    done
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"removal\", \"first_s\": ${first:-null}, \"last_s\": ${last:-null}, \"ok\": $([ -n "$last" ] && echo true || echo false)}"
-    t0=$(now)
-    ip netns exec "$NS_R" nft delete table inet scalebench
-    ok=true; wait_until 120 all_up || ok=false
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"back\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok}"
+    read -r first last < <(watch_ipvs removal "$rs_hex" -- ip netns exec "$NS_R" nft add rule inet scalebench in ip daddr 10.79.1.1 tcp dport "$FIRST_PORT-$LAST_PORT" reject with tcp reset)
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"removal\", \"first_s\": $first, \"last_s\": $last, \"ok\": $([ "$last" != null ] && echo true || echo false)}"
+    read -r back < <(watch_ipvs all -- ip netns exec "$NS_R" nft delete table inet scalebench)
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"back\", \"s\": $back, \"ok\": $([ "$back" != null ] && echo true || echo false)}"
 
+    cp "$W/$daemon.log" "$(dirname "$BENCH_OUT")/$daemon-rep$rep.log" 2>/dev/null || true
     log "$daemon: reload with one service more"
-    new_port=$(printf '%04X' $((LAST_PORT + 1)))
-    svc_in() { read -r n _ _ <<<"$(ipvs_count "" "$new_port")"; [ "$n" = 1 ]; }
-    svc_up() { read -r _ m u <<<"$(ipvs_count "" "$new_port")"; [ "$m" = "$RS" ] && [ "$u" = "$RS" ]; }
     if [ "$daemon" = lvsup ]; then cp "$plus" "$W/active.toml"; else cp "$plus" "$W/active.conf"; fi
-    t0=$(now)
-    kill -HUP "$DAEMON_PID"
-    ok=true; wait_until 120 svc_in || ok=false; t1=$(now)
-    wait_until 120 svc_up || ok=false; t2=$(now)
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"reload\", \"service_s\": $(secs "$t0" "$t1"), \"all_up_s\": $(secs "$t0" "$t2"), \"ok\": $ok}"
+    read -r svc_s up_s < <(watch_ipvs service "$(printf '%04X' $((LAST_PORT + 1)))" -- kill -HUP "$DAEMON_PID")
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"reload\", \"service_s\": $svc_s, \"all_up_s\": $up_s, \"ok\": $([ "$up_s" != null ] && echo true || echo false)}"
     cp "$W"/*.log "$(dirname "$BENCH_OUT")/" 2>/dev/null || true
     stop_daemon
 done
