@@ -201,7 +201,7 @@ hex_ip() { local a b c d; IFS=. read -r a b c d <<<"$1"; printf '%02X%02X%02X%02
 ipvs_count() {
     ip netns exec "$NS_D" cat /proc/net/ip_vs | awk '
         /^TCP/ { n++; next }
-        /->/ { m++; if ($4 > 0) up++ }
+        /->/ && n { m++; if ($4 > 0) up++ }
         END { printf "%d %d %d\n", n, m, up }'
 }
 wait_until() { # LIMIT_S CMD... (polls every 200 ms; returns 1 on timeout)

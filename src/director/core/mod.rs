@@ -572,13 +572,12 @@ impl Director {
             return;
         };
         let ok = record.ok;
-        let detail = record.detail.clone();
         if record.inconclusive {
             // The director could not probe (no socket): the result says
             // nothing about the real server, so its health and weight stay;
             // logged once per run of such results.
             if !st.last.as_ref().is_some_and(|l| l.inconclusive) {
-                warn!(address = %st.key.addr, detail = %detail, "health check could not run: health unchanged");
+                warn!(address = %st.key.addr, detail = %record.detail, "health check could not run: health unchanged");
             }
             st.last = Some(record);
             return;
@@ -589,6 +588,12 @@ impl Director {
         };
         st.flips += 1;
         let addr = st.key.addr;
+        // copied on a flip only, not on every check
+        let detail = st
+            .last
+            .as_ref()
+            .map(|l| l.detail.clone())
+            .unwrap_or_default();
         if let Some(s) = self.loaded.cfg.services.get(i)
             && let Some(rsc) = s.real_servers.get(j)
         {
