@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::contract::director_config::HealthConfig;
 use crate::director::probe::{self, HttpProbe, Probe};
+use crate::health::damping::Health;
 
 use super::{Driver, Event};
 
@@ -17,16 +18,14 @@ impl Driver {
         }
         self.generation += 1;
         let generation = self.generation;
-        let total: usize = self
-            .core
-            .config()
-            .services
-            .iter()
-            .filter(|s| probe_of(&s.health).is_some())
-            .map(|s| s.real_servers.len())
-            .sum();
+        let services = &self.core.config().services;
+        let slots = first_check_slots(&self.core.health_matrix(), |i| {
+            services
+                .get(i)
+                .is_some_and(|s| probe_of(&s.health).is_some())
+        });
+        let total: usize = slots.iter().map(Vec::len).sum();
         let now = tokio::time::Instant::now();
-        let mut k = 0;
         for (i, s) in self.core.config().services.iter().enumerate() {
             let Some(probe) = probe_of(&s.health) else {
                 continue;
@@ -36,8 +35,8 @@ impl Driver {
                 let (interval, timeout) = (s.health.interval, s.health.timeout);
                 let tx = self.tx.clone();
                 let probe = probe.clone();
+                let k = slots.get(i).and_then(|v| v.get(j)).copied().unwrap_or(0);
                 let first = now + first_check_offset(k, total, interval);
-                k += 1;
                 self.probes.push(tokio::spawn(async move {
                     let mut tick = tokio::time::interval_at(first, interval);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -60,6 +59,44 @@ impl Driver {
             }
         }
     }
+}
+
+/// Each checked real server's place in the first checks' spread
+/// ([`first_check_offset`]), `[service][real server]`: those whose health is
+/// unknown first (every one at start; after a reload, the new ones), then the
+/// others, each group in config order. A reload starts every probe again;
+/// this way the new destinations are checked, and get their weight, at once
+/// instead of at their turn in the interval (keepalived adds them unchecked).
+/// Services that are not checked (`checked(i)` false) get no places.
+pub(super) fn first_check_slots(
+    health: &[Vec<Health>],
+    checked: impl Fn(usize) -> bool,
+) -> Vec<Vec<usize>> {
+    let mut slots: Vec<Vec<usize>> = health
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if checked(i) {
+                vec![0; h.len()]
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let mut k = 0;
+    for unknown_pass in [true, false] {
+        for (i, h) in health.iter().enumerate() {
+            for (j, x) in h.iter().enumerate() {
+                if (*x == Health::Unknown) == unknown_pass
+                    && let Some(slot) = slots[i].get_mut(j)
+                {
+                    *slot = k;
+                    k += 1;
+                }
+            }
+        }
+    }
+    slots
 }
 
 /// When the `k`th of `n` probes runs its first check, after the start: the
@@ -144,6 +181,28 @@ mod tests {
         let n = 10_000;
         let last = first_check_offset(n - 1, n, Duration::from_secs(3600));
         assert!(last < Duration::from_secs(3600) && last > Duration::from_secs(3599));
+    }
+
+    /// After a reload the new real servers (health unknown) get the first
+    /// places of the spread; unchecked services get none; at start (all
+    /// unknown) it is config order.
+    #[test]
+    fn unknown_real_servers_are_checked_first() {
+        use Health::{Down, Unknown, Up};
+        let h = vec![vec![Up, Down], vec![Up], vec![Unknown, Unknown]];
+        assert_eq!(
+            first_check_slots(&h, |_| true),
+            vec![vec![2, 3], vec![4], vec![0, 1]]
+        );
+        assert_eq!(
+            first_check_slots(&h, |i| i != 1),
+            vec![vec![2, 3], vec![], vec![0, 1]]
+        );
+        let start = vec![vec![Unknown; 2], vec![Unknown; 2]];
+        assert_eq!(
+            first_check_slots(&start, |_| true),
+            vec![vec![0, 1], vec![2, 3]]
+        );
     }
 
     /// director.toml's `[services.health]` → the probe the task runs.
