@@ -427,8 +427,8 @@ fn lab_launcher() {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let with = lvsup::lab::launcher_script(&args, Some(Path::new("/sys/fs/cgroup/lvsup-lab/lvs1")));
-    let without = lvsup::lab::launcher_script(&args, None);
+    let with = lvsup::lab::launcher_script(&args, &["/sys/fs/cgroup/lvsup-lab/lvs1".into()]);
+    let without = lvsup::lab::launcher_script(&args, &[]);
     insta::assert_snapshot!(format!("{with}\n---\n{without}"));
 }
 
@@ -671,8 +671,11 @@ fn rendered() -> Vec<(String, String)> {
     );
     add("lock.sh.j2", lock::script());
     let args: Vec<String> = vec!["systemd-nspawn".into(), "-D".into(), "/it's here".into()];
-    for cg in [Some(Path::new("/sys/fs/cgroup/lvsup-lab/a b")), None] {
-        add("lab-launch.sh.j2", lvsup::lab::launcher_script(&args, cg));
+    let v1: Vec<std::path::PathBuf> = ["systemd", "unified"]
+        .map(|h| format!("/sys/fs/cgroup/{h}/lvsup-lab/a b").into())
+        .to_vec();
+    for cg in [vec!["/sys/fs/cgroup/lvsup-lab/a b".into()], v1, Vec::new()] {
+        add("lab-launch.sh.j2", lvsup::lab::launcher_script(&args, &cg));
     }
     out
 }

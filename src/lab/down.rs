@@ -69,12 +69,14 @@ pub(super) fn stop_containers(t: &Topology) {
         std::thread::sleep(Duration::from_millis(50));
     }
     for h in &t.hosts {
-        if let Some(cg) = cgroup_dir(&h.machine) {
+        for cg in cgroup_dirs(&h.machine) {
             remove_cgroup(&cg);
         }
     }
-    if let Some(parent) = cgroup_dir("x").and_then(|p| p.parent().map(Path::to_path_buf)) {
-        let _ = fs::remove_dir(parent);
+    for cg in cgroup_dirs("x") {
+        if let Some(parent) = cg.parent() {
+            let _ = fs::remove_dir(parent);
+        }
     }
 }
 

@@ -468,14 +468,34 @@ pub(super) fn cgroup_dir(machine: &str) -> Option<PathBuf> {
         .then(|| root.join("lvsup-lab").join(machine))
 }
 
+/// The cgroups a host's container runs in, one per hierarchy: on cgroup v2
+/// [`cgroup_dir`]; on a cgroup v1 (or hybrid) host, `lvsup-lab/MACHINE` in
+/// the `name=systemd` hierarchy and in the `unified` one where it is
+/// mounted. Without them every container's systemd starts in the same
+/// cgroup and they create and prune the same unit cgroups
+/// (`system.slice/ssh.service`...) under each other: units then failed with
+/// `status=219/CGROUP` on some hosts of every 50- and 200-host lab
+/// (benches/apply_bench.sh, 2026-12-02/03).
+pub(super) fn cgroup_dirs(machine: &str) -> Vec<PathBuf> {
+    if let Some(d) = cgroup_dir(machine) {
+        return vec![d];
+    }
+    ["systemd", "unified"]
+        .iter()
+        .map(|h| Path::new("/sys/fs/cgroup").join(h))
+        .filter(|h| h.join("cgroup.procs").exists())
+        .map(|h| h.join("lvsup-lab").join(machine))
+        .collect()
+}
+
 /// The launcher of a host's container (run by `setsid sh -c`, `$0` the
-/// launcher tag): joins the host's cgroup when there is one, then runs
+/// launcher tag): joins the host's cgroups ([`cgroup_dirs`]), then runs
 /// systemd-nspawn with `args` again whenever the container reboots (exit 133).
-pub fn launcher_script(args: &[String], cgroup: Option<&Path>) -> String {
-    let cgroup = cgroup.map(|c| c.display().to_string());
+pub fn launcher_script(args: &[String], cgroups: &[PathBuf]) -> String {
+    let cgroups: Vec<String> = cgroups.iter().map(|c| c.display().to_string()).collect();
     script::render_line(
         "lab-launch.sh.j2",
-        context! { args => args.to_vec(), cgroup },
+        context! { args => args.to_vec(), cgroups },
     )
 }
 
@@ -511,16 +531,19 @@ pub(super) fn launch(t: &Topology, h: &LabHost, root: &Path) -> Result<()> {
     }
     args.push("--bind-ro=/sys/module".into());
 
-    let cg = cgroup_dir(&h.machine);
-    if let Some(cg) = &cg {
-        // Each container in its own cgroup, or their systemd instances fight over one.
+    // Each container in its own cgroup, or their systemd instances fight over one.
+    if let Some(cg) = cgroup_dir(&h.machine) {
         let parent = cg.parent().unwrap_or(Path::new("/sys/fs/cgroup"));
-        fs::create_dir_all(cg).with_context(|| format!("creating cgroup {}", cg.display()))?;
+        fs::create_dir_all(&cg).with_context(|| format!("creating cgroup {}", cg.display()))?;
         for ctl in [Path::new("/sys/fs/cgroup"), parent] {
             let _ = fs::write(ctl.join("cgroup.subtree_control"), "+memory +pids");
         }
     }
-    let script = launcher_script(&args, cg.as_deref());
+    let cgs = cgroup_dirs(&h.machine);
+    for cg in &cgs {
+        fs::create_dir_all(cg).with_context(|| format!("creating cgroup {}", cg.display()))?;
+    }
+    let script = launcher_script(&args, &cgs);
     let log = fs::File::create(host_dir(t, h).join("console.log"))?;
     Command::new("setsid")
         .args(["sh", "-c", &script, &launcher_tag(&h.machine)])
