@@ -111,8 +111,10 @@ pub(super) async fn reconcile_task(
         }
         // A change of health alone is carried out from what the last
         // reconcile wrote (`table::Applied`), without reading the kernel.
-        let step = match (&applied, periodic || !input.dropped.is_empty()) {
-            (Some(a), false) => a.health_step(&input.cfg, &input.health, &input.draining),
+        let step = match &applied {
+            Some(a) if health_only(periodic, &input) => {
+                a.health_step(&input.cfg, &input.health, &input.draining)
+            }
             _ => None,
         };
         let r = match step {
@@ -168,6 +170,17 @@ pub(super) async fn reconcile_task(
             return;
         }
     }
+}
+
+/// Whether a reconcile may be carried out from what the last one wrote,
+/// without reading the kernel: only a health change, with no service to
+/// delete and nothing draining. Everything else reads it; while a drain
+/// runs every reconcile also reads the draining destinations' connection
+/// counters, which the core waits for to end the drain (a "drain" run that
+/// took this path found nothing changed and reported no counters: the
+/// drain then never ended before its timeout).
+fn health_only(periodic: bool, input: &ReconInput) -> bool {
+    !periodic && input.trigger == "health" && input.dropped.is_empty() && input.draining.is_empty()
 }
 
 /// `ipvsadm --set` from the config when the kernel differs; logged either way.
@@ -271,4 +284,63 @@ async fn health_step(
     let n = crate::ipvs::apply(client, &plan.ops).await?;
     written.extend(table::weights(&step.desired));
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(trigger: &'static str) -> ReconInput {
+        let cfg = crate::contract::director_config::test_config(
+            r#"
+[[services]]
+protocol = "tcp"
+port = 80
+scheduler = "rr"
+[services.health]
+check = "tcp"
+interval = "1s"
+timeout = "500ms"
+fall = 3
+rise = 1
+[[services.real_servers]]
+name = "n1"
+address = "192.0.2.11"
+port = 80
+weight = 1
+forward = "route"
+"#,
+        );
+        ReconInput {
+            cfg: Arc::new(cfg),
+            health: vec![vec![Health::Up]],
+            trigger,
+            dropped: Vec::new(),
+            draining: Vec::new(),
+        }
+    }
+
+    /// Only a health change skips the kernel's table; a drain check, a
+    /// start, a reload, the periodic run, a drain under way or services to
+    /// delete read it.
+    #[test]
+    fn only_a_health_change_skips_reading_the_kernel() {
+        assert!(health_only(false, &input("health")));
+        assert!(!health_only(true, &input("health")));
+        for t in ["drain", "start", "reload"] {
+            assert!(!health_only(false, &input(t)), "{t}");
+        }
+        let mut draining = input("health");
+        draining.draining.push(table::Draining {
+            service: table::service_id(&draining.cfg, &draining.cfg.services[0]),
+            addr: "192.0.2.12:80".parse().expect("addr"),
+            forward: crate::config::Forward::Route,
+        });
+        assert!(!health_only(false, &draining));
+        let mut dropped = input("health");
+        dropped
+            .dropped
+            .push(ServiceId::tcp("192.0.2.1:443".parse().expect("addr")));
+        assert!(!health_only(false, &dropped));
+    }
 }
