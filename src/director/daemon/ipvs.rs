@@ -112,7 +112,7 @@ pub(super) async fn reconcile_task(
         // A change of health alone is carried out from what the last
         // reconcile wrote (`table::Applied`), without reading the kernel.
         let step = match &applied {
-            Some(a) if health_only(periodic, &input) => {
+            Some(a) if health_only(periodic, input.trigger, &input.dropped, &input.draining) => {
                 a.health_step(&input.cfg, &input.health, &input.draining)
             }
             _ => None,
@@ -179,8 +179,13 @@ pub(super) async fn reconcile_task(
 /// counters, which the core waits for to end the drain (a "drain" run that
 /// took this path found nothing changed and reported no counters: the
 /// drain then never ended before its timeout).
-fn health_only(periodic: bool, input: &ReconInput) -> bool {
-    !periodic && input.trigger == "health" && input.dropped.is_empty() && input.draining.is_empty()
+fn health_only(
+    periodic: bool,
+    trigger: &str,
+    dropped: &[ServiceId],
+    draining: &[table::Draining],
+) -> bool {
+    !periodic && trigger == "health" && dropped.is_empty() && draining.is_empty()
 }
 
 /// `ipvsadm --set` from the config when the kernel differs; logged either way.
@@ -290,57 +295,23 @@ async fn health_step(
 mod tests {
     use super::*;
 
-    fn input(trigger: &'static str) -> ReconInput {
-        let cfg = crate::contract::director_config::test_config(
-            r#"
-[[services]]
-protocol = "tcp"
-port = 80
-scheduler = "rr"
-[services.health]
-check = "tcp"
-interval = "1s"
-timeout = "500ms"
-fall = 3
-rise = 1
-[[services.real_servers]]
-name = "n1"
-address = "192.0.2.11"
-port = 80
-weight = 1
-forward = "route"
-"#,
-        );
-        ReconInput {
-            cfg: Arc::new(cfg),
-            health: vec![vec![Health::Up]],
-            trigger,
-            dropped: Vec::new(),
-            draining: Vec::new(),
-        }
-    }
-
     /// Only a health change skips the kernel's table; a drain check, a
     /// start, a reload, the periodic run, a drain under way or services to
     /// delete read it.
     #[test]
     fn only_a_health_change_skips_reading_the_kernel() {
-        assert!(health_only(false, &input("health")));
-        assert!(!health_only(true, &input("health")));
+        assert!(health_only(false, "health", &[], &[]));
+        assert!(!health_only(true, "health", &[], &[]));
         for t in ["drain", "start", "reload"] {
-            assert!(!health_only(false, &input(t)), "{t}");
+            assert!(!health_only(false, t, &[], &[]), "{t}");
         }
-        let mut draining = input("health");
-        draining.draining.push(table::Draining {
-            service: table::service_id(&draining.cfg, &draining.cfg.services[0]),
+        let service = ServiceId::tcp("192.0.2.100:80".parse().expect("addr"));
+        let draining = table::Draining {
+            service,
             addr: "192.0.2.12:80".parse().expect("addr"),
             forward: crate::config::Forward::Route,
-        });
-        assert!(!health_only(false, &draining));
-        let mut dropped = input("health");
-        dropped
-            .dropped
-            .push(ServiceId::tcp("192.0.2.1:443".parse().expect("addr")));
-        assert!(!health_only(false, &dropped));
+        };
+        assert!(!health_only(false, "health", &[], &[draining]));
+        assert!(!health_only(false, "health", &[service], &[]));
     }
 }
