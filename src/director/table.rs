@@ -338,6 +338,17 @@ pub fn timeouts_to_set(want: &IpvsTimeouts, kernel: Timeouts) -> Option<Timeouts
     (t != Timeouts::default()).then_some(t)
 }
 
+/// The services still to delete, `pending`, with a reconcile's `dropped`
+/// added; those `cfg` has again are kept (no longer deleted).
+pub fn keep_dropped(pending: &mut Vec<ServiceId>, dropped: Vec<ServiceId>, cfg: &DirectorConfig) {
+    for id in dropped {
+        if !pending.contains(&id) {
+            pending.push(id);
+        }
+    }
+    pending.retain(|id| !cfg.services.iter().any(|s| service_id(cfg, s) == *id));
+}
+
 /// Services of `old` that `new` no longer has: the daemon created them, so a
 /// reload deletes them. (Services that were never in any of our configs are
 /// left alone.)
@@ -776,5 +787,21 @@ forward = "route"
             "{:?}",
             plan.ops
         );
+    }
+
+    /// A reload's deleted service stays to delete through later inputs that
+    /// drop nothing, and goes from the list when the config has it again.
+    #[test]
+    fn dropped_services_stay_until_the_config_has_them_again() {
+        let c = two_services();
+        let gone = ServiceId::tcp("192.0.2.100:8080".parse().expect("addr"));
+        let mut pending = Vec::new();
+        keep_dropped(&mut pending, vec![gone], &c);
+        keep_dropped(&mut pending, Vec::new(), &c);
+        keep_dropped(&mut pending, vec![gone], &c);
+        assert_eq!(pending, vec![gone]);
+        let back = service_id(&c, &c.services[1]);
+        keep_dropped(&mut pending, vec![back], &c);
+        assert_eq!(pending, vec![gone]);
     }
 }

@@ -80,17 +80,8 @@ impl Driver {
                     // carried them out: the watch keeps the latest input
                     // only, and a health change right after the reload would
                     // replace it. A service the config has again is kept.
-                    for id in dropped {
-                        if !self.dropped.contains(&id) {
-                            self.dropped.push(id);
-                        }
-                    }
                     let cfg = self.core.config_shared();
-                    self.dropped.retain(|id| {
-                        !cfg.services
-                            .iter()
-                            .any(|s| crate::director::table::service_id(&cfg, s) == *id)
-                    });
+                    crate::director::table::keep_dropped(&mut self.dropped, dropped, &cfg);
                     tx.send_replace(Some(ReconInput {
                         cfg,
                         health: self.core.health_matrix(),
