@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # benches/apply_bench.sh — fleet scale: wall time of `lvsup plan` and `lvsup apply`
 # (cold, then no-op) for 2 directors + N real servers in a namespace lab, against an
-# Ansible playbook doing the same real-server configuration on the same hosts in the
-# same run. Both tools' results are checked on every host by one independent check
-# (unit active, VIP on lo, ARP sysctls), and Ansible's recap must say failed=0,
+# Ansible playbook doing the same configuration on the same hosts in the same run. Both
+# tools' results are checked on every host by one independent check (real servers: unit
+# active, VIP on lo, ARP sysctls; directors: the daemon's unit active and the service with
+# its N destinations in the director's IPVS table), and Ansible's recap must say failed=0,
 # unreachable=0 (and changed=0 for its no-op run): a run that did not converge is
 # recorded with "ok": false and makes the script exit 1.
 #
@@ -22,7 +23,13 @@
 # Needs root and the lab base image (tests/lab/base-image). On a kernel without ip_vs
 # (the default when /proc/net/ip_vs is missing; LVSUP_NO_KERNEL=0/1 forces it) the lab
 # comes up with --no-kernel-check and both tools configure the real servers only
-# (`--target` each): the directors need ip_vs. Both tools use the lab's ssh_config
+# (`--target` each): the directors need ip_vs. BENCH_DIRECTORS=1 on such a kernel runs
+# the whole bench inside the lab VM instead (tests/lab/in-vm, under emulation: both
+# tools slower alike), directors included (the guest sees this machine's files, so the
+# same ansible-playbook and lvsup run there). Directors:
+# Ansible copies the lvsup binary, the daemon's configuration, unit, sysctl and
+# modules-load files lvsup renders, loads the modules, applies the sysctls and enables
+# and starts the unit: what `lvsup apply` does there. Both tools use the lab's ssh_config
 # (the same key exchange, see docs/guide/live.md "Many hosts") and 16 hosts at a time
 # (lvsup --parallel 16, Ansible forks 16, pipelining, ControlPersist). Traffic stays in
 # the lab's own namespaces. Tables: tools/bench-report.
@@ -37,6 +44,20 @@ if [ -z "${LVSUP:-}" ]; then
   [ "${BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release --locked >&2
   LVSUP=target/release/lvsup
 fi
+if [ "${BENCH_DIRECTORS:-0}" = 1 ] && [ "$NO_KERNEL" = 1 ] && [ "${LVSUP_INSIDE_LAB:-0}" != 1 ]; then
+  # the directors need ip_vs: the whole bench in the lab VM, its results written here
+  BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)/results.jsonl}
+  mkdir -p "$(dirname "$BENCH_OUT")"
+  # shellcheck source=benches/lib.sh
+  . benches/lib.sh
+  BENCH_COMMIT=$(bench_commit)  # read here: inside the VM the checkout is another user's (9p)
+  LVSUP=$(realpath "$LVSUP")
+  export BENCH_OUT BENCH_REPS=$REPS BENCH_TOOLS="${TOOLS# }" BENCH_COMMIT ANSIBLE LVSUP LVSUP_NO_KERNEL=0 LVSUP_LAB_IMAGE=1
+  export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-3600}
+  export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$(dirname "$BENCH_OUT")"
+  LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT BENCH_REPS BENCH_TOOLS BENCH_NO_BUILD BENCH_COMMIT ANSIBLE LVSUP" \
+    exec tests/lab/in-vm bash "$0" "$@"
+fi
 [ -x /usr/bin/time ] || { echo "apply_bench: needs GNU time (/usr/bin/time, Debian's time)" >&2; exit 1; }
 [[ $TOOLS != *" ansible "* ]] || [ -x "$ANSIBLE" ] || { echo "apply_bench: no ansible-playbook at $ANSIBLE (see the header)" >&2; exit 1; }
 work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)  # kept: every tool's log per N and repetition
@@ -44,16 +65,22 @@ OUT=${BENCH_OUT:-$work/results.jsonl}
 status=0
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
-COMMIT=$(bench_commit)
+COMMIT=${BENCH_COMMIT:-$(bench_commit)}
 
 now() { date +%s.%N; }
 # Run CMD with its output in OUT. RC: its exit status; WALL: its wall time (s);
 # CPU: user + system CPU of it and its children (ssh, Ansible's forks) on this
-# machine, i.e. what the run costs the operator's machine, apart from the hosts.
+# machine, i.e. what the run costs the operator's machine, apart from the hosts;
+# MCPU: the whole machine's busy CPU over the run (/proc/stat), the lab's hosts (their
+# sshd, shells, systemd) included: with the hosts on this machine, MCPU - CPU is what
+# the run cost them.
+busy_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat; }
 timed() { # OUT CMD...
-  local out=$1; shift
+  local out=$1 b0; shift
   RC=0
+  b0=$(busy_s)
   /usr/bin/time -f '%e %U %S' -o "$work/time" "$@" > "$out" 2>&1 || RC=$?
+  MCPU=$(awk -v a="$b0" -v b="$(busy_s)" 'BEGIN { printf "%.2f", b - a }')
   # GNU time writes "Command exited with non-zero status N" first on a failure
   read -r WALL u s < <(tail -n 1 "$work/time")
   CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
@@ -63,8 +90,8 @@ log() { echo "[$(date +%T)] $*" >&2; }
 record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
   local line
   # with the commit and the load average when the result was written (other work shows there)
-  line=$(printf '{"bench": "apply", "tool": "%s", "n": %s, "rep": %s, "phase": "%s", "s": %s, "ok": %s%s, "commit": "%s", "load": "%s"}' \
-    "$1" "$2" "$3" "$4" "$5" "$6" "${7:+, $7}" "$COMMIT" "$(cut -d' ' -f1-3 /proc/loadavg)")
+  line=$(printf '{"bench": "apply", "tool": "%s", "n": %s, "directors": %s, "rep": %s, "phase": "%s", "s": %s, "ok": %s%s, "commit": "%s", "load": "%s"}' \
+    "$1" "$2" "$([ "$DIRS" = 1 ] && echo true || echo false)" "$3" "$4" "$5" "$6" "${7:+, $7}" "$COMMIT" "$(cut -d' ' -f1-3 /proc/loadavg)")
   echo "$line" | tee -a "$OUT"
   [ "$6" = true ] || status=1
 }
@@ -79,14 +106,28 @@ record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
 } | tee "$work/header.txt" >&2
 
 # One check for both tools, on every real server: the unit active, the VIP on lo and
-# the ARP sysctls set. Prints the hosts that fail it; exit 0 when none does.
+# the ARP sysctls set; with directors (DIRS=1), on each: the daemon's unit active and the
+# service's N destinations in its IPVS table (/proc/net/ip_vs of the director's own
+# namespace; both directors program IPVS, master or backup), given 10 s to get there.
+# Prints the hosts that fail it; exit 0 when none does.
 check_hosts() { # CFG NAME VIP N
   seq 1 "$4" | xargs -P "$PAR" -I{} sh -c \
     "ssh -F '$1' rs{} 'systemctl is-active --quiet lvsup-realserver-$2.service && ip -o addr show dev lo | grep -q \" $3/32 \" && [ \$(cat /proc/sys/net/ipv4/conf/all/arp_ignore) = 1 ] && [ \$(cat /proc/sys/net/ipv4/conf/all/arp_announce) = 2 ]' >/dev/null 2>&1 || echo rs{}"
+  [ "$DIRS" = 1 ] || return 0
+  local d
+  for d in d1 d2; do
+    ssh -F "$1" "$d" "systemctl is-active --quiet lvsup-director-$2.service && for i in \$(seq 50); do [ \$(grep -cE -- '-> [0-9A-F]{8}:' /proc/net/ip_vs) -ge $4 ] && exit 0; sleep 0.2; done; exit 1" >/dev/null 2>&1 || echo "$d"
+  done
 }
-# Every real server back to fresh (no unit, no files, VIP gone), checked.
+# Every host back to fresh (no unit, no files, VIP gone; directors: IPVS table empty),
+# checked.
 clean_hosts() { # CFG NAME VIP N
   seq 1 "$4" | xargs -P "$PAR" -I{} ssh -F "$1" rs{} "systemctl disable --now lvsup-realserver-$2.service >/dev/null 2>&1; rm -f /etc/systemd/system/lvsup-realserver-$2.service /etc/sysctl.d/90-lvsup-$2.conf; rm -rf /var/lib/lvsup; ip addr del $3/32 dev lo 2>/dev/null; sysctl -q -w net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.lo.arp_ignore=0 net.ipv4.conf.lo.arp_announce=0; systemctl daemon-reload"
+  [ "$DIRS" = 1 ] || return 0
+  local d
+  for d in d1 d2; do
+    ssh -F "$1" "$d" "systemctl disable --now lvsup-director-$2.service >/dev/null 2>&1; rm -f /etc/systemd/system/lvsup-director-$2.service /etc/sysctl.d/90-lvsup-$2.conf /etc/modules-load.d/lvsup-$2.conf /usr/local/bin/lvsup; rm -rf /etc/lvsup /var/lib/lvsup; ipvsadm -C; for dev in \$(ip -o addr show to $3/32 | awk '{ print \$2 }'); do ip addr del $3/32 dev \$dev; done; systemctl daemon-reload"
+  done
 }
 
 # Ansible needs Python's standard library on the hosts; the lab base image has only
@@ -96,9 +137,13 @@ clean_hosts() { # CFG NAME VIP N
 base=$work/base
 img=${LVSUP_LAB_BASE_IMAGE:-/var/cache/lvsup/lab-base.img}
 mkdir -p "$base" "$work/img"
-mount -o loop,ro,noload "$img" "$work/img"
-cp -a "$work/img/." "$base/"
-umount "$work/img"
+if [ -d "${LVSUP_LAB_BASE:-}" ]; then
+  cp -a "$LVSUP_LAB_BASE/." "$base/"  # in the lab VM: the image, mounted by tests/lab/in-vm
+else
+  mount -o loop,ro,noload "$img" "$work/img"
+  cp -a "$work/img/." "$base/"
+  umount "$work/img"
+fi
 py=$(python3 -c 'import sys; print("usr/lib/python%d.%d" % sys.version_info[:2])')
 tar -C / -cf - --exclude=__pycache__ --exclude=test --exclude=idlelib "$py" | tar -C "$base" -xf -
 trap 'rm -rf "$base"' EXIT
@@ -124,41 +169,72 @@ for N in "${ns[@]}"; do
   log "N=$N: lab up in $(secs "$t" "$(now)") s"
   cfg=/run/lvsup-lab/$name/ssh_config
   targets=()
+  DIRS=$((1 - NO_KERNEL))
   if [ "$NO_KERNEL" = 1 ]; then
     for i in $(seq 1 "$N"); do targets+=(--target "rs$i"); done
   fi
 
-  # The same real-server configuration with Ansible: the files lvsup renders, applied
-  # with copy + command + systemd.
-  mkdir -p "$work/files"
+  # The same configuration with Ansible: the files lvsup renders, applied with copy +
+  # command + systemd. files/rs/ for every real server (they are all alike), files/d1/ and
+  # files/d2/ for the directors (each its own director.toml).
+  rm -rf "$work/files"
   python3 - "$LVSUP" "$f" "$work/files" <<'PY'
-import sys, subprocess, json
+import os, sys, subprocess, json
 # lvsup renders the files; take them from the offline plan's unified diffs (all '+' lines)
 plan = json.loads(subprocess.check_output([sys.argv[1], "plan", "-f", sys.argv[2], "--offline", "--json"]))
-h = next(h for h in plan["hosts"] if h["role"]["kind"] == "real_server")
-for c in h["changes"]:
-    if c.get("kind") == "file":
-        body = "".join(l[1:] + "\n" for l in c["diff"].splitlines()[3:] if l.startswith("+"))
-        open(sys.argv[3] + "/" + c["path"].rsplit("/", 1)[1], "w").write(body)
+rs = next(h for h in plan["hosts"] if h["role"]["kind"] == "real_server")
+for h in [rs] + [h for h in plan["hosts"] if h["role"]["kind"] == "director"]:
+    d = os.path.join(sys.argv[3], "rs" if h is rs else h["host"])
+    os.makedirs(d, exist_ok=True)
+    for c in h["changes"]:
+        if c.get("kind") == "file":
+            body = "".join(l[1:] + "\n" for l in c["diff"].splitlines()[3:] if l.startswith("+"))
+            open(os.path.join(d, c["path"].rsplit("/", 1)[1]), "w").write(body)
 PY
-  { echo "[rs]"; for i in $(seq 1 "$N"); do echo "rs$i"; done; } > "$work/inventory"
+  {
+    echo "[rs]"; for i in $(seq 1 "$N"); do echo "rs$i"; done
+    [ "$DIRS" = 0 ] || printf '[directors]\nd1\nd2\n'
+  } > "$work/inventory"
   cat > "$work/play.yml" <<EOF
 - hosts: rs
   gather_facts: false
   tasks:
-    - copy: { src: "$work/files/90-lvsup-$name.conf", dest: "/etc/sysctl.d/90-lvsup-$name.conf", mode: "0644" }
+    - copy: { src: "$work/files/rs/90-lvsup-$name.conf", dest: "/etc/sysctl.d/90-lvsup-$name.conf", mode: "0644" }
       register: sysctl_file
     - command: /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/90-lvsup-$name.conf
       when: sysctl_file.changed
-    - copy: { src: "$work/files/lvsup-realserver-$name.service", dest: "/etc/systemd/system/lvsup-realserver-$name.service", mode: "0644" }
+    - copy: { src: "$work/files/rs/lvsup-realserver-$name.service", dest: "/etc/systemd/system/lvsup-realserver-$name.service", mode: "0644" }
     - systemd: { name: "lvsup-realserver-$name.service", enabled: true, state: started, daemon_reload: true }
 EOF
+  if [ "$DIRS" = 1 ]; then
+    cat >> "$work/play.yml" <<EOF
+- hosts: directors
+  gather_facts: false
+  tasks:
+    - copy: { src: "$(realpath "$LVSUP")", dest: /usr/local/bin/lvsup, mode: "0755" }
+    - file: { path: "/etc/lvsup/$name", state: directory, mode: "0755" }
+    - copy: { src: "$work/files/{{ inventory_hostname }}/director.toml", dest: "/etc/lvsup/$name/director.toml", mode: "0644" }
+    - copy: { src: "$work/files/{{ inventory_hostname }}/lvsup-$name.conf", dest: "/etc/modules-load.d/lvsup-$name.conf", mode: "0644" }
+      register: modules_file
+    - command: modprobe -a ip_vs ip_vs_rr
+      when: modules_file.changed
+    - copy: { src: "$work/files/{{ inventory_hostname }}/90-lvsup-$name.conf", dest: "/etc/sysctl.d/90-lvsup-$name.conf", mode: "0644" }
+      register: sysctl_file
+    - command: /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/90-lvsup-$name.conf
+      when: sysctl_file.changed
+    - copy: { src: "$work/files/{{ inventory_hostname }}/lvsup-director-$name.service", dest: "/etc/systemd/system/lvsup-director-$name.service", mode: "0644" }
+    - systemd: { name: "lvsup-director-$name.service", enabled: true, state: started, daemon_reload: true }
+EOF
+  fi
   recap() { # LOG: "failed unreachable changed" summed over the hosts
     awk '/ : ok=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); t[kv[1]] += kv[2] } }
          END { printf "%d %d %d", t["failed"], t["unreachable"], t["changed"] }' "$1"
   }
+  # its home and temporary files under the bench's directory (in the lab VM, root's home
+  # is read-only)
   export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_SSH_ARGS="-F $cfg -o ControlMaster=auto -o ControlPersist=60s" \
-         ANSIBLE_FORKS=$PAR ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True
+         ANSIBLE_FORKS=$PAR ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True \
+         ANSIBLE_HOME=$work/ansible-home ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_SSH_CONTROL_PATH_DIR=$work/ansible-cp
 
   for rep in $(seq 1 "$REPS"); do
     if [[ $TOOLS == *" lvsup "* ]]; then
@@ -167,15 +243,15 @@ EOF
     # the subcommand first, then its options (lvsup's command line since its redesign)
     lv=(-f "$f" "${targets[@]}" --parallel "$PAR")
     timed "$work/plan.log" "$LVSUP" plan "${lv[@]}" --detailed-exitcode
-    record lvsup "$N" "$rep" plan_cold "$WALL" "$([ "$RC" = 2 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
+    record lvsup "$N" "$rep" plan_cold "$WALL" "$([ "$RC" = 2 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU"
     timed "$work/apply-$N-$rep.log" "$LVSUP" apply "${lv[@]}" --yes
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
-    record lvsup "$N" "$rep" apply_cold "$WALL" "$([ "$RC" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"hosts_failing_check\": $bad"
+    record lvsup "$N" "$rep" apply_cold "$WALL" "$([ "$RC" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, \"hosts_failing_check\": $bad"
     timed /dev/null "$LVSUP" plan "${lv[@]}" --detailed-exitcode
-    record lvsup "$N" "$rep" plan_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
+    record lvsup "$N" "$rep" plan_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU"
     timed "$work/apply2.log" "$LVSUP" apply "${lv[@]}" --yes
     grep -q "Nothing to apply" "$work/apply2.log" || RC=99
-    record lvsup "$N" "$rep" apply_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU"
+    record lvsup "$N" "$rep" apply_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU"
     "$LVSUP" destroy "${lv[@]}" --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
     clean_hosts "$cfg" "$name" "$vip" "$N"
     fi
@@ -189,12 +265,12 @@ EOF
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
     record ansible "$N" "$rep" apply_cold "$WALL" \
       "$([ "$RC" = 0 ] && [ "$failed$unreach" = 00 ] && [ "$bad" = 0 ] && echo true || echo false)" \
-      "\"exit\": $RC, \"cpu_s\": $CPU, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed, \"hosts_failing_check\": $bad"
+      "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed, \"hosts_failing_check\": $bad"
     timed "$alog.noop" "$ANSIBLE" -i "$work/inventory" "$work/play.yml"
     read -r failed unreach changed <<<"$(recap "$alog.noop")"
     record ansible "$N" "$rep" apply_noop "$WALL" \
       "$([ "$RC" = 0 ] && [ "$failed$unreach$changed" = 000 ] && echo true || echo false)" \
-      "\"exit\": $RC, \"cpu_s\": $CPU, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed"
+      "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, \"failed\": $failed, \"unreachable\": $unreach, \"changed\": $changed"
     clean_hosts "$cfg" "$name" "$vip" "$N"
   done
   "$LVSUP" lab down -f "$f" > /dev/null

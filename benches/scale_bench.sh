@@ -7,6 +7,14 @@
 #   sudo bash benches/scale_bench.sh
 #   SCALE_SERVICES=100 SCALE_RS=10 BENCH_IDLE=30 sudo -E bash benches/scale_bench.sh   # smaller
 #   BENCH_REPS=3                     # repetitions (default 1): lvsup, keepalived, lvsup, …
+#   SCALE_INTERVAL=10                # the check interval in seconds (default 1). Under the lab
+#                                    # VM's emulation (TCG, 2 cores) neither daemon carries
+#                                    # 10,000 checks a second; 1,000 × 10 at 10 s keeps the
+#                                    # table's size (10,000 destinations, 1,000 services) at the
+#                                    # check rate of 100 × 10 at 1 s
+#   BENCH_PERF=SECS                  # `perf record -g` of each daemon for its first SECS seconds
+#                                    # (perf-DAEMON-repN.data beside BENCH_OUT; for a profile, with
+#                                    # LVSUP=an unstripped build)
 #   BENCH_STRACE=1                   # after the steady window, a second one of BENCH_IDLE s under
 #                                    # `strace -c -f`: system calls per check (strace slows the
 #                                    # daemon, so that window gives no CPU figure)
@@ -19,8 +27,9 @@
 # containers: only the daemon, the kernel and the sink.
 #
 # Both daemons: VRRP alone on the segment (they become master and hold the VIP), every
-# service rr, DR, TCP check every 1 s with a 500 ms timeout, fall 3, rise 1 (keepalived:
-# delay_loop 1, connect_timeout 0.5, retry 2, delay_before_retry 1). rise 1 because
+# service rr, DR, TCP check every SCALE_INTERVAL s (1) with a 500 ms timeout, fall 3, rise 1
+# (keepalived: delay_loop and delay_before_retry SCALE_INTERVAL, connect_timeout 0.5,
+# retry 2). rise 1 because
 # keepalived has no rise: one passed check brings a real server back; lvsup's default
 # (rise 2) would add one interval to "back". lvsup runs with the director.toml
 # `lvsup apply` renders for that cluster file.
@@ -32,8 +41,8 @@
 #                machine's, sink and softirq included, machine_softirq_pct of it); pss_kb
 #                (summed over the processes), rss_kb
 #   interval_*   the real check interval per destination, from the sink's side: p50, p99
-#                and max of the time between two checks of the same destination (1000 ms
-#                is on time; jitter is the distance from it)
+#                and max of the time between two checks of the same destination
+#                (SCALE_INTERVAL is on time; jitter is the distance from it)
 #   removal      one real server refuses connections (nft reject with tcp reset, in the real
 #                servers' namespace; timed from the moment the rule is in force) → the first
 #                and the last of its SERVICES destinations gone or at weight 0 (the director's
@@ -46,10 +55,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVICES=${SCALE_SERVICES:-1000}
 RS=${SCALE_RS:-10}
+INTERVAL=${SCALE_INTERVAL:-1}
 IDLE=${BENCH_IDLE:-60}
 REPS=${BENCH_REPS:-1}
 FIRST_PORT=10001
-LVSUP=$PWD/target/release/lvsup
+LVSUP=${LVSUP:-$PWD/target/release/lvsup}
 SINK=$PWD/target/release/examples/tcp_sink
 
 if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
@@ -65,17 +75,20 @@ if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
     # shellcheck source=benches/lib.sh
     . benches/lib.sh
     BENCH_COMMIT=$(bench_commit)
-    export LVSUP_SCALE_BENCH_INNER=1 BENCH_OUT SCALE_SERVICES=$SERVICES SCALE_RS=$RS BENCH_IDLE=$IDLE BENCH_REPS=$REPS BENCH_COMMIT
+    export LVSUP_SCALE_BENCH_INNER=1 BENCH_OUT SCALE_SERVICES=$SERVICES SCALE_RS=$RS SCALE_INTERVAL=$INTERVAL BENCH_IDLE=$IDLE BENCH_REPS=$REPS BENCH_COMMIT
     if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
         exec bash "$0"
     fi
     export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     out_dir=$(dirname "$BENCH_OUT")
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS SCALE_INTERVAL BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE BENCH_PERF LVSUP" exec tests/lab/in-vm bash "$0"
 fi
 
 NS_D=lvsup-scale-d NS_R=lvsup-scale-r
+# the sink listens on every service port, and the daemons open a socket per check: more
+# than the usual 1,024 descriptors at 1,000 services
+ulimit -n "$(ulimit -Hn)"
 VIP=10.79.0.100
 VRID=79
 W=$(mktemp -d /tmp/lvsup-scale.XXXXXX)
@@ -86,7 +99,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # every result also says which repetition, commit, machine and load (the load average when
 # it was written: other work on the machine shows there)
 emit() {
-    echo "${1%\}}, \"rep\": $rep, \"commit\": \"${BENCH_COMMIT:-unknown}\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$BENCH_OUT"
+    echo "${1%\}}, \"interval_s\": $INTERVAL, \"rep\": $rep, \"commit\": \"${BENCH_COMMIT:-unknown}\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$BENCH_OUT"
 }
 
 cleanup() {
@@ -98,7 +111,7 @@ cleanup() {
 trap cleanup EXIT
 
 {
-    echo "# benches/scale_bench.sh, $(date -u +%F): $SERVICES services x $RS real servers, idle window $IDLE s"
+    echo "# benches/scale_bench.sh, $(date -u +%F): $SERVICES services x $RS real servers, checked every $INTERVAL s, idle window $IDLE s"
     echo "# commit: ${BENCH_COMMIT:-unknown}; repetitions: $REPS"
     echo "# keepalived: $(keepalived --version 2>&1 | head -1); machine: $(nproc) CPUs, kernel $(uname -r)"
 } >&2
@@ -126,7 +139,7 @@ sleep 2
 cluster_toml() { # SERVICES
     printf '[cluster]\nname = "scale"\nvip = "%s"\nmode = "dr"\nvrid = %s\ninterface = "eth0"\n\n' "$VIP" "$VRID"
     for i in $(seq 0 $(($1 - 1))); do
-        printf '[[services]]\nport = %d\nscheduler = "rr"\n[services.health]\ncheck = "tcp"\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\nrise = 1\n\n' $((FIRST_PORT + i))
+        printf '[[services]]\nport = %d\nscheduler = "rr"\n[services.health]\ncheck = "tcp"\ninterval = "%ss"\ntimeout = "500ms"\nfall = 3\nrise = 1\n\n' $((FIRST_PORT + i)) "$INTERVAL"
     done
     printf '[[directors]]\nname = "d1"\naddress = "10.79.0.1/16"\npriority = 150\n\n'
     for j in $(seq 1 "$RS"); do
@@ -137,9 +150,9 @@ keepalived_conf() { # SERVICES
     printf 'global_defs {\n  vrrp_version 3\n  router_id d1\n}\n'
     printf 'vrrp_instance VI_%s {\n  state BACKUP\n  interface eth0\n  virtual_router_id %s\n  priority 150\n  advert_int 1\n  virtual_ipaddress {\n    %s/32 dev eth0\n  }\n}\n' "$VRID" "$VRID" "$VIP"
     for i in $(seq 0 $(($1 - 1))); do
-        printf 'virtual_server %s %d {\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n' "$VIP" $((FIRST_PORT + i))
+        printf 'virtual_server %s %d {\n  delay_loop %s\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n' "$VIP" $((FIRST_PORT + i)) "$INTERVAL"
         for j in $(seq 1 "$RS"); do
-            printf '  real_server 10.79.1.%d %d {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 0.5\n      retry 2\n      delay_before_retry 1\n    }\n  }\n' "$j" $((FIRST_PORT + i))
+            printf '  real_server 10.79.1.%d %d {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 0.5\n      retry 2\n      delay_before_retry %s\n    }\n  }\n' "$j" $((FIRST_PORT + i)) "$INTERVAL"
         done
         printf '}\n'
     done
@@ -278,11 +291,14 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     log "$daemon: starting with $SERVICES services x $RS real servers"
     t0=$(now)
     start_daemon "$daemon" "$conf"
+    if [ -n "${BENCH_PERF:-}" ]; then
+        perf record -q -F 250 -g -p "$DAEMON_PID" -o "$(dirname "$BENCH_OUT")/perf-$daemon-rep$rep.data" -- sleep "$BENCH_PERF" >/dev/null 2>&1 &
+    fi
     ok=true
     wait_until 600 all_up || ok=false
     emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\"}"
     [ "$ok" = true ] || { log "$daemon: not every destination up after 600 s: $(ipvs_count)"; stop_daemon; continue; }
-    sleep 10
+    sleep $((INTERVAL > 10 ? INTERVAL : 10))
 
     log "$daemon: CPU, memory and check intervals over $IDLE s"
     mapfile -t pids < <(pids_of_daemon)

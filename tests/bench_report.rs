@@ -143,3 +143,55 @@ fn cpu_times_get_their_column() {
     assert!(table.contains("| CPU here, lvsup / Ansible |"), "{table}");
     assert!(table.contains("| 0.25 s / 7.50 s |"), "{table}");
 }
+
+/// Scale runs at another check interval (SCALE_INTERVAL) get rows of their
+/// own, named by the interval: never averaged with the 1 s runs.
+#[test]
+fn scale_runs_at_another_interval_are_kept_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = "\
+{\"bench\": \"scale\", \"daemon\": \"lvsup\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 4.0, \"ok\": true, \"rep\": 1}
+{\"bench\": \"scale\", \"daemon\": \"keepalived\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 2.0, \"ok\": true, \"rep\": 1}
+{\"bench\": \"scale\", \"daemon\": \"lvsup\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 40.0, \"ok\": true, \"interval_s\": 10, \"rep\": 1}
+{\"bench\": \"scale\", \"daemon\": \"keepalived\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 20.0, \"ok\": true, \"interval_s\": 10, \"rep\": 1}
+";
+    let table = table_of(dir.path(), data);
+    assert!(
+        table.contains(
+            "| 100 × 10 | start → every destination up | 4.0 s (1 run) | 2.0 s (1 run) |"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "| 100 × 10, every 10 s | start → every destination up | 40.0 s (1 run) | 20.0 s (1 run) |"
+        ),
+        "{table}"
+    );
+}
+
+/// Runs with the directors (in the lab VM) and runs of the real servers
+/// alone are different work: rows of their own, never one median; the
+/// machine's CPU gets its column when the data has it.
+#[test]
+fn fleet_runs_with_directors_are_kept_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = "\
+{\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 10, \"directors\": false, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 1.0, \"ok\": true, \"cpu_s\": 0.5, \"machine_cpu_s\": 2.0}
+{\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 10, \"directors\": true, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 5.0, \"ok\": true, \"cpu_s\": 1.5, \"machine_cpu_s\": 8.0}
+";
+    let table = table_of(dir.path(), data);
+    assert!(
+        table.contains("| the machine's CPU (hosts included), lvsup / Ansible |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| 10 | apply cold | 1.00 s (1 run) |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| 10 + 2 directors | apply cold | 5.00 s (1 run) |"),
+        "{table}"
+    );
+    assert!(table.contains("| 1.50 s / — | 8.00 s / — |"), "{table}");
+}

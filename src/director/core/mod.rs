@@ -266,6 +266,11 @@ pub struct Director {
     phase: Phase,
     machine: Machine,
     rs: Vec<Vec<RsState>>,
+    /// How many of `rs` have no known health yet: counted when `rs` is made
+    /// afresh ([`Self::check_gate`]), then one less per first result. A
+    /// count of the whole matrix per result was quadratic at start
+    /// (10,000 real servers: 10^8 looks).
+    unknown: usize,
     gate_open: bool,
     /// Addresses this director added and holds.
     held: Vec<Floating>,
@@ -292,6 +297,7 @@ impl Director {
             ifaces,
             phase: Phase::Running,
             rs: Vec::new(),
+            unknown: 0,
             gate_open: false,
             held: Vec::new(),
             stale: Vec::new(),
@@ -620,7 +626,12 @@ impl Director {
             }
         }
         self.reconcile("health", Vec::new(), out);
-        self.check_gate(now, out);
+        // Only a first result (from unknown) can open the gate; a damper
+        // never goes back to unknown.
+        if t.from == Health::Unknown {
+            self.unknown = self.unknown.saturating_sub(1);
+            self.follow_gate(now, out);
+        }
     }
 
     /// FAULT handling. Interface down: release the addresses at once and
@@ -995,8 +1006,15 @@ impl Director {
         }
     }
 
+    /// The VRRP health gate after `rs` was made afresh: the unknowns counted.
     fn check_gate(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let known = health::all_known(&self.rs);
+        self.unknown = health::unknown(&self.rs);
+        self.follow_gate(now, out);
+    }
+
+    /// The gate open when no health is unknown, closed otherwise.
+    fn follow_gate(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let known = self.unknown == 0;
         if known != self.gate_open {
             self.gate_open = known;
             if known {

@@ -75,29 +75,20 @@ impl Driver {
             }
             Action::StartProbes => self.start_probes(),
             Action::Reconcile { trigger, dropped } => {
-                if let Some(tx) = &self.recon_tx {
+                if self.recon_tx.is_some() {
                     // A reload's deletions stay asked for until a reconcile
                     // carried them out: the watch keeps the latest input
                     // only, and a health change right after the reload would
                     // replace it. A service the config has again is kept.
                     let cfg = self.core.config_shared();
                     crate::director::table::keep_dropped(&mut self.dropped, dropped, &cfg);
-                    tx.send_replace(Some(ReconInput {
-                        cfg,
-                        health: self.core.health_matrix(),
-                        trigger,
-                        dropped: self.dropped.clone(),
-                        draining: self
-                            .core
-                            .draining()
-                            .iter()
-                            .map(|d| crate::director::table::Draining {
-                                service: d.service,
-                                addr: d.addr,
-                                forward: d.forward,
-                            })
-                            .collect(),
-                    }));
+                    // Sent by the main loop once the queued probe results
+                    // are in (or after RECONCILE_GATHER): one input for a
+                    // storm of flips, not one health matrix per flip.
+                    self.recon_pending = Some(match self.recon_pending {
+                        Some((was, since)) => (merge_trigger(was, trigger), since),
+                        None => (trigger, tokio::time::Instant::now()),
+                    });
                 }
             }
             Action::RunHook { hook, argv, env } => {
@@ -107,6 +98,29 @@ impl Driver {
             Action::Exit => self.exit = true,
         }
         None
+    }
+
+    /// The reconcile asked for since the last one, to the reconcile task.
+    pub(super) fn send_reconcile(&mut self) {
+        let (Some((trigger, _)), Some(tx)) = (self.recon_pending.take(), &self.recon_tx) else {
+            return;
+        };
+        tx.send_replace(Some(ReconInput {
+            cfg: self.core.config_shared(),
+            health: self.core.health_matrix(),
+            trigger,
+            dropped: self.dropped.clone(),
+            draining: self
+                .core
+                .draining()
+                .iter()
+                .map(|d| crate::director::table::Draining {
+                    service: d.service,
+                    addr: d.addr,
+                    forward: d.forward,
+                })
+                .collect(),
+        }));
     }
 
     /// The link a floating address goes on (interfaces are fixed at start).
@@ -150,5 +164,32 @@ impl Driver {
         if let Ok(found) = self.host_addresses().await {
             self.handle(core::Event::AddressesPresent(found)).await;
         }
+    }
+}
+
+/// Two reconcile triggers gathered into one run: any other wins over
+/// "health" (it must read the kernel: a start, a reload, a drain check),
+/// else the later one.
+pub(super) fn merge_trigger(was: &'static str, new: &'static str) -> &'static str {
+    if new == "health" && was != "health" {
+        was
+    } else {
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_trigger;
+
+    /// A drain check or a reload gathered with health changes keeps its
+    /// name, so the run reads the kernel (the health fast path is for
+    /// "health" alone).
+    #[test]
+    fn gathered_triggers_keep_the_one_that_reads_the_kernel() {
+        assert_eq!(merge_trigger("health", "health"), "health");
+        assert_eq!(merge_trigger("health", "drain"), "drain");
+        assert_eq!(merge_trigger("reload", "health"), "reload");
+        assert_eq!(merge_trigger("drain", "reload"), "reload");
     }
 }

@@ -6,11 +6,21 @@
 //!
 //! ```text
 //!  VRRP socket reader ──Advert/Bad──┐
-//!  probe task per (service, server) ─Probe─┐      ┌──▶ rtnetlink (VIP add/remove), GARP, adverts
-//!  control socket ──Status request──┼──▶ main loop ─┤
-//!  signals, rtnetlink, timers ──────┘      │      └──▶ reconcile task (watch): kernel IPVS table
-//!                              Director::handle(now, event)  (start, health, reload, every 30 s)
+//!  control socket ──Status request──┤ events       ┌──▶ rtnetlink (VIP add/remove), GARP, adverts
+//!  signals, rtnetlink, timers ──────┼──────▶ main loop ─┤
+//!  reconcile task ──Reconciled──────┘  (first)  ▲  │    └──▶ reconcile task (watch): kernel IPVS table
+//!  probe task per (service, server) ──Probe─────┘  │         (start, health, reload, every 30 s)
+//!                                   (a channel of its own, taken last)
+//!                              Director::handle(now, event)
 //! ```
+//!
+//! The probes' results come on a channel of their own, which the loop takes
+//! only when no other event and no timer is due: at 10,000 checked real
+//! servers the probes can keep the loop busy for seconds (a storm of
+//! flips, a slow emulated CPU), and on one shared channel a VRRP advert, a
+//! signal or the reconcile task's report waited behind every queued result
+//! (a SIGHUP was seen 32 s late, reconciles ran every ~10 s instead of
+//! back to back: benches/scale_bench.sh at 1,000 × 10, 2026-12-03).
 //!
 //! The IPVS table is reconciled in its own task so a slow netlink answer
 //! never delays an advert; it always reads the **kernel** before deciding
@@ -71,6 +81,12 @@ pub const LINK_CHECK: Duration = Duration::from_secs(30);
 /// failed): then they are all the daemon has.
 pub const POLL_WITHOUT_ANNOUNCEMENTS: Duration = Duration::from_secs(5);
 
+/// How long the main loop gathers reconcile requests while probe results
+/// are queued: each request sends the whole health matrix to the reconcile
+/// task, and a storm of flips (10,000 first results at start) sent one per
+/// flip, a quadratic cost. Idle, a request goes out at once.
+pub const RECONCILE_GATHER: Duration = Duration::from_millis(50);
+
 /// Options of `lvsup director run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -105,13 +121,6 @@ pub fn run(opts: RunOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
 pub(crate) enum Event {
     Packet(Result<(packet::Ipv4Header, Advert), PacketError>),
     RecvError(std::io::Error),
-    Probe {
-        generation: u64,
-        svc: usize,
-        rs: usize,
-        result: ProbeResult,
-        at: SystemTime,
-    },
     Status(oneshot::Sender<Status>),
     /// A signal, a poll's tick, a kernel announcement: [`spawn_wakers`].
     Wake(Wake),
@@ -123,6 +132,16 @@ pub(crate) enum Event {
         deleted: Vec<crate::ipvs::ServiceId>,
         conns: Vec<crate::director::core::drain::DestConns>,
     },
+}
+
+/// A probe task's result, on the probes' own channel.
+pub(crate) struct ProbeEvent {
+    /// The [`Driver::start_probes`] run it belongs to: older ones are dropped.
+    pub generation: u64,
+    pub svc: usize,
+    pub rs: usize,
+    pub result: ProbeResult,
+    pub at: SystemTime,
 }
 
 /// The I/O around the core.
@@ -140,10 +159,15 @@ struct Driver {
     generation: u64,
     probes: Vec<JoinHandle<()>>,
     tx: mpsc::Sender<Event>,
+    /// The probes' channel ([`ProbeEvent`]): taken after every other event.
+    probe_tx: mpsc::Sender<ProbeEvent>,
     counters: VrrpCounters,
     transitions: VecDeque<status::TransitionRecord>,
     ipvs: Option<IpvsClient>,
     recon_tx: Option<watch::Sender<Option<ReconInput>>>,
+    /// A reconcile the core asked for, not yet sent: its trigger and since
+    /// when ([`Driver::send_reconcile`]).
+    recon_pending: Option<(&'static str, tokio::time::Instant)>,
     recon_status: Arc<Mutex<Option<ReconcileStatus>>>,
     /// Services reloads removed that no reconcile has deleted yet.
     dropped: Vec<crate::ipvs::ServiceId>,
@@ -158,7 +182,11 @@ struct Driver {
 
 async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let (mut d, inputs) = Driver::start(&opts).await?;
-    let Inputs { mut rx, changes } = inputs;
+    let Inputs {
+        mut rx,
+        mut probe_rx,
+        changes,
+    } = inputs;
     let found = d
         .host_addresses()
         .await
@@ -172,19 +200,52 @@ async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     while !d.exit {
+        // The reconcile asked for goes out once the queued probe results are
+        // in, or RECONCILE_GATHER after it was asked for, whichever is first.
+        if d.recon_pending
+            .is_some_and(|(_, since)| probe_rx.is_empty() || since.elapsed() >= RECONCILE_GATHER)
+        {
+            d.send_reconcile();
+        }
         let wake = d.core.poll_timeout().map(tokio::time::Instant::from_std);
         if let Some(w) = wake
             && timer.deadline() != w
         {
             timer.as_mut().reset(w);
         }
-        tokio::select! {
-            ev = rx.recv() => d.on_event(ev.context("internal channel closed")?).await,
-            () = &mut timer, if wake.is_some() => d.handle(core::Event::Timeout).await,
+        match next(&mut rx, timer.as_mut(), wake.is_some(), &mut probe_rx).await {
+            Next::Event(ev) => d.on_event(ev.context("internal channel closed")?).await,
+            Next::Timeout => d.handle(core::Event::Timeout).await,
+            Next::Probe(p) => d.on_probe(p.context("probe channel closed")?).await,
         }
     }
     d.finish().await;
     Ok(())
+}
+
+/// What the main loop takes next.
+enum Next {
+    Event(Option<Event>),
+    Timeout,
+    Probe(Option<ProbeEvent>),
+}
+
+/// The main loop's next input, in this order: an event (VRRP, a signal,
+/// the reconcile's report, a status request), the core's deadline (adverts,
+/// master down) when `armed`, then a probe result. Probe results wait while
+/// anything else is ready (see the module's doc).
+async fn next(
+    rx: &mut mpsc::Receiver<Event>,
+    timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    armed: bool,
+    probe_rx: &mut mpsc::Receiver<ProbeEvent>,
+) -> Next {
+    tokio::select! {
+        biased;
+        ev = rx.recv() => Next::Event(ev),
+        () = timer, if armed => Next::Timeout,
+        p = probe_rx.recv() => Next::Probe(p),
+    }
 }
 
 /// What the wakers task ([`spawn_wakers`]) forwards to the main loop.
@@ -367,24 +428,6 @@ impl Driver {
             }
             Event::Packet(Err(e)) => self.bad_packet(e),
             Event::RecvError(e) => warn!("VRRP socket receive error: {e}"),
-            Event::Probe {
-                generation,
-                svc,
-                rs,
-                result: r,
-                at,
-            } if generation == self.generation => {
-                let record = core::health::Check {
-                    at,
-                    ok: r.ok,
-                    detail: r.detail,
-                    duration_ms: r.took.as_millis() as u64,
-                    inconclusive: r.inconclusive,
-                };
-                self.handle(core::Event::Probe { svc, rs, record }).await
-            }
-            // A result of probes a reload or fault replaced.
-            Event::Probe { .. } => {}
             Event::Status(reply) => {
                 let _ = reply.send(self.status());
             }
@@ -400,6 +443,85 @@ impl Driver {
                     self.handle(core::Event::Connections(conns)).await;
                 }
             }
+        }
+    }
+
+    async fn on_probe(&mut self, p: ProbeEvent) {
+        // A result of probes a reload or fault replaced: dropped.
+        if p.generation != self.generation {
+            return;
+        }
+        let r = p.result;
+        let record = core::health::Check {
+            at: p.at,
+            ok: r.ok,
+            detail: r.detail,
+            duration_ms: r.took.as_millis() as u64,
+            inconclusive: r.inconclusive,
+        };
+        self.handle(core::Event::Probe {
+            svc: p.svc,
+            rs: p.rs,
+            record,
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe() -> ProbeEvent {
+        ProbeEvent {
+            generation: 1,
+            svc: 0,
+            rs: 0,
+            result: ProbeResult {
+                ok: true,
+                inconclusive: false,
+                detail: "connected".into(),
+                took: Duration::from_millis(1),
+            },
+            at: SystemTime::now(),
+        }
+    }
+
+    /// However many probe results are queued, a signal (any event) and a
+    /// due deadline are taken first; probe results when nothing else is
+    /// ready. (On one shared channel a SIGHUP waited behind every queued
+    /// result.) Many turns: without `biased`, select! picks at random.
+    #[tokio::test]
+    async fn events_and_deadlines_go_before_probe_results() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (ptx, mut prx) = mpsc::channel(64);
+        for _ in 0..64 {
+            ptx.try_send(probe()).expect("room");
+        }
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
+        for _ in 0..16 {
+            tx.try_send(Event::Wake(Wake::Hup)).expect("room");
+        }
+        for _ in 0..16 {
+            let n = next(&mut rx, timer.as_mut(), true, &mut prx).await;
+            assert!(matches!(n, Next::Event(Some(Event::Wake(Wake::Hup)))));
+        }
+        // a deadline past (one just reached is taken at the timer's next
+        // millisecond tick)
+        let due = tokio::time::Instant::now();
+        timer.as_mut().reset(due);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(matches!(
+            next(&mut rx, timer.as_mut(), true, &mut prx).await,
+            Next::Timeout
+        ));
+        // not armed: the expired timer is not taken; the probes' turn
+        for _ in 0..16 {
+            assert!(matches!(
+                next(&mut rx, timer.as_mut(), false, &mut prx).await,
+                Next::Probe(Some(_))
+            ));
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::contract::director_config::HealthConfig;
 use crate::director::probe::{self, HttpProbe, Probe};
 use crate::health::damping::Health;
 
-use super::{Driver, Event};
+use super::{Driver, ProbeEvent};
 
 impl Driver {
     /// One probe task per checked (service, real server) of the config in
@@ -33,7 +33,7 @@ impl Driver {
             for (j, r) in s.real_servers.iter().enumerate() {
                 let addr = SocketAddr::from((r.address, s.health.port.unwrap_or(r.port)));
                 let (interval, timeout) = (s.health.interval, s.health.timeout);
-                let tx = self.tx.clone();
+                let tx = self.probe_tx.clone();
                 let probe = probe.clone();
                 let k = slots.get(i).and_then(|v| v.get(j)).copied().unwrap_or(0);
                 let first = now + first_check_offset(k, total, interval);
@@ -44,7 +44,7 @@ impl Driver {
                         tick.tick().await;
                         let result = probe::run(&probe, addr, timeout).await;
                         let (svc, rs, at) = (i, j, SystemTime::now());
-                        let ev = Event::Probe {
+                        let ev = ProbeEvent {
                             generation,
                             svc,
                             rs,

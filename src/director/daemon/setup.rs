@@ -23,6 +23,8 @@ use super::{Driver, Event, RunOptions, hooks, ipvs, load, notify, wire};
 pub(super) struct Inputs {
     /// The tasks' messages.
     pub rx: mpsc::Receiver<Event>,
+    /// The probes' results.
+    pub probe_rx: mpsc::Receiver<super::ProbeEvent>,
     /// The kernel's link and address announcements.
     pub changes: Changes,
 }
@@ -40,6 +42,7 @@ impl Driver {
             "lvsup director {} starting",
             env!("CARGO_PKG_VERSION")
         );
+        raise_nofile_limit();
         let (addrs, changes) = Addrs::connect()?;
         let (link, nat_link) = links(&addrs, &cfg).await?;
         let ipvs = connect_ipvs(opts.no_ipvs).await?;
@@ -48,6 +51,7 @@ impl Driver {
                 .with_context(|| format!("opening the VRRP socket on {}", link.name))?,
         );
         let (tx, rx) = mpsc::channel::<Event>(1024);
+        let (probe_tx, probe_rx) = mpsc::channel::<super::ProbeEvent>(1024);
         tokio::spawn(wire::receive(sock.clone(), tx.clone()));
         let socket = serve_status(opts, &cfg, ipvs.as_ref(), &tx).await?;
         let recon_status = Arc::new(Mutex::new(None));
@@ -78,10 +82,12 @@ impl Driver {
             generation: 0,
             probes: Vec::new(),
             tx,
+            probe_tx,
             counters: VrrpCounters::default(),
             transitions: VecDeque::new(),
             ipvs,
             recon_tx,
+            recon_pending: None,
             recon_status,
             dropped: Vec::new(),
             sync_state: Arc::new(Mutex::new(None)),
@@ -90,7 +96,50 @@ impl Driver {
             hooks: hooks::Hooks::start(),
             exit: false,
         };
-        Ok((d, Inputs { rx, changes }))
+        Ok((
+            d,
+            Inputs {
+                rx,
+                probe_rx,
+                changes,
+            },
+        ))
+    }
+}
+
+/// The soft limit on open files raised to the hard one. The unit sets
+/// `LimitNOFILE` from the number of checks (`desired::director_nofile`);
+/// started another way (by hand, a bench, another supervisor) the daemon
+/// would otherwise get the usual soft 1,024, and at thousands of checked
+/// real servers a burst of probes in flight runs out of descriptors: each
+/// such check fails as "could not run" and the real server's health waits
+/// another interval (seen at 1,000 × 10 under the lab VM). keepalived
+/// raises its limit at start for the same reason. Two libc calls: no crate
+/// needed.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    let (got, was) = unsafe { (libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), lim.rlim_cur) };
+    if got != 0 || lim.rlim_cur >= lim.rlim_max {
+        return;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        info!(
+            from = was,
+            to = lim.rlim_cur,
+            "open files limit raised to the hard limit"
+        );
+    } else {
+        warn!(
+            limit = was,
+            "could not raise the open files limit: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
