@@ -1,7 +1,10 @@
 //! Health probes: one task per checked (service, real server).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
 
 use crate::contract::director_config::HealthConfig;
 use crate::director::probe::{self, HttpProbe, Probe};
@@ -25,6 +28,7 @@ impl Driver {
                 .is_some_and(|s| probe_of(&s.health).is_some())
         });
         let total: usize = slots.iter().map(Vec::len).sum();
+        let in_flight = Arc::new(Semaphore::new(max_in_flight(nofile_limit())));
         let now = tokio::time::Instant::now();
         for (i, s) in self.core.config().services.iter().enumerate() {
             let Some(probe) = probe_of(&s.health) else {
@@ -37,12 +41,18 @@ impl Driver {
                 let probe = probe.clone();
                 let k = slots.get(i).and_then(|v| v.get(j)).copied().unwrap_or(0);
                 let first = now + first_check_offset(k, total, interval);
+                let in_flight = in_flight.clone();
                 self.probes.push(tokio::spawn(async move {
                     let mut tick = tokio::time::interval_at(first, interval);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         tick.tick().await;
+                        // never closed: the semaphore lives as long as the task
+                        let Ok(_permit) = in_flight.acquire().await else {
+                            return;
+                        };
                         let result = probe::run(&probe, addr, timeout).await;
+                        drop(_permit);
                         let (svc, rs, at) = (i, j, SystemTime::now());
                         let ev = ProbeEvent {
                             generation,
@@ -97,6 +107,36 @@ pub(super) fn first_check_slots(
         }
     }
     slots
+}
+
+/// How many checks may be in flight at once, for a soft open-files limit of
+/// `nofile`: half of what is left after 256 descriptors kept for the rest
+/// of the daemon (netlink, VRRP, the control socket and its clients,
+/// metrics, a script check's pipes), at least 16. Each check holds a socket
+/// while it runs, normally for a millisecond; after a stall (a slow CPU, a
+/// reconcile of thousands of operations) every check that fell due in it
+/// starts at once, and at 10,000 checked real servers that was over 4,096
+/// sockets: the checks beyond the limit failed with EMFILE ("could not
+/// run", health unchanged for another interval), and so would the control
+/// socket's and the metrics listener's next accept. Over the cap a check
+/// waits for a place instead.
+pub(super) fn max_in_flight(nofile: u64) -> usize {
+    let usable = nofile.saturating_sub(256) / 2;
+    usize::try_from(usable).unwrap_or(usize::MAX).max(16)
+}
+
+/// The soft limit on open files (1,024 if it cannot be read).
+fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a plain system call on a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
 }
 
 /// When the `k`th of `n` probes runs its first check, after the start: the
@@ -161,6 +201,20 @@ mod tests {
             tls_verify: None,
             sni: None,
             script: None,
+        }
+    }
+
+    /// Checks in flight stay under the open-files limit with room for the
+    /// rest of the daemon; a tiny limit still lets a few run.
+    #[test]
+    fn checks_in_flight_leave_descriptors_for_the_daemon() {
+        assert_eq!(max_in_flight(4096), 1920);
+        assert_eq!(max_in_flight(1024), 384);
+        assert_eq!(max_in_flight(100), 16);
+        assert_eq!(max_in_flight(0), 16);
+        assert!(max_in_flight(u64::MAX) > 1 << 30);
+        for n in [1024u64, 4096, 8192, 524_288] {
+            assert!((max_in_flight(n) as u64) + 256 < n, "{n}");
         }
     }
 
