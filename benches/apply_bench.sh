@@ -52,7 +52,8 @@ if [ "${BENCH_DIRECTORS:-0}" = 1 ] && [ "$NO_KERNEL" = 1 ] && [ "${LVSUP_INSIDE_
   . benches/lib.sh
   BENCH_COMMIT=$(bench_commit)  # read here: inside the VM the checkout is another user's (9p)
   LVSUP=$(realpath "$LVSUP")
-  export BENCH_OUT BENCH_REPS=$REPS BENCH_TOOLS="${TOOLS# }" BENCH_COMMIT ANSIBLE LVSUP LVSUP_NO_KERNEL=0 LVSUP_LAB_IMAGE=1
+  tools=${TOOLS# }
+  export BENCH_OUT BENCH_REPS=$REPS BENCH_TOOLS="${tools% }" BENCH_COMMIT ANSIBLE LVSUP LVSUP_NO_KERNEL=0 LVSUP_LAB_IMAGE=1
   export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-3600}
   export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$(dirname "$BENCH_OUT")"
   LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT BENCH_REPS BENCH_TOOLS BENCH_NO_BUILD BENCH_COMMIT ANSIBLE LVSUP" \
@@ -62,6 +63,9 @@ fi
 [[ $TOOLS != *" ansible "* ]] || [ -x "$ANSIBLE" ] || { echo "apply_bench: no ansible-playbook at $ANSIBLE (see the header)" >&2; exit 1; }
 work=$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)  # kept: every tool's log per N and repetition
 OUT=${BENCH_OUT:-$work/results.jsonl}
+# Ansible's home and temporary files under the bench's directory (in the lab VM, root's
+# home is read-only: even `ansible-playbook --version` failed there)
+export ANSIBLE_HOME=$work/ansible-home ANSIBLE_LOCAL_TEMP=$work/ansible-tmp
 status=0
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
@@ -230,11 +234,9 @@ EOF
     awk '/ : ok=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); t[kv[1]] += kv[2] } }
          END { printf "%d %d %d", t["failed"], t["unreachable"], t["changed"] }' "$1"
   }
-  # its home and temporary files under the bench's directory (in the lab VM, root's home
-  # is read-only)
   export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_SSH_ARGS="-F $cfg -o ControlMaster=auto -o ControlPersist=60s" \
          ANSIBLE_FORKS=$PAR ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True \
-         ANSIBLE_HOME=$work/ansible-home ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_SSH_CONTROL_PATH_DIR=$work/ansible-cp
+         ANSIBLE_SSH_CONTROL_PATH_DIR=$work/ansible-cp
 
   for rep in $(seq 1 "$REPS"); do
     if [[ $TOOLS == *" lvsup "* ]]; then
