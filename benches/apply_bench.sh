@@ -199,14 +199,18 @@ PY
     echo "[rs]"; for i in $(seq 1 "$N"); do echo "rs$i"; done
     [ "$DIRS" = 0 ] || printf '[directors]\nd1\nd2\n'
   } > "$work/inventory"
+  # the sysctl file and, when it changed, systemd-sysctl on it: both plays
+  sysctl_tasks() { # FILES_DIR
+    printf '    - copy: { src: "%s/90-lvsup-%s.conf", dest: "/etc/sysctl.d/90-lvsup-%s.conf", mode: "0644" }\n' "$1" "$name" "$name"
+    printf '      register: sysctl_file\n'
+    printf '    - command: /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/90-lvsup-%s.conf\n' "$name"
+    printf '      when: sysctl_file.changed\n'
+  }
   cat > "$work/play.yml" <<EOF
 - hosts: rs
   gather_facts: false
   tasks:
-    - copy: { src: "$work/files/rs/90-lvsup-$name.conf", dest: "/etc/sysctl.d/90-lvsup-$name.conf", mode: "0644" }
-      register: sysctl_file
-    - command: /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/90-lvsup-$name.conf
-      when: sysctl_file.changed
+$(sysctl_tasks "$work/files/rs")
     - copy: { src: "$work/files/rs/lvsup-realserver-$name.service", dest: "/etc/systemd/system/lvsup-realserver-$name.service", mode: "0644" }
     - systemd: { name: "lvsup-realserver-$name.service", enabled: true, state: started, daemon_reload: true }
 EOF
@@ -222,10 +226,7 @@ EOF
       register: modules_file
     - command: modprobe -a ip_vs ip_vs_rr
       when: modules_file.changed
-    - copy: { src: "$work/files/{{ inventory_hostname }}/90-lvsup-$name.conf", dest: "/etc/sysctl.d/90-lvsup-$name.conf", mode: "0644" }
-      register: sysctl_file
-    - command: /usr/lib/systemd/systemd-sysctl /etc/sysctl.d/90-lvsup-$name.conf
-      when: sysctl_file.changed
+$(sysctl_tasks "$work/files/{{ inventory_hostname }}")
     - copy: { src: "$work/files/{{ inventory_hostname }}/lvsup-director-$name.service", dest: "/etc/systemd/system/lvsup-director-$name.service", mode: "0644" }
     - systemd: { name: "lvsup-director-$name.service", enabled: true, state: started, daemon_reload: true }
 EOF

@@ -129,44 +129,54 @@ fn failed_runs_are_shown_and_not_averaged_in() {
     );
 }
 
+/// The table bench-report writes for raw `data` has every one of `rows` (a
+/// row or a part of one).
+fn assert_rows(data: &str, rows: &[&str]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = table_of(dir.path(), data);
+    for row in rows {
+        assert!(table.contains(row), "no {row:?} in\n{table}");
+    }
+}
+
 /// With CPU times in the data, the apply table shows each tool's median CPU
 /// of the runs that passed.
 #[test]
 fn cpu_times_get_their_column() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let data = "\
 {\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 5, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 1.0, \"ok\": true, \"cpu_s\": 0.25}
 {\"bench\": \"apply\", \"tool\": \"ansible\", \"n\": 5, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 9.0, \"ok\": true, \"cpu_s\": 7.5}
 {\"bench\": \"apply\", \"tool\": \"ansible\", \"n\": 5, \"rep\": 2, \"phase\": \"apply_cold\", \"s\": 9.0, \"ok\": false, \"cpu_s\": 99}
 ";
-    let table = table_of(dir.path(), data);
-    assert!(table.contains("| CPU here, lvsup / Ansible |"), "{table}");
-    assert!(table.contains("| 0.25 s / 7.50 s |"), "{table}");
+    assert_rows(
+        data,
+        &["| CPU here, lvsup / Ansible |", "| 0.25 s / 7.50 s |"],
+    );
 }
 
 /// Scale runs at another check interval (SCALE_INTERVAL) get rows of their
 /// own, named by the interval: never averaged with the 1 s runs.
 #[test]
 fn scale_runs_at_another_interval_are_kept_apart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = "\
-{\"bench\": \"scale\", \"daemon\": \"lvsup\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 4.0, \"ok\": true, \"rep\": 1}
-{\"bench\": \"scale\", \"daemon\": \"keepalived\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 2.0, \"ok\": true, \"rep\": 1}
-{\"bench\": \"scale\", \"daemon\": \"lvsup\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 40.0, \"ok\": true, \"interval_s\": 10, \"rep\": 1}
-{\"bench\": \"scale\", \"daemon\": \"keepalived\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": 20.0, \"ok\": true, \"interval_s\": 10, \"rep\": 1}
-";
-    let table = table_of(dir.path(), data);
-    assert!(
-        table.contains(
-            "| 100 × 10 | start → every destination up | 4.0 s (1 run) | 2.0 s (1 run) |"
-        ),
-        "{table}"
-    );
-    assert!(
-        table.contains(
-            "| 100 × 10, every 10 s | start → every destination up | 40.0 s (1 run) | 20.0 s (1 run) |"
-        ),
-        "{table}"
+    let run = |daemon: &str, s: f64, interval: &str| {
+        format!(
+            "{{\"bench\": \"scale\", \"daemon\": \"{daemon}\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": {s:.1}, \"ok\": true{interval}, \"rep\": 1}}\n"
+        )
+    };
+    let ten = ", \"interval_s\": 10";
+    let data = [
+        run("lvsup", 4.0, ""),
+        run("keepalived", 2.0, ""),
+        run("lvsup", 40.0, ten),
+        run("keepalived", 20.0, ten),
+    ]
+    .concat();
+    assert_rows(
+        &data,
+        &[
+            "| 100 × 10 | start → every destination up | 4.0 s (1 run) | 2.0 s (1 run) |",
+            "| 100 × 10, every 10 s | start → every destination up | 40.0 s (1 run) | 20.0 s (1 run) |",
+        ],
     );
 }
 
@@ -175,23 +185,19 @@ fn scale_runs_at_another_interval_are_kept_apart() {
 /// machine's CPU gets its column when the data has it.
 #[test]
 fn fleet_runs_with_directors_are_kept_apart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = "\
-{\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 10, \"directors\": false, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 1.0, \"ok\": true, \"cpu_s\": 0.5, \"machine_cpu_s\": 2.0}
-{\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 10, \"directors\": true, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": 5.0, \"ok\": true, \"cpu_s\": 1.5, \"machine_cpu_s\": 8.0}
-";
-    let table = table_of(dir.path(), data);
-    assert!(
-        table.contains("| the machine's CPU (hosts included), lvsup / Ansible |"),
-        "{table}"
+    let run = |directors: bool, s: f64, cpu: f64, machine: f64| {
+        format!(
+            "{{\"bench\": \"apply\", \"tool\": \"lvsup\", \"n\": 10, \"directors\": {directors}, \"rep\": 1, \"phase\": \"apply_cold\", \"s\": {s:.1}, \"ok\": true, \"cpu_s\": {cpu:.1}, \"machine_cpu_s\": {machine:.1}}}\n"
+        )
+    };
+    let data = [run(false, 1.0, 0.5, 2.0), run(true, 5.0, 1.5, 8.0)].concat();
+    assert_rows(
+        &data,
+        &[
+            "| the machine's CPU (hosts included), lvsup / Ansible |",
+            "| 10 | apply cold | 1.00 s (1 run) |",
+            "| 10 + 2 directors | apply cold | 5.00 s (1 run) |",
+            "| 1.50 s / — | 8.00 s / — |",
+        ],
     );
-    assert!(
-        table.contains("| 10 | apply cold | 1.00 s (1 run) |"),
-        "{table}"
-    );
-    assert!(
-        table.contains("| 10 + 2 directors | apply cold | 5.00 s (1 run) |"),
-        "{table}"
-    );
-    assert!(table.contains("| 1.50 s / — | 8.00 s / — |"), "{table}");
 }
