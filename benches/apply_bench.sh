@@ -44,6 +44,7 @@ if [ -z "${LVSUP:-}" ]; then
   [ "${BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release --locked >&2
   LVSUP=target/release/lvsup
 fi
+LVSUP_ABS=$(realpath -- "${LVSUP}")  # for the VM (another working directory) and Ansible's copy
 if [ "${BENCH_DIRECTORS:-0}" = 1 ] && [ "$NO_KERNEL" = 1 ] && [ "${LVSUP_INSIDE_LAB:-0}" != 1 ]; then
   # the directors need ip_vs: the whole bench in the lab VM, its results written here
   BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/lvsup-apply-bench.XXXXXX)/results.jsonl}
@@ -51,11 +52,12 @@ if [ "${BENCH_DIRECTORS:-0}" = 1 ] && [ "$NO_KERNEL" = 1 ] && [ "${LVSUP_INSIDE_
   # shellcheck source=benches/lib.sh
   . benches/lib.sh
   BENCH_COMMIT=$(bench_commit)  # read here: inside the VM the checkout is another user's (9p)
-  LVSUP=$(realpath "$LVSUP")
+  LVSUP=$LVSUP_ABS
   tools=${TOOLS# }
   export BENCH_OUT BENCH_REPS=$REPS BENCH_TOOLS="${tools% }" BENCH_COMMIT ANSIBLE LVSUP LVSUP_NO_KERNEL=0 LVSUP_LAB_IMAGE=1
   export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-3600}
-  export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$(dirname "$BENCH_OUT")"
+  out_dir=$(dirname "$BENCH_OUT")
+  export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
   LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT BENCH_REPS BENCH_TOOLS BENCH_NO_BUILD BENCH_COMMIT ANSIBLE LVSUP" \
     exec tests/lab/in-vm bash "$0" "$@"
 fi
@@ -219,7 +221,7 @@ EOF
 - hosts: directors
   gather_facts: false
   tasks:
-    - copy: { src: "$(realpath "$LVSUP")", dest: /usr/local/bin/lvsup, mode: "0755" }
+    - copy: { src: "$LVSUP_ABS", dest: /usr/local/bin/lvsup, mode: "0755" }
     - file: { path: "/etc/lvsup/$name", state: directory, mode: "0755" }
     - copy: { src: "$work/files/{{ inventory_hostname }}/director.toml", dest: "/etc/lvsup/$name/director.toml", mode: "0644" }
     - copy: { src: "$work/files/{{ inventory_hostname }}/lvsup-$name.conf", dest: "/etc/modules-load.d/lvsup-$name.conf", mode: "0644" }
