@@ -161,6 +161,8 @@ struct Driver {
     tx: mpsc::Sender<Event>,
     /// The probes' channel ([`ProbeEvent`]): taken after every other event.
     probe_tx: mpsc::Sender<ProbeEvent>,
+    /// The soft open-files limit after start-up: it caps the checks in flight.
+    nofile: u64,
     counters: VrrpCounters,
     transitions: VecDeque<status::TransitionRecord>,
     ipvs: Option<IpvsClient>,

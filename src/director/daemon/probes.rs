@@ -28,7 +28,7 @@ impl Driver {
                 .is_some_and(|s| probe_of(&s.health).is_some())
         });
         let total: usize = slots.iter().map(Vec::len).sum();
-        let in_flight = Arc::new(Semaphore::new(max_in_flight(nofile_limit())));
+        let in_flight = Arc::new(Semaphore::new(max_in_flight(self.nofile)));
         let now = tokio::time::Instant::now();
         for (i, s) in self.core.config().services.iter().enumerate() {
             let Some(probe) = probe_of(&s.health) else {
@@ -123,20 +123,6 @@ pub(super) fn first_check_slots(
 pub(super) fn max_in_flight(nofile: u64) -> usize {
     let usable = nofile.saturating_sub(256) / 2;
     usize::try_from(usable).unwrap_or(usize::MAX).max(16)
-}
-
-/// The soft limit on open files (1,024 if it cannot be read).
-fn nofile_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a plain system call on a local struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        1024
-    }
 }
 
 /// When the `k`th of `n` probes runs its first check, after the start: the

@@ -42,7 +42,7 @@ impl Driver {
             "lvsup director {} starting",
             env!("CARGO_PKG_VERSION")
         );
-        raise_nofile_limit();
+        let nofile = raise_nofile_limit();
         let (addrs, changes) = Addrs::connect()?;
         let (link, nat_link) = links(&addrs, &cfg).await?;
         let ipvs = connect_ipvs(opts.no_ipvs).await?;
@@ -83,6 +83,7 @@ impl Driver {
             probes: Vec::new(),
             tx,
             probe_tx,
+            nofile,
             counters: VrrpCounters::default(),
             transitions: VecDeque::new(),
             ipvs,
@@ -116,15 +117,19 @@ impl Driver {
 /// another interval (seen at 1,000 × 10 under the lab VM). keepalived
 /// raises its limit at start for the same reason. Two libc calls: no crate
 /// needed.
-fn raise_nofile_limit() {
+/// Returns the soft limit in force afterwards (1,024 if it cannot be read).
+fn raise_nofile_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain system calls on a local struct.
-    let (got, was) = unsafe { (libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), lim.rlim_cur) };
-    if got != 0 || lim.rlim_cur >= lim.rlim_max {
-        return;
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    let was = lim.rlim_cur;
+    if was >= lim.rlim_max {
+        return was;
     }
     lim.rlim_cur = lim.rlim_max;
     // SAFETY: as above.
@@ -134,12 +139,14 @@ fn raise_nofile_limit() {
             to = lim.rlim_cur,
             "open files limit raised to the hard limit"
         );
+        lim.rlim_cur
     } else {
         warn!(
             limit = was,
             "could not raise the open files limit: {}",
             std::io::Error::last_os_error()
         );
+        was
     }
 }
 
