@@ -39,7 +39,8 @@
 #   cpu_pct      utime + stime of all the daemon's processes over BENCH_IDLE s (default 60),
 #                % of one core (user_pct and sys_pct apart; machine_busy_pct: the whole
 #                machine's, sink and softirq included, machine_softirq_pct of it); pss_kb
-#                (summed over the processes), rss_kb
+#                (summed over the processes; pss_anon_kb and pss_file_kb its anonymous and
+#                file-backed parts: heap and stacks, program text and libraries), rss_kb
 #   interval_*   the real check interval per destination, from the sink's side: p50, p99
 #                and max of the time between two checks of the same destination
 #                (SCALE_INTERVAL is on time; jitter is the distance from it)
@@ -320,7 +321,7 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     # user and system apart, and the machine's busy time (the sink and the network's
     # softirq work included, which the daemon's own figures may leave out)
     split="\"user_pct\": $(pct $((bu - au))), \"sys_pct\": $(pct $((bs - sa))), \"machine_busy_pct\": $(pct $((mb - ma))), \"machine_softirq_pct\": $(pct $((msj - msi)))"
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
 
     if [ "${BENCH_STRACE:-0}" = 1 ]; then
         log "$daemon: system calls over $IDLE s (strace -c -f)"

@@ -54,7 +54,7 @@ async fn exit_zero_is_up_anything_else_down() {
     assert!(!r.ok && !r.inconclusive, "{r:?}");
     assert_eq!(r.detail, "exit 1: db unreachable");
     let r = check(argv(&two, &[]), Duration::from_secs(5)).await;
-    assert_eq!((r.ok, r.detail.as_str()), (false, "exit 2"));
+    assert_eq!((r.ok, &*r.detail), (false, "exit 2"));
 }
 
 #[tokio::test]

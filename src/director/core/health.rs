@@ -35,7 +35,7 @@ pub struct Check {
     pub at: SystemTime,
     pub ok: bool,
     /// "connected", "HTTP 200", "connection refused", "timeout after 3s", ...
-    pub detail: String,
+    pub detail: std::borrow::Cow<'static, str>,
     pub duration_ms: u64,
     /// The probe could not run on the director (no socket): not counted
     /// for or against the real server.
@@ -48,7 +48,7 @@ impl Check {
         CheckRecord {
             at: status::timestamp(self.at),
             ok: self.ok,
-            detail: self.detail.clone(),
+            detail: self.detail.to_string(),
             duration_ms: self.duration_ms,
             inconclusive: self.inconclusive,
         }

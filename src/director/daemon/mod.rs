@@ -9,7 +9,7 @@
 //!  control socket ──Status request──┤ events       ┌──▶ rtnetlink (VIP add/remove), GARP, adverts
 //!  signals, rtnetlink, timers ──────┼──────▶ main loop ─┤
 //!  reconcile task ──Reconciled──────┘  (first)  ▲  │    └──▶ reconcile task (watch): kernel IPVS table
-//!  probe task per (service, server) ──Probe─────┘  │         (start, health, reload, every 30 s)
+//!  checks' scheduler task ──Probe──────────────┘  │         (start, health, reload, every 30 s)
 //!                                   (a channel of its own, taken last)
 //!                              Director::handle(now, event)
 //! ```
@@ -134,7 +134,7 @@ pub(crate) enum Event {
     },
 }
 
-/// A probe task's result, on the probes' own channel.
+/// A check's result, on the probes' own channel.
 pub(crate) struct ProbeEvent {
     /// The [`Driver::start_probes`] run it belongs to: older ones are dropped.
     pub generation: u64,
@@ -157,7 +157,8 @@ struct Driver {
     sock: Arc<VrrpSocket>,
     ip_id: u16,
     generation: u64,
-    probes: Vec<JoinHandle<()>>,
+    /// The health checks' scheduler task ([`Driver::start_probes`]).
+    probes: Option<JoinHandle<()>>,
     tx: mpsc::Sender<Event>,
     /// The probes' channel ([`ProbeEvent`]): taken after every other event.
     probe_tx: mpsc::Sender<ProbeEvent>,
@@ -346,7 +347,12 @@ impl Driver {
             Wake::Hup => self.reload().await,
             Wake::Term => self.shutdown("SIGTERM").await,
             Wake::Int => self.shutdown("SIGINT").await,
-            Wake::CheckAddresses => self.check_addresses().await,
+            Wake::CheckAddresses => {
+                self.check_addresses().await;
+                // the steady state's churn touches the heap's free pages
+                // again, a few kB a second at 10,000 checks a second
+                load::trim_heap();
+            }
             Wake::CheckLink | Wake::Change(Change::Link) if !stopping => self.check_link().await,
             Wake::CheckLink | Wake::Change(Change::Link) => {}
             Wake::Watchdog => notify::send(&[notify::Msg::Watchdog]),
@@ -369,7 +375,7 @@ impl Driver {
     /// After Exit (the core released every address): probes stop, the sync
     /// daemons' last switch and the hooks run finish, the socket goes.
     async fn finish(mut self) {
-        for p in self.probes.drain(..) {
+        if let Some(p) = self.probes.take() {
             p.abort();
         }
         for t in self.sync_tasks.drain(..) {

@@ -1,73 +1,233 @@
-//! Health probes: one task per checked (service, real server).
+//! Health checks: one scheduler task runs every check of the config in
+//! force.
+//!
+//! The scheduler keeps each checked (service, real server)'s next due time
+//! in one queue ([`CheckQueue`]) and runs the checks that fall due side by
+//! side, each for as long as it takes. Until 2026-12-03 every destination
+//! had a task of its own, looping over an interval timer: at 10,000
+//! destinations those idle tasks (their futures and timers) were 10 MB of
+//! the daemon's 13 MB heap (heaptrack, `benches/scale_bench.sh` at 1,000 ×
+//! 10), against about 100 bytes each now. A check in flight still costs its
+//! future, for as long as it runs: normally a millisecond.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Semaphore;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::contract::director_config::HealthConfig;
-use crate::director::probe::{self, HttpProbe, Probe};
+use crate::director::probe::{self, HttpProbe, Probe, ProbeResult};
 use crate::health::damping::Health;
 
 use super::{Driver, ProbeEvent};
 
 impl Driver {
-    /// One probe task per checked (service, real server) of the config in
-    /// force; results of earlier generations are dropped.
+    /// Starts the checks of the config in force, replacing the scheduler of
+    /// the previous one (its checks in flight are dropped with it); results
+    /// of earlier generations are dropped by the main loop.
     pub(super) fn start_probes(&mut self) {
-        for p in self.probes.drain(..) {
+        if let Some(p) = self.probes.take() {
             p.abort();
         }
         self.generation += 1;
-        let generation = self.generation;
         let services = &self.core.config().services;
+        let checks: Vec<Option<ServiceCheck>> = services
+            .iter()
+            .map(|s| {
+                probe_of(&s.health).map(|probe| ServiceCheck {
+                    probe: Arc::new(probe),
+                    interval: s.health.interval,
+                    timeout: s.health.timeout,
+                })
+            })
+            .collect();
         let slots = first_check_slots(&self.core.health_matrix(), |i| {
-            services
-                .get(i)
-                .is_some_and(|s| probe_of(&s.health).is_some())
+            checks.get(i).is_some_and(Option::is_some)
         });
         let total: usize = slots.iter().map(Vec::len).sum();
-        let in_flight = Arc::new(Semaphore::new(max_in_flight(self.nofile)));
-        let now = tokio::time::Instant::now();
-        for (i, s) in self.core.config().services.iter().enumerate() {
-            let Some(probe) = probe_of(&s.health) else {
+        let now = Instant::now();
+        let mut targets = Vec::with_capacity(total);
+        let mut queue = CheckQueue::default();
+        for (i, s) in services.iter().enumerate() {
+            let Some(Some(c)) = checks.get(i) else {
                 continue;
             };
             for (j, r) in s.real_servers.iter().enumerate() {
-                let addr = SocketAddr::from((r.address, s.health.port.unwrap_or(r.port)));
-                let (interval, timeout) = (s.health.interval, s.health.timeout);
-                let tx = self.probe_tx.clone();
-                let probe = probe.clone();
                 let k = slots.get(i).and_then(|v| v.get(j)).copied().unwrap_or(0);
-                let first = now + first_check_offset(k, total, interval);
-                let in_flight = in_flight.clone();
-                self.probes.push(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval_at(first, interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tick.tick().await;
-                        // never closed: the semaphore lives as long as the task
-                        let Ok(_permit) = in_flight.acquire().await else {
-                            return;
-                        };
-                        let result = probe::run(&probe, addr, timeout).await;
-                        drop(_permit);
-                        let (svc, rs, at) = (i, j, SystemTime::now());
-                        let ev = ProbeEvent {
-                            generation,
-                            svc,
-                            rs,
-                            result,
-                            at,
-                        };
-                        if tx.send(ev).await.is_err() {
-                            return;
-                        }
-                    }
-                }));
+                queue.push(
+                    now + first_check_offset(k, total, c.interval),
+                    targets.len(),
+                );
+                targets.push(Target {
+                    svc: i,
+                    rs: j,
+                    addr: SocketAddr::from((r.address, s.health.port.unwrap_or(r.port))),
+                });
             }
         }
+        let scheduler = Scheduler {
+            checks,
+            targets,
+            queue,
+            generation: self.generation,
+            cap: max_in_flight(self.nofile),
+            tx: self.probe_tx.clone(),
+        };
+        self.probes = Some(tokio::spawn(scheduler.run()));
+    }
+}
+
+/// What every check of one service shares.
+struct ServiceCheck {
+    probe: Arc<Probe>,
+    interval: Duration,
+    timeout: Duration,
+}
+
+/// One checked (service, real server): indexes into the config in force.
+struct Target {
+    svc: usize,
+    rs: usize,
+    addr: SocketAddr,
+}
+
+/// A finished check: which target, when it was due, its result and when
+/// it ended.
+type Done = (usize, Instant, ProbeResult, SystemTime);
+
+/// The scheduler task's state: the targets of one config, their due times
+/// and the channel to the main loop.
+struct Scheduler {
+    /// By service index: `None` for an unchecked service.
+    checks: Vec<Option<ServiceCheck>>,
+    targets: Vec<Target>,
+    queue: CheckQueue,
+    generation: u64,
+    /// At most this many checks in flight ([`max_in_flight`]).
+    cap: usize,
+    tx: mpsc::Sender<ProbeEvent>,
+}
+
+impl Scheduler {
+    /// Runs until aborted (a new config's scheduler replaces it) or the
+    /// main loop is gone.
+    async fn run(mut self) {
+        let mut running = FuturesUnordered::new();
+        // Results not yet taken by the main loop. While the loop is busy the
+        // checks in flight go on (a result waiting for room in the channel
+        // must not stall the others' timeouts), but no new check starts
+        // once a cap's worth of results waits.
+        let mut outbox: VecDeque<Done> = VecDeque::new();
+        let tx = self.tx.clone();
+        loop {
+            let now = Instant::now();
+            while running.len() < self.cap && outbox.len() < self.cap {
+                let Some((due, t)) = self.queue.pop_due(now) else {
+                    break;
+                };
+                if let Some(check) = self.start(t, due) {
+                    running.push(check);
+                }
+            }
+            let next_due = if running.len() < self.cap && outbox.len() < self.cap {
+                self.queue.next_due()
+            } else {
+                None
+            };
+            tokio::select! {
+                Some(done) = running.next(), if !running.is_empty() => {
+                    self.reschedule(done.0, done.1);
+                    outbox.push_back(done);
+                }
+                permit = tx.reserve(), if !outbox.is_empty() => {
+                    let Ok(permit) = permit else {
+                        return; // the main loop is gone
+                    };
+                    if let Some((t, _, result, at)) = outbox.pop_front()
+                        && let Some(target) = self.targets.get(t)
+                    {
+                        permit.send(ProbeEvent {
+                            generation: self.generation,
+                            svc: target.svc,
+                            rs: target.rs,
+                            result,
+                            at,
+                        });
+                    }
+                }
+                () = tokio::time::sleep_until(next_due.unwrap_or(now)), if next_due.is_some() => {}
+                else => {
+                    // nothing checked, nothing in flight: wait to be aborted
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    /// The check of target `t`, due at `due`, as a future of its result.
+    fn start(&self, t: usize, due: Instant) -> Option<impl Future<Output = Done> + use<>> {
+        let target = self.targets.get(t)?;
+        let check = self.checks.get(target.svc)?.as_ref()?;
+        let (probe, addr, timeout) = (check.probe.clone(), target.addr, check.timeout);
+        Some(async move {
+            let result = probe::run(&probe, addr, timeout).await;
+            (t, due, result, SystemTime::now())
+        })
+    }
+
+    /// Target `t`'s next check, after the one due at `due` ended now.
+    fn reschedule(&mut self, t: usize, due: Instant) {
+        let interval = self
+            .targets
+            .get(t)
+            .and_then(|x| self.checks.get(x.svc))
+            .and_then(Option::as_ref)
+            .map(|c| c.interval);
+        if let Some(interval) = interval {
+            self.queue.push(next_due(due, interval, Instant::now()), t);
+        }
+    }
+}
+
+/// When a check due at `due` runs next, once it ended at `now`: one interval
+/// after `due`, so the checks keep their places in the spread whatever each
+/// one takes; if that time has passed already (a check as long as its
+/// interval, a stall), at once, and the next ones an interval apart from
+/// then (tokio's `MissedTickBehavior::Delay`, what the per-task timers did).
+pub(super) fn next_due(due: Instant, interval: Duration, now: Instant) -> Instant {
+    (due + interval).max(now)
+}
+
+/// Due times of the targets, earliest first: a binary heap of
+/// (due, target) pairs, one per target not in flight.
+#[derive(Debug, Default)]
+pub(super) struct CheckQueue {
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+}
+
+impl CheckQueue {
+    pub(super) fn push(&mut self, due: Instant, target: usize) {
+        self.heap.push(Reverse((due, target)));
+    }
+
+    /// The earliest target due at or before `now`, and its due time.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(Instant, usize)> {
+        let Reverse((due, _)) = self.heap.peek()?;
+        if *due > now {
+            return None;
+        }
+        self.heap.pop().map(|Reverse(x)| x)
+    }
+
+    /// When the next target falls due.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((due, _))| *due)
     }
 }
 
@@ -188,6 +348,89 @@ mod tests {
             sni: None,
             script: None,
         }
+    }
+
+    /// The queue gives targets back earliest first, only once due; the
+    /// next check keeps its place in the spread unless it is already late.
+    #[test]
+    fn checks_fall_due_in_order_and_keep_their_places() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut q = CheckQueue::default();
+        q.push(t0 + ms(30), 2);
+        q.push(t0 + ms(10), 0);
+        q.push(t0 + ms(20), 1);
+        assert_eq!(q.next_due(), Some(t0 + ms(10)));
+        assert_eq!(q.pop_due(t0), None);
+        assert_eq!(q.pop_due(t0 + ms(25)), Some((t0 + ms(10), 0)));
+        assert_eq!(q.pop_due(t0 + ms(25)), Some((t0 + ms(20), 1)));
+        assert_eq!(q.pop_due(t0 + ms(25)), None);
+        assert_eq!(q.next_due(), Some(t0 + ms(30)));
+        // a 3 ms check due at 10 ms runs again at 1,010 ms, not 1,013
+        assert_eq!(next_due(t0 + ms(10), ms(1000), t0 + ms(13)), t0 + ms(1010));
+        // one that ended after its next due time runs again at once
+        assert_eq!(next_due(t0, ms(100), t0 + ms(250)), t0 + ms(250));
+    }
+
+    /// The scheduler checks every target again and again, each result
+    /// under its own (service, real server) and generation, whatever the
+    /// main loop's pace (nothing is read for a while here) and with one
+    /// check in flight at a time.
+    #[tokio::test]
+    async fn the_scheduler_checks_every_target_in_turn() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let up = listener.local_addr().expect("addr");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let check = |ms| ServiceCheck {
+            probe: Arc::new(Probe::Tcp),
+            interval: Duration::from_millis(ms),
+            timeout: Duration::from_secs(1),
+        };
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut queue = CheckQueue::default();
+        let now = Instant::now();
+        queue.push(now, 0);
+        queue.push(now, 1);
+        let s = Scheduler {
+            checks: vec![None, Some(check(20)), Some(check(30))],
+            targets: vec![
+                Target {
+                    svc: 1,
+                    rs: 3,
+                    addr: up,
+                },
+                Target {
+                    svc: 2,
+                    rs: 0,
+                    addr: closed,
+                },
+            ],
+            queue,
+            generation: 7,
+            cap: 1, // one check at a time: the cap holds the rest back
+
+            tx,
+        };
+        let task = tokio::spawn(s.run());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut seen = std::collections::BTreeMap::<(usize, usize), Vec<bool>>::new();
+        while seen.values().map(Vec::len).min().unwrap_or(0) < 3 || seen.len() < 2 {
+            // a guard against a hang, not a time limit: 20 and 30 ms apart
+            let ev = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("checks stopped: {seen:?}"))
+                .expect("results");
+            assert_eq!(ev.generation, 7);
+            seen.entry((ev.svc, ev.rs)).or_default().push(ev.result.ok);
+        }
+        task.abort();
+        assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [(1, 3), (2, 0)]);
+        assert!(seen[&(1, 3)].iter().all(|ok| *ok), "{seen:?}");
+        assert!(seen[&(2, 0)].iter().all(|ok| !ok), "{seen:?}");
+        drop(listener);
     }
 
     /// Checks in flight stay under the open-files limit with room for the
