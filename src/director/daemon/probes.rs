@@ -125,6 +125,10 @@ impl Scheduler {
         // once a cap's worth of results waits.
         let mut outbox: VecDeque<Done> = VecDeque::new();
         let tx = self.tx.clone();
+        // One timer for the next due check, moved only when that changes: a
+        // new timer each turn cost a registration and a removal per check.
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
         loop {
             let now = Instant::now();
             while running.len() < self.cap && outbox.len() < self.cap {
@@ -135,12 +139,34 @@ impl Scheduler {
                     running.push(check);
                 }
             }
+            // Results go out at once while the channel has room; only a
+            // full channel makes them wait (below).
+            while let Some(done) = outbox.pop_front() {
+                match tx.try_reserve() {
+                    Ok(permit) => {
+                        if let Some(ev) = self.event(done) {
+                            permit.send(ev);
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        outbox.push_front(done);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(())) => return,
+                }
+            }
             let next_due = if running.len() < self.cap && outbox.len() < self.cap {
                 self.queue.next_due()
             } else {
                 None
             };
+            if let Some(d) = next_due
+                && timer.deadline() != d
+            {
+                timer.as_mut().reset(d);
+            }
             tokio::select! {
+                biased;
                 Some(done) = running.next(), if !running.is_empty() => {
                     self.reschedule(done.0, done.1);
                     outbox.push_back(done);
@@ -149,25 +175,30 @@ impl Scheduler {
                     let Ok(permit) = permit else {
                         return; // the main loop is gone
                     };
-                    if let Some((t, _, result, at)) = outbox.pop_front()
-                        && let Some(target) = self.targets.get(t)
-                    {
-                        permit.send(ProbeEvent {
-                            generation: self.generation,
-                            svc: target.svc,
-                            rs: target.rs,
-                            result,
-                            at,
-                        });
+                    if let Some(ev) = outbox.pop_front().and_then(|d| self.event(d)) {
+                        permit.send(ev);
                     }
                 }
-                () = tokio::time::sleep_until(next_due.unwrap_or(now)), if next_due.is_some() => {}
+                () = &mut timer, if next_due.is_some() => {}
                 else => {
                     // nothing checked, nothing in flight: wait to be aborted
                     std::future::pending::<()>().await;
                 }
             }
         }
+    }
+
+    /// A finished check as the main loop takes it (`None` for a target
+    /// not of this config: none is).
+    fn event(&self, (t, _, result, at): Done) -> Option<ProbeEvent> {
+        let target = self.targets.get(t)?;
+        Some(ProbeEvent {
+            generation: self.generation,
+            svc: target.svc,
+            rs: target.rs,
+            result,
+            at,
+        })
     }
 
     /// The check of target `t`, due at `due`, as a future of its result.
