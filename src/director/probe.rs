@@ -493,8 +493,8 @@ pub fn parse_status_line(buf: &[u8]) -> Result<Option<u16>, String> {
 mod tests {
     use super::*;
 
-    /// A check's future is what the checks' scheduler holds for every
-    /// check in flight and what is built and moved on every check: the HTTP(S) and script paths, which keep
+    /// A check's future is what a probe task boxes for each check and
+    /// what is built and moved on every check: the HTTP(S) and script paths, which keep
     /// buffers and TLS state across awaits, are boxed so that it stays small
     /// whatever the kind (inline they made it over 10 KB).
     #[test]

@@ -9,7 +9,7 @@
 //!  control socket ──Status request──┤ events       ┌──▶ rtnetlink (VIP add/remove), GARP, adverts
 //!  signals, rtnetlink, timers ──────┼──────▶ main loop ─┤
 //!  reconcile task ──Reconciled──────┘  (first)  ▲  │    └──▶ reconcile task (watch): kernel IPVS table
-//!  checks' scheduler task ──Probe──────────────┘  │         (start, health, reload, every 30 s)
+//!  probe task per (service, server) ──Probe─────┘  │         (start, health, reload, every 30 s)
 //!                                   (a channel of its own, taken last)
 //!                              Director::handle(now, event)
 //! ```
@@ -157,8 +157,8 @@ struct Driver {
     sock: Arc<VrrpSocket>,
     ip_id: u16,
     generation: u64,
-    /// The health checks' scheduler task ([`Driver::start_probes`]).
-    probes: Option<JoinHandle<()>>,
+    /// A task per checked (service, real server) ([`Driver::start_probes`]).
+    probes: Vec<JoinHandle<()>>,
     tx: mpsc::Sender<Event>,
     /// The probes' channel ([`ProbeEvent`]): taken after every other event.
     probe_tx: mpsc::Sender<ProbeEvent>,
@@ -375,7 +375,7 @@ impl Driver {
     /// After Exit (the core released every address): probes stop, the sync
     /// daemons' last switch and the hooks run finish, the socket goes.
     async fn finish(mut self) {
-        if let Some(p) = self.probes.take() {
+        for p in self.probes.drain(..) {
             p.abort();
         }
         for t in self.sync_tasks.drain(..) {

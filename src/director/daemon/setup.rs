@@ -80,7 +80,7 @@ impl Driver {
             sock,
             ip_id: 0,
             generation: 0,
-            probes: None,
+            probes: Vec::new(),
             tx,
             probe_tx,
             nofile,
