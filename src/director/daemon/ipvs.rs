@@ -117,7 +117,6 @@ pub(super) async fn reconcile_task(
             }
             _ => None,
         };
-        let read_kernel = step.is_none();
         let r = match step {
             Some(step) => match health_step(&mut client, &step, &mut written).await {
                 Ok(n) => {
@@ -134,10 +133,6 @@ pub(super) async fn reconcile_task(
             },
             None => reconcile_once(&mut client, &input, &mut written, &mut applied).await,
         };
-        if read_kernel {
-            // the dump of the whole table is gone: its pages go back
-            super::load::trim_heap();
-        }
         let conns = r.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
         let r = r.map(|(n, _)| n);
         let rec = ReconcileStatus {

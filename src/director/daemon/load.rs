@@ -8,17 +8,19 @@ use anyhow::{Context, anyhow};
 use crate::contract::director_config::{DirectorConfig, check};
 use crate::director::core::Loaded;
 
-/// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`).
-/// The daemon's memory comes in bursts: parsing director.toml, and each
-/// reconcile's dump of the IPVS table, take many times what the daemon
-/// keeps (at 1,000 × 10: 43 MB at the peak for 4 MB kept, heaptrack). glibc
-/// keeps freed memory inside its heap for reuse and only shrinks it from
-/// the top, so the daemon stayed at the peak's fragments (15 MB of
-/// resident heap for 4 MB in use). One call, a walk over the free chunks
-/// (1–2 ms at 1,000 × 10), after each burst and every
-/// [`super::ADDRESS_CHECK`]: the checks' churn touches freed pages again,
-/// some 20 kB a second at 10,000 checks a second. No-op on other C
-/// libraries.
+/// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`),
+/// once, at start, after reading director.toml and before VRRP begins.
+/// Parsing takes many times what the daemon keeps (at 1,000 × 10: 43 MB at
+/// the peak, heaptrack), and glibc keeps freed memory inside its heap for
+/// reuse; given back, the daemon's resident heap stays near what it uses.
+/// Not after a reload or periodically: the call holds the allocator while
+/// it walks every free chunk, one `madvise` per free run of pages. Tried
+/// every 30 s and after each reconcile that read the table (2026-12-03),
+/// the daemon's one thread went silent for ~6 s before handling a SIGHUP
+/// and at shutdown under the lab VM's emulation (2–5 s without); a trim
+/// of a fragmented heap there is the suspect, not proven. A stall that long
+/// misses VRRP adverts, so the daemon does not risk it while it may be
+/// master. No-op on other C libraries.
 pub fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: a plain libc call without arguments to keep alive.
@@ -27,16 +29,8 @@ pub fn trim_heap() {
     }
 }
 
-/// Read, parse and check a director.toml. The parse's scratch memory (a
-/// table of every key with its place in the file: ~30 MB at 10,000 real
-/// servers) is given back to the kernel before returning ([`trim_heap`]).
+/// Read, parse and check a director.toml.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let loaded = parse_file(path);
-    trim_heap();
-    loaded
-}
-
-fn parse_file(path: &Path) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| anyhow!("{} is not UTF-8", path.display()))?;

@@ -347,12 +347,7 @@ impl Driver {
             Wake::Hup => self.reload().await,
             Wake::Term => self.shutdown("SIGTERM").await,
             Wake::Int => self.shutdown("SIGINT").await,
-            Wake::CheckAddresses => {
-                self.check_addresses().await;
-                // the steady state's churn touches the heap's free pages
-                // again, a few kB a second at 10,000 checks a second
-                load::trim_heap();
-            }
+            Wake::CheckAddresses => self.check_addresses().await,
             Wake::CheckLink | Wake::Change(Change::Link) if !stopping => self.check_link().await,
             Wake::CheckLink | Wake::Change(Change::Link) => {}
             Wake::Watchdog => notify::send(&[notify::Msg::Watchdog]),

@@ -33,6 +33,8 @@ impl Driver {
     /// Everything up to the core's start event.
     pub(super) async fn start(opts: &RunOptions) -> anyhow::Result<(Driver, Inputs)> {
         let loaded = load(&opts.config)?;
+        // the parse's scratch memory back to the kernel, before VRRP starts
+        super::load::trim_heap();
         let cfg = loaded.cfg.clone();
         info!(
             cluster = %cfg.cluster,
