@@ -14,7 +14,12 @@
 #                                    # check rate of 100 × 10 at 1 s
 #   BENCH_PERF=SECS                  # `perf record -g` of each daemon for its first SECS seconds
 #                                    # (perf-DAEMON-repN.data beside BENCH_OUT; for a profile, with
-#                                    # LVSUP=an unstripped build)
+#                                    # LVSUP=an unstripped build), reported with this kernel's
+#                                    # symbols in perf-DAEMON-repN.txt and -callers.txt
+#   BENCH_SAMPLE=SECS                # the daemon's state every 100 ms for its first SECS seconds
+#                                    # (sample-DAEMON-repN.tsv beside BENCH_OUT: time, state,
+#                                    # utime and stime in ticks, wchan of each of its threads, the
+#                                    # machine's busy ticks): where a start stalls
 #   BENCH_STRACE=1                   # after the steady window, a second one of BENCH_IDLE s under
 #                                    # `strace -c -f`: system calls per check (strace slows the
 #                                    # daemon, so that window gives no CPU figure)
@@ -83,7 +88,7 @@ if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
     export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     out_dir=$(dirname "$BENCH_OUT")
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS SCALE_INTERVAL BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE BENCH_PERF LVSUP" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS SCALE_INTERVAL BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE BENCH_PERF BENCH_SAMPLE LVSUP" exec tests/lab/in-vm bash "$0"
 fi
 
 NS_D=lvsup-scale-d NS_R=lvsup-scale-r
@@ -205,6 +210,53 @@ ticks() { # "UTIME STIME" of the given pids, in clock ticks
 machine_ticks() { # "BUSY SOFTIRQ" of the whole machine (/proc/stat, every CPU), in clock ticks
     awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $8 }' /proc/stat
 }
+lost_packets() { # "DROPPED SYN_RETRANS": packets the machine's per-CPU backlogs dropped
+    # (/proc/net/softnet_stat, every CPU: the veth pair's packets queue there), and the director
+    # namespace's SYNs sent again (a check's connect whose SYN or SYN-ACK was lost)
+    local d=0 r x
+    while read -r _ x _; do d=$((d + 16#$x)); done </proc/net/softnet_stat
+    r=$(ip netns exec "$NS_D" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "TCPSynRetrans") print $i }' /proc/net/netstat)
+    echo "$d ${r:-0}"
+}
+lost_since() { # DROPPED0 SYN_RETRANS0: the JSON fields of what was lost since then
+    local d r
+    read -r d r < <(lost_packets)
+    echo "\"softnet_dropped\": $((d - $1)), \"syn_retrans\": $((r - $2))"
+}
+sample_daemon() { # SECS: every 100 ms, a line per thread of the daemon (BENCH_SAMPLE)
+    # one Python process, not a shell loop: a process per sample would cost a good part of a
+    # vCPU under TCG
+    local pids; mapfile -t pids < <(pids_of_daemon)
+    python3 - "$1" "${pids[@]}" <<'PY'
+import os, sys, time
+secs, pids = float(sys.argv[1]), sys.argv[2:]
+print("t_s\ttid\tcomm\tstate\tutime\tstime\twchan\tmachine_busy")
+t0 = time.monotonic()
+while time.monotonic() - t0 < secs:
+    t = round(time.monotonic() - t0, 2)
+    with open("/proc/stat") as f:
+        c = f.readline().split()
+    busy = int(c[1]) + int(c[2]) + int(c[3]) + int(c[6]) + int(c[7])
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/stat") as f:
+                    st = f.read()
+                with open(f"/proc/{p}/task/{tid}/wchan") as f:
+                    wchan = f.read().strip() or "-"
+            except OSError:
+                continue
+            comm = st[st.index("(") + 1:st.rindex(")")]
+            w = st[st.rindex(")") + 2:].split()
+            print(f"{t}\t{tid}\t{comm}\t{w[0]}\t{w[11]}\t{w[12]}\t{wchan}\t{busy}")
+    sys.stdout.flush()
+    time.sleep(0.1)
+PY
+}
 sum_kb() { # AWK-PATTERN FILE PID...
     local pat=$1 f=$2; shift 2
     local p; for p in "$@"; do cat "/proc/$p/$f" 2>/dev/null; done | awk "$pat"' { s += $2 } END { print s + 0 }'
@@ -297,14 +349,19 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     conf=$W/d1.toml plus=$W/d1-plus.toml
     [ "$daemon" = keepalived ] && conf=$W/ka.conf plus=$W/ka-plus.conf
     log "$daemon: starting with $SERVICES services x $RS real servers"
+    read -r drops0 synre0 < <(lost_packets)
     t0=$(now)
     start_daemon "$daemon" "$conf"
     if [ -n "${BENCH_PERF:-}" ]; then
         perf record -q -F 250 -g -p "$DAEMON_PID" -o "$(dirname "$BENCH_OUT")/perf-$daemon-rep$rep.data" -- sleep "$BENCH_PERF" >/dev/null 2>&1 &
+        PERF_PID=$!
+    fi
+    if [ -n "${BENCH_SAMPLE:-}" ]; then
+        sample_daemon "$BENCH_SAMPLE" >"$(dirname "$BENCH_OUT")/sample-$daemon-rep$rep.tsv" &
     fi
     ok=true
     wait_until 600 all_up || ok=false
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\"}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\", $(lost_since "$drops0" "$synre0")}"
     [ "$ok" = true ] || { log "$daemon: not every destination up after 600 s: $(ipvs_count)"; stop_daemon; continue; }
     sleep $((INTERVAL > 10 ? INTERVAL : 10))
 
@@ -353,6 +410,14 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"reload\", \"service_s\": $svc_s, \"all_up_s\": $up_s, \"ok\": $([ "$up_s" != null ] && echo true || echo false)}"
     cp "$W"/*.log "$(dirname "$BENCH_OUT")/" 2>/dev/null || true
     stop_daemon
+    if [ -n "${PERF_PID:-}" ]; then
+        # the report here, where the kernel's symbols are this kernel's (in the VM: not the host's)
+        wait "$PERF_PID" 2>/dev/null || true
+        pd=$(dirname "$BENCH_OUT")/perf-$daemon-rep$rep
+        perf report -i "$pd.data" --stdio --no-children --sort sym --percent-limit 0.5 -g none >"$pd.txt" 2>/dev/null || true
+        perf report -i "$pd.data" --stdio --children --sort sym --percent-limit 2 -g caller,0.5,callee --max-stack 30 >"$pd-callers.txt" 2>/dev/null || true
+        PERF_PID=""
+    fi
 done
 done
 log "raw results: $BENCH_OUT"

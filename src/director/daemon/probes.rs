@@ -47,7 +47,14 @@ impl Driver {
             probes.get(i).is_some_and(Option::is_some)
         });
         let total: usize = slots.iter().map(Vec::len).sum();
-        let in_flight = Arc::new(Semaphore::new(max_in_flight(self.nofile)));
+        let demand = checks_demand(
+            services
+                .iter()
+                .zip(&probes)
+                .filter(|(_, p)| p.is_some())
+                .map(|(s, _)| (s.real_servers.len(), s.health.timeout, s.health.interval)),
+        );
+        let in_flight = Arc::new(Semaphore::new(max_in_flight(self.nofile, demand)));
         let now = tokio::time::Instant::now();
         for (i, s) in services.iter().enumerate() {
             let Some(Some(probe)) = probes.get(i) else {
@@ -83,9 +90,13 @@ struct Check {
 }
 
 /// One (service, real server)'s probe task: a check at `first`, then every
-/// `interval` (a late one runs at once and the next an interval after it:
-/// `MissedTickBehavior::Delay`), at most as many at once across tasks as
-/// `in_flight` allows, each result to the main loop.
+/// `interval`, at most as many at once across tasks as `in_flight` allows,
+/// each result to the main loop. A check that fell due while the thread was
+/// busy (a reconcile of thousands of operations, a slow CPU) runs at once,
+/// and the next one at its usual time (`MissedTickBehavior::Skip`): with
+/// `Delay` (the next an interval after the late one) every check that fell
+/// due in a stall kept the stall's end as its phase for good, and those
+/// checks ran in one burst every interval from then on.
 // An async block, not an `async fn`: the async fn's future kept its
 // arguments apart from the body's copies of them (384 bytes against 288).
 #[allow(clippy::manual_async_fn)]
@@ -98,8 +109,7 @@ fn probe_task(
     generation: u64,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let mut tick = tokio::time::interval_at(first, interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = check_ticks(first, interval);
         loop {
             tick.tick().await;
             // The waits that are rare (a place among the checks in flight,
@@ -174,20 +184,52 @@ pub(super) fn first_check_slots(
     slots
 }
 
-/// How many checks may be in flight at once, for a soft open-files limit of
-/// `nofile`: half of what is left after 256 descriptors kept for the rest
-/// of the daemon (netlink, VRRP, the control socket and its clients,
-/// metrics, a script check's pipes), at least 16. Each check holds a socket
-/// while it runs, normally for a millisecond; after a stall (a slow CPU, a
-/// reconcile of thousands of operations) every check that fell due in it
-/// starts at once, and at 10,000 checked real servers that was over 4,096
-/// sockets: the checks beyond the limit failed with EMFILE ("could not
-/// run", health unchanged for another interval), and so would the control
-/// socket's and the metrics listener's next accept. Over the cap a check
-/// waits for a place instead.
-pub(super) fn max_in_flight(nofile: u64) -> usize {
+/// A probe task's schedule: `first`, then every `interval` after it; a tick
+/// that comes late (the thread was busy) does not move the ones after it.
+fn check_ticks(first: tokio::time::Instant, interval: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(first, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick
+}
+
+/// How many checks may be in flight at once: what the checks need
+/// (`demand`, [`checks_demand`]) with a floor of [`MIN_IN_FLIGHT`], and
+/// never more than half of what the soft open-files limit `nofile` leaves
+/// after 256 descriptors kept for the rest of the daemon (netlink, VRRP, the
+/// control socket and its clients, metrics, a script check's pipes).
+///
+/// Each check holds a socket while it runs, normally for a millisecond;
+/// after a stall (a slow CPU, a reconcile of thousands of operations) every
+/// check that fell due in it starts at once. Without a bound on descriptors,
+/// at 10,000 checked real servers that was over 4,096 sockets: the checks
+/// beyond the limit failed with EMFILE ("could not run"), and so would the
+/// control socket's next accept. Without a bound from the demand, a burst
+/// of a thousand connects on one thread took longer to start than their
+/// timeout under the lab VM: the first ones' answers were read after their
+/// 500 ms had passed and counted as failures of healthy real servers (at
+/// start, an interval more before the health gate opened). Over the cap a
+/// check waits for a place, and its timeout starts when it gets one.
+pub(super) fn max_in_flight(nofile: u64, demand: usize) -> usize {
     let usable = nofile.saturating_sub(256) / 2;
-    usize::try_from(usable).unwrap_or(usize::MAX).max(16)
+    let by_files = usize::try_from(usable).unwrap_or(usize::MAX).max(16);
+    demand.max(MIN_IN_FLIGHT).min(by_files)
+}
+
+/// The fewest places for checks in flight, however few the checks.
+pub(super) const MIN_IN_FLIGHT: usize = 64;
+
+/// How many checks are in flight at once if every one ran for its whole
+/// timeout, each on schedule: the sum of timeout ÷ interval over the checked
+/// real servers, rounded up. `checks`: (real servers, timeout, interval) per
+/// checked service.
+pub(super) fn checks_demand(checks: impl Iterator<Item = (usize, Duration, Duration)>) -> usize {
+    // in units of 2^-20 of a check: exact enough, and no overflow in u128
+    let mut sum: u128 = 0;
+    for (n, timeout, interval) in checks {
+        let share = (timeout.as_nanos() << 20) / interval.as_nanos().max(1);
+        sum = sum.saturating_add((n as u128).saturating_mul(share));
+    }
+    usize::try_from(sum.div_ceil(1 << 20)).unwrap_or(usize::MAX)
 }
 
 /// When the `k`th of `n` probes runs its first check, after the start: the
@@ -286,14 +328,71 @@ mod tests {
     /// rest of the daemon; a tiny limit still lets a few run.
     #[test]
     fn checks_in_flight_leave_descriptors_for_the_daemon() {
-        assert_eq!(max_in_flight(4096), 1920);
-        assert_eq!(max_in_flight(1024), 384);
-        assert_eq!(max_in_flight(100), 16);
-        assert_eq!(max_in_flight(0), 16);
-        assert!(max_in_flight(u64::MAX) > 1 << 30);
+        let all = usize::MAX;
+        assert_eq!(max_in_flight(4096, all), 1920);
+        assert_eq!(max_in_flight(1024, all), 384);
+        assert_eq!(max_in_flight(100, all), 16);
+        assert_eq!(max_in_flight(0, all), 16);
+        assert!(max_in_flight(u64::MAX, all) > 1 << 30);
         for n in [1024u64, 4096, 8192, 524_288] {
-            assert!((max_in_flight(n) as u64) + 256 < n, "{n}");
+            assert!((max_in_flight(n, all) as u64) + 256 < n, "{n}");
         }
+    }
+
+    /// Within the open-files bound, the cap is what the checks need if each
+    /// ran its whole timeout on schedule, at least MIN_IN_FLIGHT: 1,000 × 10
+    /// at 10 s with 500 ms timeouts need 500 places, not the 500,000 a high
+    /// open-files limit would allow (a burst of that many connects took
+    /// longer to start than their timeout under the lab VM).
+    #[test]
+    fn checks_in_flight_are_what_the_checks_need() {
+        let ms = Duration::from_millis;
+        let bench = checks_demand(std::iter::repeat_n((10, ms(500), ms(10_000)), 1000));
+        assert_eq!(bench, 500);
+        assert_eq!(max_in_flight(1 << 20, bench), 500);
+        // a small cluster gets the floor
+        let small = checks_demand([(2, ms(1000), ms(2000)), (3, ms(2000), ms(5000))].into_iter());
+        assert_eq!(small, 3); // 1 + 1.2, rounded up
+        assert_eq!(max_in_flight(1 << 20, small), MIN_IN_FLIGHT);
+        // the open-files bound wins over the demand
+        assert_eq!(max_in_flight(4096, 100_000), 1920);
+        // nothing checked, or a zero interval (refused by validation), does not panic
+        assert_eq!(checks_demand(std::iter::empty()), 0);
+        assert_eq!(
+            checks_demand([(5, ms(1), Duration::ZERO)].into_iter()),
+            5_000_000
+        );
+        assert_eq!(
+            checks_demand(std::iter::repeat_n((usize::MAX, ms(u64::MAX), ms(1)), 3)),
+            usize::MAX
+        );
+    }
+
+    /// A check late by a stall runs at once, and the next at its usual
+    /// time: the stall does not become the check's phase (with
+    /// `MissedTickBehavior::Delay` the next came an interval after the late
+    /// one, 10.25 s here, and every check that fell due in a stall ran in one
+    /// burst every interval from then on). Longer stalls skip what they
+    /// missed instead of running it in a burst.
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_does_not_move_the_checks_after_it() {
+        use tokio::time::{Instant, advance};
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut tick = check_ticks(t0 + s(1), s(10));
+        assert_eq!(tick.tick().await, t0 + s(1));
+        // the thread busy from 9 s to 11.25 s: the tick due at 11 s is late
+        advance(Duration::from_millis(10_250)).await;
+        assert_eq!(tick.tick().await, t0 + s(11));
+        assert_eq!(Instant::now(), t0 + Duration::from_millis(11_250));
+        assert_eq!(tick.tick().await, t0 + s(21));
+        assert_eq!(Instant::now(), t0 + s(21));
+        // a stall of three intervals: one late check, then back on its phase
+        advance(s(35)).await;
+        tick.tick().await;
+        assert_eq!(Instant::now(), t0 + s(56));
+        tick.tick().await;
+        assert_eq!(Instant::now(), t0 + s(61));
     }
 
     /// First checks spread over one interval: the first at once, none as
