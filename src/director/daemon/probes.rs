@@ -203,12 +203,15 @@ fn check_ticks(first: tokio::time::Instant, interval: Duration) -> tokio::time::
 /// check that fell due in it starts at once. Without a bound on descriptors,
 /// at 10,000 checked real servers that was over 4,096 sockets: the checks
 /// beyond the limit failed with EMFILE ("could not run"), and so would the
-/// control socket's next accept. Without a bound from the demand, a burst
-/// of a thousand connects on one thread took longer to start than their
-/// timeout under the lab VM: the first ones' answers were read after their
-/// 500 ms had passed and counted as failures of healthy real servers (at
-/// start, an interval more before the health gate opened). Over the cap a
-/// check waits for a place, and its timeout starts when it gets one.
+/// control socket's next accept. Bounded by the descriptors alone, the
+/// places were too many for the one thread: at 1,000 × 10 under the lab VM
+/// (4,096 open files, 1,920 places) the checks in flight at start filled
+/// them all, and from there the thread handled ~640 first checks a second
+/// against the 1,000 falling due, each real server known later than the one
+/// before and the health gate open 21 s after the start; with 500 places
+/// (the demand), ~880 a second and the gate at 13 s (docs/benchmarks.md).
+/// Over the cap a check waits for a place, and its timeout starts when it
+/// gets one.
 pub(super) fn max_in_flight(nofile: u64, demand: usize) -> usize {
     let usable = nofile.saturating_sub(256) / 2;
     let by_files = usize::try_from(usable).unwrap_or(usize::MAX).max(16);
@@ -341,9 +344,8 @@ mod tests {
 
     /// Within the open-files bound, the cap is what the checks need if each
     /// ran its whole timeout on schedule, at least MIN_IN_FLIGHT: 1,000 × 10
-    /// at 10 s with 500 ms timeouts need 500 places, not the 500,000 a high
-    /// open-files limit would allow (a burst of that many connects took
-    /// longer to start than their timeout under the lab VM).
+    /// at 10 s with 500 ms timeouts need 500 places, not the 1,920 (or
+    /// 500,000) an open-files limit of 4,096 (or 1,048,576) would allow.
     #[test]
     fn checks_in_flight_are_what_the_checks_need() {
         let ms = Duration::from_millis;
