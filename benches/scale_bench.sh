@@ -19,7 +19,8 @@
 #   BENCH_SAMPLE=SECS                # the daemon's state every 100 ms for its first SECS seconds
 #                                    # (sample-DAEMON-repN.tsv beside BENCH_OUT: time, state,
 #                                    # utime and stime in ticks, wchan of each of its threads, the
-#                                    # machine's busy ticks): where a start stalls
+#                                    # machine's busy ticks, the process's anonymous resident
+#                                    # memory): where a start stalls, when memory grows
 #   BENCH_STRACE=1                   # after the steady window, a second one of BENCH_IDLE s under
 #                                    # `strace -c -f`: system calls per check (strace slows the
 #                                    # daemon, so that window gives no CPU figure)
@@ -44,7 +45,9 @@
 #   cpu_pct      utime + stime of all the daemon's processes over BENCH_IDLE s (default 60),
 #                % of one core (user_pct and sys_pct apart; machine_busy_pct: the whole
 #                machine's, sink and softirq included, machine_softirq_pct of it); pss_kb
-#                (summed over the processes; pss_anon_kb and pss_file_kb its anonymous and
+#                (summed over the processes; pss_heap_kb the [heap] mappings' part (glibc's
+#                main arena; the rest of the anonymous part: other threads' arenas, stacks,
+#                large allocations); pss_anon_kb and pss_file_kb its anonymous and
 #                file-backed parts: heap and stacks, program text and libraries), rss_kb
 #   interval_*   the real check interval per destination, from the sink's side: p50, p99
 #                and max of the time between two checks of the same destination
@@ -230,7 +233,7 @@ sample_daemon() { # SECS: every 100 ms, a line per thread of the daemon (BENCH_S
     python3 - "$1" "${pids[@]}" <<'PY'
 import os, sys, time
 secs, pids = float(sys.argv[1]), sys.argv[2:]
-print("t_s\ttid\tcomm\tstate\tutime\tstime\twchan\tmachine_busy")
+print("t_s\ttid\tcomm\tstate\tutime\tstime\twchan\tmachine_busy\tproc_rss_anon_kb")
 t0 = time.monotonic()
 while time.monotonic() - t0 < secs:
     t = round(time.monotonic() - t0, 2)
@@ -240,6 +243,8 @@ while time.monotonic() - t0 < secs:
     for p in pids:
         try:
             tids = os.listdir(f"/proc/{p}/task")
+            with open(f"/proc/{p}/status") as f:
+                anon = next((l.split()[1] for l in f if l.startswith("RssAnon:")), "-")
         except OSError:
             continue
         for tid in tids:
@@ -252,10 +257,15 @@ while time.monotonic() - t0 < secs:
                 continue
             comm = st[st.index("(") + 1:st.rindex(")")]
             w = st[st.rindex(")") + 2:].split()
-            print(f"{t}\t{tid}\t{comm}\t{w[0]}\t{w[11]}\t{w[12]}\t{wchan}\t{busy}")
+            print(f"{t}\t{tid}\t{comm}\t{w[0]}\t{w[11]}\t{w[12]}\t{wchan}\t{busy}\t{anon}")
     sys.stdout.flush()
     time.sleep(0.1)
 PY
+}
+heap_kb() { # PID...: the Pss of the [heap] mappings (glibc's main arena), summed
+    local p
+    for p in "$@"; do cat "/proc/$p/smaps" 2>/dev/null; done |
+        awk '/^[0-9a-f]+-[0-9a-f]+ / { h = ($NF == "[heap]") } h && /^Pss:/ { s += $2 } END { print s + 0 }'
 }
 sum_kb() { # AWK-PATTERN FILE PID...
     local pat=$1 f=$2; shift 2
@@ -378,7 +388,7 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     # user and system apart, and the machine's busy time (the sink and the network's
     # softirq work included, which the daemon's own figures may leave out)
     split="\"user_pct\": $(pct $((bu - au))), \"sys_pct\": $(pct $((bs - sa))), \"machine_busy_pct\": $(pct $((mb - ma))), \"machine_softirq_pct\": $(pct $((msj - msi)))"
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
 
     if [ "${BENCH_STRACE:-0}" = 1 ]; then
         log "$daemon: system calls over $IDLE s (strace -c -f)"
