@@ -383,7 +383,7 @@ mod tests {
         let s = Duration::from_secs;
         let mut tick = check_ticks(t0 + s(1), s(10));
         assert_eq!(tick.tick().await, t0 + s(1));
-        // the thread busy from 9 s to 11.25 s: the tick due at 11 s is late
+        // nothing polled until 11.25 s (the thread busy): the tick due at 11 s is late
         advance(Duration::from_millis(10_250)).await;
         assert_eq!(tick.tick().await, t0 + s(11));
         assert_eq!(Instant::now(), t0 + Duration::from_millis(11_250));
