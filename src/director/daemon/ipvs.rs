@@ -117,6 +117,7 @@ pub(super) async fn reconcile_task(
             }
             _ => None,
         };
+        let whole = step.is_none();
         let r = match step {
             Some(step) => match health_step(&mut client, &step, &mut written).await {
                 Ok(n) => {
@@ -133,6 +134,11 @@ pub(super) async fn reconcile_task(
             },
             None => reconcile_once(&mut client, &input, &mut written, &mut applied).await,
         };
+        if whole {
+            // the scratch memory of a whole-table reconcile (the kernel's
+            // table, the desired one, the operations) back to the kernel
+            super::load::trim_heap(trigger);
+        }
         let conns = r.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
         let r = r.map(|(n, _)| n);
         let rec = ReconcileStatus {

@@ -8,24 +8,32 @@ use anyhow::{Context, anyhow};
 use crate::contract::director_config::{DirectorConfig, check};
 use crate::director::core::Loaded;
 
-/// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`),
-/// once, at start, after reading director.toml and before VRRP begins.
-/// Parsing takes many times what the daemon keeps (at 1,000 × 10: 43 MB at
-/// the peak, heaptrack), and glibc keeps freed memory inside its heap for
-/// reuse; given back, the daemon's resident heap stays near what it uses.
-/// Not after a reload or periodically: the call holds the allocator while
-/// it walks every free chunk, one `madvise` per free run of pages. Tried
-/// every 30 s and after each reconcile that read the table (2026-12-03),
-/// the daemon's one thread went silent for ~6 s before handling a SIGHUP
-/// and at shutdown under the lab VM's emulation (2–5 s without); a trim
-/// of a fragmented heap there is the suspect, not proven. A stall that long
-/// misses VRRP adverts, so the daemon does not risk it while it may be
-/// master. No-op on other C libraries.
-pub fn trim_heap() {
+/// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`)
+/// after the work that leaves the most behind: reading director.toml at
+/// start (at 1,000 × 10, 43 MB at the peak for 4 MB kept, heaptrack) and
+/// every reconcile that read the kernel's whole table (at start, every 30 s,
+/// on a reload: the kernel's table with every destination's counters, the
+/// desired one and the operations). glibc keeps freed memory inside its heap
+/// for reuse; given back, the resident heap stays nearer what the daemon
+/// uses (at 1,000 × 10 under the lab VM, Pss 27.4 MB against 29.6 without
+/// the reconciles' trims). The call holds the allocator while it walks the
+/// free chunks, one `madvise` per free run of pages: 3–14 ms each at that
+/// size, even under the VM's emulation (measured 2026-12-03: the earlier
+/// suspicion that trims stalled the thread for seconds, run (e) in
+/// docs/benchmarks.md, does not hold). Logged at debug, at info over 100 ms. No-op on
+/// other C libraries. `after`: what it follows, for the log.
+pub fn trim_heap(after: &str) {
+    let t = std::time::Instant::now();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: a plain libc call without arguments to keep alive.
     unsafe {
         libc::malloc_trim(0);
+    }
+    let took_ms = t.elapsed().as_secs_f64() * 1e3;
+    if took_ms > 100.0 {
+        tracing::info!(after, took_ms, "heap trimmed (slow)");
+    } else {
+        tracing::debug!(after, took_ms, "heap trimmed");
     }
 }
 

@@ -34,7 +34,7 @@ impl Driver {
     pub(super) async fn start(opts: &RunOptions) -> anyhow::Result<(Driver, Inputs)> {
         let loaded = load(&opts.config)?;
         // the parse's scratch memory back to the kernel, before VRRP starts
-        super::load::trim_heap();
+        super::load::trim_heap("load");
         let cfg = loaded.cfg.clone();
         info!(
             cluster = %cfg.cluster,
