@@ -15,13 +15,14 @@ use crate::director::core::Loaded;
 /// on a reload: the kernel's table with every destination's counters, the
 /// desired one and the operations). glibc keeps freed memory inside its heap
 /// for reuse; given back, the resident heap stays nearer what the daemon
-/// uses (at 1,000 × 10 under the lab VM, Pss 27.4 MB against 29.6 without
-/// the reconciles' trims). The call holds the allocator while it walks the
-/// free chunks, one `madvise` per free run of pages: 3–14 ms each at that
-/// size, even under the VM's emulation (measured 2026-12-03: the earlier
-/// suspicion that trims stalled the thread for seconds, run (e) in
-/// docs/benchmarks.md, does not hold). Logged at debug, at info over 100 ms. No-op on
-/// other C libraries. `after`: what it follows, for the log.
+/// uses (at 1,000 × 10 under the lab VM, Pss 24.9 MB against 29.6 without
+/// the reconciles' trims: runs (h) and (g) in docs/benchmarks.md). The call
+/// holds the allocator while it walks the free chunks, one `madvise` per
+/// free run of pages: 3–14 ms each at that size, even under the VM's
+/// emulation (measured 2026-12-03: the earlier suspicion that trims stalled
+/// the thread for seconds, run (e), does not hold). Logged at debug, at
+/// info over 100 ms. No-op on other C libraries. `after`: what it follows,
+/// for the log.
 pub fn trim_heap(after: &str) {
     let t = std::time::Instant::now();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
