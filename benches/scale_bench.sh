@@ -240,7 +240,16 @@ while time.monotonic() - t0 < secs:
     with open("/proc/stat") as f:
         c = f.readline().split()
     busy = int(c[1]) + int(c[2]) + int(c[3]) + int(c[6]) + int(c[7])
+    # the daemon's children too (keepalived's checker and VRRP processes start after it)
+    procs = list(pids)
     for p in pids:
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    procs += [c for c in f.read().split() if c not in procs]
+        except OSError:
+            pass
+    for p in procs:
         try:
             tids = os.listdir(f"/proc/{p}/task")
             with open(f"/proc/{p}/status") as f:
