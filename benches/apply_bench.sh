@@ -16,6 +16,11 @@
 #                                            # a new /tmp/lvsup-apply-bench.*/results.jsonl)
 #   LVSUP=PATH                               # the lvsup to time (default: target/release/lvsup,
 #                                            # built first unless BENCH_NO_BUILD=1)
+#   BENCH_CONTROL_PERSIST=DURATION           # lvsup's [ssh] control_persist (default "60s", the
+#                                            # ControlPersist Ansible gets here; "0s": lvsup's
+#                                            # default, a fresh connection per host per run).
+#                                            # Each repetition starts with none kept (its cold plan
+#                                            # connects) and closes what it kept at its end.
 #   ANSIBLE=PATH                             # ansible-playbook (default /tmp/ansible-venv/bin/…:
 #                                            # python3 -m venv /tmp/ansible-venv &&
 #                                            # /tmp/ansible-venv/bin/pip install ansible-core)
@@ -40,6 +45,7 @@ TOOLS=" ${BENCH_TOOLS:-lvsup ansible} "
 ANSIBLE=${ANSIBLE:-/tmp/ansible-venv/bin/ansible-playbook}
 NO_KERNEL=${LVSUP_NO_KERNEL:-$([ -e /proc/net/ip_vs ] && echo 0 || echo 1)}
 PAR=16
+PERSIST=${BENCH_CONTROL_PERSIST:-60s}
 if [ -z "${LVSUP:-}" ]; then
   [ "${BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release --locked >&2
   LVSUP=target/release/lvsup
@@ -58,7 +64,7 @@ if [ "${BENCH_DIRECTORS:-0}" = 1 ] && [ "$NO_KERNEL" = 1 ] && [ "${LVSUP_INSIDE_
   export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-3600}
   out_dir=$(dirname "$BENCH_OUT")
   export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
-  LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT BENCH_REPS BENCH_TOOLS BENCH_NO_BUILD BENCH_COMMIT ANSIBLE LVSUP" \
+  LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT BENCH_REPS BENCH_TOOLS BENCH_NO_BUILD BENCH_COMMIT BENCH_CONTROL_PERSIST ANSIBLE LVSUP" \
     exec tests/lab/in-vm bash "$0" "$@"
 fi
 [ -x /usr/bin/time ] || { echo "apply_bench: needs GNU time (/usr/bin/time, Debian's time)" >&2; exit 1; }
@@ -104,7 +110,7 @@ record() { # TOOL N REP PHASE SECONDS OK [EXTRA-JSON]
 
 {
   echo "# benches/apply_bench.sh, $(date -u +%F)"
-  echo "# command: BENCH_REPS=$REPS BENCH_TOOLS=\"${TOOLS# }\" benches/apply_bench.sh ${*}"
+  echo "# command: BENCH_REPS=$REPS BENCH_TOOLS=\"${TOOLS# }\" BENCH_CONTROL_PERSIST=$PERSIST benches/apply_bench.sh ${*}"
   echo "# commit: $COMMIT ('+': src/ differs from it)"
   echo "# lvsup: $LVSUP ($("$LVSUP" --version 2>/dev/null)), ansible: $("$ANSIBLE" --version 2>/dev/null | head -1)"
   echo "# machine: $(nproc)-core $(uname -m), kernel $(uname -r), ip_vs: $([ "$NO_KERNEL" = 1 ] && echo 'no (real servers only)' || echo yes)"
@@ -160,6 +166,7 @@ for N in "${ns[@]}"; do
   vip=10.77.0.100
   f="$work/$name.toml"
   {
+    printf '[ssh]\ncontrol_persist = "%s"\n\n' "$PERSIST"
     printf '[cluster]\nname = "%s"\nvip = "%s"\nmode = "dr"\n\n' "$name" "$vip"
     printf '[[services]]\nport = 80\nscheduler = "rr"\n\n'
     printf '[[directors]]\nname = "d1"\naddress = "10.77.0.2/22"\n\n'
@@ -247,17 +254,26 @@ EOF
     # lvsup: plan (exit 2: changes), apply, plan (exit 0: converged), apply (no-op).
     # the subcommand first, then its options (lvsup's command line since its redesign)
     lv=(-f "$f" "${targets[@]}" --parallel "$PAR")
-    timed "$work/plan.log" "$LVSUP" plan "${lv[@]}" --detailed-exitcode
-    record lvsup "$N" "$rep" plan_cold "$WALL" "$([ "$RC" = 2 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU"
-    timed "$work/apply-$N-$rep.log" "$LVSUP" apply "${lv[@]}" --yes
+    # kept connections ([ssh] control_persist) in a directory of this repetition's own:
+    # its cold plan finds none
+    rt=$work/runtime-$N-$rep
+    mkdir -m 700 "$rt"
+    kept="\"control_persist\": \"$PERSIST\""
+    timed "$work/plan.log" env XDG_RUNTIME_DIR="$rt" "$LVSUP" plan "${lv[@]}" --detailed-exitcode
+    record lvsup "$N" "$rep" plan_cold "$WALL" "$([ "$RC" = 2 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, $kept"
+    timed "$work/apply-$N-$rep.log" env XDG_RUNTIME_DIR="$rt" "$LVSUP" apply "${lv[@]}" --yes
     bad=$(check_hosts "$cfg" "$name" "$vip" "$N" | wc -l)
-    record lvsup "$N" "$rep" apply_cold "$WALL" "$([ "$RC" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, \"hosts_failing_check\": $bad"
-    timed /dev/null "$LVSUP" plan "${lv[@]}" --detailed-exitcode
-    record lvsup "$N" "$rep" plan_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU"
-    timed "$work/apply2.log" "$LVSUP" apply "${lv[@]}" --yes
+    record lvsup "$N" "$rep" apply_cold "$WALL" "$([ "$RC" = 0 ] && [ "$bad" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, \"hosts_failing_check\": $bad, $kept"
+    timed /dev/null env XDG_RUNTIME_DIR="$rt" "$LVSUP" plan "${lv[@]}" --detailed-exitcode
+    record lvsup "$N" "$rep" plan_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, $kept"
+    timed "$work/apply2.log" env XDG_RUNTIME_DIR="$rt" "$LVSUP" apply "${lv[@]}" --yes
     grep -q "Nothing to apply" "$work/apply2.log" || RC=99
-    record lvsup "$N" "$rep" apply_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU"
-    "$LVSUP" destroy "${lv[@]}" --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
+    record lvsup "$N" "$rep" apply_noop "$WALL" "$([ "$RC" = 0 ] && echo true || echo false)" "\"exit\": $RC, \"cpu_s\": $CPU, \"machine_cpu_s\": $MCPU, $kept"
+    env XDG_RUNTIME_DIR="$rt" "$LVSUP" destroy "${lv[@]}" --yes > /dev/null 2>&1 || { log "lvsup destroy failed"; status=1; }
+    # the masters this repetition kept: closed (ssh -O exit), not left to Ansible's turn
+    for s in "$rt"/lvsup-ssh/.ssh-connection*/master; do
+      if [ -S "$s" ]; then ssh -S "$s" -O exit lvsup-kept >/dev/null 2>&1 || true; fi
+    done
     clean_hosts "$cfg" "$name" "$vip" "$N"
     fi
 

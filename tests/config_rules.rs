@@ -119,6 +119,10 @@ fn defaults_of_the_contract_are_applied() {
     );
     assert!(spec.expire_nodest_conn && spec.expire_quiescent_template);
     assert_eq!(spec.drain_timeout, std::time::Duration::from_secs(300));
+    assert_eq!(
+        spec.ssh.control_persist, None,
+        "SSH connections closed at the end of each run unless asked"
+    );
     assert!(spec.real_servers.iter().all(|r| !r.drain));
     assert_eq!(spec.interface, None, "found on the host at apply time");
     let prios: Vec<u8> = spec.directors.iter().map(|d| d.priority).collect();
@@ -148,6 +152,24 @@ fn defaults_of_the_contract_are_applied() {
         spec.summary(),
         "web: DR, 1 service, 2 directors, 2 real servers"
     );
+}
+
+#[test]
+fn ssh_control_persist_is_read_and_zero_is_off() {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/minimal.toml"),
+    )
+    .expect("minimal.toml");
+    for (value, want) in [
+        ("\"60s\"", Some(std::time::Duration::from_secs(60))),
+        ("\"1h\"", Some(std::time::Duration::from_secs(3600))),
+        ("\"500ms\"", Some(std::time::Duration::from_millis(500))),
+        ("\"0s\"", None),
+    ] {
+        let text = format!("[ssh]\ncontrol_persist = {value}\n\n{base}");
+        let spec = config::parse_str("c.toml", &text).unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert_eq!(spec.ssh.control_persist, want, "{value}");
+    }
 }
 
 #[test]

@@ -44,6 +44,17 @@ fn plan_with_node2(node2: &str) -> Output {
 /// shell script's body: `$1` the destination, `$2` the command, stdin
 /// and stdout the command's), files in `dir`.
 fn run_lvsup(dir: &Path, args: &[&str], host: &str) -> Output {
+    run_lvsup_with(dir, args, host, &root().join("examples/dr.toml"), &[])
+}
+
+/// [`run_lvsup`] on cluster file `file`, with more environment `env`.
+fn run_lvsup_with(
+    dir: &Path,
+    args: &[&str],
+    host: &str,
+    file: &Path,
+    env: &[(&str, &Path)],
+) -> Output {
     let handler = dir.join("host");
     std::fs::write(&handler, format!("#!/bin/sh\n{host}")).expect("handler");
     use std::os::unix::fs::PermissionsExt;
@@ -60,12 +71,13 @@ fn run_lvsup(dir: &Path, args: &[&str], host: &str) -> Output {
         .arg("--ssh-config")
         .arg(&cfg)
         .arg("-f")
-        .arg(root().join("examples/dr.toml"))
+        .arg(file)
         .env("PATH", path)
         .env("FAKE_SSH_HANDLER", &handler)
         .env("FAKE_SSH_IDLE", "5")
         .env("NO_COLOR", "1")
         .env_remove("LVSUP_DIRECTOR_BINARY")
+        .envs(env.iter().map(|(k, v)| (k, v.as_os_str())))
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
         .output()
         .expect("lvsup runs")
@@ -95,6 +107,108 @@ fn recorded_hosts_are_planned_through_the_fake_ssh() {
         matches!(o.status.code(), Some(0 | 2)),
         "{:?}\n{out}\n{err}",
         o.status
+    );
+}
+
+/// `[ssh] control_persist`: a second `plan` reuses the masters the first
+/// one kept (the same master process serves both runs' commands: the host
+/// script logs its parent, the fake master), and without the key each run
+/// has masters of its own. The kept masters live under `$XDG_RUNTIME_DIR`
+/// (here a directory of the test's own, mode 700 as lvsup makes it).
+#[test]
+fn control_persist_reuses_the_masters_of_the_run_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = root().join("tests/fixtures/facts/dr-converged");
+    let log = dir.path().join("sessions");
+    let host = format!(
+        "cat >/dev/null\n\
+         echo \"$1 $PPID\" >> '{log}'\n\
+         case \"$1\" in\n\
+         192.168.0.171) cat '{f}/node1.facts' ;;\n\
+         192.168.0.172) cat '{f}/node2.facts' ;;\n\
+         *) exit 255 ;;\n\
+         esac\n",
+        log = log.display(),
+        f = facts.display()
+    );
+    let base = std::fs::read_to_string(root().join("examples/dr.toml")).expect("dr.toml");
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).expect("runtime dir");
+    let masters = |persist: &str| -> Vec<Vec<String>> {
+        let file = dir.path().join(format!("c{persist}.toml"));
+        std::fs::write(
+            &file,
+            format!("[ssh]\ncontrol_persist = \"{persist}\"\n\n{base}"),
+        )
+        .expect("cluster file");
+        let _ = std::fs::remove_file(&log);
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let o = run_lvsup_with(
+                dir.path(),
+                &["plan", "--target", "node1", "--target", "node2"],
+                &host,
+                &file,
+                &[("XDG_RUNTIME_DIR", &runtime)],
+            );
+            let (out, err) = text(&o);
+            assert!(
+                matches!(o.status.code(), Some(0 | 2)) && out.contains("\nnode2 ("),
+                "{:?}\n{out}\n{err}",
+                o.status
+            );
+            let mut seen: Vec<String> = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect();
+            seen.sort();
+            seen.dedup();
+            runs.push(seen);
+            let _ = std::fs::remove_file(&log);
+        }
+        runs
+    };
+    let kept = masters("30s");
+    assert_eq!(kept[0].len(), 2, "one master per host: {kept:?}");
+    assert_eq!(
+        kept[0], kept[1],
+        "the second run used the first one's masters"
+    );
+    let mode = std::fs::metadata(runtime.join("lvsup-ssh"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .expect("the kept masters' directory");
+    assert_eq!(mode, 0o700);
+    let fresh = masters("0s");
+    assert_eq!(fresh[0].len(), 2, "{fresh:?}");
+    for m in &fresh[1] {
+        assert!(
+            !fresh[0].contains(m) && !kept[0].contains(m),
+            "without control_persist every run has its own masters: {fresh:?} {kept:?}"
+        );
+    }
+    // A kept directory others could write to is never used: a warning, and
+    // each run's masters are its own again.
+    std::fs::set_permissions(
+        runtime.join("lvsup-ssh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let open = masters("30s");
+    for m in &open[1] {
+        assert!(!open[0].contains(m), "{open:?}");
+    }
+    let o = run_lvsup_with(
+        dir.path(),
+        &["plan", "--target", "node1"],
+        &host,
+        &dir.path().join("c30s.toml"),
+        &[("XDG_RUNTIME_DIR", &runtime)],
+    );
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("not keeping SSH connections") && err.contains("must be 700"),
+        "{err}"
     );
 }
 

@@ -587,6 +587,10 @@ pub struct SshSettings {
     pub config: Option<String>,
     pub become_sudo: bool,
     pub host_key_checking: HostKeyChecking,
+    /// Keep each host's SSH master connection this long after a run, for the
+    /// next run to reuse (`ControlPersist`); `None`: closed at the end of each
+    /// run (`"0s"`, the default).
+    pub control_persist: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

@@ -64,6 +64,7 @@ pub struct RawSsh {
     #[serde(rename = "become")]
     pub become_: S<String>,
     pub host_key_checking: S<String>,
+    pub control_persist: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,11 @@
 //!
 //! Host keys are checked strictly unless the cluster file opts into
 //! `accept-new`. The control directory is a short `/tmp/lvsup-XXXXXX`
-//! (socket paths must fit 108 bytes), removed when the [`Transport`] drops.
+//! (socket paths must fit 108 bytes), removed when the [`Transport`] drops;
+//! with `[ssh] control_persist` the masters are kept for the next run instead
+//! ([`kept`]).
+
+pub mod kept;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,6 +60,9 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Give ssh host names (the lab's ssh_config knows them) instead of addresses.
     pub use_names: bool,
+    /// Keep the masters this long after the run for the next one (`[ssh]
+    /// control_persist`); `None`: closed at the end of the run.
+    pub control_persist: Option<Duration>,
 }
 
 impl SshOptions {
@@ -77,6 +84,7 @@ impl SshOptions {
             become_sudo: spec.ssh.become_sudo,
             connect_timeout: Duration::from_secs(20),
             use_names: false,
+            control_persist: spec.ssh.control_persist,
         }
     }
 
@@ -135,29 +143,93 @@ pub async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
     Ok(())
 }
 
-/// A short control directory for every master of one run.
+/// Where a run's masters live.
+enum ControlDir {
+    /// A short directory of this run's own, removed with the [`Transport`];
+    /// its masters are closed at the end.
+    Run(tempfile::TempDir),
+    /// The kept-masters directory ([`kept`]): masters found there are
+    /// reused, new ones recorded and left open for `persist`.
+    Kept {
+        dir: PathBuf,
+        persist: Duration,
+        /// The ssh_config's bytes, read once (part of every master's key).
+        config: Vec<u8>,
+    },
+}
+
+/// The control directory of a run's masters, and how to connect.
 pub struct Transport {
     opts: SshOptions,
-    control_dir: tempfile::TempDir,
+    control_dir: ControlDir,
 }
 
 impl Transport {
     pub fn new(opts: SshOptions) -> Result<Transport, RemoteError> {
+        if let Some(persist) = opts.control_persist {
+            let runtime = std::env::var("XDG_RUNTIME_DIR").ok();
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let dir = kept::dir_for(runtime.as_deref(), unsafe { libc::geteuid() });
+            match kept::prepare(&dir) {
+                Ok(()) => {
+                    kept::sweep(&dir, std::time::SystemTime::now());
+                    let config = match &opts.config_file {
+                        Some(c) => std::fs::read(c).unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    return Ok(Transport {
+                        opts,
+                        control_dir: ControlDir::Kept {
+                            dir,
+                            persist,
+                            config,
+                        },
+                    });
+                }
+                // Never a socket from a place others can write: this run's
+                // masters are its own, closed at the end.
+                Err(why) => tracing::warn!(
+                    "[ssh] control_persist: not keeping SSH connections, {why} (remove it, or \
+                     fix its owner and mode 700)"
+                ),
+            }
+        }
         // /tmp/lvsup-XXXXXX/.ssh-connectionXXXXXX/master: well under 108 bytes.
         let control_dir = tempfile::Builder::new()
             .prefix("lvsup-")
             .tempdir_in("/tmp")?;
-        Ok(Transport { opts, control_dir })
+        Ok(Transport {
+            opts,
+            control_dir: ControlDir::Run(control_dir),
+        })
     }
 
     pub fn options(&self) -> &SshOptions {
         &self.opts
     }
 
-    /// Open the master connection to `destination` (host name or address).
+    /// Open the master connection to `destination` (host name or address),
+    /// or reuse the one an earlier run kept.
     pub async fn connect(&self, destination: &str) -> Result<Host, RemoteError> {
+        let (dir, persist, key) = match &self.control_dir {
+            ControlDir::Run(d) => (d.path(), None, None),
+            ControlDir::Kept {
+                dir,
+                persist,
+                config,
+            } => (
+                dir.as_path(),
+                Some(*persist),
+                Some(kept::key(&self.opts, config, destination)),
+            ),
+        };
+        if let Some(key) = &key
+            && let Some(host) = self.reuse(dir, key, destination).await
+        {
+            return Ok(host);
+        }
         let mut b = SessionBuilder::default();
-        b.control_directory(self.control_dir.path())
+        b.control_directory(dir)
             .known_hosts_check(match self.opts.host_key_checking {
                 HostKeyChecking::Strict => KnownHosts::Strict,
                 HostKeyChecking::AcceptNew => KnownHosts::Add,
@@ -167,9 +239,11 @@ impl Transport {
             // A master we could not close (a killed lvsup) goes away on its own,
             // but only after an hour: a director's master sits idle while the real
             // servers and the other directors are applied (a 120 s limit killed
-            // it mid-apply in the VM lab, where every step is slow).
+            // it mid-apply in the VM lab, where every step is slow). A kept one
+            // goes after `persist` idle; this run's pin keeps it open meanwhile.
             .control_persist(ControlPersist::IdleFor(
-                std::num::NonZeroUsize::new(3600).unwrap_or(std::num::NonZeroUsize::MIN),
+                std::num::NonZeroUsize::new(persist.map_or(3600, kept::persist_secs))
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
             ));
         if let Some(c) = &self.opts.config_file {
             b.config_file(c);
@@ -198,11 +272,67 @@ impl Transport {
             .map_err(|e| RemoteError::Connect(error_chain(&e)))
             .inspect_err(|e| tracing::debug!(destination, "ssh: {e}"))?;
         tracing::debug!(destination, "ssh: connected");
+        let pin = match &key {
+            Some(key) => {
+                if let Err(e) = kept::record(dir, key, session.control_socket()) {
+                    tracing::warn!(destination, "ssh: cannot record the kept connection: {e}");
+                }
+                pin(session.control_socket()).await
+            }
+            None => None,
+        };
         Ok(Host {
             session: Arc::new(session),
             become_sudo: self.opts.become_sudo,
+            pin,
         })
     }
+
+    /// The master an earlier run kept for `key`, if it still answers; a
+    /// dead one is forgotten.
+    async fn reuse(&self, dir: &Path, key: &str, destination: &str) -> Option<Host> {
+        let (ctl, log) = kept::lookup(dir, key)?;
+        if !ctl.exists() {
+            kept::forget(dir, key);
+            return None;
+        }
+        let session = Session::resume_mux(ctl.into_boxed_path(), Some(log.into_boxed_path()));
+        // The pin first: it holds the master from here on (an idle one could
+        // reach its ControlPersist end between the check and the first command).
+        let pin = pin(session.control_socket()).await;
+        let alive = pin.is_some()
+            && matches!(
+                tokio::time::timeout(Duration::from_secs(5), session.check()).await,
+                Ok(Ok(()))
+            );
+        if !alive {
+            tracing::debug!(destination, "ssh: the kept connection does not answer");
+            kept::forget(dir, key);
+            return None;
+        }
+        tracing::debug!(
+            destination,
+            "ssh: reusing the connection an earlier run kept"
+        );
+        Some(Host {
+            session: Arc::new(session),
+            become_sudo: self.opts.become_sudo,
+            pin,
+        })
+    }
+}
+
+/// A connection to the master's control socket, held for the run: OpenSSH
+/// counts every open multiplexing client as activity, so a kept master's
+/// `ControlPersist` clock does not run while this run may still need it
+/// (a director's connection sits idle while the real servers are applied).
+/// Closed with the [`Host`], or by the kernel when this lvsup exits however
+/// it exits; the clock starts then.
+async fn pin(ctl: &Path) -> Option<tokio::net::UnixStream> {
+    tokio::net::UnixStream::connect(ctl)
+        .await
+        .inspect_err(|e| tracing::debug!("ssh: pinning {}: {e}", ctl.display()))
+        .ok()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -224,6 +354,8 @@ pub struct Host {
     /// Shared with the processes [`Host::hold`] keeps running.
     session: Arc<Session>,
     become_sudo: bool,
+    /// Kept masters: the run's hold on it ([`pin`]).
+    pin: Option<tokio::net::UnixStream>,
 }
 
 /// What a script printed.
@@ -440,7 +572,14 @@ impl Host {
 
     pub async fn close(self) {
         // processes still held keep the session; they end with this lvsup
-        if let Ok(s) = Arc::try_unwrap(self.session) {
+        let Ok(s) = Arc::try_unwrap(self.session) else {
+            return;
+        };
+        if self.pin.is_some() {
+            // kept for the next run: left running, its idle clock starts
+            // when the pin closes (here)
+            let _ = s.detach();
+        } else {
             let _ = s.close().await;
         }
     }

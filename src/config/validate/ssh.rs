@@ -30,5 +30,26 @@ pub(super) fn ssh_settings(v: &mut V<'_>, s: &RawSsh) -> SshSettings {
             };
         }
     }
+    if let Some(d) = &s.control_persist {
+        out.control_persist = v.duration("ssh.control_persist", d);
+        if out.control_persist.is_some_and(|t| t > MAX_CONTROL_PERSIST) {
+            v.err(
+                "ssh.control_persist",
+                d.span(),
+                format!("control_persist must be 0s..=1h, got \"{}\"", d.get_ref()),
+            )
+            .hint = Some(
+                "how long each host's SSH connection stays open after a run for the next one \
+                 to reuse; \"0s\" (the default) closes it at the end of every run"
+                    .into(),
+            );
+            out.control_persist = None;
+        }
+        out.control_persist = out.control_persist.filter(|t| !t.is_zero());
+    }
     out
 }
+
+/// The longest `[ssh] control_persist`: an hour, the bound lvsup already
+/// gives the masters of a run it could not close (a killed lvsup).
+pub const MAX_CONTROL_PERSIST: std::time::Duration = std::time::Duration::from_secs(3600);
