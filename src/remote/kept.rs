@@ -25,6 +25,10 @@ use sha2::{Digest, Sha256};
 use super::SshOptions;
 use crate::config::HostKeyChecking;
 
+/// The longest `$XDG_RUNTIME_DIR` used: a socket's path must fit 108 bytes,
+/// and the rest of it is `/lvsup-ssh/.ssh-connectionXXXXXX/master` (39).
+pub const MAX_RUNTIME_DIR_LEN: usize = 64;
+
 /// Prefix of the openssh crate's per-master directories.
 pub const CRATE_PREFIX: &str = ".ssh-connection";
 
@@ -34,9 +38,10 @@ pub const CRATE_PREFIX: &str = ".ssh-connection";
 pub const LEFTOVER_AGE: Duration = Duration::from_secs(300);
 
 /// Where kept masters live for `euid`: `$XDG_RUNTIME_DIR/lvsup-ssh` (an
-/// absolute `runtime_dir`), else `/tmp/lvsup-ssh-UID`. Pure.
+/// absolute `runtime_dir` short enough for the sockets in it), else
+/// `/tmp/lvsup-ssh-UID`. Pure.
 pub fn dir_for(runtime_dir: Option<&str>, euid: u32) -> PathBuf {
-    match runtime_dir.filter(|d| d.starts_with('/')) {
+    match runtime_dir.filter(|d| d.starts_with('/') && d.len() <= MAX_RUNTIME_DIR_LEN) {
         Some(d) => Path::new(d).join("lvsup-ssh"),
         None => PathBuf::from(format!("/tmp/lvsup-ssh-{euid}")),
     }
@@ -249,6 +254,12 @@ mod tests {
         assert_eq!(dir_for(None, 0), PathBuf::from("/tmp/lvsup-ssh-0"));
         // a relative runtime dir is no runtime dir
         assert_eq!(dir_for(Some("run"), 5), PathBuf::from("/tmp/lvsup-ssh-5"));
+        // one too long for the sockets in it is not used either
+        let long = format!("/{}", "r".repeat(MAX_RUNTIME_DIR_LEN));
+        assert_eq!(dir_for(Some(&long), 5), PathBuf::from("/tmp/lvsup-ssh-5"));
+        let fits = format!("/{}", "r".repeat(MAX_RUNTIME_DIR_LEN - 1));
+        let socket = dir_for(Some(&fits), 5).join(".ssh-connectionXXXXXX/master");
+        assert!(socket.as_os_str().len() < 108, "{}", socket.display());
         assert_eq!(unsafe_because(true, false, 1000, 0o40700, 1000), None);
         for (dir, link, uid, mode, why) in [
             (true, true, 1000, 0o700, "symbolic link"),
