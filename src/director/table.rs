@@ -192,6 +192,15 @@ impl Applied {
         }
     }
 
+    /// Whether `self` records exactly what `other` does: the same config
+    /// (the same `Arc`), health, drains and table.
+    pub fn same_as(&self, other: &Applied) -> bool {
+        std::sync::Arc::ptr_eq(&self.cfg, &other.cfg)
+            && self.health == other.health
+            && self.draining == other.draining
+            && self.table == other.table
+    }
+
     /// The step from here to `health` under `cfg` with `draining`; `None`
     /// when the config is another one (a reload) or the drains changed:
     /// then the kernel must be read.
@@ -743,6 +752,33 @@ forward = "route"
         // back up: weight 5 again
         let step = a.health_step(&c, &up, &[]).expect("same config");
         assert_eq!(step.desired, vec![table[1].clone()]);
+    }
+
+    /// What decides whether a whole-table reconcile keeps the record it
+    /// had (`daemon::ipvs::reconcile_once`): the same config, health, drains
+    /// and table, and nothing less.
+    #[test]
+    fn an_unchanged_record_is_the_same_and_any_change_is_not() {
+        let c = two_services();
+        let up = all(Health::Up);
+        let table = desired_services(&c, |i, j| up[i][j], &[]);
+        let a = Applied::new(c.clone(), up.clone(), Vec::new(), &table);
+        assert!(a.same_as(&Applied::new(c.clone(), up.clone(), Vec::new(), &table)));
+        // the same content in another config (a reload)
+        let reloaded = std::sync::Arc::new((*c).clone());
+        assert!(!a.same_as(&Applied::new(reloaded, up.clone(), Vec::new(), &table)));
+        let mut h = up.clone();
+        h[1][0] = Health::Down;
+        assert!(!a.same_as(&Applied::new(c.clone(), h, Vec::new(), &table)));
+        let d = Draining {
+            service: table[0].id,
+            addr: "192.0.2.13:80".parse().expect("addr"),
+            forward: CfgForward::Route,
+        };
+        assert!(!a.same_as(&Applied::new(c.clone(), up.clone(), vec![d], &table)));
+        let mut t = table.clone();
+        t[0].destinations[0].weight += 1;
+        assert!(!a.same_as(&Applied::new(c.clone(), up.clone(), Vec::new(), &t)));
     }
 
     #[test]

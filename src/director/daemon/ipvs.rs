@@ -223,13 +223,23 @@ async fn enforce_timeouts(client: &mut IpvsClient, want: &crate::config::IpvsTim
 
 /// Read the kernel's table and bring it to config × health; `applied` is
 /// what it wrote on success, `None` on failure.
+///
+/// What outlives the reconcile (`written`, `applied`) is replaced only when
+/// it changed: every whole-table reconcile builds both anew among its
+/// scratch (the kernel's table, the desired one, the operations: megabytes
+/// at 10,000 destinations), and new long-lived copies scattered among the
+/// scratch's pages kept those pages from going back to the kernel with it
+/// ([`super::load::trim_heap`]): the daemon's memory stepped up at its
+/// first periodic reconcile although nothing had changed (docs/benchmarks.md).
 async fn reconcile_once(
     client: &mut IpvsClient,
     input: &ReconInput,
     written: &mut std::collections::BTreeMap<(ServiceId, std::net::SocketAddr), u32>,
     applied: &mut Option<table::Applied>,
 ) -> anyhow::Result<(usize, Vec<DestConns>)> {
-    *applied = None;
+    // `None` until this one succeeds; the last one's kept meanwhile, to be
+    // kept on if this one writes the same
+    let before = applied.take();
     let kernel: Vec<Service> = client.services().await?;
     let mut desired = table::desired_services(&input.cfg, |i, j| input.health[i][j], &kernel);
     table::keep_draining(&mut desired, &input.draining, &kernel);
@@ -262,13 +272,20 @@ async fn reconcile_once(
         info!("ipvs: {op}");
     }
     let n = crate::ipvs::apply(client, &plan.ops).await?;
-    *written = table::weights(&desired);
-    *applied = Some(table::Applied::new(
+    let weights = table::weights(&desired);
+    if weights != *written {
+        *written = weights;
+    }
+    let now = table::Applied::new(
         input.cfg.clone(),
         input.health.clone(),
         input.draining.clone(),
         &desired,
-    ));
+    );
+    *applied = Some(match before {
+        Some(b) if b.same_as(&now) => b,
+        _ => now,
+    });
     Ok((n, conns))
 }
 
