@@ -48,7 +48,9 @@
 #                (summed over the processes; pss_heap_kb the [heap] mappings' part (glibc's
 #                main arena; the rest of the anonymous part: other threads' arenas, stacks,
 #                large allocations); pss_anon_kb and pss_file_kb its anonymous and
-#                file-backed parts: heap and stacks, program text and libraries), rss_kb
+#                file-backed parts: heap and stacks, program text and libraries), rss_kb;
+#                all read at the window's end; pss_median_kb, pss_min_kb, pss_max_kb of
+#                pss_samples_kb, Pss read every 5 s of the window
 #   interval_*   the real check interval per destination, from the sink's side: p50, p99
 #                and max of the time between two checks of the same destination
 #                (SCALE_INTERVAL is on time; jitter is the distance from it)
@@ -244,8 +246,9 @@ while time.monotonic() - t0 < secs:
     procs = list(pids)
     for p in pids:
         try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
+            # not `t`: that is the sample's time, printed below (d89dabb printed a tid there)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
                     procs += [c for c in f.read().split() if c not in procs]
         except OSError:
             pass
@@ -388,8 +391,21 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     mapfile -t pids < <(pids_of_daemon)
     kill -USR1 "$SINK_PID"
     read -r au sa < <(ticks "${pids[@]}"); read -r ma msi < <(machine_ticks); t0=$(now)
-    sleep "$IDLE"
+    # Pss every 5 s of the window, not once: lvsup's heap rises between its periodic
+    # reconciles and falls at each one's trim (17.6-22.6 MB anonymous in one run), so a
+    # single reading depended on where in that cycle it fell (22.8 and 27.0 MB in the two
+    # repetitions of (h)); the median of the samples, with the lowest and highest
+    pss_samples=()
+    for _ in $(seq 1 $((IDLE / 5))); do
+        sleep 5
+        pss_samples+=("$(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}")")
+    done
+    sleep $((IDLE % 5))
     read -r bu bs < <(ticks "${pids[@]}"); read -r mb msj < <(machine_ticks); t1=$(now)
+    pss_stats=$(printf '%s\n' "${pss_samples[@]}" | sort -n | awk '{ v[NR] = $1 } END {
+        printf "\"pss_median_kb\": %d, \"pss_min_kb\": %d, \"pss_max_kb\": %d",
+            (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')
+    pss_list=$(IFS=,; echo "${pss_samples[*]}")
     kill -USR2 "$SINK_PID"; sleep 1
     hz=$(getconf CLK_TCK)
     pct() { awk -v d="$1" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", d / hz / s * 100 }'; }
@@ -397,7 +413,7 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     # user and system apart, and the machine's busy time (the sink and the network's
     # softirq work included, which the daemon's own figures may leave out)
     split="\"user_pct\": $(pct $((bu - au))), \"sys_pct\": $(pct $((bs - sa))), \"machine_busy_pct\": $(pct $((mb - ma))), \"machine_softirq_pct\": $(pct $((msj - msi)))"
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
 
     if [ "${BENCH_STRACE:-0}" = 1 ]; then
         log "$daemon: system calls over $IDLE s (strace -c -f)"
