@@ -720,10 +720,7 @@ forward = "route"
 
     #[test]
     fn a_health_change_touches_its_service_only_without_the_kernel() {
-        let c = two_services();
-        let up = all(Health::Up);
-        let table = desired_services(&c, |i, j| up[i][j], &[]);
-        let mut a = Applied::new(c.clone(), up.clone(), Vec::new(), &table);
+        let (c, up, table, mut a) = recorded();
         // n2 of the 443 service falls
         let mut h = up.clone();
         h[1][1] = Health::Down;
@@ -757,12 +754,24 @@ forward = "route"
     /// What decides whether a whole-table reconcile keeps the record it
     /// had (`daemon::ipvs::reconcile_once`): the same config, health, drains
     /// and table, and nothing less.
-    #[test]
-    fn an_unchanged_record_is_the_same_and_any_change_is_not() {
+    /// Two services, every real server up, as a whole-table reconcile
+    /// writes and records them.
+    fn recorded() -> (
+        std::sync::Arc<DirectorConfig>,
+        Vec<Vec<Health>>,
+        Vec<Service>,
+        Applied,
+    ) {
         let c = two_services();
         let up = all(Health::Up);
         let table = desired_services(&c, |i, j| up[i][j], &[]);
         let a = Applied::new(c.clone(), up.clone(), Vec::new(), &table);
+        (c, up, table, a)
+    }
+
+    #[test]
+    fn an_unchanged_record_is_the_same_and_any_change_is_not() {
+        let (c, up, table, a) = recorded();
         assert!(a.same_as(&Applied::new(c.clone(), up.clone(), Vec::new(), &table)));
         // the same content in another config (a reload)
         let reloaded = std::sync::Arc::new((*c).clone());
@@ -783,10 +792,7 @@ forward = "route"
 
     #[test]
     fn a_reload_or_a_drain_change_reads_the_kernel() {
-        let c = two_services();
-        let up = all(Health::Up);
-        let table = desired_services(&c, |i, j| up[i][j], &[]);
-        let a = Applied::new(c.clone(), up.clone(), Vec::new(), &table);
+        let (c, up, table, a) = recorded();
         // the same content, but another config (a reload): the kernel is read
         let reloaded = std::sync::Arc::new((*c).clone());
         assert_eq!(a.health_step(&reloaded, &up, &[]), None);
