@@ -227,10 +227,12 @@ async fn enforce_timeouts(client: &mut IpvsClient, want: &crate::config::IpvsTim
 /// What outlives the reconcile (`written`, `applied`) is replaced only when
 /// it changed: every whole-table reconcile builds both anew among its
 /// scratch (the kernel's table, the desired one, the operations: megabytes
-/// at 10,000 destinations), and new long-lived copies scattered among the
-/// scratch's pages kept those pages from going back to the kernel with it
-/// ([`super::load::trim_heap`]): the daemon's memory stepped up at its
-/// first periodic reconcile although nothing had changed (docs/benchmarks.md).
+/// at 10,000 destinations), and a new long-lived copy scattered among the
+/// scratch's pages can keep them from going back with the trim that follows
+/// ([`super::load::trim_heap`]). Measured at 1,000 × 10 (docs/benchmarks.md,
+/// run (i)): the memory still rises ~6 MB while a periodic reconcile runs
+/// and falls after it; that is the scratch itself, which only reading the
+/// kernel's table service by service would bound.
 async fn reconcile_once(
     client: &mut IpvsClient,
     input: &ReconInput,
