@@ -47,6 +47,18 @@ pub fn dir_for(runtime_dir: Option<&str>, euid: u32) -> PathBuf {
     }
 }
 
+/// This process's effective uid.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The kept-masters directory of this process: [`dir_for`] its
+/// `$XDG_RUNTIME_DIR` and effective uid.
+pub fn dir() -> PathBuf {
+    dir_for(std::env::var("XDG_RUNTIME_DIR").ok().as_deref(), euid())
+}
+
 /// Why a kept-masters directory must not be used (None: it may). Pure:
 /// from what `lstat` says about it.
 pub fn unsafe_because(
@@ -82,14 +94,12 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
         Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
     }
     let m = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
     match unsafe_because(
         m.is_dir(),
         m.file_type().is_symlink(),
         m.uid(),
         m.permissions().mode(),
-        euid,
+        euid(),
     ) {
         Some(why) => Err(format!("{} {why}", dir.display())),
         None => Ok(()),

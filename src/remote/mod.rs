@@ -167,9 +167,7 @@ pub struct Transport {
 impl Transport {
     pub fn new(opts: SshOptions) -> Result<Transport, RemoteError> {
         if let Some(persist) = opts.control_persist {
-            let runtime = std::env::var("XDG_RUNTIME_DIR").ok();
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let dir = kept::dir_for(runtime.as_deref(), unsafe { libc::geteuid() });
+            let dir = kept::dir();
             match kept::prepare(&dir) {
                 Ok(()) => {
                     kept::sweep(&dir, std::time::SystemTime::now());

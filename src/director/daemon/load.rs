@@ -15,8 +15,10 @@ use crate::director::core::Loaded;
 /// on a reload: the kernel's table with every destination's counters, the
 /// desired one and the operations). glibc keeps freed memory inside its heap
 /// for reuse; given back, the resident heap stays nearer what the daemon
-/// uses (at 1,000 × 10 under the lab VM, Pss 24.9 MB against 29.6 without
-/// the reconciles' trims: runs (h) and (g) in docs/benchmarks.md). The call
+/// uses (at 1,000 × 10 under the lab VM, Pss read every 5 s comes back to
+/// ~21.5 MB after each periodic reconcile, run (i) in docs/benchmarks.md;
+/// the single readings that compared (h) and (g), 24.9 against 29.6 MB,
+/// depended on where in that cycle they fell). The call
 /// holds the allocator while it walks the free chunks, one `madvise` per
 /// free run of pages: 3–14 ms each at that size, even under the VM's
 /// emulation (measured 2026-12-03: the earlier suspicion that trims stalled
