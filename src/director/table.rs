@@ -192,15 +192,6 @@ impl Applied {
         }
     }
 
-    /// Whether `self` records exactly what `other` does: the same config
-    /// (the same `Arc`), health, drains and table.
-    pub fn same_as(&self, other: &Applied) -> bool {
-        std::sync::Arc::ptr_eq(&self.cfg, &other.cfg)
-            && self.health == other.health
-            && self.draining == other.draining
-            && self.table == other.table
-    }
-
     /// The step from here to `health` under `cfg` with `draining`; `None`
     /// when the config is another one (a reload) or the drains changed:
     /// then the kernel must be read.
@@ -241,6 +232,156 @@ impl Applied {
         for s in step.desired {
             self.table.insert(s.id, s);
         }
+    }
+}
+
+/// A whole-table reconcile carried out one kernel service at a time: feed
+/// it each service the kernel has ([`Sweep::kernel_service`], in any order),
+/// then [`Sweep::finish`]. It computes what [`desired_services`],
+/// [`keep_draining`], [`foreign_weights`] and [`crate::ipvs::reconcile`]
+/// compute over whole tables, but holds one kernel service at a time: at
+/// 1,000 services × 10 the whole kernel table (10,000 destinations with
+/// their counters), the whole desired one and the comparison were ~6 MB of
+/// scratch for as long as the reconcile ran, every 30 s (docs/benchmarks.md,
+/// run (i)). The record it keeps (`table`: the managed services as
+/// written) is the last one's, changed only where a service changed.
+#[derive(Debug)]
+pub struct Sweep<'a> {
+    cfg: &'a DirectorConfig,
+    health: &'a [Vec<Health>],
+    draining: &'a [Draining],
+    dropped: &'a [ServiceId],
+    written: &'a BTreeMap<(ServiceId, SocketAddr), u32>,
+    /// config service index by id
+    index: std::collections::HashMap<ServiceId, usize>,
+    /// whether the kernel had config service `i`
+    seen: Vec<bool>,
+    table: BTreeMap<ServiceId, Service>,
+    out: SweepOutcome,
+}
+
+/// What a [`Sweep`] found.
+#[derive(Debug, Default)]
+pub struct SweepOutcome {
+    /// The operations that bring the kernel to config × health.
+    pub ops: Vec<crate::ipvs::Op>,
+    /// Weights someone changed behind the daemon's back (restored by `ops`).
+    pub foreign: Vec<ForeignWeight>,
+    /// The changes to the weights written, once `ops` are applied: `None`
+    /// deletes the entry.
+    pub written: Vec<((ServiceId, SocketAddr), Option<u32>)>,
+    /// The managed services as written once `ops` are applied (for
+    /// [`Applied::table`]).
+    pub table: BTreeMap<ServiceId, Service>,
+}
+
+impl<'a> Sweep<'a> {
+    /// `written`: the weights the last successful reconcile left; `table`:
+    /// the last record's table to update (empty without one).
+    pub fn new(
+        cfg: &'a DirectorConfig,
+        health: &'a [Vec<Health>],
+        draining: &'a [Draining],
+        dropped: &'a [ServiceId],
+        written: &'a BTreeMap<(ServiceId, SocketAddr), u32>,
+        table: BTreeMap<ServiceId, Service>,
+    ) -> Sweep<'a> {
+        let index = (cfg.services.iter().enumerate())
+            .map(|(i, s)| (service_id(cfg, s), i))
+            .collect();
+        Sweep {
+            cfg,
+            health,
+            draining,
+            dropped,
+            written,
+            index,
+            seen: vec![false; cfg.services.len()],
+            table,
+            out: SweepOutcome::default(),
+        }
+    }
+
+    /// One service of the kernel's table, with its destinations.
+    pub fn kernel_service(&mut self, k: &Service) {
+        match self.index.get(&k.id) {
+            Some(&i) => {
+                if let Some(seen) = self.seen.get_mut(i) {
+                    *seen = true;
+                }
+                self.configured(i, Some(k));
+            }
+            // a service a reload removed: ours to delete
+            None if self.dropped.contains(&k.id) => {
+                self.out
+                    .ops
+                    .push(crate::ipvs::Op::DeleteService { id: k.id });
+            }
+            // someone else's: left alone
+            None => {}
+        }
+    }
+
+    /// Config service `i` against the kernel's `have`.
+    fn configured(&mut self, i: usize, have: Option<&Service>) {
+        let health = self.health;
+        let mut want = desired_service(self.cfg, i, &|i, j| health[i][j], have);
+        let kernel = have.map(std::slice::from_ref).unwrap_or_default();
+        keep_draining(std::slice::from_mut(&mut want), self.draining, kernel);
+        let want = std::slice::from_ref(&want);
+        self.out
+            .foreign
+            .extend(foreign_weights(kernel, self.written, want));
+        let plan = crate::ipvs::reconcile(
+            want,
+            kernel,
+            &crate::ipvs::ReconcileOptions {
+                prune: false,
+                drain: false,
+            },
+        );
+        self.out.ops.extend(plan.ops);
+        let [want] = want else { return };
+        // the weights written for this service, against what it will have
+        let id = want.id;
+        let lo = SocketAddr::from(([0, 0, 0, 0], 0));
+        let before = self
+            .written
+            .range((id, lo)..)
+            .take_while(|((s, _), _)| *s == id);
+        for (&key, _) in before {
+            if !want.destinations.iter().any(|d| d.socket_addr() == key.1) {
+                self.out.written.push((key, None));
+            }
+        }
+        for d in &want.destinations {
+            let key = (id, d.socket_addr());
+            if self.written.get(&key) != Some(&d.weight) {
+                self.out.written.push((key, Some(d.weight)));
+            }
+        }
+        if self.table.get(&id) != Some(want) {
+            self.table.insert(id, want.clone());
+        }
+    }
+
+    /// After the kernel's last service: the config's services it lacks, and
+    /// what no longer belongs to the record.
+    pub fn finish(mut self) -> SweepOutcome {
+        for i in 0..self.seen.len() {
+            if !self.seen[i] {
+                self.configured(i, None);
+            }
+        }
+        let index = &self.index;
+        self.table.retain(|id, _| index.contains_key(id));
+        for &key in self.written.keys() {
+            if !index.contains_key(&key.0) {
+                self.out.written.push((key, None));
+            }
+        }
+        self.out.table = self.table;
+        self.out
     }
 }
 
@@ -751,9 +892,6 @@ forward = "route"
         assert_eq!(step.desired, vec![table[1].clone()]);
     }
 
-    /// What decides whether a whole-table reconcile keeps the record it
-    /// had (`daemon::ipvs::reconcile_once`): the same config, health, drains
-    /// and table, and nothing less.
     /// Two services, every real server up, as a whole-table reconcile
     /// writes and records them.
     fn recorded() -> (
@@ -767,27 +905,6 @@ forward = "route"
         let table = desired_services(&c, |i, j| up[i][j], &[]);
         let a = Applied::new(c.clone(), up.clone(), Vec::new(), &table);
         (c, up, table, a)
-    }
-
-    #[test]
-    fn an_unchanged_record_is_the_same_and_any_change_is_not() {
-        let (c, up, table, a) = recorded();
-        assert!(a.same_as(&Applied::new(c.clone(), up.clone(), Vec::new(), &table)));
-        // the same content in another config (a reload)
-        let reloaded = std::sync::Arc::new((*c).clone());
-        assert!(!a.same_as(&Applied::new(reloaded, up.clone(), Vec::new(), &table)));
-        let mut h = up.clone();
-        h[1][0] = Health::Down;
-        assert!(!a.same_as(&Applied::new(c.clone(), h, Vec::new(), &table)));
-        let d = Draining {
-            service: table[0].id,
-            addr: "192.0.2.13:80".parse().expect("addr"),
-            forward: CfgForward::Route,
-        };
-        assert!(!a.same_as(&Applied::new(c.clone(), up.clone(), vec![d], &table)));
-        let mut t = table.clone();
-        t[0].destinations[0].weight += 1;
-        assert!(!a.same_as(&Applied::new(c.clone(), up.clone(), Vec::new(), &t)));
     }
 
     #[test]
@@ -845,5 +962,157 @@ forward = "route"
         let back = service_id(&c, &c.services[1]);
         keep_dropped(&mut pending, vec![back], &c);
         assert_eq!(pending, vec![gone]);
+    }
+    /// A kernel table with something of everything a sweep meets: service 0
+    /// with n1's weight changed by hand and the removed n3 still draining,
+    /// service 1 missing, someone else's service, and one a reload dropped;
+    /// health mixed, with one real server not checked yet.
+    struct Messy {
+        c: std::sync::Arc<DirectorConfig>,
+        health: Vec<Vec<Health>>,
+        draining: Vec<Draining>,
+        dropped: Vec<ServiceId>,
+        written: BTreeMap<(ServiceId, SocketAddr), u32>,
+        kernel: Vec<Service>,
+    }
+
+    fn messy() -> Messy {
+        let c = two_services();
+        let health = vec![
+            vec![Health::Up, Health::Unknown],
+            vec![Health::Down, Health::Up],
+        ];
+        let mut zero = desired_services(&c, |_, _| Health::Up, &[]);
+        let written = weights(&zero);
+        let mut n3 = Destination::new("192.0.2.13:80".parse().expect("addr"), Forward::Route, 0);
+        n3.active_conns = 3;
+        zero[0].destinations[0].weight = 7;
+        let n3_addr = n3.socket_addr();
+        let s0 = zero[0].clone().with_destination(n3);
+        let draining = vec![Draining {
+            service: s0.id,
+            addr: n3_addr,
+            forward: CfgForward::Route,
+        }];
+        let theirs = Service::new(
+            ServiceId::tcp("198.51.100.1:25".parse().expect("addr")),
+            "rr",
+        )
+        .with_destination(Destination::new(
+            "198.51.100.2:25".parse().expect("addr"),
+            Forward::Route,
+            1,
+        ));
+        let gone_id = ServiceId::tcp("192.0.2.100:9090".parse().expect("addr"));
+        let gone = Service::new(gone_id, "rr").with_destination(Destination::new(
+            "192.0.2.11:9090".parse().expect("addr"),
+            Forward::Route,
+            1,
+        ));
+        let mut written = written;
+        written.insert((gone_id, "192.0.2.11:9090".parse().expect("addr")), 1);
+        Messy {
+            c,
+            health,
+            draining,
+            dropped: vec![gone_id],
+            written,
+            kernel: vec![gone, s0, theirs],
+        }
+    }
+
+    /// The sweep, fed the kernel's services one at a time and in any order,
+    /// decides what the whole-table computation decides: the same
+    /// operations, foreign weights, weights written and record.
+    #[test]
+    fn a_sweep_service_by_service_decides_what_the_whole_table_does() {
+        let Messy {
+            c,
+            health,
+            draining,
+            dropped,
+            written,
+            kernel,
+        } = messy();
+        // the whole-table computation, as the reconcile did it before
+        let mut desired = desired_services(&c, |i, j| health[i][j], &kernel);
+        keep_draining(&mut desired, &draining, &kernel);
+        let foreign = foreign_weights(&kernel, &written, &desired);
+        let mut plan = crate::ipvs::reconcile(&desired, &kernel, &Default::default());
+        for id in &dropped {
+            if kernel.iter().any(|k| k.id == *id) {
+                plan.ops.push(crate::ipvs::Op::DeleteService { id: *id });
+            }
+        }
+        let sorted = |ops: &[crate::ipvs::Op]| {
+            let mut v: Vec<String> = ops.iter().map(|o| format!("{o:?}")).collect();
+            v.sort();
+            v
+        };
+        for order in [[0, 1, 2], [2, 1, 0]] {
+            let mut sweep = Sweep::new(&c, &health, &draining, &dropped, &written, BTreeMap::new());
+            for k in order {
+                sweep.kernel_service(&kernel[k]);
+            }
+            let out = sweep.finish();
+            assert_eq!(sorted(&out.ops), sorted(&plan.ops), "{order:?}");
+            assert_eq!(out.foreign, foreign);
+            assert_eq!(out.foreign.len(), 1, "n1's weight 7 is someone else's");
+            let mut w = written.clone();
+            for (key, v) in out.written {
+                match v {
+                    Some(v) => w.insert(key, v),
+                    None => w.remove(&key),
+                };
+            }
+            assert_eq!(w, weights(&desired));
+            let want: BTreeMap<ServiceId, Service> =
+                desired.iter().map(|s| (s.id, s.clone())).collect();
+            assert_eq!(out.table, want);
+        }
+        // the dropped service is deleted, someone else's left alone, the
+        // missing one added, the draining n3 kept
+        let ops = sorted(&plan.ops);
+        assert!(
+            ops.iter()
+                .any(|o| o.starts_with("DeleteService") && o.contains("9090")),
+            "{ops:?}"
+        );
+        assert!(!ops.iter().any(|o| o.contains("198.51.100")), "{ops:?}");
+        assert!(
+            ops.iter()
+                .any(|o| o.starts_with("AddService") && o.contains("443")),
+            "{ops:?}"
+        );
+        assert!(
+            !ops.iter().any(|o| o.contains("DeleteDestination")),
+            "{ops:?}"
+        );
+    }
+
+    /// A kernel as the last sweep left it: nothing to do, no weight to
+    /// write, and the record it had kept as it was.
+    #[test]
+    fn a_sweep_of_an_unchanged_table_changes_nothing() {
+        let c = two_services();
+        let up = all(Health::Up);
+        let table = desired_services(&c, |i, j| up[i][j], &[]);
+        let written = weights(&table);
+        let record: BTreeMap<ServiceId, Service> =
+            table.iter().map(|s| (s.id, s.clone())).collect();
+        let mut sweep = Sweep::new(&c, &up, &[], &[], &written, record.clone());
+        for k in &table {
+            sweep.kernel_service(k);
+        }
+        let out = sweep.finish();
+        assert!(out.ops.is_empty(), "{:?}", out.ops);
+        assert!(out.written.is_empty(), "{:?}", out.written);
+        assert!(out.foreign.is_empty());
+        assert_eq!(out.table, record);
+        // and a table emptied behind its back (ipvsadm -C) is rebuilt whole
+        let out = Sweep::new(&c, &up, &[], &[], &written, record.clone()).finish();
+        assert_eq!(out.ops.len(), 2 + 4, "{:?}", out.ops);
+        assert!(out.written.is_empty());
+        assert_eq!(out.table, record);
     }
 }

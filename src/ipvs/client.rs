@@ -26,7 +26,7 @@ pub use super::error::IpvsError;
 use super::error::{Ctx, ENOENT, errno_error, malformed};
 pub use super::message::Timeouts;
 use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
-use super::raw::{lock_socket, open_batch_socket, read_table, run_batch};
+use super::raw::{lock_socket, open_batch_socket, read_table, run_batch, stream_table};
 use super::service::{Service, ServiceId};
 
 /// Result of `IPVS_CMD_GET_INFO`.
@@ -317,6 +317,45 @@ impl IpvsClient {
         })??;
         services.sort_by_key(|s| s.id);
         Ok(services)
+    }
+
+    /// The table one service at a time (see [`Self::services`] for what is
+    /// read): each service, with its destinations, is sent as soon as it is
+    /// read, `depth` at most waiting; an error ends the stream. The reading
+    /// holds the batch socket until the stream ends or the receiver is
+    /// dropped, so a caller reads to the end (or drops it) before it writes.
+    pub fn services_streamed(
+        &mut self,
+        depth: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Service, IpvsError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(depth.max(1));
+        let family = self.family_id;
+        let fresh = self.fresh_batch_socket();
+        let slot = Arc::clone(&self.batch_sock);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = match lock_socket(&slot, fresh) {
+                Ok(g) => g,
+                Err(msg) => {
+                    let _ = tx.blocking_send(Err(IpvsError::Transport {
+                        op: "list services".into(),
+                        msg,
+                    }));
+                    return;
+                }
+            };
+            let mut broken = false;
+            stream_table(guard.as_ref().expect("locked with a socket"), family, |r| {
+                broken |= matches!(
+                    r,
+                    Err(IpvsError::Transport { .. } | IpvsError::Malformed { .. })
+                );
+                tx.blocking_send(r).is_ok()
+            });
+            if broken {
+                *guard = None;
+            }
+        });
+        rx
     }
 
     /// One service (`IPVS_CMD_GET_SERVICE` doit) with its destinations, or `None`.

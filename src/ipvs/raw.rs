@@ -149,6 +149,49 @@ pub(super) fn read_table(
     Ok(services)
 }
 
+/// The whole table like [`read_table`], but handed over one service at a
+/// time, with its destinations, as each is read: `each` gets every service
+/// (or the error that ended the read) and returns `false` to stop. One
+/// thread and socket: the caller works on each service while the next is
+/// read, so what is held is one service, not the table.
+pub(super) fn stream_table(
+    sock: &netlink_sys::Socket,
+    family: u16,
+    mut each: impl FnMut(Result<Service, IpvsError>) -> bool,
+) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let op = "list services";
+    let services = dump_blocking(sock, family, IpvsMessage::get_service(None), &mut buf)
+        .map_err(|e| e.into_error(op, Ctx::Plain))
+        .and_then(|replies| {
+            replies
+                .iter()
+                .map(|m| {
+                    let attrs = m
+                        .service()
+                        .ok_or_else(|| malformed(op, "reply without a service nest"))?;
+                    Service::from_attrs(attrs).map_err(|e| malformed(op, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+    let services = match services {
+        Ok(s) => s,
+        Err(e) => {
+            each(Err(e));
+            return;
+        }
+    };
+    for svc in services {
+        let mut one = [svc];
+        let r = read_dests(sock, family, &mut one, &mut buf);
+        let [svc] = one;
+        let stop = r.is_err();
+        if !each(r.map(|()| svc)) || stop {
+            return;
+        }
+    }
+}
+
 /// Fill in the destinations of `services`, one dump each.
 fn read_dests(
     sock: &netlink_sys::Socket,

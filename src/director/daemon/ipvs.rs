@@ -10,10 +10,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::contract::director_config::DirectorConfig;
 use crate::contract::status::{self, ReconcileStatus};
-use crate::director::core::drain::DestConns;
+use crate::director::core::drain::{DestConns, drain_counters};
 use crate::director::table;
 use crate::health::damping::Health;
-use crate::ipvs::{DaemonState, IpvsClient, ReconcileOptions, Service, ServiceId, SyncDaemon};
+use crate::ipvs::{DaemonState, IpvsClient, ReconcileOptions, ServiceId, SyncDaemon};
 
 /// How often the IPVS table is compared with the kernel without a trigger
 /// (repairs drift: someone ran `ipvsadm -C`, a module reload...).
@@ -118,6 +118,7 @@ pub(super) async fn reconcile_task(
             _ => None,
         };
         let whole = step.is_none();
+        let started = std::time::Instant::now();
         let r = match step {
             Some(step) => match health_step(&mut client, &step, &mut written).await {
                 Ok(n) => {
@@ -148,10 +149,17 @@ pub(super) async fn reconcile_task(
             ops: *r.as_ref().unwrap_or(&0),
             error: r.as_ref().err().map(|e| format!("{e:#}")),
         };
+        // how long it took, the kernel's table read included: logged at info
+        // when a whole-table reconcile that changed nothing took over a
+        // second (health changes wait behind it)
+        let took_ms = (started.elapsed().as_secs_f64() * 1e3).round();
         match &r {
-            Ok(0) => debug!(trigger, "ipvs: kernel table matches"),
-            Ok(n) => info!(trigger, ops = n, "ipvs: reconciled"),
-            Err(e) => error!(trigger, "ipvs reconcile failed: {e:#}"),
+            Ok(0) if whole && took_ms > 1000.0 => {
+                info!(trigger, took_ms, "ipvs: kernel table matches (slow)")
+            }
+            Ok(0) => debug!(trigger, took_ms, "ipvs: kernel table matches"),
+            Ok(n) => info!(trigger, ops = n, took_ms, "ipvs: reconciled"),
+            Err(e) => error!(trigger, took_ms, "ipvs reconcile failed: {e:#}"),
         }
         let error = rec.error.clone();
         let deleted = if rec.ok {
@@ -221,32 +229,60 @@ async fn enforce_timeouts(client: &mut IpvsClient, want: &crate::config::IpvsTim
     }
 }
 
+/// Services read ahead of the sweep at most (each with its destinations).
+const READ_AHEAD: usize = 8;
+
 /// Read the kernel's table and bring it to config × health; `applied` is
 /// what it wrote on success, `None` on failure.
 ///
-/// What outlives the reconcile (`written`, `applied`) is replaced only when
-/// it changed: every whole-table reconcile builds both anew among its
-/// scratch (the kernel's table, the desired one, the operations: megabytes
-/// at 10,000 destinations), and a new long-lived copy scattered among the
-/// scratch's pages can keep them from going back with the trim that follows
-/// ([`super::load::trim_heap`]). Measured at 1,000 × 10 (docs/benchmarks.md,
-/// run (i)): the memory still rises ~6 MB while a periodic reconcile runs
-/// and falls after it; that is the scratch itself, which only reading the
-/// kernel's table service by service would bound.
+/// The table is read and compared one service at a time ([`table::Sweep`]
+/// over [`IpvsClient::services_streamed`]): what is held meanwhile is a few
+/// services and the operations, not the kernel's table, the desired one and
+/// their comparison (~6 MB at 1,000 × 10, for as long as the reconcile ran:
+/// docs/benchmarks.md, run (i)). The record (`applied`'s table, `written`)
+/// is the last one's, changed where a service changed. Between services the
+/// task yields, so the checks on the same thread keep their schedule.
 async fn reconcile_once(
     client: &mut IpvsClient,
     input: &ReconInput,
     written: &mut std::collections::BTreeMap<(ServiceId, std::net::SocketAddr), u32>,
     applied: &mut Option<table::Applied>,
 ) -> anyhow::Result<(usize, Vec<DestConns>)> {
-    // `None` until this one succeeds; the last one's kept meanwhile, to be
-    // kept on if this one writes the same
+    // `None` until this one succeeds; the last one's table is updated in place
     let before = applied.take();
-    let kernel: Vec<Service> = client.services().await?;
-    let mut desired = table::desired_services(&input.cfg, |i, j| input.health[i][j], &kernel);
-    table::keep_draining(&mut desired, &input.draining, &kernel);
-    let conns = crate::director::core::drain::drain_counters(&input.draining, &kernel);
-    for f in table::foreign_weights(&kernel, written, &desired) {
+    let (kept_health, kept_table) = match before {
+        Some(b) => (Some(b.health), b.table),
+        None => (None, Default::default()),
+    };
+    let mut sweep = table::Sweep::new(
+        &input.cfg,
+        &input.health,
+        &input.draining,
+        &input.dropped,
+        written,
+        kept_table,
+    );
+    let mut conns = drain_counters(&input.draining, &[]);
+    let mut rx = client.services_streamed(READ_AHEAD);
+    let mut n = 0usize;
+    while let Some(k) = rx.recv().await {
+        let k = k?;
+        if input.draining.iter().any(|d| d.service == k.id) {
+            let found = drain_counters(&input.draining, std::slice::from_ref(&k));
+            for (c, f) in conns.iter_mut().zip(found) {
+                if f.conns.is_some() {
+                    c.conns = f.conns;
+                }
+            }
+        }
+        sweep.kernel_service(&k);
+        n += 1;
+        if n % READ_AHEAD == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let out = sweep.finish();
+    for f in &out.foreign {
         warn!(
             service = %f.service,
             destination = %f.addr,
@@ -257,36 +293,25 @@ async fn reconcile_once(
             f.restore
         );
     }
-    let mut plan = crate::ipvs::reconcile(
-        &desired,
-        &kernel,
-        &ReconcileOptions {
-            prune: false,
-            drain: false,
-        },
-    );
-    for id in &input.dropped {
-        if kernel.iter().any(|k| k.id == *id) {
-            plan.ops.push(crate::ipvs::Op::DeleteService { id: *id });
-        }
-    }
-    for op in &plan.ops {
+    for op in &out.ops {
         info!("ipvs: {op}");
     }
-    let n = crate::ipvs::apply(client, &plan.ops).await?;
-    let weights = table::weights(&desired);
-    if weights != *written {
-        *written = weights;
+    let n = crate::ipvs::apply(client, &out.ops).await?;
+    for (key, w) in out.written {
+        match w {
+            Some(w) => written.insert(key, w),
+            None => written.remove(&key),
+        };
     }
-    let now = table::Applied::new(
-        input.cfg.clone(),
-        input.health.clone(),
-        input.draining.clone(),
-        &desired,
-    );
-    *applied = Some(match before {
-        Some(b) if b.same_as(&now) => b,
-        _ => now,
+    let health = match kept_health {
+        Some(h) if h == input.health => h,
+        _ => input.health.clone(),
+    };
+    *applied = Some(table::Applied {
+        cfg: input.cfg.clone(),
+        health,
+        draining: input.draining.clone(),
+        table: out.table,
     });
     Ok((n, conns))
 }
