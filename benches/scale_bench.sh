@@ -41,7 +41,11 @@
 # `lvsup apply` renders for that cluster file.
 #
 # Measured, per daemon:
-#   ready_s      start → every destination in IPVS with weight > 0
+#   ready_s      start → every destination in IPVS with weight > 0 (keepalived adds its real
+#                servers unchecked at start; lvsup gives them weight only once checked)
+#   ready_alpha  keepalived only, before its other figures (BENCH_KA_ALPHA=0: not run): the
+#                same start with `alpha` in every virtual_server, each real server down until
+#                its first passed check, as lvsup's: the start comparable with lvsup's
 #   cpu_pct      utime + stime of all the daemon's processes over BENCH_IDLE s (default 60),
 #                % of one core (user_pct and sys_pct apart; machine_busy_pct: the whole
 #                machine's, sink and softirq included, machine_softirq_pct of it); pss_kb
@@ -157,11 +161,12 @@ cluster_toml() { # SERVICES
         printf '[[real_servers]]\nname = "rs%d"\naddress = "10.79.1.%d/16"\n\n' "$j" "$j"
     done
 }
-keepalived_conf() { # SERVICES
+keepalived_conf() { # SERVICES [alpha]
     printf 'global_defs {\n  vrrp_version 3\n  router_id d1\n}\n'
     printf 'vrrp_instance VI_%s {\n  state BACKUP\n  interface eth0\n  virtual_router_id %s\n  priority 150\n  advert_int 1\n  virtual_ipaddress {\n    %s/32 dev eth0\n  }\n}\n' "$VRID" "$VRID" "$VIP"
     for i in $(seq 0 $(($1 - 1))); do
         printf 'virtual_server %s %d {\n  delay_loop %s\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n' "$VIP" $((FIRST_PORT + i)) "$INTERVAL"
+        [ "${2:-}" = alpha ] && printf '  alpha\n'
         for j in $(seq 1 "$RS"); do
             printf '  real_server 10.79.1.%d %d {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 0.5\n      retry 2\n      delay_before_retry %s\n    }\n  }\n' "$j" $((FIRST_PORT + i)) "$INTERVAL"
         done
@@ -175,6 +180,7 @@ render_director_toml "$W/scale.toml" d1 "$W/d1.toml"
 render_director_toml "$W/scale-plus.toml" d1 "$W/d1-plus.toml"
 keepalived_conf "$SERVICES" >"$W/ka.conf"
 keepalived_conf $((SERVICES + 1)) >"$W/ka-plus.conf"
+keepalived_conf "$SERVICES" alpha >"$W/ka-alpha.conf"
 
 # ------------------------------------------------------------------ daemons ---
 DAEMON_PID=""
@@ -370,6 +376,19 @@ for rep in $(seq 1 "$REPS"); do
 for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     conf=$W/d1.toml plus=$W/d1-plus.toml
     [ "$daemon" = keepalived ] && conf=$W/ka.conf plus=$W/ka-plus.conf
+    if [ "$daemon" = keepalived ] && [ "${BENCH_KA_ALPHA:-1}" = 1 ]; then
+        # keepalived adds every real server unchecked at start (its ready_s is the time to
+        # program IPVS); with `alpha` they start down and enter on their first passed check,
+        # as lvsup's do: the start to compare lvsup's with
+        log "keepalived: starting with alpha (every real server down until checked)"
+        read -r drops0 synre0 < <(lost_packets)
+        t0=$(now)
+        start_daemon keepalived "$W/ka-alpha.conf"
+        ok=true
+        wait_until 600 all_up || ok=false
+        emit "{\"bench\": \"scale\", \"daemon\": \"keepalived\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready_alpha\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\", $(lost_since "$drops0" "$synre0")}"
+        stop_daemon
+    fi
     log "$daemon: starting with $SERVICES services x $RS real servers"
     read -r drops0 synre0 < <(lost_packets)
     t0=$(now)

@@ -257,6 +257,9 @@ pub struct Sweep<'a> {
     /// whether the kernel had config service `i`
     seen: Vec<bool>,
     table: BTreeMap<ServiceId, Service>,
+    /// services whose record changes, put in `table` by `finish` (an
+    /// abandoned sweep leaves the record as it was)
+    changed: Vec<Service>,
     out: SweepOutcome,
 }
 
@@ -298,6 +301,7 @@ impl<'a> Sweep<'a> {
             index,
             seen: vec![false; cfg.services.len()],
             table,
+            changed: Vec::new(),
             out: SweepOutcome::default(),
         }
     }
@@ -361,8 +365,14 @@ impl<'a> Sweep<'a> {
             }
         }
         if self.table.get(&id) != Some(want) {
-            self.table.insert(id, want.clone());
+            self.changed.push(want.clone());
         }
+    }
+
+    /// The sweep given up before its end (nothing it found applied): the
+    /// record it was given, unchanged.
+    pub fn abandon(self) -> BTreeMap<ServiceId, Service> {
+        self.table
     }
 
     /// After the kernel's last service: the config's services it lacks, and
@@ -372,6 +382,9 @@ impl<'a> Sweep<'a> {
             if !self.seen[i] {
                 self.configured(i, None);
             }
+        }
+        for s in std::mem::take(&mut self.changed) {
+            self.table.insert(s.id, s);
         }
         let index = &self.index;
         self.table.retain(|id, _| index.contains_key(id));
@@ -1088,6 +1101,32 @@ forward = "route"
             !ops.iter().any(|o| o.contains("DeleteDestination")),
             "{ops:?}"
         );
+    }
+
+    /// A sweep given up midway hands back the record it was given as it
+    /// was, though the services it had seen would change it.
+    #[test]
+    fn an_abandoned_sweep_leaves_the_record_as_it_was() {
+        let Messy {
+            c,
+            health,
+            draining,
+            dropped,
+            written,
+            kernel,
+        } = messy();
+        let record: BTreeMap<ServiceId, Service> = desired_services(&c, |_, _| Health::Up, &[])
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let sweep_of_s0 = || {
+            let mut sweep = Sweep::new(&c, &health, &draining, &dropped, &written, record.clone());
+            sweep.kernel_service(&kernel[1]);
+            sweep
+        };
+        let finished = sweep_of_s0().finish().table;
+        assert_ne!(finished[&kernel[1].id], record[&kernel[1].id]);
+        assert_eq!(sweep_of_s0().abandon(), record);
     }
 
     /// A kernel as the last sweep left it: nothing to do, no weight to

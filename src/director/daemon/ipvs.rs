@@ -88,15 +88,23 @@ pub(super) async fn reconcile_task(
     let mut tick = tokio::time::interval(PERIODIC_RECONCILE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // A periodic reconcile given way to a new input, to run again at once
+    // after it; how many times in a row it did.
+    let mut periodic_pending = false;
+    let mut gave_way = 0u32;
     loop {
-        let periodic = tokio::select! {
-            r = rx.changed() => {
-                if r.is_err() {
-                    return;
+        let periodic = if periodic_pending && matches!(rx.has_changed(), Ok(false)) {
+            true
+        } else {
+            tokio::select! {
+                r = rx.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    false
                 }
-                false
+                _ = tick.tick() => true,
             }
-            _ = tick.tick() => true,
         };
         let Some(input) = rx.borrow_and_update().clone() else {
             continue;
@@ -118,6 +126,9 @@ pub(super) async fn reconcile_task(
             _ => None,
         };
         let whole = step.is_none();
+        // the periodic one gives way to a new input (a health change waits
+        // for no sweep of 1,000 services), up to MAX_GIVE_WAY times in a row
+        let yielding = (periodic && gave_way < MAX_GIVE_WAY).then_some(&rx);
         let started = std::time::Instant::now();
         let r = match step {
             Some(step) => match health_step(&mut client, &step, &mut written).await {
@@ -130,11 +141,34 @@ pub(super) async fn reconcile_task(
                 Err(e) => {
                     warn!("ipvs: {e:#}: reading the kernel's table and reconciling all of it");
                     applied = None;
-                    reconcile_once(&mut client, &input, &mut written, &mut applied).await
+                    match reconcile_once(&mut client, &input, &mut written, &mut applied, None)
+                        .await
+                    {
+                        Ok(Swept::Done(n, conns)) => Ok((n, conns)),
+                        Ok(Swept::GaveWay) => Ok((0, Vec::new())),
+                        Err(e) => Err(e),
+                    }
                 }
             },
-            None => reconcile_once(&mut client, &input, &mut written, &mut applied).await,
+            None => {
+                match reconcile_once(&mut client, &input, &mut written, &mut applied, yielding)
+                    .await
+                {
+                    Ok(Swept::GaveWay) => {
+                        debug!(trigger, "ipvs: periodic reconcile gave way to a new input");
+                        periodic_pending = true;
+                        gave_way += 1;
+                        continue;
+                    }
+                    Ok(Swept::Done(n, conns)) => Ok((n, conns)),
+                    Err(e) => Err(e),
+                }
+            }
         };
+        if whole {
+            periodic_pending = false;
+            gave_way = 0;
+        }
         if whole {
             // the scratch memory of a whole-table reconcile (the kernel's
             // table, the desired one, the operations) back to the kernel
@@ -232,6 +266,20 @@ async fn enforce_timeouts(client: &mut IpvsClient, want: &crate::config::IpvsTim
 /// Services read ahead of the sweep at most (each with its destinations).
 const READ_AHEAD: usize = 8;
 
+/// How many times in a row a periodic reconcile gives way to a new input
+/// before it runs to its end whatever comes (a storm of health changes
+/// must not put off the repair of the table for ever).
+const MAX_GIVE_WAY: u32 = 5;
+
+/// How a whole-table reconcile ended.
+enum Swept {
+    /// Applied: the operations, and the draining destinations' counters.
+    Done(usize, Vec<DestConns>),
+    /// Given up for a newer input before anything was applied; the record
+    /// is as it was.
+    GaveWay,
+}
+
 /// Read the kernel's table and bring it to config × health; `applied` is
 /// what it wrote on success, `None` on failure.
 ///
@@ -242,16 +290,22 @@ const READ_AHEAD: usize = 8;
 /// docs/benchmarks.md, run (i)). The record (`applied`'s table, `written`)
 /// is the last one's, changed where a service changed. Between services the
 /// task yields, so the checks on the same thread keep their schedule.
+///
+/// With `give_way`, a new input there (a health change, a reload) ends the
+/// sweep before anything is applied ([`Swept::GaveWay`]): under TCG a sweep
+/// of 1,000 × 10 took 2-6 s, and the health changes of that time waited
+/// for it (a real server's removal and return were late by as much).
 async fn reconcile_once(
     client: &mut IpvsClient,
     input: &ReconInput,
     written: &mut std::collections::BTreeMap<(ServiceId, std::net::SocketAddr), u32>,
     applied: &mut Option<table::Applied>,
-) -> anyhow::Result<(usize, Vec<DestConns>)> {
-    // `None` until this one succeeds; the last one's table is updated in place
+    give_way: Option<&watch::Receiver<Option<ReconInput>>>,
+) -> anyhow::Result<Swept> {
+    // `None` until this one succeeds (or gives way: then put back as it was)
     let before = applied.take();
-    let (kept_health, kept_table) = match before {
-        Some(b) => (Some(b.health), b.table),
+    let (kept, kept_table) = match before {
+        Some(b) => (Some((b.cfg, b.health, b.draining)), b.table),
         None => (None, Default::default()),
     };
     let mut sweep = table::Sweep::new(
@@ -279,6 +333,18 @@ async fn reconcile_once(
         n += 1;
         if n % READ_AHEAD == 0 {
             tokio::task::yield_now().await;
+            if give_way.is_some_and(|w| !matches!(w.has_changed(), Ok(false))) {
+                // dropping the stream stops the reading at its next service
+                drop(rx);
+                let table = sweep.abandon();
+                *applied = kept.map(|(cfg, health, draining)| table::Applied {
+                    cfg,
+                    health,
+                    draining,
+                    table,
+                });
+                return Ok(Swept::GaveWay);
+            }
         }
     }
     let out = sweep.finish();
@@ -303,8 +369,8 @@ async fn reconcile_once(
             None => written.remove(&key),
         };
     }
-    let health = match kept_health {
-        Some(h) if h == input.health => h,
+    let health = match kept {
+        Some((_, h, _)) if h == input.health => h,
         _ => input.health.clone(),
     };
     *applied = Some(table::Applied {
@@ -313,7 +379,7 @@ async fn reconcile_once(
         draining: input.draining.clone(),
         table: out.table,
     });
-    Ok((n, conns))
+    Ok(Swept::Done(n, conns))
 }
 
 /// Carry out a change of health from what the last reconcile wrote: the
