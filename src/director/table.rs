@@ -241,10 +241,11 @@ impl Applied {
 /// [`keep_draining`], [`foreign_weights`] and [`crate::ipvs::reconcile`]
 /// compute over whole tables, but holds one kernel service at a time: at
 /// 1,000 services × 10 the whole kernel table (10,000 destinations with
-/// their counters), the whole desired one and the comparison were ~6 MB of
-/// scratch for as long as the reconcile ran, every 30 s (docs/benchmarks.md,
-/// run (i)). The record it keeps (`table`: the managed services as
-/// written) is the last one's, changed only where a service changed.
+/// their counters, ~140 bytes each), the whole desired one and the
+/// comparison's indexes were megabytes of scratch for as long as the
+/// reconcile ran (seconds under the lab VM), every 30 s. The record it
+/// keeps (`table`: the managed services as written) is the last one's,
+/// changed only where a service changed.
 #[derive(Debug)]
 pub struct Sweep<'a> {
     cfg: &'a DirectorConfig,

@@ -286,8 +286,8 @@ enum Swept {
 /// The table is read and compared one service at a time ([`table::Sweep`]
 /// over [`IpvsClient::services_streamed`]): what is held meanwhile is a few
 /// services and the operations, not the kernel's table, the desired one and
-/// their comparison (~6 MB at 1,000 × 10, for as long as the reconcile ran:
-/// docs/benchmarks.md, run (i)). The record (`applied`'s table, `written`)
+/// their comparison (megabytes at 1,000 × 10, for the seconds a reconcile
+/// runs under the lab VM). The record (`applied`'s table, `written`)
 /// is the last one's, changed where a service changed. Between services the
 /// task yields, so the checks on the same thread keep their schedule.
 ///
