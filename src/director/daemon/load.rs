@@ -10,21 +10,21 @@ use crate::director::core::Loaded;
 
 /// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`)
 /// after the work that leaves the most behind: reading director.toml at
-/// start (at 1,000 × 10, 43 MB at the peak for 4 MB kept, heaptrack) and
-/// every reconcile that read the kernel's whole table (at start, every 30 s,
-/// on a reload: the kernel's table with every destination's counters, the
-/// desired one and the operations). glibc keeps freed memory inside its heap
-/// for reuse; given back, the resident heap stays nearer what the daemon
-/// uses (at 1,000 × 10 under the lab VM, Pss read every 5 s comes back to
-/// ~21.5 MB after each periodic reconcile, run (i) in docs/benchmarks.md;
-/// the single readings that compared (h) and (g), 24.9 against 29.6 MB,
-/// depended on where in that cycle they fell). The call
-/// holds the allocator while it walks the free chunks, one `madvise` per
-/// free run of pages: 3–14 ms each at that size, even under the VM's
-/// emulation (measured 2026-12-03: the earlier suspicion that trims stalled
-/// the thread for seconds, run (e), does not hold). Logged at debug, at
-/// info over 100 ms. No-op on other C libraries. `after`: what it follows,
-/// for the log.
+/// start and on a reload (at 1,000 × 10, 43 MB at the peak for 4 MB kept,
+/// heaptrack; [`parse_compact`] calls it once more between parse and copy)
+/// and every reconcile that read the kernel's whole table (at start, every
+/// 30 s, on a reload). glibc keeps freed memory inside its heap for reuse.
+/// After the load that is tens of megabytes given back for good; after a
+/// periodic reconcile, little for long: sampled every 100 ms at 1,000 × 10
+/// under the lab VM (docs/benchmarks.md, run (j)), anonymous memory fell
+/// ~2.6 MB at each such trim and was back ~6 s later, the checks'
+/// allocations touching again the free pages scattered through the heap.
+/// The call holds the allocator while it walks the free chunks, one
+/// `madvise` per free run of pages: 3–14 ms each at that size, even under
+/// the VM's emulation (measured 2026-12-03: the earlier suspicion that
+/// trims stalled the thread for seconds, run (e), does not hold). Logged at
+/// debug, at info over 100 ms. No-op on other C libraries. `after`: what it
+/// follows, for the log.
 pub fn trim_heap(after: &str) {
     let t = std::time::Instant::now();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -98,5 +98,51 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
         assert!(e.contains("line 2"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What the daemon keeps is the parse's result, field for field, and a
+    /// file that does not parse fails with the parse's own error.
+    #[test]
+    fn the_kept_copy_is_the_parsed_config() {
+        let text = r#"
+cluster = "web"
+director = "a"
+mode = "dr"
+vip = "192.0.2.100"
+[vrrp]
+vrid = 51
+priority = 150
+advert_interval = "1s"
+preempt = true
+address = "192.0.2.1"
+peers = ["192.0.2.2"]
+
+[[services]]
+protocol = "tcp"
+port = 80
+scheduler = "rr"
+[services.health]
+check = "tcp"
+interval = "2s"
+timeout = "1s"
+fall = 3
+rise = 2
+[[services.real_servers]]
+name = "n1"
+address = "192.0.2.11"
+port = 80
+weight = 3
+forward = "route"
+"#;
+        let parsed = DirectorConfig::parse(text).expect("parses");
+        assert_eq!(parsed.services.len(), 1);
+        assert_eq!(parse_compact(text).expect("parses"), parsed);
+        let broken = "cluster = \"web\"\nbogus = [\n";
+        assert_eq!(
+            parse_compact(broken).expect_err("broken").to_string(),
+            DirectorConfig::parse(broken)
+                .expect_err("broken")
+                .to_string()
+        );
     }
 }
