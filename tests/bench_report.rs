@@ -174,8 +174,33 @@ fn scale_runs_at_another_interval_are_kept_apart() {
     assert_rows(
         &data,
         &[
-            "| 100 × 10 | start → every destination up | 4.0 s (1 run) | 2.0 s (1 run) |",
-            "| 100 × 10, every 10 s | start → every destination up | 40.0 s (1 run) | 20.0 s (1 run) |",
+            "| 100 × 10 | start → every destination up (keepalived: added unchecked) | 4.0 s (1 run) | 2.0 s (1 run) |",
+            "| 100 × 10, every 10 s | start → every destination up (keepalived: added unchecked) | 40.0 s (1 run) | 20.0 s (1 run) |",
+        ],
+    );
+}
+
+/// keepalived's start with `alpha` (each real server down until checked)
+/// is compared with lvsup's start in a row of its own, never mixed into
+/// its default start (servers added unchecked).
+#[test]
+fn keepalived_alpha_start_is_compared_with_lvsup_start_apart() {
+    let run = |daemon: &str, case: &str, s: f64| {
+        format!(
+            "{{\"bench\": \"scale\", \"daemon\": \"{daemon}\", \"services\": 100, \"real_servers\": 10, \"case\": \"{case}\", \"s\": {s:.1}, \"ok\": true, \"rep\": 1}}\n"
+        )
+    };
+    let data = [
+        run("lvsup", "ready", 4.0),
+        run("keepalived", "ready", 2.0),
+        run("keepalived", "ready_alpha", 16.0),
+    ]
+    .concat();
+    assert_rows(
+        &data,
+        &[
+            "| 100 × 10 | start → every destination up (keepalived: added unchecked) | 4.0 s (1 run) | 2.0 s (1 run) | 2.00 |",
+            "| 100 × 10 | start → every destination up, each once checked (keepalived with `alpha`) | 4.0 s (1 run) | 16.0 s (1 run) | 0.25 |",
         ],
     );
 }
