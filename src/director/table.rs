@@ -1108,25 +1108,26 @@ forward = "route"
     /// was, though the services it had seen would change it.
     #[test]
     fn an_abandoned_sweep_leaves_the_record_as_it_was() {
-        let Messy {
-            c,
-            health,
-            draining,
-            dropped,
-            written,
-            kernel,
-        } = messy();
-        let record: BTreeMap<ServiceId, Service> = desired_services(&c, |_, _| Health::Up, &[])
+        let m = messy();
+        let record: BTreeMap<ServiceId, Service> = desired_services(&m.c, |_, _| Health::Up, &[])
             .into_iter()
             .map(|s| (s.id, s))
             .collect();
+        let s0 = &m.kernel[1];
         let sweep_of_s0 = || {
-            let mut sweep = Sweep::new(&c, &health, &draining, &dropped, &written, record.clone());
-            sweep.kernel_service(&kernel[1]);
+            let mut sweep = Sweep::new(
+                &m.c,
+                &m.health,
+                &m.draining,
+                &m.dropped,
+                &m.written,
+                record.clone(),
+            );
+            sweep.kernel_service(s0);
             sweep
         };
         let finished = sweep_of_s0().finish().table;
-        assert_ne!(finished[&kernel[1].id], record[&kernel[1].id]);
+        assert_ne!(finished[&s0.id], record[&s0.id]);
         assert_eq!(sweep_of_s0().abandon(), record);
     }
 

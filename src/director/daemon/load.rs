@@ -104,38 +104,20 @@ mod tests {
     /// file that does not parse fails with the parse's own error.
     #[test]
     fn the_kept_copy_is_the_parsed_config() {
-        let text = r#"
-cluster = "web"
-director = "a"
-mode = "dr"
-vip = "192.0.2.100"
-[vrrp]
-vrid = 51
-priority = 150
-advert_interval = "1s"
-preempt = true
-address = "192.0.2.1"
-peers = ["192.0.2.2"]
-
+        // the daemon's own file for a config the unit tests share
+        let cfg = crate::contract::director_config::test_config(
+            r#"
 [[services]]
 protocol = "tcp"
 port = 80
 scheduler = "rr"
-[services.health]
-check = "tcp"
-interval = "2s"
-timeout = "1s"
-fall = 3
-rise = 2
-[[services.real_servers]]
-name = "n1"
-address = "192.0.2.11"
-port = 80
-weight = 3
-forward = "route"
-"#;
+health = { check = "tcp", interval = "2s", timeout = "1s", fall = 3, rise = 2 }
+real_servers = [{ name = "n1", address = "192.0.2.11", port = 80, weight = 3, forward = "route" }]
+"#,
+        );
+        let text = &toml::to_string(&cfg).expect("serializes");
         let parsed = DirectorConfig::parse(text).expect("parses");
-        assert_eq!(parsed.services.len(), 1);
+        assert_eq!(parsed, cfg);
         assert_eq!(parse_compact(text).expect("parses"), parsed);
         let broken = "cluster = \"web\"\nbogus = [\n";
         assert_eq!(
