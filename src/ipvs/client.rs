@@ -302,10 +302,7 @@ impl IpvsClient {
                 second.as_ref(),
                 family,
             );
-            if matches!(
-                r,
-                Err(IpvsError::Transport { .. } | IpvsError::Malformed { .. })
-            ) {
+            if spoils_socket(&r) {
                 *guard = None;
             }
             r
@@ -345,10 +342,7 @@ impl IpvsClient {
             };
             let mut broken = false;
             stream_table(guard.as_ref().expect("locked with a socket"), family, |r| {
-                broken |= matches!(
-                    r,
-                    Err(IpvsError::Transport { .. } | IpvsError::Malformed { .. })
-                );
+                broken |= spoils_socket(&r);
                 tx.blocking_send(r).is_ok()
             });
             if broken {
@@ -573,6 +567,17 @@ impl IpvsClient {
         }
         Ok(out)
     }
+}
+
+/// Whether a read ended in a way that leaves the socket unusable (a
+/// transport error, or replies it could not parse, which may leave the
+/// rest of a dump unread in it): then the socket is dropped and a fresh one
+/// opened next time.
+fn spoils_socket<T>(r: &Result<T, IpvsError>) -> bool {
+    matches!(
+        r,
+        Err(IpvsError::Transport { .. } | IpvsError::Malformed { .. })
+    )
 }
 
 /// Scheduler and PE names are NUL-terminated strings of at most 15 characters

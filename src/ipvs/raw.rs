@@ -116,15 +116,7 @@ pub(super) fn read_table(
 ) -> Result<Vec<Service>, IpvsError> {
     let mut buf = Vec::with_capacity(64 * 1024);
     let op = "list services";
-    let replies = dump_blocking(sock, family, IpvsMessage::get_service(None), &mut buf)
-        .map_err(|e| e.into_error(op, Ctx::Plain))?;
-    let mut services = Vec::with_capacity(replies.len());
-    for m in &replies {
-        let attrs = m
-            .service()
-            .ok_or_else(|| malformed(op, "reply without a service nest"))?;
-        services.push(Service::from_attrs(attrs).map_err(|e| malformed(op, e))?);
-    }
+    let mut services = read_services(sock, family, &mut buf)?;
     match second {
         Some(second) if services.len() >= PARALLEL_READ_MIN_SERVICES => {
             let half = services.len() / 2;
@@ -149,6 +141,25 @@ pub(super) fn read_table(
     Ok(services)
 }
 
+/// The services (one dump of `IPVS_CMD_GET_SERVICE`), without destinations.
+fn read_services(
+    sock: &netlink_sys::Socket,
+    family: u16,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<Service>, IpvsError> {
+    let op = "list services";
+    let replies = dump_blocking(sock, family, IpvsMessage::get_service(None), buf)
+        .map_err(|e| e.into_error(op, Ctx::Plain))?;
+    let mut services = Vec::with_capacity(replies.len());
+    for m in &replies {
+        let attrs = m
+            .service()
+            .ok_or_else(|| malformed(op, "reply without a service nest"))?;
+        services.push(Service::from_attrs(attrs).map_err(|e| malformed(op, e))?);
+    }
+    Ok(services)
+}
+
 /// The whole table like [`read_table`], but handed over one service at a
 /// time, with its destinations, as each is read: `each` gets every service
 /// (or the error that ended the read) and returns `false` to stop. One
@@ -160,21 +171,7 @@ pub(super) fn stream_table(
     mut each: impl FnMut(Result<Service, IpvsError>) -> bool,
 ) {
     let mut buf = Vec::with_capacity(64 * 1024);
-    let op = "list services";
-    let services = dump_blocking(sock, family, IpvsMessage::get_service(None), &mut buf)
-        .map_err(|e| e.into_error(op, Ctx::Plain))
-        .and_then(|replies| {
-            replies
-                .iter()
-                .map(|m| {
-                    let attrs = m
-                        .service()
-                        .ok_or_else(|| malformed(op, "reply without a service nest"))?;
-                    Service::from_attrs(attrs).map_err(|e| malformed(op, e))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        });
-    let services = match services {
+    let services = match read_services(sock, family, &mut buf) {
         Ok(s) => s,
         Err(e) => {
             each(Err(e));
