@@ -477,7 +477,7 @@ fn run_case(input: &str) -> String {
                     svc: args[0].parse().expect("svc"),
                     rs: args[1].parse().expect("rs"),
                     record: Check {
-                        at: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(t),
+                        at: now,
                         ok,
                         detail: match args[2] {
                             "ok" => "HTTP 200",

@@ -81,6 +81,10 @@ pub struct ProbeResult {
     /// 10, scattered over the heap between the checks' scratch memory).
     pub detail: Cow<'static, str>,
     pub took: Duration,
+    /// When the check ended (the clock read that gives `took`): the
+    /// daemon's main loop takes it as the time of the result, and status
+    /// shows it as wall-clock time, instead of reading the clock again.
+    pub at: Instant,
 }
 
 /// A failed attempt: the real server's fault, or the director's own.
@@ -212,16 +216,31 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
 /// Run `probe` against `addr`, the whole probe bounded by `timeout`.
 pub async fn run(probe: &Probe, addr: SocketAddr, timeout: Duration) -> ProbeResult {
-    let start = Instant::now();
+    run_from(probe, addr, timeout, Instant::now()).await
+}
+
+/// [`run`] with its start read by the caller (a probe task reads the clock
+/// once when its timer fires and schedules its next check from that read).
+///
+/// A check reads the clock twice: here `start`, and its end, which gives
+/// `took` and the result's time (`at`). Each read is a system call where the
+/// clock source has no vDSO path (the lab VM's emulated HPET: a third of the
+/// daemon's time there went to clock reads, 2026-12-03), so none is
+/// repeated: the deadline is `start + timeout`, not a fresh `timeout()`.
+pub async fn run_from(
+    probe: &Probe,
+    addr: SocketAddr,
+    timeout: Duration,
+    start: Instant,
+) -> ProbeResult {
     if let Probe::Script { argv } = probe {
         // boxed, like the HTTP(S) exchanges in `attempt`
         return Box::pin(script(argv, addr, timeout)).await;
     }
-    // the deadline from `start`: one clock read less per check (a system
-    // call where the clock source has no vDSO path, as under the lab VM)
     let deadline = tokio::time::Instant::from_std(start) + timeout;
     let r = tokio::time::timeout_at(deadline, attempt(probe, addr)).await;
-    let took = start.elapsed();
+    let at = Instant::now();
+    let took = at.saturating_duration_since(start);
     let (ok, inconclusive, detail) = match r {
         Err(_) => (
             false,
@@ -237,6 +256,7 @@ pub async fn run(probe: &Probe, addr: SocketAddr, timeout: Duration) -> ProbeRes
         inconclusive,
         detail,
         took,
+        at,
     }
 }
 
@@ -268,6 +288,7 @@ async fn script(argv: &[String], addr: SocketAddr, timeout: Duration) -> ProbeRe
         inconclusive: matches!(o.end, exec::End::NotStarted { local: true, .. }),
         detail: detail.into(),
         took: o.took,
+        at: Instant::now(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crate::contract::director_config::DirectorConfig;
 use crate::contract::status::{self, CheckRecord};
@@ -26,13 +26,16 @@ pub struct RsKey {
     pub path: Option<String>,
 }
 
-/// A check's result as the core keeps it. The time stays a `SystemTime`
-/// until a status is asked for ([`Check::record`]): formatting it as RFC
-/// 3339 text for every check was ~6 % of the daemon's user-space
-/// instructions per check (callgrind, 2026-12-02), for a status nobody read.
+/// A check's result as the core keeps it. The time is the monotonic clock's
+/// reading at the check's end, the one that measured it: it becomes
+/// wall-clock text only when a status is asked for ([`Check::record`]).
+/// Formatting it as RFC 3339 text for every check was ~6 % of the daemon's
+/// user-space instructions per check (callgrind, 2026-12-02), for a status
+/// nobody read; reading the wall clock for every check was one system call
+/// more per check where the clock source has no vDSO path (the lab VM).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    pub at: SystemTime,
+    pub at: Instant,
     pub ok: bool,
     /// "connected", "HTTP 200", "connection refused", "timeout after 3s", ...
     pub detail: std::borrow::Cow<'static, str>,
@@ -43,10 +46,14 @@ pub struct Check {
 }
 
 impl Check {
-    /// The status document's form.
-    pub fn record(&self) -> CheckRecord {
+    /// The status document's form, its time as wall-clock time: `wall` is
+    /// the wall clock read with `now`, the monotonic clock (the check ran
+    /// `now - at` ago). A wall clock set since then moves old checks' times
+    /// with it, as it would a log read now.
+    pub fn record(&self, now: Instant, wall: SystemTime) -> CheckRecord {
+        let ago = now.saturating_duration_since(self.at);
         CheckRecord {
-            at: status::timestamp(self.at),
+            at: status::timestamp(wall.checked_sub(ago).unwrap_or(wall)),
             ok: self.ok,
             detail: self.detail.to_string(),
             duration_ms: self.duration_ms,

@@ -1,7 +1,7 @@
 //! The daemon's status document ([`Status`]) from the core's state (pure):
 //! the driver adds only what its I/O knows ([`DriverStatus`]).
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crate::contract::status::{
     self, ConfigStatus, DrainingStatus, HookRecord, IpvsStatus, RealServerStatus, ServiceStatus,
@@ -28,6 +28,9 @@ pub struct DriverStatus {
     pub transitions: Vec<TransitionRecord>,
     pub hooks: Vec<HookRecord>,
     pub ipvs: IpvsStatus,
+    /// The wall clock, read with the status's `now`: checks' monotonic
+    /// times are shown as wall-clock times from it.
+    pub wall: SystemTime,
 }
 
 impl Director {
@@ -38,6 +41,7 @@ impl Director {
         let m = self.machine();
         let st = m.stats();
         let cc = self.counters();
+        let wall = io.wall;
         let mut counters = io.counters;
         counters.adverts_received = st.adverts_received;
         counters.priority_zero_received = st.priority_zero_received;
@@ -84,12 +88,12 @@ impl Director {
             },
             ipvs: io.ipvs,
             services: (0..cfg.services.len())
-                .map(|i| self.service_status(i, now))
+                .map(|i| self.service_status(i, now, wall))
                 .collect(),
         }
     }
 
-    fn service_status(&self, i: usize, now: Instant) -> ServiceStatus {
+    fn service_status(&self, i: usize, now: Instant, wall: SystemTime) -> ServiceStatus {
         let cfg = self.config();
         let s = &cfg.services[i];
         let health = |j: usize| {
@@ -144,7 +148,7 @@ impl Director {
                         weight: r.weight,
                         effective_weight: weight(r, h),
                         last_check: st
-                            .and_then(|x| x.last.as_ref().map(super::health::Check::record)),
+                            .and_then(|x| x.last.as_ref().map(|c| c.record(now, wall))),
                         flips: st.map_or(0, |x| x.flips),
                         kernel: None,
                         drain: r.drain,
@@ -222,7 +226,7 @@ forward = "route"
 
     fn probe(d: &mut Director, now: Instant, rs: usize, ok: bool) {
         let record = super::super::health::Check {
-            at: SystemTime::UNIX_EPOCH,
+            at: now,
             ok,
             detail: "d".into(),
             duration_ms: 1,
@@ -281,6 +285,7 @@ forward = "route"
                 error: None,
                 timeouts: None,
             },
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000),
         }
     }
 
@@ -363,7 +368,7 @@ forward = "route"
         let t0 = Instant::now();
         d.handle(t0, Event::Start { found: Vec::new() });
         probe(&mut d, t0, 1, false);
-        let s = d.status(t0, io());
+        let s = d.status(t0 + Duration::from_secs(7), io());
         assert_eq!(s.vrrp.state, "Backup");
         assert!(s.vrrp.addresses_held.is_empty());
         let rs = &s.services[0].real_servers;
@@ -374,5 +379,12 @@ forward = "route"
         assert_eq!((rs[1].health.as_str(), rs[1].effective_weight), ("down", 0));
         assert_eq!(rs[1].flips, 1);
         assert!(rs[1].last_check.as_ref().is_some_and(|c| !c.ok));
+        // the check's monotonic time, 7 s before the status, as wall-clock
+        // time 7 s before the status's wall clock
+        let seven_before = status::timestamp(io().wall - Duration::from_secs(7));
+        assert_eq!(
+            rs[1].last_check.as_ref().map(|c| c.at.as_str()),
+            Some(seven_before.as_str())
+        );
     }
 }

@@ -140,8 +140,8 @@ pub(crate) struct ProbeEvent {
     pub generation: u64,
     pub svc: usize,
     pub rs: usize,
+    /// `result.at` is its time: the main loop does not read the clock for it.
     pub result: ProbeResult,
-    pub at: SystemTime,
 }
 
 /// The I/O around the core.
@@ -181,6 +181,9 @@ struct Driver {
     /// `[cluster] notify` programs, run in order in their own task.
     hooks: hooks::Hooks,
     exit: bool,
+    /// The latest time handed to the core: a probe result's time (its
+    /// check's end) is raised to it.
+    core_now: Instant,
 }
 
 async fn main_loop(opts: RunOptions) -> anyhow::Result<()> {
@@ -384,7 +387,13 @@ impl Driver {
     /// Feed the core and carry out its actions in order; an action's
     /// outcome the core asked for is fed back before the next one.
     async fn handle(&mut self, ev: core::Event) {
-        let mut todo: VecDeque<Action> = self.core.handle(Instant::now(), ev).into();
+        self.handle_at(Instant::now(), ev).await;
+    }
+
+    /// [`Self::handle`] with the time already read.
+    async fn handle_at(&mut self, now: Instant, ev: core::Event) {
+        self.core_now = self.core_now.max(now);
+        let mut todo: VecDeque<Action> = self.core.handle(now, ev).into();
         while let Some(a) = todo.pop_front() {
             if let Some(back) = self.execute(a).await {
                 for (i, a) in self
@@ -456,17 +465,24 @@ impl Driver {
         }
         let r = p.result;
         let record = core::health::Check {
-            at: p.at,
+            at: r.at,
             ok: r.ok,
             detail: r.detail,
             duration_ms: r.took.as_millis() as u64,
             inconclusive: r.inconclusive,
         };
-        self.handle(core::Event::Probe {
-            svc: p.svc,
-            rs: p.rs,
-            record,
-        })
+        // The check's end is the core's time for its result (no clock read
+        // per check), never before a time the core has already been given:
+        // results can be queued behind later events.
+        let now = r.at.max(self.core_now);
+        self.handle_at(
+            now,
+            core::Event::Probe {
+                svc: p.svc,
+                rs: p.rs,
+                record,
+            },
+        )
         .await
     }
 }
@@ -485,8 +501,8 @@ mod tests {
                 inconclusive: false,
                 detail: "connected".into(),
                 took: Duration::from_millis(1),
+                at: Instant::now(),
             },
-            at: SystemTime::now(),
         }
     }
 

@@ -17,7 +17,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::error::TrySendError;
@@ -90,13 +92,15 @@ struct Check {
 }
 
 /// One (service, real server)'s probe task: a check at `first`, then every
-/// `interval`, at most as many at once across tasks as `in_flight` allows,
-/// each result to the main loop. A check that fell due while the thread was
-/// busy (a reconcile of thousands of operations, a slow CPU) runs at once,
-/// and the next one at its usual time (`MissedTickBehavior::Skip`): with
-/// `Delay` (the next an interval after the late one) every check that fell
-/// due in a stall kept the stall's end as its phase for good, and those
-/// checks ran in one burst every interval from then on.
+/// `interval` ([`Schedule`]), at most as many at once across tasks as
+/// `in_flight` allows, each result to the main loop.
+///
+/// The task reads the clock once per check, when its timer fires: that read
+/// starts the check's timeout and places the next check; the check's end is
+/// the other read ([`probe::run_from`]). A `tokio::time::Interval` read the
+/// clock once more per tick, and the result's wall-clock time once more:
+/// each is a system call where the clock source has no vDSO path (the lab
+/// VM's emulated HPET).
 // An async block, not an `async fn`: the async fn's future kept its
 // arguments apart from the body's copies of them (384 bytes against 288).
 #[allow(clippy::manual_async_fn)]
@@ -109,29 +113,39 @@ fn probe_task(
     generation: u64,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let mut tick = check_ticks(first, interval);
+        let mut schedule = Schedule::new(first, interval);
+        // boxed, as an Interval's timer is: the idle task stays small
+        let mut timer = Box::pin(tokio::time::sleep_until(first));
         loop {
-            tick.tick().await;
+            timer.as_mut().await;
+            let woke = Instant::now();
+            timer.as_mut().reset(schedule.next(woke));
             // The waits that are rare (a place among the checks in flight,
             // room in the channel) are boxed too, behind a first try: their
             // futures are as large as the check's.
-            let permit = match in_flight.try_acquire() {
-                Ok(p) => p,
-                // never closed: the semaphore lives as long as the task
+            let (permit, start) = match in_flight.try_acquire() {
+                Ok(p) => (p, woke),
+                // never closed: the semaphore lives as long as the task;
+                // the timeout starts when the check gets its place
                 Err(_) => match Box::pin(in_flight.acquire()).await {
-                    Ok(p) => p,
+                    Ok(p) => (p, Instant::now()),
                     Err(_) => return,
                 },
             };
             // boxed: the task keeps none of a check's state between checks
-            let result = Box::pin(probe::run(&c.probe, c.addr, c.timeout)).await;
+            let result = Box::pin(probe::run_from(
+                &c.probe,
+                c.addr,
+                c.timeout,
+                start.into_std(),
+            ))
+            .await;
             drop(permit);
             let ev = ProbeEvent {
                 generation,
                 svc: c.svc,
                 rs: c.rs,
                 result,
-                at: SystemTime::now(),
             };
             match tx.try_send(ev) {
                 Ok(()) => {}
@@ -143,6 +157,45 @@ fn probe_task(
                 Err(TrySendError::Closed(_)) => return,
             }
         }
+    }
+}
+
+/// A probe task's schedule: `first`, then every `interval` after it. A check
+/// that fell due while the thread was busy (a reconcile of thousands of
+/// operations, a slow CPU) runs at once, and the next one at its usual time;
+/// a stall longer than an interval skips the checks it missed instead of
+/// running them in a burst (tokio's `MissedTickBehavior::Skip`, which this
+/// replaced). With `Delay` (the next an interval after the late one) every
+/// check that fell due in a stall kept the stall's end as its phase for
+/// good, and those checks ran in one burst every interval from then on.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    due: Instant,
+    interval: Duration,
+}
+
+impl Schedule {
+    fn new(first: Instant, interval: Duration) -> Self {
+        Schedule {
+            due: first,
+            interval: interval.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// The check due at `self.due` started at `woke` (at or after it): when
+    /// the next one is due, the first time on this schedule's phase after
+    /// `woke`.
+    fn next(&mut self, woke: Instant) -> Instant {
+        let mut next = self.due + self.interval;
+        if next <= woke {
+            let late = woke.saturating_duration_since(self.due).as_nanos();
+            let missed = late / self.interval.as_nanos();
+            // missed ≥ 1 intervals; u32 covers 136 years of 1 s intervals
+            let k = u32::try_from(missed + 1).unwrap_or(u32::MAX);
+            next = self.due + self.interval.saturating_mul(k);
+        }
+        self.due = next;
+        next
     }
 }
 
@@ -182,14 +235,6 @@ pub(super) fn first_check_slots(
         }
     }
     slots
-}
-
-/// A probe task's schedule: `first`, then every `interval` after it; a tick
-/// that comes late (the thread was busy) does not move the ones after it.
-fn check_ticks(first: tokio::time::Instant, interval: Duration) -> tokio::time::Interval {
-    let mut tick = tokio::time::interval_at(first, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tick
 }
 
 /// How many checks may be in flight at once: what the checks need
@@ -375,26 +420,27 @@ mod tests {
     /// `MissedTickBehavior::Delay` the next came an interval after the late
     /// one, 10.25 s here, and every check that fell due in a stall ran in one
     /// burst every interval from then on). Longer stalls skip what they
-    /// missed instead of running it in a burst.
-    #[tokio::test(start_paused = true)]
-    async fn a_stall_does_not_move_the_checks_after_it() {
-        use tokio::time::{Instant, advance};
+    /// missed instead of running them in a burst.
+    #[test]
+    fn a_stall_does_not_move_the_checks_after_it() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut tick = check_ticks(t0 + s(1), s(10));
-        assert_eq!(tick.tick().await, t0 + s(1));
-        // nothing polled until 11.25 s (the thread busy): the tick due at 11 s is late
-        advance(Duration::from_millis(10_250)).await;
-        assert_eq!(tick.tick().await, t0 + s(11));
-        assert_eq!(Instant::now(), t0 + Duration::from_millis(11_250));
-        assert_eq!(tick.tick().await, t0 + s(21));
-        assert_eq!(Instant::now(), t0 + s(21));
-        // a stall of three intervals: one late check, then back on its phase
-        advance(s(35)).await;
-        tick.tick().await;
-        assert_eq!(Instant::now(), t0 + s(56));
-        tick.tick().await;
-        assert_eq!(Instant::now(), t0 + s(61));
+        let ms = Duration::from_millis;
+        let mut schedule = Schedule::new(t0 + s(1), s(10));
+        // on time, or a little late: the next an interval after the due time
+        assert_eq!(schedule.next(t0 + s(1)), t0 + s(11));
+        // the thread busy until 11.25 s: the check due at 11 s runs late,
+        // the next at 21 s
+        assert_eq!(schedule.next(t0 + ms(11_250)), t0 + s(21));
+        assert_eq!(schedule.next(t0 + s(21)), t0 + s(31));
+        // a stall of 2.5 intervals: one late check at 56 s, then back on
+        // its phase, none of the missed ones in a burst
+        assert_eq!(schedule.next(t0 + s(56)), t0 + s(61));
+        // woken exactly as the next would fall due: that one is skipped too
+        assert_eq!(schedule.next(t0 + s(71)), t0 + s(81));
+        // a zero interval (refused by validation) does not spin or panic
+        let mut z = Schedule::new(t0, Duration::ZERO);
+        assert_eq!(z.next(t0 + ms(5)), t0 + ms(6));
     }
 
     /// First checks spread over one interval: the first at once, none as

@@ -30,6 +30,7 @@ impl Driver {
                 error: None,
                 timeouts: None,
             },
+            wall: SystemTime::now(),
         };
         self.core.status(Instant::now(), io)
     }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -98,6 +98,7 @@ impl Driver {
             notify: notify::Notify::default(),
             hooks: hooks::Hooks::start(),
             exit: false,
+            core_now: Instant::now(),
         };
         Ok((
             d,
