@@ -15,6 +15,8 @@
 #   checks: SERVICES (default 20) x RS (default 10) TCP checks every 1 s against
 #           examples/tcp_sink; after 15 s of settling, WINDOW s (default 20) measured:
 #           Ir / checks the sink saw = instructions per check.
+#           Clock reads per check: calls of glibc's clock_gettime in the same window ÷
+#           the checks (tools/callgrind-calls; CLOCK_FN, a regex, names the function).
 #   idle:   one service, check = "none", advert 1 s; Ir over WINDOW s / WINDOW.
 # keepalived is not measured here: its checker needs ip_vs (benches/scale_bench.sh
 # compares the two in the VM).
@@ -26,6 +28,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "check_cost: run as root" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "check_cost: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 SERVICES=${SERVICES:-20} RS=${RS:-10} WINDOW=${WINDOW:-20} REPS=${BENCH_REPS:-1}
+CLOCK_FN=${CLOCK_FN:-'^(__)?clock_gettime'}
 T=$PWD/target/check-cost
 if [ -z "${BIN:-}" ]; then
     CARGO_TARGET_DIR=$T CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_STRIP=false \
@@ -91,6 +94,10 @@ for rep in $(seq 1 "$REPS"); do
     ir=$(measure "checks$rep" "$W/checks-d1.toml")
     checks=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["checks"])' "$W/sink.json")
     echo "{\"bench\": \"check_cost\", \"figure\": \"instructions_per_check\", \"rep\": $rep, \"value\": $((ir / checks)), \"ir\": $ir, \"checks\": $checks, \"window_s\": $WINDOW, \"services\": $SERVICES, \"rs\": $RS, $meta}" | tee -a "$OUT"
+    # clock reads: calls of glibc's clock_gettime in the same window (under valgrind there
+    # is no vDSO: each is a system call, as on a machine whose clock source has no vDSO path)
+    clocks=$(tools/callgrind-calls "$(ls "$W/checks$rep"/callgrind.out.*.1)" "$CLOCK_FN" | head -1)
+    echo "{\"bench\": \"check_cost\", \"figure\": \"clock_reads_per_check\", \"rep\": $rep, \"value\": $(awk -v a="$clocks" -v b="$checks" 'BEGIN { printf "%.2f", a / b }'), \"calls\": $clocks, \"checks\": $checks, \"window_s\": $WINDOW, \"services\": $SERVICES, \"rs\": $RS, $meta}" | tee -a "$OUT"
     ir=$(measure "idle$rep" "$W/idle-d1.toml")
     echo "{\"bench\": \"check_cost\", \"figure\": \"idle_instructions_per_s\", \"rep\": $rep, \"value\": $((ir / WINDOW)), \"ir\": $ir, \"window_s\": $WINDOW, $meta}" | tee -a "$OUT"
 done

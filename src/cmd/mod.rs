@@ -413,7 +413,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// A current-thread runtime: the director daemon's (every task on one
-/// thread, in a `LocalSet`) and the one `verify`'s checks run on.
+/// thread, its main loop a task of its own: `director::daemon::run`) and the
+/// one `verify`'s checks run on.
 pub fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()

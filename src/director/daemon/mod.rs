@@ -103,16 +103,29 @@ pub struct RunOptions {
 /// RUST_LOG/LVSUP_LOG, info by default), and so is `rt`, a current-thread
 /// runtime (`crate::cmd::current_thread_runtime`).
 pub fn run(opts: RunOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-    // A LocalSet: the reconcile task holds `ipvs::apply`'s future, which is
-    // not `Send`; everything runs on this one thread anyway.
-    let local = tokio::task::LocalSet::new();
-    local.block_on(rt, async move {
-        match main_loop(opts).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                error!("director stopped with an error: {e:#}");
-                Err(e)
+    // The main loop is a task of the runtime, not the future `block_on`
+    // polls. The probe tasks wake it with every result; a task woken by
+    // another runs in the same turn of the scheduler, while a woken
+    // `block_on` future made the runtime poll its driver once more first
+    // (`park_yield`: an epoll_wait and four clock reads, per check). That was
+    // a third of the runtime's parks at 200 checks a second
+    // (`benches/check_cost.sh`, 2026-12-04). Every task is `Send`: no
+    // LocalSet (the reconcile task once needed one).
+    rt.block_on(async move {
+        let main = tokio::spawn(async move {
+            match main_loop(opts).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    error!("director stopped with an error: {e:#}");
+                    Err(e)
+                }
             }
+        });
+        match main.await {
+            Ok(r) => r,
+            // a panic stays a panic, as when the loop was polled here
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("the director's main loop was cancelled: {e}")),
         }
     })
 }

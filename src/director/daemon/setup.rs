@@ -59,7 +59,7 @@ impl Driver {
         let recon_status = Arc::new(Mutex::new(None));
         let recon_tx = ipvs.as_ref().map(|c| {
             let (wtx, wrx) = watch::channel(None);
-            tokio::task::spawn_local(ipvs::reconcile_task(
+            tokio::spawn(ipvs::reconcile_task(
                 c.clone(),
                 wrx,
                 recon_status.clone(),
