@@ -141,7 +141,7 @@ fn cmd_new_service_reply_reads_model_and_masks_hashed() {
     assert_eq!(svc.persistence, Some(300));
     assert_eq!(svc.netmask, 24);
     assert_eq!(svc.flags, 0, "HASHED must be masked off");
-    let st = svc.stats.unwrap();
+    let st = *svc.stats.clone().expect("stats");
     assert_eq!(
         (st.conns, st.in_pkts, st.out_pkts, st.in_bytes, st.out_bytes),
         (5, 100, 80, 6000, 9000)
@@ -232,7 +232,7 @@ fn cmd_new_dest_reply_reads_model() {
         (d.active_conns, d.inact_conns, d.persist_conns),
         (12, 345, 6)
     );
-    assert_eq!(d.stats.unwrap().out_bytes, 9000);
+    assert_eq!(d.stats.as_ref().map(|s| s.out_bytes).expect("stats"), 9000);
 }
 
 // ---- sync daemon -----------------------------------------------------------------------

@@ -542,7 +542,7 @@ async fn info_timeouts_zero_flush_and_sync_daemon() {
             .await
             .unwrap()
             .iter()
-            .all(|s| s.stats.unwrap_or_default().conns == 0)
+            .all(|s| s.stats.as_ref().map_or(0, |st| st.conns) == 0)
     );
     c.flush().await.unwrap();
     assert!(c.services().await.unwrap().is_empty());

@@ -403,10 +403,10 @@ impl HostExec for Fake {
                     let active = u64::try_from(active).expect("count");
                     d.active_conns = u32::try_from(active).expect("active");
                     d.inact_conns = u32::try_from(entries - active).expect("entries");
-                    d.stats = Some(Stats {
+                    d.stats = Some(Box::new(Stats {
                         conns: counted,
                         ..Stats::default()
-                    });
+                    }));
                     s = s.with_destination(d);
                 }
                 // as `lvsup ipvs list --json` prints it

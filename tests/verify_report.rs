@@ -150,10 +150,10 @@ fn parses_what_lvsup_ipvs_list_json_prints() {
     // Serialize the real model the way `lvsup ipvs list --json` does.
     let vip: SocketAddr = "192.168.0.100:80".parse().expect("addr");
     let mut d1 = Destination::new("192.168.0.171:80".parse().expect("a"), Forward::Route, 100);
-    d1.stats = Some(Stats {
+    d1.stats = Some(Box::new(Stats {
         conns: 42,
         ..Stats::default()
-    });
+    }));
     let d2 = Destination::new("192.168.0.172:80".parse().expect("a"), Forward::Route, 0);
     let svc = Service::new(ServiceId::tcp(vip), "rr")
         .with_destination(d1)

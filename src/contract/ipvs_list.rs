@@ -47,12 +47,12 @@ pub(crate) mod tests {
         let mut d1 = Destination::new("192.168.0.171:80".parse().expect("a"), Forward::Route, 100);
         d1.active_conns = 3;
         d1.inact_conns = 7;
-        d1.stats = Some(Stats {
+        d1.stats = Some(Box::new(Stats {
             conns: 42,
             in_pkts: 420,
             in_bytes: 25200,
             ..Stats::default()
-        });
+        }));
         let d2 = Destination::new("192.168.0.172:80".parse().expect("a"), Forward::Route, 0);
         let mut tcp = Service::new(
             ServiceId::tcp("192.168.0.100:80".parse().expect("a")),
@@ -60,11 +60,11 @@ pub(crate) mod tests {
         )
         .with_destination(d1)
         .with_destination(d2);
-        tcp.stats = Some(Stats {
+        tcp.stats = Some(Box::new(Stats {
             conns: 42,
             cps: 1,
             ..Stats::default()
-        });
+        }));
         let udp = Service::new(ServiceId::udp("192.168.0.100:53".parse().expect("a")), "rr")
             .persistent(300);
         let fwmark = Service::new(ServiceId::fwmark(7), "sh");

@@ -372,7 +372,7 @@ impl Status {
                 let addr = std::net::SocketAddr::from((ss.address, ss.port));
                 ss.in_use = k.destinations.iter().any(|d| d.socket_addr() == addr);
             }
-            let st = k.stats.unwrap_or_default();
+            let st = k.stats.as_deref().copied().unwrap_or_default();
             s.kernel = Some(ServiceCounters {
                 conns: st.conns,
                 in_pkts: st.in_pkts,
@@ -384,7 +384,7 @@ impl Status {
             for r in &mut s.real_servers {
                 let addr = std::net::SocketAddr::from((r.address, r.port));
                 if let Some(d) = k.destinations.iter().find(|d| d.socket_addr() == addr) {
-                    let ds = d.stats.unwrap_or_default();
+                    let ds = d.stats.as_deref().copied().unwrap_or_default();
                     r.kernel = Some(DestCounters {
                         weight: d.weight,
                         active_conns: d.active_conns,

@@ -323,11 +323,11 @@ mod tests {
     fn kernel_view(s: &Service) -> Service {
         let mut k = s.clone();
         k.flags |= IP_VS_SVC_F_HASHED;
-        k.stats = Some(Default::default());
+        k.stats = Some(Box::default());
         for d in &mut k.destinations {
             d.active_conns = 7;
             d.inact_conns = 3;
-            d.stats = Some(Default::default());
+            d.stats = Some(Box::default());
         }
         k
     }

@@ -293,7 +293,7 @@ pub struct Service {
     pub pe_name: Option<String>,
     /// Counters, when read from the kernel (64-bit nest preferred). Ignored when diffing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Stats>,
+    pub stats: Option<Box<Stats>>,
     pub destinations: Vec<Destination>,
 }
 
@@ -389,7 +389,7 @@ impl Service {
         svc.scheduler = sched.ok_or("service without IPVS_SVC_ATTR_SCHED_NAME")?;
         svc.persistence = (flags & IP_VS_SVC_F_PERSISTENT != 0).then_some(timeout);
         svc.flags = flags & !(IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED);
-        svc.stats = stats64.or(stats32);
+        svc.stats = stats64.or(stats32).map(Box::new);
         Ok(svc)
     }
 }

@@ -204,7 +204,7 @@ pub fn parse_ipvs_json(json: &str) -> Result<Vec<SvcSnap>, ParseError> {
                         addr: d.addr,
                         port: d.port,
                         weight: d.weight,
-                        conns: d.stats.map_or(0, |s| s.conns),
+                        conns: d.stats.as_ref().map_or(0, |s| s.conns),
                         load: Some(Load {
                             active: d.active_conns,
                             inactive: d.inact_conns,

@@ -1,28 +1,34 @@
-//! Health checks: one task per checked (service, real server), each
-//! looping on its own timer.
+//! Health checks: the checked (service, real server)s in groups of at most
+//! [`GROUP`], one task per group; each member checked on its own schedule.
 //!
-//! A task per destination is what tokio schedules best here: each timer is
-//! re-armed an interval ahead, never the runtime's earliest deadline, so the
-//! runtime sleeps on its timer wheel undisturbed. One scheduler task with a
-//! queue of due times was tried (2026-12-03): its single timer, re-armed to
-//! the next due check after each one, was always the earliest deadline, and
-//! tokio woke its own driver (an eventfd write and an extra epoll_wait) on
-//! 1.4 of every check: 24 % more user-space instructions per check
-//! (`benches/check_cost.sh`) and ~10 % more CPU at 1,000 × 10 under the lab
-//! VM. What a task costs is its future: it holds only what the loop needs
-//! between checks (the probe shared per service, the timer, the channel);
-//! the check itself, with its socket and buffers, is boxed for as long as
-//! it runs. At 10,000 destinations the idle tasks had been 10 MB of the
-//! daemon's 13 MB of heap (heaptrack), a check's whole state in each.
+//! Why groups, and why these: at 10,000 checked real servers a task per
+//! destination cost 624 bytes each (heaptrack, 2026-12-04: tokio's task
+//! cell, 512 bytes at its 128-byte alignment, and the timer boxed beside
+//! it), 6.2 MB of the daemon's 10 MB of heap; a member of a group costs
+//! what it needs (its probe, address, timeout, indexes and schedule: under
+//! 100 bytes) and a sixteenth of its task. A group's members are the
+//! destinations `M` places apart in the first checks' spread
+//! ([`first_check_slots`], [`group_of`]), `M` the number of groups, so a
+//! group's timer is re-armed `M` places ahead, never the runtime's earliest
+//! deadline while there are other groups: one scheduler task for every
+//! check was tried (2026-12-03), and its timer, always the earliest, made
+//! tokio wake its own driver (an eventfd write and an extra epoll_wait) on
+//! 1.4 of every check, 24 % more user-space instructions per check
+//! (`benches/check_cost.sh`). A check in flight (its socket, buffers,
+//! place among the checks in flight and its result's way to the main loop)
+//! is a future of its own in its group's `FuturesUnordered` for as long as
+//! it runs; the group keeps none of it between checks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
 
 use crate::contract::director_config::HealthConfig;
 use crate::director::probe::{self, HttpProbe, Probe};
@@ -30,9 +36,13 @@ use crate::health::damping::Health;
 
 use super::{Driver, ProbeEvent};
 
+/// The most checked destinations one probe task checks.
+pub(super) const GROUP: usize = 16;
+
 impl Driver {
-    /// One probe task per checked (service, real server) of the config in
-    /// force; results of earlier generations are dropped.
+    /// The probe tasks of the config in force, each with its group of
+    /// checked (service, real server)s; results of earlier generations are
+    /// dropped.
     pub(super) fn start_probes(&mut self) {
         for p in self.probes.drain(..) {
             p.abort();
@@ -40,7 +50,7 @@ impl Driver {
         self.generation += 1;
         let generation = self.generation;
         let services = &self.core.config().services;
-        // one probe per service, shared by its real servers' tasks
+        // one probe per service, shared by its real servers' checks
         let probes: Vec<Option<Arc<Probe>>> = services
             .iter()
             .map(|s| probe_of(&s.health).map(Arc::new))
@@ -57,110 +67,142 @@ impl Driver {
                 .map(|(s, _)| (s.real_servers.len(), s.health.timeout, s.health.interval)),
         );
         let in_flight = Arc::new(Semaphore::new(max_in_flight(self.nofile, demand)));
-        let now = tokio::time::Instant::now();
+        let groups = total.div_ceil(GROUP);
+        let mut members: Vec<Vec<(Member, Schedule)>> = (0..groups)
+            .map(|g| Vec::with_capacity(total.saturating_sub(g).div_ceil(groups.max(1))))
+            .collect();
+        let now = Instant::now();
         for (i, s) in services.iter().enumerate() {
             let Some(Some(probe)) = probes.get(i) else {
                 continue;
             };
             for (j, r) in s.real_servers.iter().enumerate() {
-                let addr = SocketAddr::from((r.address, s.health.port.unwrap_or(r.port)));
-                let (interval, timeout) = (s.health.interval, s.health.timeout);
-                let tx = self.probe_tx.clone();
                 let k = slots.get(i).and_then(|v| v.get(j)).copied().unwrap_or(0);
-                let first = now + first_check_offset(k, total, interval);
-                let check = Check {
+                let first = now + first_check_offset(k, total, s.health.interval);
+                let member = Member {
                     probe: probe.clone(),
-                    addr,
-                    timeout,
-                    svc: i,
-                    rs: j,
+                    addr: SocketAddr::from((r.address, s.health.port.unwrap_or(r.port))),
+                    timeout: s.health.timeout,
+                    svc: u32::try_from(i).unwrap_or(u32::MAX),
+                    rs: u32::try_from(j).unwrap_or(u32::MAX),
                 };
-                let task = probe_task(check, first, interval, in_flight.clone(), tx, generation);
-                self.probes.push(tokio::spawn(task));
+                if let Some(g) = members.get_mut(group_of(k, groups)) {
+                    g.push((member, Schedule::new(first, s.health.interval)));
+                }
             }
+        }
+        for g in members {
+            let (m, sched): (Vec<Member>, Vec<Schedule>) = g.into_iter().unzip();
+            let task = probe_group(m, sched, in_flight.clone(), self.probe_tx.clone(), generation);
+            self.probes.push(tokio::spawn(task));
         }
     }
 }
 
-/// What one probe task checks.
-struct Check {
+/// The group of the `k`th place of the first checks' spread, among
+/// `groups`: places `groups` apart share one, so that a group's next check
+/// is `groups` places after the one it just ran.
+pub(super) fn group_of(k: usize, groups: usize) -> usize {
+    k.checked_rem(groups).unwrap_or(0)
+}
+
+/// One checked (service, real server): what its checks need.
+struct Member {
     probe: Arc<Probe>,
     addr: SocketAddr,
     timeout: Duration,
-    svc: usize,
-    rs: usize,
+    /// Indexes in the config (u32: 4 bytes less each, 10,000 times).
+    svc: u32,
+    rs: u32,
 }
 
-/// One (service, real server)'s probe task: a check at `first`, then every
-/// `interval` ([`Schedule`]), at most as many at once across tasks as
+/// One group's probe task: each member checked at its schedule's times
+/// ([`Schedule`]), at most as many checks at once across tasks as
 /// `in_flight` allows, each result to the main loop.
 ///
-/// The task reads the clock once per check, when its timer fires: that read
-/// starts the check's timeout and places the next check; the check's end is
-/// the other read ([`probe::run_from`]). A `tokio::time::Interval` read the
-/// clock once more per tick, and the result's wall-clock time once more:
-/// each is a system call where the clock source has no vDSO path (the lab
-/// VM's emulated HPET).
+/// The task reads the clock once per wake of its timer: that read starts
+/// the timeout of the checks then due and places their next checks; a
+/// check's end is its other read ([`probe::run_from`]). Each read is a
+/// system call where the clock source has no vDSO path (the lab VM's
+/// emulated HPET), and a `tokio::time::Interval` per destination read the
+/// clock once more per check.
 // An async block, not an `async fn`: the async fn's future kept its
-// arguments apart from the body's copies of them (384 bytes against 288).
+// arguments apart from the body's copies of them.
 #[allow(clippy::manual_async_fn)]
-fn probe_task(
-    c: Check,
-    first: tokio::time::Instant,
-    interval: Duration,
+fn probe_group(
+    members: Vec<Member>,
+    mut schedules: Vec<Schedule>,
     in_flight: Arc<Semaphore>,
-    tx: tokio::sync::mpsc::Sender<ProbeEvent>,
+    tx: Sender<ProbeEvent>,
     generation: u64,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let mut schedule = Schedule::new(first, interval);
-        // boxed, as an Interval's timer is: the idle task stays small
-        let mut timer = Box::pin(tokio::time::sleep_until(first));
+        let Some(first) = schedules.iter().map(|s| s.due).min() else {
+            return;
+        };
+        let timer = tokio::time::sleep_until(first);
+        tokio::pin!(timer);
+        let mut running = FuturesUnordered::new();
         loop {
-            timer.as_mut().await;
-            let woke = Instant::now();
-            timer.as_mut().reset(schedule.next(woke));
-            // The waits that are rare (a place among the checks in flight,
-            // room in the channel) are boxed too, behind a first try: their
-            // futures are as large as the check's.
-            let (permit, start) = match in_flight.try_acquire() {
-                Ok(p) => (p, woke),
-                // never closed: the semaphore lives as long as the task;
-                // the timeout starts when the check gets its place
-                Err(_) => match Box::pin(in_flight.acquire()).await {
-                    Ok(p) => (p, Instant::now()),
-                    Err(_) => return,
-                },
-            };
-            // boxed: the task keeps none of a check's state between checks
-            let result = Box::pin(probe::run_from(
-                &c.probe,
-                c.addr,
-                c.timeout,
-                start.into_std(),
-            ))
-            .await;
-            drop(permit);
-            let ev = ProbeEvent {
-                generation,
-                svc: c.svc,
-                rs: c.rs,
-                result,
-            };
-            match tx.try_send(ev) {
-                Ok(()) => {}
-                Err(TrySendError::Full(ev)) => {
-                    if Box::pin(tx.send(ev)).await.is_err() {
+            tokio::select! {
+                biased;
+                done = running.next(), if !running.is_empty() => {
+                    // the main loop is gone: the daemon is stopping
+                    if done == Some(false) {
                         return;
                     }
                 }
-                Err(TrySendError::Closed(_)) => return,
+                () = &mut timer => {
+                    let woke = Instant::now();
+                    for (m, s) in members.iter().zip(schedules.iter_mut()) {
+                        if s.due <= woke {
+                            s.next(woke);
+                            running.push(check(m, &in_flight, &tx, generation, woke));
+                        }
+                    }
+                    if let Some(next) = schedules.iter().map(|s| s.due).min() {
+                        timer.as_mut().reset(next);
+                    }
+                }
             }
         }
     }
 }
 
-/// A probe task's schedule: `first`, then every `interval` after it. A check
+/// One check of `m`, due when its group's timer woke at `woke`: a place
+/// among the checks in flight (its timeout starts when it gets one), the
+/// probe, the result to the main loop. False when the main loop is gone.
+async fn check(
+    m: &Member,
+    in_flight: &Semaphore,
+    tx: &Sender<ProbeEvent>,
+    generation: u64,
+    woke: Instant,
+) -> bool {
+    let (permit, start) = match in_flight.try_acquire() {
+        Ok(p) => (p, woke),
+        Err(_) => match in_flight.acquire().await {
+            Ok(p) => (p, Instant::now()),
+            // never closed: the semaphore lives as long as the tasks
+            Err(_) => return true,
+        },
+    };
+    let result = probe::run_from(&m.probe, m.addr, m.timeout, start.into_std()).await;
+    drop(permit);
+    let ev = ProbeEvent {
+        generation,
+        svc: m.svc as usize,
+        rs: m.rs as usize,
+        result,
+    };
+    match tx.try_send(ev) {
+        Ok(()) => true,
+        Err(TrySendError::Full(ev)) => tx.send(ev).await.is_ok(),
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
+/// A checked destination's schedule: `first`, then every `interval` after it. A check
 /// that fell due while the thread was busy (a reconcile of thousands of
 /// operations, a slow CPU) runs at once, and the next one at its usual time;
 /// a stall longer than an interval skips the checks it missed instead of
@@ -345,31 +387,102 @@ mod tests {
         }
     }
 
-    /// A probe task's future (what each of 10,000 idle tasks holds) stays
-    /// small: the check's own state and the rare waits are boxed while they
-    /// last. 288 bytes (debug build); with the check inline 672, with the
-    /// waits inline 496. At 1,000 × 10 the idle tasks had been 10 MB of the
-    /// daemon's 13 MB of heap.
-    #[tokio::test]
-    async fn a_probe_task_keeps_no_check_state_between_checks() {
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let c = Check {
+    fn member(port: u16, svc: u32, rs: u32) -> Member {
+        Member {
             probe: Arc::new(Probe::Tcp),
-            addr: SocketAddr::from(([127, 0, 0, 1], 80)),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
             timeout: Duration::from_secs(1),
-            svc: 0,
-            rs: 0,
-        };
-        let task = probe_task(
-            c,
-            tokio::time::Instant::now(),
-            Duration::from_secs(1),
+            svc,
+            rs,
+        }
+    }
+
+    /// What a checked destination costs between checks stays small: its
+    /// member and schedule, 96 bytes, and a sixteenth of its group's task,
+    /// whose future (256 bytes, debug build) holds no check's state (checks
+    /// in flight are futures of their own). A task per destination had cost
+    /// 624 bytes each (heaptrack at 1,000 × 10: 6.2 MB of 10 MB of heap).
+    #[tokio::test]
+    async fn a_checked_destination_costs_little_between_checks() {
+        let per_member = std::mem::size_of::<Member>() + std::mem::size_of::<Schedule>();
+        assert!(per_member <= 96, "a member and its schedule: {per_member} bytes");
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let now = Instant::now();
+        let task = probe_group(
+            vec![member(80, 0, 0)],
+            vec![Schedule::new(now, Duration::from_secs(1))],
             Arc::new(Semaphore::new(1)),
             tx,
             1,
         );
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 320, "a probe task's future is {size} bytes");
+        assert!(size <= 320, "a probe group's future is {size} bytes");
+    }
+
+    /// Groups: every place of the spread in exactly one group, at most
+    /// GROUP in each, a group's places `groups` apart (so its timer is
+    /// re-armed behind the other groups'); no groups for no checks.
+    #[test]
+    fn checked_destinations_are_grouped_by_their_places_in_the_spread() {
+        for total in [1usize, 2, 15, 16, 17, 200, 10_000, 10_001] {
+            let groups = total.div_ceil(GROUP);
+            let mut members = vec![Vec::new(); groups];
+            for k in 0..total {
+                members[group_of(k, groups)].push(k);
+            }
+            assert_eq!(members.iter().map(Vec::len).sum::<usize>(), total);
+            for g in &members {
+                assert!(!g.is_empty() && g.len() <= GROUP, "{total}: {g:?}");
+                assert!(g.windows(2).all(|w| w[1] - w[0] == groups), "{total}: {g:?}");
+            }
+        }
+        assert_eq!(group_of(5, 0), 0);
+    }
+
+    /// A group checks each member on its own schedule and sends each
+    /// result as its member's (service, real server): one member on a port
+    /// that answers, one on a port that refuses, each checked every 50 ms,
+    /// the first at once and the second 25 ms later.
+    #[tokio::test]
+    async fn a_group_checks_each_member_on_its_schedule() {
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let open_port = open.local_addr().expect("addr").port();
+        // bound and dropped: refused
+        let closed_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        tokio::spawn(async move {
+            while let Ok((s, _)) = open.accept().await {
+                drop(s);
+            }
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let now = Instant::now();
+        let every = Duration::from_millis(50);
+        let task = tokio::spawn(probe_group(
+            vec![member(open_port, 3, 1), member(closed_port, 4, 0)],
+            vec![
+                Schedule::new(now, every),
+                Schedule::new(now + every / 2, every),
+            ],
+            Arc::new(Semaphore::new(4)),
+            tx,
+            7,
+        ));
+        let mut seen = std::collections::BTreeMap::<(usize, usize), Vec<bool>>::new();
+        while seen.values().filter(|v| v.len() >= 3).count() < 2 {
+            let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("a result within 20 s")
+                .expect("channel open");
+            assert_eq!(ev.generation, 7);
+            seen.entry((ev.svc, ev.rs)).or_default().push(ev.result.ok);
+        }
+        task.abort();
+        assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [(3, 1), (4, 0)]);
+        assert!(seen[&(3, 1)].iter().all(|ok| *ok), "{seen:?}");
+        assert!(seen[&(4, 0)].iter().all(|ok| !ok), "{seen:?}");
     }
 
     /// Checks in flight stay under the open-files limit with room for the
