@@ -220,7 +220,8 @@ pub async fn run(probe: &Probe, addr: SocketAddr, timeout: Duration) -> ProbeRes
 }
 
 /// [`run`] with its start read by the caller (a probe task reads the clock
-/// once when its timer fires and schedules its next check from that read).
+/// once when its timer fires and schedules the checks then due from that
+/// read).
 ///
 /// A check reads the clock twice: here `start`, and its end, which gives
 /// `took` and the result's time (`at`). Each read is a system call where the
@@ -517,7 +518,7 @@ pub fn parse_status_line(buf: &[u8]) -> Result<Option<u16>, String> {
 mod tests {
     use super::*;
 
-    /// A check's future is what a probe task boxes for each check and
+    /// A check's future is what a probe task allocates for each check and
     /// what is built and moved on every check: the HTTP(S) and script paths, which keep
     /// buffers and TLS state across awaits, are boxed so that it stays small
     /// whatever the kind (inline they made it over 10 KB).

@@ -9,7 +9,7 @@
 //!  control socket ──Status request──┤ events       ┌──▶ rtnetlink (VIP add/remove), GARP, adverts
 //!  signals, rtnetlink, timers ──────┼──────▶ main loop ─┤
 //!  reconcile task ──Reconciled──────┘  (first)  ▲  │    └──▶ reconcile task (watch): kernel IPVS table
-//!  probe task per (service, server) ──Probe─────┘  │         (start, health, reload, every 30 s)
+//!  probe tasks, ≤ 16 servers each ──Probe───────┘  │         (start, health, reload, every 30 s)
 //!                                   (a channel of its own, taken last)
 //!                              Director::handle(now, event)
 //! ```
@@ -170,7 +170,8 @@ struct Driver {
     sock: Arc<VrrpSocket>,
     ip_id: u16,
     generation: u64,
-    /// A task per checked (service, real server) ([`Driver::start_probes`]).
+    /// The probe tasks, each with a group of checked (service, real
+    /// server)s ([`Driver::start_probes`]).
     probes: Vec<JoinHandle<()>>,
     tx: mpsc::Sender<Event>,
     /// The probes' channel ([`ProbeEvent`]): taken after every other event.
@@ -481,7 +482,7 @@ impl Driver {
             at: r.at,
             ok: r.ok,
             detail: r.detail,
-            duration_ms: r.took.as_millis() as u64,
+            duration_ms: u32::try_from(r.took.as_millis()).unwrap_or(u32::MAX),
             inconclusive: r.inconclusive,
         };
         // The check's end is the core's time for its result (no clock read
