@@ -226,3 +226,44 @@ fn fleet_runs_with_directors_are_kept_apart() {
         ],
     );
 }
+
+/// `tools/callgrind-calls` (benches/check_cost.sh's clock reads per check):
+/// the calls to the functions a pattern names, summed over their call sites,
+/// with callgrind's compressed names resolved; other functions' calls and
+/// costs are not counted; a missing file is an error.
+#[test]
+fn callgrind_calls_sums_the_calls_to_the_named_functions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("callgrind.out.1");
+    // two call sites of clock_gettime (the second by its compressed id),
+    // one of epoll_wait; cost lines between them
+    std::fs::write(
+        &out,
+        "events: Ir\nfn=(1) main\n0 10\ncfn=(2) clock_gettime@@GLIBC_2.17\ncalls=7 0\n0 70\n\
+         cfn=(3) epoll_wait\ncalls=5 0\n0 50\nfn=(4) tokio::park\n0 3\ncfn=(2)\ncalls=4 0\n0 40\n\
+         fn=(2)\n0 110\n",
+    )
+    .expect("write");
+    let run = |pattern: &str| {
+        Command::new("python3")
+            .arg("tools/callgrind-calls")
+            .arg(&out)
+            .arg(pattern)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run python3 tools/callgrind-calls")
+    };
+    let o = run("^(__)?clock_gettime");
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert_eq!(t.lines().next(), Some("11"), "{t}");
+    assert!(t.contains("11 clock_gettime@@GLIBC_2.17"), "{t}");
+    let o = run("epoll_wait|clock_gettime");
+    assert_eq!(text(&o).lines().next(), Some("16"), "{}", text(&o));
+    let o = run("nothing_by_this_name");
+    assert_eq!(text(&o).lines().next(), Some("0"), "{}", text(&o));
+    std::fs::remove_file(&out).expect("rm");
+    let o = run("clock_gettime");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("callgrind-calls:"), "{}", text(&o));
+}
