@@ -206,7 +206,10 @@ forward = "route"
             v.windows(2).all(|w| {
                 let (a, b) = (&w[0].key, &w[1].key);
                 Arc::ptr_eq(&a.check, &b.check)
-                    && a.path.as_ref().zip(b.path.as_ref()).is_some_and(|(p, q)| Arc::ptr_eq(p, q))
+                    && a.path
+                        .as_ref()
+                        .zip(b.path.as_ref())
+                        .is_some_and(|(p, q)| Arc::ptr_eq(p, q))
             })
         });
         assert!(shared && rs.iter().any(|v| v.len() > 1));

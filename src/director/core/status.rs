@@ -147,8 +147,7 @@ impl Director {
                         health: h.to_string(),
                         weight: r.weight,
                         effective_weight: weight(r, h),
-                        last_check: st
-                            .and_then(|x| x.last.as_ref().map(|c| c.record(now, wall))),
+                        last_check: st.and_then(|x| x.last.as_ref().map(|c| c.record(now, wall))),
                         flips: st.map_or(0, |x| x.flips),
                         kernel: None,
                         drain: r.drain,

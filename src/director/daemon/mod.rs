@@ -125,7 +125,9 @@ pub fn run(opts: RunOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
             Ok(r) => r,
             // a panic stays a panic, as when the loop was polled here
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(anyhow::anyhow!("the director's main loop was cancelled: {e}")),
+            Err(e) => Err(anyhow::anyhow!(
+                "the director's main loop was cancelled: {e}"
+            )),
         }
     })
 }

@@ -93,7 +93,13 @@ impl Driver {
         }
         for g in members {
             let (m, sched): (Vec<Member>, Vec<Schedule>) = g.into_iter().unzip();
-            let task = probe_group(m, sched, in_flight.clone(), self.probe_tx.clone(), generation);
+            let task = probe_group(
+                m,
+                sched,
+                in_flight.clone(),
+                self.probe_tx.clone(),
+                generation,
+            );
             self.probes.push(tokio::spawn(task));
         }
     }
@@ -405,7 +411,10 @@ mod tests {
     #[tokio::test]
     async fn a_checked_destination_costs_little_between_checks() {
         let per_member = std::mem::size_of::<Member>() + std::mem::size_of::<Schedule>();
-        assert!(per_member <= 96, "a member and its schedule: {per_member} bytes");
+        assert!(
+            per_member <= 96,
+            "a member and its schedule: {per_member} bytes"
+        );
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let now = Instant::now();
         let task = probe_group(
@@ -433,7 +442,10 @@ mod tests {
             assert_eq!(members.iter().map(Vec::len).sum::<usize>(), total);
             for g in &members {
                 assert!(!g.is_empty() && g.len() <= GROUP, "{total}: {g:?}");
-                assert!(g.windows(2).all(|w| w[1] - w[0] == groups), "{total}: {g:?}");
+                assert!(
+                    g.windows(2).all(|w| w[1] - w[0] == groups),
+                    "{total}: {g:?}"
+                );
             }
         }
         assert_eq!(group_of(5, 0), 0);
@@ -445,7 +457,9 @@ mod tests {
     /// the first at once and the second 25 ms later.
     #[tokio::test]
     async fn a_group_checks_each_member_on_its_schedule() {
-        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let open_port = open.local_addr().expect("addr").port();
         // bound and dropped: refused
         let closed_port = {
