@@ -550,13 +550,11 @@ peers = ["192.0.2.2"]
     DirectorConfig::parse(&text).expect("test config")
 }
 
+/// One HTTP-checked service (path "/health", fall and rise 1) with two
+/// real servers, n1 (weight 3) and n2 (weight 2): the `services` of
+/// [`test_config`] that several unit tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg() -> DirectorConfig {
-        test_config(
-            r#"
+pub(crate) const TWO_SERVERS: &str = r#"
 [[services]]
 protocol = "tcp"
 port = 80
@@ -565,17 +563,29 @@ scheduler = "rr"
 check = "http"
 interval = "2s"
 timeout = "1s"
-fall = 3
-rise = 2
+fall = 1
+rise = 1
 path = "/health"
 [[services.real_servers]]
 name = "n1"
 address = "192.0.2.11"
 port = 80
-weight = 1
+weight = 3
 forward = "route"
-"#,
-        )
+[[services.real_servers]]
+name = "n2"
+address = "192.0.2.12"
+port = 80
+weight = 2
+forward = "route"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DirectorConfig {
+        test_config(TWO_SERVERS)
     }
 
     #[test]

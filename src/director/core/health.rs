@@ -175,31 +175,7 @@ mod tests {
         let size = std::mem::size_of::<RsState>();
         assert!(size <= 160, "a real server's state is {size} bytes");
         let cfg = crate::contract::director_config::test_config(
-            r#"
-[[services]]
-protocol = "tcp"
-port = 80
-scheduler = "rr"
-[services.health]
-check = "http"
-path = "/health"
-interval = "2s"
-timeout = "1s"
-fall = 1
-rise = 1
-[[services.real_servers]]
-name = "n1"
-address = "192.0.2.11"
-port = 80
-weight = 1
-forward = "route"
-[[services.real_servers]]
-name = "n2"
-address = "192.0.2.12"
-port = 80
-weight = 1
-forward = "route"
-"#,
+            crate::contract::director_config::TWO_SERVERS,
         );
         let rs = fresh(&cfg, &[]);
         let shared = rs.iter().all(|v| {

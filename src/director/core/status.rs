@@ -182,38 +182,11 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::contract::director_config::DirectorConfig;
+    use crate::contract::director_config::{DirectorConfig, TWO_SERVERS};
     use crate::contract::status::ReconcileStatus;
     use crate::director::core::found::HostAddress;
     use crate::director::core::{Action, Event, Interfaces, Loaded};
     use crate::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
-
-    /// The services of the test config (see `test_config`).
-    const SERVICES: &str = r#"
-[[services]]
-protocol = "tcp"
-port = 80
-scheduler = "rr"
-[services.health]
-check = "http"
-interval = "2s"
-timeout = "1s"
-fall = 1
-rise = 1
-path = "/health"
-[[services.real_servers]]
-name = "n1"
-address = "192.0.2.11"
-port = 80
-weight = 3
-forward = "route"
-[[services.real_servers]]
-name = "n2"
-address = "192.0.2.12"
-port = 80
-weight = 2
-forward = "route"
-"#;
 
     fn loaded(cfg: DirectorConfig, sha: &str) -> Loaded {
         Loaded {
@@ -290,7 +263,7 @@ forward = "route"
 
     #[test]
     fn status_from_the_core_state_with_the_drivers_parts() {
-        let cfg = crate::contract::director_config::test_config(SERVICES);
+        let cfg = crate::contract::director_config::test_config(TWO_SERVERS);
         let ifaces = Interfaces {
             vrrp: "eth0".into(),
             nat: None,
@@ -358,7 +331,7 @@ forward = "route"
 
     #[test]
     fn a_down_server_has_weight_zero() {
-        let cfg = crate::contract::director_config::test_config(SERVICES);
+        let cfg = crate::contract::director_config::test_config(TWO_SERVERS);
         let ifaces = Interfaces {
             vrrp: "eth0".into(),
             nat: None,
