@@ -124,7 +124,13 @@ struct Member {
 
 /// One group's probe task: each member checked at its schedule's times
 /// ([`Schedule`]), at most as many checks at once across tasks as
-/// `in_flight` allows, each result to the main loop.
+/// `in_flight` allows, each result to the main loop. A member has at most
+/// one check in flight: one that falls due while the last is still running
+/// (a timeout longer than the interval, a wait for a place among the checks
+/// in flight) is skipped, and the next runs at its usual time, as when each
+/// destination had its own task. Otherwise a server that swallows SYNs would
+/// have timeout ÷ interval checks in flight, and checks waiting for a place
+/// would pile up for as long as the places stayed taken.
 ///
 /// The task reads the clock once per wake of its timer: that read starts
 /// the timeout of the checks then due and places their next checks; a
@@ -149,21 +155,31 @@ fn probe_group(
         let timer = tokio::time::sleep_until(first);
         tokio::pin!(timer);
         let mut running = FuturesUnordered::new();
+        // the members with a check in flight
+        let mut busy = vec![false; members.len()];
         loop {
             tokio::select! {
                 biased;
                 done = running.next(), if !running.is_empty() => {
+                    let Some((i, delivered)): Option<(usize, bool)> = done else { continue };
+                    if let Some(b) = busy.get_mut(i) {
+                        *b = false;
+                    }
                     // the main loop is gone: the daemon is stopping
-                    if done == Some(false) {
+                    if !delivered {
                         return;
                     }
                 }
                 () = &mut timer => {
                     let woke = Instant::now();
-                    for (m, s) in members.iter().zip(schedules.iter_mut()) {
-                        if s.due <= woke {
-                            s.next(woke);
-                            running.push(check(m, &in_flight, &tx, generation, woke));
+                    for (i, (m, s)) in members.iter().zip(schedules.iter_mut()).enumerate() {
+                        if s.due > woke {
+                            continue;
+                        }
+                        s.next(woke);
+                        if let Some(b) = busy.get_mut(i).filter(|b| !**b) {
+                            *b = true;
+                            running.push(check(i, m, &in_flight, &tx, generation, woke));
                         }
                     }
                     if let Some(next) = schedules.iter().map(|s| s.due).min() {
@@ -175,22 +191,24 @@ fn probe_group(
     }
 }
 
-/// One check of `m`, due when its group's timer woke at `woke`: a place
-/// among the checks in flight (its timeout starts when it gets one), the
-/// probe, the result to the main loop. False when the main loop is gone.
+/// One check of member `i`, `m`, due when its group's timer woke at
+/// `woke`: a place among the checks in flight (its timeout starts when it
+/// gets one), the probe, the result to the main loop. Returns `i`, and
+/// false when the main loop is gone.
 async fn check(
+    i: usize,
     m: &Member,
     in_flight: &Semaphore,
     tx: &Sender<ProbeEvent>,
     generation: u64,
     woke: Instant,
-) -> bool {
+) -> (usize, bool) {
     let (permit, start) = match in_flight.try_acquire() {
         Ok(p) => (p, woke),
         Err(_) => match in_flight.acquire().await {
             Ok(p) => (p, Instant::now()),
             // never closed: the semaphore lives as long as the tasks
-            Err(_) => return true,
+            Err(_) => return (i, true),
         },
     };
     let result = probe::run_from(&m.probe, m.addr, m.timeout, start.into_std()).await;
@@ -201,11 +219,12 @@ async fn check(
         rs: m.rs as usize,
         result,
     };
-    match tx.try_send(ev) {
+    let delivered = match tx.try_send(ev) {
         Ok(()) => true,
         Err(TrySendError::Full(ev)) => tx.send(ev).await.is_ok(),
         Err(TrySendError::Closed(_)) => false,
-    }
+    };
+    (i, delivered)
 }
 
 /// A checked destination's schedule: `first`, then every `interval` after it. A check
@@ -497,6 +516,65 @@ mod tests {
         assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [(3, 1), (4, 0)]);
         assert!(seen[&(3, 1)].iter().all(|ok| *ok), "{seen:?}");
         assert!(seen[&(4, 0)].iter().all(|ok| !ok), "{seen:?}");
+    }
+
+    /// A member has one check in flight at most: with a timeout (300 ms)
+    /// six times its interval (50 ms), against a server that accepts and
+    /// never answers, the checks that fall due while one runs are skipped.
+    /// Each check is one connection: at most one per timeout (and one more
+    /// for the edges) instead of one per interval.
+    #[tokio::test]
+    async fn a_member_has_one_check_in_flight_at_most() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        let timeout = Duration::from_millis(300);
+        let slow = Member {
+            probe: Arc::new(Probe::Http(HttpProbe {
+                path: "/".into(),
+                expect_status: 200,
+                expect_body: None,
+                expect_digest: None,
+            })),
+            timeout,
+            ..member(port, 0, 0)
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let t0 = Instant::now();
+        let task = tokio::spawn(probe_group(
+            vec![slow],
+            vec![Schedule::new(t0, Duration::from_millis(50))],
+            Arc::new(Semaphore::new(64)),
+            tx,
+            1,
+        ));
+        for _ in 0..3 {
+            let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("a result within 20 s")
+                .expect("channel open");
+            assert!(!ev.result.ok, "{:?}", ev.result);
+            assert!(ev.result.detail.contains("timeout"), "{:?}", ev.result);
+        }
+        task.abort();
+        let elapsed = t0.elapsed();
+        let most = elapsed.as_millis() / timeout.as_millis() + 2;
+        let seen = accepted.load(Ordering::SeqCst) as u128;
+        assert!(
+            seen <= most,
+            "{seen} checks in {elapsed:?}: more than one in flight at a time"
+        );
     }
 
     /// Checks in flight stay under the open-files limit with room for the
