@@ -21,6 +21,12 @@
 #                                    # utime and stime in ticks, wchan of each of its threads, the
 #                                    # machine's busy ticks, the process's anonymous resident
 #                                    # memory): where a start stalls, when memory grows
+#   BENCH_THP=never|madvise|always  # the machine's transparent huge pages mode for the run (put
+#                                    # back at the end); every result records the mode in force
+#                                    # ("thp"). Debian's kernel has "always": khugepaged refills
+#                                    # with huge pages the memory a daemon's heap gave back
+#                                    # (lvsup's daemon opts out of THP for itself; keepalived
+#                                    # does not): "never" is the reference without that effect
 #   BENCH_STRACE=1                   # after the steady window, a second one of BENCH_IDLE s under
 #                                    # `strace -c -f`: system calls per check (strace slows the
 #                                    # daemon, so that window gives no CPU figure)
@@ -97,7 +103,7 @@ if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
     export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     out_dir=$(dirname "$BENCH_OUT")
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS SCALE_INTERVAL BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE BENCH_PERF BENCH_SAMPLE LVSUP" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS SCALE_INTERVAL BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE BENCH_PERF BENCH_SAMPLE BENCH_THP LVSUP" exec tests/lab/in-vm bash "$0"
 fi
 
 NS_D=lvsup-scale-d NS_R=lvsup-scale-r
@@ -113,8 +119,13 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # every result also says which repetition, commit, machine and load (the load average when
 # it was written: other work on the machine shows there)
+THP=/sys/kernel/mm/transparent_hugepage/enabled
+thp_mode() { sed -n 's/.*\[\(.*\)\].*/\1/p' "$THP" 2>/dev/null | grep . || echo unknown; }
+# whether each of the daemon's processes may have huge pages (THP_enabled in its status: 0
+# once it opted out), comma-separated
+thp_enabled() { local p out=(); for p in "$@"; do out+=("$(awk '/^THP_enabled:/ { print $2 }' "/proc/$p/status" 2>/dev/null)"); done; (IFS=,; echo "${out[*]}"); }
 emit() {
-    echo "${1%\}}, \"interval_s\": $INTERVAL, \"rep\": $rep, \"commit\": \"${BENCH_COMMIT:-unknown}\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$BENCH_OUT"
+    echo "${1%\}}, \"interval_s\": $INTERVAL, \"thp\": \"$(thp_mode)\", \"rep\": $rep, \"commit\": \"${BENCH_COMMIT:-unknown}\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$BENCH_OUT"
 }
 
 cleanup() {
@@ -122,13 +133,18 @@ cleanup() {
     stop_daemon 2>/dev/null || true
     ip netns del "$NS_D" 2>/dev/null || true
     ip netns del "$NS_R" 2>/dev/null || true
+    if [ -n "${THP_WAS:-}" ]; then echo "$THP_WAS" >"$THP" || true; fi
 }
 trap cleanup EXIT
+if [ -n "${BENCH_THP:-}" ]; then
+    THP_WAS=$(thp_mode)
+    echo "$BENCH_THP" >"$THP"
+fi
 
 {
     echo "# benches/scale_bench.sh, $(date -u +%F): $SERVICES services x $RS real servers, checked every $INTERVAL s, idle window $IDLE s"
     echo "# commit: ${BENCH_COMMIT:-unknown}; repetitions: $REPS"
-    echo "# keepalived: $(keepalived --version 2>&1 | head -1); machine: $(nproc) CPUs, kernel $(uname -r)"
+    echo "# keepalived: $(keepalived --version 2>&1 | head -1); machine: $(nproc) CPUs, kernel $(uname -r), transparent huge pages: $(thp_mode)"
 } >&2
 
 # ------------------------------------------------------------------ network ---
@@ -432,7 +448,7 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     # user and system apart, and the machine's busy time (the sink and the network's
     # softirq work included, which the daemon's own figures may leave out)
     split="\"user_pct\": $(pct $((bu - au))), \"sys_pct\": $(pct $((bs - sa))), \"machine_busy_pct\": $(pct $((mb - ma))), \"machine_softirq_pct\": $(pct $((msj - msi)))"
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
 
     if [ "${BENCH_STRACE:-0}" = 1 ]; then
         log "$daemon: system calls over $IDLE s (strace -c -f)"

@@ -935,6 +935,13 @@ fn watchdog_restarts_a_hung_daemon(lab: &Lab) {
         pid.parse::<u32>().is_ok_and(|p| p > 0),
         "lvs1 MainPID {pid:?}"
     );
+    // The daemon under its unit has opted out of transparent huge pages
+    // (daemon::load::no_huge_pages: trims stay given back).
+    let thp = lab.sh(
+        "lvs1",
+        &format!("awk '/^THP_enabled:/ {{ print $2 }}' /proc/{pid}/status"),
+    );
+    assert_eq!(thp.trim(), "0", "lvs1's daemon THP_enabled: {thp:?}");
     let t = Instant::now();
     lab.sh("lvs1", &format!("kill -STOP {pid}"));
     lab.wait_state("lvs2", "Master", Duration::from_secs(10));

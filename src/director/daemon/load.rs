@@ -40,6 +40,35 @@ pub fn trim_heap(after: &str) {
     }
 }
 
+/// Opts the daemon out of transparent huge pages (`PR_SET_THP_DISABLE`),
+/// first thing at start, so that what [`trim_heap`] gives back stays given
+/// back. Where THP is `always` (the default of Debian's and RHEL's kernels),
+/// khugepaged visits every 2 MiB of anonymous memory every 10 s and turns a
+/// region that still has a page in use back into one huge page, zero-filling
+/// the pages a trim had returned. In the lab VM (Debian 12's kernel) at
+/// 1,000 × 10 the daemon's anonymous memory went from 8.9 MB after each
+/// trim to 17.0 MB in one step ~10 s later, with no work of the daemon's in
+/// between (2026-12-04, `BENCH_SAMPLE`; docs/benchmarks.md, run (l)). The
+/// daemon's heap is small and sparse after a trim: huge pages buy it
+/// nothing but that. Returns whether the kernel took it (it has since 3.15);
+/// a refusal is logged and harmless.
+pub fn no_huge_pages() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a plain prctl with integer arguments.
+        let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if r != 0 {
+            tracing::debug!(
+                "PR_SET_THP_DISABLE: {}: transparent huge pages stay as the system has them",
+                std::io::Error::last_os_error()
+            );
+        }
+        r == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 /// [`DirectorConfig::parse`], then a copy of the result made once the
 /// parse's scratch is free and consolidated, the parsed one dropped: what
 /// the daemon keeps lies together in the heap.
@@ -87,6 +116,26 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_daemon_opts_out_of_transparent_huge_pages() {
+        // The kernel's own answer, read back: /proc/self/status says
+        // `THP_enabled: 0` once the process has opted out (Linux 5.0+).
+        let read = || {
+            std::fs::read_to_string("/proc/self/status")
+                .expect("/proc/self/status")
+                .lines()
+                .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_string()))
+                .expect("a THP_enabled line")
+        };
+        assert!(no_huge_pages(), "PR_SET_THP_DISABLE refused");
+        assert_eq!(read(), "0", "THP still enabled for the process");
+        // SAFETY: a plain prctl query.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
+            1
+        );
+    }
 
     #[test]
     fn load_reports_a_broken_file_on_one_line() {
