@@ -21,12 +21,15 @@ use lvsup::director::probe::{self, Probe};
 
 const RS: &str = "192.0.2.11:8080";
 
-/// A script file in a fresh directory that `nobody` can reach (mode 0755).
+/// A script file in a fresh directory that `nobody` can reach (mode 0755),
+/// written by a child process: this binary's tests run on parallel threads,
+/// and a write descriptor held here could reach a child another test forks
+/// at that moment, making the script's exec fail with "Text file busy"
+/// (`exec::write_test_script`).
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
     let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    exec::write_test_script(&p, body).expect("write script");
     p
 }
 

@@ -132,6 +132,35 @@ impl Outcome {
     }
 }
 
+/// Writes an executable shell script (`#!/bin/sh`, mode 0755) for tests,
+/// through a child process rather than from this one. A test binary runs
+/// its tests on parallel threads of one process: a descriptor this process
+/// held open on the file for writing is copied into any child another
+/// thread forks at that moment, and until that child execs, running the
+/// script fails with ETXTBSY ("Text file busy"; seen in a CI run of
+/// tests/script_checks.rs). Not used by the daemon.
+#[doc(hidden)]
+pub fn write_test_script(path: &Path, body: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", r#"cat > "$1" && chmod 0755 "$1""#, "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(format!("#!/bin/sh\n{body}\n").as_bytes())?;
+    }
+    let status = child.wait()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "writing {}: sh {status}",
+            path.display()
+        )))
+    }
+}
+
 /// Why `program` may not be run: an ancestor or itself writable by someone
 /// other than root or us (see the module docs). `None` = fine.
 pub fn insecure(program: &Path) -> Option<String> {

@@ -117,8 +117,8 @@ mod tests {
     fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let p = dir.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // not written from this process: see write_test_script (ETXTBSY)
+        crate::director::exec::write_test_script(&p, body).expect("write script");
         p.display().to_string()
     }
 
