@@ -154,6 +154,32 @@ fn cpu_times_get_their_column() {
     );
 }
 
+/// check_cost: builds side by side against the first, each figure a row,
+/// the wakes of the runtime per check among them.
+#[test]
+fn check_cost_builds_are_compared_with_the_first() {
+    let line = |label: &str, fig: &str, v: f64| {
+        format!(
+            "{{\"bench\": \"check_cost\", \"figure\": \"{fig}\", \"rep\": 1, \"value\": {v}, \"label\": \"{label}\"}}\n"
+        )
+    };
+    let data = [
+        line("a", "instructions_per_check", 12000.0),
+        line("b", "instructions_per_check", 9000.0),
+        line("a", "parks_per_check", 2.05),
+        line("b", "parks_per_check", 1.06),
+    ]
+    .concat();
+    assert_rows(
+        &data,
+        &[
+            "| measure | a | b | b ÷ a |",
+            "| user-space instructions per TCP check | 12,000 (1 run) | 9,000 (1 run) | 0.75 |",
+            "| wakes of the runtime (epoll_wait) per TCP check | 2.05 (1 run) | 1.06 (1 run) | 0.52 |",
+        ],
+    );
+}
+
 /// Scale runs at another check interval (SCALE_INTERVAL) get rows of their
 /// own, named by the interval: never averaged with the 1 s runs.
 #[test]
