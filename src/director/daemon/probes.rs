@@ -470,6 +470,20 @@ mod tests {
         }
     }
 
+    /// A local port whose listener accepts every connection and closes it.
+    async fn answering_port() -> u16 {
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = open.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = open.accept().await {
+                drop(s);
+            }
+        });
+        port
+    }
+
     /// What a checked destination costs between checks stays small: its
     /// member and schedule, 96 bytes, and a sixteenth of its group's task,
     /// whose future (256 bytes, debug build) holds no check's state (checks
@@ -525,20 +539,12 @@ mod tests {
     /// the first at once and the second 25 ms later.
     #[tokio::test]
     async fn a_group_checks_each_member_on_its_schedule() {
-        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let open_port = open.local_addr().expect("addr").port();
+        let open_port = answering_port().await;
         // bound and dropped: refused
         let closed_port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
         };
-        tokio::spawn(async move {
-            while let Ok((s, _)) = open.accept().await {
-                drop(s);
-            }
-        });
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let now = Instant::now();
         let every = Duration::from_millis(50);
@@ -574,15 +580,7 @@ mod tests {
     /// both start at 30 ms (without the grid, 4 ms apart).
     #[tokio::test]
     async fn checks_due_within_a_step_of_the_grid_start_together() {
-        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = open.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            while let Ok((s, _)) = open.accept().await {
-                drop(s);
-            }
-        });
+        let port = answering_port().await;
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let now = Instant::now();
         let every = Duration::from_secs(10);
