@@ -87,3 +87,58 @@ fn the_disruptions_listed_before_asking_name_the_unit_and_a_bound() {
     opts.skip_failover = true;
     assert!(lvsup::verify::disruptions(&spec, &opts).is_empty());
 }
+
+/// The lab tests' bound on one command (common::output_within): a command
+/// that hangs is killed with the processes it started and the test fails
+/// with what it printed; one that ends is returned whole.
+#[test]
+fn a_command_past_its_limit_is_killed_with_its_children() {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+    let mut ok = Command::new("sh");
+    ok.args(["-c", "echo out; echo err >&2; exit 3"]);
+    let o = common::output_within(ok, "sh ok", Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(o.stdout, b"out\n");
+    assert_eq!(o.stderr, b"err\n");
+
+    let marker = tempfile::NamedTempFile::new().expect("tempfile");
+    let path = marker.path().to_string_lossy().into_owned();
+    let mut hang = Command::new("sh");
+    // A child in the background that would write the marker after 3 s,
+    // then the shell waits forever.
+    hang.args([
+        "-c",
+        &format!("echo started; (sleep 3; echo late > {path}) & sleep 1000"),
+    ]);
+    let t = Instant::now();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        common::output_within(hang, "sh hang", Duration::from_secs(1))
+    }));
+    let msg = r
+        .err()
+        .and_then(|e| e.downcast_ref::<String>().cloned())
+        .expect("a command past its limit fails the test");
+    assert!(msg.contains("`sh hang` still running after 1s"), "{msg}");
+    assert!(msg.contains("stdout so far:\nstarted\n"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        std::fs::read_to_string(marker.path()).expect("marker"),
+        "",
+        "the background child was killed too"
+    );
+
+    let mut leaves = Command::new("sh");
+    leaves.args(["-c", "sleep 1000 & echo gone"]);
+    let t = Instant::now();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        common::output_within(leaves, "sh leaves", Duration::from_secs(1))
+    }));
+    let msg = r
+        .err()
+        .and_then(|e| e.downcast_ref::<String>().cloned())
+        .expect("a process left holding the output fails the test");
+    assert!(msg.contains("its stdout stayed open"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}

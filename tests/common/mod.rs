@@ -17,14 +17,13 @@ pub fn verify(file: &str, extra: &[&str]) -> (i32, Value) {
 
 /// `lvsup verify -f FILE --json FLAGS… EXTRA…` with no terminal on stdin.
 pub fn verify_with(file: &str, flags: &[&str], extra: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(["verify", "-f", file, "--json"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lvsup"));
+    cmd.args(["verify", "-f", file, "--json"])
         .args(flags)
         .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvsup verify");
+        .stdin(Stdio::null());
+    let out = output_within(cmd, "lvsup verify", command_limit());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "verify --json printed no JSON ({e}) ({})\nstdout:\n{}\nstderr:\n{}",
@@ -246,13 +245,12 @@ pub fn lvsup(args: &[&str]) -> Output {
 /// [`lvsup`] run in `dir` (relative paths in `args` are from there).
 pub fn lvsup_in(dir: &std::path::Path, args: &[&str]) -> Output {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_lvsup"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lvsup"));
+    cmd.args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run lvsup");
+        .env("NO_COLOR", "1");
+    let out = output_within(cmd, &format!("lvsup {}", args.join(" ")), command_limit());
     eprintln!(
         "lvsup {} → {} in {:.2}s",
         args.join(" "),
@@ -260,4 +258,88 @@ pub fn lvsup_in(dir: &std::path::Path, args: &[&str]) -> Output {
         t.elapsed().as_secs_f64()
     );
     out
+}
+
+/// The longest one lvsup command of the lab tests may run: 15 minutes
+/// (an apply or a verify with failovers under the VM's emulation takes a
+/// few), or `LVSUP_TEST_COMMAND_LIMIT` seconds.
+pub fn command_limit() -> std::time::Duration {
+    let secs = std::env::var("LVSUP_TEST_COMMAND_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(900);
+    std::time::Duration::from_secs(secs)
+}
+
+/// `cmd.output()`, bounded: past `limit` the command and every process it
+/// started in its process group are killed and the test fails with what
+/// they printed so far. A command that hangs (an SSH session, a unit that
+/// never starts) otherwise holds the test, and CI, until CI's own limit,
+/// with nothing printed to say where.
+pub fn output_within(mut cmd: Command, what: &str, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let reader = |mut r: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out_rx = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let err_rx = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() >= limit => break None,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(e) => panic!("{what}: waiting for it: {e}"),
+        }
+    };
+    let Some(status) = status else {
+        let pgid = child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the process group this function created.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = child.wait();
+        // A process that left the group may hold the pipes: read what came.
+        let grace = std::time::Duration::from_secs(5);
+        let so_far = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+            String::from_utf8_lossy(&rx.recv_timeout(grace).unwrap_or_default()).into_owned()
+        };
+        panic!(
+            "`{what}` still running after {}s: killed (LVSUP_TEST_COMMAND_LIMIT)\nstdout so far:\n{}\nstderr so far:\n{}",
+            limit.as_secs(),
+            so_far(out_rx),
+            so_far(err_rx)
+        );
+    };
+    // Its output ends when every process holding the pipes is gone: one it
+    // left running in the background with them would hold the test too.
+    // It gets the rest of its limit (2 s at least), then those are killed.
+    let rest = limit
+        .saturating_sub(started.elapsed())
+        .max(std::time::Duration::from_secs(2));
+    let all = |rx: std::sync::mpsc::Receiver<Vec<u8>>, which: &str| {
+        rx.recv_timeout(rest).unwrap_or_else(|_| {
+            // SAFETY: kill(2) on the process group this function created.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            panic!(
+                "`{what}` exited ({status}) but its {which} stayed open: a process it left running held it (killed)"
+            )
+        })
+    };
+    Output {
+        status,
+        stdout: all(out_rx, "stdout"),
+        stderr: all(err_rx, "stderr"),
+    }
 }
