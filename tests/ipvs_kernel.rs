@@ -708,3 +708,66 @@ fn without_cap_net_admin_the_error_says_so() {
         "permission denied: IPVS needs CAP_NET_ADMIN (run as root)"
     );
 }
+
+/// The daemon carries out a health change during its periodic sweep on a
+/// client with a batch socket of its own: that batch runs while the table
+/// is streamed (the stream holds the shared socket, its reader waiting on a
+/// full channel), and the services streamed after it show the change. The
+/// same batch on the shared socket waits for the stream's end: the case
+/// that fails.
+#[tokio::test]
+#[ignore = "needs root + ip_vs: run in the lab VM"]
+async fn a_batch_on_its_own_socket_runs_while_the_table_is_streamed() {
+    isolate();
+    let mut c = client().await;
+    let table: Vec<Service> = (0..40u16)
+        .map(|i| {
+            Service::new(ServiceId::tcp(sa(&format!("10.0.0.1:{}", 1000 + i))), "rr")
+                .with_destination(dest(&format!("10.0.1.1:{}", 1000 + i), Forward::Route, 1))
+                .with_destination(dest(&format!("10.0.1.2:{}", 1000 + i), Forward::Route, 1))
+        })
+        .collect();
+    program(&mut c, &table).await;
+    let last = table[39].id;
+    let fall = |w| Op::EditDestination {
+        service: last,
+        dest: dest("10.0.1.2:1039", Forward::Route, w),
+    };
+
+    let mut rx = c.services_streamed(1);
+    let first = rx.recv().await.expect("a service").expect("read");
+    let mut own = c.with_own_batch_socket().expect("a second batch socket");
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        apply(&mut own, &[fall(0)]),
+    )
+    .await
+    .expect("the batch on its own socket does not wait for the stream")
+    .expect("applied");
+    assert_eq!(n, 1);
+    let mut seen = vec![first];
+    while let Some(s) = rx.recv().await {
+        seen.push(s.expect("read"));
+    }
+    assert_eq!(seen.len(), 40, "the whole table streamed");
+    let l = seen
+        .iter()
+        .find(|s| s.id == last)
+        .expect("the last service");
+    let d = (l.destinations.iter())
+        .find(|d| d.socket_addr() == sa("10.0.1.2:1039"))
+        .expect("its destination");
+    assert_eq!(d.weight, 0, "streamed after the change: {l:?}");
+
+    // the same batch on the stream's own client waits for the stream
+    let mut rx = c.services_streamed(1);
+    let _ = rx.recv().await.expect("a service").expect("read");
+    let blocked =
+        tokio::time::timeout(std::time::Duration::from_secs(2), apply(&mut c, &[fall(1)])).await;
+    assert!(
+        blocked.is_err(),
+        "a batch on the shared socket ran while the stream held it"
+    );
+    drop(rx);
+    assert!(sh("ipvsadm -Ln").contains("10.0.1.2:1039"));
+}

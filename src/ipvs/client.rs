@@ -98,6 +98,18 @@ impl IpvsClient {
         })
     }
 
+    /// A clone with a batch socket of its own (opened here, on the caller's
+    /// thread: see `connect`), sharing the generic netlink connection: its
+    /// [`Self::batch`]es run while this one's batch socket is held, by a
+    /// table being streamed ([`Self::services_streamed`]).
+    pub fn with_own_batch_socket(&self) -> Result<Self, IpvsError> {
+        let sock = open_batch_socket().map_err(IpvsError::Socket)?;
+        Ok(IpvsClient {
+            batch_sock: Arc::new(Mutex::new(Some(sock))),
+            ..self.clone()
+        })
+    }
+
     /// A new batch socket if the shared one was dropped (opened on the caller's thread:
     /// see `connect`). `try_lock`, so the runtime thread never blocks on a batch running
     /// on the blocking pool (that one reopens the socket itself if it must).

@@ -61,6 +61,19 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The service it changes.
+    pub fn service(&self) -> ServiceId {
+        match self {
+            Op::AddService { service } | Op::EditService { service } => service.id,
+            Op::DeleteService { id } => *id,
+            Op::AddDestination { service, .. }
+            | Op::EditDestination { service, .. }
+            | Op::DeleteDestination { service, .. } => *service,
+        }
+    }
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
