@@ -383,9 +383,19 @@ async fn reconcile_once(
                 };
                 sw.rx.borrow_and_update();
                 if let Some(step) = sweep.health_change(new.health.clone()) {
-                    stepped += carry_out(c, &step)
+                    let t = std::time::Instant::now();
+                    let ops = carry_out(c, &step)
                         .await
                         .context("a health change during the periodic reconcile")?;
+                    let took_ms = (t.elapsed().as_secs_f64() * 1e3).round();
+                    info!(
+                        trigger = "health",
+                        ops,
+                        took_ms,
+                        during = "periodic",
+                        "ipvs: reconciled"
+                    );
+                    stepped += ops;
                     step_weights.extend(table::weights(&step.desired));
                 }
                 stepped_health = Some(new.health);
