@@ -1186,12 +1186,9 @@ forward = "route"
     /// write, and the record it had kept as it was.
     #[test]
     fn a_sweep_of_an_unchanged_table_changes_nothing() {
-        let c = two_services();
-        let up = all(Health::Up);
-        let table = desired_services(&c, |i, j| up[i][j], &[]);
+        let (c, up, table, a) = recorded();
         let written = weights(&table);
-        let record: BTreeMap<ServiceId, Service> =
-            table.iter().map(|s| (s.id, s.clone())).collect();
+        let record = a.table;
         let mut sweep = Sweep::new(&c, &up, &[], &[], &written, record.clone());
         for k in &table {
             sweep.kernel_service(k);
@@ -1215,12 +1212,9 @@ forward = "route"
     /// sweep applies goes back to the old health.
     #[test]
     fn a_health_change_during_a_sweep_is_stepped_and_never_undone() {
-        let c = two_services();
-        let up = all(Health::Up);
-        let table = desired_services(&c, |i, j| up[i][j], &[]);
+        let (c, up, table, a) = recorded();
         let written = weights(&table);
-        let record: BTreeMap<ServiceId, Service> =
-            table.iter().map(|s| (s.id, s.clone())).collect();
+        let record = a.table;
         // someone set n2 of port 80 to 3: the sweep would restore its 5,
         // but n2 falls after the sweep saw port 80 (its restore, applied
         // at the end, would put the fallen n2 back at 5)
