@@ -57,15 +57,16 @@ impl Driver {
         tokio::spawn(wire::receive(sock.clone(), tx.clone()));
         let socket = serve_status(opts, &cfg, ipvs.as_ref(), &tx).await?;
         let recon_status = Arc::new(Mutex::new(None));
-        let recon_tx = match ipvs.as_ref() {
-            Some(c) => {
-                let (wtx, wrx) = watch::channel(None);
-                let task = ipvs::reconcile_task(c.clone(), wrx, recon_status.clone(), tx.clone());
-                spawn_reconcile(task).context("starting the IPVS reconcile thread")?;
-                Some(wtx)
-            }
-            None => None,
-        };
+        let recon_tx = ipvs.as_ref().map(|c| {
+            let (wtx, wrx) = watch::channel(None);
+            tokio::spawn(ipvs::reconcile_task(
+                c.clone(),
+                wrx,
+                recon_status.clone(),
+                tx.clone(),
+            ));
+            wtx
+        });
         let ifaces = Interfaces {
             vrrp: link.name.clone(),
             nat: nat_link.as_ref().map(|l| l.name.clone()),
@@ -227,26 +228,4 @@ async fn serve_status(
         }
     }
     Ok(path)
-}
-
-/// The reconcile task on a thread of its own, with a runtime of its own
-/// (its netlink reads and batches on that runtime's blocking pool). On the
-/// daemon's runtime it shared one thread with ~600 probe tasks: under load
-/// in the lab VM (1,000 checks a second, the host busy) a read of the whole
-/// table, which yields every few services and waited at each yield for a
-/// turn of every ready task, took 36-60 s instead of 1-3 s, and a reload
-/// waited as long (docs/benchmarks.md, (o)). On a thread of its own it gets
-/// the kernel's fair share of the CPU instead. The thread lives as long as
-/// the process: the task ends when the main loop's side of its channels is
-/// gone.
-fn spawn_reconcile(
-    task: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("lvsup-reconcile".into())
-        .spawn(move || rt.block_on(task))?;
-    Ok(())
 }
