@@ -396,13 +396,11 @@ impl<'a> Sweep<'a> {
     /// is forgotten (it was against the old health: applied at the end it
     /// would undo the step; a difference of theirs from someone else waits
     /// for the next sweep); the services still to come are compared against
-    /// `health`. `None` when nothing changed, or the record lacks a changed
-    /// service (the caller ends the sweep).
+    /// `health` (an empty step when nothing changed). `None` when the record
+    /// lacks a changed service: then nothing changed here, and the caller
+    /// ends the sweep (the change reads the kernel).
     pub fn health_change(&mut self, health: Vec<Vec<Health>>) -> Option<HealthStep> {
         let step = step_between(self.cfg, &self.table, &self.health, &health, self.draining)?;
-        if step.desired.is_empty() {
-            return None;
-        }
         for s in &step.desired {
             let id = s.id;
             self.out.ops.retain(|op| op.service() != id);
@@ -1257,11 +1255,14 @@ forward = "route"
             assert_eq!(out.table, want, "the record as written");
         }
 
-        // nothing changed: no step; a record without the service: none either
+        // nothing changed: an empty step; a record without the service: none
+        // (the caller ends the sweep), and the sweep's health unchanged
         let mut sweep = Sweep::new(&c, &up, &[], &[], &written, record.clone());
-        assert!(sweep.health_change(up.clone()).is_none());
+        let step = sweep.health_change(up.clone()).expect("a step");
+        assert!(step.desired.is_empty() && step.known.is_empty());
         let mut sweep = Sweep::new(&c, &up, &[], &[], &written, BTreeMap::new());
         assert!(sweep.health_change(down.clone()).is_none());
+        assert_eq!(sweep.health(), &up[..]);
         // and an abandoned sweep hands back the record with the step in it
         let mut sweep = Sweep::new(&c, &up, &[], &[], &written, record.clone());
         sweep.kernel_service(&drifted);

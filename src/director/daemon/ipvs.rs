@@ -374,46 +374,52 @@ async fn reconcile_once(
             continue;
         }
         let newer = sw.rx.borrow().clone();
-        match newer {
+        // a change of health alone, with a second socket and a record to
+        // step from: carried out now; without them it waits for the
+        // sweep's end; anything else (or a step the record cannot give)
+        // ends the sweep
+        let step = match newer {
             Some(new) if health_alone(input, &new) => {
-                // without a second socket, or a record to step from, it
-                // waits for the sweep's end
                 let Some(c) = sw.steps.as_deref_mut().filter(|_| steps_allowed) else {
                     continue;
                 };
-                sw.rx.borrow_and_update();
-                if let Some(step) = sweep.health_change(new.health.clone()) {
-                    let t = std::time::Instant::now();
-                    let ops = carry_out(c, &step)
-                        .await
-                        .context("a health change during the periodic reconcile")?;
-                    let took_ms = (t.elapsed().as_secs_f64() * 1e3).round();
-                    info!(
-                        trigger = "health",
-                        ops,
-                        took_ms,
-                        during = "periodic",
-                        "ipvs: reconciled"
-                    );
-                    stepped += ops;
-                    step_weights.extend(table::weights(&step.desired));
-                }
-                stepped_health = Some(new.health);
+                sweep
+                    .health_change(new.health.clone())
+                    .map(|step| (c, step, new.health))
             }
-            _ => {
-                // dropping the stream stops the reading at its next service
-                drop(rx);
-                let table = sweep.abandon();
-                *applied = kept.map(|(cfg, health, draining)| table::Applied {
-                    cfg,
-                    health: stepped_health.unwrap_or(health),
-                    draining,
-                    table,
-                });
-                written.extend(step_weights);
-                return Ok(Swept::GaveWay);
-            }
+            _ => None,
+        };
+        let Some((c, step, health)) = step else {
+            // dropping the stream stops the reading at its next service
+            drop(rx);
+            let table = sweep.abandon();
+            *applied = kept.map(|(cfg, health, draining)| table::Applied {
+                cfg,
+                health: stepped_health.unwrap_or(health),
+                draining,
+                table,
+            });
+            written.extend(step_weights);
+            return Ok(Swept::GaveWay);
+        };
+        sw.rx.borrow_and_update();
+        if !step.desired.is_empty() {
+            let t = std::time::Instant::now();
+            let ops = carry_out(c, &step)
+                .await
+                .context("a health change during the periodic reconcile")?;
+            let took_ms = (t.elapsed().as_secs_f64() * 1e3).round();
+            info!(
+                trigger = "health",
+                ops,
+                took_ms,
+                during = "periodic",
+                "ipvs: reconciled"
+            );
+            stepped += ops;
+            step_weights.extend(table::weights(&step.desired));
         }
+        stepped_health = Some(health);
     }
     let out = sweep.finish();
     for f in &out.foreign {
