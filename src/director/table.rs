@@ -401,13 +401,14 @@ impl<'a> Sweep<'a> {
     /// ends the sweep (the change reads the kernel).
     pub fn health_change(&mut self, health: Vec<Vec<Health>>) -> Option<HealthStep> {
         let step = step_between(self.cfg, &self.table, &self.health, &health, self.draining)?;
+        // one pass over each list, not one per changed service
+        let ids: std::collections::HashSet<ServiceId> = step.desired.iter().map(|s| s.id).collect();
+        self.out.ops.retain(|op| !ids.contains(&op.service()));
+        self.out.foreign.retain(|f| !ids.contains(&f.service));
+        self.out.written.retain(|(key, _)| !ids.contains(&key.0));
+        self.changed.retain(|c| !ids.contains(&c.id));
         for s in &step.desired {
-            let id = s.id;
-            self.out.ops.retain(|op| op.service() != id);
-            self.out.foreign.retain(|f| f.service != id);
-            self.out.written.retain(|(key, _)| key.0 != id);
-            self.changed.retain(|c| c.id != id);
-            self.table.insert(id, s.clone());
+            self.table.insert(s.id, s.clone());
         }
         self.health = std::borrow::Cow::Owned(health);
         Some(step)
