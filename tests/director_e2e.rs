@@ -1182,6 +1182,18 @@ fn drain(lab: &Lab) {
     }
     let log = lab.sh("lvs1", &format!("journalctl -u {UNIT} --no-pager -o cat"));
     assert!(log.contains("weight changed outside lvsup"), "{log}");
+    // A reload without a drain is carried out from the daemon's record,
+    // without reading the kernel (node2 back, drain = true); the table is
+    // read right after it, by the sweep that repaired the weight above.
+    let reconciled = |read: bool| {
+        log.lines().any(|l| {
+            l.contains("ipvs: reconciled")
+                && l.contains("trigger=\"reload\"")
+                && l.contains(&format!("read={read}"))
+        })
+    };
+    assert!(reconciled(false), "no reload from the record:\n{log}");
+    assert!(reconciled(true), "no sweep after a reload:\n{log}");
 }
 
 /// Two connections in a row from client ports `port` and `port + 1`: rr puts

@@ -168,10 +168,12 @@ pub struct Applied {
     pub table: BTreeMap<ServiceId, Service>,
 }
 
-/// A health change to carry out from [`Applied`]: the changed services as
-/// wanted, and as the kernel has them (after the last reconcile).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthStep {
+/// A change to carry out from [`Applied`] without reading the kernel (a
+/// change of health, or a reload's): the changed services as wanted, and
+/// as the kernel has them after the last reconcile. A service in `known`
+/// and not in `desired` is one the reload deleted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Step {
     pub desired: Vec<Service>,
     pub known: Vec<Service>,
 }
@@ -200,7 +202,7 @@ impl Applied {
         cfg: &std::sync::Arc<DirectorConfig>,
         health: &[Vec<Health>],
         draining: &[Draining],
-    ) -> Option<HealthStep> {
+    ) -> Option<Step> {
         if !std::sync::Arc::ptr_eq(&self.cfg, cfg) || self.draining != draining {
             return None;
         }
@@ -208,12 +210,92 @@ impl Applied {
     }
 
     /// `step` applied: the new health and the services as now written.
-    pub fn applied(&mut self, health: Vec<Vec<Health>>, step: HealthStep) {
+    pub fn applied(&mut self, health: Vec<Vec<Health>>, step: Step) {
         self.health = health;
         for s in step.desired {
             self.table.insert(s.id, s);
         }
     }
+
+    /// The step from here to a reloaded config `cfg` with `health`, no
+    /// drains, deleting `dropped`: the services whose wanted form differs
+    /// from the record (added, or changed by the reload or by health) and
+    /// the services deleted, as recorded. A reload used to read the
+    /// kernel's whole table: one netlink dump per service, which took
+    /// 2-5 s at 1,000 services in the lab VM and 36-48 s when the VM was
+    /// starved of CPU (docs/benchmarks.md, run (o)), for a change of one
+    /// service; keepalived's reload compares the two configurations too.
+    /// What someone changed by hand meanwhile is repaired by the periodic
+    /// sweep, as between health steps. `None` when the kernel must be read:
+    /// a drain in the record (the kernel may hold servers a reload removed),
+    /// a health list of another shape than `cfg`'s, a recorded service the
+    /// new config neither has nor deletes, or one it deletes that the
+    /// record lacks.
+    pub fn reload_step(
+        &self,
+        cfg: &DirectorConfig,
+        health: &[Vec<Health>],
+        dropped: &[ServiceId],
+    ) -> Option<Step> {
+        if !self.draining.is_empty() || health.len() != cfg.services.len() {
+            return None;
+        }
+        let mut step = Step::default();
+        let mut kept = std::collections::HashSet::with_capacity(cfg.services.len());
+        for (i, s) in cfg.services.iter().enumerate() {
+            if health[i].len() != s.real_servers.len() {
+                return None;
+            }
+            let id = service_id(cfg, s);
+            kept.insert(id);
+            let have = self.table.get(&id);
+            let want = desired_service(cfg, i, &|i, j| health[i][j], have);
+            if have != Some(&want) {
+                step.desired.push(want);
+                step.known.extend(have.cloned());
+            }
+        }
+        for (id, s) in &self.table {
+            if !kept.contains(id) {
+                if !dropped.contains(id) {
+                    return None;
+                }
+                step.known.push(s.clone());
+            }
+        }
+        if (dropped.iter()).any(|id| !kept.contains(id) && !self.table.contains_key(id)) {
+            return None;
+        }
+        Some(step)
+    }
+
+    /// A [`Applied::reload_step`] carried out: the record is of `cfg` and
+    /// `health` now, without the services it deleted.
+    pub fn reloaded(
+        &mut self,
+        cfg: std::sync::Arc<DirectorConfig>,
+        health: Vec<Vec<Health>>,
+        step: Step,
+    ) {
+        let kept: std::collections::HashSet<ServiceId> =
+            cfg.services.iter().map(|s| service_id(&cfg, s)).collect();
+        self.table.retain(|id, _| kept.contains(id));
+        self.cfg = cfg;
+        self.draining = Vec::new();
+        self.applied(health, step);
+    }
+}
+
+/// The weights written once `step` is carried out: those of its services
+/// as they were replaced by those as wanted (a destination or a service it
+/// deletes leaves none).
+pub fn written_after(written: &mut BTreeMap<(ServiceId, SocketAddr), u32>, step: &Step) {
+    for s in &step.known {
+        for d in &s.destinations {
+            written.remove(&(s.id, d.socket_addr()));
+        }
+    }
+    written.extend(weights(&step.desired));
 }
 
 /// The step from `old` to `new` health under `cfg`, from `table` (the
@@ -226,11 +308,11 @@ fn step_between(
     old: &[Vec<Health>],
     new: &[Vec<Health>],
     draining: &[Draining],
-) -> Option<HealthStep> {
+) -> Option<Step> {
     if old.len() != new.len() {
         return None;
     }
-    let mut step = HealthStep {
+    let mut step = Step {
         desired: Vec::new(),
         known: Vec::new(),
     };
@@ -399,7 +481,7 @@ impl<'a> Sweep<'a> {
     /// `health` (an empty step when nothing changed). `None` when the record
     /// lacks a changed service: then nothing changed here, and the caller
     /// ends the sweep (the change reads the kernel).
-    pub fn health_change(&mut self, health: Vec<Vec<Health>>) -> Option<HealthStep> {
+    pub fn health_change(&mut self, health: Vec<Vec<Health>>) -> Option<Step> {
         let step = step_between(self.cfg, &self.table, &self.health, &health, self.draining)?;
         // one pass over each list, not one per changed service
         let ids: std::collections::HashSet<ServiceId> = step.desired.iter().map(|s| s.id).collect();
@@ -1010,6 +1092,121 @@ forward = "route"
             "{:?}",
             plan.ops
         );
+    }
+
+    /// A reload carried out from the record decides what a reconcile of the
+    /// whole kernel table decides (the kernel as the record has it): a
+    /// service added (its real servers not checked yet: weight 0), one
+    /// changed (scheduler, a real server added and one removed), one
+    /// deleted, one untouched; then the record is the new config's, and the
+    /// weights written follow.
+    #[test]
+    fn a_reload_from_the_record_is_what_reading_the_kernel_gives() {
+        let mut c = (*two_services()).clone();
+        let mut third = c.services[0].clone();
+        third.port = 8080;
+        c.services.push(third);
+        let c = std::sync::Arc::new(c);
+        let up = vec![vec![Health::Up; 2]; 3];
+        let table = desired_services(&c, |i, j| up[i][j], &[]);
+        let mut a = Applied::new(c.clone(), up.clone(), Vec::new(), &table);
+        let mut written = weights(&table);
+        // the reload: 443 on wlc, n2 out and n3 in; 8080 gone; 8443 new
+        let mut n = (*c).clone();
+        n.services[1].scheduler = "wlc".into();
+        let mut n3 = n.services[1].real_servers[0].clone();
+        n3.name = "n3".into();
+        n3.address = "192.0.2.13".parse().expect("ip");
+        n.services[1].real_servers[1] = n3;
+        n.services[2].port = 8443;
+        let n = std::sync::Arc::new(n);
+        let dropped = dropped_services(&c, &n);
+        let h = vec![
+            vec![Health::Up; 2],
+            vec![Health::Up, Health::Unknown],
+            vec![Health::Unknown; 2],
+        ];
+        let step = a.reload_step(&n, &h, &dropped).expect("no drains");
+        // the untouched service (80) is not in the step
+        assert!(!step.desired.iter().any(|s| s.id == table[0].id));
+        assert!(!step.known.iter().any(|s| s.id == table[0].id));
+        let plan = crate::ipvs::reconcile(
+            &step.desired,
+            &step.known,
+            &crate::ipvs::ReconcileOptions {
+                prune: true,
+                drain: false,
+            },
+        );
+        let full = crate::ipvs::reconcile(
+            &desired_services(&n, |i, j| h[i][j], &table),
+            &table,
+            &crate::ipvs::ReconcileOptions {
+                prune: true,
+                drain: false,
+            },
+        );
+        assert_eq!(plan.ops, full.ops);
+        let names: Vec<String> = plan.ops.iter().map(|o| o.to_string()).collect();
+        assert!(
+            names
+                .iter()
+                .any(|o| o.starts_with("edit service") && o.contains("wlc"))
+                && names
+                    .iter()
+                    .any(|o| o.contains("delete destination 192.0.2.12:80"))
+                && names
+                    .iter()
+                    .any(|o| o.contains("add destination 192.0.2.13:80") && o.contains("weight 0"))
+                && names
+                    .iter()
+                    .any(|o| o.starts_with("add service") && o.contains(":8443"))
+                && names
+                    .last()
+                    .is_some_and(|o| o.starts_with("delete service") && o.contains(":8080")),
+            "{names:#?}"
+        );
+        // carried out: the record and the weights written are the new ones
+        written_after(&mut written, &step);
+        a.reloaded(n.clone(), h.clone(), step);
+        let now = desired_services(&n, |i, j| h[i][j], &table);
+        assert_eq!(
+            a.table,
+            Applied::new(n.clone(), h.clone(), Vec::new(), &now).table
+        );
+        assert_eq!(written, weights(&now));
+        assert!(std::sync::Arc::ptr_eq(&a.cfg, &n) && a.health == h);
+        // the same reload again: nothing to do
+        let again = a.reload_step(&n, &h, &[]).expect("no drains");
+        assert_eq!(again, Step::default());
+    }
+
+    /// Where the record cannot say what the kernel has, a reload reads it.
+    #[test]
+    fn a_reload_the_record_cannot_carry_reads_the_kernel() {
+        let (c, up, table, a) = recorded();
+        let mut n = (*c).clone();
+        n.services.pop();
+        let n = std::sync::Arc::new(n);
+        let one = vec![up[0].clone()];
+        let gone = vec![table[1].id];
+        assert!(a.reload_step(&n, &one, &gone).is_some());
+        // a service of ours the new config lacks and does not delete
+        assert_eq!(a.reload_step(&n, &one, &[]), None);
+        // a service to delete the record never wrote
+        let stranger = ServiceId::tcp("192.0.2.100:9999".parse().expect("addr"));
+        assert_eq!(a.reload_step(&n, &one, &[table[1].id, stranger]), None);
+        // health of another shape than the config
+        assert_eq!(a.reload_step(&n, &up, &gone), None);
+        assert_eq!(a.reload_step(&n, &[vec![Health::Up]], &gone), None);
+        // a drain in the record
+        let mut draining = a.clone();
+        draining.draining = vec![Draining {
+            service: table[0].id,
+            addr: "192.0.2.13:80".parse().expect("addr"),
+            forward: CfgForward::Route,
+        }];
+        assert_eq!(draining.reload_step(&n, &one, &gone), None);
     }
 
     /// A reload's deleted service stays to delete through later inputs that

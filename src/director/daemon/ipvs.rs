@@ -101,20 +101,41 @@ pub(super) async fn reconcile_task(
     let mut tick = tokio::time::interval(PERIODIC_RECONCILE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // A sweep of the whole table to run next, whatever comes meanwhile (it
+    // carries out health changes itself and gives way to anything else),
+    // under its label: "periodic", put off for an input that was waiting
+    // when the tick came (so inputs never put it off twice in a row), or
+    // "reload", the repair of drift after a reload carried out from the
+    // record (the reload's own change goes in first, without waiting for
+    // a read of the table).
+    let mut due: Option<&'static str> = None;
     loop {
-        let periodic = tokio::select! {
-            r = rx.changed() => {
-                if r.is_err() {
-                    return;
+        let (periodic, label) = if let Some(label) = due.take() {
+            (true, label)
+        } else {
+            let ticked = tokio::select! {
+                r = rx.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    false
                 }
-                false
+                _ = tick.tick() => true,
+            };
+            // both ready (select! picks at random): the input first, under
+            // its own trigger (it ran as "periodic" before, under the wrong
+            // label and without its own path)
+            if ticked && matches!(rx.has_changed(), Ok(true)) {
+                due = Some("periodic");
+                (false, "")
+            } else {
+                (ticked, "periodic")
             }
-            _ = tick.tick() => true,
         };
         let Some(input) = rx.borrow_and_update().clone() else {
             continue;
         };
-        let trigger = if periodic { "periodic" } else { input.trigger };
+        let trigger = if periodic { label } else { input.trigger };
         let want = input.cfg.ipvs_timeouts;
         if timeouts_of != Some(want) || (!periodic && matches!(trigger, "start" | "reload")) {
             timeouts_of = Some(want);
@@ -122,12 +143,16 @@ pub(super) async fn reconcile_task(
                 enforce_timeouts(&mut client, &w).await;
             }
         }
-        // A change of health alone is carried out from what the last
-        // reconcile wrote (`table::Applied`), without reading the kernel.
+        // A change of health alone, and a reload without drains, are
+        // carried out from what the last reconcile wrote (`table::Applied`),
+        // without reading the kernel.
         let step = match &applied {
-            Some(a) if health_only(periodic, input.trigger, &input.dropped, &input.draining) => {
-                a.health_step(&input.cfg, &input.health, &input.draining)
-            }
+            Some(a) if health_only(periodic, input.trigger, &input.dropped, &input.draining) => a
+                .health_step(&input.cfg, &input.health, &input.draining)
+                .map(|s| (s, false)),
+            Some(a) if reload_only(periodic, input.trigger, &input.draining) => a
+                .reload_step(&input.cfg, &input.health, &input.dropped)
+                .map(|s| (s, true)),
             _ => None,
         };
         let whole = step.is_none();
@@ -140,10 +165,15 @@ pub(super) async fn reconcile_task(
         });
         let started = std::time::Instant::now();
         let r = match step {
-            Some(step) => match health_step(&mut client, &step, &mut written).await {
+            Some((step, reload)) => match from_record(&mut client, &step, &mut written).await {
                 Ok(n) => {
                     if let Some(a) = applied.as_mut() {
-                        a.applied(input.health.clone(), step);
+                        if reload {
+                            a.reloaded(input.cfg.clone(), input.health.clone(), step);
+                            due = Some("reload");
+                        } else {
+                            a.applied(input.health.clone(), step);
+                        }
                     }
                     Ok((n, Vec::new()))
                 }
@@ -191,13 +221,16 @@ pub(super) async fn reconcile_task(
         // when a whole-table reconcile that changed nothing took over a
         // second (health changes wait behind it)
         let took_ms = (started.elapsed().as_secs_f64() * 1e3).round();
+        // `read`: whether the kernel's table was read (else the change was
+        // carried out from the record)
+        let read = whole;
         match &r {
             Ok(0) if whole && took_ms > 1000.0 => {
                 info!(trigger, took_ms, "ipvs: kernel table matches (slow)")
             }
-            Ok(0) => debug!(trigger, took_ms, "ipvs: kernel table matches"),
-            Ok(n) => info!(trigger, ops = n, took_ms, "ipvs: reconciled"),
-            Err(e) => error!(trigger, took_ms, "ipvs reconcile failed: {e:#}"),
+            Ok(0) => debug!(trigger, took_ms, read, "ipvs: kernel table matches"),
+            Ok(n) => info!(trigger, ops = n, took_ms, read, "ipvs: reconciled"),
+            Err(e) => error!(trigger, took_ms, read, "ipvs reconcile failed: {e:#}"),
         }
         let error = rec.error.clone();
         let deleted = if rec.ok {
@@ -238,6 +271,15 @@ fn health_only(
     draining: &[table::Draining],
 ) -> bool {
     !periodic && trigger == "health" && dropped.is_empty() && draining.is_empty()
+}
+
+/// Whether a reload may be carried out from what the last reconcile wrote
+/// ([`table::Applied::reload_step`]): one with no drain under way (a reload
+/// that removes a real server starts one; its counters are read from the
+/// kernel). Drift by hand is left to the periodic sweep, as between health
+/// changes.
+fn reload_only(periodic: bool, trigger: &str, draining: &[table::Draining]) -> bool {
+    !periodic && trigger == "reload" && draining.is_empty()
 }
 
 /// `ipvsadm --set` from the config when the kernel differs; logged either way.
@@ -460,27 +502,29 @@ async fn reconcile_once(
     Ok(Swept::Done(n + stepped, conns))
 }
 
-/// Carry out a change of health from what the last reconcile wrote: the
-/// changed services' operations only, no read of the kernel. An operation
-/// the kernel refuses (someone deleted the service meanwhile) fails the
-/// step, and the caller reads the kernel.
-async fn health_step(
+/// Carry out a change of health, or a reload, from what the last reconcile
+/// wrote: the changed services' operations only, no read of the kernel. An
+/// operation the kernel refuses (someone deleted the service meanwhile)
+/// fails the step, and the caller reads the kernel.
+async fn from_record(
     client: &mut IpvsClient,
-    step: &table::HealthStep,
+    step: &table::Step,
     written: &mut std::collections::BTreeMap<(ServiceId, std::net::SocketAddr), u32>,
 ) -> anyhow::Result<usize> {
     let n = carry_out(client, step).await?;
-    written.extend(table::weights(&step.desired));
+    table::written_after(written, step);
     Ok(n)
 }
 
-/// A health step's operations, applied: how many.
-async fn carry_out(client: &mut IpvsClient, step: &table::HealthStep) -> anyhow::Result<usize> {
+/// A step's operations, applied: how many. `prune`: the step's known
+/// services are all the daemon's (from its record), and one not wanted is
+/// a service a reload deleted.
+async fn carry_out(client: &mut IpvsClient, step: &table::Step) -> anyhow::Result<usize> {
     let plan = crate::ipvs::reconcile(
         &step.desired,
         &step.known,
         &ReconcileOptions {
-            prune: false,
+            prune: true,
             drain: false,
         },
     );
@@ -512,5 +556,22 @@ mod tests {
         };
         assert!(!health_only(false, "health", &[], &[draining]));
         assert!(!health_only(false, "health", &[service], &[]));
+    }
+
+    /// A reload is carried out from the record unless a drain is under way
+    /// (or it is the periodic run).
+    #[test]
+    fn a_reload_skips_reading_the_kernel_unless_a_drain_runs() {
+        assert!(reload_only(false, "reload", &[]));
+        assert!(!reload_only(true, "reload", &[]));
+        for t in ["drain", "start", "health"] {
+            assert!(!reload_only(false, t, &[]), "{t}");
+        }
+        let draining = table::Draining {
+            service: ServiceId::tcp("192.0.2.100:80".parse().expect("addr")),
+            addr: "192.0.2.12:80".parse().expect("addr"),
+            forward: crate::config::Forward::Route,
+        };
+        assert!(!reload_only(false, "reload", &[draining]));
     }
 }
