@@ -162,6 +162,7 @@ pub(super) async fn reconcile_task(
         let sweeping = periodic.then_some(Sweeping {
             rx: &mut rx,
             steps: steps.as_mut(),
+            label: trigger,
         });
         let started = std::time::Instant::now();
         let r = match step {
@@ -276,8 +277,8 @@ fn health_only(
 /// Whether a reload may be carried out from what the last reconcile wrote
 /// ([`table::Applied::reload_step`]): one with no drain under way (a reload
 /// that removes a real server starts one; its counters are read from the
-/// kernel). Drift by hand is left to the periodic sweep, as between health
-/// changes.
+/// kernel). Drift by hand is repaired by the sweep of the whole table that
+/// runs right after it.
 fn reload_only(periodic: bool, trigger: &str, draining: &[table::Draining]) -> bool {
     !periodic && trigger == "reload" && draining.is_empty()
 }
@@ -318,6 +319,9 @@ const READ_AHEAD: usize = 8;
 struct Sweeping<'a> {
     rx: &'a mut watch::Receiver<Option<ReconInput>>,
     steps: Option<&'a mut IpvsClient>,
+    /// the sweep's trigger, for the log: "periodic", or "reload" (the one
+    /// right after a reload)
+    label: &'static str,
 }
 
 /// Whether `new` differs from `input` in health alone (the same config,
@@ -455,7 +459,7 @@ async fn reconcile_once(
                 trigger = "health",
                 ops,
                 took_ms,
-                during = "periodic",
+                during = sw.label,
                 "ipvs: reconciled"
             );
             stepped += ops;
