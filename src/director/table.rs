@@ -225,8 +225,9 @@ impl Applied {
     /// 2-5 s at 1,000 services in the lab VM and 36-48 s when the VM was
     /// starved of CPU (docs/benchmarks.md, run (o)), for a change of one
     /// service; keepalived's reload compares the two configurations too.
-    /// What someone changed by hand meanwhile is repaired by the periodic
-    /// sweep, as between health steps. `None` when the kernel must be read:
+    /// What someone changed by hand meanwhile is repaired by the sweep of
+    /// the whole table the caller runs right after the step (the reload's
+    /// own change waits for no read). `None` when the kernel must be read:
     /// a drain in the record (the kernel may hold servers a reload removed),
     /// a health list of another shape than `cfg`'s, a recorded service the
     /// new config neither has nor deletes, or one it deletes that the
@@ -263,7 +264,10 @@ impl Applied {
                 step.known.push(s.clone());
             }
         }
-        if (dropped.iter()).any(|id| !kept.contains(id) && !self.table.contains_key(id)) {
+        if dropped
+            .iter()
+            .any(|id| !kept.contains(id) && !self.table.contains_key(id))
+        {
             return None;
         }
         Some(step)
@@ -312,10 +316,7 @@ fn step_between(
     if old.len() != new.len() {
         return None;
     }
-    let mut step = Step {
-        desired: Vec::new(),
-        known: Vec::new(),
-    };
+    let mut step = Step::default();
     for (i, (o, n)) in old.iter().zip(new).enumerate() {
         if o == n {
             continue;
