@@ -29,6 +29,9 @@ struct Window {
     last: HashMap<SocketAddr, Instant>,
     intervals_ms: Vec<f64>,
     checks: u64,
+    /// the longest interval so far: its destination and when it ended (Unix
+    /// time), to find it in the checker's log
+    longest: Option<(f64, SocketAddr, f64)>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -45,7 +48,8 @@ fn stats(w: &Window) -> String {
     let secs = w.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
     format!(
         "{{\"window_s\": {secs:.1}, \"destinations\": {}, \"checks\": {}, \"intervals\": {}, \
-         \"p50_ms\": {:.1}, \"p90_ms\": {:.1}, \"p99_ms\": {:.1}, \"max_ms\": {:.1}, \"min_ms\": {:.1}}}",
+         \"p50_ms\": {:.1}, \"p90_ms\": {:.1}, \"p99_ms\": {:.1}, \"max_ms\": {:.1}, \"min_ms\": {:.1}, \
+         \"max_destination\": \"{}\", \"max_ended_unix_s\": {:.3}}}",
         w.last.len(),
         w.checks,
         v.len(),
@@ -54,6 +58,8 @@ fn stats(w: &Window) -> String {
         percentile(&v, 0.99),
         v.last().copied().unwrap_or(0.0),
         v.first().copied().unwrap_or(0.0),
+        w.longest.map(|l| l.1.to_string()).unwrap_or_default(),
+        w.longest.map(|l| l.2).unwrap_or(0.0),
     )
 }
 
@@ -89,6 +95,13 @@ fn main() -> Res<()> {
                         if let Some(prev) = w.last.insert(local, now) {
                             let ms = now.duration_since(prev).as_secs_f64() * 1000.0;
                             w.intervals_ms.push(ms);
+                            if w.longest.is_none_or(|l| ms > l.0) {
+                                let unix = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map(|d| d.as_secs_f64())
+                                    .unwrap_or(0.0);
+                                w.longest = Some((ms, local, unix));
+                            }
                         }
                     }
                     drop(conn);
