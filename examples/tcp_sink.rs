@@ -9,7 +9,8 @@
 //! ```
 //! SIGUSR1 starts a new measurement window (forgets what was recorded);
 //! SIGUSR2 writes the window's statistics to STATS_FILE as one JSON object:
-//! destinations seen, checks, and the intervals' percentiles in ms. Runs
+//! destinations seen, checks, the intervals' percentiles in ms, and the longest
+//! interval's destination and end (Unix time). Runs
 //! until killed. Hand-written: a C-speed accept loop is needed (10,000
 //! checks a second under the lab VM's emulation), and no crate does this.
 
