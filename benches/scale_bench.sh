@@ -63,7 +63,11 @@
 #                pss_samples_kb, Pss read every 5 s of the window
 #   interval_*   the real check interval per destination, from the sink's side: p50, p99
 #                and max of the time between two checks of the same destination
-#                (SCALE_INTERVAL is on time; jitter is the distance from it)
+#                (SCALE_INTERVAL is on time; jitter is the distance from it); beside them
+#                what a check missing at the sink can be: failed_checks (lvsup's own count,
+#                from 10 s before the window to its end; failed_where: which destinations,
+#                "service port/address:port +N"), listen_drops (SYNs the sink's listeners
+#                dropped), syn_retrans (the director's SYNs sent again), softnet_dropped
 #   removal      one real server refuses connections (nft reject with tcp reset, in the real
 #                servers' namespace; timed from the moment the rule is in force) → the first
 #                and the last of its SERVICES destinations gone or at weight 0 (the director's
@@ -237,18 +241,58 @@ ticks() { # "UTIME STIME" of the given pids, in clock ticks
 machine_ticks() { # "BUSY SOFTIRQ" of the whole machine (/proc/stat, every CPU), in clock ticks
     awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $8 }' /proc/stat
 }
-lost_packets() { # "DROPPED SYN_RETRANS": packets the machine's per-CPU backlogs dropped
-    # (/proc/net/softnet_stat, every CPU: the veth pair's packets queue there), and the director
-    # namespace's SYNs sent again (a check's connect whose SYN or SYN-ACK was lost)
-    local d=0 r x
-    while read -r _ x _; do d=$((d + 16#$x)); done </proc/net/softnet_stat
-    r=$(ip netns exec "$NS_D" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "TCPSynRetrans") print $i }' /proc/net/netstat)
-    echo "$d ${r:-0}"
+tcpext() { # NS FIELD: a TcpExt counter of the network namespace NS (/proc/net/netstat)
+    ip netns exec "$1" awk -v f="$2" '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == f) print $i }' /proc/net/netstat
 }
-lost_since() { # DROPPED0 SYN_RETRANS0: the JSON fields of what was lost since then
-    local d r
-    read -r d r < <(lost_packets)
-    echo "\"softnet_dropped\": $((d - $1)), \"syn_retrans\": $((r - $2))"
+lost_packets() { # "DROPPED SYN_RETRANS LISTEN_DROPS": packets the machine's per-CPU backlogs
+    # dropped (/proc/net/softnet_stat, every CPU: the veth pair's packets queue there), the
+    # director namespace's SYNs sent again (a check's connect whose SYN or SYN-ACK was lost),
+    # and the SYNs or handshakes the sink's listeners dropped (ListenDrops in the real servers'
+    # namespace: an accept queue full, the sink too slow; the checker's connect then waits for
+    # its SYN's retransmission, 1 s, past a timeout of 500 ms: a failed check that is the
+    # sink's, not the checker's)
+    local d=0 r l x
+    while read -r _ x _; do d=$((d + 16#$x)); done </proc/net/softnet_stat
+    r=$(tcpext "$NS_D" TCPSynRetrans)
+    l=$(tcpext "$NS_R" ListenDrops)
+    echo "$d ${r:-0} ${l:-0}"
+}
+lost_since() { # DROPPED0 SYN_RETRANS0 LISTEN_DROPS0: the JSON fields of what was lost since then
+    local d r l
+    read -r d r l < <(lost_packets)
+    echo "\"softnet_dropped\": $((d - $1)), \"syn_retrans\": $((r - $2)), \"listen_drops\": $((l - $3))"
+}
+failed_checks() { # lvsup only: "TOTAL ADDR:PORT=N,...": failed checks per real server so far
+    # (the status's failed_checks), none for keepalived (its checker counts none we can read)
+    [ "$daemon" = lvsup ] || { echo "null -"; return; }
+    "$LVSUP" director status --socket "$W/d1.sock" --json >"$W/status.json" 2>/dev/null || { echo "null -"; return; }
+    python3 - "$W/status.json" <<'PY'
+import json, sys
+try:
+    st = json.load(open(sys.argv[1]))
+except ValueError:
+    print("null -")
+    sys.exit()
+per = {}
+for s in st["services"]:
+    for r in s["real_servers"]:
+        per["%s/%s:%s" % (s["port"], r["address"], r["port"])] = r.get("failed_checks", 0)
+print(sum(per.values()), ",".join("%s=%d" % (k, v) for k, v in per.items() if v) or "-")
+PY
+}
+failed_since() { # TOTAL0 LIST0: the JSON fields of the failed checks since then (lvsup)
+    local t l
+    read -r t l < <(failed_checks)
+    if [ "$t" = null ] || [ "$1" = null ]; then echo "\"failed_checks\": null"; return; fi
+    # the destinations whose count grew (service port/address:port +N), at most 20
+    python3 - "$2" "$l" "$1" "$t" <<'PY'
+import sys
+def parse(s):
+    return {} if s == "-" else dict((k, int(v)) for k, v in (x.rsplit("=", 1) for x in s.split(",")))
+a, b = parse(sys.argv[1]), parse(sys.argv[2])
+grew = ["%s +%d" % (k, v - a.get(k, 0)) for k, v in b.items() if v > a.get(k, 0)]
+print('"failed_checks": %d, "failed_where": "%s"' % (int(sys.argv[4]) - int(sys.argv[3]), ", ".join(grew[:20])))
+PY
 }
 sample_daemon() { # SECS: every 100 ms, a line per thread of the daemon (BENCH_SAMPLE)
     # one Python process, not a shell loop: a process per sample would cost a good part of a
@@ -397,16 +441,16 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
         # program IPVS); with `alpha` they start down and enter on their first passed check,
         # as lvsup's do: the start to compare lvsup's with
         log "keepalived: starting with alpha (every real server down until checked)"
-        read -r drops0 synre0 < <(lost_packets)
+        read -r drops0 synre0 ldrops0 < <(lost_packets)
         t0=$(now)
         start_daemon keepalived "$W/ka-alpha.conf"
         ok=true
         wait_until 600 all_up || ok=false
-        emit "{\"bench\": \"scale\", \"daemon\": \"keepalived\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready_alpha\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\", $(lost_since "$drops0" "$synre0")}"
+        emit "{\"bench\": \"scale\", \"daemon\": \"keepalived\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready_alpha\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\", $(lost_since "$drops0" "$synre0" "$ldrops0")}"
         stop_daemon
     fi
     log "$daemon: starting with $SERVICES services x $RS real servers"
-    read -r drops0 synre0 < <(lost_packets)
+    read -r drops0 synre0 ldrops0 < <(lost_packets)
     t0=$(now)
     start_daemon "$daemon" "$conf"
     if [ -n "${BENCH_PERF:-}" ]; then
@@ -418,12 +462,20 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     fi
     ok=true
     wait_until 600 all_up || ok=false
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\", $(lost_since "$drops0" "$synre0")}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\", $(lost_since "$drops0" "$synre0" "$ldrops0")}"
     [ "$ok" = true ] || { log "$daemon: not every destination up after 600 s: $(ipvs_count)"; stop_daemon; continue; }
+    # lvsup's failed checks so far (its status; that reads the kernel's whole table, seconds
+    # at 1,000 services under TCG: here, not inside the window, and the checks it delays are
+    # done before the window starts)
+    read -r failed0 failed_list0 < <(failed_checks)
     sleep $((INTERVAL > 10 ? INTERVAL : 10))
 
     log "$daemon: CPU, memory and check intervals over $IDLE s"
     mapfile -t pids < <(pids_of_daemon)
+    # lost packets over the window, and lvsup's failed checks from before the settling sleep
+    # above to the window's end: what a check missing at the sink (an interval of twice the
+    # check's) was
+    read -r drops0 synre0 ldrops0 < <(lost_packets)
     kill -USR1 "$SINK_PID"
     read -r au sa < <(ticks "${pids[@]}"); read -r ma msi < <(machine_ticks); t0=$(now)
     # Pss every 5 s of the window, not once: lvsup's heap rises between its periodic
@@ -441,14 +493,17 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
         printf "\"pss_median_kb\": %d, \"pss_min_kb\": %d, \"pss_max_kb\": %d",
             (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')
     pss_list=$(IFS=,; echo "${pss_samples[*]}")
-    kill -USR2 "$SINK_PID"; sleep 1
+    kill -USR2 "$SINK_PID"
+    lost=$(lost_since "$drops0" "$synre0" "$ldrops0")
+    failed=$(failed_since "$failed0" "$failed_list0")
+    sleep 1
     hz=$(getconf CLK_TCK)
     pct() { awk -v d="$1" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", d / hz / s * 100 }'; }
     cpu=$(pct $((bu + bs - au - sa)))
     # user and system apart, and the machine's busy time (the sink and the network's
     # softirq work included, which the daemon's own figures may leave out)
     split="\"user_pct\": $(pct $((bu - au))), \"sys_pct\": $(pct $((bs - sa))), \"machine_busy_pct\": $(pct $((mb - ma))), \"machine_softirq_pct\": $(pct $((msj - msi)))"
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), \"ok\": true}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), $lost, $failed, \"ok\": true}"
 
     if [ "${BENCH_STRACE:-0}" = 1 ]; then
         log "$daemon: system calls over $IDLE s (strace -c -f)"

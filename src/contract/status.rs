@@ -326,6 +326,11 @@ pub struct RealServerStatus {
     pub last_check: Option<CheckRecord>,
     /// Health flips since the daemon started.
     pub flips: u64,
+    /// Failed checks since the daemon started (not the inconclusive ones:
+    /// the director could not run the probe). Absent in a status written
+    /// before it was counted.
+    #[serde(default)]
+    pub failed_checks: u64,
     pub kernel: Option<DestCounters>,
     /// `drain = true` in the config: kept at weight 0.
     #[serde(default)]
@@ -674,6 +679,7 @@ pub(crate) mod tests {
                     effective_weight: 0,
                     last_check: None,
                     flips: 1,
+                    failed_checks: 4,
                     kernel: None,
                     drain: false,
                 }],
@@ -952,6 +958,7 @@ pub(crate) mod tests {
             ("/ipvs", "timeouts"),
             ("/services/0", "draining"),
             ("/services/0/real_servers/0", "drain"),
+            ("/services/0/real_servers/0", "failed_checks"),
         ] {
             v.pointer_mut(obj)
                 .and_then(serde_json::Value::as_object_mut)
@@ -964,6 +971,7 @@ pub(crate) mod tests {
         assert_eq!(back.ipvs.timeouts, None);
         assert!(back.services[0].draining.is_empty());
         assert!(!back.services[0].real_servers[0].drain);
+        assert_eq!(back.services[0].real_servers[0].failed_checks, 0);
         assert_eq!(back.vrrp.state, "Master");
         // a document that is not a status is an error, not a default
         assert!(serde_json::from_str::<Status>(r#"{"services":[]}"#).is_err());

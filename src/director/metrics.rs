@@ -252,6 +252,10 @@ pub fn render(st: &Status) -> String {
             "health_flips_total",
             "Health changes since the daemon started.",
         ),
+        (
+            "failed_checks_total",
+            "Failed health checks since the daemon started (not those the director could not run).",
+        ),
     ] {
         let kind = if name.ends_with("_total") {
             "counter"
@@ -267,6 +271,7 @@ pub fn render(st: &Status) -> String {
                 let value = match name {
                     "weight" => u64::from(r.weight),
                     "effective_weight" => u64::from(r.effective_weight),
+                    "failed_checks_total" => r.failed_checks,
                     _ => r.flips,
                 };
                 o.sample(
@@ -540,6 +545,8 @@ mod tests {
             "lvsup_director_real_server_health{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\",state=\"up\"} 0",
             "lvsup_director_real_server_weight{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 100",
             "lvsup_director_real_server_effective_weight{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 0",
+            "# TYPE lvsup_director_real_server_failed_checks_total counter",
+            "lvsup_director_real_server_failed_checks_total{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 4",
             "# TYPE lvsup_director_ipvs_real_server_connections_total counter",
             "lvsup_director_ipvs_real_server_active_connections{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 3",
             "lvsup_director_ipvs_real_server_connections_total{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 99",

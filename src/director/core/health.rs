@@ -73,7 +73,13 @@ pub struct RsState {
     pub key: RsKey,
     pub damper: Damper,
     pub last: Option<Check>,
-    pub flips: u64,
+    /// Health flips since the daemon started (u32 beside `failed`: no
+    /// bigger than one u64 was).
+    pub flips: u32,
+    /// Failed checks since the daemon started, inconclusive ones left out:
+    /// a server that fails now and then, below `fall`, shows here before it
+    /// flips (the log says nothing of single failures).
+    pub failed: u32,
 }
 
 /// Health state for `cfg`, carrying over dampers of `old` servers whose key
@@ -116,6 +122,7 @@ pub fn fresh(cfg: &DirectorConfig, old: &[Vec<RsState>]) -> Vec<Vec<RsState>> {
                             damper,
                             last: o.last.clone(),
                             flips: o.flips,
+                            failed: o.failed,
                         };
                     }
                     let mut damper = s.health.damper();
@@ -127,6 +134,7 @@ pub fn fresh(cfg: &DirectorConfig, old: &[Vec<RsState>]) -> Vec<Vec<RsState>> {
                         damper,
                         last: None,
                         flips: 0,
+                        failed: 0,
                     }
                 })
                 .collect()

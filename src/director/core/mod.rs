@@ -589,10 +589,13 @@ impl Director {
             return;
         }
         st.last = Some(record);
+        if !ok {
+            st.failed = st.failed.saturating_add(1);
+        }
         let Some(t) = st.damper.observe(ok) else {
             return;
         };
-        st.flips += 1;
+        st.flips = st.flips.saturating_add(1);
         let addr = st.key.addr;
         // copied on a flip only, not on every check
         let detail = st

@@ -148,7 +148,8 @@ impl Director {
                         weight: r.weight,
                         effective_weight: weight(r, h),
                         last_check: st.and_then(|x| x.last.as_ref().map(|c| c.record(now, wall))),
-                        flips: st.map_or(0, |x| x.flips),
+                        flips: st.map_or(0, |x| u64::from(x.flips)),
+                        failed_checks: st.map_or(0, |x| u64::from(x.failed)),
                         kernel: None,
                         drain: r.drain,
                     }
@@ -205,6 +206,56 @@ mod tests {
             inconclusive: false,
         };
         d.handle(now, Event::Probe { svc: 0, rs, record });
+    }
+
+    /// Failed checks are counted per real server (status and metrics):
+    /// a passed check and one the director could not run are not, and a
+    /// reload that keeps the server keeps its count.
+    #[test]
+    fn failed_checks_are_counted_and_survive_a_reload() {
+        let cfg = crate::contract::director_config::test_config(TWO_SERVERS);
+        let ifaces = Interfaces {
+            vrrp: "eth0".into(),
+            nat: None,
+        };
+        let mut d = Director::new(loaded(cfg.clone(), "sha-0"), ifaces);
+        let t0 = Instant::now();
+        d.handle(t0, Event::Start { found: Vec::new() });
+        for ok in [false, false, true] {
+            probe(&mut d, t0, 1, ok);
+        }
+        probe(&mut d, t0, 0, true);
+        let record = super::super::health::Check {
+            at: t0,
+            ok: false,
+            detail: "no socket".into(),
+            duration_ms: 0,
+            inconclusive: true,
+        };
+        d.handle(
+            t0,
+            Event::Probe {
+                svc: 0,
+                rs: 1,
+                record,
+            },
+        );
+        let failed = |d: &Director| {
+            d.status(t0, io()).services[0]
+                .real_servers
+                .iter()
+                .map(|r| r.failed_checks)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(failed(&d), [0, 2]);
+        d.handle(
+            t0,
+            Event::Reload {
+                at: "t".into(),
+                result: Ok(Box::new(loaded(cfg, "sha-1"))),
+            },
+        );
+        assert_eq!(failed(&d), [0, 2]);
     }
 
     /// Timeouts until Master, answering each address add.
