@@ -15,8 +15,10 @@
 #
 # Lab: 2 directors (d1 priority 150, d2 100, preempt), 2 real servers with the
 # lab's demo web server on :80, a client; VIP:80 rr, TCP check interval 1 s,
-# timeout 500 ms, fall 3, rise 2 (keepalived: delay_loop 1, connect_timeout 0.5,
-# retry 2, delay_before_retry 1 — retry counts the checks after the first failure).
+# timeout 500 ms, fall 3, rise BENCH_RISE (default 1: keepalived has no rise, one passed
+# check brings a server back; runs before 2026-12-05 had lvsup at rise 2, which added an
+# interval to its "back") (keepalived: delay_loop 1, connect_timeout 0.5, retry 2,
+# delay_before_retry 1 — retry counts the checks after the first failure).
 # Only one daemon set runs at a time; between sets the VIP is removed and the
 # IPVS tables flushed.
 #
@@ -57,6 +59,7 @@ REPS=${BENCH_REPS:-3}
 SYNC=false
 [ "${BENCH_SYNC:-0}" = 1 ] && SYNC=true
 IDLE=${BENCH_IDLE:-60}
+RISE=${BENCH_RISE:-1}
 for a in "$@"; do
     case $a in
         --quick) REPS=1 IDLE=10 ;;
@@ -71,13 +74,17 @@ if [ "${LVSUP_FAILOVER_BENCH_INNER:-0}" != 1 ]; then
     if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then cargo build --release --bin lvsup >&2; fi
     # daemon logs and results.jsonl are copied here at the end (the VM's /tmp is its own)
     BENCH_LOGDIR=${BENCH_LOGDIR:-$(mktemp -d /tmp/lvsup-failover-bench.XXXXXX)}
-    export LVSUP_FAILOVER_BENCH_INNER=1 BENCH_REPS=$REPS BENCH_IDLE=$IDLE BENCH_LOGDIR
+    # the commit measured, read here: inside the VM the checkout is another user's (9p)
+    # shellcheck source=benches/lib.sh
+    . benches/lib.sh
+    BENCH_COMMIT=$(bench_commit)
+    export LVSUP_FAILOVER_BENCH_INNER=1 BENCH_REPS=$REPS BENCH_IDLE=$IDLE BENCH_LOGDIR BENCH_COMMIT BENCH_RISE=$RISE
     if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
         exec bash "$0"
     fi
     export LVSUP_LAB_IMAGE=1 LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$BENCH_LOGDIR"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE BENCH_LOGDIR BENCH_DAEMONS BENCH_SYNC BENCH_CASES" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_REPS BENCH_IDLE BENCH_LOGDIR BENCH_DAEMONS BENCH_SYNC BENCH_CASES BENCH_COMMIT BENCH_RISE" exec tests/lab/in-vm bash "$0"
 fi
 
 C=kabench
@@ -95,7 +102,14 @@ declare -A PIDS # director -> space-separated pids of the running daemon
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
-emit() { echo "$1" | tee -a "$RESULTS"; }
+# every result also says the rise, commit, machine and load (the load average when it was
+# written: other work on the machine shows there)
+emit() {
+    local line
+    while IFS= read -r line; do
+        echo "${line%\}}, \"rise\": $RISE, \"commit\": \"${BENCH_COMMIT:-unknown}\", \"machine\": \"$(nproc) CPUs, kernel $(uname -r)\", \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+    done <<<"$1" | tee -a "$RESULTS"
+}
 ns_of() { case $1 in d1) echo "$NS_D1" ;; d2) echo "$NS_D2" ;; esac; }
 
 cluster_toml() { # ADVERT
@@ -118,7 +132,7 @@ check = "tcp"
 interval = "1s"
 timeout = "500ms"
 fall = 3
-rise = 2
+rise = $RISE
 
 [[directors]]
 name = "d1"

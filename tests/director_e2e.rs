@@ -744,6 +744,28 @@ fn director_failover_health_reload() {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("node1 removed after {:.2}s", t.elapsed().as_secs_f64());
+    // the checks that took it down are counted (fall = 3), in the status and
+    // the metrics
+    let failed = |st: &Status, rs: &str| {
+        st.services[0]
+            .real_servers
+            .iter()
+            .find(|r| r.name == rs)
+            .map(|r| r.failed_checks)
+    };
+    let st = lab.status("lvs1");
+    let down_by = failed(&st, "node1").expect("node1");
+    assert!(down_by >= 3, "node1 down after {down_by} failed checks");
+    let m = lab.sh("lvs1", "busybox wget -qO- http://127.0.0.1:9178/metrics");
+    let line = m
+        .lines()
+        .find(|l| {
+            l.starts_with("lvsup_director_real_server_failed_checks_total{")
+                && l.contains("real_server=\"node1\"")
+        })
+        .unwrap_or_default();
+    let scraped: u64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(scraped >= down_by, "metrics: {line:?} against status {down_by}");
     if lab.ipvs {
         // put back by the failed edit's fallback, or (one run in ten: the
         // deletion fell just before it) by the periodic reconcile
