@@ -65,9 +65,12 @@
 #                and max of the time between two checks of the same destination
 #                (SCALE_INTERVAL is on time; jitter is the distance from it); beside them
 #                what a check missing at the sink can be: failed_checks (lvsup's own count,
-#                from 10 s before the window to its end; failed_where: which destinations,
-#                "service port/address:port +N"), listen_drops (SYNs the sink's listeners
-#                dropped), syn_retrans (the director's SYNs sent again), softnet_dropped
+#                from its start to the window's end, read after the window's figures;
+#                failed_where: which destinations, "service port/address:port=N";
+#                checks_skipped: checks left out, the same destination's last one still
+#                running; checks_completed),
+#                listen_drops (SYNs the sink's listeners dropped), syn_retrans (the
+#                director's SYNs sent again), softnet_dropped, over the window
 #   removal      one real server refuses connections (nft reject with tcp reset, in the real
 #                servers' namespace; timed from the moment the rule is in force) → the first
 #                and the last of its SERVICES destinations gone or at weight 0 (the director's
@@ -277,22 +280,18 @@ per = {}
 for s in st["services"]:
     for r in s["real_servers"]:
         per["%s/%s:%s" % (s["port"], r["address"], r["port"])] = r.get("failed_checks", 0)
-print(sum(per.values()), ",".join("%s=%d" % (k, v) for k, v in per.items() if v) or "-")
+c = st.get("checks", {})
+print(sum(per.values()), ",".join("%s=%d" % (k, v) for k, v in per.items() if v) or "-",
+      c.get("completed", "null"), c.get("skipped", "null"))
 PY
 }
-failed_since() { # TOTAL0 LIST0: the JSON fields of the failed checks since then (lvsup)
-    local t l
-    read -r t l < <(failed_checks)
-    if [ "$t" = null ] || [ "$1" = null ]; then echo "\"failed_checks\": null"; return; fi
-    # the destinations whose count grew (service port/address:port +N), at most 20
-    python3 - "$2" "$l" "$1" "$t" <<'PY'
-import sys
-def parse(s):
-    return {} if s == "-" else dict((k, int(v)) for k, v in (x.rsplit("=", 1) for x in s.split(",")))
-a, b = parse(sys.argv[1]), parse(sys.argv[2])
-grew = ["%s +%d" % (k, v - a.get(k, 0)) for k, v in b.items() if v > a.get(k, 0)]
-print('"failed_checks": %d, "failed_where": "%s"' % (int(sys.argv[4]) - int(sys.argv[3]), ", ".join(grew[:20])))
-PY
+failed_since() { # the JSON fields of lvsup's checks since it started: failed, and skipped
+    local t l done skipped
+    read -r t l done skipped < <(failed_checks)
+    if [ "$t" = null ]; then echo "\"failed_checks\": null"; return; fi
+    # the destinations that failed (service port/address:port=N), at most 20; the checks
+    # completed and those skipped (due while the same destination's last one still ran)
+    echo "\"failed_checks\": $t, \"failed_where\": \"$(tr ',' '\n' <<<"${l#-}" | head -20 | paste -sd, -)\", \"checks_completed\": ${done:-null}, \"checks_skipped\": ${skipped:-null}"
 }
 sample_daemon() { # SECS: every 100 ms, a line per thread of the daemon (BENCH_SAMPLE)
     # one Python process, not a shell loop: a process per sample would cost a good part of a
@@ -464,17 +463,12 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     wait_until 600 all_up || ok=false
     emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"ready\", \"s\": $(secs "$t0" "$(now)"), \"ok\": $ok, \"ipvs\": \"$(ipvs_count)\", $(lost_since "$drops0" "$synre0" "$ldrops0")}"
     [ "$ok" = true ] || { log "$daemon: not every destination up after 600 s: $(ipvs_count)"; stop_daemon; continue; }
-    # lvsup's failed checks so far (its status; that reads the kernel's whole table, seconds
-    # at 1,000 services under TCG: here, not inside the window, and the checks it delays are
-    # done before the window starts)
-    read -r failed0 failed_list0 < <(failed_checks)
     sleep $((INTERVAL > 10 ? INTERVAL : 10))
 
     log "$daemon: CPU, memory and check intervals over $IDLE s"
     mapfile -t pids < <(pids_of_daemon)
-    # lost packets over the window, and lvsup's failed checks from before the settling sleep
-    # above to the window's end: what a check missing at the sink (an interval of twice the
-    # check's) was
+    # lost packets over the window, and lvsup's failed checks from its start to the window's
+    # end: what a check missing at the sink (an interval of twice the check's) was
     read -r drops0 synre0 ldrops0 < <(lost_packets)
     kill -USR1 "$SINK_PID"
     read -r au sa < <(ticks "${pids[@]}"); read -r ma msi < <(machine_ticks); t0=$(now)
@@ -495,7 +489,10 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     pss_list=$(IFS=,; echo "${pss_samples[*]}")
     kill -USR2 "$SINK_PID"
     lost=$(lost_since "$drops0" "$synre0" "$ldrops0")
-    failed=$(failed_since "$failed0" "$failed_list0")
+    # memory as the window left it, before lvsup's status is asked for (the status reads the
+    # kernel's whole table and writes megabytes of JSON: its heap grows by a few MB)
+    mem="\"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}")"
+    failed=$(failed_since)
     sleep 1
     hz=$(getconf CLK_TCK)
     pct() { awk -v d="$1" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", d / hz / s * 100 }'; }
@@ -503,7 +500,7 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     # user and system apart, and the machine's busy time (the sink and the network's
     # softirq work included, which the daemon's own figures may leave out)
     split="\"user_pct\": $(pct $((bu - au))), \"sys_pct\": $(pct $((bs - sa))), \"machine_busy_pct\": $(pct $((mb - ma))), \"machine_softirq_pct\": $(pct $((msj - msi)))"
-    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, \"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}"), \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), $lost, $failed, \"ok\": true}"
+    emit "{\"bench\": \"scale\", \"daemon\": \"$daemon\", \"services\": $SERVICES, \"real_servers\": $RS, \"case\": \"steady\", \"processes\": ${#pids[@]}, \"cpu_pct\": $cpu, $split, $mem, \"window_s\": $(secs "$t0" "$t1"), \"sink\": $(cat "$W/sink.json"), $lost, $failed, \"ok\": true}"
 
     if [ "${BENCH_STRACE:-0}" = 1 ]; then
         log "$daemon: system calls over $IDLE s (strace -c -f)"

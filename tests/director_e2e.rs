@@ -764,8 +764,15 @@ fn director_failover_health_reload() {
                 && l.contains("real_server=\"node1\"")
         })
         .unwrap_or_default();
-    let scraped: u64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    assert!(scraped >= down_by, "metrics: {line:?} against status {down_by}");
+    let scraped: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        scraped >= down_by,
+        "metrics: {line:?} against status {down_by}"
+    );
     if lab.ipvs {
         // put back by the failed edit's fallback, or (one run in ten: the
         // deletion fell just before it) by the periodic reconcile

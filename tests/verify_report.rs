@@ -262,6 +262,7 @@ fn reads_the_state_the_director_daemon_emits() {
                 timeouts: None,
             },
             services: vec![],
+            checks: CheckCounters::default(),
         };
         let json = serde_json::to_string_pretty(&st).expect("json");
         assert_eq!(parse_vrrp_state(&json).as_deref(), Some(state));

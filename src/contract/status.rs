@@ -39,6 +39,22 @@ pub struct Status {
     pub vrrp: VrrpStatus,
     pub ipvs: IpvsStatus,
     pub services: Vec<ServiceStatus>,
+    /// The health checks since the daemon started. Absent in a status
+    /// written before they were counted.
+    #[serde(default)]
+    pub checks: CheckCounters,
+}
+
+/// The health checks since the daemon started, all real servers together.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCounters {
+    /// Checks run to their end (passed, failed or not able to run).
+    pub completed: u64,
+    /// Checks left out: each fell due while the same real server's last
+    /// check was still running (a timeout longer than the interval, a wait
+    /// for a place among the checks in flight, a result the main loop had
+    /// not taken yet). The next one runs at its usual time.
+    pub skipped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -526,6 +542,19 @@ impl Status {
         if let Some(sd) = &self.ipvs.sync_daemon {
             let _ = writeln!(o, "         sync daemon: {sd}");
         }
+        let _ = writeln!(
+            o,
+            "checks   {} run{}",
+            self.checks.completed,
+            if self.checks.skipped == 0 {
+                String::new()
+            } else {
+                format!(
+                    ", {} SKIPPED (due while the same real server's last check still ran)",
+                    self.checks.skipped
+                )
+            }
+        );
         for s in &self.services {
             // A name of its own is shown; the default "80/tcp" says nothing more.
             let default = match s.fwmark {
@@ -550,7 +579,7 @@ impl Status {
             for r in &s.real_servers {
                 let _ = writeln!(
                     o,
-                    "  -> {:<12} {}:{:<5} {:<7} weight {}/{}{}{}{}",
+                    "  -> {:<12} {}:{:<5} {:<7} weight {}/{}{}{}{}{}",
                     r.name,
                     r.address,
                     r.port,
@@ -562,6 +591,11 @@ impl Status {
                         ", kernel weight {} active {} inactive {}",
                         k.weight, k.active_conns, k.inact_conns
                     )),
+                    if r.failed_checks == 0 {
+                        String::new()
+                    } else {
+                        format!(", {} failed checks", r.failed_checks)
+                    },
                     r.last_check
                         .as_ref()
                         .map_or(String::new(), |c| format!(", last check: {}", c.detail))
@@ -695,6 +729,10 @@ pub(crate) mod tests {
                 ports: vec![],
                 sorry_server: None,
             }],
+            checks: CheckCounters {
+                completed: 9,
+                skipped: 2,
+            },
         }
     }
 
@@ -749,6 +787,7 @@ pub(crate) mod tests {
         assert_eq!(
             keys(&v),
             [
+                "checks",
                 "cluster",
                 "config",
                 "director",
@@ -774,6 +813,9 @@ pub(crate) mod tests {
         assert_eq!(rs["health"], "down");
         assert_eq!(rs["effective_weight"], 0);
         assert!(rs["kernel"].is_null());
+        assert_eq!(rs["failed_checks"], 4);
+        assert_eq!(v["checks"]["completed"], 9);
+        assert_eq!(v["checks"]["skipped"], 2);
         // And it reads back (the client side).
         let back: Status = serde_json::from_value(v.clone()).expect("read back");
         assert_eq!(back, sample());
@@ -813,6 +855,11 @@ pub(crate) mod tests {
         assert!(st.services[0].kernel.is_some());
         let text = st.render_text();
         assert!(text.contains("REFUSED"), "{text}");
+        assert!(text.contains("inactive 4, 4 failed checks"), "{text}");
+        assert!(
+            text.contains("checks   9 run, 2 SKIPPED (due while"),
+            "{text}"
+        );
         assert!(
             text.contains("kernel weight 0 active 3 inactive 4"),
             "{text}"
@@ -959,6 +1006,7 @@ pub(crate) mod tests {
             ("/services/0", "draining"),
             ("/services/0/real_servers/0", "drain"),
             ("/services/0/real_servers/0", "failed_checks"),
+            ("", "checks"),
         ] {
             v.pointer_mut(obj)
                 .and_then(serde_json::Value::as_object_mut)
@@ -972,6 +1020,7 @@ pub(crate) mod tests {
         assert!(back.services[0].draining.is_empty());
         assert!(!back.services[0].real_servers[0].drain);
         assert_eq!(back.services[0].real_servers[0].failed_checks, 0);
+        assert_eq!(back.checks, CheckCounters::default());
         assert_eq!(back.vrrp.state, "Master");
         // a document that is not a status is an error, not a default
         assert!(serde_json::from_str::<Status>(r#"{"services":[]}"#).is_err());

@@ -196,6 +196,18 @@ pub fn render(st: &Status) -> String {
         "0 when the last SIGHUP was refused (the old config runs), else 1.",
         u8::from(st.config.last_reload.as_ref().is_none_or(|r| r.ok)),
     );
+    o.one(
+        "lvsup_director_health_checks_total",
+        "counter",
+        "Health checks run to their end since the daemon started, every real server.",
+        st.checks.completed,
+    );
+    o.one(
+        "lvsup_director_health_checks_skipped_total",
+        "counter",
+        "Health checks left out since the daemon started: due while the same real server's last one still ran.",
+        st.checks.skipped,
+    );
 
     // Per real server.
     // `tcp/VIP:PORT`, a fwmark service `fwm/MARK`
@@ -541,6 +553,9 @@ mod tests {
             "lvsup_director_vrrp_interval_mismatch_total 3",
             "lvsup_director_ipvs_reconcile_ok 1",
             "lvsup_director_config_reload_ok 0",
+            "# TYPE lvsup_director_health_checks_total counter",
+            "lvsup_director_health_checks_total 9",
+            "lvsup_director_health_checks_skipped_total 2",
             "lvsup_director_real_server_health{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\",state=\"down\"} 1",
             "lvsup_director_real_server_health{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\",state=\"up\"} 0",
             "lvsup_director_real_server_weight{service=\"tcp/192.168.0.100:80\",real_server=\"node1\",address=\"192.168.0.171:80\"} 100",

@@ -28,6 +28,9 @@ pub struct DriverStatus {
     pub transitions: Vec<TransitionRecord>,
     pub hooks: Vec<HookRecord>,
     pub ipvs: IpvsStatus,
+    /// The health checks' counters (the probe tasks and the main loop count
+    /// them).
+    pub checks: status::CheckCounters,
     /// The wall clock, read with the status's `now`: checks' monotonic
     /// times are shown as wall-clock times from it.
     pub wall: SystemTime,
@@ -90,6 +93,7 @@ impl Director {
             services: (0..cfg.services.len())
                 .map(|i| self.service_status(i, now, wall))
                 .collect(),
+            checks: io.checks,
         }
     }
 
@@ -295,6 +299,10 @@ mod tests {
                 reason: "startup".into(),
             }],
             hooks: Vec::new(),
+            checks: status::CheckCounters {
+                completed: 5,
+                skipped: 1,
+            },
             ipvs: IpvsStatus {
                 enabled: true,
                 last_reconcile: Some(ReconcileStatus {

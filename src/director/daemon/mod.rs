@@ -185,6 +185,11 @@ struct Driver {
     probe_tx: mpsc::Sender<ProbeEvent>,
     /// The soft open-files limit after start-up: it caps the checks in flight.
     nofile: u64,
+    /// Checks whose result reached the main loop, since the start.
+    checks_completed: u64,
+    /// Checks the probe tasks left out ([`probes`]: the last one of the
+    /// same real server still running), since the start.
+    checks_skipped: Arc<std::sync::atomic::AtomicU64>,
     counters: VrrpCounters,
     transitions: VecDeque<status::TransitionRecord>,
     ipvs: Option<IpvsClient>,
@@ -510,6 +515,7 @@ impl Driver {
     }
 
     async fn on_probe(&mut self, p: ProbeEvent) {
+        self.checks_completed += 1;
         // A result of probes a reload or fault replaced: dropped.
         if p.generation != self.generation {
             return;

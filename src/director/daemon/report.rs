@@ -30,6 +30,12 @@ impl Driver {
                 error: None,
                 timeouts: None,
             },
+            checks: status::CheckCounters {
+                completed: self.checks_completed,
+                skipped: self
+                    .checks_skipped
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            },
             wall: SystemTime::now(),
         };
         self.core.status(Instant::now(), io)

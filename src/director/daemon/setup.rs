@@ -86,6 +86,8 @@ impl Driver {
             tx,
             probe_tx,
             nofile,
+            checks_completed: 0,
+            checks_skipped: Default::default(),
             counters: VrrpCounters::default(),
             transitions: VecDeque::new(),
             ipvs,
