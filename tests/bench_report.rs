@@ -293,3 +293,30 @@ fn callgrind_calls_sums_the_calls_to_the_named_functions() {
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("callgrind-calls:"), "{}", text(&o));
 }
+
+/// Failover gaps: a difference under the probes' 10 ms step gets no verdict
+/// of better or worse even when the ranges do not overlap; a larger one
+/// does; counts of failed probes are shown without a unit, 0 against 0 as
+/// "both 0".
+#[test]
+fn failover_times_closer_than_the_bench_can_tell_get_no_verdict() {
+    let mut data = String::new();
+    for (d, gap, stop_gap, failed) in [("lvsup", 405, 0, 0), ("keepalived", 406, 200, 0)] {
+        for rep in 1..=3 {
+            data += &format!(
+                "{{\"bench\": \"failover\", \"daemon\": \"{d}\", \"advert_ms\": 100, \"case\": \"crash\", \"rep\": {rep}, \"gap_ms\": {gap}, \"failed\": 2, \"failback_failed\": {failed}}}\n\
+                 {{\"bench\": \"failover\", \"daemon\": \"{d}\", \"advert_ms\": 100, \"case\": \"stop\", \"rep\": {rep}, \"gap_ms\": {}, \"failed\": 1, \"failback_failed\": 1}}\n",
+                stop_gap + rep
+            );
+        }
+    }
+    assert_rows(
+        &data,
+        &[
+            "| host crash: longest gap | 100 ms | 405 ms (405–405) | 406 ms (406–406) | 1.00 | same within the bench's resolution (10 ms) |",
+            "| planned stop: longest gap | 100 ms | 2 ms (1–3) | 202 ms (201–203) | 0.01 | better |",
+            "| host crash (link down + `kill -9`): failed probes | 100 ms | 2 (2–2) | 2 (2–2) | 1.00 | same within spread |",
+            "| … back, master again: failed probes | 100 ms | 0 (0–0) | 0 (0–0) | both 0 | same within spread |",
+        ],
+    );
+}
