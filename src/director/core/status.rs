@@ -189,7 +189,6 @@ mod tests {
     use super::*;
     use crate::contract::director_config::{DirectorConfig, TWO_SERVERS};
     use crate::contract::status::ReconcileStatus;
-    use crate::director::core::found::HostAddress;
     use crate::director::core::{Action, Event, Interfaces, Loaded};
     use crate::vrrp::packet::{Advert, VRRP_MULTICAST_V4};
 
@@ -212,12 +211,8 @@ mod tests {
         d.handle(now, Event::Probe { svc: 0, rs, record });
     }
 
-    /// Failed checks are counted per real server (status and metrics):
-    /// a passed check and one the director could not run are not, and a
-    /// reload that keeps the server keeps its count.
-    #[test]
-    fn failed_checks_are_counted_and_survive_a_reload() {
-        let cfg = crate::contract::director_config::test_config(TWO_SERVERS);
+    /// A director of `cfg` (config "sha-0") started now, no address found.
+    fn started(cfg: &crate::contract::director_config::DirectorConfig) -> (Director, Instant) {
         let ifaces = Interfaces {
             vrrp: "eth0".into(),
             nat: None,
@@ -225,6 +220,16 @@ mod tests {
         let mut d = Director::new(loaded(cfg.clone(), "sha-0"), ifaces);
         let t0 = Instant::now();
         d.handle(t0, Event::Start { found: Vec::new() });
+        (d, t0)
+    }
+
+    /// Failed checks are counted per real server (status and metrics):
+    /// a passed check and one the director could not run are not, and a
+    /// reload that keeps the server keeps its count.
+    #[test]
+    fn failed_checks_are_counted_and_survive_a_reload() {
+        let cfg = crate::contract::director_config::test_config(TWO_SERVERS);
+        let (mut d, t0) = started(&cfg);
         for ok in [false, false, true] {
             probe(&mut d, t0, 1, ok);
         }
@@ -323,14 +328,7 @@ mod tests {
     #[test]
     fn status_from_the_core_state_with_the_drivers_parts() {
         let cfg = crate::contract::director_config::test_config(TWO_SERVERS);
-        let ifaces = Interfaces {
-            vrrp: "eth0".into(),
-            nat: None,
-        };
-        let mut d = Director::new(loaded(cfg.clone(), "sha-0"), ifaces);
-        let t0 = Instant::now();
-        let found: Vec<HostAddress> = Vec::new();
-        d.handle(t0, Event::Start { found });
+        let (mut d, t0) = started(&cfg);
         probe(&mut d, t0, 0, true);
         probe(&mut d, t0, 1, false);
         let other = Advert {
@@ -391,13 +389,7 @@ mod tests {
     #[test]
     fn a_down_server_has_weight_zero() {
         let cfg = crate::contract::director_config::test_config(TWO_SERVERS);
-        let ifaces = Interfaces {
-            vrrp: "eth0".into(),
-            nat: None,
-        };
-        let mut d = Director::new(loaded(cfg, "sha-0"), ifaces);
-        let t0 = Instant::now();
-        d.handle(t0, Event::Start { found: Vec::new() });
+        let (mut d, t0) = started(&cfg);
         probe(&mut d, t0, 1, false);
         let s = d.status(t0 + Duration::from_secs(7), io());
         assert_eq!(s.vrrp.state, "Backup");
