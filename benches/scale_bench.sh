@@ -286,12 +286,12 @@ print(sum(per.values()), ",".join("%s=%d" % (k, v) for k, v in per.items() if v)
 PY
 }
 failed_since() { # the JSON fields of lvsup's checks since it started: failed, and skipped
-    local t l done skipped
-    read -r t l done skipped < <(failed_checks)
+    local t l completed skipped
+    read -r t l completed skipped < <(failed_checks)
     if [ "$t" = null ]; then echo "\"failed_checks\": null"; return; fi
     # the destinations that failed (service port/address:port=N), at most 20; the checks
     # completed and those skipped (due while the same destination's last one still ran)
-    echo "\"failed_checks\": $t, \"failed_where\": \"$(tr ',' '\n' <<<"${l#-}" | head -20 | paste -sd, -)\", \"checks_completed\": ${done:-null}, \"checks_skipped\": ${skipped:-null}"
+    echo "\"failed_checks\": $t, \"failed_where\": \"$(tr ',' '\n' <<<"${l#-}" | head -20 | paste -sd, -)\", \"checks_completed\": ${completed:-null}, \"checks_skipped\": ${skipped:-null}"
 }
 sample_daemon() { # SECS: every 100 ms, a line per thread of the daemon (BENCH_SAMPLE)
     # one Python process, not a shell loop: a process per sample would cost a good part of a
