@@ -106,7 +106,8 @@ impl Driver {
                 sched,
                 in_flight.clone(),
                 self.probe_tx.clone(),
-                (generation, self.checks_skipped.clone()),
+                generation,
+                self.checks_skipped.clone(),
                 grid,
             );
             self.probes.push(tokio::spawn(task));
@@ -157,7 +158,8 @@ fn probe_group(
     mut schedules: Vec<Schedule>,
     in_flight: Arc<Semaphore>,
     tx: Sender<ProbeEvent>,
-    (generation, skipped): (u64, Arc<AtomicU64>),
+    generation: u64,
+    skipped: Arc<AtomicU64>,
     grid: Grid,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
@@ -511,7 +513,8 @@ mod tests {
             vec![Schedule::new(now, Duration::from_secs(1))],
             Arc::new(Semaphore::new(1)),
             tx,
-            (1, Default::default()),
+            1,
+            Default::default(),
             Grid::new(Instant::now(), Duration::from_millis(1)),
         );
         let size = std::mem::size_of_val(&task);
@@ -564,7 +567,8 @@ mod tests {
             ],
             Arc::new(Semaphore::new(4)),
             tx,
-            (7, Default::default()),
+            7,
+            Default::default(),
             Grid::new(Instant::now(), Duration::from_millis(1)),
         ));
         let mut seen = std::collections::BTreeMap::<(usize, usize), Vec<bool>>::new();
@@ -602,7 +606,8 @@ mod tests {
             ],
             Arc::new(Semaphore::new(4)),
             tx,
-            (1, Default::default()),
+            1,
+            Default::default(),
             grid,
         ));
         let mut starts = Vec::new();
@@ -684,7 +689,8 @@ mod tests {
             vec![Schedule::new(t0, Duration::from_millis(50))],
             Arc::new(Semaphore::new(64)),
             tx,
-            (1, skipped.clone()),
+            1,
+            skipped.clone(),
             Grid::new(Instant::now(), Duration::from_millis(1)),
         ));
         for _ in 0..3 {
