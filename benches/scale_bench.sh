@@ -265,7 +265,7 @@ lost_since() { # DROPPED0 SYN_RETRANS0 LISTEN_DROPS0: the JSON fields of what wa
     read -r d r l < <(lost_packets)
     echo "\"softnet_dropped\": $((d - $1)), \"syn_retrans\": $((r - $2)), \"listen_drops\": $((l - $3))"
 }
-failed_checks() { # lvsup only: "TOTAL ADDR:PORT=N,...": failed checks per real server so far
+daemon_checks() { # lvsup only: "FAILED ADDR:PORT=N,... COMPLETED SKIPPED": its checks so far, the failed per real server
     # (the status's failed_checks), none for keepalived (its checker counts none we can read)
     [ "$daemon" = lvsup ] || { echo "null -"; return; }
     "$LVSUP" director status --socket "$W/d1.sock" --json >"$W/status.json" 2>/dev/null || { echo "null -"; return; }
@@ -285,9 +285,9 @@ print(sum(per.values()), ",".join("%s=%d" % (k, v) for k, v in per.items() if v)
       c.get("completed", "null"), c.get("skipped", "null"))
 PY
 }
-failed_since() { # the JSON fields of lvsup's checks since it started: failed, and skipped
+checks_since_start() { # the JSON fields of lvsup's checks since it started: failed, and skipped
     local t l completed skipped
-    read -r t l completed skipped < <(failed_checks)
+    read -r t l completed skipped < <(daemon_checks)
     if [ "$t" = null ]; then echo "\"failed_checks\": null"; return; fi
     # the destinations that failed (service port/address:port=N), at most 20; the checks
     # completed and those skipped (due while the same destination's last one still ran)
@@ -492,7 +492,7 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     # memory as the window left it, before lvsup's status is asked for (the status reads the
     # kernel's whole table and writes megabytes of JSON: its heap grows by a few MB)
     mem="\"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}")"
-    failed=$(failed_since)
+    failed=$(checks_since_start)
     sleep 1
     hz=$(getconf CLK_TCK)
     pct() { awk -v d="$1" -v hz="$hz" -v s="$(secs "$t0" "$t1")" 'BEGIN { printf "%.2f", d / hz / s * 100 }'; }
