@@ -518,6 +518,22 @@ fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
     (spec, st)
 }
 
+/// A loopback UDP port nobody answers on, and that no other socket of this
+/// process can take: a socket bound to it and connected to another peer (the
+/// discard port) is kept open for the rest of the run. Datagrams from any
+/// other peer match no socket, so loopback answers them with ICMP port
+/// unreachable, as for a closed port. A port closed by dropping its socket
+/// was free for the next `bind`: once (CI, 2026-12-05) a socket of a test
+/// running beside took it and one of 101 probes of a service with nobody
+/// behind it was answered.
+fn refused_udp_port() -> u16 {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    sock.connect("127.0.0.1:9").expect("connect udp");
+    let port = sock.local_addr().expect("addr").port();
+    std::mem::forget(sock);
+    port
+}
+
 /// The DR example turned into one UDP service (`check = "none"`, rr) on
 /// 127.0.0.1:<free port>. With `responder`, a thread answers each datagram
 /// with the name of the real server the fake director scheduled it to (round
@@ -525,17 +541,17 @@ fn cluster(preempt: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
 /// (loopback answers with ICMP port unreachable).
 fn udp_cluster(responder: bool) -> (ClusterSpec, Arc<Mutex<State>>) {
     let (mut spec, st) = cluster(true);
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
     let svc = &mut spec.services[0];
-    svc.port = sock.local_addr().expect("addr").port();
     svc.protocol = config::Protocol::Udp;
     svc.scheduler = "rr".into();
     svc.persistence = None;
     svc.health.check = config::Check::None;
     if !responder {
-        drop(sock);
+        svc.port = refused_udp_port();
         return (spec, st);
     }
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    svc.port = sock.local_addr().expect("addr").port();
     let names: Vec<String> = spec.real_servers.iter().map(|r| r.name.clone()).collect();
     let st2 = st.clone();
     std::thread::spawn(move || {
@@ -1118,7 +1134,11 @@ fn director_failover_times_the_udp_service_too() {
         let (mut spec, st) = cluster(true);
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
         let mut udp = spec.services[0].clone();
-        udp.port = sock.local_addr().expect("addr").port();
+        udp.port = if answering {
+            sock.local_addr().expect("addr").port()
+        } else {
+            refused_udp_port()
+        };
         udp.protocol = config::Protocol::Udp;
         udp.scheduler = "rr".into();
         udp.persistence = None;
@@ -1132,8 +1152,6 @@ fn director_failover_times_the_udp_service_too() {
                     let _ = sock.send_to(b"node1\n", peer);
                 }
             });
-        } else {
-            drop(sock);
         }
         let r = run(&spec, &st, &Options::default());
         let text = r.render_text();
