@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use super::{LiveOptions, gather};
 use crate::config::ClusterSpec;
-use crate::contract::status::{HookRecord, Status, TimeoutsStatus};
+use crate::contract::status::{
+    CheckCounters, HookRecord, RealServerStatus, ServiceStatus, Status, TimeoutsStatus,
+};
 use crate::desired::{HostState, Role};
 use crate::observe::{Facts, LiveService};
 use crate::plan::HostError;
@@ -55,6 +57,10 @@ pub struct DirectorStatus {
     /// Its last `[notify]` hook run, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_hook: Option<HookRecord>,
+    /// Its daemon's health checks since it started (run, left out), when
+    /// its status was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<CheckCounters>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,6 +81,12 @@ pub struct DestView {
     pub inactive: u64,
     /// "up" | "down" | "unknown"
     pub health: String,
+    /// Its failed health checks since the daemon started, per the daemon
+    /// the table came from: failures below `fall` change no health, so a
+    /// server failing now and then shows here and nowhere else. Absent
+    /// when that daemon did not say (not running, not a real server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_checks: Option<u64>,
 }
 
 /// The health column of a sorry server the kernel has: the daemon put it
@@ -92,6 +104,32 @@ fn daemon_view(v: &Status) -> (Option<String>, Option<String>) {
     (Some(v.vrrp.state.clone()), Some(since))
 }
 
+/// The daemon's view of the kernel's service `svc`.
+fn service_of<'a>(v: Option<&'a Status>, svc: &LiveService) -> Option<&'a ServiceStatus> {
+    v?.services.iter().find(|s| match svc.fwmark {
+        Some(m) => s.fwmark == Some(m),
+        None => {
+            s.fwmark.is_none()
+                && s.port == svc.port
+                && s.vip == svc.vip
+                && s.protocol.eq_ignore_ascii_case(&svc.protocol)
+        }
+    })
+}
+
+/// The daemon's real server `addr:port` of the kernel's service `svc`.
+fn real_server_of<'a>(
+    v: Option<&'a Status>,
+    svc: &LiveService,
+    addr: Ipv4Addr,
+    port: u16,
+) -> Option<&'a RealServerStatus> {
+    service_of(v, svc)?
+        .real_servers
+        .iter()
+        .find(|r| r.address == addr && r.port == port)
+}
+
 /// Health of `addr:port` in `service` per the daemon's status, if it said:
 /// "up", "down", "unknown", or for a drained server "draining (N active)",
 /// for one removed from the file "draining (N active, T left)".
@@ -102,15 +140,7 @@ fn health_of(
     port: u16,
     active: u64,
 ) -> Option<String> {
-    let s = v?.services.iter().find(|s| match svc.fwmark {
-        Some(m) => s.fwmark == Some(m),
-        None => {
-            s.fwmark.is_none()
-                && s.port == svc.port
-                && s.vip == svc.vip
-                && s.protocol.eq_ignore_ascii_case(&svc.protocol)
-        }
-    })?;
+    let s = service_of(v, svc)?;
     if let Some(ss) = &s.sorry_server
         && ss.address == addr
         && ss.port == port
@@ -127,10 +157,7 @@ fn health_of(
         d.active_conns = Some(u32::try_from(active).unwrap_or(u32::MAX));
         return Some(d.render());
     }
-    let r = s
-        .real_servers
-        .iter()
-        .find(|r| r.address == addr && r.port == port)?;
+    let r = real_server_of(v, svc, addr, port)?;
     if r.drain {
         return Some(format!("draining ({active} active)"));
     }
@@ -186,6 +213,7 @@ pub fn build(
                 error: Some(format!("{}: {}", e.step, e.message)),
                 preempt_delay_left_ms: None,
                 last_hook: None,
+                checks: None,
             }),
             Ok(f) => {
                 let holds = f.holds(spec.vip).map(|i| i.name.clone());
@@ -224,6 +252,7 @@ pub fn build(
                     error: None,
                     preempt_delay_left_ms: dv.as_ref().and_then(|v| v.vrrp.preempt_delay_left_ms),
                     last_hook: dv.as_ref().and_then(|v| v.vrrp.hooks.last().cloned()),
+                    checks: dv.as_ref().map(|v| v.checks.clone()),
                 });
             }
         }
@@ -257,6 +286,8 @@ pub fn build(
                                 inactive: d.inactive,
                                 health: health_of(dv.as_ref(), s, d.address, d.port, d.active)
                                     .unwrap_or_else(|| "unknown".into()),
+                                failed_checks: real_server_of(dv.as_ref(), s, d.address, d.port)
+                                    .map(|r| r.failed_checks),
                             }
                         })
                         .collect(),
@@ -323,6 +354,22 @@ pub fn render(s: &ClusterStatus) -> String {
                 ms.div_ceil(1000)
             );
         }
+        if let Some(c) = &d.checks {
+            let _ = writeln!(
+                o,
+                "  {:<14} health checks: {} run{}",
+                "",
+                c.completed,
+                if c.skipped == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} SKIPPED (each fell due while the same real server's last check still ran)",
+                        c.skipped
+                    )
+                }
+            );
+        }
         if let Some(h) = &d.last_hook {
             let _ = writeln!(
                 o,
@@ -348,7 +395,7 @@ pub fn render(s: &ClusterStatus) -> String {
             let _ = writeln!(o, "Prot LocalAddress:Port Scheduler Flags");
             let _ = writeln!(
                 o,
-                "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health  Name"
+                "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health  Failed Name"
             );
             for v in &s.services {
                 let flags = v
@@ -365,13 +412,14 @@ pub fn render(s: &ClusterStatus) -> String {
                 for d in &v.destinations {
                     let _ = writeln!(
                         o,
-                        "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {:<7} {}",
+                        "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {:<7} {:<6} {}",
                         d.destination,
                         d.forward,
                         d.weight,
                         d.active,
                         d.inactive,
                         d.health,
+                        d.failed_checks.map_or("-".to_string(), |n| n.to_string()),
                         d.name.as_deref().unwrap_or("")
                     );
                 }
@@ -436,6 +484,7 @@ mod tests {
             error: None,
             preempt_delay_left_ms: left,
             last_hook: hook,
+            checks: None,
         };
         let s = ClusterStatus {
             cluster: "web".into(),
@@ -477,6 +526,8 @@ mod tests {
         assert_eq!(json.matches("preempt_delay_left_ms").count(), 1, "{json}");
     }
 
+    /// A sorry server in use, a fwmark service, and the daemon's check
+    /// counters: failed checks per real server, checks run and left out.
     #[test]
     fn a_sorry_server_in_use_and_a_fwmark_service() {
         let text =
@@ -539,6 +590,26 @@ mod tests {
         assert!(
             text.contains("0 of 2 real servers up, sorry server in use for 1 service."),
             "{text}"
+        );
+        // The daemon's failed checks per real server (none known for one it
+        // does not list, nor for the sorry server) and its checks run and
+        // left out.
+        let failed: Vec<_> = v.destinations.iter().map(|d| d.failed_checks).collect();
+        assert_eq!(failed, [Some(4), None, None]);
+        assert!(
+            text.contains(
+                "health checks: 9 run, 2 SKIPPED (each fell due while the same real server's last check still ran)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(" down    4      node1\n"), "{text}");
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["directors"][0]["checks"]["skipped"], 2, "{json}");
+        assert_eq!(json["services"][0]["destinations"][0]["failed_checks"], 4);
+        assert!(
+            json["services"][0]["destinations"][1]
+                .get("failed_checks")
+                .is_none()
         );
     }
 
