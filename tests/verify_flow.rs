@@ -1132,10 +1132,17 @@ fn udp_replies_that_disagree_with_the_counters_fail() {
 fn director_failover_times_the_udp_service_too() {
     for answering in [true, false] {
         let (mut spec, st) = cluster(true);
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
         let mut udp = spec.services[0].clone();
         udp.port = if answering {
-            sock.local_addr().expect("addr").port()
+            let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+            let port = sock.local_addr().expect("addr").port();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while let Ok((_, peer)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(b"node1\n", peer);
+                }
+            });
+            port
         } else {
             refused_udp_port()
         };
@@ -1145,14 +1152,6 @@ fn director_failover_times_the_udp_service_too() {
         udp.health.check = config::Check::None;
         let label = udp.label();
         spec.services.push(udp);
-        if answering {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 512];
-                while let Ok((_, peer)) = sock.recv_from(&mut buf) {
-                    let _ = sock.send_to(b"node1\n", peer);
-                }
-            });
-        }
         let r = run(&spec, &st, &Options::default());
         let text = r.render_text();
         eprintln!("{text}");
