@@ -97,11 +97,11 @@ for rep in $(seq 1 "$REPS"); do
     echo "{\"bench\": \"check_cost\", \"figure\": \"instructions_per_check\", \"rep\": $rep, \"value\": $((ir / checks)), \"ir\": $ir, \"checks\": $checks, \"window_s\": $WINDOW, \"services\": $SERVICES, \"rs\": $RS, $meta}" | tee -a "$OUT"
     # clock reads: calls of glibc's clock_gettime in the same window (under valgrind there
     # is no vDSO: each is a system call, as on a machine whose clock source has no vDSO path)
-    clocks=$(tools/callgrind-calls "$(ls "$W/checks$rep"/callgrind.out.*.1)" "$CLOCK_FN" | head -1)
+    clocks=$(tools/callgrind-calls "$(ls "$W/checks$rep"/callgrind.out.*.1)" "$CLOCK_FN" | awk 'NR == 1')
     echo "{\"bench\": \"check_cost\", \"figure\": \"clock_reads_per_check\", \"rep\": $rep, \"value\": $(awk -v a="$clocks" -v b="$checks" 'BEGIN { printf "%.2f", a / b }'), \"calls\": $clocks, \"checks\": $checks, \"window_s\": $WINDOW, \"services\": $SERVICES, \"rs\": $RS, $meta}" | tee -a "$OUT"
     # wakes of the runtime: calls of epoll_wait in the same window (each a park of tokio's
     # driver: four clock reads and a turn of the timer wheel with it)
-    parks=$(tools/callgrind-calls "$(ls "$W/checks$rep"/callgrind.out.*.1)" '^epoll_wait' | head -1)
+    parks=$(tools/callgrind-calls "$(ls "$W/checks$rep"/callgrind.out.*.1)" '^epoll_wait' | awk 'NR == 1')
     echo "{\"bench\": \"check_cost\", \"figure\": \"parks_per_check\", \"rep\": $rep, \"value\": $(awk -v a="$parks" -v b="$checks" 'BEGIN { printf "%.2f", a / b }'), \"calls\": $parks, \"checks\": $checks, \"window_s\": $WINDOW, \"services\": $SERVICES, \"rs\": $RS, $meta}" | tee -a "$OUT"
     ir=$(measure "idle$rep" "$W/idle-d1.toml")
     echo "{\"bench\": \"check_cost\", \"figure\": \"idle_instructions_per_s\", \"rep\": $rep, \"value\": $((ir / WINDOW)), \"ir\": $ir, \"window_s\": $WINDOW, $meta}" | tee -a "$OUT"

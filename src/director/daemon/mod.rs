@@ -34,6 +34,7 @@ mod notify;
 mod probes;
 mod report;
 mod setup;
+mod tcp_checks;
 mod wire;
 
 use std::collections::VecDeque;
@@ -180,6 +181,8 @@ struct Driver {
     /// The probe tasks, each with a group of checked (service, real
     /// server)s ([`Driver::start_probes`]).
     probes: Vec<JoinHandle<()>>,
+    /// The TCP checks' thread ([`tcp_checks`]), when there are TCP checks.
+    tcp_checks: Option<tcp_checks::TcpChecks>,
     tx: mpsc::Sender<Event>,
     /// The probes' channel ([`ProbeEvent`]): taken after every other event.
     probe_tx: mpsc::Sender<ProbeEvent>,
@@ -432,6 +435,7 @@ impl Driver {
         for p in self.probes.drain(..) {
             p.abort();
         }
+        self.tcp_checks = None;
         for t in self.sync_tasks.drain(..) {
             let _ = t.await;
         }

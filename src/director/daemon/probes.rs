@@ -35,6 +35,7 @@ use crate::contract::director_config::HealthConfig;
 use crate::director::probe::{self, HttpProbe, Probe};
 use crate::health::damping::Health;
 
+use super::tcp_checks::{self, TcpMember};
 use super::{Driver, ProbeEvent};
 
 /// The most checked destinations one probe task checks.
@@ -48,6 +49,7 @@ impl Driver {
         for p in self.probes.drain(..) {
             p.abort();
         }
+        self.tcp_checks = None;
         self.generation += 1;
         let generation = self.generation;
         let services = &self.core.config().services;
@@ -74,10 +76,18 @@ impl Driver {
             .filter(|(_, p)| p.is_some())
             .map(|(s, _)| s.health.interval)
             .min();
-        let groups = total.div_ceil(GROUP);
-        let mut members: Vec<Vec<(Member, Schedule)>> = (0..groups)
-            .map(|g| Vec::with_capacity(total.saturating_sub(g).div_ceil(groups.max(1))))
-            .collect();
+        // TCP checks go to their own thread (tcp_checks), the others to
+        // groups of the runtime's tasks
+        let is_tcp = |p: &Probe| matches!(p, Probe::Tcp);
+        let runtime_checks: usize = services
+            .iter()
+            .zip(&probes)
+            .filter(|(_, p)| p.as_deref().is_some_and(|p| !is_tcp(p)))
+            .map(|(s, _)| s.real_servers.len())
+            .sum();
+        let mut tcp = Vec::new();
+        // the runtime's checks with their places in the spread
+        let mut runtime: Vec<(usize, Member, Schedule)> = Vec::with_capacity(runtime_checks);
         let now = Instant::now();
         let grid = Grid::new(now, shortest.unwrap_or(CHECK_TICK));
         for (i, s) in services.iter().enumerate() {
@@ -87,16 +97,42 @@ impl Driver {
             for (j, r) in s.real_servers.iter().enumerate() {
                 let k = slots.get(i).and_then(|v| v.get(j)).copied().unwrap_or(0);
                 let first = now + first_check_offset(k, total, s.health.interval);
-                let member = Member {
-                    probe: probe.clone(),
-                    addr: SocketAddr::from((r.address, s.health.port.unwrap_or(r.port))),
-                    timeout: s.health.timeout,
-                    svc: u32::try_from(i).unwrap_or(u32::MAX),
-                    rs: u32::try_from(j).unwrap_or(u32::MAX),
-                };
-                if let Some(g) = members.get_mut(group_of(k, groups)) {
-                    g.push((member, Schedule::new(first, s.health.interval)));
+                let addr = SocketAddr::from((r.address, s.health.port.unwrap_or(r.port)));
+                let (svc, rs) = (
+                    u32::try_from(i).unwrap_or(u32::MAX),
+                    u32::try_from(j).unwrap_or(u32::MAX),
+                );
+                let schedule = Schedule::new(first, s.health.interval);
+                if is_tcp(probe) {
+                    tcp.push(TcpMember {
+                        addr,
+                        timeout: s.health.timeout,
+                        svc,
+                        rs,
+                        schedule,
+                    });
+                } else {
+                    let member = Member {
+                        probe: probe.clone(),
+                        addr,
+                        timeout: s.health.timeout,
+                        svc,
+                        rs,
+                    };
+                    runtime.push((k, member, schedule));
                 }
+            }
+        }
+        // groups by the runtime's checks' ranks in the spread: a group's
+        // members `groups` ranks apart
+        runtime.sort_by_key(|(k, _, _)| *k);
+        let groups = runtime.len().div_ceil(GROUP);
+        let mut members: Vec<Vec<(Member, Schedule)>> = (0..groups)
+            .map(|g| Vec::with_capacity(runtime.len().saturating_sub(g).div_ceil(groups.max(1))))
+            .collect();
+        for (rank, (_, member, schedule)) in runtime.into_iter().enumerate() {
+            if let Some(g) = members.get_mut(group_of(rank, groups)) {
+                g.push((member, schedule));
             }
         }
         for g in members {
@@ -111,6 +147,27 @@ impl Driver {
                 grid,
             );
             self.probes.push(tokio::spawn(task));
+        }
+        if !tcp.is_empty() {
+            let n = tcp.len();
+            match tcp_checks::spawn(
+                tcp,
+                in_flight,
+                self.probe_tx.clone(),
+                generation,
+                self.checks_skipped.clone(),
+                grid,
+            ) {
+                Ok(t) => self.tcp_checks = Some(t),
+                // no thread or no epoll instance: the director's own
+                // resources; the real servers keep their health and the
+                // log says why their checks stopped
+                Err(e) => tracing::error!(
+                    checks = n,
+                    "health checks: cannot start the TCP checks' thread: {e}; their real servers \
+                     keep the health they had"
+                ),
+            }
         }
     }
 }
@@ -294,13 +351,13 @@ impl Grid {
 /// check that fell due in a stall kept the stall's end as its phase for
 /// good, and those checks ran in one burst every interval from then on.
 #[derive(Debug, Clone, Copy)]
-struct Schedule {
-    due: Instant,
+pub(super) struct Schedule {
+    pub(super) due: Instant,
     interval: Duration,
 }
 
 impl Schedule {
-    fn new(first: Instant, interval: Duration) -> Self {
+    pub(super) fn new(first: Instant, interval: Duration) -> Self {
         Schedule {
             due: first,
             interval: interval.max(Duration::from_millis(1)),
@@ -310,7 +367,7 @@ impl Schedule {
     /// The check due at `self.due` started at `woke` (at or after it): when
     /// the next one is due, the first time on this schedule's phase after
     /// `woke`.
-    fn next(&mut self, woke: Instant) -> Instant {
+    pub(super) fn next(&mut self, woke: Instant) -> Instant {
         let mut next = self.due + self.interval;
         if next <= woke {
             let late = woke.saturating_duration_since(self.due).as_nanos();

@@ -83,6 +83,7 @@ impl Driver {
             ip_id: 0,
             generation: 0,
             probes: Vec::new(),
+            tcp_checks: None,
             tx,
             probe_tx,
             nofile,

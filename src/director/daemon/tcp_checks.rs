@@ -1,0 +1,676 @@
+//! TCP health checks on a thread of their own, on mio (epoll): a
+//! non-blocking `connect`, the socket's first event, its `SO_ERROR`, a reset
+//! close. HTTP, HTTPS and script checks stay futures of the runtime
+//! ([`super::probes`]); a TCP check needs none of what the runtime gives
+//! them.
+//!
+//! Why not tokio, like every other task of the daemon: at 1,000 services ×
+//! 10 real servers checked every 10 s, lvsup's user-space CPU per check was
+//! 3.25× keepalived's in the lab VM (0.070 against 0.021 ms, 2026-12-04),
+//! and callgrind (`benches/check_cost.sh`, 11.1k instructions per check)
+//! found the check itself cheap and the runtime's machinery around it
+//! dear: a task's poll and wake, a group's `FuturesUnordered`, a timer
+//! entry per check in the timer wheel, the I/O driver's registration (an
+//! `Arc`'d slot per socket), the select of the group, the runtime's park
+//! between them. Here a check is a slot in a vector and an entry in two
+//! binary heaps (its schedule and its deadline), the socket is registered
+//! with epoll under the slot's index, and the thread's only wait is
+//! `epoll_wait` on the grid of [`Grid`] (the checks due within one step
+//! start together and their answers come back in one wait, as in the
+//! groups). mio is tokio's own layer over epoll; what is written here is
+//! the scheduling, which the groups had too.
+//!
+//! Behaviour is that of the groups ([`super::probes`]): each member on its
+//! [`Schedule`], one check in flight per member at most (a check due while
+//! the last still runs is skipped and counted), a place among the checks in
+//! flight from the daemon's one [`Semaphore`] before the connect (the
+//! check's timeout starts when it gets one; a check waiting for a place is
+//! tried again on the grid's next step), results to the main loop on the
+//! probes' channel with the same details ("connected", "connect: …",
+//! "timeout after …", inconclusive "no probe socket on the director: …").
+//! The thread ends when its [`TcpChecks`] handle is dropped (a reload starts
+//! another) or the main loop's channel closes.
+
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::director::probe::{ProbeResult, is_local_exhaustion};
+
+use super::ProbeEvent;
+use super::probes::{Grid, Schedule};
+
+/// The clock, read from std: tokio's `Instant::now` consults the runtime's
+/// clock, and this thread has no runtime. Instants are tokio's, the type the
+/// schedules and the grid share with the runtime's checks.
+fn clock() -> Instant {
+    Instant::from_std(std::time::Instant::now())
+}
+
+/// The waker's token: never a slot's (slots are indexes of a vector).
+const WAKE: Token = Token(usize::MAX);
+
+/// One checked (service, real server) of a TCP check.
+#[derive(Debug, Clone)]
+pub(super) struct TcpMember {
+    pub addr: SocketAddr,
+    pub timeout: Duration,
+    pub svc: u32,
+    pub rs: u32,
+    pub schedule: Schedule,
+}
+
+/// The running thread: dropping this ends it (at its next wake, which the
+/// drop causes), without waiting for it; its results after that belong to
+/// an older generation and the main loop drops them.
+pub(super) struct TcpChecks {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Drop for TcpChecks {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // A failed wake leaves the thread to notice at its next check's
+        // time (at most an interval).
+        let _ = self.waker.wake();
+    }
+}
+
+/// Start the thread checking `members`.
+pub(super) fn spawn(
+    members: Vec<TcpMember>,
+    in_flight: Arc<Semaphore>,
+    tx: Sender<ProbeEvent>,
+    generation: u64,
+    skipped: Arc<AtomicU64>,
+    grid: Grid,
+) -> io::Result<TcpChecks> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut engine = Engine::new(members, poll, in_flight, tx, generation, skipped, grid);
+    let stopped = stop.clone();
+    thread::Builder::new()
+        .name("lvsup-checks".into())
+        .spawn(move || engine.run(&stopped))?;
+    Ok(TcpChecks { stop, waker })
+}
+
+/// A check in flight.
+struct Flight {
+    member: u32,
+    /// Which check of the thread this is: a deadline names it, so one left
+    /// from an earlier check in the same slot ends nothing.
+    seq: u64,
+    socket: mio::net::TcpStream,
+    start: Instant,
+    /// Held until the check ends: a place among the checks in flight.
+    _place: OwnedSemaphorePermit,
+}
+
+/// How a check ended.
+enum Outcome {
+    Connected,
+    /// The real server's answer (refused, unreachable…).
+    Refused(io::Error),
+    /// No socket or no registration on the director: says nothing of the
+    /// real server.
+    Local(io::Error),
+    Timeout,
+}
+
+struct Engine {
+    members: Vec<TcpMember>,
+    /// Members with a check in flight or waiting for a place.
+    busy: Vec<bool>,
+    /// (due, member), earliest first.
+    due: BinaryHeap<std::cmp::Reverse<(Instant, u32)>>,
+    /// Members due, waiting for a place among the checks in flight.
+    waiting: VecDeque<u32>,
+    /// Checks in flight by slot (the socket's epoll token).
+    flights: Vec<Option<Flight>>,
+    free: Vec<usize>,
+    /// (deadline, check, slot), earliest first; stale entries (the check
+    /// ended) are skipped when they come up.
+    deadlines: BinaryHeap<std::cmp::Reverse<(Instant, u64, usize)>>,
+    /// The last check's number ([`Flight::seq`]).
+    seq: u64,
+    poll: Poll,
+    in_flight: Arc<Semaphore>,
+    tx: Sender<ProbeEvent>,
+    generation: u64,
+    skipped: Arc<AtomicU64>,
+    grid: Grid,
+    /// Results of this turn, sent when it ends.
+    out: Vec<ProbeEvent>,
+}
+
+impl Engine {
+    fn new(
+        members: Vec<TcpMember>,
+        poll: Poll,
+        in_flight: Arc<Semaphore>,
+        tx: Sender<ProbeEvent>,
+        generation: u64,
+        skipped: Arc<AtomicU64>,
+        grid: Grid,
+    ) -> Self {
+        let due = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| std::cmp::Reverse((m.schedule.due, index(i))))
+            .collect();
+        Engine {
+            busy: vec![false; members.len()],
+            members,
+            due,
+            waiting: VecDeque::new(),
+            flights: Vec::new(),
+            free: Vec::new(),
+            deadlines: BinaryHeap::new(),
+            seq: 0,
+            poll,
+            in_flight,
+            tx,
+            generation,
+            skipped,
+            grid,
+            out: Vec::new(),
+        }
+    }
+
+    /// The thread's loop: start what is due, end what timed out, send the
+    /// results, wait for the next event or grid step; until `stop` or the
+    /// main loop's channel closes.
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(256);
+        let mut now = clock();
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            self.start_due(now);
+            self.time_out(now);
+            if !self.send() {
+                return;
+            }
+            let wait = self
+                .next_wake(now)
+                .map(|t| t.saturating_duration_since(now));
+            match self.poll.poll(&mut events, wait) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // epoll_wait fails only on a bad descriptor or
+                    // argument: nothing to go on with
+                    tracing::error!("health checks: TCP checks' epoll_wait: {e}; TCP checks stop");
+                    return;
+                }
+            }
+            // One clock read per wake: the end of every check it reports,
+            // and the start of those it makes due.
+            now = clock();
+            for ev in events.iter() {
+                let slot = ev.token().0;
+                if ev.token() == WAKE {
+                    continue;
+                }
+                if let Some(outcome) = self.connect_outcome(slot) {
+                    self.end(slot, outcome, now);
+                }
+            }
+        }
+    }
+
+    /// Members due at `now` go to the queue for a place (or are skipped:
+    /// their last check still runs); the queue's head gets places while
+    /// there are some.
+    fn start_due(&mut self, now: Instant) {
+        while let Some(&std::cmp::Reverse((t, i))) = self.due.peek() {
+            if t > now {
+                break;
+            }
+            self.due.pop();
+            let Some(m) = self.members.get_mut(i as usize) else {
+                continue;
+            };
+            let next = m.schedule.next(now);
+            self.due.push(std::cmp::Reverse((next, i)));
+            match self.busy.get_mut(i as usize) {
+                Some(b) if !*b => {
+                    *b = true;
+                    self.waiting.push_back(i);
+                }
+                _ => {
+                    self.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        while let Some(&i) = self.waiting.front() {
+            let Ok(place) = self.in_flight.clone().try_acquire_owned() else {
+                break;
+            };
+            self.waiting.pop_front();
+            self.connect(i, place, now);
+        }
+    }
+
+    /// Start member `i`'s check: a non-blocking connect, registered for
+    /// its first writable (or error) event.
+    fn connect(&mut self, i: u32, place: OwnedSemaphorePermit, now: Instant) {
+        let Some(m) = self.members.get(i as usize) else {
+            return;
+        };
+        let (addr, timeout) = (m.addr, m.timeout);
+        let mut socket = match mio::net::TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                let outcome = if is_local_exhaustion(&e) {
+                    Outcome::Local(e)
+                } else {
+                    Outcome::Refused(e)
+                };
+                self.report(i, outcome, now, now);
+                return;
+            }
+        };
+        let slot = self.free.pop().unwrap_or(self.flights.len());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, Token(slot), Interest::WRITABLE)
+        {
+            // ENOMEM, or epoll's max_user_watches: the director's limit
+            self.free.push(slot);
+            self.report(i, Outcome::Local(e), now, now);
+            return;
+        }
+        self.seq += 1;
+        let flight = Flight {
+            member: i,
+            seq: self.seq,
+            socket,
+            start: now,
+            _place: place,
+        };
+        match self.flights.get_mut(slot) {
+            Some(f) => *f = Some(flight),
+            None => self.flights.push(Some(flight)),
+        }
+        self.deadlines
+            .push(std::cmp::Reverse((now + timeout, self.seq, slot)));
+    }
+
+    /// What the event on `slot` says of its connect: `None` when it is still
+    /// under way (a spurious wake) or the slot holds no check.
+    fn connect_outcome(&self, slot: usize) -> Option<Outcome> {
+        let f = self.flights.get(slot)?.as_ref()?;
+        match f.socket.take_error() {
+            Ok(Some(e)) | Err(e) => Some(Outcome::Refused(e)),
+            Ok(None) => match f.socket.peer_addr() {
+                Ok(_) => Some(Outcome::Connected),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+                Err(e) => Some(Outcome::Refused(e)),
+            },
+        }
+    }
+
+    /// End the checks whose deadline is past at `now`.
+    fn time_out(&mut self, now: Instant) {
+        while let Some(&std::cmp::Reverse((d, seq, slot))) = self.deadlines.peek() {
+            if d > now {
+                break;
+            }
+            self.deadlines.pop();
+            let live = self
+                .flights
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|f| f.seq == seq);
+            if live {
+                self.end(slot, Outcome::Timeout, now);
+            }
+        }
+    }
+
+    /// End the check in `slot`: its socket closed (a reset when it
+    /// connected, as the runtime's checks: no TIME_WAIT on the director),
+    /// its place given back, its result queued.
+    fn end(&mut self, slot: usize, outcome: Outcome, now: Instant) {
+        let Some(f) = self.flights.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot);
+        if matches!(outcome, Outcome::Connected) {
+            // Not being able to set it does not fail the check: the close
+            // is then a FIN (see probe::attempt).
+            let _ = socket2::SockRef::from(&f.socket).set_linger(Some(Duration::ZERO));
+        }
+        // Closing the socket's only descriptor takes it out of the epoll
+        // set (epoll(7)): no deregister call needed on Linux.
+        drop(f.socket);
+        drop(f._place);
+        self.report(f.member, outcome, f.start, now);
+    }
+
+    /// Queue member `i`'s result: `start` to `now`.
+    fn report(&mut self, i: u32, outcome: Outcome, start: Instant, now: Instant) {
+        if let Some(b) = self.busy.get_mut(i as usize) {
+            *b = false;
+        }
+        let Some(m) = self.members.get(i as usize) else {
+            return;
+        };
+        let (ok, inconclusive, detail) = match outcome {
+            Outcome::Connected => (true, false, "connected".into()),
+            Outcome::Refused(e) => (false, false, format!("connect: {e}").into()),
+            Outcome::Local(e) => (
+                false,
+                true,
+                format!("no probe socket on the director: {e}").into(),
+            ),
+            Outcome::Timeout => (
+                false,
+                false,
+                format!(
+                    "timeout after {}",
+                    crate::config::format_duration(m.timeout)
+                )
+                .into(),
+            ),
+        };
+        self.out.push(ProbeEvent {
+            generation: self.generation,
+            svc: m.svc as usize,
+            rs: m.rs as usize,
+            result: ProbeResult {
+                ok,
+                inconclusive,
+                detail,
+                took: now.saturating_duration_since(start),
+                at: now.into_std(),
+            },
+        });
+    }
+
+    /// Send this turn's results; false when the main loop is gone.
+    fn send(&mut self) -> bool {
+        for ev in self.out.drain(..) {
+            match self.tx.try_send(ev) {
+                Ok(()) => {}
+                // the main loop is behind: wait for it (this thread has no
+                // runtime, so blocking here blocks no task)
+                Err(TrySendError::Full(ev)) => {
+                    if self.tx.blocking_send(ev).is_err() {
+                        return false;
+                    }
+                }
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// When to wake next: the grid step of the next check due, or the
+    /// earliest deadline of a check in flight, or the next step when checks
+    /// wait for a place; `None` (until an event) when there is none of them.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let due = self
+            .due
+            .peek()
+            .map(|std::cmp::Reverse((t, _))| self.grid.at_or_after(*t));
+        let deadline = self
+            .deadlines
+            .peek()
+            .map(|std::cmp::Reverse((d, _, _))| self.grid.at_or_after(*d));
+        let place = (!self.waiting.is_empty())
+            .then(|| self.grid.at_or_after(now + Duration::from_nanos(1)));
+        [due, deadline, place].into_iter().flatten().min()
+    }
+}
+
+/// A member's index as the heaps keep it (the daemon has fewer than 2^32
+/// checked destinations: [`super::probes`] keeps config indexes as u32 too).
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A local port whose listener accepts every connection and closes it.
+    fn answering_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            for s in l.incoming() {
+                drop(s);
+            }
+        });
+        port
+    }
+
+    /// A local port that refuses: bound and dropped.
+    fn refusing_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }
+
+    /// A local port whose SYNs go unanswered: a listener with a backlog of
+    /// 0, its accept queue filled by one connection nobody accepts (Linux
+    /// drops a SYN to a listener whose queue is full). The listener and
+    /// the filler are returned to be kept.
+    fn silent_port() -> (u16, socket2::Socket, std::net::TcpStream) {
+        use socket2::{Domain, Socket, Type};
+        let l = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        l.bind(&any.into()).expect("bind");
+        l.listen(0).expect("listen");
+        let addr = l
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("an inet address");
+        let filler = std::net::TcpStream::connect(addr).expect("the queue's one place");
+        (addr.port(), l, filler)
+    }
+
+    fn member(port: u16, svc: u32, rs: u32, first: Instant, every: Duration) -> TcpMember {
+        TcpMember {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            timeout: Duration::from_secs(2),
+            svc,
+            rs,
+            schedule: Schedule::new(first, every),
+        }
+    }
+
+    async fn next(rx: &mut tokio::sync::mpsc::Receiver<ProbeEvent>) -> ProbeEvent {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a result within 20 s")
+            .expect("the thread's channel open")
+    }
+
+    /// Each member checked on its own schedule, each result as its
+    /// member's (service, real server) and generation: one on a port that
+    /// answers (connected), one on a port that refuses (the kernel's
+    /// error, not inconclusive), every 50 ms, the second 25 ms after the
+    /// first.
+    #[tokio::test]
+    async fn each_member_is_checked_on_its_schedule() {
+        let (open, closed) = (answering_port(), refusing_port());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let now = clock();
+        let every = Duration::from_millis(50);
+        let checks = spawn(
+            vec![
+                member(open, 3, 1, now, every),
+                member(closed, 4, 0, now + every / 2, every),
+            ],
+            Arc::new(Semaphore::new(4)),
+            tx,
+            7,
+            Default::default(),
+            Grid::new(now, Duration::from_millis(1)),
+        )
+        .expect("thread");
+        let mut seen = BTreeMap::<(usize, usize), Vec<ProbeResult>>::new();
+        while seen.values().filter(|v| v.len() >= 3).count() < 2 {
+            let ev = next(&mut rx).await;
+            assert_eq!(ev.generation, 7);
+            seen.entry((ev.svc, ev.rs)).or_default().push(ev.result);
+        }
+        drop(checks);
+        assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [(3, 1), (4, 0)]);
+        for r in &seen[&(3, 1)] {
+            assert!(r.ok && r.detail == "connected", "{r:?}");
+        }
+        for r in &seen[&(4, 0)] {
+            assert!(!r.ok && !r.inconclusive, "{r:?}");
+            assert!(
+                r.detail.starts_with("connect: ") && r.detail.contains("refused"),
+                "{r:?}"
+            );
+        }
+        // each result's time is its check's end, after its start
+        let r = &seen[&(3, 1)][1];
+        assert!(r.at >= now.into_std() + every, "{r:?}");
+    }
+
+    /// A check whose SYN goes unanswered ends at its timeout ("timeout
+    /// after …", not inconclusive), and a member has one check in flight at
+    /// most: due every 50 ms with a timeout of 300 ms, the checks due while
+    /// one runs are skipped and counted.
+    #[tokio::test]
+    async fn an_unanswered_connect_times_out_and_overlapping_checks_are_skipped() {
+        let (port, _listener, _filler) = silent_port();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let now = clock();
+        let skipped = Arc::new(AtomicU64::new(0));
+        let timeout = Duration::from_millis(300);
+        let checks = spawn(
+            vec![TcpMember {
+                timeout,
+                ..member(port, 0, 0, now, Duration::from_millis(50))
+            }],
+            Arc::new(Semaphore::new(4)),
+            tx,
+            1,
+            skipped.clone(),
+            Grid::new(now, Duration::from_millis(1)),
+        )
+        .expect("thread");
+        for _ in 0..3 {
+            let r = next(&mut rx).await.result;
+            assert!(!r.ok && !r.inconclusive, "{r:?}");
+            assert_eq!(r.detail, "timeout after 300ms");
+            assert!(r.took >= timeout, "{r:?}");
+        }
+        drop(checks);
+        // five or so left out per check run (due every 50 ms, each 300 ms)
+        let left_out = skipped.load(Ordering::Relaxed);
+        assert!(left_out >= 3 * 3, "{left_out} skipped for 3 checks run");
+    }
+
+    /// A check waits for a place among the checks in flight (the daemon's
+    /// one semaphore, shared with the runtime's checks) and its timeout
+    /// starts when it gets one: none runs while there is no place; with
+    /// one, the results come.
+    #[tokio::test]
+    async fn a_check_waits_for_a_place_among_the_checks_in_flight() {
+        let port = answering_port();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let now = clock();
+        let places = Arc::new(Semaphore::new(0));
+        let checks = spawn(
+            vec![member(port, 0, 0, now, Duration::from_millis(20))],
+            places.clone(),
+            tx,
+            1,
+            Default::default(),
+            Grid::new(now, Duration::from_millis(1)),
+        )
+        .expect("thread");
+        let none = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        assert!(
+            none.is_err(),
+            "a check ran without a place: {:?}",
+            none.map(|e| e.map(|e| e.result))
+        );
+        places.add_permits(1);
+        let r = next(&mut rx).await.result;
+        assert!(r.ok, "{r:?}");
+        drop(checks);
+        // and the place is given back when the check ends
+        let back = tokio::time::timeout(Duration::from_secs(20), places.acquire())
+            .await
+            .expect("the place back within 20 s");
+        drop(back);
+    }
+
+    /// Dropping the handle ends the thread: its sender goes with it, so
+    /// the channel closes (a reload's new thread does not run beside the
+    /// old one), even while its one member's next check is an hour away.
+    #[tokio::test]
+    async fn the_thread_ends_with_its_handle() {
+        let port = answering_port();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let now = clock();
+        let checks = spawn(
+            vec![member(port, 0, 0, now, Duration::from_secs(3600))],
+            Arc::new(Semaphore::new(4)),
+            tx,
+            1,
+            Default::default(),
+            Grid::new(now, Duration::from_secs(3600)),
+        )
+        .expect("thread");
+        assert!(next(&mut rx).await.result.ok);
+        drop(checks);
+        let end = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("the channel closed within 20 s");
+        assert!(end.is_none(), "a result after the drop");
+    }
+
+    /// The next wake: the grid step of the next check due, the earliest
+    /// deadline, or the next step while checks wait for a place.
+    #[test]
+    fn the_thread_wakes_for_the_next_check_deadline_or_place() {
+        let now = clock();
+        let ms = Duration::from_millis;
+        let poll = Poll::new().expect("epoll");
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let mut e = Engine::new(
+            vec![member(1, 0, 0, now + ms(21), ms(1000))],
+            poll,
+            Arc::new(Semaphore::new(0)),
+            tx,
+            1,
+            Default::default(),
+            Grid::new(now, ms(1000)),
+        );
+        assert_eq!(e.next_wake(now), Some(now + ms(30)));
+        e.deadlines.push(std::cmp::Reverse((now + ms(12), 1, 0)));
+        assert_eq!(e.next_wake(now), Some(now + ms(20)));
+        e.waiting.push_back(0);
+        assert_eq!(e.next_wake(now), Some(now + ms(10)));
+        // a stale deadline (no such check) is dropped when it comes up
+        e.time_out(now + ms(12));
+        assert!(e.deadlines.is_empty() && e.out.is_empty());
+    }
+}
