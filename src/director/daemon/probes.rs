@@ -334,11 +334,23 @@ impl Grid {
 
     /// The first instant of the grid at or after `t`.
     pub(super) fn at_or_after(&self, t: Instant) -> Instant {
-        let since = t.saturating_duration_since(self.epoch).as_nanos();
-        let step = self.step.as_nanos().max(1);
-        let steps = since.div_ceil(step);
-        let nanos = u64::try_from(steps.saturating_mul(step)).unwrap_or(u64::MAX);
-        self.epoch + Duration::from_nanos(nanos)
+        let since =
+            u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.epoch + Duration::from_nanos(self.nanos_at_or_after(since))
+    }
+
+    /// [`Grid::at_or_after`] in nanoseconds since the grid's epoch (the
+    /// TCP checks' thread keeps its times so: [`super::tcp_checks`]).
+    pub(super) fn nanos_at_or_after(&self, since_epoch: u64) -> u64 {
+        let step = u64::try_from(self.step.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        since_epoch.div_ceil(step).saturating_mul(step)
+    }
+
+    /// The grid's first instant.
+    pub(super) fn epoch(&self) -> Instant {
+        self.epoch
     }
 }
 

@@ -114,7 +114,8 @@ struct Flight {
     /// from an earlier check in the same slot ends nothing.
     seq: u64,
     socket: mio::net::TcpStream,
-    start: Instant,
+    /// Nanoseconds since the grid's epoch, as every time of the thread.
+    start: u64,
     /// Held until the check ends: a place among the checks in flight.
     _place: OwnedSemaphorePermit,
 }
@@ -130,12 +131,16 @@ enum Outcome {
     Timeout,
 }
 
+/// Times are nanoseconds since the grid's epoch (`u64`: 584 years): the
+/// heaps compare them on every push and pop, and an `Instant`'s comparison
+/// and arithmetic (a `timespec`'s two fields) cost the heaps half their
+/// instructions per check (callgrind, `benches/check_cost.sh`).
 struct Engine {
     members: Vec<TcpMember>,
     /// Members with a check in flight or waiting for a place.
     busy: Vec<bool>,
     /// (due, member), earliest first.
-    due: BinaryHeap<std::cmp::Reverse<(Instant, u32)>>,
+    due: BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
     /// Members due, waiting for a place among the checks in flight.
     waiting: VecDeque<u32>,
     /// Checks in flight by slot (the socket's epoll token).
@@ -143,7 +148,7 @@ struct Engine {
     free: Vec<usize>,
     /// (deadline, check, slot), earliest first; stale entries (the check
     /// ended) are skipped when they come up.
-    deadlines: BinaryHeap<std::cmp::Reverse<(Instant, u64, usize)>>,
+    deadlines: BinaryHeap<std::cmp::Reverse<(u64, u64, usize)>>,
     /// The last check's number ([`Flight::seq`]).
     seq: u64,
     poll: Poll,
@@ -169,7 +174,7 @@ impl Engine {
         let due = members
             .iter()
             .enumerate()
-            .map(|(i, m)| std::cmp::Reverse((m.schedule.due, index(i))))
+            .map(|(i, m)| std::cmp::Reverse((since(grid.epoch(), m.schedule.due), index(i))))
             .collect();
         Engine {
             busy: vec![false; members.len()],
@@ -195,19 +200,21 @@ impl Engine {
     /// main loop's channel closes.
     fn run(&mut self, stop: &AtomicBool) {
         let mut events = Events::with_capacity(256);
+        let epoch = self.grid.epoch();
         let mut now = clock();
         loop {
             if stop.load(Ordering::Acquire) {
                 return;
             }
-            self.start_due(now);
-            self.time_out(now);
+            let ns = since(epoch, now);
+            self.start_due(now, ns);
+            self.time_out(now, ns);
             if !self.send() {
                 return;
             }
             let wait = self
-                .next_wake(now)
-                .map(|t| t.saturating_duration_since(now));
+                .next_wake(ns)
+                .map(|t| Duration::from_nanos(t.saturating_sub(ns)));
             match self.poll.poll(&mut events, wait) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -221,13 +228,14 @@ impl Engine {
             // One clock read per wake: the end of every check it reports,
             // and the start of those it makes due.
             now = clock();
+            let ns = since(epoch, now);
             for ev in events.iter() {
                 let slot = ev.token().0;
                 if ev.token() == WAKE {
                     continue;
                 }
                 if let Some(outcome) = self.connect_outcome(slot) {
-                    self.end(slot, outcome, now);
+                    self.end(slot, outcome, now, ns);
                 }
             }
         }
@@ -236,9 +244,10 @@ impl Engine {
     /// Members due at `now` go to the queue for a place (or are skipped:
     /// their last check still runs); the queue's head gets places while
     /// there are some.
-    fn start_due(&mut self, now: Instant) {
+    fn start_due(&mut self, now: Instant, ns: u64) {
+        let epoch = self.grid.epoch();
         while let Some(&std::cmp::Reverse((t, i))) = self.due.peek() {
-            if t > now {
+            if t > ns {
                 break;
             }
             self.due.pop();
@@ -246,7 +255,7 @@ impl Engine {
                 continue;
             };
             let next = m.schedule.next(now);
-            self.due.push(std::cmp::Reverse((next, i)));
+            self.due.push(std::cmp::Reverse((since(epoch, next), i)));
             match self.busy.get_mut(i as usize) {
                 Some(b) if !*b => {
                     *b = true;
@@ -262,13 +271,13 @@ impl Engine {
                 break;
             };
             self.waiting.pop_front();
-            self.connect(i, place, now);
+            self.connect(i, place, now, ns);
         }
     }
 
     /// Start member `i`'s check: a non-blocking connect, registered for
     /// its first writable (or error) event.
-    fn connect(&mut self, i: u32, place: OwnedSemaphorePermit, now: Instant) {
+    fn connect(&mut self, i: u32, place: OwnedSemaphorePermit, now: Instant, ns: u64) {
         let Some(m) = self.members.get(i as usize) else {
             return;
         };
@@ -281,7 +290,7 @@ impl Engine {
                 } else {
                     Outcome::Refused(e)
                 };
-                self.report(i, outcome, now, now);
+                self.report(i, outcome, ns, now, ns);
                 return;
             }
         };
@@ -293,7 +302,7 @@ impl Engine {
         {
             // ENOMEM, or epoll's max_user_watches: the director's limit
             self.free.push(slot);
-            self.report(i, Outcome::Local(e), now, now);
+            self.report(i, Outcome::Local(e), ns, now, ns);
             return;
         }
         self.seq += 1;
@@ -301,15 +310,18 @@ impl Engine {
             member: i,
             seq: self.seq,
             socket,
-            start: now,
+            start: ns,
             _place: place,
         };
         match self.flights.get_mut(slot) {
             Some(f) => *f = Some(flight),
             None => self.flights.push(Some(flight)),
         }
-        self.deadlines
-            .push(std::cmp::Reverse((now + timeout, self.seq, slot)));
+        self.deadlines.push(std::cmp::Reverse((
+            ns.saturating_add(nanos(timeout)),
+            self.seq,
+            slot,
+        )));
     }
 
     /// What the event on `slot` says of its connect: `None` when it is still
@@ -327,9 +339,9 @@ impl Engine {
     }
 
     /// End the checks whose deadline is past at `now`.
-    fn time_out(&mut self, now: Instant) {
+    fn time_out(&mut self, now: Instant, ns: u64) {
         while let Some(&std::cmp::Reverse((d, seq, slot))) = self.deadlines.peek() {
-            if d > now {
+            if d > ns {
                 break;
             }
             self.deadlines.pop();
@@ -339,7 +351,7 @@ impl Engine {
                 .and_then(Option::as_ref)
                 .is_some_and(|f| f.seq == seq);
             if live {
-                self.end(slot, Outcome::Timeout, now);
+                self.end(slot, Outcome::Timeout, now, ns);
             }
         }
     }
@@ -347,7 +359,7 @@ impl Engine {
     /// End the check in `slot`: its socket closed (a reset when it
     /// connected, as the runtime's checks: no TIME_WAIT on the director),
     /// its place given back, its result queued.
-    fn end(&mut self, slot: usize, outcome: Outcome, now: Instant) {
+    fn end(&mut self, slot: usize, outcome: Outcome, now: Instant, ns: u64) {
         let Some(f) = self.flights.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -361,11 +373,11 @@ impl Engine {
         // set (epoll(7)): no deregister call needed on Linux.
         drop(f.socket);
         drop(f._place);
-        self.report(f.member, outcome, f.start, now);
+        self.report(f.member, outcome, f.start, now, ns);
     }
 
-    /// Queue member `i`'s result: `start` to `now`.
-    fn report(&mut self, i: u32, outcome: Outcome, start: Instant, now: Instant) {
+    /// Queue member `i`'s result: `start` to `now` (`ns`).
+    fn report(&mut self, i: u32, outcome: Outcome, start: u64, now: Instant, ns: u64) {
         if let Some(b) = self.busy.get_mut(i as usize) {
             *b = false;
         }
@@ -398,7 +410,7 @@ impl Engine {
                 ok,
                 inconclusive,
                 detail,
-                took: now.saturating_duration_since(start),
+                took: Duration::from_nanos(ns.saturating_sub(start)),
                 at: now.into_std(),
             },
         });
@@ -425,19 +437,28 @@ impl Engine {
     /// When to wake next: the grid step of the next check due, or the
     /// earliest deadline of a check in flight, or the next step when checks
     /// wait for a place; `None` (until an event) when there is none of them.
-    fn next_wake(&self, now: Instant) -> Option<Instant> {
+    fn next_wake(&self, ns: u64) -> Option<u64> {
         let due = self
             .due
             .peek()
-            .map(|std::cmp::Reverse((t, _))| self.grid.at_or_after(*t));
+            .map(|std::cmp::Reverse((t, _))| self.grid.nanos_at_or_after(*t));
         let deadline = self
             .deadlines
             .peek()
-            .map(|std::cmp::Reverse((d, _, _))| self.grid.at_or_after(*d));
-        let place = (!self.waiting.is_empty())
-            .then(|| self.grid.at_or_after(now + Duration::from_nanos(1)));
+            .map(|std::cmp::Reverse((d, _, _))| self.grid.nanos_at_or_after(*d));
+        let place =
+            (!self.waiting.is_empty()).then(|| self.grid.nanos_at_or_after(ns.saturating_add(1)));
         [due, deadline, place].into_iter().flatten().min()
     }
+}
+
+/// `t` in nanoseconds since `epoch` (0 before it).
+fn since(epoch: Instant, t: Instant) -> u64 {
+    nanos(t.saturating_duration_since(epoch))
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A member's index as the heaps keep it (the daemon has fewer than 2^32
@@ -664,13 +685,15 @@ mod tests {
             Default::default(),
             Grid::new(now, ms(1000)),
         );
-        assert_eq!(e.next_wake(now), Some(now + ms(30)));
-        e.deadlines.push(std::cmp::Reverse((now + ms(12), 1, 0)));
-        assert_eq!(e.next_wake(now), Some(now + ms(20)));
+        let n = nanos;
+        assert_eq!(e.next_wake(0), Some(n(ms(30))));
+        e.deadlines.push(std::cmp::Reverse((n(ms(12)), 1, 0)));
+        assert_eq!(e.next_wake(0), Some(n(ms(20))));
         e.waiting.push_back(0);
-        assert_eq!(e.next_wake(now), Some(now + ms(10)));
+        assert_eq!(e.next_wake(0), Some(n(ms(10))));
+        assert_eq!(e.next_wake(n(ms(10))), Some(n(ms(20))));
         // a stale deadline (no such check) is dropped when it comes up
-        e.time_out(now + ms(12));
+        e.time_out(now + ms(12), n(ms(12)));
         assert!(e.deadlines.is_empty() && e.out.is_empty());
     }
 }
