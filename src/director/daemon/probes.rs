@@ -376,6 +376,10 @@ impl Schedule {
         }
     }
 
+    pub(super) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// The check due at `self.due` started at `woke` (at or after it): when
     /// the next one is due, the first time on this schedule's phase after
     /// `woke`.

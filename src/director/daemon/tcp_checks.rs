@@ -139,16 +139,19 @@ struct Engine {
     members: Vec<TcpMember>,
     /// Members with a check in flight or waiting for a place.
     busy: Vec<bool>,
-    /// (due, member), earliest first.
-    due: BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
+    /// Members by due time, in queues by interval ([`Timeline`]).
+    due: Timeline<u32>,
+    /// Each member's queue in `due` (its interval's) and in `deadlines`
+    /// (its timeout's).
+    queues: Vec<(usize, usize)>,
     /// Members due, waiting for a place among the checks in flight.
     waiting: VecDeque<u32>,
     /// Checks in flight by slot (the socket's epoll token).
     flights: Vec<Option<Flight>>,
     free: Vec<usize>,
-    /// (deadline, check, slot), earliest first; stale entries (the check
-    /// ended) are skipped when they come up.
-    deadlines: BinaryHeap<std::cmp::Reverse<(u64, u64, usize)>>,
+    /// (check, slot) by deadline, in queues by timeout ([`Timeline`]);
+    /// stale entries (the check ended) are skipped when they come up.
+    deadlines: Timeline<(u64, usize)>,
     /// The last check's number ([`Flight::seq`]).
     seq: u64,
     poll: Poll,
@@ -171,19 +174,36 @@ impl Engine {
         skipped: Arc<AtomicU64>,
         grid: Grid,
     ) -> Self {
-        let due = members
+        let mut intervals = Vec::new();
+        let mut timeouts = Vec::new();
+        let class = |classes: &mut Vec<Duration>, d: Duration| {
+            classes.iter().position(|c| *c == d).unwrap_or_else(|| {
+                classes.push(d);
+                classes.len() - 1
+            })
+        };
+        let queues: Vec<(usize, usize)> = members
             .iter()
-            .enumerate()
-            .map(|(i, m)| std::cmp::Reverse((since(grid.epoch(), m.schedule.due), index(i))))
+            .map(|m| {
+                (
+                    class(&mut intervals, m.schedule.interval()),
+                    class(&mut timeouts, m.timeout),
+                )
+            })
             .collect();
+        let mut due = Timeline::new(intervals.len());
+        for (i, (m, (q, _))) in members.iter().zip(&queues).enumerate() {
+            due.push(*q, since(grid.epoch(), m.schedule.due), index(i));
+        }
         Engine {
             busy: vec![false; members.len()],
             members,
             due,
+            queues,
             waiting: VecDeque::new(),
             flights: Vec::new(),
             free: Vec::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Timeline::new(timeouts.len()),
             seq: 0,
             poll,
             in_flight,
@@ -246,16 +266,15 @@ impl Engine {
     /// there are some.
     fn start_due(&mut self, now: Instant, ns: u64) {
         let epoch = self.grid.epoch();
-        while let Some(&std::cmp::Reverse((t, i))) = self.due.peek() {
-            if t > ns {
-                break;
-            }
-            self.due.pop();
-            let Some(m) = self.members.get_mut(i as usize) else {
+        while let Some((_, i)) = self.due.pop_due(ns) {
+            let (Some(m), Some(&(q, _))) = (
+                self.members.get_mut(i as usize),
+                self.queues.get(i as usize),
+            ) else {
                 continue;
             };
             let next = m.schedule.next(now);
-            self.due.push(std::cmp::Reverse((since(epoch, next), i)));
+            self.due.push(q, since(epoch, next), i);
             match self.busy.get_mut(i as usize) {
                 Some(b) if !*b => {
                     *b = true;
@@ -317,11 +336,9 @@ impl Engine {
             Some(f) => *f = Some(flight),
             None => self.flights.push(Some(flight)),
         }
-        self.deadlines.push(std::cmp::Reverse((
-            ns.saturating_add(nanos(timeout)),
-            self.seq,
-            slot,
-        )));
+        let q = self.queues.get(i as usize).map_or(0, |&(_, q)| q);
+        self.deadlines
+            .push(q, ns.saturating_add(nanos(timeout)), (self.seq, slot));
     }
 
     /// What the event on `slot` says of its connect: `None` when it is still
@@ -340,11 +357,7 @@ impl Engine {
 
     /// End the checks whose deadline is past at `now`.
     fn time_out(&mut self, now: Instant, ns: u64) {
-        while let Some(&std::cmp::Reverse((d, seq, slot))) = self.deadlines.peek() {
-            if d > ns {
-                break;
-            }
-            self.deadlines.pop();
+        while let Some((_, (seq, slot))) = self.deadlines.pop_due(ns) {
             let live = self
                 .flights
                 .get(slot)
@@ -437,18 +450,99 @@ impl Engine {
     /// When to wake next: the grid step of the next check due, or the
     /// earliest deadline of a check in flight, or the next step when checks
     /// wait for a place; `None` (until an event) when there is none of them.
-    fn next_wake(&self, ns: u64) -> Option<u64> {
-        let due = self
-            .due
-            .peek()
-            .map(|std::cmp::Reverse((t, _))| self.grid.nanos_at_or_after(*t));
+    fn next_wake(&mut self, ns: u64) -> Option<u64> {
+        let due = self.due.peek().map(|t| self.grid.nanos_at_or_after(t));
         let deadline = self
             .deadlines
             .peek()
-            .map(|std::cmp::Reverse((d, _, _))| self.grid.nanos_at_or_after(*d));
+            .map(|d| self.grid.nanos_at_or_after(d));
         let place =
             (!self.waiting.is_empty()).then(|| self.grid.nanos_at_or_after(ns.saturating_add(1)));
         [due, deadline, place].into_iter().flatten().min()
+    }
+}
+
+/// Times with a value each, taken earliest first, in queues the caller
+/// chooses: the members' due times by interval, the checks' deadlines by
+/// timeout. Within a queue the times come nearly always in order (a
+/// deadline is its check's start plus the queue's timeout, and starts only
+/// move forward; a next check is its last plus the queue's interval), so
+/// each queue is a `VecDeque` appended at its back, and a small heap of the
+/// queues' fronts picks the earliest: O(1) per entry for the few intervals
+/// and timeouts a config has, where one binary heap of every entry cost
+/// O(log n), 400 instructions per check at 200 members (callgrind,
+/// `benches/check_cost.sh`) and more at 10,000. An entry out of order (a
+/// check due again after a stall longer than its interval) is inserted at
+/// its place.
+#[derive(Debug)]
+struct Timeline<T> {
+    queues: Vec<VecDeque<(u64, T)>>,
+    /// (front time, queue) of the queues' fronts, earliest first; an entry
+    /// whose queue's front has another time is stale and dropped when seen.
+    heads: BinaryHeap<std::cmp::Reverse<(u64, usize)>>,
+}
+
+impl<T: Copy> Timeline<T> {
+    fn new(queues: usize) -> Self {
+        Timeline {
+            queues: (0..queues.max(1)).map(|_| VecDeque::new()).collect(),
+            heads: BinaryHeap::new(),
+        }
+    }
+
+    /// Add `v` at time `at` to queue `q` (the last queue if there is no
+    /// `q`: a caller's mistake costs order, not an entry).
+    fn push(&mut self, q: usize, at: u64, v: T) {
+        let q = q.min(self.queues.len() - 1);
+        let Some(queue) = self.queues.get_mut(q) else {
+            return;
+        };
+        let new_front = queue.front().is_none_or(|f| at < f.0);
+        if queue.back().is_none_or(|b| b.0 <= at) {
+            queue.push_back((at, v));
+        } else {
+            let place = queue.partition_point(|e| e.0 <= at);
+            queue.insert(place, (at, v));
+        }
+        if new_front {
+            self.heads.push(std::cmp::Reverse((at, q)));
+        }
+    }
+
+    /// The earliest time.
+    fn peek(&mut self) -> Option<u64> {
+        while let Some(&std::cmp::Reverse((t, q))) = self.heads.peek() {
+            if self
+                .queues
+                .get(q)
+                .and_then(VecDeque::front)
+                .is_some_and(|f| f.0 == t)
+            {
+                return Some(t);
+            }
+            self.heads.pop();
+        }
+        None
+    }
+
+    /// The earliest entry if its time is at or before `now`.
+    fn pop_due(&mut self, now: u64) -> Option<(u64, T)> {
+        let t = self.peek()?;
+        if t > now {
+            return None;
+        }
+        let std::cmp::Reverse((_, q)) = self.heads.pop()?;
+        let queue = self.queues.get_mut(q)?;
+        let e = queue.pop_front();
+        if let Some(f) = queue.front() {
+            self.heads.push(std::cmp::Reverse((f.0, q)));
+        }
+        e
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.queues.iter().all(VecDeque::is_empty)
     }
 }
 
@@ -668,6 +762,48 @@ mod tests {
         assert!(end.is_none(), "a result after the drop");
     }
 
+    /// The timeline gives its entries earliest first across its queues,
+    /// each at or after its time only: in order within a queue, one out of
+    /// order (after a stall) at its place, equal times all, a queue whose
+    /// front moved ahead (a stale head) not before its new front.
+    #[test]
+    fn the_timeline_gives_entries_earliest_first() {
+        let mut t = Timeline::new(3);
+        assert_eq!(t.peek(), None);
+        assert_eq!(t.pop_due(u64::MAX), None);
+        for (q, at, v) in [
+            (0, 10, 'a'),
+            (0, 30, 'b'),
+            (1, 20, 'c'),
+            (1, 40, 'd'),
+            (2, 20, 'e'),
+        ] {
+            t.push(q, at, v);
+        }
+        // out of order in queue 0: before 'b', after 'a'
+        t.push(0, 25, 'f');
+        // a new front for queue 1, ahead of its old one
+        t.push(1, 5, 'g');
+        assert_eq!(t.peek(), Some(5));
+        assert_eq!(t.pop_due(4), None);
+        let mut got = Vec::new();
+        while let Some((at, v)) = t.pop_due(30) {
+            got.push((at, v));
+        }
+        assert_eq!(got[..2], [(5, 'g'), (10, 'a')]);
+        // 20: 'c' and 'e' in either order
+        let mut twenty: Vec<char> = got[2..4].iter().map(|e| e.1).collect();
+        twenty.sort_unstable();
+        assert_eq!((got[2].0, got[3].0, twenty), (20, 20, vec!['c', 'e']));
+        assert_eq!(got[4..], [(25, 'f'), (30, 'b')]);
+        assert_eq!(t.peek(), Some(40));
+        assert_eq!(t.pop_due(u64::MAX), Some((40, 'd')));
+        assert!(t.is_empty() && t.peek().is_none());
+        // a queue out of range goes to the last one
+        t.push(9, 1, 'h');
+        assert_eq!(t.pop_due(1), Some((1, 'h')));
+    }
+
     /// The next wake: the grid step of the next check due, the earliest
     /// deadline, or the next step while checks wait for a place.
     #[test]
@@ -687,7 +823,7 @@ mod tests {
         );
         let n = nanos;
         assert_eq!(e.next_wake(0), Some(n(ms(30))));
-        e.deadlines.push(std::cmp::Reverse((n(ms(12)), 1, 0)));
+        e.deadlines.push(0, n(ms(12)), (1, 0));
         assert_eq!(e.next_wake(0), Some(n(ms(20))));
         e.waiting.push_back(0);
         assert_eq!(e.next_wake(0), Some(n(ms(10))));
