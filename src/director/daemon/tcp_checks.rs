@@ -57,6 +57,9 @@ fn clock() -> Instant {
     Instant::from_std(std::time::Instant::now())
 }
 
+/// Events taken per `epoll_wait`.
+const EVENTS: usize = 256;
+
 /// The waker's token: never a slot's (slots are indexes of a vector).
 const WAKE: Token = Token(usize::MAX);
 
@@ -219,7 +222,7 @@ impl Engine {
     /// results, wait for the next event or grid step; until `stop` or the
     /// main loop's channel closes.
     fn run(&mut self, stop: &AtomicBool) {
-        let mut events = Events::with_capacity(256);
+        let mut events = Events::with_capacity(EVENTS);
         let epoch = self.grid.epoch();
         let mut now = clock();
         loop {
@@ -249,13 +252,29 @@ impl Engine {
             // and the start of those it makes due.
             now = clock();
             let ns = since(epoch, now);
-            for ev in events.iter() {
-                let slot = ev.token().0;
-                if ev.token() == WAKE {
-                    continue;
+            // Every answer the kernel holds is taken before any check is
+            // timed out: a full buffer of events means more may wait, and
+            // a check answered in time must not fail because this thread
+            // was late to read it (a slow CPU, a burst of due checks).
+            loop {
+                let mut n = 0;
+                for ev in events.iter() {
+                    n += 1;
+                    let slot = ev.token().0;
+                    if ev.token() == WAKE {
+                        continue;
+                    }
+                    if let Some(outcome) = self.connect_outcome(slot) {
+                        self.end(slot, outcome, now, ns);
+                    }
                 }
-                if let Some(outcome) = self.connect_outcome(slot) {
-                    self.end(slot, outcome, now, ns);
+                if n < EVENTS {
+                    break;
+                }
+                if let Err(e) = self.poll.poll(&mut events, Some(Duration::ZERO))
+                    && e.kind() != io::ErrorKind::Interrupted
+                {
+                    break;
                 }
             }
         }
