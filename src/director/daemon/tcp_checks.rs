@@ -134,10 +134,11 @@ enum Outcome {
     Timeout,
 }
 
-/// Times are nanoseconds since the grid's epoch (`u64`: 584 years): the
-/// heaps compare them on every push and pop, and an `Instant`'s comparison
-/// and arithmetic (a `timespec`'s two fields) cost the heaps half their
-/// instructions per check (callgrind, `benches/check_cost.sh`).
+/// Times are nanoseconds since the grid's epoch (`u64`: 584 years): they
+/// are compared on every push and pop of the due times and deadlines, and
+/// `Instant`s (a `timespec`'s two fields) cost the binary heaps that first
+/// held them half their instructions per check (callgrind,
+/// `benches/check_cost.sh`).
 struct Engine {
     members: Vec<TcpMember>,
     /// Members with a check in flight or waiting for a place.
