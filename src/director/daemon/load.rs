@@ -69,27 +69,6 @@ pub fn no_huge_pages() -> bool {
     false
 }
 
-/// Keeps every thread of the daemon on glibc's one main heap
-/// (`M_ARENA_MAX` 1), first thing at start. glibc gives each new thread
-/// that allocates an arena of its own (up to eight per core), with pages
-/// of its own: the TCP checks' thread ([`super::tcp_checks`]) would get one
-/// for the few things it allocates (a block of the results' channel, a
-/// failed check's text), and its pages count in the daemon's private
-/// memory, where lvsup already loses to keepalived (USS, docs/benchmarks.md);
-/// a second arena's free top is also never given back by `malloc_trim`
-/// ([`parse_compact`]). The lock it shares instead is taken a few times a
-/// second by that thread. Returns whether glibc took it; no-op elsewhere.
-pub fn one_heap() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: a plain mallopt with integer arguments, before any
-        // thread of the daemon's own is started.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    false
-}
-
 /// [`DirectorConfig::parse`], then a copy of the result made once the
 /// parse's scratch is free and consolidated, the parsed one dropped: what
 /// the daemon keeps lies together in the heap.
@@ -156,13 +135,6 @@ mod tests {
             unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
             1
         );
-    }
-
-    /// glibc takes the one-arena setting (a wrong parameter or value is
-    /// refused with 0).
-    #[test]
-    fn the_daemon_keeps_one_heap() {
-        assert!(one_heap(), "mallopt(M_ARENA_MAX, 1) refused");
     }
 
     #[test]

@@ -109,7 +109,6 @@ pub struct RunOptions {
 pub fn run(opts: RunOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     // before the heap grows: what trims give back stays given back
     load::no_huge_pages();
-    load::one_heap();
     // The main loop is a task of the runtime, not the future `block_on`
     // polls. The probe tasks wake it with every result; a task woken by
     // another runs in the same turn of the scheduler, while a woken

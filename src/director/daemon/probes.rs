@@ -150,14 +150,14 @@ impl Driver {
         }
         if !tcp.is_empty() {
             let n = tcp.len();
-            match tcp_checks::spawn(
-                tcp,
+            let wiring = tcp_checks::Wiring {
                 in_flight,
-                self.probe_tx.clone(),
+                tx: self.probe_tx.clone(),
                 generation,
-                self.checks_skipped.clone(),
+                skipped: self.checks_skipped.clone(),
                 grid,
-            ) {
+            };
+            match tcp_checks::spawn(tcp, wiring) {
                 Ok(t) => self.tcp_checks = Some(t),
                 // no thread or no epoll instance: the director's own
                 // resources; the real servers keep their health and the

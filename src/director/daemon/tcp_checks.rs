@@ -1,24 +1,31 @@
-//! TCP health checks on a thread of their own, on mio (epoll): a
-//! non-blocking `connect`, the socket's first event, its `SO_ERROR`, a reset
-//! close. HTTP, HTTPS and script checks stay futures of the runtime
-//! ([`super::probes`]); a TCP check needs none of what the runtime gives
-//! them.
+//! TCP health checks outside the runtime's task machinery: one task holds
+//! an epoll instance of its own (mio), registered in the runtime's as one
+//! descriptor; a check is a non-blocking `connect` registered there, the
+//! socket's first event, its `SO_ERROR`, a reset close. HTTP, HTTPS and
+//! script checks stay futures of the runtime ([`super::probes`]); a TCP
+//! check needs none of what the runtime gives them.
 //!
-//! Why not tokio, like every other task of the daemon: at 1,000 services ×
-//! 10 real servers checked every 10 s, lvsup's user-space CPU per check was
-//! 3.25× keepalived's in the lab VM (0.070 against 0.021 ms, 2026-12-04),
-//! and callgrind (`benches/check_cost.sh`, 11.1k instructions per check)
-//! found the check itself cheap and the runtime's machinery around it
-//! dear: a task's poll and wake, a group's `FuturesUnordered`, a timer
-//! entry per check in the timer wheel, the I/O driver's registration (an
-//! `Arc`'d slot per socket), the select of the group, the runtime's park
-//! between them. Here a check is a slot in a vector and an entry in two
-//! binary heaps (its schedule and its deadline), the socket is registered
-//! with epoll under the slot's index, and the thread's only wait is
-//! `epoll_wait` on the grid of [`Grid`] (the checks due within one step
-//! start together and their answers come back in one wait, as in the
-//! groups). mio is tokio's own layer over epoll; what is written here is
-//! the scheduling, which the groups had too.
+//! Why: at 1,000 services × 10 real servers checked every 10 s, lvsup's
+//! user-space CPU per check was 3.25× keepalived's in the lab VM (0.070
+//! against 0.021 ms, 2026-12-04), and callgrind (`benches/check_cost.sh`,
+//! 11.1k instructions per check) found the check itself cheap and the
+//! runtime's machinery around it dear: a task's poll and wake, a group's
+//! `FuturesUnordered`, a timer entry per check in the timer wheel, the I/O
+//! driver's registration (an `Arc`'d slot per socket), the select of the
+//! group, the runtime's park between them. Here a check is a slot in a
+//! vector and an entry in two queues ([`Timeline`]: its schedule and its
+//! deadline), the socket is registered with the task's epoll under the
+//! slot's index, and the task wakes when that epoll has events or at the
+//! next step of the grid ([`Grid`]: the checks due within one step start
+//! together and their answers come back in one wake, as in the groups). mio
+//! is tokio's own layer over epoll; what is written here is the
+//! scheduling, which the groups had too.
+//!
+//! Not a thread of its own: that was built first (11f26b2) and halved the
+//! instructions per check natively, but in the lab VM it cost more CPU than
+//! it saved: the kernel's share rose by a quarter (two threads waking each
+//! other at every step of the grid), 1.16× the single thread's CPU in
+//! all in an A/B of the same hour (docs/benchmarks.md, (s)).
 //!
 //! Behaviour is that of the groups ([`super::probes`]): each member on its
 //! [`Schedule`], one check in flight per member at most (a check due while
@@ -28,21 +35,23 @@
 //! tried again on the grid's next step), results to the main loop on the
 //! probes' channel with the same details ("connected", "connect: …",
 //! "timeout after …", inconclusive "no probe socket on the director: …").
-//! The thread ends when its [`TcpChecks`] handle is dropped (a reload starts
+//! The task ends when its [`TcpChecks`] handle is dropped (a reload starts
 //! another) or the main loop's channel closes.
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
+use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::director::probe::{ProbeResult, is_local_exhaustion};
@@ -50,18 +59,17 @@ use crate::director::probe::{ProbeResult, is_local_exhaustion};
 use super::ProbeEvent;
 use super::probes::{Grid, Schedule};
 
-/// The clock, read from std: tokio's `Instant::now` consults the runtime's
-/// clock, and this thread has no runtime. Instants are tokio's, the type the
-/// schedules and the grid share with the runtime's checks.
+/// The clock, read from std: one read per wake of the task, the end of
+/// every check it then reports and the start of those then due (tokio's
+/// `Instant::now` is the same read, through the runtime's clock). Instants
+/// are tokio's, the type the schedules and the grid share with the
+/// runtime's checks.
 fn clock() -> Instant {
     Instant::from_std(std::time::Instant::now())
 }
 
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 256;
-
-/// The waker's token: never a slot's (slots are indexes of a vector).
-const WAKE: Token = Token(usize::MAX);
 
 /// One checked (service, real server) of a TCP check.
 #[derive(Debug, Clone)]
@@ -73,51 +81,59 @@ pub(super) struct TcpMember {
     pub schedule: Schedule,
 }
 
-/// The running thread: dropping this ends it (at its next wake, which the
-/// drop causes), without waiting for it; its results after that belong to
-/// an older generation and the main loop drops them.
+/// The running task: dropping this ends it, its checks in flight closed;
+/// results it sent before belong to an older generation and the main loop
+/// drops them.
 pub(super) struct TcpChecks {
-    stop: Arc<AtomicBool>,
-    waker: Arc<Waker>,
+    task: JoinHandle<()>,
 }
 
 impl Drop for TcpChecks {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // A failed wake leaves the thread to notice at its next check's
-        // time (at most an interval).
-        let _ = self.waker.wake();
+        self.task.abort();
     }
 }
 
-/// Start the thread checking `members`.
-pub(super) fn spawn(
-    members: Vec<TcpMember>,
-    in_flight: Arc<Semaphore>,
-    tx: Sender<ProbeEvent>,
-    generation: u64,
-    skipped: Arc<AtomicU64>,
-    grid: Grid,
-) -> io::Result<TcpChecks> {
+/// What the task shares with the rest of the daemon.
+pub(super) struct Wiring {
+    /// The places among the checks in flight (the runtime's checks take
+    /// theirs from the same one).
+    pub in_flight: Arc<Semaphore>,
+    /// The probes' channel to the main loop.
+    pub tx: Sender<ProbeEvent>,
+    /// The [`super::Driver::start_probes`] run the results belong to.
+    pub generation: u64,
+    /// Checks left out, counted with the runtime's.
+    pub skipped: Arc<AtomicU64>,
+    /// The runtime's checks' grid, shared so that both wake together.
+    pub grid: Grid,
+}
+
+/// Start the task checking `members`, on the runtime this is called on.
+pub(super) fn spawn(members: Vec<TcpMember>, wiring: Wiring) -> io::Result<TcpChecks> {
     let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut engine = Engine::new(members, poll, in_flight, tx, generation, skipped, grid);
-    let stopped = stop.clone();
-    thread::Builder::new()
-        .name("lvsup-checks".into())
-        .spawn(move || engine.run(&stopped))?;
-    Ok(TcpChecks { stop, waker })
+    // The runtime watches a duplicate of the epoll descriptor (the same
+    // epoll instance), owned by the `AsyncFd`, so each of the two closes
+    // its own.
+    // SAFETY: `poll` is alive and holds its descriptor open for this call.
+    let dup = unsafe { BorrowedFd::borrow_raw(poll.as_raw_fd()) }.try_clone_to_owned()?;
+    // SAFETY: `dup` is an open descriptor the `AsyncFd` owns for its life.
+    let fd = unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let engine = Engine::new(members, poll, wiring);
+    Ok(TcpChecks {
+        task: tokio::spawn(engine.run(fd)),
+    })
 }
 
 /// A check in flight.
 struct Flight {
     member: u32,
-    /// Which check of the thread this is: a deadline names it, so one left
+    /// Which check of the task this is: a deadline names it, so one left
     /// from an earlier check in the same slot ends nothing.
     seq: u64,
     socket: mio::net::TcpStream,
-    /// Nanoseconds since the grid's epoch, as every time of the thread.
+    /// Nanoseconds since the grid's epoch, as every time of the task.
     start: u64,
     /// Held until the check ends: a place among the checks in flight.
     _place: OwnedSemaphorePermit,
@@ -159,25 +175,13 @@ struct Engine {
     /// The last check's number ([`Flight::seq`]).
     seq: u64,
     poll: Poll,
-    in_flight: Arc<Semaphore>,
-    tx: Sender<ProbeEvent>,
-    generation: u64,
-    skipped: Arc<AtomicU64>,
-    grid: Grid,
+    w: Wiring,
     /// Results of this turn, sent when it ends.
     out: Vec<ProbeEvent>,
 }
 
 impl Engine {
-    fn new(
-        members: Vec<TcpMember>,
-        poll: Poll,
-        in_flight: Arc<Semaphore>,
-        tx: Sender<ProbeEvent>,
-        generation: u64,
-        skipped: Arc<AtomicU64>,
-        grid: Grid,
-    ) -> Self {
+    fn new(members: Vec<TcpMember>, poll: Poll, w: Wiring) -> Self {
         let mut intervals = Vec::new();
         let mut timeouts = Vec::new();
         let class = |classes: &mut Vec<Duration>, d: Duration| {
@@ -197,7 +201,7 @@ impl Engine {
             .collect();
         let mut due = Timeline::new(intervals.len());
         for (i, (m, (q, _))) in members.iter().zip(&queues).enumerate() {
-            due.push(*q, since(grid.epoch(), m.schedule.due), index(i));
+            due.push(*q, since(w.grid.epoch(), m.schedule.due), index(i));
         }
         Engine {
             busy: vec![false; members.len()],
@@ -210,61 +214,71 @@ impl Engine {
             deadlines: Timeline::new(timeouts.len()),
             seq: 0,
             poll,
-            in_flight,
-            tx,
-            generation,
-            skipped,
-            grid,
+            w,
             out: Vec::new(),
         }
     }
 
-    /// The thread's loop: start what is due, end what timed out, send the
-    /// results, wait for the next event or grid step; until `stop` or the
-    /// main loop's channel closes.
-    fn run(&mut self, stop: &AtomicBool) {
+    /// The task's loop: start what is due, end what timed out, send the
+    /// results, wait for the task's epoll to have events or the next wake;
+    /// until the task is aborted or the main loop's channel closes.
+    async fn run(mut self, fd: AsyncFd<OwnedFd>) {
         let mut events = Events::with_capacity(EVENTS);
-        let epoch = self.grid.epoch();
+        let epoch = self.w.grid.epoch();
+        let timer = tokio::time::sleep_until(epoch);
+        tokio::pin!(timer);
         let mut now = clock();
         loop {
-            if stop.load(Ordering::Acquire) {
-                return;
-            }
             let ns = since(epoch, now);
             self.start_due(now, ns);
             self.time_out(now, ns);
-            if !self.send() {
-                return;
+            if !self.send().await {
+                break;
             }
-            let wait = self
-                .next_wake(ns)
-                .map(|t| Duration::from_nanos(t.saturating_sub(ns)));
-            match self.poll.poll(&mut events, wait) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // epoll_wait fails only on a bad descriptor or
-                    // argument: nothing to go on with
+            let wake = self.next_wake(ns).map(|t| epoch + Duration::from_nanos(t));
+            // the timer is moved only when the wake does: each move costs
+            // the timer wheel, and one to before the driver's planned wake
+            // an extra turn of the driver
+            let ready = match wake {
+                Some(w) => {
+                    if timer.deadline() != w {
+                        timer.as_mut().reset(w);
+                    }
+                    tokio::select! {
+                        biased;
+                        r = fd.readable() => Some(r),
+                        () = &mut timer => None,
+                    }
+                }
+                None => Some(fd.readable().await),
+            };
+            now = clock();
+            let ns = since(epoch, now);
+            let guard = match ready {
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => {
+                    // the runtime could not watch the descriptor: nothing
+                    // to go on with
+                    tracing::error!("health checks: TCP checks' epoll: {e}; TCP checks stop");
+                    break;
+                }
+                None => None,
+            };
+            // Every answer the kernel holds is taken, on a timer's wake too,
+            // before any check is timed out: a check answered in time must
+            // not fail because this task was late to read it (a slow CPU, a
+            // burst of due checks, a full buffer of events).
+            loop {
+                if let Err(e) = self.poll.poll(&mut events, Some(Duration::ZERO))
+                    && e.kind() != io::ErrorKind::Interrupted
+                {
                     tracing::error!("health checks: TCP checks' epoll_wait: {e}; TCP checks stop");
                     return;
                 }
-            }
-            // One clock read per wake: the end of every check it reports,
-            // and the start of those it makes due.
-            now = clock();
-            let ns = since(epoch, now);
-            // Every answer the kernel holds is taken before any check is
-            // timed out: a full buffer of events means more may wait, and
-            // a check answered in time must not fail because this thread
-            // was late to read it (a slow CPU, a burst of due checks).
-            loop {
                 let mut n = 0;
                 for ev in events.iter() {
                     n += 1;
                     let slot = ev.token().0;
-                    if ev.token() == WAKE {
-                        continue;
-                    }
                     if let Some(outcome) = self.connect_outcome(slot) {
                         self.end(slot, outcome, now, ns);
                     }
@@ -272,20 +286,21 @@ impl Engine {
                 if n < EVENTS {
                     break;
                 }
-                if let Err(e) = self.poll.poll(&mut events, Some(Duration::ZERO))
-                    && e.kind() != io::ErrorKind::Interrupted
-                {
-                    break;
-                }
+            }
+            // Drained: the next event makes the descriptor ready again (the
+            // runtime reads its readiness only between this task's turns).
+            if let Some(mut g) = guard {
+                g.clear_ready();
             }
         }
+        drop(fd);
     }
 
     /// Members due at `now` go to the queue for a place (or are skipped:
     /// their last check still runs); the queue's head gets places while
     /// there are some.
     fn start_due(&mut self, now: Instant, ns: u64) {
-        let epoch = self.grid.epoch();
+        let epoch = self.w.grid.epoch();
         while let Some((_, i)) = self.due.pop_due(ns) {
             let (Some(m), Some(&(q, _))) = (
                 self.members.get_mut(i as usize),
@@ -301,12 +316,12 @@ impl Engine {
                     self.waiting.push_back(i);
                 }
                 _ => {
-                    self.skipped.fetch_add(1, Ordering::Relaxed);
+                    self.w.skipped.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
         while let Some(&i) = self.waiting.front() {
-            let Ok(place) = self.in_flight.clone().try_acquire_owned() else {
+            let Ok(place) = self.w.in_flight.clone().try_acquire_owned() else {
                 break;
             };
             self.waiting.pop_front();
@@ -436,7 +451,7 @@ impl Engine {
             ),
         };
         self.out.push(ProbeEvent {
-            generation: self.generation,
+            generation: self.w.generation,
             svc: m.svc as usize,
             rs: m.rs as usize,
             result: ProbeResult {
@@ -450,14 +465,13 @@ impl Engine {
     }
 
     /// Send this turn's results; false when the main loop is gone.
-    fn send(&mut self) -> bool {
-        for ev in self.out.drain(..) {
-            match self.tx.try_send(ev) {
+    async fn send(&mut self) -> bool {
+        for ev in std::mem::take(&mut self.out) {
+            match self.w.tx.try_send(ev) {
                 Ok(()) => {}
-                // the main loop is behind: wait for it (this thread has no
-                // runtime, so blocking here blocks no task)
+                // the main loop is behind: wait for it
                 Err(TrySendError::Full(ev)) => {
-                    if self.tx.blocking_send(ev).is_err() {
+                    if self.w.tx.send(ev).await.is_err() {
                         return false;
                     }
                 }
@@ -471,13 +485,13 @@ impl Engine {
     /// earliest deadline of a check in flight, or the next step when checks
     /// wait for a place; `None` (until an event) when there is none of them.
     fn next_wake(&mut self, ns: u64) -> Option<u64> {
-        let due = self.due.peek().map(|t| self.grid.nanos_at_or_after(t));
+        let due = self.due.peek().map(|t| self.w.grid.nanos_at_or_after(t));
         let deadline = self
             .deadlines
             .peek()
-            .map(|d| self.grid.nanos_at_or_after(d));
+            .map(|d| self.w.grid.nanos_at_or_after(d));
         let place =
-            (!self.waiting.is_empty()).then(|| self.grid.nanos_at_or_after(ns.saturating_add(1)));
+            (!self.waiting.is_empty()).then(|| self.w.grid.nanos_at_or_after(ns.saturating_add(1)));
         [due, deadline, place].into_iter().flatten().min()
     }
 }
@@ -590,7 +604,7 @@ mod tests {
     fn answering_port() -> u16 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
-        thread::spawn(move || {
+        std::thread::spawn(move || {
             for s in l.incoming() {
                 drop(s);
             }
@@ -637,7 +651,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(20), rx.recv())
             .await
             .expect("a result within 20 s")
-            .expect("the thread's channel open")
+            .expect("the task's channel open")
     }
 
     /// Each member checked on its own schedule, each result as its
@@ -656,13 +670,15 @@ mod tests {
                 member(open, 3, 1, now, every),
                 member(closed, 4, 0, now + every / 2, every),
             ],
-            Arc::new(Semaphore::new(4)),
-            tx,
-            7,
-            Default::default(),
-            Grid::new(now, Duration::from_millis(1)),
+            Wiring {
+                in_flight: Arc::new(Semaphore::new(4)),
+                tx,
+                generation: 7,
+                skipped: Default::default(),
+                grid: Grid::new(now, Duration::from_millis(1)),
+            },
         )
-        .expect("thread");
+        .expect("task");
         let mut seen = BTreeMap::<(usize, usize), Vec<ProbeResult>>::new();
         while seen.values().filter(|v| v.len() >= 3).count() < 2 {
             let ev = next(&mut rx).await;
@@ -702,13 +718,15 @@ mod tests {
                 timeout,
                 ..member(port, 0, 0, now, Duration::from_millis(50))
             }],
-            Arc::new(Semaphore::new(4)),
-            tx,
-            1,
-            skipped.clone(),
-            Grid::new(now, Duration::from_millis(1)),
+            Wiring {
+                in_flight: Arc::new(Semaphore::new(4)),
+                tx,
+                generation: 1,
+                skipped: skipped.clone(),
+                grid: Grid::new(now, Duration::from_millis(1)),
+            },
         )
-        .expect("thread");
+        .expect("task");
         for _ in 0..3 {
             let r = next(&mut rx).await.result;
             assert!(!r.ok && !r.inconclusive, "{r:?}");
@@ -733,13 +751,15 @@ mod tests {
         let places = Arc::new(Semaphore::new(0));
         let checks = spawn(
             vec![member(port, 0, 0, now, Duration::from_millis(20))],
-            places.clone(),
-            tx,
-            1,
-            Default::default(),
-            Grid::new(now, Duration::from_millis(1)),
+            Wiring {
+                in_flight: places.clone(),
+                tx,
+                generation: 1,
+                skipped: Default::default(),
+                grid: Grid::new(now, Duration::from_millis(1)),
+            },
         )
-        .expect("thread");
+        .expect("task");
         let none = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
         assert!(
             none.is_err(),
@@ -757,23 +777,25 @@ mod tests {
         drop(back);
     }
 
-    /// Dropping the handle ends the thread: its sender goes with it, so
-    /// the channel closes (a reload's new thread does not run beside the
-    /// old one), even while its one member's next check is an hour away.
+    /// Dropping the handle ends the task: its sender goes with it, so the
+    /// channel closes (a reload's new task does not run beside the old
+    /// one), even while its one member's next check is an hour away.
     #[tokio::test]
-    async fn the_thread_ends_with_its_handle() {
+    async fn the_task_ends_with_its_handle() {
         let port = answering_port();
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let now = clock();
         let checks = spawn(
             vec![member(port, 0, 0, now, Duration::from_secs(3600))],
-            Arc::new(Semaphore::new(4)),
-            tx,
-            1,
-            Default::default(),
-            Grid::new(now, Duration::from_secs(3600)),
+            Wiring {
+                in_flight: Arc::new(Semaphore::new(4)),
+                tx,
+                generation: 1,
+                skipped: Default::default(),
+                grid: Grid::new(now, Duration::from_secs(3600)),
+            },
         )
-        .expect("thread");
+        .expect("task");
         assert!(next(&mut rx).await.result.ok);
         drop(checks);
         let end = tokio::time::timeout(Duration::from_secs(20), rx.recv())
@@ -827,7 +849,7 @@ mod tests {
     /// The next wake: the grid step of the next check due, the earliest
     /// deadline, or the next step while checks wait for a place.
     #[test]
-    fn the_thread_wakes_for_the_next_check_deadline_or_place() {
+    fn the_task_wakes_for_the_next_check_deadline_or_place() {
         let now = clock();
         let ms = Duration::from_millis;
         let poll = Poll::new().expect("epoll");
@@ -835,11 +857,13 @@ mod tests {
         let mut e = Engine::new(
             vec![member(1, 0, 0, now + ms(21), ms(1000))],
             poll,
-            Arc::new(Semaphore::new(0)),
-            tx,
-            1,
-            Default::default(),
-            Grid::new(now, ms(1000)),
+            Wiring {
+                in_flight: Arc::new(Semaphore::new(0)),
+                tx,
+                generation: 1,
+                skipped: Default::default(),
+                grid: Grid::new(now, ms(1000)),
+            },
         );
         let n = nanos;
         assert_eq!(e.next_wake(0), Some(n(ms(30))));
