@@ -25,7 +25,7 @@
 //! instructions per check natively, but in the lab VM it cost more CPU than
 //! it saved: the kernel's share rose by a quarter (two threads waking each
 //! other at every step of the grid), 1.16× the single thread's CPU in
-//! all in an A/B of the same hour (docs/benchmarks.md, (s)).
+//! all in an A/B of the same hour (docs/benchmarks.md, (s2)).
 //!
 //! Behaviour is that of the groups ([`super::probes`]): each member on its
 //! [`Schedule`], one check in flight per member at most (a check due while
