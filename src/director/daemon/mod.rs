@@ -181,7 +181,7 @@ struct Driver {
     /// The probe tasks, each with a group of checked (service, real
     /// server)s ([`Driver::start_probes`]).
     probes: Vec<JoinHandle<()>>,
-    /// The TCP checks' thread ([`tcp_checks`]), when there are TCP checks.
+    /// The TCP checks' task ([`tcp_checks`]), when there are TCP checks.
     tcp_checks: Option<tcp_checks::TcpChecks>,
     tx: mpsc::Sender<Event>,
     /// The probes' channel ([`ProbeEvent`]): taken after every other event.

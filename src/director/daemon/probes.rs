@@ -76,7 +76,7 @@ impl Driver {
             .filter(|(_, p)| p.is_some())
             .map(|(s, _)| s.health.interval)
             .min();
-        // TCP checks go to their own thread (tcp_checks), the others to
+        // TCP checks go to their own task (tcp_checks), the others to
         // groups of the runtime's tasks
         let is_tcp = |p: &Probe| matches!(p, Probe::Tcp);
         let runtime_checks: usize = services
@@ -159,12 +159,12 @@ impl Driver {
             };
             match tcp_checks::spawn(tcp, wiring) {
                 Ok(t) => self.tcp_checks = Some(t),
-                // no thread or no epoll instance: the director's own
+                // no epoll instance or descriptor: the director's own
                 // resources; the real servers keep their health and the
                 // log says why their checks stopped
                 Err(e) => tracing::error!(
                     checks = n,
-                    "health checks: cannot start the TCP checks' thread: {e}; their real servers \
+                    "health checks: cannot start the TCP checks: {e}; their real servers \
                      keep the health they had"
                 ),
             }
@@ -340,7 +340,7 @@ impl Grid {
     }
 
     /// [`Grid::at_or_after`] in nanoseconds since the grid's epoch (the
-    /// TCP checks' thread keeps its times so: [`super::tcp_checks`]).
+    /// TCP checks' task keeps its times so: [`super::tcp_checks`]).
     pub(super) fn nanos_at_or_after(&self, since_epoch: u64) -> u64 {
         let step = u64::try_from(self.step.as_nanos())
             .unwrap_or(u64::MAX)
