@@ -647,6 +647,17 @@ mod tests {
         }
     }
 
+    /// The tests' wiring: 4 places, generation 1, a 1 ms grid from `now`.
+    fn wiring(tx: Sender<ProbeEvent>, now: Instant) -> Wiring {
+        Wiring {
+            in_flight: Arc::new(Semaphore::new(4)),
+            tx,
+            generation: 1,
+            skipped: Default::default(),
+            grid: Grid::new(now, Duration::from_millis(1)),
+        }
+    }
+
     async fn next(rx: &mut tokio::sync::mpsc::Receiver<ProbeEvent>) -> ProbeEvent {
         tokio::time::timeout(Duration::from_secs(20), rx.recv())
             .await
@@ -671,11 +682,8 @@ mod tests {
                 member(closed, 4, 0, now + every / 2, every),
             ],
             Wiring {
-                in_flight: Arc::new(Semaphore::new(4)),
-                tx,
                 generation: 7,
-                skipped: Default::default(),
-                grid: Grid::new(now, Duration::from_millis(1)),
+                ..wiring(tx, now)
             },
         )
         .expect("task");
@@ -719,11 +727,8 @@ mod tests {
                 ..member(port, 0, 0, now, Duration::from_millis(50))
             }],
             Wiring {
-                in_flight: Arc::new(Semaphore::new(4)),
-                tx,
-                generation: 1,
                 skipped: skipped.clone(),
-                grid: Grid::new(now, Duration::from_millis(1)),
+                ..wiring(tx, now)
             },
         )
         .expect("task");
@@ -753,10 +758,7 @@ mod tests {
             vec![member(port, 0, 0, now, Duration::from_millis(20))],
             Wiring {
                 in_flight: places.clone(),
-                tx,
-                generation: 1,
-                skipped: Default::default(),
-                grid: Grid::new(now, Duration::from_millis(1)),
+                ..wiring(tx, now)
             },
         )
         .expect("task");
@@ -788,11 +790,8 @@ mod tests {
         let checks = spawn(
             vec![member(port, 0, 0, now, Duration::from_secs(3600))],
             Wiring {
-                in_flight: Arc::new(Semaphore::new(4)),
-                tx,
-                generation: 1,
-                skipped: Default::default(),
                 grid: Grid::new(now, Duration::from_secs(3600)),
+                ..wiring(tx, now)
             },
         )
         .expect("task");
@@ -859,10 +858,8 @@ mod tests {
             poll,
             Wiring {
                 in_flight: Arc::new(Semaphore::new(0)),
-                tx,
-                generation: 1,
-                skipped: Default::default(),
                 grid: Grid::new(now, ms(1000)),
+                ..wiring(tx, now)
             },
         );
         let n = nanos;
