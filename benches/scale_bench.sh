@@ -16,6 +16,10 @@
 #                                    # (perf-DAEMON-repN.data beside BENCH_OUT; for a profile, with
 #                                    # LVSUP=an unstripped build), reported with this kernel's
 #                                    # symbols in perf-DAEMON-repN.txt and -callers.txt
+#   BENCH_PERF_AT=steady             # with BENCH_PERF: the profile over the steady window's
+#                                    # first SECS seconds instead of the start's (perf's own
+#                                    # sampling then weighs on that window's CPU figures: a
+#                                    # profiling run, not one to compare)
 #   BENCH_SAMPLE=SECS                # the daemon's state every 100 ms for its first SECS seconds
 #                                    # (sample-DAEMON-repN.tsv beside BENCH_OUT: time, state,
 #                                    # utime and stime in ticks, wchan of each of its threads, the
@@ -59,7 +63,8 @@
 #                main arena; the rest of the anonymous part: other threads' arenas, stacks,
 #                large allocations); pss_anon_kb and pss_file_kb its anonymous and
 #                file-backed parts: heap and stacks, program text and libraries), rss_kb;
-#                all read at the window's end; pss_median_kb, pss_min_kb, pss_max_kb of
+#                all read at the window's end, with threads (of all its processes);
+#                pss_median_kb, pss_min_kb, pss_max_kb of
 #                pss_samples_kb, Pss read every 5 s of the window
 #   interval_*   the real check interval per destination, from the sink's side: p50, p99
 #                and max of the time between two checks of the same destination
@@ -110,7 +115,7 @@ if [ "${LVSUP_SCALE_BENCH_INNER:-0}" != 1 ]; then
     export LVSUP_VM_TIMEOUT=${LVSUP_VM_TIMEOUT:-2400}
     out_dir=$(dirname "$BENCH_OUT")
     export LVSUP_VM_RWDIRS="${LVSUP_VM_RWDIRS:+$LVSUP_VM_RWDIRS:}$out_dir"
-    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS SCALE_INTERVAL BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE BENCH_PERF BENCH_SAMPLE BENCH_THP LVSUP" exec tests/lab/in-vm bash "$0"
+    LVSUP_VM_ENV="${LVSUP_VM_ENV:-} BENCH_OUT SCALE_SERVICES SCALE_RS SCALE_INTERVAL BENCH_IDLE BENCH_DAEMONS BENCH_REPS BENCH_COMMIT BENCH_STRACE BENCH_PERF BENCH_PERF_AT BENCH_SAMPLE BENCH_THP LVSUP" exec tests/lab/in-vm bash "$0"
 fi
 
 NS_D=lvsup-scale-d NS_R=lvsup-scale-r
@@ -431,6 +436,14 @@ print(" ".join(str(found.get(k, "null")) for k in keys))
 PY
 }
 
+# `perf record -g` of the given processes (default: the daemon's first) for BENCH_PERF seconds
+# from now (reported after its stop)
+start_perf() {
+    local p; p=$(IFS=,; echo "${*:-$DAEMON_PID}")
+    perf record -q -F 250 -g -p "$p" -o "$(dirname "$BENCH_OUT")/perf-$daemon-rep$rep.data" -- sleep "$BENCH_PERF" >/dev/null 2>&1 &
+    PERF_PID=$!
+}
+
 for rep in $(seq 1 "$REPS"); do
 for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     conf=$W/d1.toml plus=$W/d1-plus.toml
@@ -452,9 +465,8 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     read -r drops0 synre0 ldrops0 < <(lost_packets)
     t0=$(now)
     start_daemon "$daemon" "$conf"
-    if [ -n "${BENCH_PERF:-}" ]; then
-        perf record -q -F 250 -g -p "$DAEMON_PID" -o "$(dirname "$BENCH_OUT")/perf-$daemon-rep$rep.data" -- sleep "$BENCH_PERF" >/dev/null 2>&1 &
-        PERF_PID=$!
+    if [ -n "${BENCH_PERF:-}" ] && [ "${BENCH_PERF_AT:-start}" = start ]; then
+        start_perf
     fi
     if [ -n "${BENCH_SAMPLE:-}" ]; then
         sample_daemon "$BENCH_SAMPLE" >"$(dirname "$BENCH_OUT")/sample-$daemon-rep$rep.tsv" &
@@ -471,6 +483,9 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     # end: what a check missing at the sink (an interval of twice the check's) was
     read -r drops0 synre0 ldrops0 < <(lost_packets)
     kill -USR1 "$SINK_PID"
+    if [ -n "${BENCH_PERF:-}" ] && [ "${BENCH_PERF_AT:-start}" = steady ]; then
+        start_perf "${pids[@]}"  # every process: keepalived's checker is a child
+    fi
     read -r au sa < <(ticks "${pids[@]}"); read -r ma msi < <(machine_ticks); t0=$(now)
     # Pss every 5 s of the window, not once: lvsup's heap rises between its periodic
     # reconciles and falls at each one's trim (17.6-22.6 MB anonymous in one run), so a
@@ -491,7 +506,7 @@ for daemon in ${BENCH_DAEMONS:-lvsup keepalived}; do
     lost=$(lost_since "$drops0" "$synre0" "$ldrops0")
     # memory as the window left it, before lvsup's status is asked for (the status reads the
     # kernel's whole table and writes megabytes of JSON: its heap grows by a few MB)
-    mem="\"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}")"
+    mem="\"threads\": $(sum_kb '/^Threads:/' status "${pids[@]}"), \"thp_enabled\": \"$(thp_enabled "${pids[@]}")\", \"pss_kb\": $(sum_kb '/^Pss:/' smaps_rollup "${pids[@]}"), \"pss_anon_kb\": $(sum_kb '/^Pss_Anon:/' smaps_rollup "${pids[@]}"), \"pss_file_kb\": $(sum_kb '/^Pss_File:/' smaps_rollup "${pids[@]}"), \"pss_heap_kb\": $(heap_kb "${pids[@]}"), $pss_stats, \"pss_samples_kb\": [$pss_list], \"rss_kb\": $(sum_kb '/^VmRSS:/' status "${pids[@]}")"
     failed=$(checks_since_start)
     sleep 1
     hz=$(getconf CLK_TCK)

@@ -771,3 +771,92 @@ async fn a_batch_on_its_own_socket_runs_while_the_table_is_streamed() {
     drop(rx);
     assert!(sh("ipvsadm -Ln").contains("10.0.1.2:1039"));
 }
+
+/// The name this file's runtimes give their blocking-pool threads.
+const POOL: &str = "ipvs-test-pool";
+
+/// The threads of this process named [`POOL`].
+fn pool_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == POOL)
+        .count()
+}
+
+/// A client `on_callers_thread` (the director daemon's) programs, reads and
+/// streams the table on the caller's own thread: what it reads is what
+/// ipvsadm reads, the stream and the read agree, a kernel refusal in a batch
+/// is reported as on the pool, and the runtime's blocking pool never starts
+/// a thread (its threads have a name of their own here; they would still be
+/// there, idle for 10 s). The same read by a plain client starts one: the
+/// case that fails.
+#[test]
+#[ignore = "needs root + ip_vs: run in the lab VM"]
+fn a_client_on_the_callers_thread_starts_no_thread() {
+    isolate();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(POOL)
+        .build()
+        .expect("a runtime");
+    assert_eq!(pool_threads(), 0, "no pool thread before");
+    rt.block_on(async {
+        let mut c = client().await.on_callers_thread();
+        // more services than a read gives way between, several batches' worth
+        let mut table = sample_table();
+        table.extend((0..300u16).map(|i| {
+            Service::new(ServiceId::tcp(sa(&format!("10.0.9.1:{}", 2000 + i))), "rr")
+                .with_destination(dest(&format!("10.0.9.2:{}", 2000 + i), Forward::Route, 1))
+                .with_destination(dest(&format!("10.0.9.3:{}", 2000 + i), Forward::Route, 2))
+        }));
+        c.set_batch_options(Acks::ErrorsAndLast, 4096);
+        program(&mut c, &table).await;
+        assert_referee_agrees(&mut c).await;
+        let read = normalize(c.services().await.expect("list services"));
+        assert_eq!(read, normalize(table.clone()));
+        let mut rx = c.services_streamed(1);
+        let mut streamed = Vec::new();
+        while let Some(s) = rx.recv().await {
+            streamed.push(s.expect("streamed"));
+        }
+        assert_eq!(normalize(streamed), read, "the stream and the read agree");
+        // a refused request mid-batch: counted and worded, the rest applied
+        let gone = ServiceId::tcp(sa("10.0.8.8:1"));
+        let ops = [
+            Op::EditDestination {
+                service: table[0].id,
+                dest: dest("10.0.1.1:80", Forward::Route, 7),
+            },
+            Op::DeleteService { id: gone },
+            Op::EditDestination {
+                service: table[0].id,
+                dest: dest("10.0.1.2:80", Forward::Route, 9),
+            },
+        ];
+        let r = apply_report(&mut c, &ops).await;
+        assert_eq!((r.applied, r.failed), (2, 1), "{r:?}");
+        let ln = ipvsadm_ln();
+        let weight = |addr: &str| {
+            ln.lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(addr))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .map(str::to_string)
+        };
+        assert_eq!(weight("10.0.1.1:80").as_deref(), Some("7"), "{ln}");
+        assert_eq!(weight("10.0.1.2:80").as_deref(), Some("9"), "{ln}");
+    });
+    assert_eq!(
+        pool_threads(),
+        0,
+        "a client on the caller's thread started a blocking-pool thread"
+    );
+    rt.block_on(async {
+        let mut c = client().await;
+        c.services().await.expect("list services");
+    });
+    assert!(
+        pool_threads() > 0,
+        "control: a plain client's read runs on the pool, which this test looks for by name"
+    );
+}

@@ -190,7 +190,8 @@ async fn connect_ipvs(no_ipvs: bool) -> anyhow::Result<Option<IpvsClient>> {
     let c = IpvsClient::connect()
         .await
         .context("connecting to IPVS (is the ip_vs module loaded? `modprobe ip_vs`)")?;
-    Ok(Some(c))
+    // the daemon stays one thread (see `on_callers_thread`)
+    Ok(Some(c.on_callers_thread()))
 }
 
 /// The control socket (its path returned) and the metrics listener.
