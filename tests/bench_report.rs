@@ -320,3 +320,50 @@ fn failover_times_closer_than_the_bench_can_tell_get_no_verdict() {
         ],
     );
 }
+
+/// `FILE?KEY=A,B` takes only the lines whose KEY is A or B: two builds of
+/// lvsup beside one keepalived in one file give one table per build, never
+/// one median of both builds.
+#[test]
+fn a_section_can_take_the_lines_of_some_builds() {
+    let run = |daemon: &str, build: &str, s: f64| {
+        format!(
+            "{{\"bench\": \"scale\", \"daemon\": \"{daemon}\", \"build\": \"{build}\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": {s:.1}, \"ok\": true, \"rep\": 1}}\n"
+        )
+    };
+    let data = [
+        run("lvsup", "old", 8.0),
+        run("lvsup", "new", 4.0),
+        run("keepalived", "keepalived", 2.0),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("benchmarks")).expect("mkdir");
+    std::fs::write(dir.path().join("benchmarks/t.jsonl"), data).expect("data");
+    let doc = dir.path().join("t.md");
+    std::fs::write(
+        &doc,
+        "<!-- bench-report benchmarks/t.jsonl?build=new,keepalived -->\n<!-- /bench-report -->\n\
+         <!-- bench-report benchmarks/t.jsonl?build=old,keepalived -->\n<!-- /bench-report -->\n",
+    )
+    .expect("doc");
+    let o = report(&[&doc.to_string_lossy()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = std::fs::read_to_string(&doc).expect("doc");
+    for row in [
+        "| 100 × 10 | start → every destination up (keepalived: added unchecked) | 4.0 s (1 run) | 2.0 s (1 run) | 2.00 |",
+        "| 100 × 10 | start → every destination up (keepalived: added unchecked) | 8.0 s (1 run) | 2.0 s (1 run) | 4.00 |",
+    ] {
+        assert!(t.contains(row), "{row} in\n{t}");
+    }
+    assert!(!t.contains("6.0 s"), "the builds were mixed:\n{t}");
+    // a filter that keeps nothing is an error, not an empty table
+    std::fs::write(
+        &doc,
+        "<!-- bench-report benchmarks/t.jsonl?build=none -->\n<!-- /bench-report -->\n",
+    )
+    .expect("doc");
+    let o = report(&[&doc.to_string_lossy()]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no data"), "{}", text(&o));
+}

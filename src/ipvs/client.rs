@@ -19,7 +19,6 @@ use netlink_packet_generic::GenlMessage;
 use serde::Serialize;
 
 use super::batch::{Acks, BATCH_BYTES, Request, encode_requests};
-use super::batch::{Chunk, ChunkAcks};
 use super::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use super::daemon::{DaemonState, SyncDaemon};
 use super::dest::Destination;
@@ -27,10 +26,7 @@ pub use super::error::IpvsError;
 use super::error::{Ctx, ENOENT, errno_error, malformed};
 pub use super::message::Timeouts;
 use super::message::{IpvsAttr, IpvsCmd, IpvsMessage};
-use super::raw::{
-    give_back, lock_socket, open_batch_socket, read_dests, read_services, read_table, run_batch,
-    send_chunk, stream_table, take_socket,
-};
+use super::raw::{lock_socket, open_batch_socket, read_table, run_batch, stream_table};
 use super::service::{Service, ServiceId};
 
 /// Result of `IPVS_CMD_GET_INFO`.
@@ -62,9 +58,6 @@ pub struct IpvsClient {
     batch_sock: Arc<Mutex<Option<netlink_sys::Socket>>>,
     batch_acks: Acks,
     batch_bytes: usize,
-    /// [`Self::on_callers_thread`]: the batch socket's work runs on the
-    /// caller's task, never on the blocking pool.
-    one_thread: bool,
 }
 
 /// What [`IpvsClient::batch`] did.
@@ -102,30 +95,7 @@ impl IpvsClient {
             batch_sock: Arc::new(Mutex::new(Some(batch_sock))),
             batch_acks: Acks::default(),
             batch_bytes: BATCH_BYTES,
-            one_thread: false,
         })
-    }
-
-    /// This client's batches and table reads run on the caller's task, a
-    /// chunk of requests or a service at a time with a yield between them,
-    /// instead of on tokio's blocking pool: the process stays one thread.
-    ///
-    /// For the director daemon. Once a process has had a second thread,
-    /// glibc takes its multi-threaded paths for good: every cancellable
-    /// system call (`connect`, `close`, `epoll_wait`, …) goes through the
-    /// cancellation bookkeeping around the trap, and `malloc` takes its arena
-    /// lock. The blocking pool started a thread for each periodic reconcile
-    /// (and the reader thread of [`Self::services`] a second one); in the lab
-    /// VM at 1,000 TCP checks a second a profile of the daemon found 13×
-    /// the samples of keepalived's single-threaded checker right after the
-    /// `connect` trap (docs/benchmarks.md). Nothing here waits on the
-    /// network: the kernel runs a batch inside `send` and builds a dump's
-    /// parts inside `recv`, so a piece costs the kernel's and the parser's
-    /// work on it, and the loop's other tasks (VRRP, the checks) run between
-    /// pieces. Reads do not split the table over a second socket and thread.
-    pub fn on_callers_thread(mut self) -> Self {
-        self.one_thread = true;
-        self
     }
 
     /// A clone with a batch socket of its own (opened here, on the caller's
@@ -196,14 +166,11 @@ impl IpvsClient {
         // namespace reasoning as in `connect`). `try_lock` so the runtime thread never
         // blocks on a concurrent batch (that one then reopens it if it must).
         let fresh = self.fresh_batch_socket();
-        let (acks, failure) = if self.one_thread {
-            batch_here(&self.batch_sock, fresh, &chunks).await
-        } else {
-            let sock = Arc::clone(&self.batch_sock);
-            match tokio::task::spawn_blocking(move || run_batch(&sock, fresh, &chunks)).await {
-                Ok(r) => r,
-                Err(e) => (Vec::new(), Some(format!("batch task failed: {e}"))),
-            }
+        let sock = Arc::clone(&self.batch_sock);
+        let run = tokio::task::spawn_blocking(move || run_batch(&sock, fresh, &chunks)).await;
+        let (acks, failure) = match run {
+            Ok(r) => r,
+            Err(e) => (Vec::new(), Some(format!("batch task failed: {e}"))),
         };
         let mut done = 0;
         for (chunk_first, a) in &acks {
@@ -334,11 +301,6 @@ impl IpvsClient {
     pub async fn services(&mut self) -> Result<Vec<Service>, IpvsError> {
         let family = self.family_id;
         let fresh = self.fresh_batch_socket();
-        if self.one_thread {
-            let mut services = read_table_here(&self.batch_sock, fresh, family).await?;
-            services.sort_by_key(|s| s.id);
-            return Ok(services);
-        }
         // A second socket for a second reader thread (opened here: same namespace).
         let second = open_batch_socket().ok();
         let slot = Arc::clone(&self.batch_sock);
@@ -379,10 +341,6 @@ impl IpvsClient {
         let family = self.family_id;
         let fresh = self.fresh_batch_socket();
         let slot = Arc::clone(&self.batch_sock);
-        if self.one_thread {
-            tokio::spawn(stream_table_here(slot, fresh, family, tx));
-            return rx;
-        }
         tokio::task::spawn_blocking(move || {
             let mut guard = match lock_socket(&slot, fresh) {
                 Ok(g) => g,
@@ -627,111 +585,6 @@ impl IpvsClient {
 /// transport error, or replies it could not parse, which may leave the
 /// rest of a dump unread in it): then the socket is dropped and a fresh one
 /// opened next time.
-/// [`run_batch`] on the caller's task ([`IpvsClient::on_callers_thread`]):
-/// a chunk at a time, giving way between chunks.
-async fn batch_here(
-    slot: &Mutex<Option<netlink_sys::Socket>>,
-    fresh: Option<netlink_sys::Socket>,
-    chunks: &[Chunk],
-) -> (Vec<(usize, ChunkAcks)>, Option<String>) {
-    let mut out = Vec::with_capacity(chunks.len());
-    let sock = match take_socket(slot, fresh) {
-        Ok(s) => s,
-        Err(e) => return (out, Some(e)),
-    };
-    let mut buf = Vec::with_capacity(64 * 1024);
-    for (i, c) in chunks.iter().enumerate() {
-        if i > 0 {
-            tokio::task::yield_now().await;
-        }
-        match send_chunk(&sock, c, &mut buf) {
-            Ok(acks) => out.push((c.first, acks)),
-            // the socket is dropped: acks of this chunk may still be queued
-            Err(e) => return (out, Some(e)),
-        }
-    }
-    give_back(slot, sock);
-    (out, None)
-}
-
-/// The socket for a read on the caller's task, or the read's error.
-fn take_for_read(
-    slot: &Mutex<Option<netlink_sys::Socket>>,
-    fresh: Option<netlink_sys::Socket>,
-) -> Result<netlink_sys::Socket, IpvsError> {
-    take_socket(slot, fresh).map_err(|msg| IpvsError::Transport {
-        op: "list services".into(),
-        msg,
-    })
-}
-
-/// [`read_table`] on the caller's task: the services, then each one's
-/// destinations, giving way between services.
-async fn read_table_here(
-    slot: &Mutex<Option<netlink_sys::Socket>>,
-    fresh: Option<netlink_sys::Socket>,
-    family: u16,
-) -> Result<Vec<Service>, IpvsError> {
-    let sock = take_for_read(slot, fresh)?;
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let r = async {
-        let mut services = read_services(&sock, family, &mut buf)?;
-        for svc in services.iter_mut() {
-            tokio::task::yield_now().await;
-            read_dests(&sock, family, std::slice::from_mut(svc), &mut buf)?;
-        }
-        Ok(services)
-    }
-    .await;
-    if !spoils_socket(&r) {
-        give_back(slot, sock);
-    }
-    r
-}
-
-/// [`stream_table`] as a task of the runtime ([`IpvsClient::services_streamed`]
-/// on one thread): each service with its destinations to `tx` as it is
-/// read, a yield between services; it ends at an error or when the
-/// receiver is gone.
-async fn stream_table_here(
-    slot: Arc<Mutex<Option<netlink_sys::Socket>>>,
-    fresh: Option<netlink_sys::Socket>,
-    family: u16,
-    tx: tokio::sync::mpsc::Sender<Result<Service, IpvsError>>,
-) {
-    let sock = match take_for_read(&slot, fresh) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = tx.send(Err(e)).await;
-            return;
-        }
-    };
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let services = match read_services(&sock, family, &mut buf) {
-        Ok(s) => s,
-        Err(e) => {
-            let r = Err(e);
-            if !spoils_socket(&r) {
-                give_back(&slot, sock);
-            }
-            let _ = tx.send(r).await;
-            return;
-        }
-    };
-    for mut svc in services {
-        let r = read_dests(&sock, family, std::slice::from_mut(&mut svc), &mut buf).map(|()| svc);
-        let (spoiled, failed) = (spoils_socket(&r), r.is_err());
-        if tx.send(r).await.is_err() || failed {
-            if !spoiled {
-                give_back(&slot, sock);
-            }
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    give_back(&slot, sock);
-}
-
 fn spoils_socket<T>(r: &Result<T, IpvsError>) -> bool {
     matches!(
         r,

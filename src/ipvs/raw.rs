@@ -1,9 +1,7 @@
 //! The blocking side of the IPVS client: one raw generic-netlink socket for
 //! batched writes (many requests per datagram, their acks read back; see
 //! [`super::batch`]) and for dumps (`NLM_F_DUMP` read to NLMSG_DONE), used on
-//! tokio's blocking pool by [`super::client::IpvsClient`], or piece by piece on
-//! the caller's own task (a chunk, a service at a time) by a client that
-//! must stay one thread ([`super::client::IpvsClient::on_callers_thread`]).
+//! tokio's blocking pool by [`super::client::IpvsClient`].
 
 use std::io;
 use std::sync::Mutex;
@@ -44,76 +42,47 @@ pub(super) fn run_batch(
     let sock = guard.as_ref().expect("locked with a socket");
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut failure = None;
-    for c in chunks {
-        match send_chunk(sock, c, &mut buf) {
-            Ok(acks) => out.push((c.first, acks)),
+    'chunks: for c in chunks {
+        match sock.send(&c.bytes, 0) {
+            Ok(n) if n == c.bytes.len() => {}
+            Ok(n) => {
+                failure = Some(format!("short send: {n} of {} bytes", c.bytes.len()));
+                break;
+            }
             Err(e) => {
-                failure = Some(e);
+                failure = Some(format!("send: {e}"));
                 break;
             }
         }
+        let mut acks = ChunkAcks::new(c);
+        while !acks.done {
+            buf.clear();
+            match sock.recv(&mut buf, 0) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    failure =
+                        Some("acks were dropped: the socket's receive buffer overflowed".into());
+                    break 'chunks;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    failure = Some(format!("recv: {e}"));
+                    break 'chunks;
+                }
+            }
+            let parsed =
+                parse_acks(&buf).and_then(|v| v.into_iter().try_for_each(|a| acks.feed(a)));
+            if let Err(e) = parsed {
+                failure = Some(format!("bad ack: {e}"));
+                break 'chunks;
+            }
+        }
+        out.push((c.first, acks));
     }
     if failure.is_some() {
         *guard = None;
     }
     (out, failure)
-}
-
-/// Send one chunk and read its acks. The kernel runs the chunk's requests
-/// inside our `send` and queues every ack before it returns, so the `recv`s
-/// find them waiting: this blocks only as long as the kernel's own work on
-/// the chunk. An `Err` is a transport failure: the socket must be dropped
-/// (acks of it may still be queued).
-pub(super) fn send_chunk(
-    sock: &netlink_sys::Socket,
-    c: &Chunk,
-    buf: &mut Vec<u8>,
-) -> Result<ChunkAcks, String> {
-    match sock.send(&c.bytes, 0) {
-        Ok(n) if n == c.bytes.len() => {}
-        Ok(n) => return Err(format!("short send: {n} of {} bytes", c.bytes.len())),
-        Err(e) => return Err(format!("send: {e}")),
-    }
-    let mut acks = ChunkAcks::new(c);
-    while !acks.done {
-        buf.clear();
-        match sock.recv(buf, 0) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                return Err("acks were dropped: the socket's receive buffer overflowed".into());
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("recv: {e}")),
-        }
-        parse_acks(buf)
-            .and_then(|v| v.into_iter().try_for_each(|a| acks.feed(a)))
-            .map_err(|e| format!("bad ack: {e}"))?;
-    }
-    Ok(acks)
-}
-
-/// The shared socket taken out of its slot for a run on the caller's own
-/// task (no lock is held across its awaits): the slot's, else `fresh`, else
-/// a new one. Meanwhile another run finds the slot empty and opens its own.
-/// [`give_back`] returns it.
-pub(super) fn take_socket(
-    slot: &Mutex<Option<netlink_sys::Socket>>,
-    fresh: Option<netlink_sys::Socket>,
-) -> Result<netlink_sys::Socket, String> {
-    let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match taken.or(fresh) {
-        Some(s) => Ok(s),
-        None => open_batch_socket().map_err(|e| format!("cannot open the batch socket: {e}")),
-    }
-}
-
-/// A socket [`take_socket`] gave, back to its slot (unless another is
-/// there by now: then this one is closed).
-pub(super) fn give_back(slot: &Mutex<Option<netlink_sys::Socket>>, sock: netlink_sys::Socket) {
-    let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
-    if g.is_none() {
-        *g = Some(sock);
-    }
 }
 
 /// Lock the shared socket, installing `fresh` (or, failing that, a new one) if it was
@@ -173,7 +142,7 @@ pub(super) fn read_table(
 }
 
 /// The services (one dump of `IPVS_CMD_GET_SERVICE`), without destinations.
-pub(super) fn read_services(
+fn read_services(
     sock: &netlink_sys::Socket,
     family: u16,
     buf: &mut Vec<u8>,
@@ -221,7 +190,7 @@ pub(super) fn stream_table(
 }
 
 /// Fill in the destinations of `services`, one dump each.
-pub(super) fn read_dests(
+fn read_dests(
     sock: &netlink_sys::Socket,
     family: u16,
     services: &mut [Service],

@@ -190,8 +190,7 @@ async fn connect_ipvs(no_ipvs: bool) -> anyhow::Result<Option<IpvsClient>> {
     let c = IpvsClient::connect()
         .await
         .context("connecting to IPVS (is the ip_vs module loaded? `modprobe ip_vs`)")?;
-    // the daemon stays one thread (see `on_callers_thread`)
-    Ok(Some(c.on_callers_thread()))
+    Ok(Some(c))
 }
 
 /// The control socket (its path returned) and the metrics listener.
