@@ -90,19 +90,34 @@ fn a_figure_edited_by_hand_or_changed_data_fails_the_check() {
     assert!(o.status.success(), "{}", text(&o));
 }
 
-/// The table bench-report writes for raw `data` into a document in `dir`.
-fn table_of(dir: &Path, data: &str) -> String {
+/// Raw `data` as benchmarks/t.jsonl beside a document `doc` in `dir`, and
+/// bench-report run on it: its output and the document it left.
+fn report_doc(dir: &Path, data: &str, doc: &str) -> (Output, String) {
     std::fs::create_dir_all(dir.join("benchmarks")).expect("mkdir");
     std::fs::write(dir.join("benchmarks/t.jsonl"), data).expect("data");
-    let doc = dir.join("t.md");
-    std::fs::write(
-        &doc,
+    let path = dir.join("t.md");
+    std::fs::write(&path, doc).expect("doc");
+    let o = report(&[&path.to_string_lossy()]);
+    (o, std::fs::read_to_string(&path).expect("doc"))
+}
+
+/// The table bench-report writes for raw `data` into a document in `dir`.
+fn table_of(dir: &Path, data: &str) -> String {
+    let (o, doc) = report_doc(
+        dir,
+        data,
         "x\n<!-- bench-report benchmarks/t.jsonl -->\n<!-- /bench-report -->\n",
-    )
-    .expect("doc");
-    let o = report(&[&doc.to_string_lossy()]);
+    );
     assert!(o.status.success(), "{}", text(&o));
-    std::fs::read_to_string(&doc).expect("doc")
+    doc
+}
+
+/// A scale bench's line: `daemon`'s `case` at 100 × 10 in `s` seconds, with
+/// `extra` fields (`, "key": value`).
+fn scale_line(daemon: &str, case: &str, s: f64, extra: &str) -> String {
+    format!(
+        "{{\"bench\": \"scale\", \"daemon\": \"{daemon}\", \"services\": 100, \"real_servers\": 10, \"case\": \"{case}\", \"s\": {s:.1}, \"ok\": true{extra}, \"rep\": 1}}\n"
+    )
 }
 
 /// A failed run (`"ok": false`) is counted and shown, never a figure.
@@ -184,11 +199,7 @@ fn check_cost_builds_are_compared_with_the_first() {
 /// own, named by the interval: never averaged with the 1 s runs.
 #[test]
 fn scale_runs_at_another_interval_are_kept_apart() {
-    let run = |daemon: &str, s: f64, interval: &str| {
-        format!(
-            "{{\"bench\": \"scale\", \"daemon\": \"{daemon}\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": {s:.1}, \"ok\": true{interval}, \"rep\": 1}}\n"
-        )
-    };
+    let run = |daemon: &str, s: f64, interval: &str| scale_line(daemon, "ready", s, interval);
     let ten = ", \"interval_s\": 10";
     let data = [
         run("lvsup", 4.0, ""),
@@ -211,11 +222,7 @@ fn scale_runs_at_another_interval_are_kept_apart() {
 /// its default start (servers added unchecked).
 #[test]
 fn keepalived_alpha_start_is_compared_with_lvsup_start_apart() {
-    let run = |daemon: &str, case: &str, s: f64| {
-        format!(
-            "{{\"bench\": \"scale\", \"daemon\": \"{daemon}\", \"services\": 100, \"real_servers\": 10, \"case\": \"{case}\", \"s\": {s:.1}, \"ok\": true, \"rep\": 1}}\n"
-        )
-    };
+    let run = |daemon: &str, case: &str, s: f64| scale_line(daemon, case, s, "");
     let data = [
         run("lvsup", "ready", 4.0),
         run("keepalived", "ready", 2.0),
@@ -327,9 +334,7 @@ fn failover_times_closer_than_the_bench_can_tell_get_no_verdict() {
 #[test]
 fn a_section_can_take_the_lines_of_some_builds() {
     let run = |daemon: &str, build: &str, s: f64| {
-        format!(
-            "{{\"bench\": \"scale\", \"daemon\": \"{daemon}\", \"build\": \"{build}\", \"services\": 100, \"real_servers\": 10, \"case\": \"ready\", \"s\": {s:.1}, \"ok\": true, \"rep\": 1}}\n"
-        )
+        scale_line(daemon, "ready", s, &format!(", \"build\": \"{build}\""))
     };
     let data = [
         run("lvsup", "old", 8.0),
@@ -338,18 +343,13 @@ fn a_section_can_take_the_lines_of_some_builds() {
     ]
     .concat();
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("benchmarks")).expect("mkdir");
-    std::fs::write(dir.path().join("benchmarks/t.jsonl"), data).expect("data");
-    let doc = dir.path().join("t.md");
-    std::fs::write(
-        &doc,
+    let (o, t) = report_doc(
+        dir.path(),
+        &data,
         "<!-- bench-report benchmarks/t.jsonl?build=new,keepalived -->\n<!-- /bench-report -->\n\
          <!-- bench-report benchmarks/t.jsonl?build=old,keepalived -->\n<!-- /bench-report -->\n",
-    )
-    .expect("doc");
-    let o = report(&[&doc.to_string_lossy()]);
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let t = std::fs::read_to_string(&doc).expect("doc");
     for row in [
         "| 100 × 10 | start → every destination up (keepalived: added unchecked) | 4.0 s (1 run) | 2.0 s (1 run) | 2.00 |",
         "| 100 × 10 | start → every destination up (keepalived: added unchecked) | 8.0 s (1 run) | 2.0 s (1 run) | 4.00 |",
@@ -358,12 +358,11 @@ fn a_section_can_take_the_lines_of_some_builds() {
     }
     assert!(!t.contains("6.0 s"), "the builds were mixed:\n{t}");
     // a filter that keeps nothing is an error, not an empty table
-    std::fs::write(
-        &doc,
+    let (o, _) = report_doc(
+        dir.path(),
+        &data,
         "<!-- bench-report benchmarks/t.jsonl?build=none -->\n<!-- /bench-report -->\n",
-    )
-    .expect("doc");
-    let o = report(&[&doc.to_string_lossy()]);
+    );
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("no data"), "{}", text(&o));
 }
